@@ -1,0 +1,30 @@
+"""hetsim: design-space simulator and capacity planner for heterogeneous PD LLM inference.
+
+The public Python API (the CLI and the notebooks use only this):
+
+- :func:`load_scenario` — read, override and validate a scenario file into a :class:`Scenario`.
+- :func:`load_model` — a bundled model or a Hugging Face ``config.json``.
+- :func:`load_profile` — an accelerator profile by name.
+"""
+
+from hetsim.errors import InputError
+from hetsim.spec.hardware import AcceleratorProfile, available_profiles, load_profile
+from hetsim.spec.model import ModelConfig, bundled_models, load_model
+from hetsim.spec.resolve import Scenario, load_scenario, scenario_from_dict
+from hetsim.spec.scenario import ScenarioSpec
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AcceleratorProfile",
+    "InputError",
+    "ModelConfig",
+    "Scenario",
+    "ScenarioSpec",
+    "available_profiles",
+    "bundled_models",
+    "load_model",
+    "load_profile",
+    "load_scenario",
+    "scenario_from_dict",
+]

@@ -1,0 +1,273 @@
+"""The ``hetsim`` command line: parse, call the Python API, render.
+
+Bad input of any kind ends as one message on stderr and exit code 2; nothing here computes.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from hetsim import units
+from hetsim.errors import InputError
+
+app = typer.Typer(
+    name="hetsim",
+    help="Simulate and plan heterogeneous prefill/decode LLM serving.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+# Piped output (files, CI logs, notebooks) gets a wide page instead of rich's 80 columns.
+console = Console(width=None if sys.stdout.isatty() else 180)
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 180)
+
+SetOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set",
+        help="Override a scenario field: dotted.path=value (repeatable), e.g. "
+        "--set pools.decode.instances=4 --set sla.ttft='2 s'",
+        show_default=False,
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+
+
+def _default_scenario() -> Path:
+    from hetsim.spec.resolve import default_scenario_path
+
+    return default_scenario_path()
+
+
+def _load(path: Path, overrides: list[str] | None):  # noqa: ANN202 - returns hetsim Scenario
+    from hetsim.spec.resolve import load_scenario
+
+    return load_scenario(path, overrides or [])
+
+
+def _bytes(x: float) -> str:
+    return units.format_bytes(x, digits=3, binary=True)
+
+
+@app.command()
+def check(
+    scenario: Annotated[Path, typer.Argument(help="Scenario YAML file.", show_default=False)],
+    set_: SetOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Validate a scenario and show what it implies: weights and KV capacity per device,
+    KV bytes per token per role, transfer paths, cost.
+
+    Example: [bold]hetsim check scenarios/qwen3-32b-6p2d.yaml --set pools.decode.tp=2[/]
+    """
+    from hetsim.spec.summary import describe
+
+    loaded = _load(scenario, set_)
+    info = describe(loaded)
+    if as_json:
+        print(json.dumps(info, indent=2))
+        return
+    _render_check(info)
+
+
+def _render_check(info: dict[str, Any]) -> None:
+    m = info["model"]
+    console.print(
+        f"[bold green]✓[/] {info['file'] or info['scenario']} is valid — scenario "
+        f"[bold]{info['scenario']}[/]"
+    )
+    console.print(
+        f"model [bold]{m['name']}[/] ({m['architecture']}): "
+        f"{m['params_total'] / 1e9:.1f}B parameters, {m['params_active'] / 1e9:.1f}B active"
+    )
+    table = Table(title="Pools (per device unless stated)", title_justify="left")
+    for col in (
+        "pool", "role", "accelerator", "inst × dev", "tp/dp/ep", "precision W/A/KV",
+        "weights", "activations*", "KV room", "KV B/token", "KV tokens/inst", "$/h",
+    ):
+        table.add_column(col, justify="right" if col not in ("pool", "role", "accelerator",
+                                                              "precision W/A/KV") else "left")
+    for p in info["pools"]:
+        mem = p["memory"]
+        prec = p["precision"]
+        price = units.format_price_per_hour(p["cost_per_hour"])
+        table.add_row(
+            p["name"], p["role"], p["accelerator"],
+            f"{p['instances']} × {p['devices_per_instance']}",
+            f"{p['tp']}/{p['dp']}/{p['ep']}",
+            f"{prec['weights']}/{prec['activations']}/{prec['kv']}",
+            _bytes(mem["weights_per_device"]),
+            _bytes(mem["activations_per_device"]),
+            _bytes(mem["kv_room_per_device"]),
+            f"{mem['kv_bytes_per_token_per_device']:,.0f}",
+            f"{mem['kv_capacity_tokens']:,}",
+            price + ("†" if p["price_is_assumption"] else ""),
+        )
+    console.print(table)
+    if info["paths"]:
+        paths = Table(title="KV transfer paths", title_justify="left")
+        for col in ("from → to", "hops", "bottleneck", "latency", "format", "KV B/token",
+                    "8K-token KV alone"):
+            paths.add_column(col)
+        for p in info["paths"]:
+            paths.add_row(
+                f"{p['from']} → {p['to']}", " → ".join(p["hops"]),
+                units.format_bandwidth(p["bottleneck_bandwidth"], 3),
+                units.format_time(p["latency"], 3), p["transfer_format"],
+                f"{p['kv_bytes_per_token']:,.0f}",
+                units.format_time(p["lone_8k_token_transfer_s"], 3),
+            )
+        console.print(paths)
+    sla = info["sla"]
+    console.print(
+        f"lifecycle [bold]{info['lifecycle']}[/]; SLA: TTFT ≤ {units.format_time(sla['ttft'])}, "
+        f"TPOT ≤ {units.format_time(sla['tpot'])} at p{sla['percentile']:g}, "
+        f"attainment ≥ {sla['attainment']:.0%}"
+    )
+    console.print(
+        f"{info['devices']} devices, [bold]{units.format_price_per_hour(info['cost_per_hour'])}[/]"
+    )
+    notes = ["* activations: estimated peak workspace of one step (assumption, not measured)"]
+    if any(p["price_is_assumption"] for p in info["pools"]):
+        notes.append("† price from the hardware profile: an assumption (set costs.prices)")
+    for p in info["pools"]:
+        if p["uncertain_figures"]:
+            notes.append(
+                f"{p['accelerator']}: not from a vendor datasheet: {', '.join(p['uncertain_figures'])}"
+            )
+        notes.append(f"{p['name']}: step-time provenance {p['provenance']}")
+    for n in dict.fromkeys(notes):
+        console.print(f"[dim]{n}[/]")
+
+
+@app.command()
+def profiles(as_json: JsonOption = False) -> None:
+    """List the accelerator profiles: memory, bandwidth, peak compute per format, links, price."""
+    from hetsim.spec.hardware import available_profiles, load_profile
+
+    rows = [load_profile(name) for name in available_profiles()]
+    if as_json:
+        print(json.dumps([p.model_dump(mode="json") for p in rows], indent=2))
+        return
+    table = Table(title="Accelerator profiles (dense peaks)", title_justify="left")
+    for col in ("name", "vendor", "memory", "mem BW", "bf16", "fp8", "int8", "fp4",
+                "scale-up /dir", "formats W | A | KV", "$/h†", "not datasheet"):
+        table.add_column(col)
+    for p in rows:
+        def peak(key: str, p=p) -> str:
+            return units.format_flops(p.compute[key].value, 3) if key in p.compute else "—"
+        table.add_row(
+            p.name, p.vendor, _bytes(p.memory_bytes), units.format_bandwidth(p.memory_bandwidth, 3),
+            peak("bf16"), peak("fp8"), peak("int8"), peak("fp4"),
+            units.format_bandwidth(p.scale_up.bandwidth.value, 3) if p.scale_up else "—",
+            f"{','.join(p.formats.weights)} | {','.join(p.formats.activations)} | "
+            f"{','.join(p.formats.kv)}",
+            units.format_price_per_hour(p.price),
+            str(len(p.uncertain_figures())),
+        )
+    console.print(table)
+    console.print("[dim]† prices are assumptions; see each profile's note and sources[/]")
+
+
+@app.command()
+def models(
+    as_json: JsonOption = False,
+    config: Annotated[
+        list[Path] | None,
+        typer.Option("--config", help="Also show a Hugging Face config.json (repeatable)."),
+    ] = None,
+) -> None:
+    """List the bundled models with derived parameters, weight bytes and KV bytes per token."""
+    from hetsim.spec.model import bundled_models, load_model
+
+    loaded = [load_model(name) for name in bundled_models()]
+    loaded += [load_model(str(path)) for path in config or []]
+    if as_json:
+        print(json.dumps([m.summary() for m in loaded], indent=2))
+        return
+    table = Table(title="Models (KV bytes per token, all layers)", title_justify="left")
+    for col in ("name", "architecture", "layers", "params", "active", "bf16 weights",
+                "KV bf16", "KV fp8", "KV int8", "KV int4", "max ctx"):
+        table.add_column(col, justify="left" if col in ("name", "architecture") else "right")
+    for m in loaded:
+        table.add_row(
+            m.name, m.description, str(m.num_layers), f"{m.params_total / 1e9:.2f}B",
+            f"{m.params_active / 1e9:.2f}B", _bytes(m.weight_bytes("bf16")),
+            f"{m.kv_bytes_per_token('bf16'):,.0f}", f"{m.kv_bytes_per_token('fp8_e4m3'):,.0f}",
+            f"{m.kv_bytes_per_token('int8'):,.0f}", f"{m.kv_bytes_per_token('int4'):,.0f}",
+            f"{m.max_context:,}",
+        )
+    console.print(table)
+    console.print(
+        "[dim]fp8 KV: per-tensor scale; int8/int4 KV: fp16 scale + zero point per token and head "
+        "(MLA: per latent vector). Weights exclude MTP layers.[/]"
+    )
+
+
+@app.command()
+def schema(
+    out: Annotated[Path | None, typer.Option("--out", help="Write to this file.")] = None,
+) -> None:
+    """Print the JSON Schema of the scenario file (for editors and validation)."""
+    from hetsim.spec.scenario import ScenarioSpec
+
+    text = json.dumps(ScenarioSpec.model_json_schema(by_alias=True), indent=2)
+    if out:
+        out.write_text(text + "\n", encoding="utf-8")
+        err_console.print(f"wrote {out}")
+    else:
+        print(text)
+
+
+@app.command()
+def plan(
+    scenario: Annotated[
+        Path | None,
+        typer.Argument(help="Scenario YAML (default: the bundled cphd-glm51.yaml).",
+                       show_default=False),
+    ] = None,
+    set_: SetOption = None,
+) -> None:
+    """Search deployments for the best goodput per dollar under the scenario's SLA."""
+    path = scenario or _default_scenario()
+    from hetsim.spec.summary import describe
+
+    loaded = _load(path, set_)
+    _render_check(describe(loaded))
+    err_console.print(
+        "[yellow]The planner (design-space search) is not implemented yet; above is the "
+        "validated scenario it will start from.[/]"
+    )
+
+
+def main() -> None:
+    """Console entry point: user-input errors become one message and exit code 2."""
+    try:
+        app(standalone_mode=False)
+    except InputError as exc:
+        err_console.print(f"[bold red]error:[/] {exc.render()}", highlight=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        err_console.print("aborted")
+        sys.exit(130)
+    except Exception as exc:  # click usage errors carry their own exit code
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,113 @@
+"""Memory of one instance: weights, activation workspace, and what is left for KV.
+
+Sharding follows the engines: attention, dense MLPs, shared experts, embeddings and LM head are
+split over ``tp`` (and replicated across ``dp`` ranks); routed experts are split over ``ep`` when
+expert parallelism is on, else over ``tp``. GQA KV heads are split over ``tp`` (replicated once
+``tp`` exceeds the KV heads); the MLA latent is not split by head, so every TP rank stores the
+whole latent of its requests. With ``dp`` attention ranks each rank serves its own requests.
+
+The activation workspace and the runtime reserve are estimates (labelled as such by
+``hetsim check``): vLLM measures the peak with a profiling run at start-up, which we cannot do.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from hetsim.spec.hardware import AcceleratorProfile
+from hetsim.spec.model import ModelConfig
+from hetsim.spec.scenario import PoolSpec
+
+__all__ = ["MemoryFootprint", "footprint", "RUNTIME_RESERVE_BYTES", "kv_bytes_per_token_per_device"]
+
+#: CUDA/driver context, communicator buffers and graph pools per device — an assumption
+RUNTIME_RESERVE_BYTES = 1.0 * 2**30
+
+
+@dataclass(frozen=True)
+class MemoryFootprint:
+    capacity_per_device: float
+    usable_per_device: float
+    weights_per_device: float
+    activations_per_device: float
+    runtime_reserve_per_device: float
+    kv_room_per_device: float
+    kv_bytes_per_token_per_device: float
+    kv_capacity_tokens: int  # per instance, whole pages only
+    kv_capacity_blocks: int  # per instance
+    kv_page_tokens: int
+
+    @property
+    def fits(self) -> bool:
+        return self.kv_room_per_device > 0 and self.kv_capacity_blocks > 0
+
+    def as_dict(self) -> dict[str, float | int]:
+        return asdict(self)
+
+
+def kv_bytes_per_token_per_device(model: ModelConfig, tp: int, kv_format: str) -> float:
+    """Bytes one token's KV occupies on each device of a TP group."""
+    full = model.kv_bytes_per_token(kv_format)
+    if model.is_mla:
+        return full
+    heads_per_device = max(1.0, model.num_kv_heads / tp)
+    return full * heads_per_device / model.num_kv_heads
+
+
+def activation_workspace_bytes(model: ModelConfig, pool: PoolSpec) -> float:
+    """Peak activation memory of one step on one device (estimate).
+
+    A step of ``max_batched_tokens`` tokens keeps a few hidden-size buffers (residual, normed
+    input, attention output), the local slice of QKV, and the local MLP intermediate (gate and up)
+    live at once, in 16-bit; sampling keeps fp32 logits for every sequence in the batch.
+    """
+    tokens = pool.batching.max_batched_tokens
+    tp = pool.tp
+    if model.is_moe:
+        shards = pool.ep if pool.ep > 1 else tp
+        ffn = max(
+            model.intermediate_size / tp if model.num_dense_layers else 0.0,
+            model.experts_per_token * model.moe_intermediate_size / shards
+            + model.shared_expert_intermediate_size / tp,
+        )
+    else:
+        ffn = model.intermediate_size / tp
+    if model.is_mla:
+        qkv = model.num_attention_heads * (
+            model.qk_nope_head_dim + model.qk_rope_head_dim + model.v_head_dim
+        ) / tp
+    else:
+        qkv = (model.num_attention_heads + 2 * model.num_kv_heads) * model.head_dim / tp
+    per_token = 2.0 * (4 * model.hidden_size + qkv + 2 * ffn)
+    logits = pool.batching.max_num_seqs * model.vocab_size / tp * 4.0
+    return tokens * per_token + logits
+
+
+def weights_per_device(model: ModelConfig, pool: PoolSpec) -> float:
+    experts, other = model.weight_bytes_split(pool.precision.weights)
+    expert_shards = pool.ep if pool.ep > 1 else pool.tp
+    return other / pool.tp + experts / expert_shards
+
+
+def footprint(model: ModelConfig, profile: AcceleratorProfile, pool: PoolSpec) -> MemoryFootprint:
+    capacity = profile.memory_bytes
+    usable = capacity * pool.memory_utilization
+    weights = weights_per_device(model, pool)
+    activations = activation_workspace_bytes(model, pool)
+    room = usable - weights - activations - RUNTIME_RESERVE_BYTES
+    per_token = kv_bytes_per_token_per_device(model, pool.tp, pool.precision.kv)
+    page = pool.kv_page_tokens
+    blocks_per_rank = int(room // (per_token * page)) if room > 0 else 0
+    blocks = blocks_per_rank * pool.dp
+    return MemoryFootprint(
+        capacity_per_device=capacity,
+        usable_per_device=usable,
+        weights_per_device=weights,
+        activations_per_device=activations,
+        runtime_reserve_per_device=RUNTIME_RESERVE_BYTES,
+        kv_room_per_device=room,
+        kv_bytes_per_token_per_device=per_token,
+        kv_capacity_tokens=blocks * page,
+        kv_capacity_blocks=blocks,
+        kv_page_tokens=page,
+    )

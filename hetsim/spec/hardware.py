@@ -1,0 +1,278 @@
+"""Accelerator profiles: what one device can do, with where each figure comes from.
+
+A profile lives in ``hardware_profiles/<name>.yaml``. Every figure is either a plain value, read
+as taken from the vendor's datasheet, or a mapping ``{value, confidence, note, source}`` for
+figures that are not (third-party pages, measurements, our estimates, assumptions). Prices are
+always assumptions. The default roofline efficiencies are assumptions too, used only where no
+calibration table exists for the device (then predictions say ``roofline-default``).
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from hetsim.spec._types import (
+    Bandwidth,
+    Bytes,
+    Flops,
+    PricePerHour,
+    Seconds,
+    StrictModel,
+    Watts,
+    figure_model,
+)
+from hetsim.spec.precision import (
+    ACTIVATION_FORMATS,
+    COMPUTE_FORMATS,
+    KV_FORMATS,
+    WEIGHT_FORMATS,
+    gemm_compute_format,
+)
+
+__all__ = ["AcceleratorProfile", "Source"]
+
+BytesFigure = figure_model(Bytes, "80 GiB")
+BandwidthFigure = figure_model(Bandwidth, "3.35 TB/s")
+FlopsFigure = figure_model(Flops, "989 TFLOPS")
+SecondsFigure = figure_model(Seconds, "2 us")
+WattsFigure = figure_model(Watts, "700 W")
+PriceFigure = figure_model(PricePerHour, "$2.50/h")
+CountFigure = figure_model(int, "8")
+FractionFigure = figure_model(float, "0.8")
+
+
+class Source(StrictModel):
+    id: str = Field(description="short id that figures cite in their `source`")
+    url: str
+    supports: str = Field(description="which figures this source supports")
+
+
+class Memory(StrictModel):
+    capacity: BytesFigure = Field(description="device memory (HBM/GDDR/DRAM) capacity")
+    bandwidth: BandwidthFigure = Field(description="peak memory bandwidth")
+    type: str = Field(description="HBM3, HBM3e, GDDR6, DDR5 ...")
+
+
+class Formats(StrictModel):
+    """Formats this device can serve, per role (compute or storage)."""
+
+    weights: list[str]
+    activations: list[str]
+    kv: list[str]
+
+    @field_validator("weights")
+    @classmethod
+    def _weights(cls, v: list[str]) -> list[str]:
+        return _check_names(v, WEIGHT_FORMATS)
+
+    @field_validator("activations")
+    @classmethod
+    def _activations(cls, v: list[str]) -> list[str]:
+        return _check_names(v, ACTIVATION_FORMATS)
+
+    @field_validator("kv")
+    @classmethod
+    def _kv(cls, v: list[str]) -> list[str]:
+        return _check_names(v, KV_FORMATS)
+
+
+def _check_names(values: list[str], allowed: tuple[str, ...]) -> list[str]:
+    bad = [v for v in values if v not in allowed]
+    if bad:
+        raise ValueError(f"unknown format(s) {bad}; allowed: {', '.join(allowed)}")
+    return values
+
+
+class ScaleUp(StrictModel):
+    technology: str = Field(description="NVLink4, MetaXLink, HCCS, Infinity Fabric, PCIe ...")
+    bandwidth: BandwidthFigure = Field(
+        description="per device, per direction (what one rank can send while receiving as much)"
+    )
+    latency: SecondsFigure = Field(description="one-hop latency of a collective step")
+    domain_size: int = Field(ge=1, description="devices in one scale-up domain (node or supernode)")
+
+
+class Nic(StrictModel):
+    count_per_device: float = Field(gt=0, description="NICs per device (0.5: one per two devices)")
+    speed: BandwidthFigure = Field(description="line rate of one NIC, e.g. '400 Gbps'")
+    rdma: bool = True
+    gpudirect: bool = Field(description="NIC reads/writes device memory without host staging")
+
+
+class Host(StrictModel):
+    pcie_gen: int = Field(ge=3, le=6)
+    pcie_bandwidth: BandwidthFigure = Field(description="device↔host, per direction (x16)")
+
+
+class Efficiency(StrictModel):
+    """Roofline defaults, used when no calibration table exists. These are assumptions."""
+
+    compute: FractionFigure = Field(description="achieved / peak for large GEMMs")
+    memory: FractionFigure = Field(description="achieved / peak for streaming reads")
+    network: FractionFigure = Field(description="achieved / line rate for large transfers")
+    step_overhead: SecondsFigure = Field(description="fixed runtime cost per batch step")
+
+
+class AcceleratorProfile(StrictModel):
+    name: str = Field(description="id used by scenarios, e.g. 'nvidia-h100-sxm'")
+    display_name: str
+    vendor: str
+    kind: Literal["gpu", "npu", "cpu"]
+    memory: Memory
+    compute: dict[str, FlopsFigure] = Field(
+        description=f"dense peak throughput per compute format ({', '.join(COMPUTE_FORMATS)})"
+    )
+    formats: Formats
+    scale_up: ScaleUp | None = None
+    nic: Nic | None = None
+    host: Host
+    tdp: WattsFigure
+    price_per_hour: PriceFigure = Field(
+        description="indicative price per device-hour; always an assumption"
+    )
+    efficiency: Efficiency
+    calibration: str | None = Field(
+        default=None, description="path (relative to the profile) of a calibration table"
+    )
+    sources: list[Source] = Field(min_length=1)
+    notes: str | None = None
+
+    @field_validator("compute")
+    @classmethod
+    def _compute_keys(cls, v: dict[str, object]) -> dict[str, object]:
+        bad = [k for k in v if k not in COMPUTE_FORMATS]
+        if bad:
+            raise ValueError(f"unknown compute format(s) {bad}; allowed: {', '.join(COMPUTE_FORMATS)}")
+        return v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> AcceleratorProfile:
+        if self.price_per_hour.confidence != "assumption":
+            raise ValueError("price_per_hour.confidence must be 'assumption': prices are not facts")
+        for act in self.formats.activations:
+            for w in self.formats.weights:
+                key = gemm_compute_format(w, act)
+                if key is not None and (w == act or act in ("bf16", "fp16", "fp32")):
+                    if key not in self.compute:
+                        raise ValueError(
+                            f"formats allow weights={w} with activations={act}, which computes at "
+                            f"{key}, but `compute` has no {key} peak"
+                        )
+        ids = {s.id for s in self.sources}
+        for path, fig in self._figures():
+            if fig.source and not fig.source.startswith("http") and fig.source not in ids:
+                raise ValueError(f"{path}.source {fig.source!r} is not one of sources: {sorted(ids)}")
+        return self
+
+    def _figures(self) -> list[tuple[str, object]]:
+        out: list[tuple[str, object]] = [
+            ("memory.capacity", self.memory.capacity),
+            ("memory.bandwidth", self.memory.bandwidth),
+            ("tdp", self.tdp),
+            ("price_per_hour", self.price_per_hour),
+        ]
+        out += [(f"compute.{k}", v) for k, v in self.compute.items()]
+        if self.scale_up:
+            out += [("scale_up.bandwidth", self.scale_up.bandwidth)]
+        if self.nic:
+            out += [("nic.speed", self.nic.speed)]
+        return out
+
+    # Convenience accessors in SI units -------------------------------------------------------
+
+    @cached_property
+    def memory_bytes(self) -> float:
+        return self.memory.capacity.value
+
+    @cached_property
+    def memory_bandwidth(self) -> float:
+        return self.memory.bandwidth.value
+
+    def peak_flops(self, compute_key: str) -> float:
+        """Dense peak for a compute format, in operations per second."""
+        return self.compute[compute_key].value
+
+    @property
+    def price(self) -> float:
+        return self.price_per_hour.value
+
+    def supports(self, role: str, fmt: str) -> bool:
+        return fmt in getattr(self.formats, role)
+
+    def uncertain_figures(self) -> list[str]:
+        """Field paths whose confidence is not 'datasheet' (shown in `hetsim profiles`)."""
+        return [p for p, f in self._figures() if f.confidence != "datasheet"]  # type: ignore[attr-defined]
+
+    @classmethod
+    def from_yaml(cls, path: Path) -> AcceleratorProfile:
+        from hetsim.spec.loader import load_yaml_model
+
+        return load_yaml_model(cls, path)
+
+
+# ---- the profile catalogue -------------------------------------------------------------------
+
+_PACKAGE_DIR = Path(__file__).resolve().parent.parent
+
+
+def profile_dirs(extra: list[Path] | None = None) -> list[Path]:
+    """Where profiles are looked up, first match wins: ``extra`` folders (a scenario's own
+    ``hardware_profiles/``), ``$HETSIM_PROFILE_PATH``, the repository's ``hardware_profiles/``
+    (editable installs) and the copy bundled in the wheel."""
+    import os
+
+    dirs = list(extra or [])
+    env = os.environ.get("HETSIM_PROFILE_PATH")
+    if env:
+        dirs += [Path(p) for p in env.split(os.pathsep) if p]
+    dirs += [_PACKAGE_DIR.parent / "hardware_profiles", _PACKAGE_DIR / "_bundled" / "hardware_profiles"]
+    return [d for d in dirs if d.is_dir()]
+
+
+def available_profiles(extra: list[Path] | None = None) -> dict[str, Path]:
+    """Profile name → file, over all lookup folders."""
+    found: dict[str, Path] = {}
+    for d in profile_dirs(extra):
+        for p in sorted(d.glob("*.yaml")):
+            found.setdefault(p.stem, p)
+    return found
+
+
+_CACHE: dict[Path, AcceleratorProfile] = {}
+
+
+def load_profile(name: str, extra: list[Path] | None = None) -> AcceleratorProfile:
+    """A profile by name (or by path to a YAML file); an unknown name lists the known ones."""
+    from hetsim.errors import InputError
+
+    candidate = Path(name)
+    if name.endswith((".yaml", ".yml")):
+        for base in [Path.cwd(), *(extra or [])]:
+            p = candidate if candidate.is_absolute() else base / candidate
+            if p.exists():
+                return _load_cached(p)
+    known = available_profiles(extra)
+    if name not in known:
+        raise InputError(
+            "unknown accelerator", value=name, allowed=", ".join(sorted(known)) or "(none found)"
+        )
+    return _load_cached(known[name])
+
+
+def _load_cached(path: Path) -> AcceleratorProfile:
+    path = path.resolve()
+    if path not in _CACHE:
+        profile = AcceleratorProfile.from_yaml(path)
+        if profile.name != path.stem:
+            from hetsim.errors import InputError
+
+            raise InputError(
+                "a profile's name must match its file name", file=path, field="name",
+                value=profile.name, allowed=path.stem,
+            )
+        _CACHE[path] = profile
+    return _CACHE[path]

@@ -1,0 +1,266 @@
+"""Reading YAML into pydantic models, with errors a person can act on.
+
+Every failure — an unreadable file, text that is not YAML, a document that is not a mapping, a
+wrong type, an unknown key, a bad unit — becomes one :class:`~hetsim.errors.InputError` naming the
+file, the field path, the bad value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import typing
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from hetsim.errors import InputError
+
+__all__ = ["read_yaml", "load_yaml_model", "validate_model", "apply_overrides", "parse_override"]
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that rejects duplicate keys (YAML would silently keep the last one)."""
+
+
+def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False):
+    mapping: dict[Any, Any] = {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in mapping:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r}", key_node.start_mark
+            )
+        mapping[key] = loader.construct_object(value_node, deep=deep)
+    return mapping
+
+
+_UniqueKeyLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
+    _construct_mapping,  # type: ignore[arg-type]
+)
+
+
+def read_yaml(path: str | Path, what: str = "file") -> dict[str, Any]:
+    """The mapping at the top of a YAML file, or an InputError saying why there is none."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{what} not found", file=path)
+    if path.is_dir():
+        raise InputError(f"{what} is a directory, expected a YAML file", file=path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise InputError(f"{what} is not UTF-8 text (is it a binary file?)", file=path) from None
+    except OSError as exc:
+        raise InputError(f"cannot read {what}: {exc.strerror}", file=path) from None
+    try:
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - SafeLoader subclass
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        line = mark.line + 1 if mark is not None else None
+        problem = exc.problem or str(exc)
+        raise InputError(f"not valid YAML: {problem}", file=path, line=line) from None
+    except yaml.YAMLError as exc:
+        raise InputError(f"not valid YAML: {exc}", file=path) from None
+    if data is None:
+        raise InputError(f"{what} is empty", file=path)
+    if not isinstance(data, dict):
+        raise InputError(
+            f"the top level of a {what} must be a mapping of keys to values, "
+            f"not a {type(data).__name__}",
+            file=path,
+        )
+    return data
+
+
+def _loc_to_path(loc: tuple[Any, ...]) -> str:
+    parts: list[str] = []
+    for item in loc:
+        if isinstance(item, int):
+            parts.append(f"[{item}]")
+        elif isinstance(item, str) and item.startswith(("function-", "tagged-union", "json-or")):
+            continue  # pydantic's internal validator names are noise to a user
+        else:
+            parts.append(("." if parts else "") + str(item))
+    return "".join(parts)
+
+
+def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str] | None:
+    """Field names accepted at the parent of ``loc`` (for 'unknown key' messages)."""
+    current: Any = model
+    for item in loc[:-1]:
+        if isinstance(item, int):
+            continue
+        if not (isinstance(current, type) and issubclass(current, BaseModel)):
+            return None
+        field = current.model_fields.get(item)
+        if field is None:
+            # a dict key (e.g. a name in a mapping of pools): stay on the value type
+            continue
+        current = _inner_model(field.annotation)
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return list(current.model_fields)
+    return None
+
+
+def _inner_model(annotation: Any) -> Any:
+    """The BaseModel inside Optional[...], list[...], dict[str, ...] or Annotated[...]."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = _inner_model(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def validation_error_to_input_error(
+    exc: ValidationError, model: type[BaseModel], file: str | Path | None
+) -> InputError:
+    """The first error of a ValidationError, as one actionable message.
+
+    Later errors are counted, not printed: fixing the first often fixes the rest, and one clear
+    message beats a wall of them.
+    """
+    errors = exc.errors(include_url=False)
+    first = errors[0]
+    loc = tuple(first.get("loc", ()))
+    field = _loc_to_path(loc) or None
+    kind = first.get("type", "")
+    message = str(first.get("msg", "invalid value"))
+    if message.startswith("Value error, "):
+        message = message[len("Value error, ") :]
+    allowed: str | None = None
+    value: Any = first.get("input")
+    if kind == "extra_forbidden":
+        keys = _allowed_keys(model, loc) or []
+        unknown = str(loc[-1]) if loc else "?"
+        close = difflib.get_close_matches(unknown, keys, n=1)
+        message = "unknown key" + (f" (did you mean {close[0]!r}?)" if close else "")
+        allowed = ", ".join(keys) if keys else None
+        value = unknown
+    elif kind == "missing":
+        message = "required field is missing"
+        value = None
+    elif kind == "literal_error":
+        expected = (first.get("ctx") or {}).get("expected")
+        if expected:
+            allowed = str(expected)
+            message = "not one of the allowed values"
+    elif kind in ("model_type", "model_attributes_type", "dict_type"):
+        message = "expected a mapping of keys to values"
+    if len(errors) > 1:
+        message += f" [and {len(errors) - 1} more problem(s)]"
+    kwargs: dict[str, Any] = {"file": file, "field": field, "allowed": allowed}
+    if kind != "missing":
+        kwargs["value"] = _short(value)
+    return InputError(message, **kwargs)
+
+
+def _short(value: Any) -> Any:
+    if isinstance(value, dict | list):
+        text = json.dumps(value, default=str)
+        return text if len(text) <= 80 else text[:77] + "..."
+    return value
+
+
+def validate_model(model: type[M], data: Any, file: str | Path | None = None) -> M:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise validation_error_to_input_error(exc, model, file) from None
+
+
+def load_yaml_model(model: type[M], path: str | Path, what: str = "file") -> M:
+    return validate_model(model, read_yaml(path, what), path)
+
+
+def parse_override(text: str) -> tuple[list[str | int], Any]:
+    """``pools[0].tp=8`` or ``sla.ttft=2 s`` → (path parts, YAML-typed value)."""
+    if "=" not in text:
+        raise InputError(
+            "an override must look like dotted.path=value",
+            field="--set",
+            value=text,
+            allowed="e.g. --set pools.decode.instances=4 --set sla.ttft='2 s'",
+        )
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    if not key:
+        raise InputError("an override needs a field path before '='", field="--set", value=text)
+    parts: list[str | int] = []
+    for piece in key.split("."):
+        while "[" in piece:
+            head, _, rest = piece.partition("[")
+            index, _, piece = rest.partition("]")
+            if head:
+                parts.append(head)
+            if not index.isdigit():
+                raise InputError("list index must be a number", field="--set", value=text)
+            parts.append(int(index))
+        if piece:
+            parts.append(int(piece) if piece.isdigit() else piece)
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return parts, value
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``--set`` overrides to raw scenario data before validation.
+
+    A path segment may index a list by position (``pools.1.tp``) or, for lists of named items, by
+    name (``pools.decode.tp``), the way people refer to pools.
+    """
+    for text in overrides:
+        parts, value = parse_override(text)
+        target: Any = data
+        for depth, part in enumerate(parts):
+            last = depth == len(parts) - 1
+            shown = ".".join(str(p) for p in parts[: depth + 1])
+            if isinstance(target, list):
+                index = _list_index(target, part, shown, text)
+                if last:
+                    target[index] = value
+                else:
+                    target = target[index]
+            elif isinstance(target, dict):
+                if last:
+                    target[part] = value
+                else:
+                    if part not in target or target[part] is None:
+                        target[part] = {}
+                    target = target[part]
+            else:
+                raise InputError(
+                    f"cannot set a field inside {type(target).__name__} value at {shown!r}",
+                    field="--set",
+                    value=text,
+                )
+    return data
+
+
+def _list_index(target: list[Any], part: str | int, shown: str, text: str) -> int:
+    if isinstance(part, int):
+        if part >= len(target):
+            raise InputError(
+                f"index {part} is out of range (the list has {len(target)} items)",
+                field="--set",
+                value=text,
+            )
+        return part
+    names = [item.get("name") for item in target if isinstance(item, dict)]
+    if part in names:
+        return names.index(part)
+    raise InputError(
+        f"no item named {part!r} at {shown!r}",
+        field="--set",
+        value=text,
+        allowed=", ".join(str(n) for n in names if n is not None) or None,
+    )

@@ -1,0 +1,485 @@
+"""Model architectures read from Hugging Face ``config.json`` files.
+
+hetsim needs the shapes that decide cost: parameters per layer (dense MLP or MoE experts),
+attention geometry (GQA heads, or MLA latent widths, and DeepSeek-style sparse attention), the
+vocabulary. From them it derives total and active parameters, weight bytes per format, KV bytes
+per token per KV format and FLOPs per token as a function of context length.
+
+Counting conventions (they match the published totals): weights include embeddings and an untied
+LM head; norms and biases are left out (well under 0.1% of any bundled model); MTP / next-n
+prediction layers are left out, as serving engines do not run them unless speculative decoding is
+on.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from hetsim.errors import InputError
+from hetsim.spec.precision import KV_FORMATS, WEIGHT_FORMATS, get_format
+
+__all__ = ["ModelConfig", "load_model", "bundled_models", "MODEL_CONFIG_DIR"]
+
+MODEL_CONFIG_DIR = Path(__file__).resolve().parent.parent / "model_configs"
+
+_SUPPORTED_TYPES = {
+    "llama": "dense GQA",
+    "qwen2": "dense GQA",
+    "qwen3": "dense GQA",
+    "mistral": "dense GQA",
+    "mixtral": "MoE GQA",
+    "qwen2_moe": "MoE GQA",
+    "qwen3_moe": "MoE GQA",
+    "glm4_moe": "MoE GQA",
+    "deepseek_v2": "MoE MLA",
+    "deepseek_v3": "MoE MLA",
+    "deepseek_v32": "MoE MLA + sparse attention",
+    "glm_moe_dsa": "MoE MLA + sparse attention",
+}
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The cost-relevant shape of a decoder-only transformer."""
+
+    name: str
+    model_type: str
+    hidden_size: int
+    num_layers: int
+    num_attention_heads: int
+    num_kv_heads: int
+    head_dim: int
+    intermediate_size: int
+    vocab_size: int
+    max_context: int
+    tie_word_embeddings: bool = False
+    # MoE
+    num_experts: int = 0
+    experts_per_token: int = 0
+    moe_intermediate_size: int = 0
+    num_shared_experts: int = 0
+    shared_expert_intermediate_size: int = 0
+    num_dense_layers: int = 0  # leading dense layers before the MoE ones (first_k_dense_replace)
+    # MLA (DeepSeek-V2/V3, GLM-5)
+    kv_lora_rank: int = 0
+    q_lora_rank: int = 0
+    qk_nope_head_dim: int = 0
+    qk_rope_head_dim: int = 0
+    v_head_dim: int = 0
+    # DeepSeek sparse attention: a lightning indexer scores every cached token, attention reads top-k
+    index_topk: int = 0
+    index_n_heads: int = 0
+    index_head_dim: int = 0
+    source: str = ""
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    # ---- kind ---------------------------------------------------------------------------------
+
+    @property
+    def is_moe(self) -> bool:
+        return self.num_experts > 0
+
+    @property
+    def is_mla(self) -> bool:
+        return self.kv_lora_rank > 0
+
+    @property
+    def is_sparse_attention(self) -> bool:
+        return self.index_topk > 0
+
+    @property
+    def num_moe_layers(self) -> int:
+        return self.num_layers - self.num_dense_layers if self.is_moe else 0
+
+    @property
+    def attention_kind(self) -> str:
+        if self.is_mla:
+            return "MLA + DSA" if self.is_sparse_attention else "MLA"
+        if self.num_kv_heads == self.num_attention_heads:
+            return "MHA"
+        return "GQA" if self.num_kv_heads > 1 else "MQA"
+
+    @property
+    def description(self) -> str:
+        kind = "MoE" if self.is_moe else "dense"
+        return f"{kind} {self.attention_kind}"
+
+    # ---- parameters ---------------------------------------------------------------------------
+
+    @cached_property
+    def attention_params_per_layer(self) -> int:
+        h = self.hidden_size
+        if self.is_mla:
+            qk_head = self.qk_nope_head_dim + self.qk_rope_head_dim
+            heads = self.num_attention_heads
+            if self.q_lora_rank:
+                q = h * self.q_lora_rank + self.q_lora_rank * heads * qk_head
+            else:
+                q = h * heads * qk_head
+            kv_a = h * (self.kv_lora_rank + self.qk_rope_head_dim)
+            kv_b = self.kv_lora_rank * heads * (self.qk_nope_head_dim + self.v_head_dim)
+            o = heads * self.v_head_dim * h
+            indexer = 0
+            if self.is_sparse_attention:
+                q_in = self.q_lora_rank or h
+                indexer = (
+                    q_in * self.index_n_heads * self.index_head_dim  # indexer queries
+                    + h * self.index_head_dim  # indexer keys
+                    + h * self.index_n_heads  # per-head weights
+                )
+            return q + kv_a + kv_b + o + indexer
+        q = h * self.num_attention_heads * self.head_dim
+        kv = 2 * h * self.num_kv_heads * self.head_dim
+        o = self.num_attention_heads * self.head_dim * h
+        return q + kv + o
+
+    @property
+    def dense_mlp_params(self) -> int:
+        """Gated MLP (gate, up, down) of a dense layer."""
+        return 3 * self.hidden_size * self.intermediate_size
+
+    @property
+    def expert_params(self) -> int:
+        return 3 * self.hidden_size * self.moe_intermediate_size
+
+    @property
+    def shared_expert_params(self) -> int:
+        return 3 * self.hidden_size * self.shared_expert_intermediate_size
+
+    @property
+    def router_params(self) -> int:
+        return self.hidden_size * self.num_experts
+
+    @property
+    def embedding_params(self) -> int:
+        return self.vocab_size * self.hidden_size
+
+    @property
+    def lm_head_params(self) -> int:
+        return 0 if self.tie_word_embeddings else self.vocab_size * self.hidden_size
+
+    @cached_property
+    def params_total(self) -> int:
+        layers = self.num_layers * self.attention_params_per_layer
+        layers += self.num_dense_layers_effective * self.dense_mlp_params
+        layers += self.num_moe_layers * (
+            self.num_experts * self.expert_params + self.shared_expert_params + self.router_params
+        )
+        return layers + self.embedding_params + self.lm_head_params
+
+    @cached_property
+    def params_active(self) -> int:
+        """Parameters touched per token: attention, dense MLPs, routed top-k + shared experts."""
+        layers = self.num_layers * self.attention_params_per_layer
+        layers += self.num_dense_layers_effective * self.dense_mlp_params
+        layers += self.num_moe_layers * (
+            self.experts_per_token * self.expert_params
+            + self.shared_expert_params
+            + self.router_params
+        )
+        return layers + self.embedding_params + self.lm_head_params
+
+    @property
+    def num_dense_layers_effective(self) -> int:
+        return self.num_dense_layers if self.is_moe else self.num_layers
+
+    @cached_property
+    def params_matmul_active(self) -> int:
+        """Active parameters that take part in a matmul per token (the embedding lookup does not)."""
+        return self.params_active - self.embedding_params + (
+            self.embedding_params if self.tie_word_embeddings else 0
+        )
+
+    @property
+    def routed_expert_params(self) -> int:
+        return self.num_moe_layers * self.num_experts * self.expert_params
+
+    def weight_bytes(self, weight_format: str) -> float:
+        """Bytes of all weights in ``weight_format``."""
+        experts, other = self.weight_bytes_split(weight_format)
+        return experts + other
+
+    def weight_bytes_split(self, weight_format: str) -> tuple[float, float]:
+        """(routed expert bytes, all other bytes) in ``weight_format``.
+
+        Embeddings and the LM head stay 16-bit, as quantized checkpoints keep them; scale bytes
+        of the format are included.
+        """
+        fmt = get_format(weight_format, "weights")
+        edge = self.embedding_params + self.lm_head_params
+        experts = self.routed_expert_params
+        rest = self.params_total - edge - experts
+
+        def stored(params: int) -> float:
+            return fmt.bytes_for_vector(params) if fmt.scale_group else params * fmt.element_bytes
+
+        edge_bytes = edge * (2.0 if fmt.element_bytes <= 2 else fmt.element_bytes)
+        return stored(experts), stored(rest) + edge_bytes
+
+    # ---- KV cache -----------------------------------------------------------------------------
+
+    @property
+    def kv_vectors_per_token_per_layer(self) -> tuple[int, int]:
+        """(vectors, length): GQA stores K and V per KV head; MLA one latent + rope vector."""
+        if self.is_mla:
+            return 1, self.kv_lora_rank + self.qk_rope_head_dim
+        return 2 * self.num_kv_heads, self.head_dim
+
+    def kv_bytes_per_token(self, kv_format: str = "bf16") -> float:
+        """KV cache bytes per token across all layers, scales included.
+
+        GQA: ``2 · layers · kv_heads · head_dim · bytes``; MLA: ``layers · (kv_lora_rank +
+        rope_dim) · bytes``; quantized formats add their scale (and zero-point) bytes per vector.
+        The DSA indexer's key cache is not included (engines keep it in a separate small buffer).
+        """
+        vectors, length = self.kv_vectors_per_token_per_layer
+        fmt = get_format(kv_format, "kv", vector_length=length)
+        return self.num_layers * vectors * fmt.bytes_for_vector(length)
+
+    @property
+    def indexer_kv_bytes_per_token(self) -> float:
+        """The DSA indexer's fp8 key cache (one ``index_head_dim`` key per token per layer)."""
+        return float(self.num_layers * self.index_head_dim) if self.is_sparse_attention else 0.0
+
+    # ---- FLOPs --------------------------------------------------------------------------------
+
+    def attention_flops_per_token(self, context: float, phase: str = "decode") -> float:
+        """FLOPs of score and value products for one query token attending ``context`` tokens.
+
+        MLA decodes in the absorbed form (queries attend the shared latent: ``kv_lora_rank +
+        rope`` for scores, ``kv_lora_rank`` for values) and prefills in the expanded form
+        (``qk_nope + rope`` and ``v_head_dim`` per head). Sparse attention reads at most
+        ``index_topk`` tokens, and its indexer scores every cached token.
+        """
+        heads = self.num_attention_heads
+        attended = min(context, self.index_topk) if self.is_sparse_attention else context
+        if self.is_mla:
+            if phase == "decode":
+                per_token = 2 * heads * (2 * self.kv_lora_rank + self.qk_rope_head_dim)
+            else:
+                per_token = 2 * heads * (
+                    self.qk_nope_head_dim + self.qk_rope_head_dim + self.v_head_dim
+                )
+        else:
+            per_token = 4 * heads * self.head_dim
+        flops = self.num_layers * per_token * attended
+        if self.is_sparse_attention:
+            flops += self.num_layers * 2 * self.index_n_heads * self.index_head_dim * context
+        return flops
+
+    def flops_per_token(self, context: float, phase: str = "decode") -> float:
+        """Forward FLOPs for one token at position ``context`` (tokens before it).
+
+        ``2 · active matmul parameters`` plus attention over the context. For decode the new
+        token attends ``context + 1`` tokens including itself.
+        """
+        return 2.0 * self.params_matmul_active + self.attention_flops_per_token(
+            context + 1, phase
+        )
+
+    def prefill_flops(self, new_tokens: int, cached_tokens: int = 0) -> float:
+        """Forward FLOPs to prefill ``new_tokens`` after ``cached_tokens`` already in the cache.
+
+        Causal attention: token ``i`` of the chunk attends ``cached + i + 1`` tokens, so the
+        attention term sums to ``new·cached + new·(new+1)/2`` token pairs — each capped at the
+        sparse top-k where the model has one, while its indexer still scores every pair.
+        """
+        linear = 2.0 * self.params_matmul_active * new_tokens
+        pairs = new_tokens * cached_tokens + new_tokens * (new_tokens + 1) / 2
+        if not self.is_sparse_attention:
+            return linear + self.attention_flops_per_token(1.0, "prefill") * pairs
+        attended = _capped_context_sum(cached_tokens + 1, cached_tokens + new_tokens, self.index_topk)
+        per_pair = 2 * self.num_attention_heads * (
+            self.qk_nope_head_dim + self.qk_rope_head_dim + self.v_head_dim
+        )
+        indexer = 2 * self.index_n_heads * self.index_head_dim * pairs
+        return linear + self.num_layers * (per_pair * attended + indexer)
+
+    # ---- summary ------------------------------------------------------------------------------
+
+    def summary(self) -> dict[str, Any]:
+        """Machine-readable derived quantities (``hetsim models --json``)."""
+        return {
+            "name": self.name,
+            "model_type": self.model_type,
+            "architecture": self.description,
+            "layers": self.num_layers,
+            "hidden_size": self.hidden_size,
+            "attention_heads": self.num_attention_heads,
+            "kv_heads": self.num_kv_heads,
+            "head_dim": self.head_dim,
+            "experts": self.num_experts,
+            "experts_per_token": self.experts_per_token,
+            "kv_lora_rank": self.kv_lora_rank,
+            "index_topk": self.index_topk,
+            "max_context": self.max_context,
+            "params_total": self.params_total,
+            "params_active": self.params_active,
+            "weight_bytes": {f: self.weight_bytes(f) for f in WEIGHT_FORMATS if f != "fp32"},
+            "kv_bytes_per_token": {f: self.kv_bytes_per_token(f) for f in KV_FORMATS},
+            "kv_scale_granularity": {
+                f: get_format(f, "kv", self.kv_vectors_per_token_per_layer[1]).scale_granularity
+                for f in KV_FORMATS
+            },
+            "source": self.source,
+        }
+
+    # ---- construction -------------------------------------------------------------------------
+
+    @classmethod
+    def from_hf_config(cls, config: dict[str, Any], name: str, source: str = "") -> ModelConfig:
+        """Build from a Hugging Face ``config.json`` mapping; unknown architectures are an error."""
+        where = source or name
+        model_type = config.get("model_type")
+        if model_type not in _SUPPORTED_TYPES:
+            raise InputError(
+                "unsupported model_type",
+                file=where,
+                field="model_type",
+                value=model_type,
+                allowed=", ".join(sorted(_SUPPORTED_TYPES)),
+            )
+
+        def need(key: str, *alts: str) -> Any:
+            for k in (key, *alts):
+                value = config.get(k)
+                if value is not None:
+                    return value
+            raise InputError(
+                f"config.json of a {model_type} model must set {key!r}", file=where, field=key
+            )
+
+        def num(key: str, default: int = 0) -> int:
+            value = config.get(key)
+            if value is None:
+                return default
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise InputError("expected a number", file=where, field=key, value=value)
+            return int(value)
+
+        hidden = int(need("hidden_size"))
+        heads = int(need("num_attention_heads"))
+        kv_heads = num("num_key_value_heads", heads)
+        head_dim = num("head_dim", hidden // heads)
+        text = dict(
+            name=name,
+            model_type=model_type,
+            hidden_size=hidden,
+            num_layers=int(need("num_hidden_layers")),
+            num_attention_heads=heads,
+            num_kv_heads=kv_heads,
+            head_dim=head_dim,
+            intermediate_size=int(need("intermediate_size")),
+            vocab_size=int(need("vocab_size")),
+            max_context=num("max_position_embeddings", 4096),
+            tie_word_embeddings=bool(config.get("tie_word_embeddings", False)),
+            source=source,
+            raw=config,
+        )
+        if model_type == "mixtral":
+            text.update(
+                num_experts=num("num_local_experts"),
+                experts_per_token=num("num_experts_per_tok"),
+                moe_intermediate_size=text["intermediate_size"],
+            )
+        elif model_type in ("qwen2_moe", "qwen3_moe"):
+            mlp_only = config.get("mlp_only_layers") or []
+            step = num("decoder_sparse_step", 1)
+            dense_layers = sum(
+                1
+                for i in range(text["num_layers"])
+                if i in mlp_only or (step > 1 and (i + 1) % step != 0)
+            )
+            text.update(
+                num_experts=num("num_experts"),
+                experts_per_token=num("num_experts_per_tok"),
+                moe_intermediate_size=num("moe_intermediate_size"),
+                shared_expert_intermediate_size=num("shared_expert_intermediate_size"),
+                num_shared_experts=1 if num("shared_expert_intermediate_size") else 0,
+                num_dense_layers=dense_layers,
+            )
+        elif model_type in ("glm4_moe", "deepseek_v2", "deepseek_v3", "deepseek_v32", "glm_moe_dsa"):
+            shared = num("n_shared_experts")
+            moe_inter = num("moe_intermediate_size")
+            text.update(
+                num_experts=num("n_routed_experts"),
+                experts_per_token=num("num_experts_per_tok"),
+                moe_intermediate_size=moe_inter,
+                num_shared_experts=shared,
+                shared_expert_intermediate_size=shared * moe_inter,
+                num_dense_layers=num("first_k_dense_replace"),
+            )
+        if config.get("kv_lora_rank"):
+            text.update(
+                kv_lora_rank=num("kv_lora_rank"),
+                q_lora_rank=num("q_lora_rank"),
+                qk_nope_head_dim=num("qk_nope_head_dim"),
+                qk_rope_head_dim=num("qk_rope_head_dim"),
+                v_head_dim=num("v_head_dim"),
+                # MLA has no KV heads; report the latent as one shared "head"
+                num_kv_heads=1,
+                head_dim=num("kv_lora_rank") + num("qk_rope_head_dim"),
+            )
+        if config.get("index_topk"):
+            text.update(
+                index_topk=num("index_topk"),
+                index_n_heads=num("index_n_heads"),
+                index_head_dim=num("index_head_dim"),
+            )
+        return cls(**text)  # type: ignore[arg-type]
+
+
+def _capped_context_sum(first: int, last: int, cap: int) -> float:
+    """Sum of ``min(c, cap)`` for ``c`` from ``first`` to ``last`` inclusive."""
+    if last < first:
+        return 0.0
+    below_last = min(last, cap)
+    below = (below_last - first + 1) * (first + below_last) / 2 if below_last >= first else 0.0
+    above = max(0, last - max(first, cap + 1) + 1) * cap
+    return below + above
+
+
+def bundled_models() -> dict[str, Path]:
+    """Bundled model names → their config.json files."""
+    return {p.stem: p for p in sorted(MODEL_CONFIG_DIR.glob("*.json"))}
+
+
+def load_model(name_or_path: str | Path, base_dir: Path | None = None) -> ModelConfig:
+    """A bundled model by name (``Qwen3-32B``) or a ``config.json`` path (or a directory holding
+    one), relative paths resolved against ``base_dir`` (the scenario's folder)."""
+    bundled = bundled_models()
+    text = str(name_or_path)
+    if text in bundled:
+        path = bundled[text]
+        name = text
+    else:
+        lowered = {k.lower(): k for k in bundled}
+        if text.lower() in lowered:
+            name = lowered[text.lower()]
+            path = bundled[name]
+        else:
+            path = Path(text).expanduser()
+            if not path.is_absolute() and base_dir is not None:
+                path = base_dir / path
+            if path.is_dir():
+                path = path / "config.json"
+            if not path.exists():
+                raise InputError(
+                    "unknown model: neither a bundled model name nor an existing config.json",
+                    field="model",
+                    value=text,
+                    allowed=", ".join(bundled),
+                )
+            name = path.parent.name if path.name == "config.json" else path.stem
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"not a valid config.json: {exc}", file=path) from None
+    if not isinstance(config, dict):
+        raise InputError("config.json must hold a JSON object", file=path)
+    meta = config.get("_hetsim_meta") or {}
+    return ModelConfig.from_hf_config(config, meta.get("model", name), source=str(path))

@@ -1,0 +1,385 @@
+"""From a scenario file to a checked :class:`Scenario`.
+
+Schema validation (types, units, unknown keys) is pydantic's job in :mod:`.scenario`; this module
+adds what needs the outside world: the model's config, the accelerators' profiles and the trace
+file. Each check raises an :class:`~hetsim.errors.InputError` that names the field.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hetsim.errors import InputError
+from hetsim.spec.footprint import MemoryFootprint, footprint
+from hetsim.spec.hardware import AcceleratorProfile, load_profile
+from hetsim.spec.loader import apply_overrides, read_yaml, validate_model
+from hetsim.spec.model import ModelConfig, load_model
+from hetsim.spec.scenario import PoolSpec, ScenarioSpec
+from hetsim.spec.workload import TRACE_COLUMNS, TraceSpec
+from hetsim.units import format_bytes
+
+__all__ = [
+    "Scenario",
+    "load_scenario",
+    "scenario_from_dict",
+    "check_trace_header",
+    "default_scenario_path",
+]
+
+
+@dataclass
+class Scenario:
+    """A validated scenario with its model and accelerator profiles resolved."""
+
+    spec: ScenarioSpec
+    model: ModelConfig
+    profiles: dict[str, AcceleratorProfile]  # by pool name
+    path: Path | None = None
+    footprints: dict[str, MemoryFootprint] = field(default_factory=dict)  # by pool name
+
+    @property
+    def base_dir(self) -> Path:
+        return self.path.parent if self.path else Path.cwd()
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def pool(self, name: str) -> PoolSpec:
+        return self.spec.pool(name)
+
+    def price_per_device_hour(self, pool_name: str) -> float:
+        profile = self.profiles[pool_name]
+        return self.spec.costs.prices.get(profile.name, profile.price)
+
+    def price_is_assumption(self, pool_name: str) -> bool:
+        return self.profiles[pool_name].name not in self.spec.costs.prices
+
+    def cost_per_hour(self) -> float:
+        return sum(
+            p.total_devices * self.price_per_device_hour(p.name) for p in self.spec.pools
+        )
+
+    def resolve_path(self, relative: str) -> Path:
+        p = Path(relative).expanduser()
+        return p if p.is_absolute() else self.base_dir / p
+
+
+def load_scenario(path: str | Path, overrides: list[str] | None = None) -> Scenario:
+    """Read, override (``dotted.path=value``), validate and resolve a scenario file."""
+    path = Path(path)
+    data = read_yaml(path, "scenario file")
+    return scenario_from_dict(data, path=path, overrides=overrides)
+
+
+def scenario_from_dict(
+    data: dict[str, Any], path: Path | None = None, overrides: list[str] | None = None
+) -> Scenario:
+    data = _expand_shorthands(copy.deepcopy(data))
+    try:
+        apply_overrides(data, overrides or [])
+    except InputError as exc:
+        raise exc.with_context(file=path) from None
+    spec = validate_model(ScenarioSpec, data, path)
+    try:
+        return _resolve(spec, path)
+    except InputError as exc:
+        raise exc.with_context(file=path) from None
+
+
+def _expand_shorthands(data: dict[str, Any]) -> dict[str, Any]:
+    """Spell out ``precision: w8a8`` and ``lifecycle: pull`` so ``--set`` can reach inside."""
+    from hetsim.spec.precision import PRECISION_SHORTHANDS
+
+    pools = data.get("pools")
+    if isinstance(pools, list):
+        for pool in pools:
+            if isinstance(pool, dict):
+                shorthand = pool.get("precision")
+                if isinstance(shorthand, str) and shorthand in PRECISION_SHORTHANDS:
+                    pool["precision"] = dict(PRECISION_SHORTHANDS[shorthand])
+    if isinstance(data.get("lifecycle"), str):
+        data["lifecycle"] = {"protocol": data["lifecycle"]}
+    return data
+
+
+def _resolve(spec: ScenarioSpec, path: Path | None) -> Scenario:
+    base = path.parent if path else Path.cwd()
+    extra_dirs = [base / "hardware_profiles"]
+    try:
+        model = load_model(spec.model, base_dir=base)
+    except InputError as exc:
+        if exc.field is None or exc.field == "model":
+            raise InputError(exc.message, field="model", value=spec.model, allowed=exc.allowed)
+        raise
+
+    profiles: dict[str, AcceleratorProfile] = {}
+    for i, pool in enumerate(spec.pools):
+        where = f"pools[{i}]"
+        try:
+            profiles[pool.name] = load_profile(pool.accelerator, extra_dirs)
+        except InputError as exc:
+            if exc.file:  # the profile file itself is broken: keep its location
+                raise
+            raise InputError(
+                exc.message, field=f"{where}.accelerator", value=pool.accelerator,
+                allowed=exc.allowed,
+            ) from None
+    scenario = Scenario(spec=spec, model=model, profiles=profiles, path=path)
+
+    for i, pool in enumerate(spec.pools):
+        _check_pool(scenario, i, pool)
+    _check_paths(spec)
+    _check_kv(spec, profiles)
+    _check_costs_and_search(spec, extra_dirs)
+    if spec.workload.trace is not None:
+        check_trace_header(spec.workload.trace, base, "workload.trace")
+    return scenario
+
+
+def _check_pool(scenario: Scenario, i: int, pool: PoolSpec) -> None:
+    model, profile = scenario.model, scenario.profiles[pool.name]
+    where = f"pools[{i}]"
+    for role in ("weights", "activations", "kv"):
+        fmt = getattr(pool.precision, role)
+        if not profile.supports(role, fmt):
+            raise InputError(
+                f"{profile.display_name} ({profile.name}) does not support {fmt} {role}",
+                field=f"{where}.precision.{role}",
+                value=fmt,
+                allowed=", ".join(getattr(profile.formats, role)),
+            )
+    compute = pool.precision.compute_format
+    if compute not in profile.compute:
+        raise InputError(
+            f"{profile.name} has no {compute} compute peak for weights={pool.precision.weights}, "
+            f"activations={pool.precision.activations}",
+            field=f"{where}.precision",
+            allowed=", ".join(profile.compute),
+        )
+    heads = model.num_attention_heads
+    if heads % pool.tp:
+        divisors = [d for d in range(1, heads + 1) if heads % d == 0]
+        raise InputError(
+            f"tp must divide the {heads} attention heads of {model.name}",
+            field=f"{where}.tp",
+            value=pool.tp,
+            allowed=", ".join(map(str, divisors)),
+        )
+    if not model.is_mla and model.num_kv_heads % pool.tp and pool.tp % model.num_kv_heads:
+        raise InputError(
+            f"tp must divide the {model.num_kv_heads} KV heads of {model.name}, or be a multiple "
+            "of them (heads are then replicated)",
+            field=f"{where}.tp",
+            value=pool.tp,
+        )
+    if pool.ep > 1 and not model.is_moe:
+        raise InputError(
+            f"ep > 1 needs a mixture-of-experts model; {model.name} is dense",
+            field=f"{where}.ep", value=pool.ep, allowed="1",
+        )
+    if model.is_moe and pool.ep > 1 and model.num_experts % pool.ep:
+        raise InputError(
+            f"ep must divide the {model.num_experts} experts of {model.name}",
+            field=f"{where}.ep", value=pool.ep,
+        )
+    if profile.scale_up is None and pool.devices > 1:
+        raise InputError(
+            f"{profile.name} has no scale-up link, so an instance cannot span {pool.devices} "
+            "devices",
+            field=f"{where}.tp", value=pool.tp, allowed="1",
+        )
+    if profile.scale_up is not None and pool.devices > profile.scale_up.domain_size:
+        raise InputError(
+            f"an instance of {pool.devices} devices does not fit in one {profile.scale_up.technology} "
+            f"domain of {profile.scale_up.domain_size}",
+            field=f"{where}.tp", value=pool.tp,
+        )
+    fp = footprint(model, profile, pool)
+    if not fp.fits:
+        raise InputError(
+            f"{model.name} does not fit: {format_bytes(fp.weights_per_device)} of "
+            f"{pool.precision.weights} weights + {format_bytes(fp.activations_per_device)} "
+            f"activations (estimate) + {format_bytes(fp.runtime_reserve_per_device)} runtime "
+            f"reserve per device, but {profile.name} offers {format_bytes(fp.usable_per_device)} "
+            f"({pool.memory_utilization:.0%} of {format_bytes(fp.capacity_per_device)}); "
+            f"left for KV: {format_bytes(fp.kv_room_per_device)}. Raise tp/ep, use a smaller "
+            "weight format or max_batched_tokens, or a larger accelerator",
+            field=f"{where}",
+        )
+    scenario.footprints[pool.name] = fp
+
+
+def _check_paths(spec: ScenarioSpec) -> None:
+    roles = {p.name: p.role for p in spec.pools}
+    seen: set[tuple[str, str]] = set()
+    for j, path in enumerate(spec.interconnect.paths):
+        where = f"interconnect.paths[{j}]"
+        for end, name, role in (("from", path.from_, "prefill"), ("to", path.to, "decode")):
+            if name not in roles:
+                raise InputError(
+                    "no pool of that name", field=f"{where}.{end}", value=name,
+                    allowed=", ".join(roles),
+                )
+            if roles[name] != role:
+                raise InputError(
+                    f"KV flows from prefill to decode pools; pool {name!r} is {roles[name]}",
+                    field=f"{where}.{end}", value=name,
+                    allowed=", ".join(n for n, r in roles.items() if r == role),
+                )
+        if (path.from_, path.to) in seen:
+            raise InputError(
+                "two paths for the same pool pair", field=where, value=f"{path.from_}->{path.to}"
+            )
+        seen.add((path.from_, path.to))
+    for p in spec.pools:
+        if p.role != "prefill":
+            continue
+        for d in spec.pools:
+            if d.role == "decode" and (p.name, d.name) not in seen:
+                raise InputError(
+                    f"prefill pool {p.name!r} hands KV to decode pool {d.name!r} but no path "
+                    "connects them; add one under interconnect.paths "
+                    f"(from: {p.name}, to: {d.name}, hops: [...])",
+                    field="interconnect.paths",
+                )
+
+
+def _check_kv(spec: ScenarioSpec, profiles: dict[str, AcceleratorProfile]) -> None:
+    tiers = {t.name: t for t in spec.kv.tiers}
+    if len(tiers) != len(spec.kv.tiers):
+        raise InputError("tier names must be unique", field="kv.tiers")
+    pc = spec.kv.prefix_cache
+    if pc.tier != "hbm" and pc.tier not in tiers:
+        raise InputError(
+            "prefix cache tier is not defined", field="kv.prefix_cache.tier", value=pc.tier,
+            allowed=", ".join(["hbm", *tiers]),
+        )
+    lc = spec.lifecycle
+    if lc.protocol == "store":
+        candidates = [n for n, t in tiers.items() if t.kind in ("dram", "ssd", "remote")]
+        if lc.store_tier is None:
+            raise InputError(
+                "the store protocol needs lifecycle.store_tier naming a shared KV tier",
+                field="lifecycle.store_tier", allowed=", ".join(candidates) or "(define kv.tiers)",
+            )
+        if lc.store_tier not in tiers:
+            raise InputError(
+                "store tier is not defined in kv.tiers", field="lifecycle.store_tier",
+                value=lc.store_tier, allowed=", ".join(candidates) or "(define kv.tiers)",
+            )
+    fmt = spec.kv.transfer_format
+    if fmt is not None:
+        for i, pool in enumerate(spec.pools):
+            if pool.role == "colocated":
+                continue
+            if not profiles[pool.name].supports("kv", fmt):
+                raise InputError(
+                    f"KV travels as {fmt}, which {profiles[pool.name].name} (pool "
+                    f"{pool.name!r}) cannot read or write",
+                    field="kv.transfer_format", value=fmt,
+                    allowed=", ".join(profiles[pool.name].formats.kv),
+                )
+
+
+def _check_costs_and_search(spec: ScenarioSpec, extra_dirs: list[Path]) -> None:
+    from hetsim.spec.hardware import available_profiles
+
+    known = available_profiles(extra_dirs)
+    for name in spec.costs.prices:
+        if name not in known:
+            raise InputError(
+                "price for an unknown accelerator", field=f"costs.prices.{name}", value=name,
+                allowed=", ".join(sorted(known)),
+            )
+    if spec.search is None:
+        return
+    for role in ("prefill", "decode"):
+        for k, name in enumerate(getattr(spec.search, role).accelerators):
+            if name not in known:
+                raise InputError(
+                    "unknown accelerator", field=f"search.{role}.accelerators[{k}]", value=name,
+                    allowed=", ".join(sorted(known)),
+                )
+    for name in spec.search.inventory:
+        if name not in known:
+            raise InputError(
+                "unknown accelerator", field=f"search.inventory.{name}", value=name,
+                allowed=", ".join(sorted(known)),
+            )
+
+
+def check_trace_header(trace: TraceSpec, base_dir: Path, field: str) -> Path:
+    """The trace file exists and its first record has the columns its format needs."""
+    path = Path(trace.path).expanduser()
+    if not path.is_absolute():
+        path = base_dir / path
+    if not path.is_file():
+        raise InputError("trace file not found", field=f"{field}.path", value=str(path))
+    columns = trace.column_map()
+    needed = [c for k, c in columns.items() if c is not None and k != "hash_ids"]
+    is_jsonl = trace.format in ("mooncake", "jsonl")
+    try:
+        with path.open(encoding="utf-8", newline="") as fh:
+            if is_jsonl:
+                first = ""
+                for line in fh:
+                    if line.strip():
+                        first = line
+                        break
+                if not first:
+                    raise InputError("trace file is empty", file=path)
+                try:
+                    record = json.loads(first)
+                except json.JSONDecodeError as exc:
+                    raise InputError(
+                        f"first line is not JSON ({exc.msg})", file=path, line=1
+                    ) from None
+                if not isinstance(record, dict):
+                    raise InputError("each line must be a JSON object", file=path, line=1)
+                have = list(record)
+            else:
+                header = next(csv.reader(fh), None)
+                if not header:
+                    raise InputError("trace file is empty", file=path)
+                have = [h.strip() for h in header]
+    except UnicodeDecodeError:
+        raise InputError("trace file is not UTF-8 text", file=path) from None
+    missing = [c for c in needed if c not in have]
+    if missing:
+        expected = TRACE_COLUMNS.get(trace.format)
+        hint = f"a {trace.format} trace has columns " + ", ".join(
+            c for c in (expected or columns).values() if c
+        )
+        raise InputError(
+            f"missing column(s) {', '.join(map(repr, missing))}; {hint}",
+            file=path, field=f"{field}.format", value=trace.format,
+            allowed="found: " + ", ".join(have),
+        )
+    return path
+
+
+DEFAULT_SCENARIO = "cphd-glm51.yaml"
+
+
+def scenario_dirs() -> list[Path]:
+    """The repository's ``scenarios/`` (editable installs) and the copy bundled in the wheel."""
+    package = Path(__file__).resolve().parent.parent
+    dirs = [package.parent / "scenarios", package / "_bundled" / "scenarios"]
+    return [d for d in dirs if d.is_dir()]
+
+
+def default_scenario_path() -> Path:
+    """The bundled default scenario that ``hetsim plan`` runs with no argument."""
+    for d in scenario_dirs():
+        if (d / DEFAULT_SCENARIO).exists():
+            return d / DEFAULT_SCENARIO
+    raise InputError(
+        f"the bundled default scenario {DEFAULT_SCENARIO} is missing from this installation",
+        allowed="pass a scenario file: hetsim plan SCENARIO",
+    )

@@ -1,0 +1,367 @@
+"""The scenario file: one pydantic model, the single source of truth for the YAML format.
+
+``hetsim schema`` prints this model as JSON Schema; ``hetsim check`` validates a file against it
+and then runs the cross-field checks in :mod:`hetsim.spec.resolve`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from hetsim.spec._types import Bandwidth, Bytes, PricePerHour, Seconds, StrictModel
+from hetsim.spec.precision import (
+    ACTIVATION_FORMATS,
+    KV_FORMATS,
+    PRECISION_SHORTHANDS,
+    WEIGHT_FORMATS,
+    gemm_compute_format,
+)
+from hetsim.spec.workload import WorkloadSpec
+
+__all__ = [
+    "PrecisionPolicy",
+    "Batching",
+    "PoolSpec",
+    "Hop",
+    "PathSpec",
+    "Interconnect",
+    "TierSpec",
+    "PrefixCacheSpec",
+    "KVPolicy",
+    "LifecycleSpec",
+    "SLASpec",
+    "CostsSpec",
+    "SearchSpec",
+    "ScenarioSpec",
+]
+
+_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]*$")
+Role = Literal["prefill", "decode", "colocated"]
+
+
+class PrecisionPolicy(StrictModel):
+    """Numeric formats of one role. A string is a shorthand: ``bf16``, ``fp8``, ``w8a8``,
+    ``w8a16``, ``w4a16``/``awq``, ``fp4`` (KV then stays bf16)."""
+
+    weights: str = Field(default="bf16", description=f"one of {', '.join(WEIGHT_FORMATS)}")
+    activations: str = Field(default="bf16", description=f"one of {', '.join(ACTIVATION_FORMATS)}")
+    kv: str = Field(default="bf16", description=f"KV cache storage; one of {', '.join(KV_FORMATS)}")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: object) -> object:
+        if isinstance(data, str):
+            if data not in PRECISION_SHORTHANDS:
+                raise ValueError(
+                    f"unknown precision shorthand {data!r}; allowed: "
+                    f"{', '.join(PRECISION_SHORTHANDS)} or a mapping with weights/activations/kv"
+                )
+            return dict(PRECISION_SHORTHANDS[data])
+        return data
+
+    @field_validator("weights")
+    @classmethod
+    def _w(cls, v: str) -> str:
+        return _one_of(v, WEIGHT_FORMATS, "weight format")
+
+    @field_validator("activations")
+    @classmethod
+    def _a(cls, v: str) -> str:
+        return _one_of(v, ACTIVATION_FORMATS, "activation format")
+
+    @field_validator("kv")
+    @classmethod
+    def _kv(cls, v: str) -> str:
+        return _one_of(v, KV_FORMATS, "KV format")
+
+    @model_validator(mode="after")
+    def _pair(self) -> PrecisionPolicy:
+        if gemm_compute_format(self.weights, self.activations) is None:
+            raise ValueError(
+                f"weights={self.weights} with activations={self.activations} is not a GEMM any "
+                "engine runs; use matching formats (w8a8 int8, fp8 × fp8, fp4 × fp4) or "
+                "weight-only quantization with bf16/fp16 activations"
+            )
+        return self
+
+    @property
+    def compute_format(self) -> str:
+        key = gemm_compute_format(self.weights, self.activations)
+        assert key is not None
+        return key
+
+    def label(self) -> str:
+        return f"W:{self.weights} A:{self.activations} KV:{self.kv}"
+
+
+def _one_of(value: str, allowed: tuple[str, ...], what: str) -> str:
+    if value not in allowed:
+        raise ValueError(f"unknown {what} {value!r}; allowed: {', '.join(allowed)}")
+    return value
+
+
+class Batching(StrictModel):
+    """Scheduler limits of one instance (vLLM's names)."""
+
+    max_num_seqs: int = Field(default=256, gt=0, description="requests in one batch")
+    max_batched_tokens: int = Field(
+        default=8192, gt=0, description="new tokens (prefill chunks + decodes) in one step"
+    )
+    chunk_size: int | None = Field(
+        default=None,
+        gt=0,
+        description="longest prefill chunk of one request per step (chunked prefill); null: a "
+        "prompt is prefilled in one step, up to max_batched_tokens",
+    )
+
+
+class PoolSpec(StrictModel):
+    """A set of identical instances of one role on one accelerator type."""
+
+    name: str = Field(description="unique pool name, e.g. 'prefill' or 'decode_h20'")
+    role: Role
+    accelerator: str = Field(description="a hardware profile name (see `hetsim profiles`)")
+    instances: int = Field(default=1, ge=1, description="number of serving instances")
+    tp: int = Field(default=1, ge=1, description="tensor-parallel degree (devices per replica)")
+    dp: int = Field(
+        default=1, ge=1, description="data-parallel attention ranks per instance (MoE, DP-attn)"
+    )
+    ep: int = Field(
+        default=1,
+        ge=1,
+        description="expert-parallel degree for MoE; 1 (experts split by tp) or tp·dp",
+    )
+    precision: PrecisionPolicy = Field(default_factory=PrecisionPolicy)
+    batching: Batching = Field(default_factory=Batching)
+    memory_utilization: float = Field(
+        default=0.9, gt=0, le=1, description="share of device memory the engine may use"
+    )
+    kv_page_tokens: int = Field(default=16, gt=0, description="KV block (page) size in tokens")
+    router: Literal["round_robin", "least_outstanding_tokens", "prefix_aware", "least_kv_load"] = (
+        Field(default="round_robin", description="how requests are spread over this pool")
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not _NAME.match(v):
+            raise ValueError("a pool name starts with a letter and has only letters, digits, _ -")
+        return v
+
+    @model_validator(mode="after")
+    def _ep(self) -> PoolSpec:
+        if self.ep not in (1, self.devices):
+            raise ValueError(
+                f"ep={self.ep} must be 1 or tp·dp={self.devices} (experts spread over all "
+                "devices of the instance)"
+            )
+        return self
+
+    @property
+    def devices(self) -> int:
+        """Accelerators per instance."""
+        return self.tp * self.dp
+
+    @property
+    def total_devices(self) -> int:
+        return self.devices * self.instances
+
+
+class Hop(StrictModel):
+    """One stage of a KV transfer path (device→NIC, NIC→NIC, host staging...)."""
+
+    name: str
+    kind: Literal["scale_up", "pcie", "nic", "fabric", "host_staging"] = Field(
+        description="scale_up (NVLink, MetaXLink, HCCS), pcie, nic (RDMA NIC), fabric (switched "
+        "network), host_staging (copy through host memory, e.g. across vendors)"
+    )
+    bandwidth: Bandwidth = Field(description="per direction, e.g. '400 Gbps' or '50 GB/s'")
+    latency: Seconds = Field(default=0.0, description="added once per transfer, e.g. '5 us'")
+    shared_by: Literal["source_instance", "destination_instance", "path", "cluster"] = Field(
+        default="source_instance",
+        description="who shares this hop's bandwidth: each source instance has its own (its "
+        "NICs), each destination instance has its own, all transfers on this path, or all "
+        "transfers in the cluster",
+    )
+
+
+class PathSpec(StrictModel):
+    """How KV gets from the instances of one pool to those of another."""
+
+    from_: str = Field(alias="from", description="producing pool (prefill)")
+    to: str = Field(description="consuming pool (decode)")
+    hops: list[Hop] = Field(min_length=1)
+
+    def bottleneck_bandwidth(self) -> float:
+        return min(h.bandwidth for h in self.hops)
+
+    def latency(self) -> float:
+        return sum(h.latency for h in self.hops)
+
+
+class Interconnect(StrictModel):
+    paths: list[PathSpec] = Field(default_factory=list)
+
+
+class TierSpec(StrictModel):
+    """A place KV can live besides device memory."""
+
+    name: str
+    kind: Literal["hbm", "dram", "ssd", "remote"]
+    capacity: Bytes
+    bandwidth: Bandwidth = Field(description="read bandwidth into device memory")
+    latency: Seconds = 0.0
+    scope: Literal["instance", "pool", "cluster"] = Field(
+        default="instance", description="one per instance, one per pool, or one shared pool"
+    )
+
+
+class PrefixCacheSpec(StrictModel):
+    enabled: bool = False
+    block_tokens: int = Field(
+        default=512, gt=0, description="prefix hash block size (Mooncake traces: 512)"
+    )
+    hit_rate: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="share of prompt tokens served from cache when the workload has no block "
+        "hashes; null: use the trace's hash_ids (or the synthetic prefix_hit_rate)",
+    )
+    tier: str = Field(default="hbm", description="'hbm' or the name of a tier in kv.tiers")
+
+
+class KVPolicy(StrictModel):
+    transfer_format: str | None = Field(
+        default=None,
+        description="format KV travels in; null: the producer's KV format",
+    )
+    layerwise_transfer: bool = Field(
+        default=False, description="stream KV layer by layer, overlapping the last prefill step"
+    )
+    tiers: list[TierSpec] = Field(default_factory=list)
+    prefix_cache: PrefixCacheSpec = Field(default_factory=PrefixCacheSpec)
+
+    @field_validator("transfer_format")
+    @classmethod
+    def _fmt(cls, v: str | None) -> str | None:
+        return None if v is None else _one_of(v, KV_FORMATS, "KV transfer format")
+
+
+class LifecycleSpec(StrictModel):
+    """Who reserves, owns, moves and frees KV across the boundary. A string is the protocol."""
+
+    protocol: Literal["pull", "push", "store"] = Field(
+        default="pull",
+        description="pull (vLLM NIXL: prefill holds under a lease, decode reads), push (SGLang: "
+        "decode pre-allocates, prefill writes), store (Mooncake Store/LMCache: via a shared tier)",
+    )
+    lease: Seconds = Field(default=30.0, gt=0, description="pull: vLLM kv_lease_duration")
+    heartbeat: Seconds = Field(default=5.0, gt=0, description="pull: lease heartbeat interval")
+    reserved_decode_tokens: int = Field(
+        default=512, ge=0, description="push: SGLang --num-reserved-decode-tokens"
+    )
+    bootstrap_timeout: Seconds = Field(default=300.0, gt=0, description="push: SGLang default")
+    waiting_timeout: Seconds = Field(default=300.0, gt=0, description="push: SGLang default")
+    store_tier: str | None = Field(default=None, description="store: name of a kv.tiers entry")
+    store_lease: Seconds = Field(default=5.0, gt=0, description="store: Mooncake read lease TTL")
+    store_high_watermark: float = Field(
+        default=0.95, gt=0, le=1, description="store: eviction starts at this usage (Mooncake)"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: object) -> object:
+        if isinstance(data, str):
+            return {"protocol": data}
+        return data
+
+
+class SLASpec(StrictModel):
+    ttft: Seconds = Field(gt=0, description="time-to-first-token bound, e.g. '2 s'")
+    tpot: Seconds = Field(gt=0, description="time-per-output-token bound, e.g. '50 ms'")
+    percentile: float = Field(
+        default=90, gt=0, le=100, description="percentile at which the bounds are reported"
+    )
+    attainment: float = Field(
+        default=0.9, gt=0, le=1, description="target share of requests meeting both bounds"
+    )
+
+
+class CostsSpec(StrictModel):
+    prices: dict[str, PricePerHour] = Field(
+        default_factory=dict,
+        description="price per device-hour by accelerator name, overriding the profiles' "
+        "assumed prices",
+    )
+    note: str | None = None
+
+
+class RoleSearch(StrictModel):
+    accelerators: list[str] = Field(default_factory=list)
+    instances: list[int] = Field(default_factory=list)
+    tp: list[int] = Field(default_factory=list)
+    precision: list[PrecisionPolicy] = Field(default_factory=list)
+    kv: list[str] = Field(default_factory=list)
+
+
+class SearchSpec(StrictModel):
+    """The planner's design space. Empty lists mean: keep the scenario's value."""
+
+    prefill: RoleSearch = Field(default_factory=RoleSearch)
+    decode: RoleSearch = Field(default_factory=RoleSearch)
+    transfer_format: list[str] = Field(default_factory=list)
+    lifecycle: list[Literal["pull", "push", "store"]] = Field(default_factory=list)
+    colocated: bool = Field(default=True, description="also evaluate a colocated baseline")
+    inventory: dict[str, int] = Field(
+        default_factory=dict, description="devices available per accelerator name"
+    )
+    budget_per_hour: PricePerHour | None = None
+    min_rate: float | None = Field(default=None, gt=0, description="requests/s to serve at least")
+    objective: Literal[
+        "goodput", "goodput_per_device", "goodput_per_dollar", "cheapest_for_rate"
+    ] = "goodput_per_dollar"
+
+
+class ScenarioSpec(StrictModel):
+    """A serving scenario: model, pools, links, KV policy, workload, SLA, costs and search space."""
+
+    name: str
+    description: str | None = None
+    model: str = Field(description="a bundled model name or a path to a HF config.json")
+    pools: list[PoolSpec] = Field(min_length=1)
+    interconnect: Interconnect = Field(default_factory=Interconnect)
+    kv: KVPolicy = Field(default_factory=KVPolicy)
+    lifecycle: LifecycleSpec = Field(default_factory=LifecycleSpec)
+    workload: WorkloadSpec
+    sla: SLASpec
+    costs: CostsSpec = Field(default_factory=CostsSpec)
+    seed: int = Field(default=0, ge=0)
+    search: SearchSpec | None = None
+
+    @model_validator(mode="after")
+    def _pools(self) -> ScenarioSpec:
+        names = [p.name for p in self.pools]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"pool names must be unique; repeated: {', '.join(dupes)}")
+        roles = {p.role for p in self.pools}
+        if ("prefill" in roles) != ("decode" in roles):
+            missing = "decode" if "prefill" in roles else "prefill"
+            raise ValueError(
+                f"a disaggregated deployment needs both prefill and decode pools; no {missing} pool"
+            )
+        return self
+
+    def pool(self, name: str) -> PoolSpec:
+        for p in self.pools:
+            if p.name == name:
+                return p
+        raise KeyError(name)
+
+    @property
+    def disaggregated(self) -> bool:
+        return any(p.role == "prefill" for p in self.pools)
