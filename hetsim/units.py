@@ -5,9 +5,10 @@ bytes, bytes per second, operations per second, seconds and US dollars per hour.
 plain number as already being in SI and a string as ``<number> <unit>``; an unknown unit is an
 error that lists the units accepted for that kind of quantity.
 
-A count may multiply a quantity: "8 x 400 Gbps" is eight NICs. Bits and bytes are told apart by case the way the field writes them: ``GB/s`` is bytes, ``Gb/s``
-and ``Gbps`` are bits. Decimal prefixes (k, M, G, T, P) are powers of 1000; binary ones (Ki, Mi,
-Gi, Ti, Pi) powers of 1024.
+A count may multiply a quantity: "8 x 400 Gbps" is eight NICs. Bits and bytes are told apart
+by case the way the field writes them: ``GB/s`` is bytes, ``Gb/s`` and ``Gbps`` are bits.
+Decimal prefixes (k, M, G, T, P) are powers of 1000; binary ones (Ki, Mi, Gi, Ti, Pi) powers
+of 1024.
 """
 
 from __future__ import annotations
@@ -236,7 +237,7 @@ def _format(kind: str, value: float, digits: int) -> str:
 
 
 def format_bytes(value: float, digits: int = 4, binary: bool = False) -> str:
-    """"85.9 GB" for 85.9e9; with ``binary`` GiB-style units ("80 GiB")."""
+    """ "85.9 GB" for 85.9e9; with ``binary`` GiB-style units ("80 GiB")."""
     if binary:
         for unit in ("PiB", "TiB", "GiB", "MiB", "KiB"):
             factor = KINDS["bytes"].units[unit]
@@ -247,27 +248,27 @@ def format_bytes(value: float, digits: int = 4, binary: bool = False) -> str:
 
 
 def format_bandwidth(value: float, digits: int = 4) -> str:
-    """"3.35 TB/s" for 3.35e12 bytes per second."""
+    """ "3.35 TB/s" for 3.35e12 bytes per second."""
     return _format("bandwidth", value, digits)
 
 
 def format_flops(value: float, digits: int = 4) -> str:
-    """"989 TFLOPS" for 9.89e14 operations per second."""
+    """ "989 TFLOPS" for 9.89e14 operations per second."""
     return _format("flops", value, digits)
 
 
 def format_time(value: float, digits: int = 4) -> str:
-    """"5 us", "2 ms", "1.5 s" — the largest unit that keeps the number at or above one."""
+    """ "5 us", "2 ms", "1.5 s" — the largest unit that keeps the number at or above one."""
     return _format("time", value, digits)
 
 
 def format_power(value: float, digits: int = 4) -> str:
-    """"700 W" for 700.0."""
+    """ "700 W" for 700.0."""
     return _format("power", value, digits)
 
 
 def format_price_per_hour(value: float) -> str:
-    """"$2.50/h" for 2.5 dollars per hour."""
+    """ "$2.50/h" for 2.5 dollars per hour."""
     return f"${value:.2f}/h" if value >= 0.01 or value == 0 else f"${value:.3g}/h"
 
 

@@ -91,9 +91,7 @@ def test_bandwidth_flops_time_round_trip(x):
 
 @given(st.floats(min_value=0.01, max_value=1e6, allow_nan=False))
 def test_price_round_trip_to_the_cent(x):
-    assert units.parse_price_per_hour(units.format_price_per_hour(x)) == pytest.approx(
-        x, abs=0.005
-    )
+    assert units.parse_price_per_hour(units.format_price_per_hour(x)) == pytest.approx(x, abs=0.005)
 
 
 @given(finite)

@@ -73,9 +73,11 @@ def activation_workspace_bytes(model: ModelConfig, pool: PoolSpec) -> float:
     else:
         ffn = model.intermediate_size / tp
     if model.is_mla:
-        qkv = model.num_attention_heads * (
-            model.qk_nope_head_dim + model.qk_rope_head_dim + model.v_head_dim
-        ) / tp
+        qkv = (
+            model.num_attention_heads
+            * (model.qk_nope_head_dim + model.qk_rope_head_dim + model.v_head_dim)
+            / tp
+        )
     else:
         qkv = (model.num_attention_heads + 2 * model.num_kv_heads) * model.head_dim / tp
     per_token = 2.0 * (4 * model.hidden_size + qkv + 2 * ffn)

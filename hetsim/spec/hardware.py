@@ -146,7 +146,9 @@ class AcceleratorProfile(StrictModel):
     def _compute_keys(cls, v: dict[str, object]) -> dict[str, object]:
         bad = [k for k in v if k not in COMPUTE_FORMATS]
         if bad:
-            raise ValueError(f"unknown compute format(s) {bad}; allowed: {', '.join(COMPUTE_FORMATS)}")
+            raise ValueError(
+                f"unknown compute format(s) {bad}; allowed: {', '.join(COMPUTE_FORMATS)}"
+            )
         return v
 
     @model_validator(mode="after")
@@ -156,16 +158,17 @@ class AcceleratorProfile(StrictModel):
         for act in self.formats.activations:
             for w in self.formats.weights:
                 key = gemm_compute_format(w, act)
-                if key is not None and (w == act or act in ("bf16", "fp16", "fp32")):
-                    if key not in self.compute:
-                        raise ValueError(
-                            f"formats allow weights={w} with activations={act}, which computes at "
-                            f"{key}, but `compute` has no {key} peak"
-                        )
+                if key is not None and key not in self.compute:
+                    raise ValueError(
+                        f"formats allow weights={w} with activations={act}, which computes at "
+                        f"{key}, but `compute` has no {key} peak"
+                    )
         ids = {s.id for s in self.sources}
         for path, fig in self._figures():
             if fig.source and not fig.source.startswith("http") and fig.source not in ids:
-                raise ValueError(f"{path}.source {fig.source!r} is not one of sources: {sorted(ids)}")
+                raise ValueError(
+                    f"{path}.source {fig.source!r} is not one of sources: {sorted(ids)}"
+                )
         return self
 
     def _figures(self) -> list[tuple[str, object]]:
@@ -229,7 +232,10 @@ def profile_dirs(extra: list[Path] | None = None) -> list[Path]:
     env = os.environ.get("HETSIM_PROFILE_PATH")
     if env:
         dirs += [Path(p) for p in env.split(os.pathsep) if p]
-    dirs += [_PACKAGE_DIR.parent / "hardware_profiles", _PACKAGE_DIR / "_bundled" / "hardware_profiles"]
+    dirs += [
+        _PACKAGE_DIR.parent / "hardware_profiles",
+        _PACKAGE_DIR / "_bundled" / "hardware_profiles",
+    ]
     return [d for d in dirs if d.is_dir()]
 
 
@@ -271,8 +277,11 @@ def _load_cached(path: Path) -> AcceleratorProfile:
             from hetsim.errors import InputError
 
             raise InputError(
-                "a profile's name must match its file name", file=path, field="name",
-                value=profile.name, allowed=path.stem,
+                "a profile's name must match its file name",
+                file=path,
+                field="name",
+                value=profile.name,
+                allowed=path.stem,
             )
         _CACHE[path] = profile
     return _CACHE[path]

@@ -31,6 +31,13 @@ def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: b
     mapping: dict[Any, Any] = {}
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=deep)
+        try:
+            hash(key)
+        except TypeError:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"a key must be a plain value, not a {type(key).__name__}",
+                key_node.start_mark,
+            ) from None
         if key in mapping:
             raise yaml.constructor.ConstructorError(
                 None, None, f"duplicate key {key!r}", key_node.start_mark
@@ -65,8 +72,17 @@ def read_yaml(path: str | Path, what: str = "file") -> dict[str, Any]:
         line = mark.line + 1 if mark is not None else None
         problem = exc.problem or str(exc)
         raise InputError(f"not valid YAML: {problem}", file=path, line=line) from None
+    except yaml.reader.ReaderError as exc:  # a control character such as NUL
+        line = text.count("\n", 0, exc.position) + 1
+        char = f"#x{exc.character:04x}" if isinstance(exc.character, int) else repr(exc.character)
+        raise InputError(
+            f"not valid YAML: unacceptable character {char} ({exc.reason})", file=path, line=line
+        ) from None
     except yaml.YAMLError as exc:
-        raise InputError(f"not valid YAML: {exc}", file=path) from None
+        problem = " ".join(str(exc).split())
+        raise InputError(f"not valid YAML: {problem}", file=path) from None
+    except RecursionError:
+        raise InputError("not valid YAML: nested too deeply", file=path) from None
     if data is None:
         raise InputError(f"{what} is empty", file=path)
     if not isinstance(data, dict):
@@ -128,6 +144,9 @@ def validation_error_to_input_error(
     message beats a wall of them.
     """
     errors = exc.errors(include_url=False)
+    # an unknown key first: a misspelt key also shows up as the missing field it was meant to be,
+    # and "unknown key 'slas' (did you mean 'sla'?)" is the message that says how to fix both
+    errors.sort(key=lambda e: e.get("type") != "extra_forbidden")
     first = errors[0]
     loc = tuple(first.get("loc", ()))
     field = _loc_to_path(loc) or None
@@ -157,14 +176,18 @@ def validation_error_to_input_error(
     if len(errors) > 1:
         message += f" [and {len(errors) - 1} more problem(s)]"
     kwargs: dict[str, Any] = {"file": file, "field": field, "allowed": allowed}
-    if kind != "missing":
+    if kind != "missing" and loc:
+        # (an error about the whole document would print the whole document)
         kwargs["value"] = _short(value)
     return InputError(message, **kwargs)
 
 
 def _short(value: Any) -> Any:
     if isinstance(value, dict | list):
-        text = json.dumps(value, default=str)
+        try:
+            text = json.dumps(value, default=str)
+        except (ValueError, RecursionError):  # a YAML alias that contains itself
+            return "<a structure that contains itself>"
         return text if len(text) <= 80 else text[:77] + "..."
     return value
 

@@ -70,7 +70,7 @@ class ModelConfig:
     qk_nope_head_dim: int = 0
     qk_rope_head_dim: int = 0
     v_head_dim: int = 0
-    # DeepSeek sparse attention: a lightning indexer scores every cached token, attention reads top-k
+    # DeepSeek sparse attention: an indexer scores every cached token, attention reads top-k
     index_topk: int = 0
     index_n_heads: int = 0
     index_head_dim: int = 0
@@ -189,9 +189,11 @@ class ModelConfig:
 
     @cached_property
     def params_matmul_active(self) -> int:
-        """Active parameters that take part in a matmul per token (the embedding lookup does not)."""
-        return self.params_active - self.embedding_params + (
-            self.embedding_params if self.tie_word_embeddings else 0
+        """Active parameters in a matmul per token (the embedding lookup is not one)."""
+        return (
+            self.params_active
+            - self.embedding_params
+            + (self.embedding_params if self.tie_word_embeddings else 0)
         )
 
     @property
@@ -261,8 +263,8 @@ class ModelConfig:
             if phase == "decode":
                 per_token = 2 * heads * (2 * self.kv_lora_rank + self.qk_rope_head_dim)
             else:
-                per_token = 2 * heads * (
-                    self.qk_nope_head_dim + self.qk_rope_head_dim + self.v_head_dim
+                per_token = (
+                    2 * heads * (self.qk_nope_head_dim + self.qk_rope_head_dim + self.v_head_dim)
                 )
         else:
             per_token = 4 * heads * self.head_dim
@@ -277,9 +279,7 @@ class ModelConfig:
         ``2 · active matmul parameters`` plus attention over the context. For decode the new
         token attends ``context + 1`` tokens including itself.
         """
-        return 2.0 * self.params_matmul_active + self.attention_flops_per_token(
-            context + 1, phase
-        )
+        return 2.0 * self.params_matmul_active + self.attention_flops_per_token(context + 1, phase)
 
     def prefill_flops(self, new_tokens: int, cached_tokens: int = 0) -> float:
         """Forward FLOPs to prefill ``new_tokens`` after ``cached_tokens`` already in the cache.
@@ -292,9 +292,13 @@ class ModelConfig:
         pairs = new_tokens * cached_tokens + new_tokens * (new_tokens + 1) / 2
         if not self.is_sparse_attention:
             return linear + self.attention_flops_per_token(1.0, "prefill") * pairs
-        attended = _capped_context_sum(cached_tokens + 1, cached_tokens + new_tokens, self.index_topk)
-        per_pair = 2 * self.num_attention_heads * (
-            self.qk_nope_head_dim + self.qk_rope_head_dim + self.v_head_dim
+        attended = _capped_context_sum(
+            cached_tokens + 1, cached_tokens + new_tokens, self.index_topk
+        )
+        per_pair = (
+            2
+            * self.num_attention_heads
+            * (self.qk_nope_head_dim + self.qk_rope_head_dim + self.v_head_dim)
         )
         indexer = 2 * self.index_n_heads * self.index_head_dim * pairs
         return linear + self.num_layers * (per_pair * attended + indexer)
@@ -335,7 +339,7 @@ class ModelConfig:
         """Build from a Hugging Face ``config.json`` mapping; unknown architectures are an error."""
         where = source or name
         model_type = config.get("model_type")
-        if model_type not in _SUPPORTED_TYPES:
+        if not isinstance(model_type, str) or model_type not in _SUPPORTED_TYPES:
             raise InputError(
                 "unsupported model_type",
                 file=where,
@@ -344,37 +348,47 @@ class ModelConfig:
                 allowed=", ".join(sorted(_SUPPORTED_TYPES)),
             )
 
-        def need(key: str, *alts: str) -> Any:
-            for k in (key, *alts):
-                value = config.get(k)
-                if value is not None:
-                    return value
-            raise InputError(
-                f"config.json of a {model_type} model must set {key!r}", file=where, field=key
-            )
+        def need(key: str) -> int:
+            """A size the config must set: a whole number of at least 1."""
+            if config.get(key) is None:
+                raise InputError(
+                    f"config.json of a {model_type} model must set {key!r}", file=where, field=key
+                )
+            value = num(key)
+            if value < 1:
+                raise InputError("must be at least 1", file=where, field=key, value=config[key])
+            return value
 
         def num(key: str, default: int = 0) -> int:
             value = config.get(key)
             if value is None:
                 return default
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise InputError("expected a number", file=where, field=key, value=value)
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or (isinstance(value, float) and not value.is_integer())
+                or value < 0
+            ):
+                raise InputError(
+                    "expected a non-negative whole number", file=where, field=key, value=value
+                )
             return int(value)
 
-        hidden = int(need("hidden_size"))
-        heads = int(need("num_attention_heads"))
-        kv_heads = num("num_key_value_heads", heads)
-        head_dim = num("head_dim", hidden // heads)
+        hidden = need("hidden_size")
+        heads = need("num_attention_heads")
+        has = config.get
+        kv_heads = need("num_key_value_heads") if has("num_key_value_heads") is not None else heads
+        head_dim = need("head_dim") if has("head_dim") is not None else hidden // heads
         text = dict(
             name=name,
             model_type=model_type,
             hidden_size=hidden,
-            num_layers=int(need("num_hidden_layers")),
+            num_layers=need("num_hidden_layers"),
             num_attention_heads=heads,
             num_kv_heads=kv_heads,
             head_dim=head_dim,
-            intermediate_size=int(need("intermediate_size")),
-            vocab_size=int(need("vocab_size")),
+            intermediate_size=need("intermediate_size"),
+            vocab_size=need("vocab_size"),
             max_context=num("max_position_embeddings", 4096),
             tie_word_embeddings=bool(config.get("tie_word_embeddings", False)),
             source=source,
@@ -402,7 +416,13 @@ class ModelConfig:
                 num_shared_experts=1 if num("shared_expert_intermediate_size") else 0,
                 num_dense_layers=dense_layers,
             )
-        elif model_type in ("glm4_moe", "deepseek_v2", "deepseek_v3", "deepseek_v32", "glm_moe_dsa"):
+        elif model_type in (
+            "glm4_moe",
+            "deepseek_v2",
+            "deepseek_v3",
+            "deepseek_v32",
+            "glm_moe_dsa",
+        ):
             shared = num("n_shared_experts")
             moe_inter = num("moe_intermediate_size")
             text.update(
@@ -477,8 +497,12 @@ def load_model(name_or_path: str | Path, base_dir: Path | None = None) -> ModelC
             name = path.parent.name if path.name == "config.json" else path.stem
     try:
         config = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"not a valid config.json: {exc}", file=path) from None
+    except json.JSONDecodeError as exc:
+        raise InputError(f"not valid JSON: {exc.msg}", file=path, line=exc.lineno) from None
+    except UnicodeDecodeError:
+        raise InputError("not UTF-8 text (is it a binary file?)", file=path) from None
+    except OSError as exc:
+        raise InputError(f"cannot read the model config: {exc.strerror}", file=path) from None
     if not isinstance(config, dict):
         raise InputError("config.json must hold a JSON object", file=path)
     meta = config.get("_hetsim_meta") or {}

@@ -114,9 +114,11 @@ def _resolve(spec: ScenarioSpec, path: Path | None) -> Scenario:
     try:
         model = load_model(spec.model, base_dir=base)
     except InputError as exc:
-        if exc.field is None or exc.field == "model":
-            raise InputError(exc.message, field="model", value=spec.model, allowed=exc.allowed)
-        raise
+        if exc.file:  # the config.json itself is broken: keep its location
+            raise
+        raise InputError(
+            exc.message, field="model", value=spec.model, allowed=exc.allowed
+        ) from None
 
     profiles: dict[str, AcceleratorProfile] = {}
     for i, pool in enumerate(spec.pools):

@@ -134,6 +134,12 @@ class PoolSpec(StrictModel):
         ge=1,
         description="expert-parallel degree for MoE; 1 (experts split by tp) or tp·dp",
     )
+    expert_imbalance: float = Field(
+        default=1.2,
+        ge=1,
+        description="MoE with ep > 1: routed tokens on the busiest device over the mean "
+        "(an assumption; balanced routing with EPLB-style replication brings it near 1)",
+    )
     precision: PrecisionPolicy = Field(default_factory=PrecisionPolicy)
     batching: Batching = Field(default_factory=Batching)
     memory_utilization: float = Field(
@@ -342,19 +348,21 @@ class ScenarioSpec(StrictModel):
     seed: int = Field(default=0, ge=0)
     search: SearchSpec | None = None
 
-    @model_validator(mode="after")
-    def _pools(self) -> ScenarioSpec:
-        names = [p.name for p in self.pools]
+    @field_validator("pools")
+    @classmethod
+    def _pools(cls, pools: list[PoolSpec]) -> list[PoolSpec]:
+        # a field validator, not a model one, so that the error names the field `pools`
+        names = [p.name for p in pools]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"pool names must be unique; repeated: {', '.join(dupes)}")
-        roles = {p.role for p in self.pools}
+        roles = {p.role for p in pools}
         if ("prefill" in roles) != ("decode" in roles):
             missing = "decode" if "prefill" in roles else "prefill"
             raise ValueError(
                 f"a disaggregated deployment needs both prefill and decode pools; no {missing} pool"
             )
-        return self
+        return pools
 
     def pool(self, name: str) -> PoolSpec:
         for p in self.pools:

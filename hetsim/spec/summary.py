@@ -61,13 +61,21 @@ def describe(scenario: Scenario) -> dict[str, Any]:
     wl = spec.workload
     workload: dict[str, Any]
     if wl.trace is not None:
-        workload = {"kind": "trace", "format": wl.trace.format,
-                    "path": str(scenario.resolve_path(wl.trace.path))}
+        workload = {
+            "kind": "trace",
+            "format": wl.trace.format,
+            "path": str(scenario.resolve_path(wl.trace.path)),
+        }
     else:
         syn = wl.synthetic
         assert syn is not None
-        workload = {"kind": "synthetic", "arrival": syn.arrival, "rate": syn.rate,
-                    "requests": syn.requests, "prefix_hit_rate": syn.prefix_hit_rate}
+        workload = {
+            "kind": "synthetic",
+            "arrival": syn.arrival,
+            "rate": syn.rate,
+            "requests": syn.requests,
+            "prefix_hit_rate": syn.prefix_hit_rate,
+        }
     return {
         "scenario": spec.name,
         "file": str(scenario.path) if scenario.path else None,

@@ -40,6 +40,7 @@ TRACE_COLUMNS: dict[str, dict[str, str | None]] = {
     },
 }
 TRACE_FORMATS = ("mooncake", "azure", "burstgpt", "csv", "jsonl")
+#: seconds per unit of a numeric arrival column
 TRACE_TIME_UNITS = {"s": 1.0, "ms": 1e-3, "us": 1e-6}
 
 
@@ -59,11 +60,15 @@ class TraceSpec(StrictModel):
             "tokens (and optionally prefix block hashes)",
         )
     )
-    time_unit: Literal["s", "ms", "us"] = Field(
-        default="s", description="unit of a numeric arrival column in generic formats"
+    time_unit: Literal["s", "ms", "us", "datetime"] = Field(
+        default="s",
+        description="generic formats: unit of a numeric arrival column, or `datetime` for ISO "
+        "date-time strings such as '2023-11-16 18:17:03.97996'",
     )
     time_window: tuple[Seconds, Seconds] | None = Field(
-        default=None, description="[start, end] offsets from the first arrival to replay"
+        default=None,
+        description="[start, end] offsets from the trace's first arrival to replay, in the "
+        "trace's own time (before `target_rate` rescaling)",
     )
     target_rate: float | None = Field(
         default=None,
@@ -73,10 +78,32 @@ class TraceSpec(StrictModel):
     )
     max_input_tokens: int | None = Field(default=None, gt=0, description="cap on prompt length")
     max_output_tokens: int | None = Field(default=None, gt=0, description="cap on output length")
-    sample: float = Field(default=1.0, gt=0, le=1, description="keep this fraction of requests")
-    on_bad_row: Literal["error", "skip"] = Field(
-        default="error", description="unparsable rows: stop with an error, or skip and count them"
+    sample: float = Field(
+        default=1.0,
+        gt=0,
+        le=1,
+        description="keep each request with this probability (seeded by the scenario's seed)",
     )
+    on_bad_row: Literal["error", "skip"] = Field(
+        default="error",
+        description="unparsable rows and rows whose timestamp goes backwards: stop with an "
+        "error naming file, line and column, or skip and count them",
+    )
+    block_tokens: int = Field(
+        default=512,
+        gt=0,
+        description="tokens per prefix hash block of the `hash_ids` column (Mooncake: 512); "
+        "used to cut the hashes of prompts shortened by `max_input_tokens`",
+    )
+
+    @model_validator(mode="after")
+    def _window_order(self) -> TraceSpec:
+        if self.time_window is not None and self.time_window[0] > self.time_window[1]:
+            raise ValueError(
+                f"time_window start ({self.time_window[0]:g} s) is after its end "
+                f"({self.time_window[1]:g} s)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _columns_for_generic(self) -> TraceSpec:
@@ -103,14 +130,25 @@ class TraceSpec(StrictModel):
 class LengthSpec(StrictModel):
     """A token-length distribution. A bare integer in YAML means ``{dist: fixed, value: N}``."""
 
-    dist: Literal["fixed", "uniform", "lognormal", "empirical"] = "fixed"
+    dist: Literal["fixed", "uniform", "lognormal", "empirical"] = Field(
+        default="fixed",
+        description="fixed (`value`), uniform integers in [`min`, `max`], lognormal (`mean`, "
+        "`cv`), or empirical (resampled from `trace`)",
+    )
     value: int | None = Field(default=None, gt=0, description="fixed: the length")
-    min: int | None = Field(default=None, gt=0, description="uniform: lower bound; clip floor")
-    max: int | None = Field(default=None, gt=0, description="uniform: upper bound; clip ceiling")
+    min: int | None = Field(
+        default=None, gt=0, description="uniform: lower bound; lognormal/empirical: clip floor"
+    )
+    max: int | None = Field(
+        default=None, gt=0, description="uniform: upper bound; lognormal/empirical: clip ceiling"
+    )
     mean: float | None = Field(default=None, gt=0, description="lognormal: mean length")
     cv: float | None = Field(default=None, gt=0, description="lognormal: coefficient of variation")
     trace: TraceSpec | None = Field(
-        default=None, description="empirical: resample lengths from this trace"
+        default=None,
+        description="empirical: resample lengths from this trace (its prompt lengths for "
+        "input_tokens, output lengths for output_tokens; when both name the same trace, "
+        "(input, output) pairs are resampled together); path relative to the scenario file",
     )
 
     @model_validator(mode="before")
@@ -137,32 +175,48 @@ class LengthSpec(StrictModel):
 
 
 class SyntheticSpec(StrictModel):
-    """Generated arrivals and lengths."""
+    """Generated arrivals and lengths (see :mod:`hetsim.workload.synthetic` for the models)."""
 
     arrival: Literal["poisson", "gamma", "bursty"] = Field(
         default="poisson",
-        description="poisson; gamma (inter-arrival CV = `cv`); bursty (on/off: `rate` during "
-        "`on` periods, silence during `off` periods)",
+        description="poisson; gamma (inter-arrival CV = `cv`); bursty (on/off: Poisson at `rate` "
+        "during `on` periods, silence during `off` periods)",
     )
-    rate: float = Field(gt=0, description="mean request rate in requests/s")
+    rate: float = Field(
+        gt=0,
+        description="request rate in requests/s: the mean rate for poisson and gamma; for bursty "
+        "the rate during on periods (long-run mean: rate·on/(on+off))",
+    )
     cv: float = Field(default=1.0, gt=0, description="gamma: coefficient of variation of gaps")
     on: Seconds = Field(default=10.0, gt=0, description="bursty: length of an on period")
     off: Seconds = Field(default=10.0, ge=0, description="bursty: length of an off period")
     requests: int = Field(default=1000, gt=0, description="number of requests to generate")
-    input_tokens: LengthSpec
-    output_tokens: LengthSpec
+    input_tokens: LengthSpec = Field(description="prompt length distribution")
+    output_tokens: LengthSpec = Field(description="output length distribution")
     prefix_hit_rate: float = Field(
         default=0.0,
         ge=0,
         le=1,
-        description="share of each prompt that is a shared prefix (system prompt or earlier "
-        "turns) the prefix cache can serve",
+        description="target share of prompt tokens covered by prefix blocks seen in earlier "
+        "requests (shared system prompts, earlier turns); above 0, requests carry prefix block "
+        "hashes like a Mooncake trace's hash_ids",
+    )
+    prefix_groups: int = Field(
+        default=16,
+        gt=0,
+        description="number of distinct shared prefixes (system prompts / conversations) that "
+        "requests draw from, uniformly",
+    )
+    block_tokens: int = Field(
+        default=512, gt=0, description="tokens per prefix hash block (Mooncake: 512)"
     )
 
 
 class WorkloadSpec(StrictModel):
-    trace: TraceSpec | None = None
-    synthetic: SyntheticSpec | None = None
+    """Where requests come from: exactly one of a trace or a synthetic generator."""
+
+    trace: TraceSpec | None = Field(default=None, description="replay a request trace file")
+    synthetic: SyntheticSpec | None = Field(default=None, description="generate requests")
 
     @model_validator(mode="after")
     def _exactly_one(self) -> WorkloadSpec:
