@@ -128,8 +128,10 @@ class StepModel:
         m, c, p = self.model, self.config, self.profile
         self.provenance = "calibrated" if self.calibration is not None else "roofline-default"
         self.gemm_key = _compute_key(c.weights, c.activations)
+        # attention computes in the activations' float format, bf16 for quantized activations
+        float_prefs = (c.activations,) if c.activations in ("bf16", "fp16", "fp32") else ()
         self.attention_key = next(
-            k for k in ("bf16", "fp16", "fp32") if k in p.compute or k == "fp32"
+            k for k in (*float_prefs, "bf16", "fp16", "fp32") if k in p.compute or k == "fp32"
         )
         self.act_bytes = FORMATS[c.activations].element_bytes
         fmt = get_format(c.weights, "weights")
@@ -152,6 +154,10 @@ class StepModel:
             self.peaks = {k: f.value for k, f in p.compute.items()}
             self.bandwidth = p.memory_bandwidth
             self.overhead = eff.step_overhead.value
+        # achieved peaks of the roofline-default model, per compute format
+        self._default_peak = {k: v * self.eff_compute for k, v in self.peaks.items()}
+        self._default_peak.setdefault("bf16", max(self._default_peak.values()))
+        self._default_bw = self.bandwidth * self.eff_memory
         if p.scale_up is not None:
             self.link_bw = p.scale_up.bandwidth.value
             self.link_latency = p.scale_up.latency.value
@@ -159,6 +165,7 @@ class StepModel:
             self.link_bw, self.link_latency = float("inf"), 0.0
         self.kv_bytes_per_token_layer = kv_bytes_per_token_per_device(m, c.tp, c.kv) / m.num_layers
         self._build_gemms()
+        self._attention_coefficients()
 
     # ---- construction -------------------------------------------------------------------------
 
@@ -206,6 +213,30 @@ class StepModel:
         )
         self.gemms = g
 
+    def _attention_coefficients(self) -> None:
+        m = self.model
+        self.heads_per_device = m.num_attention_heads / self.config.tp
+        heads = self.heads_per_device
+        if m.is_mla:
+            # decode in absorbed form over the latent, prefill in expanded per-head form
+            self.decode_head_dim = m.kv_lora_rank + m.qk_rope_head_dim
+            self.decode_flops_per_attended = 2 * heads * (2 * m.kv_lora_rank + m.qk_rope_head_dim)
+            self.prefill_head_dim = m.qk_nope_head_dim + m.qk_rope_head_dim
+            self.prefill_flops_per_pair = (
+                2 * heads * (m.qk_nope_head_dim + m.qk_rope_head_dim + m.v_head_dim)
+            )
+            self.mla_kv_b = _Gemm(
+                "mla_kv_b_proj",
+                heads * (m.qk_nope_head_dim + m.v_head_dim),
+                m.kv_lora_rank,
+                m.num_layers,
+                self.weight_bpp,
+                self.gemm_key,
+            )
+        else:
+            self.decode_head_dim = self.prefill_head_dim = m.head_dim
+            self.decode_flops_per_attended = self.prefill_flops_per_pair = 4 * heads * m.head_dim
+
     # ---- efficiencies -------------------------------------------------------------------------
 
     def _surface(self, op: str, dtype: str) -> EfficiencySurface | None:
@@ -224,6 +255,13 @@ class StepModel:
         self, op: str, dtype: str, flops: float, nbytes: float, **shape: float
     ) -> tuple[float, str, str]:
         """(time, bound, source) of one kernel call."""
+        if self.calibration is None:
+            peak = self._default_peak.get(dtype) or self._default_peak["bf16"]
+            compute = flops / peak
+            memory = nbytes / self._default_bw
+            if compute >= memory:
+                return compute, "compute", "roofline-default"
+            return memory, "memory", "roofline-default"
         surface = self._surface(op, dtype)
         peak = self.peaks.get(dtype) or self.peaks.get("bf16") or max(self.peaks.values())
         if surface is not None:
@@ -323,7 +361,7 @@ class StepModel:
         count = m.num_moe_layers
         return OpCost("moe_all_to_all", 0.0, sent * count, t * count, "network", count)
 
-    def _attention_ops(
+    def _attention_terms(
         self,
         dec_seqs: int,
         dec_ctx: float,
@@ -333,113 +371,92 @@ class StepModel:
         pre_cached: float,
         pre_pairs: float,
         pre_pairs_capped: float,
-    ) -> list[OpCost]:
-        """Attention (and MLA expansion, DSA indexer) for decode and prefill sequences.
+    ) -> list[tuple[str, str, str, float, float, dict[str, float]]]:
+        """Per-layer attention kernels: (name, op family, dtype, flops, bytes, shape).
 
-        ``dec_ctx``: tokens attended by decode queries summed over sequences (context + 1 each);
-        ``dec_capped``: the same capped at the sparse top-k. ``pre_pairs``: causal (query, key)
-        pairs of the prefill chunks; ``pre_pairs_capped``: capped at top-k per query.
+        Covers attention itself, MLA's kv_b projection and the DSA indexer. ``dec_ctx``: tokens
+        attended by decode queries summed over sequences (context + 1 each); ``dec_capped``: the
+        same capped at the sparse top-k. ``pre_pairs``: causal (query, key) pairs of the prefill
+        chunks; ``pre_pairs_capped``: capped at top-k per query.
         """
-        m, c = self.model, self.config
-        layers = m.num_layers
-        tp = c.tp
-        heads = m.num_attention_heads / tp
-        kvb = self.kv_bytes_per_token_layer
-        ops: list[OpCost] = []
-        dp = c.dp
+        m, dp, heads, kvb = (
+            self.model,
+            self.config.dp,
+            self.heads_per_device,
+            self.kv_bytes_per_token_layer,
+        )
+        key = self.attention_key
+        terms = []
         if dec_seqs:
             b = dec_seqs / dp
-            if m.is_mla:
-                flops = 2 * heads * (2 * m.kv_lora_rank + m.qk_rope_head_dim) * dec_capped / dp
-                head_dim = m.kv_lora_rank + m.qk_rope_head_dim
-            else:
-                flops = 4 * heads * m.head_dim * dec_capped / dp
-                head_dim = m.head_dim
-            nbytes = dec_capped / dp * kvb + 2 * b * heads * head_dim * 2.0
-            t, bound, src = self._kernel(
-                "attention_decode",
-                self.attention_key,
-                flops,
-                nbytes,
-                batch=b,
-                context=dec_ctx / dec_seqs,
-                heads=heads,
-                head_dim=head_dim,
-            )
-            ops.append(
-                OpCost(
-                    "attention_decode",
-                    flops * layers,
-                    nbytes * layers,
-                    t * layers,
-                    bound,
-                    layers,
-                    src,
-                )
-            )  # type: ignore[arg-type]
+            flops = self.decode_flops_per_attended * dec_capped / dp
+            # read the attended KV in its stored format, read Q and write O in 16 bits
+            nbytes = dec_capped / dp * kvb + 4.0 * b * heads * self.decode_head_dim
+            shape = {
+                "batch": b,
+                "context": dec_ctx / dec_seqs,
+                "heads": heads,
+                "head_dim": self.decode_head_dim,
+            }
+            terms.append(("attention_decode", "attention_decode", key, flops, nbytes, shape))
         if pre_seqs:
-            if m.is_mla:
-                per_pair = 2 * heads * (m.qk_nope_head_dim + m.qk_rope_head_dim + m.v_head_dim)
-                flops = per_pair * pre_pairs_capped / dp
-                head_dim = m.qk_nope_head_dim + m.qk_rope_head_dim
-            else:
-                flops = 4 * heads * m.head_dim * pre_pairs / dp
-                head_dim = m.head_dim
+            pairs = pre_pairs_capped if m.is_mla else pre_pairs
+            flops = self.prefill_flops_per_pair * pairs / dp
             # read the cached prefix's KV, write the new tokens' KV, read Q and write O
             nbytes = (
-                (pre_cached + pre_tokens) * kvb + 2 * pre_tokens * heads * head_dim * 2.0
+                (pre_cached + pre_tokens) * kvb + 4.0 * pre_tokens * heads * self.prefill_head_dim
             ) / dp
-            t, bound, src = self._kernel(
-                "attention_prefill",
-                self.attention_key,
-                flops,
-                nbytes,
-                batch=pre_seqs / dp,
-                seq_len=(pre_tokens + pre_cached) / pre_seqs,
-                heads=heads,
-                head_dim=head_dim,
-            )
-            ops.append(
-                OpCost(
-                    "attention_prefill",
-                    flops * layers,
-                    nbytes * layers,
-                    t * layers,
-                    bound,
-                    layers,
-                    src,
-                )
-            )  # type: ignore[arg-type]
+            shape = {
+                "batch": pre_seqs / dp,
+                "seq_len": (pre_tokens + pre_cached) / pre_seqs,
+                "heads": heads,
+                "head_dim": self.prefill_head_dim,
+            }
+            terms.append(("attention_prefill", "attention_prefill", key, flops, nbytes, shape))
         if m.is_mla:
             # kv_b: absorbed (per decode token) or expanding every latent of a prefill context
+            g = self.mla_kv_b
             rows = (dec_seqs + pre_tokens + pre_cached) / dp
-            g = _Gemm(
-                "mla_kv_b_proj",
-                heads * (m.qk_nope_head_dim + m.v_head_dim),
-                m.kv_lora_rank,
-                layers,
-                self.weight_bpp,
-                self.gemm_key,
+            flops = 2.0 * rows * g.n * g.k
+            nbytes = (
+                g.k * g.n * g.weight_bytes_per_param
+                + rows * g.k * self.act_bytes
+                + rows * g.n * 2.0
             )
-            ops.append(self._gemm_cost(g, rows))
+            terms.append(
+                (g.name, "gemm", g.compute_key, flops, nbytes, {"m": rows, "n": g.n, "k": g.k})
+            )
         if m.is_sparse_attention:
             scored = (dec_ctx + pre_pairs) / dp
             flops = 2 * m.index_n_heads * m.index_head_dim * scored
             nbytes = (dec_ctx + pre_cached + pre_tokens) / dp * m.index_head_dim  # fp8 keys
-            t, bound, src = self._kernel(
-                "gemm",
-                self.gemm_key,
-                flops,
-                nbytes,
-                m=max(scored, 1.0),
-                n=m.index_n_heads,
-                k=m.index_head_dim,
-            )
+            shape = {"m": max(scored, 1.0), "n": m.index_n_heads, "k": m.index_head_dim}
+            terms.append(("dsa_indexer", "gemm", self.gemm_key, flops, nbytes, shape))
+        return terms
+
+    def _attention_time(self, *args: float) -> float:
+        layers = self.model.num_layers
+        return layers * sum(
+            self._kernel(op, dtype, flops, nbytes, **shape)[0]
+            for _, op, dtype, flops, nbytes, shape in self._attention_terms(*args)
+        )
+
+    def _attention_ops(self, *args: float) -> list[OpCost]:
+        layers = self.model.num_layers
+        ops = []
+        for name, op, dtype, flops, nbytes, shape in self._attention_terms(*args):
+            t, bound, src = self._kernel(op, dtype, flops, nbytes, **shape)
             ops.append(
                 OpCost(
-                    "dsa_indexer", flops * layers, nbytes * layers, t * layers, bound, layers, src
+                    name,
+                    flops * layers,
+                    nbytes * layers,
+                    t * layers,
+                    bound,  # type: ignore[arg-type]
+                    layers,
+                    src,
                 )
-            )  # type: ignore[arg-type]
+            )
         return ops
 
     def _overhead_op(self) -> OpCost:
@@ -462,8 +479,7 @@ class StepModel:
             return 0.0
         attended = float(context.sum()) + b
         capped = self._capped_decode(context, attended)
-        ops = self._attention_ops(b, attended, capped, 0, 0.0, 0.0, 0.0, 0.0)
-        return self._linear_time(b, b) + sum(op.time for op in ops)
+        return self._linear_time(b, b) + self._attention_time(b, attended, capped, 0, 0, 0, 0, 0)
 
     def prefill_time(self, new: np.ndarray, cached: np.ndarray | None = None) -> float:
         """Seconds for one prefill step over chunks of ``new`` tokens after ``cached`` tokens."""
@@ -475,8 +491,8 @@ class StepModel:
         cached = np.zeros_like(new) if cached is None else np.asarray(cached)
         if new.size == 0:
             return 0.0
-        return self._linear_time(int(new.sum()), int(new.size)) + sum(
-            op.time for op in self._attention_ops(*self._attention_args(new, cached))
+        return self._linear_time(int(new.sum()), int(new.size)) + self._attention_time(
+            *self._attention_args(new, cached)
         )
 
     def _capped_decode(self, context: np.ndarray, attended: float) -> float:
