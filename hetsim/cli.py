@@ -79,28 +79,46 @@ def check(
 
 
 def _render_check(info: dict[str, Any]) -> None:
+    from rich.markup import escape
+
     m = info["model"]
     console.print(
-        f"[bold green]✓[/] {info['file'] or info['scenario']} is valid — scenario "
-        f"[bold]{info['scenario']}[/]"
+        f"[bold green]✓[/] {escape(info['file'] or info['scenario'])} is valid — scenario "
+        f"[bold]{escape(info['scenario'])}[/]"
     )
     console.print(
-        f"model [bold]{m['name']}[/] ({m['architecture']}): "
+        f"model [bold]{escape(m['name'])}[/] ({m['architecture']}): "
         f"{m['params_total'] / 1e9:.1f}B parameters, {m['params_active'] / 1e9:.1f}B active"
     )
     table = Table(title="Pools (per device unless stated)", title_justify="left")
     for col in (
-        "pool", "role", "accelerator", "inst × dev", "tp/dp/ep", "precision W/A/KV",
-        "weights", "activations*", "KV room", "KV B/token", "KV tokens/inst", "$/h",
+        "pool",
+        "role",
+        "accelerator",
+        "inst × dev",
+        "tp/dp/ep",
+        "precision W/A/KV",
+        "weights",
+        "activations*",
+        "KV room",
+        "KV B/token",
+        "KV tokens/inst",
+        "$/h",
     ):
-        table.add_column(col, justify="right" if col not in ("pool", "role", "accelerator",
-                                                              "precision W/A/KV") else "left")
+        table.add_column(
+            col,
+            justify="right"
+            if col not in ("pool", "role", "accelerator", "precision W/A/KV")
+            else "left",
+        )
     for p in info["pools"]:
         mem = p["memory"]
         prec = p["precision"]
         price = units.format_price_per_hour(p["cost_per_hour"])
         table.add_row(
-            p["name"], p["role"], p["accelerator"],
+            p["name"],
+            p["role"],
+            p["accelerator"],
             f"{p['instances']} × {p['devices_per_instance']}",
             f"{p['tp']}/{p['dp']}/{p['ep']}",
             f"{prec['weights']}/{prec['activations']}/{prec['kv']}",
@@ -114,14 +132,23 @@ def _render_check(info: dict[str, Any]) -> None:
     console.print(table)
     if info["paths"]:
         paths = Table(title="KV transfer paths", title_justify="left")
-        for col in ("from → to", "hops", "bottleneck", "latency", "format", "KV B/token",
-                    "8K-token KV alone"):
+        for col in (
+            "from → to",
+            "hops",
+            "bottleneck",
+            "latency",
+            "format",
+            "KV B/token",
+            "8K-token KV alone",
+        ):
             paths.add_column(col)
         for p in info["paths"]:
             paths.add_row(
-                f"{p['from']} → {p['to']}", " → ".join(p["hops"]),
+                f"{p['from']} → {p['to']}",
+                " → ".join(p["hops"]),
                 units.format_bandwidth(p["bottleneck_bandwidth"], 3),
-                units.format_time(p["latency"], 3), p["transfer_format"],
+                units.format_time(p["latency"], 3),
+                p["transfer_format"],
                 f"{p['kv_bytes_per_token']:,.0f}",
                 units.format_time(p["lone_8k_token_transfer_s"], 3),
             )
@@ -158,15 +185,35 @@ def profiles(as_json: JsonOption = False) -> None:
         print(json.dumps([p.model_dump(mode="json") for p in rows], indent=2))
         return
     table = Table(title="Accelerator profiles (dense peaks)", title_justify="left")
-    for col in ("name", "vendor", "memory", "mem BW", "bf16", "fp8", "int8", "fp4",
-                "scale-up /dir", "formats W | A | KV", "$/h†", "not datasheet"):
+    for col in (
+        "name",
+        "vendor",
+        "memory",
+        "mem BW",
+        "bf16",
+        "fp8",
+        "int8",
+        "fp4",
+        "scale-up /dir",
+        "formats W | A | KV",
+        "$/h†",
+        "not datasheet",
+    ):
         table.add_column(col)
     for p in rows:
+
         def peak(key: str, p=p) -> str:
             return units.format_flops(p.compute[key].value, 3) if key in p.compute else "—"
+
         table.add_row(
-            p.name, p.vendor, _bytes(p.memory_bytes), units.format_bandwidth(p.memory_bandwidth, 3),
-            peak("bf16"), peak("fp8"), peak("int8"), peak("fp4"),
+            p.name,
+            p.vendor,
+            _bytes(p.memory_bytes),
+            units.format_bandwidth(p.memory_bandwidth, 3),
+            peak("bf16"),
+            peak("fp8"),
+            peak("int8"),
+            peak("fp4"),
             units.format_bandwidth(p.scale_up.bandwidth.value, 3) if p.scale_up else "—",
             f"{','.join(p.formats.weights)} | {','.join(p.formats.activations)} | "
             f"{','.join(p.formats.kv)}",
@@ -194,15 +241,32 @@ def models(
         print(json.dumps([m.summary() for m in loaded], indent=2))
         return
     table = Table(title="Models (KV bytes per token, all layers)", title_justify="left")
-    for col in ("name", "architecture", "layers", "params", "active", "bf16 weights",
-                "KV bf16", "KV fp8", "KV int8", "KV int4", "max ctx"):
+    for col in (
+        "name",
+        "architecture",
+        "layers",
+        "params",
+        "active",
+        "bf16 weights",
+        "KV bf16",
+        "KV fp8",
+        "KV int8",
+        "KV int4",
+        "max ctx",
+    ):
         table.add_column(col, justify="left" if col in ("name", "architecture") else "right")
     for m in loaded:
         table.add_row(
-            m.name, m.description, str(m.num_layers), f"{m.params_total / 1e9:.2f}B",
-            f"{m.params_active / 1e9:.2f}B", _bytes(m.weight_bytes("bf16")),
-            f"{m.kv_bytes_per_token('bf16'):,.0f}", f"{m.kv_bytes_per_token('fp8_e4m3'):,.0f}",
-            f"{m.kv_bytes_per_token('int8'):,.0f}", f"{m.kv_bytes_per_token('int4'):,.0f}",
+            m.name,
+            m.description,
+            str(m.num_layers),
+            f"{m.params_total / 1e9:.2f}B",
+            f"{m.params_active / 1e9:.2f}B",
+            _bytes(m.weight_bytes("bf16")),
+            f"{m.kv_bytes_per_token('bf16'):,.0f}",
+            f"{m.kv_bytes_per_token('fp8_e4m3'):,.0f}",
+            f"{m.kv_bytes_per_token('int8'):,.0f}",
+            f"{m.kv_bytes_per_token('int4'):,.0f}",
             f"{m.max_context:,}",
         )
     console.print(table)
@@ -231,8 +295,9 @@ def schema(
 def plan(
     scenario: Annotated[
         Path | None,
-        typer.Argument(help="Scenario YAML (default: the bundled cphd-glm51.yaml).",
-                       show_default=False),
+        typer.Argument(
+            help="Scenario YAML (default: the bundled cphd-glm51.yaml).", show_default=False
+        ),
     ] = None,
     set_: SetOption = None,
 ) -> None:
@@ -249,24 +314,21 @@ def plan(
 
 
 def main() -> None:
-    """Console entry point: user-input errors become one message and exit code 2."""
-    try:
-        app(standalone_mode=False)
-    except InputError as exc:
-        err_console.print(f"[bold red]error:[/] {exc.render()}", highlight=False, soft_wrap=True)
-        sys.exit(exc.exit_code)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except typer.Abort:
-        err_console.print("aborted")
-        sys.exit(130)
-    except Exception as exc:  # click usage errors carry their own exit code
-        import click
+    """Console entry point: user-input errors become one message and exit code 2.
 
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
+    Typer runs in standalone mode, so usage errors (a missing argument, an unknown option) are
+    printed by Typer itself with exit code 2, whichever click Typer bundles.
+    """
+    from rich.markup import escape
+
+    try:
+        app()
+    except InputError as exc:
+        # escape: messages quote user text, and "[x]" or "[/b]" in it is not rich markup
+        err_console.print(
+            f"[bold red]error:[/] {escape(exc.render())}", highlight=False, soft_wrap=True
+        )
+        sys.exit(exc.exit_code)
 
 
 if __name__ == "__main__":

@@ -101,3 +101,11 @@ def test_fp8_on_hardware_without_it_names_both():
     text = str(err.value)
     # A100 runs fp8 checkpoints weight-only (Marlin), but has no fp8 tensor cores
     assert "pools[0].precision.activations" in text and "fp8_e4m3" in text and "A100" in text
+
+
+def test_override_can_set_a_shorthand_then_reach_inside_it():
+    sc = hetsim.load_scenario(
+        Path("scenarios/cphd-glm51.yaml"), ["lifecycle=store", "lifecycle.store_tier=host_dram"]
+    )
+    assert sc.spec.lifecycle.protocol == "store"
+    assert sc.spec.lifecycle.store_tier == "host_dram"

@@ -35,7 +35,9 @@ def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: b
             hash(key)
         except TypeError:
             raise yaml.constructor.ConstructorError(
-                None, None, f"a key must be a plain value, not a {type(key).__name__}",
+                None,
+                None,
+                f"a key must be a plain value, not a {type(key).__name__}",
                 key_node.start_mark,
             ) from None
         if key in mapping:

@@ -61,9 +61,7 @@ class Scenario:
         return self.profiles[pool_name].name not in self.spec.costs.prices
 
     def cost_per_hour(self) -> float:
-        return sum(
-            p.total_devices * self.price_per_device_hour(p.name) for p in self.spec.pools
-        )
+        return sum(p.total_devices * self.price_per_device_hour(p.name) for p in self.spec.pools)
 
     def resolve_path(self, relative: str) -> Path:
         p = Path(relative).expanduser()
@@ -82,7 +80,9 @@ def scenario_from_dict(
 ) -> Scenario:
     data = _expand_shorthands(copy.deepcopy(data))
     try:
-        apply_overrides(data, overrides or [])
+        # one at a time: `--set lifecycle=store --set lifecycle.store_tier=x` must reach inside
+        for override in overrides or []:
+            _expand_shorthands(apply_overrides(data, [override]))
     except InputError as exc:
         raise exc.with_context(file=path) from None
     spec = validate_model(ScenarioSpec, data, path)
@@ -129,7 +129,9 @@ def _resolve(spec: ScenarioSpec, path: Path | None) -> Scenario:
             if exc.file:  # the profile file itself is broken: keep its location
                 raise
             raise InputError(
-                exc.message, field=f"{where}.accelerator", value=pool.accelerator,
+                exc.message,
+                field=f"{where}.accelerator",
+                value=pool.accelerator,
                 allowed=exc.allowed,
             ) from None
     scenario = Scenario(spec=spec, model=model, profiles=profiles, path=path)
@@ -183,24 +185,30 @@ def _check_pool(scenario: Scenario, i: int, pool: PoolSpec) -> None:
     if pool.ep > 1 and not model.is_moe:
         raise InputError(
             f"ep > 1 needs a mixture-of-experts model; {model.name} is dense",
-            field=f"{where}.ep", value=pool.ep, allowed="1",
+            field=f"{where}.ep",
+            value=pool.ep,
+            allowed="1",
         )
     if model.is_moe and pool.ep > 1 and model.num_experts % pool.ep:
         raise InputError(
             f"ep must divide the {model.num_experts} experts of {model.name}",
-            field=f"{where}.ep", value=pool.ep,
+            field=f"{where}.ep",
+            value=pool.ep,
         )
     if profile.scale_up is None and pool.devices > 1:
         raise InputError(
             f"{profile.name} has no scale-up link, so an instance cannot span {pool.devices} "
             "devices",
-            field=f"{where}.tp", value=pool.tp, allowed="1",
+            field=f"{where}.tp",
+            value=pool.tp,
+            allowed="1",
         )
     if profile.scale_up is not None and pool.devices > profile.scale_up.domain_size:
         raise InputError(
             f"an instance of {pool.devices} devices does not fit in one {profile.scale_up.technology} "
             f"domain of {profile.scale_up.domain_size}",
-            field=f"{where}.tp", value=pool.tp,
+            field=f"{where}.tp",
+            value=pool.tp,
         )
     fp = footprint(model, profile, pool)
     if not fp.fits:
@@ -225,13 +233,16 @@ def _check_paths(spec: ScenarioSpec) -> None:
         for end, name, role in (("from", path.from_, "prefill"), ("to", path.to, "decode")):
             if name not in roles:
                 raise InputError(
-                    "no pool of that name", field=f"{where}.{end}", value=name,
+                    "no pool of that name",
+                    field=f"{where}.{end}",
+                    value=name,
                     allowed=", ".join(roles),
                 )
             if roles[name] != role:
                 raise InputError(
                     f"KV flows from prefill to decode pools; pool {name!r} is {roles[name]}",
-                    field=f"{where}.{end}", value=name,
+                    field=f"{where}.{end}",
+                    value=name,
                     allowed=", ".join(n for n, r in roles.items() if r == role),
                 )
         if (path.from_, path.to) in seen:
@@ -259,7 +270,9 @@ def _check_kv(spec: ScenarioSpec, profiles: dict[str, AcceleratorProfile]) -> No
     pc = spec.kv.prefix_cache
     if pc.tier != "hbm" and pc.tier not in tiers:
         raise InputError(
-            "prefix cache tier is not defined", field="kv.prefix_cache.tier", value=pc.tier,
+            "prefix cache tier is not defined",
+            field="kv.prefix_cache.tier",
+            value=pc.tier,
             allowed=", ".join(["hbm", *tiers]),
         )
     lc = spec.lifecycle
@@ -268,23 +281,27 @@ def _check_kv(spec: ScenarioSpec, profiles: dict[str, AcceleratorProfile]) -> No
         if lc.store_tier is None:
             raise InputError(
                 "the store protocol needs lifecycle.store_tier naming a shared KV tier",
-                field="lifecycle.store_tier", allowed=", ".join(candidates) or "(define kv.tiers)",
+                field="lifecycle.store_tier",
+                allowed=", ".join(candidates) or "(define kv.tiers)",
             )
         if lc.store_tier not in tiers:
             raise InputError(
-                "store tier is not defined in kv.tiers", field="lifecycle.store_tier",
-                value=lc.store_tier, allowed=", ".join(candidates) or "(define kv.tiers)",
+                "store tier is not defined in kv.tiers",
+                field="lifecycle.store_tier",
+                value=lc.store_tier,
+                allowed=", ".join(candidates) or "(define kv.tiers)",
             )
     fmt = spec.kv.transfer_format
     if fmt is not None:
-        for i, pool in enumerate(spec.pools):
+        for pool in spec.pools:
             if pool.role == "colocated":
                 continue
             if not profiles[pool.name].supports("kv", fmt):
                 raise InputError(
                     f"KV travels as {fmt}, which {profiles[pool.name].name} (pool "
                     f"{pool.name!r}) cannot read or write",
-                    field="kv.transfer_format", value=fmt,
+                    field="kv.transfer_format",
+                    value=fmt,
                     allowed=", ".join(profiles[pool.name].formats.kv),
                 )
 
@@ -296,7 +313,9 @@ def _check_costs_and_search(spec: ScenarioSpec, extra_dirs: list[Path]) -> None:
     for name in spec.costs.prices:
         if name not in known:
             raise InputError(
-                "price for an unknown accelerator", field=f"costs.prices.{name}", value=name,
+                "price for an unknown accelerator",
+                field=f"costs.prices.{name}",
+                value=name,
                 allowed=", ".join(sorted(known)),
             )
     if spec.search is None:
@@ -305,13 +324,17 @@ def _check_costs_and_search(spec: ScenarioSpec, extra_dirs: list[Path]) -> None:
         for k, name in enumerate(getattr(spec.search, role).accelerators):
             if name not in known:
                 raise InputError(
-                    "unknown accelerator", field=f"search.{role}.accelerators[{k}]", value=name,
+                    "unknown accelerator",
+                    field=f"search.{role}.accelerators[{k}]",
+                    value=name,
                     allowed=", ".join(sorted(known)),
                 )
     for name in spec.search.inventory:
         if name not in known:
             raise InputError(
-                "unknown accelerator", field=f"search.inventory.{name}", value=name,
+                "unknown accelerator",
+                field=f"search.inventory.{name}",
+                value=name,
                 allowed=", ".join(sorted(known)),
             )
 
@@ -360,7 +383,9 @@ def check_trace_header(trace: TraceSpec, base_dir: Path, field: str) -> Path:
         )
         raise InputError(
             f"missing column(s) {', '.join(map(repr, missing))}; {hint}",
-            file=path, field=f"{field}.format", value=trace.format,
+            file=path,
+            field=f"{field}.format",
+            value=trace.format,
             allowed="found: " + ", ".join(have),
         )
     return path

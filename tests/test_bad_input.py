@@ -1,0 +1,645 @@
+"""Every user-input error ends as one clear message on stderr and exit code 2, never a traceback.
+
+Each case writes a broken scenario (usually a mutation of ``scenarios/qwen3-32b-6p2d.yaml``),
+sometimes with a broken hardware profile, model config or trace next to it, runs
+``python -m hetsim check FILE [args]`` in a subprocess and checks the message names the file, the
+field path and, where there is one, the bad value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+BASE_SCENARIO = REPO / "scenarios" / "qwen3-32b-6p2d.yaml"
+H100_PROFILE = REPO / "hardware_profiles" / "nvidia-h100-sxm.yaml"
+
+DELETE = object()
+
+
+def base_scenario() -> dict[str, Any]:
+    return yaml.safe_load(BASE_SCENARIO.read_text(encoding="utf-8"))
+
+
+def h100_profile() -> dict[str, Any]:
+    return yaml.safe_load(H100_PROFILE.read_text(encoding="utf-8"))
+
+
+def no_fp8_profile() -> dict[str, Any]:
+    """An H100 copy without any fp8 support, named ``nofp8-gpu``."""
+    p = h100_profile()
+    p["name"] = "nofp8-gpu"
+    p["display_name"] = "Test GPU without FP8"
+    p["compute"].pop("fp8")
+    for role in ("weights", "activations", "kv"):
+        p["formats"][role] = [f for f in p["formats"][role] if not f.startswith("fp8")]
+    return p
+
+
+def _set(data: Any, dotted: str, value: Any) -> None:
+    parts: list[Any] = [int(p) if p.isdigit() else p for p in dotted.split(".")]
+    for part in parts[:-1]:
+        data = data[part]
+    if value is DELETE:
+        del data[parts[-1]]
+    else:
+        data[parts[-1]] = value
+
+
+# ---- how a case builds its input ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    #: builds the input under tmp_path and returns the path to pass to `hetsim check`
+    build: Callable[[Path], Path]
+    #: substrings stderr must contain; "{file}" stands for the scenario path, "{dir}" its folder
+    expect: tuple[str, ...]
+    args: tuple[str, ...] = ()
+    #: files to write next to the scenario (relative path -> text, bytes or YAML/JSON data)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _write(path: Path, content: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    elif isinstance(content, str):
+        path.write_text(content, encoding="utf-8")
+    elif path.suffix == ".json":
+        path.write_text(json.dumps(content), encoding="utf-8")
+    else:
+        path.write_text(yaml.safe_dump(content, sort_keys=False), encoding="utf-8")
+
+
+def mutated(
+    changes: dict[str, Any] | None = None, fn: Callable[[dict[str, Any]], None] | None = None
+) -> Callable[[Path], Path]:
+    """The base scenario with ``dotted.path: value`` changes (``DELETE`` removes a key)."""
+
+    def build(tmp: Path) -> Path:
+        data = copy.deepcopy(base_scenario())
+        for dotted, value in (changes or {}).items():
+            _set(data, dotted, value)
+        if fn is not None:
+            fn(data)
+        path = tmp / "scenario.yaml"
+        _write(path, data)
+        return path
+
+    return build
+
+
+def raw(content: str | bytes, name: str = "scenario.yaml") -> Callable[[Path], Path]:
+    def build(tmp: Path) -> Path:
+        path = tmp / name
+        _write(path, content)
+        return path
+
+    return build
+
+
+def nothing(name: str) -> Callable[[Path], Path]:
+    return lambda tmp: tmp / name
+
+
+def directory(tmp: Path) -> Path:
+    path = tmp / "scenarios.yaml"
+    path.mkdir()
+    return path
+
+
+def trace_workload(**trace: Any) -> Callable[[dict[str, Any]], None]:
+    def fn(data: dict[str, Any]) -> None:
+        data["workload"] = {"trace": trace}
+
+    return fn
+
+
+VALID_TEXT = BASE_SCENARIO.read_text(encoding="utf-8")
+
+CASES: list[Case] = [
+    # ---- the file itself ----------------------------------------------------------------------
+    Case("file-not-found", nothing("missing.yaml"), ("{file}", "not found")),
+    Case("file-is-a-directory", directory, ("{file}", "is a directory")),
+    Case("file-empty", raw(""), ("{file}", "empty")),
+    Case("file-only-comments", raw("# nothing here\n\n"), ("{file}", "empty")),
+    Case(
+        "file-binary", raw(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe"), ("{file}", "not UTF-8")
+    ),
+    Case(
+        "not-yaml-plain-text",
+        raw("This is a README, not a scenario.\n"),
+        ("{file}", "must be a mapping", "str"),
+    ),
+    Case("top-level-list", raw("- name: a\n- name: b\n"), ("{file}", "must be a mapping", "list")),
+    Case(
+        "yaml-tab-indentation",
+        raw("name: x\npools:\n\t- name: a\n"),
+        ("{file}:3", "not valid YAML"),
+    ),
+    Case(
+        "yaml-unclosed-bracket",
+        raw("name: x\nmodel: Qwen3-32B\npools: [\n  {name: a\nsla: 1\n"),
+        ("{file}:", "not valid YAML"),
+    ),
+    Case(
+        "yaml-duplicate-key",
+        raw(VALID_TEXT + "\nsla: {ttft: 1 s, tpot: 50 ms}\n"),
+        ("{file}:", "duplicate key 'sla'"),
+    ),
+    Case("yaml-unhashable-key", raw("name: x\n[a, b]: 1\n"), ("{file}:2", "not valid YAML")),
+    Case(
+        "yaml-nested-too-deeply",
+        raw("a: " + "[" * 5000 + "\n"),
+        ("{file}", "not valid YAML", "nested too deeply"),
+    ),
+    Case(
+        "yaml-control-character",
+        raw("name: x\nmodel: Qwen3\x0032B\n"),
+        ("{file}:2", "not valid YAML", "#x0000"),
+    ),
+    Case(
+        "yaml-alias-containing-itself",
+        raw(VALID_TEXT + "\nsearch: &s {decode: {accelerators: [*s]}}\n"),
+        ("{file}", "search.decode.accelerators[0]", "contains itself"),
+    ),
+    Case(
+        "yaml-two-documents",
+        raw(VALID_TEXT + "\n---\nname: other\n"),
+        ("{file}:", "not valid YAML"),
+    ),
+    # ---- schema: keys, types, ranges, units -----------------------------------------------------
+    Case(
+        "unknown-top-level-key",
+        mutated(fn=lambda d: d.update(slas=d.pop("sla"))),
+        ("{file}", "slas", "unknown key", "did you mean 'sla'", "workload"),
+    ),
+    Case(
+        "unknown-pool-key",
+        mutated({"pools.0.instance": 3}),
+        ("pools[0].instance", "did you mean 'instances'"),
+    ),
+    Case("missing-required-sla", mutated({"sla": DELETE}), ("{file}", "sla", "required")),
+    Case(
+        "section-not-a-mapping", mutated({"sla": "fast"}), ("sla", "expected a mapping", "'fast'")
+    ),
+    Case("no-pools", mutated({"pools": []}), ("pools", "at least 1")),
+    Case(
+        "instances-wrong-type",
+        mutated({"pools.0.instances": "many"}),
+        ("pools[0].instances", "'many'", "integer"),
+    ),
+    Case(
+        "instances-negative",
+        mutated({"pools.1.instances": -1}),
+        ("pools[1].instances", "-1", "greater than or equal to 1"),
+    ),
+    Case(
+        "memory-utilization-above-one",
+        mutated({"pools.1.memory_utilization": 1.5}),
+        ("pools[1].memory_utilization", "1.5"),
+    ),
+    Case(
+        "role-typo",
+        mutated({"pools.0.role": "prefil"}),
+        ("pools[0].role", "'prefil'", "'prefill'", "'decode'", "'colocated'"),
+    ),
+    Case(
+        "pool-name-duplicate", mutated({"pools.1.name": "prefill"}), ("pools", "unique", "prefill")
+    ),
+    Case(
+        "only-prefill-pools", mutated(fn=lambda d: d["pools"].pop(1)), ("pools", "no decode pool")
+    ),
+    Case(
+        "ttft-unit-typo",
+        mutated({"sla.ttft": "2 sec"}),
+        ("{file}", "sla.ttft", "'sec'", "accepted units", "ms", "us"),
+    ),
+    Case(
+        "tpot-not-a-number", mutated({"sla.tpot": "fast"}), ("sla.tpot", "'fast'", "accepted units")
+    ),
+    Case(
+        "bandwidth-unit-typo",
+        mutated({"interconnect.paths.0.hops.0.bandwidth": "450 GB/sec"}),
+        ("interconnect.paths[0].hops[0].bandwidth", "GB/sec", "GB/s", "Gbps"),
+    ),
+    Case("percentile-out-of-range", mutated({"sla.percentile": 150}), ("sla.percentile", "150")),
+    Case(
+        "hop-kind-unknown",
+        mutated({"interconnect.paths.0.hops.0.kind": "nvlink"}),
+        ("interconnect.paths[0].hops[0].kind", "'nvlink'", "'scale_up'"),
+    ),
+    # ---- precision ------------------------------------------------------------------------------
+    Case(
+        "precision-pair-invalid",
+        mutated(
+            {"pools.1.precision": {"weights": "int8", "activations": "fp8_e4m3", "kv": "bf16"}}
+        ),
+        ("pools[1].precision", "weights=int8", "activations=fp8_e4m3", "not a GEMM"),
+    ),
+    Case(
+        "precision-shorthand-unknown",
+        mutated({"pools.0.precision": "fp9"}),
+        ("pools[0].precision", "'fp9'", "w8a8", "bf16"),
+    ),
+    Case(
+        "kv-format-unknown",
+        mutated({"pools.1.precision.kv": "fp6"}),
+        ("pools[1].precision.kv", "'fp6'", "fp8_e4m3", "int4"),
+    ),
+    Case(
+        "fp8-kv-on-gpu-without-fp8",
+        mutated({"pools.1.accelerator": "nofp8-gpu", "pools.1.precision.kv": "fp8_e4m3"}),
+        ("{file}", "pools[1].precision.kv", "fp8_e4m3", "nofp8-gpu", "allowed: bf16"),
+        extra={"hardware_profiles/nofp8-gpu.yaml": no_fp8_profile()},
+    ),
+    Case(
+        "fp8-weights-on-gpu-without-fp8",
+        mutated({"pools.0.accelerator": "nofp8-gpu", "pools.0.precision": "fp8"}),
+        ("pools[0].precision.weights", "fp8_e4m3", "nofp8-gpu"),
+        extra={"hardware_profiles/nofp8-gpu.yaml": no_fp8_profile()},
+    ),
+    Case(
+        "transfer-format-unsupported",
+        mutated({"pools.1.accelerator": "nofp8-gpu", "kv": {"transfer_format": "fp8_e5m2"}}),
+        ("kv.transfer_format", "fp8_e5m2", "nofp8-gpu", "allowed: bf16"),
+        extra={"hardware_profiles/nofp8-gpu.yaml": no_fp8_profile()},
+    ),
+    # ---- model and parallelism ------------------------------------------------------------------
+    Case(
+        "tp-not-dividing-heads",
+        mutated({"pools.0.tp": 3}),
+        ("{file}", "pools[0].tp", "64 attention heads", "got 3", "1, 2, 4, 8, 16"),
+    ),
+    Case(
+        "tp-beyond-nvlink-domain", mutated({"pools.0.tp": 16}), ("pools[0].tp", "16", "domain of 8")
+    ),
+    Case(
+        "ep-on-dense-model",
+        mutated({"pools.0.ep": 2, "pools.0.dp": 2}),
+        ("pools[0].ep", "dense", "allowed: 1"),
+    ),
+    Case(
+        "weights-do-not-fit",
+        mutated({"pools.0.memory_utilization": 0.3}),
+        ("{file}", "pools[0]", "does not fit", "Qwen3-32B"),
+    ),
+    Case(
+        "model-unknown",
+        mutated({"model": "Qwen3-33B"}),
+        ("{file}", "model", "'Qwen3-33B'", "Qwen3-32B", "tiny-llama"),
+    ),
+    Case(
+        "model-config-not-json",
+        mutated({"model": "my-model/config.json"}),
+        ("{dir}/my-model/config.json:2", "not valid JSON"),
+        extra={"my-model/config.json": '{"model_type": "llama", \n'},
+    ),
+    Case(
+        "model-config-not-an-object",
+        mutated({"model": "my-model"}),
+        ("{dir}/my-model/config.json", "JSON object"),
+        extra={"my-model/config.json": [1, 2, 3]},
+    ),
+    Case(
+        "model-config-binary",
+        mutated({"model": "my-model"}),
+        ("{dir}/my-model/config.json", "UTF-8"),
+        extra={"my-model/config.json": b"\x80\x81\xfe\xff"},
+    ),
+    Case(
+        "model-config-model-type-not-a-string",
+        mutated({"model": "my-model"}),
+        ("my-model/config.json", "model_type", "['llama']", "qwen3"),
+        extra={"my-model/config.json": {"model_type": ["llama"]}},
+    ),
+    Case(
+        "model-config-unsupported-type",
+        mutated({"model": "my-model"}),
+        ("config.json", "model_type", "'gpt2'", "llama"),
+        extra={"my-model/config.json": {"model_type": "gpt2", "hidden_size": 64}},
+    ),
+    Case(
+        "model-config-missing-field",
+        mutated({"model": "my-model"}),
+        ("config.json", "hidden_size"),
+        extra={"my-model/config.json": {"model_type": "llama", "num_attention_heads": 8}},
+    ),
+    Case(
+        "model-config-field-wrong-type",
+        mutated({"model": "my-model"}),
+        ("config.json", "hidden_size", "'big'"),
+        extra={
+            "my-model/config.json": {
+                "model_type": "llama",
+                "hidden_size": "big",
+                "intermediate_size": 688,
+                "num_hidden_layers": 4,
+                "num_attention_heads": 8,
+                "vocab_size": 1024,
+            }
+        },
+    ),
+    Case(
+        "model-config-zero-heads",
+        mutated({"model": "my-model"}),
+        ("config.json", "num_attention_heads", "0"),
+        extra={
+            "my-model/config.json": {
+                "model_type": "llama",
+                "hidden_size": 256,
+                "intermediate_size": 688,
+                "num_hidden_layers": 4,
+                "num_attention_heads": 0,
+                "vocab_size": 1024,
+            }
+        },
+    ),
+    # ---- accelerators and hardware profiles -----------------------------------------------------
+    Case(
+        "accelerator-unknown",
+        mutated({"pools.0.accelerator": "nvidia-h1000"}),
+        ("{file}", "pools[0].accelerator", "'nvidia-h1000'", "nvidia-h100-sxm"),
+    ),
+    Case(
+        "accelerator-name-with-markup",
+        mutated({"pools.0.accelerator": "[/bold]gpu[x]"}),
+        ("pools[0].accelerator", "[/bold]gpu[x]"),
+    ),
+    Case(
+        "profile-price-not-assumption",
+        mutated({"pools.1.accelerator": "bad-gpu"}),
+        ("hardware_profiles/bad-gpu.yaml", "price_per_hour.confidence", "assumption"),
+        extra={
+            "hardware_profiles/bad-gpu.yaml": {
+                **h100_profile(),
+                "name": "bad-gpu",
+                "price_per_hour": "$3.00/h",
+            }
+        },
+    ),
+    Case(
+        "profile-bad-unit",
+        mutated({"pools.1.accelerator": "bad-gpu"}),
+        ("hardware_profiles/bad-gpu.yaml", "memory.bandwidth", "TB/sec", "accepted units"),
+        extra={
+            "hardware_profiles/bad-gpu.yaml": {
+                **h100_profile(),
+                "name": "bad-gpu",
+                "memory": {**h100_profile()["memory"], "bandwidth": "3.35 TB/sec"},
+            }
+        },
+    ),
+    Case(
+        "profile-not-yaml",
+        mutated({"pools.1.accelerator": "bad-gpu"}),
+        ("hardware_profiles/bad-gpu.yaml:", "not valid YAML"),
+        extra={"hardware_profiles/bad-gpu.yaml": "name: bad-gpu\nmemory: {capacity: 80 GiB\n"},
+    ),
+    Case(
+        "profile-name-mismatch",
+        mutated({"pools.1.accelerator": "bad-gpu"}),
+        ("hardware_profiles/bad-gpu.yaml", "name", "'some-other-gpu'", "bad-gpu"),
+        extra={"hardware_profiles/bad-gpu.yaml": {**h100_profile(), "name": "some-other-gpu"}},
+    ),
+    Case(
+        "price-for-unknown-accelerator",
+        mutated({"costs": {"prices": {"nvidia-b300": 9}}}),
+        ("costs.prices.nvidia-b300", "nvidia-h100-sxm"),
+    ),
+    Case(
+        "search-unknown-accelerator",
+        mutated({"search": {"decode": {"accelerators": ["nvidia-h100-sxm", "tpu-v9"]}}}),
+        ("search.decode.accelerators[1]", "'tpu-v9'", "nvidia-h100-sxm"),
+    ),
+    # ---- interconnect ---------------------------------------------------------------------------
+    Case(
+        "path-missing",
+        mutated({"interconnect.paths": []}),
+        ("{file}", "interconnect.paths", "no path", "from: prefill, to: decode"),
+    ),
+    Case(
+        "path-unknown-pool",
+        mutated({"interconnect.paths.0.to": "decoder"}),
+        ("interconnect.paths[0].to", "'decoder'", "allowed: prefill, decode"),
+    ),
+    Case(
+        "path-wrong-direction",
+        mutated({"interconnect.paths.0.from": "decode", "interconnect.paths.0.to": "prefill"}),
+        ("interconnect.paths[0].from", "'decode'", "prefill"),
+    ),
+    # ---- lifecycle and KV -----------------------------------------------------------------------
+    Case(
+        "store-without-store-tier",
+        mutated({"lifecycle": "store"}),
+        ("{file}", "lifecycle.store_tier", "store protocol"),
+    ),
+    Case(
+        "store-tier-undefined",
+        mutated({"lifecycle": {"protocol": "store", "store_tier": "x"}}),
+        ("lifecycle.store_tier", "'x'"),
+    ),
+    Case(
+        "lifecycle-unknown",
+        mutated({"lifecycle": "teleport"}),
+        ("lifecycle.protocol", "'teleport'", "'pull'", "'push'", "'store'"),
+    ),
+    Case(
+        "prefix-cache-tier-undefined",
+        mutated({"kv.prefix_cache": {"enabled": True, "tier": "dram"}}),
+        ("kv.prefix_cache.tier", "'dram'", "hbm"),
+    ),
+    # ---- workload --------------------------------------------------------------------------------
+    Case(
+        "workload-trace-and-synthetic",
+        mutated(fn=lambda d: d["workload"].update(trace={"path": "t.csv", "format": "azure"})),
+        ("workload", "exactly one"),
+    ),
+    Case("workload-empty", mutated({"workload": {}}), ("workload", "exactly one")),
+    Case(
+        "synthetic-min-above-max",
+        mutated({"workload.synthetic.input_tokens": {"dist": "uniform", "min": 900, "max": 10}}),
+        ("workload.synthetic.input_tokens", "min (900)", "max (10)"),
+    ),
+    Case(
+        "synthetic-lognormal-without-cv",
+        mutated({"workload.synthetic.output_tokens": {"dist": "lognormal", "mean": 200}}),
+        ("workload.synthetic.output_tokens", "needs cv"),
+    ),
+    Case(
+        "trace-file-missing",
+        mutated(fn=trace_workload(path="nope.csv", format="azure")),
+        ("{file}", "workload.trace.path", "not found", "nope.csv"),
+    ),
+    Case(
+        "trace-missing-column",
+        mutated(fn=trace_workload(path="trace.csv", format="azure")),
+        (
+            "trace.csv",
+            "workload.trace.format",
+            "'GeneratedTokens'",
+            "TIMESTAMP",
+            "ContextTokens",
+            "found: TIMESTAMP, ContextTokens",
+        ),
+        extra={"trace.csv": "TIMESTAMP,ContextTokens\n2023-11-16 18:15:46,374\n"},
+    ),
+    Case(
+        "trace-empty",
+        mutated(fn=trace_workload(path="trace.csv", format="azure")),
+        ("trace.csv", "empty"),
+        extra={"trace.csv": ""},
+    ),
+    Case(
+        "trace-jsonl-not-json",
+        mutated(fn=trace_workload(path="trace.jsonl", format="mooncake")),
+        ("trace.jsonl:1", "not JSON"),
+        extra={"trace.jsonl": "timestamp,input_length\n"},
+    ),
+    Case(
+        "trace-binary",
+        mutated(fn=trace_workload(path="trace.csv", format="azure")),
+        ("trace.csv", "UTF-8"),
+        extra={"trace.csv": b"\xff\xfe\x00\x81garbage\n"},
+    ),
+    Case(
+        "trace-generic-csv-without-columns",
+        mutated(fn=trace_workload(path="trace.csv", format="csv")),
+        ("workload.trace", "columns", "arrival", "input_tokens", "output_tokens"),
+    ),
+    Case(
+        "trace-format-unknown",
+        mutated(fn=trace_workload(path="trace.csv", format="excel")),
+        ("workload.trace.format", "'excel'", "'azure'", "'mooncake'"),
+    ),
+    # ---- --set overrides ------------------------------------------------------------------------
+    Case(
+        "set-without-equals",
+        mutated(),
+        ("--set", "pools.decode.instances", "dotted.path=value"),
+        args=("--set", "pools.decode.instances"),
+    ),
+    Case("set-empty-path", mutated(), ("--set", "'=3'"), args=("--set", "=3")),
+    Case(
+        "set-unknown-pool-name",
+        mutated(),
+        ("{file}", "--set", "'decoder'", "prefill, decode"),
+        args=("--set", "pools.decoder.instances=3"),
+    ),
+    Case(
+        "set-index-out-of-range",
+        mutated(),
+        ("--set", "index 5", "2 items"),
+        args=("--set", "pools.5.tp=2"),
+    ),
+    Case(
+        "set-bad-index",
+        mutated(),
+        ("--set", "list index", "pools[x].tp=2"),
+        args=("--set", "pools[x].tp=2"),
+    ),
+    Case("set-inside-scalar", mutated(), ("--set", "name.x=1", "str"), args=("--set", "name.x=1")),
+    Case(
+        "set-bad-unit",
+        mutated(),
+        ("{file}", "sla.ttft", "'sec'", "accepted units"),
+        args=("--set", "sla.ttft=2 sec"),
+    ),
+    Case(
+        "set-unknown-key",
+        mutated(),
+        ("sla.ttfts", "did you mean 'ttft'"),
+        args=("--set", "sla.ttfts=1"),
+    ),
+    Case(
+        "set-wrong-type",
+        mutated(),
+        ("pools[1].instances", "'lots'"),
+        args=("--set", "pools.decode.instances=lots"),
+    ),
+    Case(
+        "set-tp-not-dividing-heads",
+        mutated(),
+        ("pools[1].tp", "got 5", "1, 2, 4, 8"),
+        args=("--set", "pools.decode.tp=5"),
+    ),
+]
+
+
+def test_case_ids_unique() -> None:
+    ids = [c.id for c in CASES]
+    assert len(ids) == len(set(ids))
+    assert len(ids) >= 25
+
+
+def run_check(path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "hetsim", "check", str(path), *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
+
+
+Outcome = tuple[Path, subprocess.CompletedProcess[str]] | BaseException
+
+
+@pytest.fixture(scope="module")
+def outcomes(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Outcome]:
+    """Build the selected cases' inputs and run their CLIs in parallel (each is ~0.3 s of
+    interpreter start-up), so the table stays fast as it grows; each case still passes or fails
+    on its own."""
+    wanted: set[str] = set()
+    for item in request.session.items:  # only the cases this run selected (-k, node ids)
+        spec = getattr(item, "callspec", None)
+        if spec is not None and isinstance(spec.params.get("case"), Case):
+            wanted.add(spec.params["case"].id)
+
+    def one(case: Case) -> Outcome:
+        try:
+            tmp = tmp_path_factory.mktemp(case.id)
+            for rel, content in case.extra.items():
+                _write(tmp / rel, content)
+            path = case.build(tmp)
+            return path, run_check(path, *case.args)
+        except Exception as exc:  # reported by the case's own test
+            return exc
+
+    todo = [c for c in CASES if c.id in wanted]
+    with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
+        return dict(zip([c.id for c in todo], pool.map(one, todo), strict=True))
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_bad_input_exits_2_with_one_clear_message(case: Case, outcomes: dict[str, Outcome]) -> None:
+    outcome = outcomes[case.id]
+    if isinstance(outcome, BaseException):
+        raise outcome
+    path, result = outcome
+    err = result.stderr
+    assert "Traceback" not in err, err
+    assert result.returncode == 2, f"exit {result.returncode}\nstdout: {result.stdout}\n{err}"
+    assert result.stdout == "", result.stdout
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, f"expected one message line, got:\n{err}"
+    assert lines[0].startswith("error: "), err
+    for want in case.expect:
+        want = want.replace("{file}", str(path)).replace("{dir}", str(path.parent))
+        assert want in err, f"{want!r} not in stderr:\n{err}"
