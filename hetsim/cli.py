@@ -168,7 +168,8 @@ def _render_check(info: dict[str, Any]) -> None:
     for p in info["pools"]:
         if p["uncertain_figures"]:
             notes.append(
-                f"{p['accelerator']}: not from a vendor datasheet: {', '.join(p['uncertain_figures'])}"
+                f"{p['accelerator']}: not from a vendor datasheet: "
+                + ", ".join(p["uncertain_figures"])
             )
         notes.append(f"{p['name']}: step-time provenance {p['provenance']}")
     for n in dict.fromkeys(notes):

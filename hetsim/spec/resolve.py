@@ -205,8 +205,8 @@ def _check_pool(scenario: Scenario, i: int, pool: PoolSpec) -> None:
         )
     if profile.scale_up is not None and pool.devices > profile.scale_up.domain_size:
         raise InputError(
-            f"an instance of {pool.devices} devices does not fit in one {profile.scale_up.technology} "
-            f"domain of {profile.scale_up.domain_size}",
+            f"an instance of {pool.devices} devices does not fit in one "
+            f"{profile.scale_up.technology} domain of {profile.scale_up.domain_size}",
             field=f"{where}.tp",
             value=pool.tp,
         )
