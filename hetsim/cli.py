@@ -26,6 +26,10 @@ app = typer.Typer(
     rich_markup_mode="rich",
 )
 # Piped output (files, CI logs, notebooks) gets a wide page instead of rich's 80 columns.
+from hetsim.cli_trace import trace_app  # noqa: E402 - after `app` on purpose
+
+app.add_typer(trace_app, name="trace")
+
 console = Console(width=None if sys.stdout.isatty() else 180)
 err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 180)
 
@@ -312,6 +316,128 @@ def plan(
         "[yellow]The planner (design-space search) is not implemented yet; above is the "
         "validated scenario it will start from.[/]"
     )
+
+
+@app.command()
+def calibrate(
+    out: Annotated[
+        Path, typer.Option("--out", help="Calibration table to write (.csv or .parquet).")
+    ],
+    backend: Annotated[
+        str, typer.Option("--backend", help="Kernel backend: numpy or torch.")
+    ] = "numpy",
+    device: Annotated[str, typer.Option("--device", help="cpu, or cuda with torch.")] = "cpu",
+    quick: Annotated[
+        bool, typer.Option("--quick", help="A tiny sweep (seconds), for tests.")
+    ] = False,
+) -> None:
+    """Time GEMM, attention and memory-copy microkernels on this device and write a calibration
+    table that hardware profiles can reference (`calibration:`).
+
+    Example: [bold]hetsim calibrate --backend torch --out calib/this-cpu.parquet[/]
+    """
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from hetsim.perf.calibration import write_table
+    from hetsim.perf.microbench import run_calibration
+
+    with Progress(
+        TextColumn("[bold]calibrate[/]"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=err_console,
+    ) as progress:
+        task = progress.add_task("", total=None)
+
+        def report(done: int, total: int, label: str) -> None:
+            progress.update(task, completed=done, total=total, description=label)
+
+        table = run_calibration(backend=backend, device=device, quick=quick, progress=report)
+    write_table(table, out)
+    peaks = table.meta["peak"]
+    console.print(f"wrote {len(table.rows)} kernel timings to [bold]{out}[/]")
+    console.print(
+        f"device {table.meta.get('device')} · backend {table.meta.get('backend')} "
+        f"{table.meta.get('backend_version')}"
+    )
+    for dtype, flops in sorted(peaks["flops"].items()):
+        console.print(f"  best {dtype} GEMM: {units.format_flops(flops, 3)}")
+    console.print(f"  best copy bandwidth: {units.format_bandwidth(peaks['memory_bandwidth'], 3)}")
+    console.print(f"  per-op dispatch: {units.format_time(table.launch_overhead(), 3)}")
+
+
+@app.command()
+def validate(
+    table_path: Annotated[
+        Path | None,
+        typer.Option("--table", help="Calibration table (default: run a calibration first)."),
+    ] = None,
+    backend: Annotated[str, typer.Option("--backend", help="numpy or torch.")] = "numpy",
+    quick: Annotated[bool, typer.Option("--quick", help="Small sweeps, for tests.")] = False,
+    model_check: Annotated[
+        bool,
+        typer.Option("--model/--no-model", help="Also time a real small transformer (torch)."),
+    ] = True,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Folder for validation.csv and the plot.")
+    ] = None,
+) -> None:
+    """Predicted vs measured: held-out kernels of the calibration, and prefill/decode steps of
+    a small Llama-like transformer timed in PyTorch on this CPU.
+    """
+    from hetsim.perf import validate as v
+    from hetsim.perf.calibration import read_table
+
+    if table_path is not None:
+        table = read_table(table_path)
+    else:
+        from hetsim.perf.microbench import run_calibration
+
+        with err_console.status("calibrating this device..."):
+            table = run_calibration(backend=backend, quick=quick)
+    kernels = v.holdout_errors(table)
+    model = kernels.iloc[0:0]
+    if model_check:
+        model = _model_level(table, quick)
+    result = v.ValidationResult(kernels, model)
+    frame = result.to_frame()
+    summary = result.summary()
+    rich_table = Table(title="Absolute prediction error", title_justify="left")
+    for col in ("check", "family", "cases", "median %", "p90 %"):
+        rich_table.add_column(col, justify="left" if col in ("check", "family") else "right")
+    for r in summary.itertuples():
+        rich_table.add_row(
+            r.check, r.family, str(r.cases), f"{r.median_pct:.1f}", f"{r.p90_pct:.1f}"
+        )
+    console.print(rich_table)
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        frame.to_csv(out / "validation.csv", index=False)
+        if not frame.empty:
+            v.plot_predicted_vs_measured(frame, out / "predicted_vs_measured.png")
+        console.print(f"wrote {out / 'validation.csv'} and {out / 'predicted_vs_measured.png'}")
+
+
+def _model_level(table: Any, quick: bool) -> Any:
+    from hetsim.perf import validate as v
+    from hetsim.spec.model import ModelConfig
+
+    try:
+        from hetsim.perf.microbench import reference_model as ref
+    except ImportError as exc:  # torch missing
+        raise InputError(
+            f"the model-level check needs PyTorch ({exc})",
+            field="--model",
+            allowed="pip install -e '.[torch]', or pass --no-model",
+        ) from None
+    config = ref.reference_config()
+    model = ModelConfig.from_hf_config(config, "reference-llama")
+    with err_console.status("timing the reference transformer..."):
+        measured = ref.time_reference_model(quick=quick)
+    dtype = str(measured["dtype"].iloc[0]) if "dtype" in measured else "fp32"
+    return v.model_level_errors(table, model, measured, dtype=dtype)
 
 
 def main() -> None:

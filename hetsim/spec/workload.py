@@ -199,7 +199,8 @@ class SyntheticSpec(StrictModel):
         le=1,
         description="target share of prompt tokens covered by prefix blocks seen in earlier "
         "requests (shared system prompts, earlier turns); above 0, requests carry prefix block "
-        "hashes like a Mooncake trace's hash_ids",
+        "hashes like a Mooncake trace's hash_ids. Only full blocks are shared, so the share "
+        "reachable is at most that of prompt tokens in full blocks",
     )
     prefix_groups: int = Field(
         default=16,

@@ -1,0 +1,83 @@
+"""Workloads: request traces to replay and synthetic generators, as chunks of flat arrays.
+
+The simulator consumes :func:`iter_requests`: an iterator of :class:`RequestChunk` (request ids
+consecutive across chunks, arrivals in seconds from the first request, token counts, and prefix
+block hashes as CSR arrays or None). :func:`load_requests` concatenates them for small workloads.
+Readers and generators: :mod:`hetsim.workload.traces`, :mod:`hetsim.workload.synthetic`;
+statistics and their plot: :mod:`hetsim.workload.stats`.
+
+This package depends on ``hetsim.units``, ``hetsim.errors`` and ``hetsim.spec`` only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+from hetsim.spec.workload import WorkloadSpec
+from hetsim.workload.chunk import RequestChunk
+from hetsim.workload.stats import LengthSummary, TraceStats, plot_trace_stats, trace_stats
+from hetsim.workload.synthetic import iter_synthetic
+from hetsim.workload.traces import (
+    DEFAULT_CHUNK,
+    ReadCounts,
+    detect_format,
+    iter_trace,
+    resolve_trace_path,
+)
+
+__all__ = [
+    "DEFAULT_CHUNK",
+    "LengthSummary",
+    "ReadCounts",
+    "RequestChunk",
+    "TraceStats",
+    "count_requests",
+    "detect_format",
+    "iter_requests",
+    "iter_synthetic",
+    "iter_trace",
+    "load_requests",
+    "plot_trace_stats",
+    "resolve_trace_path",
+    "trace_stats",
+]
+
+
+def iter_requests(
+    workload: WorkloadSpec,
+    base_dir: Path,
+    seed: int,
+    chunk_size: int = DEFAULT_CHUNK,
+    counts: ReadCounts | None = None,
+) -> Iterator[RequestChunk]:
+    """The workload's requests as chunks of at most ``chunk_size``.
+
+    ``base_dir`` is the folder that relative trace paths are relative to (the scenario file's);
+    ``seed`` drives trace sampling and every synthetic draw: same spec and seed, same arrays.
+    ``counts`` (traces only) is filled in with what the reader kept, skipped and dropped.
+    A missing trace file raises :class:`~hetsim.errors.InputError` at once; row errors are
+    raised while iterating.
+    """
+    if workload.trace is not None:
+        return iter_trace(workload.trace, Path(base_dir), seed, chunk_size, counts)
+    assert workload.synthetic is not None
+    return iter_synthetic(workload.synthetic, Path(base_dir), seed, chunk_size)
+
+
+def load_requests(
+    workload: WorkloadSpec,
+    base_dir: Path,
+    seed: int,
+    chunk_size: int = DEFAULT_CHUNK,
+    counts: ReadCounts | None = None,
+) -> RequestChunk:
+    """All of the workload's requests in one chunk (for small workloads and tests)."""
+    return RequestChunk.concat(iter_requests(workload, base_dir, seed, chunk_size, counts))
+
+
+def count_requests(workload: WorkloadSpec, base_dir: Path, seed: int) -> int:
+    """How many requests the workload replays (a pass over a trace; free for synthetic)."""
+    if workload.synthetic is not None:
+        return workload.synthetic.requests
+    return sum(len(c) for c in iter_requests(workload, base_dir, seed))
