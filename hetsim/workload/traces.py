@@ -209,6 +209,16 @@ class _Builder:
             self.h = array("q")
             self.hoff = np.zeros(size + 1, dtype=np.int64)
 
+    def push(self, t: float, inp: int, out: int, line: int) -> bool:
+        """Append one row; True when the chunk is full and should be taken."""
+        n = self.n
+        self.t[n] = t
+        self.inp[n] = inp
+        self.out[n] = out
+        self.line[n] = line
+        self.n = n + 1
+        return self.n == self.size
+
     def push_hashes(self, hashes: list[int]) -> None:
         """The current row's block ids (validated here: integers only)."""
         h = self.h
@@ -433,13 +443,7 @@ def _read_csv(
                 what = _what(col, ca, ch, clock, exc)
                 sink.bad(line, _BadRow(col, what, row[found.index(col)]))
                 continue
-            n = builder.n
-            builder.t[n] = t
-            builder.inp[n] = inp
-            builder.out[n] = out
-            builder.line[n] = line
-            builder.n = n + 1
-            if builder.n == chunk_size:
+            if builder.push(t, inp, out, line):
                 yield builder.take()
         if builder.n:
             yield builder.take()
@@ -527,13 +531,7 @@ def _read_jsonl(
             except (ValueError, TypeError, OverflowError) as exc:
                 sink.bad(lineno, _BadRow(col, _what(col, ka, kh, clock, exc), record.get(col)))
                 continue
-            n = builder.n
-            builder.t[n] = t
-            builder.inp[n] = inp
-            builder.out[n] = out
-            builder.line[n] = lineno
-            builder.n = n + 1
-            if builder.n == chunk_size:
+            if builder.push(t, inp, out, lineno):
                 yield builder.take()
     if builder is None:
         if counts.rows == 0:
