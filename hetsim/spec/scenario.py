@@ -146,6 +146,11 @@ class PoolSpec(StrictModel):
         default=0.9, gt=0, le=1, description="share of device memory the engine may use"
     )
     kv_page_tokens: int = Field(default=16, gt=0, description="KV block (page) size in tokens")
+    preemption: Literal["recompute", "swap"] = Field(
+        default="recompute",
+        description="when KV blocks run out: drop the newest sequence's KV and recompute it, or "
+        "swap it to host memory over PCIe and back",
+    )
     router: Literal["round_robin", "least_outstanding_tokens", "prefix_aware", "least_kv_load"] = (
         Field(default="round_robin", description="how requests are spread over this pool")
     )
@@ -357,6 +362,11 @@ class ScenarioSpec(StrictModel):
         if dupes:
             raise ValueError(f"pool names must be unique; repeated: {', '.join(dupes)}")
         roles = {p.role for p in pools}
+        if "colocated" in roles and len(roles) > 1:
+            raise ValueError(
+                "a scenario is either disaggregated (prefill + decode pools) or colocated; "
+                "compare the two as separate scenarios (the planner does)"
+            )
         if ("prefill" in roles) != ("decode" in roles):
             missing = "decode" if "prefill" in roles else "prefill"
             raise ValueError(

@@ -1,0 +1,220 @@
+"""How KV crosses from prefill to decode: the lifecycle protocols, as the simulator drives them.
+
+* ``pull`` (vLLM NIXL): prefill computes into its own blocks and then *holds* them; the decode
+  side admits the request when it has room (FIFO), reserves blocks, reads the KV, and prefill
+  frees its copy when the read completes. Prefill pays decode's queueing as held HBM.
+* ``push`` (SGLang): the decode side *reserves* blocks first (FIFO, head-of-line, keeping
+  ``reserved_decode_tokens`` of headroom); only then does prefill start; it writes into the
+  reservation and frees its copy at commit. Decode pays the prefill time as reserved HBM.
+* ``store`` (Mooncake Store / LMCache): prefill writes the KV into a shared tier and frees at
+  once; a decode instance admits the request later and fetches the KV from the tier.
+
+A transfer moves ``input_tokens × kv_bytes_per_token(transfer format)`` over the path's hops.
+Where the producer's or consumer's KV format differs from the transfer format, a conversion
+kernel reads and writes the KV at that side's memory bandwidth (issue #5 refines this into
+explicit portability verdicts).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from hetsim.kv.blocks import BlockPool
+
+if TYPE_CHECKING:
+    from hetsim.sim.engine import Simulation
+    from hetsim.sim.instance import DecodeInstance, Instance, PrefillInstance
+    from hetsim.sim.state import Req
+
+__all__ = ["make_handoff", "Pull", "Push", "Store", "Colocated"]
+
+
+class _Handoff:
+    def __init__(self, sim: Simulation) -> None:
+        self.sim = sim
+        self.env = sim.env
+        spec = sim.scenario.spec
+        model = sim.scenario.model
+        self.lifecycle = spec.lifecycle
+        self.transfer_format = spec.kv.transfer_format
+        self._kvb = model.kv_bytes_per_token
+
+    def arrive(self, req: Req) -> None:
+        self.sim.route_prefill(req)
+
+    def admit(self, d: DecodeInstance) -> None:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def prefill_finished(self, req: Req, p: PrefillInstance) -> None:  # pragma: no cover
+        raise NotImplementedError
+
+    # -- shared mechanics --
+
+    def _conversion_s(self, inst: Instance, tokens: int, src: str, dst: str) -> float:
+        """A kernel on ``inst`` that reads the KV in ``src`` and writes it in ``dst``."""
+        if src == dst:
+            return 0.0
+        profile = self.sim.scenario.profiles[inst.pool.name]
+        bw = profile.memory_bandwidth * profile.efficiency.memory.value * inst.pool.devices
+        return tokens * (self._kvb(src) + self._kvb(dst)) / bw
+
+    def _send(self, req: Req, p: Instance, d: Instance | None, links, on_done) -> None:
+        """Convert (producer side), move over ``links``, convert (consumer side), then call
+        ``on_done``. ``d`` None: into a store tier, in the transfer format."""
+        fmt_p = p.pool.precision.kv
+        fmt_t = self.transfer_format or fmt_p
+        fmt_d = d.pool.precision.kv if d is not None else fmt_t
+        before = self._conversion_s(p, req.input, fmt_p, fmt_t)
+        after = self._conversion_s(d, req.input, fmt_t, fmt_d) if d is not None else 0.0
+        nbytes = req.input * self._kvb(fmt_t)
+        self.sim.transfers += 1
+        self.env.process(self._transfer(req, nbytes, links, before, after, on_done))
+
+    def _transfer(self, req, nbytes, links, before, after, on_done):
+        env = self.env
+        if before:
+            yield env.timeout(before)
+        if req.t_transfer_start != req.t_transfer_start:  # NaN: first leg
+            req.t_transfer_start = env.now
+        yield self.sim.network.transfer(nbytes, links, tag=req.id)
+        if after:
+            yield env.timeout(after)
+        req.t_transfer_end = env.now
+        on_done()
+
+    def _commit(self, req: Req, d: DecodeInstance) -> None:
+        """The KV has landed in the decode-side reservation."""
+        d.blocks.move(self.env.now, req.d_blocks, "reserved", "used")
+        req.d_state = "used"
+        req.context = req.input
+        d.deliver(req)
+
+    def _reserve(self, req: Req, d: DecodeInstance, need: int) -> None:
+        d.waiting.popleft()
+        d.blocks.allocate(self.env.now, need, "reserved")
+        req.d_blocks = need
+        req.d_state = "reserved"
+        d.incoming += 1
+
+
+class Pull(_Handoff):
+    def prefill_finished(self, req: Req, p: PrefillInstance) -> None:
+        p.blocks.move(self.env.now, req.p_blocks, "used", "held")
+        req.p_state = "held"
+        d = self.sim.route_decode(req)
+        if d is not None:
+            d.enqueue(req)
+
+    def admit(self, d: DecodeInstance) -> None:
+        while d.waiting and d.slots_taken < d.max_seqs:
+            req = d.waiting[0]
+            need = d.blocks.blocks_for(req.input)
+            if not d.blocks.can_allocate(need):
+                return
+            self._reserve(req, d, need)
+            p = req.prefill
+            self._send(
+                req,
+                p,
+                d,
+                self.sim.path_links(p, d),
+                lambda req=req, p=p, d=d: self._read_done(req, p, d),
+            )
+
+    def _read_done(self, req: Req, p: PrefillInstance, d: DecodeInstance) -> None:
+        p.release(req, "held")
+        self._commit(req, d)
+
+
+class Push(_Handoff):
+    def arrive(self, req: Req) -> None:
+        d = self.sim.route_decode(req)
+        if d is not None:
+            d.enqueue(req)
+
+    def admit(self, d: DecodeInstance) -> None:
+        headroom = d.blocks.blocks_for(self.lifecycle.reserved_decode_tokens)
+        while d.waiting and d.slots_taken < d.max_seqs:
+            req = d.waiting[0]
+            need = d.blocks.blocks_for(req.input)
+            if need + headroom > d.blocks.free:
+                return
+            self._reserve(req, d, need)
+            self.sim.route_prefill(req)
+
+    def prefill_finished(self, req: Req, p: PrefillInstance) -> None:
+        d = req.decode
+        self._send(
+            req, p, d, self.sim.path_links(p, d), lambda req=req, p=p, d=d: self._written(req, p, d)
+        )
+
+    def _written(self, req: Req, p: PrefillInstance, d: DecodeInstance) -> None:
+        p.release(req, "used")
+        self._commit(req, d)
+
+
+class Store(_Handoff):
+    def __init__(self, sim: Simulation) -> None:
+        super().__init__(sim)
+        spec = sim.scenario.spec
+        tier = next(t for t in spec.kv.tiers if t.name == self.lifecycle.store_tier)
+        fmt = self.transfer_format or sim.entry[0].pool.precision.kv
+        page = sim.decode[0].page if sim.decode else 16
+        self.store = BlockPool(int(tier.capacity // (self._kvb(fmt) * page)), page)
+        self.link = sim.link(("store", tier.name), tier.name, tier.bandwidth, tier.latency)
+        self.stored: dict[int, int] = {}
+
+    def prefill_finished(self, req: Req, p: PrefillInstance) -> None:
+        blocks = self.store.blocks_for(req.input)
+        if not self.store.can_allocate(blocks):
+            p.release(req, "used")
+            self.sim.fail(req, "KV store tier full")
+            return
+        self.store.allocate(self.env.now, blocks)
+        self.stored[req.id] = blocks
+        self._send(req, p, None, [self.link], lambda req=req, p=p: self._stored(req, p))
+
+    def _stored(self, req: Req, p: PrefillInstance) -> None:
+        p.release(req, "used")
+        d = self.sim.route_decode(req)
+        if d is None:
+            self.store.release(self.env.now, self.stored.pop(req.id))
+            return
+        d.enqueue(req)
+
+    def admit(self, d: DecodeInstance) -> None:
+        while d.waiting and d.slots_taken < d.max_seqs:
+            req = d.waiting[0]
+            need = d.blocks.blocks_for(req.input)
+            if not d.blocks.can_allocate(need):
+                return
+            self._reserve(req, d, need)
+            fmt_t = self.transfer_format or req.prefill.pool.precision.kv
+            after = self._conversion_s(d, req.input, fmt_t, d.pool.precision.kv)
+            nbytes = req.input * self._kvb(fmt_t)
+            self.sim.transfers += 1
+            self.env.process(
+                self._transfer(
+                    req, nbytes, [self.link], 0.0, after, lambda req=req, d=d: self._fetched(req, d)
+                )
+            )
+
+    def _fetched(self, req: Req, d: DecodeInstance) -> None:
+        self.store.release(self.env.now, self.stored.pop(req.id))
+        self._commit(req, d)
+
+
+class Colocated(_Handoff):
+    """No handoff: the instance that prefilled the prompt decodes it."""
+
+    def admit(self, d: DecodeInstance) -> None:  # pragma: no cover - no decode pools
+        return
+
+    def prefill_finished(self, req: Req, p: PrefillInstance) -> None:  # pragma: no cover
+        return
+
+
+def make_handoff(sim: Simulation) -> _Handoff:
+    if not sim.decode:
+        return Colocated(sim)
+    return {"pull": Pull, "push": Push, "store": Store}[sim.scenario.spec.lifecycle.protocol](sim)

@@ -1,0 +1,207 @@
+"""The simulator against queueing theory, hand computation and its own invariants."""
+
+import math
+
+import numpy as np
+import pytest
+
+import hetsim
+from hetsim.perf.step import step_model_for_pool
+from hetsim.simulate import simulate
+from hetsim.workload import RequestChunk
+
+
+def tiny_pd(**over):
+    data = {
+        "name": "tiny-pd",
+        "model": "tiny-llama",
+        "pools": [
+            {
+                "name": "prefill",
+                "role": "prefill",
+                "accelerator": "nvidia-h100-sxm",
+                "instances": 1,
+                "batching": {"max_num_seqs": 1, "max_batched_tokens": 8192},
+            },
+            {
+                "name": "decode",
+                "role": "decode",
+                "accelerator": "nvidia-h100-sxm",
+                "instances": 1,
+                "batching": {"max_num_seqs": 256, "max_batched_tokens": 256},
+            },
+        ],
+        "interconnect": {
+            "paths": [
+                {
+                    "from": "prefill",
+                    "to": "decode",
+                    "hops": [
+                        {"name": "nic", "kind": "nic", "bandwidth": "400 Gbps", "latency": "5 us"}
+                    ],
+                }
+            ]
+        },
+        "workload": {
+            "synthetic": {"rate": 10, "requests": 100, "input_tokens": 1024, "output_tokens": 16}
+        },
+        "sla": {"ttft": "1 s", "tpot": "50 ms"},
+        "seed": 1,
+    }
+    for key, value in over.items():
+        data[key] = value
+    return hetsim.scenario_from_dict(data)
+
+
+def one_request(arrival=0.0, n_in=1024, n_out=16, rid=0):
+    return [RequestChunk(np.array([rid]), np.array([arrival]), np.array([n_in]), np.array([n_out]))]
+
+
+def test_zero_load_ttft_is_prefill_plus_transfer_plus_first_decode_step():
+    sc = tiny_pd()
+    res = simulate(sc, requests=one_request())
+    row = res.requests.iloc[0]
+    p, d = sc.spec.pools
+    prefill = step_model_for_pool(sc.model, sc.profiles["prefill"], p).prefill_time(
+        np.array([1024])
+    )
+    kv_bytes = 1024 * sc.model.kv_bytes_per_token("bf16")
+    transfer = kv_bytes / (50e9 * 0.8) + 5e-6  # 400 Gbps at the profile's network efficiency
+    first = step_model_for_pool(sc.model, sc.profiles["decode"], d).decode_time(np.array([1024]))
+    assert row["prefill_end_s"] == pytest.approx(prefill, rel=1e-9)
+    assert row["transfer_end_s"] - row["transfer_start_s"] == pytest.approx(transfer, rel=1e-9)
+    assert row["ttft_s"] == pytest.approx(prefill + transfer + first, rel=1e-9)
+    assert row["status"] == "completed"
+
+
+def test_lone_transfer_takes_bytes_over_bandwidth_plus_latency():
+    sc = tiny_pd()
+    row = simulate(sc, requests=one_request(n_in=4000)).requests.iloc[0]
+    nbytes = 4000 * sc.model.kv_bytes_per_token("bf16")
+    assert row["transfer_end_s"] - row["transfer_start_s"] == pytest.approx(
+        nbytes / 40e9 + 5e-6, rel=1e-9
+    )
+
+
+def test_two_simultaneous_transfers_share_the_nic():
+    sc = tiny_pd(
+        pools=[
+            {
+                "name": "prefill",
+                "role": "prefill",
+                "accelerator": "nvidia-h100-sxm",
+                "instances": 1,
+                "batching": {"max_num_seqs": 2, "max_batched_tokens": 8192},
+            },
+            {"name": "decode", "role": "decode", "accelerator": "nvidia-h100-sxm", "instances": 1},
+        ]
+    )
+    reqs = [
+        RequestChunk(
+            np.array([0, 1]), np.array([0.0, 0.0]), np.array([3000, 3000]), np.array([4, 4])
+        )
+    ]
+    rows = simulate(sc, requests=reqs).requests
+    nbytes = 3000 * sc.model.kv_bytes_per_token("bf16")
+    durations = rows["transfer_end_s"] - rows["transfer_start_s"]
+    assert np.allclose(durations, 2 * nbytes / 40e9 + 5e-6, rtol=1e-9)
+
+
+def test_mdl_prefill_queue_matches_pollaczek_khinchine():
+    """One prefill instance, batch of one, fixed prompt: an M/D/1 queue."""
+    sc = tiny_pd()
+    service = step_model_for_pool(sc.model, sc.profiles["prefill"], sc.spec.pools[0]).prefill_time(
+        np.array([1024])
+    )
+    rho = 0.6
+    rate = rho / service
+    n = 40_000
+    rng = np.random.default_rng(7)
+    arrivals = np.cumsum(rng.exponential(1 / rate, n))
+    reqs = [RequestChunk(np.arange(n), arrivals, np.full(n, 1024), np.full(n, 1))]
+    rows = simulate(sc, requests=reqs, sample_interval=1e9).requests
+    wait = (rows["prefill_start_s"] - rows["arrival_s"]).mean()
+    expected = rho * service / (2 * (1 - rho))
+    assert wait == pytest.approx(expected, rel=0.05)
+
+
+def test_littles_law_holds_on_occupancy():
+    sc = tiny_pd()
+    res = simulate(sc)
+    s = res.summary
+    rows = res.requests
+    horizon = rows["finish_s"].max() - rows["arrival_s"].min()
+    arrival_rate = len(rows) / horizon
+    assert s["occupancy_mean"] == pytest.approx(arrival_rate * rows["e2e_s"].mean(), rel=1e-9)
+
+
+def test_every_request_ends_and_no_block_leaks():
+    for f in (
+        "qwen3-32b-6p2d",
+        "qwen3-32b-colocated",
+        "cphd-glm51",
+        "llama70b-h100-vs-h20",
+        "gpu-prefill-cpu-decode",
+        "trace-mooncake-conversation",
+    ):
+        res = simulate(f"scenarios/{f}.yaml", max_requests=300)
+        s = res.summary
+        assert s["completed"] + s["failed"] == s["requests"] == 300, f
+        assert s["kv_blocks_leaked"] == 0, f
+        failed = res.requests[res.requests["status"] == "failed"]
+        assert (failed["failure_reason"] != "").all()
+        done = res.requests[res.requests["status"] == "completed"]
+        assert (done["first_token_s"] >= done["arrival_s"]).all()
+        assert (done["finish_s"] >= done["first_token_s"]).all()
+
+
+@pytest.mark.parametrize("protocol", ["pull", "push"])
+def test_kv_never_exceeds_capacity_under_pressure(protocol):
+    """A decode side too small for the load: admission and preemption keep blocks in bounds."""
+    sc = tiny_pd(
+        lifecycle=protocol,
+        workload={
+            "synthetic": {"rate": 200, "requests": 400, "input_tokens": 3000, "output_tokens": 200}
+        },
+    )
+    sc.footprints["decode"] = type(sc.footprints["decode"])(
+        **{
+            **sc.footprints["decode"].as_dict(),
+            "kv_capacity_blocks": 1200,
+            "kv_capacity_tokens": 1200 * 16,
+        }
+    )
+    res = simulate(sc, sample_interval=0.01)
+    ts = res.timeseries
+    used = ts["kv_used_blocks"] + ts["kv_reserved_blocks"] + ts["kv_held_blocks"]
+    assert (used <= ts["kv_capacity_blocks"]).all() and (used >= 0).all()
+    assert res.summary["completed"] == 400
+    assert res.summary["kv_blocks_leaked"] == 0
+
+
+def test_same_seed_same_summary():
+    a = simulate("scenarios/trace-mooncake-conversation.yaml", max_requests=300).summary
+    b = simulate("scenarios/trace-mooncake-conversation.yaml", max_requests=300).summary
+    for s in (a, b):
+        s.pop("wall_s")
+    assert a == b
+    c = simulate("scenarios/qwen3-32b-colocated.yaml", max_requests=200, seed=1).summary
+    d = simulate("scenarios/qwen3-32b-colocated.yaml", max_requests=200, seed=2).summary
+    assert c["ttft_s"] != d["ttft_s"]
+
+
+def test_prefix_cache_hits_skip_compute():
+    base = simulate("scenarios/cphd-glm51.yaml", max_requests=100)
+    cold = simulate(
+        "scenarios/cphd-glm51.yaml", ["kv.prefix_cache.enabled=false"], max_requests=100
+    )
+    assert base.summary["prefix_cached_share"] > 0.5
+    assert cold.summary["prefix_cached_share"] == 0
+    assert base.summary["ttft_s"]["mean"] < cold.summary["ttft_s"]["mean"]
+
+
+def test_tpot_is_the_mean_gap_after_the_first_token():
+    res = simulate(tiny_pd(), requests=one_request(n_out=11))
+    row = res.requests.iloc[0]
+    assert row["tpot_s"] == pytest.approx((row["finish_s"] - row["first_token_s"]) / 10)
+    assert not math.isnan(row["tpot_s"])
