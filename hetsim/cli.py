@@ -297,6 +297,112 @@ def schema(
 
 
 @app.command()
+def simulate(
+    scenario: Annotated[Path, typer.Argument(help="Scenario YAML file.", show_default=False)],
+    set_: SetOption = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Write requests.parquet, timeseries.parquet, summary.json."),
+    ] = None,
+    csv: Annotated[bool, typer.Option("--csv", help="Also write requests.csv.")] = False,
+    requests: Annotated[
+        int | None, typer.Option("--requests", help="Stop arrivals after this many requests.")
+    ] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Override the scenario seed.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Replay the scenario's workload through its cluster and report what requests experienced.
+
+    Example: [bold]hetsim simulate scenarios/qwen3-32b-6p2d.yaml --set lifecycle=push --out run/[/]
+    """
+    from hetsim.simulate import SimulationResult
+    from hetsim.simulate import simulate as run_simulation
+
+    loaded = _load(scenario, set_)
+    with err_console.status(f"simulating {loaded.name}..."):
+        result: SimulationResult = run_simulation(loaded, max_requests=requests, seed=seed)
+    if out is not None:
+        result.write(out, csv=csv)
+    if as_json:
+        from hetsim.simulate import _jsonable
+
+        print(json.dumps(_jsonable(result.summary), indent=2))
+        return
+    _render_summary(result.summary)
+    if out is not None:
+        console.print(f"[dim]wrote {out}/requests.parquet, timeseries.parquet, summary.json[/]")
+
+
+def _render_summary(s: dict[str, Any]) -> None:
+    from rich.markup import escape
+
+    console.print(
+        f"[bold]{escape(s['scenario'])}[/]: {s['requests']:,} requests, {s['completed']:,} "
+        f"completed, {s['failed']:,} failed; {s['simulated_s']:.1f} s simulated in "
+        f"{s['wall_s']:.2f} s ({s['events']:,} events)"
+    )
+    for reason, count in s["failure_reasons"].items():
+        console.print(f"  [red]failed[/] {count:,}: {escape(reason)}")
+    table = Table(title="Latency", title_justify="left")
+    for col in ("metric", "mean", "p50", "p90", "p99", "SLA"):
+        table.add_column(col, justify="left" if col == "metric" else "right")
+    sla = s["sla"]
+    for key, label, bound in (
+        ("ttft_s", "TTFT", sla["ttft_s"]),
+        ("tpot_s", "TPOT", sla["tpot_s"]),
+        ("e2e_s", "E2E", None),
+    ):
+        p = s[key]
+
+        def fmt(v: float | None) -> str:
+            return "—" if v is None else units.format_time(v, 3)
+
+        table.add_row(
+            label,
+            fmt(p["mean"]),
+            fmt(p["p50"]),
+            fmt(p["p90"]),
+            fmt(p["p99"]),
+            fmt(bound) if bound else "",
+        )
+    console.print(table)
+    verdict = "[green]met[/]" if s["sla_met"] else "[red]missed[/]"
+    console.print(
+        f"attainment {s['attainment']:.1%} (target {sla['attainment_target']:.0%}): SLA {verdict}"
+        f"; throughput {s['throughput_tokens_per_s']:,.0f} output tokens/s; "
+        f"prefix-cached {s['prefix_cached_share']:.0%} of prompt tokens; "
+        f"{s['preemptions']:,} preemptions; KV blocks leaked {s['kv_blocks_leaked']}"
+    )
+    util = Table(title="Pools", title_justify="left")
+    for col in (
+        "pool",
+        "instances",
+        "busy",
+        "peak KV",
+        "held block·s",
+        "reserved block·s",
+        "provenance",
+    ):
+        util.add_column(col, justify="left" if col in ("pool", "provenance") else "right")
+    for name, u in s["utilisation"].items():
+        util.add_row(
+            name,
+            str(u["instances"]),
+            f"{u['busy']:.0%}",
+            f"{u['peak_kv']:.0%}",
+            f"{u['held_block_s']:,.0f}",
+            f"{u['reserved_block_s']:,.0f}",
+            s["provenance"].get(name, ""),
+        )
+    console.print(util)
+    cost = s["cost_per_million_tokens"]
+    console.print(
+        f"cost {units.format_price_per_hour(s['cost_per_hour'])} (assumed prices), "
+        + (f"${cost:,.2f} per million output tokens" if cost is not None else "no tokens")
+    )
+
+
+@app.command()
 def plan(
     scenario: Annotated[
         Path | None,

@@ -481,6 +481,18 @@ class StepModel:
         capped = self._capped_decode(context, attended)
         return self._linear_time(b, b) + self._attention_time(b, attended, capped, 0, 0, 0, 0, 0)
 
+    def decode_time_from_sum(self, batch: int, context_sum: int) -> float:
+        """:meth:`decode_time` from the batch size and the sum of contexts alone (exact for
+        models without sparse attention, whose cost depends on nothing else)."""
+        if batch == 0:
+            return 0.0
+        if self.model.is_sparse_attention:
+            raise ValueError("sparse attention needs each context: use decode_time")
+        attended = float(context_sum + batch)
+        return self._linear_time(batch, batch) + self._attention_time(
+            batch, attended, attended, 0, 0, 0, 0, 0
+        )
+
     def prefill_time(self, new: np.ndarray, cached: np.ndarray | None = None) -> float:
         """Seconds for one prefill step over chunks of ``new`` tokens after ``cached`` tokens."""
         return self.step_time(new, cached)

@@ -90,7 +90,7 @@ class _Handoff:
         d.deliver(req)
 
     def _reserve(self, req: Req, d: DecodeInstance, need: int) -> None:
-        d.waiting.popleft()
+        d.dequeue()
         d.blocks.allocate(self.env.now, need, "reserved")
         req.d_blocks = need
         req.d_state = "reserved"

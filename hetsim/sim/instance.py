@@ -34,51 +34,88 @@ __all__ = ["Instance", "PrefillInstance", "DecodeInstance", "ColocatedInstance",
 
 
 class DecodeBatch:
-    """Running sequences as parallel arrays: context length, tokens left, the request."""
+    """Running sequences, with O(1) work per step for the common case.
 
-    def __init__(self, capacity: int) -> None:
+    Every running sequence gains one token per step, so a sequence's context is stored as an
+    offset from the batch's step counter (``context = rel + step``) and its output count
+    likewise; the sum of contexts, the number of sequences crossing a page boundary (from a
+    histogram of ``rel mod page``) and the sequences finishing at a step (a step → count map) are
+    then known without touching every sequence.
+    """
+
+    def __init__(self, capacity: int, page: int) -> None:
         self.n = 0
-        self.context = np.zeros(capacity, dtype=np.int64)
-        self.remaining = np.zeros(capacity, dtype=np.int64)
+        self.step = 0
+        self.page = page
+        self.rel = np.zeros(capacity, dtype=np.int64)  # context - step
+        self.gen = np.zeros(capacity, dtype=np.int64)  # generated - step
+        self.finish_at = np.zeros(capacity, dtype=np.int64)
         self.reqs: list[Req] = []
+        self.rel_sum = 0
+        self.residues = [0] * page
+        self._finishing: dict[int, int] = {}
+        self.fresh: list[Req] = []  # added with no output yet: their first token comes next
 
     def add(self, req: Req) -> None:
-        i = self.n
-        self.context[i] = req.context
-        self.remaining[i] = req.output - req.generated
+        i, step = self.n, self.step
+        rel = req.context - step
+        self.rel[i] = rel
+        self.gen[i] = req.generated - step
+        end = step + max(req.output - req.generated, 1)
+        self.finish_at[i] = end
+        self._finishing[end] = self._finishing.get(end, 0) + 1
+        self.rel_sum += rel
+        self.residues[rel % self.page] += 1
         self.reqs.append(req)
+        if req.generated == 0:
+            self.fresh.append(req)
         self.n = i + 1
 
-    def pop_newest(self) -> Req:
-        """Remove the most recently added sequence (vLLM preempts the newest first)."""
-        self.n -= 1
-        req = self.reqs.pop()
-        req.context = int(self.context[self.n])
-        return req
+    def context_sum(self) -> int:
+        return self.rel_sum + self.n * self.step
 
-    def blocks_needed(self, page: int) -> int:
-        """New blocks for the token each sequence writes this step."""
-        return int(np.count_nonzero(self.context[: self.n] % page == 0))
+    def contexts(self) -> np.ndarray:
+        return self.rel[: self.n] + self.step
+
+    def blocks_needed(self) -> int:
+        """New blocks for the token each sequence writes this step (its context is a multiple
+        of the page size)."""
+        return self.residues[(-self.step) % self.page]
 
     def advance(self) -> list[int]:
         """One token for every sequence; returns the positions that finished (descending)."""
-        n = self.n
-        self.context[:n] += 1
-        self.remaining[:n] -= 1
-        done = np.flatnonzero(self.remaining[:n] <= 0)
-        return done[::-1].tolist()
+        self.step += 1
+        if self._finishing.pop(self.step, 0) == 0:
+            return []
+        return np.flatnonzero(self.finish_at[: self.n] == self.step)[::-1].tolist()
 
     def remove(self, i: int) -> Req:
-        """Remove position ``i`` by moving the last sequence into it."""
+        """Remove position ``i`` (moving the last sequence into it); the request gets its
+        current context and output count back."""
         last = self.n - 1
         req = self.reqs[i]
-        req.context = int(self.context[i])
+        rel = int(self.rel[i])
+        req.context = rel + self.step
+        req.generated = int(self.gen[i]) + self.step
+        self.rel_sum -= rel
+        self.residues[rel % self.page] -= 1
+        end = int(self.finish_at[i])
+        if end > self.step:  # removed before finishing: no longer expected then
+            self._finishing[end] -= 1
         if i != last:
-            self.context[i] = self.context[last]
-            self.remaining[i] = self.remaining[last]
+            self.rel[i] = self.rel[last]
+            self.gen[i] = self.gen[last]
+            self.finish_at[i] = self.finish_at[last]
             self.reqs[i] = self.reqs[last]
         self.reqs.pop()
         self.n = last
+        return req
+
+    def pop_newest(self) -> Req:
+        """Remove the most recently added sequence (vLLM preempts the newest first)."""
+        req = self.remove(self.n - 1)
+        if req in self.fresh:
+            self.fresh.remove(req)
         return req
 
 
@@ -209,8 +246,10 @@ class DecodeInstance(Instance):
         self.preempted: deque[Req] = deque()
         self.recompute: list[Req] = []
         super().__init__(*args, **kwargs)
-        self.batch = DecodeBatch(self.max_seqs)
+        self.batch = DecodeBatch(self.max_seqs, self.page)
         self.swap = self.pool.preemption == "swap"
+        self.queued_blocks = 0
+        self._capacity = max(self.blocks.capacity, 1)
 
     @property
     def queue_len(self) -> int:
@@ -221,15 +260,21 @@ class DecodeInstance(Instance):
         return self.batch.n + self.incoming + len(self.ready) + len(self.recompute)
 
     def load(self) -> float:
-        """Routing signal: KV blocks in use or promised, as a share of capacity."""
-        return (self.blocks.allocated + sum(r.d_blocks for r in self.waiting)) / max(
-            self.blocks.capacity, 1
-        )
+        """Routing signal: KV blocks in use or promised to queued requests, as a share of
+        capacity."""
+        return (self.blocks.allocated + self.queued_blocks) / self._capacity
 
     def enqueue(self, req: Req) -> None:
         self.waiting.append(req)
+        self.queued_blocks += self.blocks.blocks_for(req.input)
         self.outstanding_tokens += req.output
         self.kick()
+
+    def dequeue(self) -> Req:
+        """The head of the waiting queue, leaving it (the handoff admits it)."""
+        req = self.waiting.popleft()
+        self.queued_blocks -= self.blocks.blocks_for(req.input)
+        return req
 
     def deliver(self, req: Req) -> None:
         """The request's KV is here: it joins the batch at the next step."""
@@ -259,20 +304,23 @@ class DecodeInstance(Instance):
 
     def _make_room(self, need: int) -> None:
         now = self.env.now
-        while need > self.blocks.free and self.batch.n > 0:
-            req = self.batch.pop_newest()
-            self.blocks.release(now, req.d_blocks)
+        batch = self.batch
+        while need > self.blocks.free and batch.n > 0:
+            req = batch.pop_newest()
+            self.blocks.release(now, self.blocks.blocks_for(req.context))
             req.d_blocks = 0
             req.preemptions += 1
             self.sim.preemptions += 1
             if self.swap:
                 self.sim.swap_out(req, self)
             self.preempted.appendleft(req)
-            need = self.batch.blocks_needed(self.page)
+            need = batch.blocks_needed()
 
     def _loop(self):
         batch = self.batch
-        page = self.page
+        blocks = self.blocks
+        sm = self.step_model
+        sparse = sm.model.is_sparse_attention
         while True:
             self._admit()
             now = self.env.now
@@ -284,42 +332,37 @@ class DecodeInstance(Instance):
             if batch.n == 0 and not recompute:
                 yield self._sleep()
                 continue
-            need = batch.blocks_needed(page)
-            if need > self.blocks.free:
+            need = batch.blocks_needed()
+            if need > blocks.free:
                 self._make_room(need)
-                need = batch.blocks_needed(page)
+                need = batch.blocks_needed()
                 if batch.n == 0 and not recompute:
                     continue
             if need:
-                self.blocks.allocate(now, need)
+                blocks.allocate(now, need)
             n = batch.n
             if recompute:
                 # rebuild preempted sequences' KV in the same step as the decodes
                 new = np.concatenate([np.ones(n, dtype=np.int64), [r.context for r in recompute]])
-                cached = np.concatenate([batch.context[:n], np.zeros(len(recompute), np.int64)])
-                dt = self.step_model.step_time(new, cached)
+                cached = np.concatenate([batch.contexts(), np.zeros(len(recompute), np.int64)])
+                dt = sm.step_time(new, cached)
+            elif sparse:
+                dt = sm.decode_time(batch.contexts())
             else:
-                dt = self.step_model.decode_time(batch.context[:n])
+                dt = sm.decode_time_from_sum(n, batch.context_sum())
             yield self._step(dt)
             now = self.env.now
-            reqs = batch.reqs
-            for i in range(n):
-                req = reqs[i]
-                if req.generated == 0:
-                    req.t_first = now
-                req.generated += 1
+            for req in batch.fresh:
+                req.t_first = now
+            batch.fresh.clear()
             self.outstanding_tokens -= n
-            if need:
-                # each sequence that crossed a page took one block; attribute them
-                crossed = np.flatnonzero(batch.context[:n] % page == 0)
-                for i in crossed.tolist():
-                    reqs[i].d_blocks += 1
             for i in batch.advance():
                 req = batch.remove(i)
-                self.blocks.release(now, req.d_blocks)
-                req.d_blocks = 0
+                req.d_blocks = blocks.blocks_for(req.context)
+                self.release(req)
                 self.sim.finish(req)
             for req in recompute:
+                req.d_blocks = blocks.blocks_for(req.context)
                 batch.add(req)
             recompute.clear()
 
@@ -339,7 +382,7 @@ class ColocatedInstance(Instance):
         self.waiting: deque[Req] = deque()
         self.prefilling: list[Req] = []
         super().__init__(*args, **kwargs)
-        self.batch = DecodeBatch(self.max_seqs)
+        self.batch = DecodeBatch(self.max_seqs, self.page)
 
     @property
     def queue_len(self) -> int:
@@ -352,15 +395,15 @@ class ColocatedInstance(Instance):
 
     def _loop(self):
         batch = self.batch
-        page = self.page
+        blocks = self.blocks
         while True:
             now = self.env.now
             n_dec = batch.n
-            need = batch.blocks_needed(page)
-            while need > self.blocks.free and batch.n > 0:
+            need = batch.blocks_needed()
+            while need > blocks.free and batch.n > 0:
                 # recompute preemption: back to the head of the queue, KV dropped
                 req = batch.pop_newest()
-                self.blocks.release(now, req.p_blocks)
+                blocks.release(now, blocks.blocks_for(req.context))
                 req.p_blocks = 0
                 req.preemptions += 1
                 req.recomputed_tokens += req.context
@@ -368,7 +411,7 @@ class ColocatedInstance(Instance):
                 self.sim.preemptions += 1
                 self.waiting.appendleft(req)
                 n_dec = batch.n
-                need = batch.blocks_needed(page)
+                need = batch.blocks_needed()
             budget = self.max_tokens - n_dec
             chunks: list[int] = []
             for req in self.prefilling:
@@ -380,12 +423,12 @@ class ColocatedInstance(Instance):
             while self.waiting and budget > 0 and n_dec + len(self.prefilling) < self.max_seqs:
                 req = self.waiting[0]
                 target = self._prefill_target(req)
-                blocks = self.blocks.blocks_for(target)
-                if blocks + need > self.blocks.free:
+                need_prompt = blocks.blocks_for(target)
+                if need_prompt + need > blocks.free:
                     break
                 self.waiting.popleft()
-                self.blocks.allocate(now, blocks)
-                req.p_blocks = blocks
+                blocks.allocate(now, need_prompt)
+                req.p_blocks = need_prompt
                 if req.t_prefill_start != req.t_prefill_start:  # NaN: first admission
                     req.t_prefill_start = now
                 self.prefilling.append(req)
@@ -396,27 +439,22 @@ class ColocatedInstance(Instance):
                 yield self._sleep()
                 continue
             if need:
-                self.blocks.allocate(now, need)
+                blocks.allocate(now, need)
             prefills = self.prefilling[: len(chunks)]
             new = np.concatenate([np.ones(n_dec, dtype=np.int64), np.asarray(chunks, np.int64)])
             cached = np.concatenate(
                 [
-                    batch.context[:n_dec],
+                    batch.contexts(),
                     np.fromiter((r.computed for r in prefills), np.int64, count=len(prefills)),
                 ]
             )
             yield self._step(self.step_model.step_time(new, cached))
             now = self.env.now
-            reqs = batch.reqs
-            for i in range(n_dec):
-                reqs[i].generated += 1
+            batch.fresh.clear()  # colocated sequences join with their first token already out
             self.outstanding_tokens -= n_dec
-            if need:
-                for i in np.flatnonzero(batch.context[:n_dec] % page == 0).tolist():
-                    reqs[i].p_blocks += 1
             for i in batch.advance():
                 req = batch.remove(i)
-                self.blocks.release(now, req.p_blocks)
+                blocks.release(now, blocks.blocks_for(req.context))
                 req.p_blocks = 0
                 self.sim.finish(req)
             for req, c in zip(prefills, chunks, strict=True):
