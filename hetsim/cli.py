@@ -315,12 +315,39 @@ def simulate(
 
     Example: [bold]hetsim simulate scenarios/qwen3-32b-6p2d.yaml --set lifecycle=push --out run/[/]
     """
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from rich.markup import escape
+
     from hetsim.simulate import SimulationResult
     from hetsim.simulate import simulate as run_simulation
 
     loaded = _load(scenario, set_)
-    with err_console.status(f"simulating {loaded.name}..."):
-        result: SimulationResult = run_simulation(loaded, max_requests=requests, seed=seed)
+    with Progress(
+        TextColumn(f"[bold]simulate[/] {escape(loaded.name)}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("requests"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("", total=None)
+
+        def report(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        result: SimulationResult = run_simulation(
+            loaded, max_requests=requests, seed=seed, progress=report
+        )
     if out is not None:
         result.write(out, csv=csv)
     if as_json:

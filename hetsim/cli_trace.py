@@ -49,7 +49,9 @@ def _parse_columns(text: str | None) -> dict[str, str] | None:
             raise InputError(
                 "write the mapping as field=column pairs separated by commas, e.g. "
                 "arrival=ts,input_tokens=prompt,output_tokens=completion",
-                field="--columns", value=part, allowed=_FIELDS,
+                field="--columns",
+                value=part,
+                allowed=_FIELDS,
             )
         mapping[key] = column
     return mapping
@@ -88,7 +90,8 @@ def stats(
     plot: Annotated[
         Path | None,
         typer.Option(
-            "--plot", help="Write a PNG: arrivals per minute and length histograms.",
+            "--plot",
+            help="Write a PNG: arrivals per minute and length histograms.",
             show_default=False,
         ),
     ] = None,
@@ -104,8 +107,12 @@ def stats(
     from hetsim.workload import plot_trace_stats, trace_stats
 
     result = trace_stats(
-        file, fmt, columns=_parse_columns(columns), time_unit=time_unit,
-        on_bad_row="skip" if skip_bad_rows else "error", block_tokens=block_tokens,
+        file,
+        fmt,
+        columns=_parse_columns(columns),
+        time_unit=time_unit,
+        on_bad_row="skip" if skip_bad_rows else "error",
+        block_tokens=block_tokens,
     )
     info = result.to_dict()
     if plot is not None:
@@ -139,14 +146,17 @@ def _render(info: dict[str, Any]) -> None:
     if info["failed_zero_tokens"]:
         dropped.append(f"{info['failed_zero_tokens']:,} with zero tokens (failed)")
     table.add_row("requests", f"{info['requests']:,}")
-    table.add_row("rows read", f"{info['rows_read']:,}" + (
-        f" (dropped: {', '.join(dropped)})" if dropped else ""
-    ))
+    table.add_row(
+        "rows read",
+        f"{info['rows_read']:,}" + (f" (dropped: {', '.join(dropped)})" if dropped else ""),
+    )
     if info["start"]:
         table.add_row("first arrival", info["start"])
     table.add_row("duration", f"{_num(info['duration_s'], 6)} s")
-    table.add_row("mean rate", f"{_num(info['mean_rate_rps'])} req/s "
-                  f"({_num(info['mean_per_minute'])} req/min)")
+    table.add_row(
+        "mean rate",
+        f"{_num(info['mean_rate_rps'])} req/s ({_num(info['mean_per_minute'])} req/min)",
+    )
     table.add_row("peak minute", f"{info['peak_per_minute']:,} req/min")
     for key, label in (("input_tokens", "prompt tokens"), ("output_tokens", "output tokens")):
         s = info[key]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ import pandas as pd
 from hetsim.metrics import add_latency_columns, summarise
 from hetsim.sim.engine import Simulation
 from hetsim.spec.resolve import Scenario, load_scenario
-from hetsim.workload import RequestChunk
+from hetsim.workload import RequestChunk, count_requests
 
 __all__ = ["SimulationResult", "simulate"]
 
@@ -33,15 +34,19 @@ class SimulationResult:
         return self.requests
 
     def write(self, out: str | Path, csv: bool = False) -> list[Path]:
-        """requests.parquet (and .csv), timeseries.parquet, links.parquet, summary.json."""
+        """requests.parquet (and .csv), timeseries.parquet (instances and links), summary.json."""
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
         written = []
-        for name, frame in (
-            ("requests", self.requests),
-            ("timeseries", self.timeseries),
-            ("links", self.links),
-        ):
+        # one time-series file: instance rows (kind "instance") and link rows (kind "link")
+        series = pd.concat(
+            [
+                self.timeseries.assign(kind="instance"),
+                self.links.rename(columns={"link": "instance_name"}).assign(kind="link"),
+            ],
+            ignore_index=True,
+        )
+        for name, frame in (("requests", self.requests), ("timeseries", series)):
             path = out / f"{name}.parquet"
             frame.to_parquet(path, index=False)
             written.append(path)
@@ -75,18 +80,38 @@ def simulate(
     max_requests: int | None = None,
     seed: int | None = None,
     sample_interval: float = 1.0,
+    progress: Callable[[int, int], None] | None = None,
 ) -> SimulationResult:
     """Simulate a scenario (an object or a file, with ``--set``-style overrides).
 
     ``requests`` replaces the scenario's workload; ``max_requests`` stops arrivals after that
     many; ``seed`` overrides the scenario's seed. Same scenario and seed: identical results.
+    ``progress(done, total)`` is called as requests end (``total`` counts the workload).
     """
     if not isinstance(scenario, Scenario):
         scenario = load_scenario(scenario, overrides or [])
     elif overrides:
         raise ValueError("overrides apply to scenario files; pass a path or use load_scenario")
+    report = None
+    if progress is not None:
+        if requests is not None:
+            total = sum(len(c) for c in requests)
+        else:
+            run_seed = scenario.spec.seed if seed is None else seed
+            total = count_requests(scenario.spec.workload, scenario.base_dir, run_seed)
+        if max_requests is not None:
+            total = min(total, max_requests)
+
+        def report(done: int) -> None:
+            progress(done, total)
+
     sim = Simulation(
-        scenario, requests, seed=seed, max_requests=max_requests, sample_interval=sample_interval
+        scenario,
+        requests,
+        seed=seed,
+        max_requests=max_requests,
+        sample_interval=sample_interval,
+        progress=report,
     )
     out = sim.run()
     reqs = add_latency_columns(out.requests)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,8 +54,10 @@ class Simulation:
         seed: int | None = None,
         max_requests: int | None = None,
         sample_interval: float = 1.0,
+        progress: Callable[[int], None] | None = None,
     ) -> None:
         self.scenario = scenario
+        self.progress = progress
         spec = scenario.spec
         self.seed = spec.seed if seed is None else seed
         self.env = simpy.Environment()
@@ -323,6 +325,8 @@ class Simulation:
             req.d_blocks = 0
             req.decode.kick()
         self.log.add(req, reason)
+        if self.progress is not None and self.log.n % 256 == 0:
+            self.progress(self.log.n)
 
     # ---- sampling -----------------------------------------------------------------------------
 
@@ -354,7 +358,14 @@ class Simulation:
                 )
             for link in self._links.values():
                 self._link_samples.append(
-                    (now, link.name, link.bytes_in_flight, link.active_transfers, link.bandwidth)
+                    (
+                        now,
+                        link.name,
+                        link.bytes_in_flight,
+                        link.active_transfers,
+                        link.bandwidth,
+                        link.utilisation,
+                    )
                 )
             if not self.in_flight and self._arrivals_done:
                 return
@@ -376,6 +387,8 @@ class Simulation:
         for req in list(self.in_flight.values()):
             self.fail(req, "unfinished when the simulation ended (stuck: no capacity)")
         self._count(0)
+        if self.progress is not None:
+            self.progress(self.log.n)
         wall = time.perf_counter() - start
         requests = self.log.to_frame()
         names = {i.gid: i.name for i in self.instances}
@@ -398,7 +411,14 @@ class Simulation:
         ts.insert(2, "instance_name", ts["instance"].map(names))
         links = pd.DataFrame(
             self._link_samples,
-            columns=["time_s", "link", "bytes_in_flight", "active_transfers", "bandwidth"],
+            columns=[
+                "time_s",
+                "link",
+                "bytes_in_flight",
+                "active_transfers",
+                "bandwidth",
+                "utilisation_since_start",
+            ],
         )
         facts = {
             "wall_s": wall,

@@ -136,6 +136,10 @@ class RequestLog:
 
     def to_frame(self) -> pd.DataFrame:
         frame = pd.DataFrame({k: v[: self.n] for k, v in self._cols.items()})
-        frame["status"] = np.where(self._status[: self.n] == 0, COMPLETED, FAILED)
-        frame["failure_reason"] = np.array(self.reasons, dtype=object)[self._reason[: self.n]]
+        status = np.where(self._status[: self.n] == 0, COMPLETED, FAILED)
+        reason = np.array(self.reasons, dtype=object)[self._reason[: self.n]]
+        # the documented columns first, in their documented order; extras after
+        at = frame.columns.get_loc("decode_instance") + 1
+        frame.insert(at, "status", status)
+        frame.insert(at + 1, "failure_reason", reason)
         return frame.sort_values("request_id", kind="stable").reset_index(drop=True)

@@ -153,14 +153,19 @@ def trace_stats(
     fmt = fmt or detect_format(path)
     try:
         trace = TraceSpec(
-            path=str(path), format=fmt, columns=columns, time_unit=time_unit,  # type: ignore[arg-type]
-            on_bad_row=on_bad_row, block_tokens=block_tokens,  # type: ignore[arg-type]
+            path=str(path),
+            format=fmt,
+            columns=columns,
+            time_unit=time_unit,  # type: ignore[arg-type]
+            on_bad_row=on_bad_row,
+            block_tokens=block_tokens,  # type: ignore[arg-type]
         )
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]
         loc = ".".join(str(x) for x in first.get("loc", ()))
         raise InputError(
-            first.get("msg", str(exc)).removeprefix("Value error, "), file=path,
+            first.get("msg", str(exc)).removeprefix("Value error, "),
+            file=path,
             field=loc or None,
         ) from None
     counts = ReadCounts()
@@ -224,8 +229,13 @@ def plot_trace_stats(stats: TraceStats, out: str | Path) -> Path:
     ax_rate, ax_in, ax_out = fig.subplots(3, 1)
     ax_rate.stairs(stats.per_minute, np.arange(len(stats.per_minute) + 1), color="tab:blue")
     if np.isfinite(stats.mean_per_minute):
-        ax_rate.axhline(stats.mean_per_minute, color="tab:gray", ls="--", lw=1,
-                        label=f"mean {stats.mean_per_minute:.1f}/min")
+        ax_rate.axhline(
+            stats.mean_per_minute,
+            color="tab:gray",
+            ls="--",
+            lw=1,
+            label=f"mean {stats.mean_per_minute:.1f}/min",
+        )
         ax_rate.legend(loc="upper right")
     ax_rate.set_xlabel("minutes from the first arrival")
     ax_rate.set_ylabel("requests per minute")

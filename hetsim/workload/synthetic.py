@@ -122,9 +122,7 @@ def _clip(values: np.ndarray, spec: LengthSpec) -> np.ndarray:
 Sampler = Callable[[int], np.ndarray]
 
 
-def _sampler(
-    spec: LengthSpec, rng: np.random.Generator, pool: np.ndarray | None
-) -> Sampler:
+def _sampler(spec: LengthSpec, rng: np.random.Generator, pool: np.ndarray | None) -> Sampler:
     if spec.dist == "fixed":
         value = spec.value or 1
         return lambda n: np.full(n, value, dtype=np.int64)
@@ -208,7 +206,9 @@ def iter_synthetic(
     rng_arrival, rng_in, rng_out, rng_prefix = streams
     if spec.prefix_groups > 2**30:
         raise InputError(
-            "too many prefix groups", field=f"{field}.prefix_groups", value=spec.prefix_groups,
+            "too many prefix groups",
+            field=f"{field}.prefix_groups",
+            value=spec.prefix_groups,
             allowed="at most 2^30",
         )
 

@@ -671,8 +671,9 @@ def iter_trace(
     if chunk_size < 1:
         raise ValueError("chunk_size must be at least 1")
     path = resolve_trace_path(trace, base_dir, field)
-    return _replay(trace, path, seed, chunk_size, counts if counts is not None else ReadCounts(),
-                   field)
+    return _replay(
+        trace, path, seed, chunk_size, counts if counts is not None else ReadCounts(), field
+    )
 
 
 def _replay(
