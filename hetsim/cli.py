@@ -315,6 +315,7 @@ def simulate(
 
     Example: [bold]hetsim simulate scenarios/qwen3-32b-6p2d.yaml --set lifecycle=push --out run/[/]
     """
+    from rich.markup import escape
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -323,8 +324,6 @@ def simulate(
         TimeElapsedColumn,
         TimeRemainingColumn,
     )
-
-    from rich.markup import escape
 
     from hetsim.simulate import SimulationResult
     from hetsim.simulate import simulate as run_simulation
