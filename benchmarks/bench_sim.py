@@ -17,7 +17,7 @@ import time
 import simpy
 
 import hetsim
-from hetsim.simulate import simulate
+from hetsim.simulation import simulate
 
 SCENARIO = {
     "name": "bench-16",

@@ -5,6 +5,8 @@ The public Python API (the CLI and the notebooks use only this):
 - :func:`load_scenario` — read, override and validate a scenario file into a :class:`Scenario`.
 - :func:`load_model` — a bundled model or a Hugging Face ``config.json``.
 - :func:`load_profile` — an accelerator profile by name.
+- :func:`simulate` — replay a scenario's workload; returns a result with ``.requests``,
+  ``.summary`` and ``.to_frame()``.
 """
 
 from hetsim.errors import InputError
@@ -12,6 +14,15 @@ from hetsim.spec.hardware import AcceleratorProfile, available_profiles, load_pr
 from hetsim.spec.model import ModelConfig, bundled_models, load_model
 from hetsim.spec.resolve import Scenario, load_scenario, scenario_from_dict
 from hetsim.spec.scenario import ScenarioSpec
+
+
+def __getattr__(name: str):  # noqa: ANN202 - lazy: simpy and pandas load only when used
+    if name in ("simulate", "SimulationResult"):
+        from hetsim import simulation
+
+        return getattr(simulation, name)
+    raise AttributeError(f"module 'hetsim' has no attribute {name!r}")
+
 
 __version__ = "0.1.0"
 
@@ -27,4 +38,6 @@ __all__ = [
     "load_profile",
     "load_scenario",
     "scenario_from_dict",
+    "simulate",
+    "SimulationResult",
 ]

@@ -325,8 +325,8 @@ def simulate(
         TimeRemainingColumn,
     )
 
-    from hetsim.simulate import SimulationResult
-    from hetsim.simulate import simulate as run_simulation
+    from hetsim.simulation import SimulationResult
+    from hetsim.simulation import simulate as run_simulation
 
     loaded = _load(scenario, set_)
     with Progress(
@@ -350,7 +350,7 @@ def simulate(
     if out is not None:
         result.write(out, csv=csv)
     if as_json:
-        from hetsim.simulate import _jsonable
+        from hetsim.simulation import _jsonable
 
         print(json.dumps(_jsonable(result.summary), indent=2))
         return

@@ -7,7 +7,7 @@ import pytest
 
 import hetsim
 from hetsim.perf.step import step_model_for_pool
-from hetsim.simulate import simulate
+from hetsim.simulation import simulate
 from hetsim.workload import RequestChunk
 
 
