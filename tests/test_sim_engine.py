@@ -205,3 +205,23 @@ def test_tpot_is_the_mean_gap_after_the_first_token():
     row = res.requests.iloc[0]
     assert row["tpot_s"] == pytest.approx((row["finish_s"] - row["first_token_s"]) / 10)
     assert not math.isnan(row["tpot_s"])
+
+
+def test_layerwise_streaming_overlaps_the_transfer_with_the_last_prefill_step():
+    slow = {"paths": [{"from": "prefill", "to": "decode", "hops": [
+        {"name": "nic", "kind": "nic", "bandwidth": "10 Gbps", "latency": "5 us"}]}]}
+    plain = tiny_pd(interconnect=slow, lifecycle="push")
+    streamed = tiny_pd(interconnect=slow, lifecycle="push", kv={"layerwise_transfer": True})
+    a = simulate(plain, requests=one_request(n_in=4096)).requests.iloc[0]
+    b = simulate(streamed, requests=one_request(n_in=4096)).requests.iloc[0]
+    prefill = a["prefill_end_s"] - a["prefill_start_s"]
+    transfer = a["transfer_end_s"] - a["transfer_start_s"]
+    assert transfer > 2 * prefill  # the link, not the GPU, is the bottleneck here
+    # the transfer starts with the (only) prefill step instead of after it
+    assert b["transfer_start_s"] == pytest.approx(b["prefill_start_s"])
+    assert b["ttft_s"] == pytest.approx(a["ttft_s"] - prefill, rel=1e-9)
+
+
+def test_layerwise_streaming_needs_push():
+    with pytest.raises(hetsim.InputError, match="kv.layerwise_transfer"):
+        tiny_pd(kv={"layerwise_transfer": True})

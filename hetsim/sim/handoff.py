@@ -38,12 +38,18 @@ class _Handoff:
         self.lifecycle = spec.lifecycle
         self.transfer_format = spec.kv.transfer_format
         self._kvb = model.kv_bytes_per_token
+        self.layerwise = spec.kv.layerwise_transfer
+        self.num_layers = model.num_layers
 
     def arrive(self, req: Req) -> None:
         self.sim.route_prefill(req)
 
     def admit(self, d: DecodeInstance) -> None:  # pragma: no cover - overridden
         raise NotImplementedError
+
+    def last_step_started(self, req: Req, p: PrefillInstance, dt: float) -> None:
+        """The step that completes ``req``'s prompt starts now and lasts ``dt`` (layer-wise
+        streaming hooks in here)."""
 
     def prefill_finished(self, req: Req, p: PrefillInstance) -> None:  # pragma: no cover
         raise NotImplementedError
@@ -127,6 +133,10 @@ class Pull(_Handoff):
 
 
 class Push(_Handoff):
+    def __init__(self, sim: Simulation) -> None:
+        super().__init__(sim)
+        self._streaming: set[int] = set()
+
     def arrive(self, req: Req) -> None:
         d = self.sim.route_decode(req)
         if d is not None:
@@ -142,13 +152,30 @@ class Push(_Handoff):
             self._reserve(req, d, need)
             self.sim.route_prefill(req)
 
-    def prefill_finished(self, req: Req, p: PrefillInstance) -> None:
+    def last_step_started(self, req: Req, p: PrefillInstance, dt: float) -> None:
+        """Layer-wise streaming: each layer's KV leaves as soon as the layer is computed, so the
+        transfer starts with the last step; it cannot complete before the step's last layer
+        (one layer's share of the bytes after the step ends)."""
         d = req.decode
-        self._send(
-            req, p, d, self.sim.path_links(p, d), lambda req=req, p=p, d=d: self._written(req, p, d)
-        )
+        links = self.sim.path_links(p, d)
+        fmt = self.transfer_format or p.pool.precision.kv
+        last_layer = req.input * self._kvb(fmt) / self.num_layers
+        ready_at = self.env.now + dt + last_layer / min(link.bandwidth for link in links)
+        self._streaming.add(req.id)
+        self._send(req, p, d, links, lambda: self._written(req, p, d, ready_at))
 
-    def _written(self, req: Req, p: PrefillInstance, d: DecodeInstance) -> None:
+    def prefill_finished(self, req: Req, p: PrefillInstance) -> None:
+        if req.id in self._streaming:
+            return  # already streaming since its last step began
+        d = req.decode
+        self._send(req, p, d, self.sim.path_links(p, d), lambda: self._written(req, p, d))
+
+    def _written(self, req: Req, p: PrefillInstance, d: DecodeInstance, ready_at=0.0) -> None:
+        wait = ready_at - self.env.now
+        if wait > 1e-15:
+            self.env.timeout(wait).callbacks.append(lambda _e: self._written(req, p, d))
+            return
+        self._streaming.discard(req.id)
         p.release(req, "used")
         self._commit(req, d)
 

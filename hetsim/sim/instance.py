@@ -218,7 +218,12 @@ class PrefillInstance(Instance):
                 continue
             new = np.fromiter(chunks, dtype=np.int64, count=len(chunks))
             cached = np.fromiter((r.computed for r in batch), dtype=np.int64, count=len(batch))
-            yield self._step(self.step_model.step_time(new, cached))
+            dt = self.step_model.step_time(new, cached)
+            if self.sim.handoff.layerwise:
+                for req, n in zip(batch, chunks, strict=True):
+                    if req.computed + n >= req.input:
+                        self.sim.handoff.last_step_started(req, self, dt)
+            yield self._step(dt)
             now = self.env.now
             for req, n in zip(batch, chunks, strict=True):
                 req.computed += n

@@ -276,6 +276,14 @@ def _check_kv(spec: ScenarioSpec, profiles: dict[str, AcceleratorProfile]) -> No
             allowed=", ".join(["hbm", *tiers]),
         )
     lc = spec.lifecycle
+    if spec.kv.layerwise_transfer and lc.protocol != "push":
+        raise InputError(
+            "layer-wise KV streaming needs a destination reserved before prefill starts, which "
+            f"only the push protocol provides (lifecycle is {lc.protocol!r})",
+            field="kv.layerwise_transfer",
+            value=True,
+            allowed="false, or lifecycle: push",
+        )
     if lc.protocol == "store":
         candidates = [n for n, t in tiers.items() if t.kind in ("dram", "ssd", "remote")]
         if lc.store_tier is None:

@@ -251,7 +251,8 @@ class KVPolicy(StrictModel):
         description="format KV travels in; null: the producer's KV format",
     )
     layerwise_transfer: bool = Field(
-        default=False, description="stream KV layer by layer, overlapping the last prefill step"
+        default=False,
+        description="stream KV layer by layer, overlapping the last prefill step (push only)",
     )
     tiers: list[TierSpec] = Field(default_factory=list)
     prefix_cache: PrefixCacheSpec = Field(default_factory=PrefixCacheSpec)
