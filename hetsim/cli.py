@@ -506,7 +506,14 @@ def validate(
         Path | None,
         typer.Option("--table", help="Calibration table (default: run a calibration first)."),
     ] = None,
-    backend: Annotated[str, typer.Option("--backend", help="numpy or torch.")] = "numpy",
+    backend: Annotated[
+        str | None,
+        typer.Option(
+            "--backend",
+            help="numpy or torch (default: torch when installed, since "
+            "the reference model runs in torch).",
+        ),
+    ] = None,
     quick: Annotated[bool, typer.Option("--quick", help="Small sweeps, for tests.")] = False,
     model_check: Annotated[
         bool,
@@ -525,10 +532,11 @@ def validate(
     if table_path is not None:
         table = read_table(table_path)
     else:
-        from hetsim.perf.microbench import run_calibration
+        from hetsim.perf.microbench import available_backends, run_calibration
 
-        with err_console.status("calibrating this device..."):
-            table = run_calibration(backend=backend, quick=quick)
+        chosen = backend or ("torch" if "torch" in available_backends() else "numpy")
+        with err_console.status(f"calibrating this device with {chosen}..."):
+            table = run_calibration(backend=chosen, quick=quick)
     kernels = v.holdout_errors(table)
     model = kernels.iloc[0:0]
     if model_check:
@@ -566,6 +574,8 @@ def _model_level(table: Any, quick: bool) -> Any:
         ) from None
     config = ref.reference_config()
     model = ModelConfig.from_hf_config(config, "reference-llama")
+    # per-op dispatch cost is charged per op the reference model runs per layer
+    table.meta.setdefault("ops_per_layer", ref.ops_per_layer("decode")["total"])
     with err_console.status("timing the reference transformer..."):
         measured = ref.time_reference_model(quick=quick)
     dtype = str(measured["dtype"].iloc[0]) if "dtype" in measured else "fp32"

@@ -15,7 +15,8 @@ column               meaning
 ``context``          decode attention: cached tokens each query reads
 ``heads kv_heads``   attention heads (query, key/value)
 ``head_dim``         attention head size
-``bytes``            memcpy: bytes copied; other ops: minimal bytes moved
+``bytes``            bytes moved: for memcpy twice the bytes copied (read + write); for
+                     other ops the minimal bytes read and written
 ``flops``            floating-point (or integer) operations by the usual formula
 ``time_s``           median wall time of the repeats, seconds
 ``time_std_s``       standard deviation over repeats

@@ -209,7 +209,15 @@ class StepModel:
                 g.append(_Gemm("shared_expert_gate_up", 2 * inter, h, moe_layers, w, key))
                 g.append(_Gemm("shared_expert_down", h, inter, moe_layers, w, key))
         g.append(
-            _Gemm("lm_head", m.vocab_size / tp, h, 1, 2.0, "bf16" if "bf16" in self.peaks else key)
+            # quantized checkpoints keep the LM head in 16 bits; an fp32 model keeps it in fp32
+            _Gemm(
+                "lm_head",
+                m.vocab_size / tp,
+                h,
+                1,
+                max(2.0, self.act_bytes),
+                key if FORMATS[c.activations].element_bytes >= 2 else "bf16",
+            )
         )
         self.gemms = g
 

@@ -233,8 +233,10 @@ _GRANULARITY = {"n": 64, "k": 64, "seq_len": 64, "context": 64, "bytes": 16 * Mi
 PASSES = {"cpu": 2, "cuda": 1}
 #: a measurement during which other processes used this share of the CPUs is taken again ...
 BUSY_SHARE = 0.2
-#: ... at most this many more times (the fastest attempt is kept)
+#: ... at most this many more times (the fastest attempt is kept), and for no more than this
+#: many seconds in all (when the machine stays busy, retrying only lengthens the sweep)
 RETRIES = 2
+RETRY_BUDGET_S = 20.0
 
 _OPS = ("gemm", "attention_prefill", "attention_decode")
 BACKENDS = ("numpy", "torch")
@@ -448,6 +450,7 @@ class _Sweep:
         self.failed: list[str] = []
         self.contended: list[dict[str, Any]] = []
         self.load = OtherLoad()
+        self.retry_left_s = 2.0 if quick else RETRY_BUDGET_S
 
     # -- measuring ----------------------------------------------------------------------------
 
@@ -458,13 +461,18 @@ class _Sweep:
         fn: Callable[[], Any] | None = None
         try:
             fn = self.k.make(case.op, case.dtype, case.dims)
-            for _ in range(1 + RETRIES):
+            for attempt in range(1 + RETRIES):
+                if attempt and self.retry_left_s <= 0:
+                    break  # the machine stays busy: retrying would only make the sweep longer
+                started = time.perf_counter()
                 self.load.start()
                 if case.op == "launch":
                     timing = time_kernel(fn, policy, self.k.launch_timer, self.k.launch_inner)
                 else:
                     timing = time_kernel(fn, policy, self.k.timer)
                 others = self.load.stop()
+                if attempt:
+                    self.retry_left_s -= time.perf_counter() - started
                 if best is None or timing.median_s < best[1].median_s:
                     best = (others, timing)
                 if others < BUSY_SHARE:
@@ -699,6 +707,9 @@ class _Sweep:
             "skipped": plan.skipped,
             "failed": self.failed,
             "contended": self.contended,
+            "contended_share": round(
+                len(self.contended) / max(1, len(plan.cases) * self.passes), 3
+            ),
             "wall_s": round(wall_s, 2),
             "planning_s": round(planning_s, 2),
         }
