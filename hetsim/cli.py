@@ -82,6 +82,57 @@ def check(
     _render_check(info)
 
 
+def _render_portability(info: dict[str, Any]) -> None:
+    """Part of ``check``'s output: the KV portability verdict of every prefill → decode pair."""
+    from rich.markup import escape
+
+    colour = {"identical": "green", "convertible": "yellow", "incompatible": "red"}
+    tokens = info["portability"][0]["example_tokens"]
+    table = Table(
+        title=f"KV portability (conversions priced for a prompt of {tokens // 1024}K tokens)",
+        title_justify="left",
+    )
+    for col in ("from → to", "verdict", "conversion", "where", "device", "read+write B/token"):
+        table.add_column(col, justify="right" if col.startswith("read") else "left")
+    table.add_column(f"{tokens // 1024}K tokens", justify="right")
+    lines = []
+    for v in info["portability"]:
+        pair = f"{v['from']} → {v['to']}"
+        verdict = f"[{colour[v['verdict']]}]{v['verdict']}[/]"
+        rows: list[tuple[str, ...]] = []
+        if v["verdict"] == "incompatible":
+            rows = [(escape(f"{m['field']}: {m['producer']} ≠ {m['consumer']}"), "", "", "", "")
+                    for m in v["mismatches"]]  # fmt: skip
+        elif not v["conversions"]:
+            rows = [("none: the bytes are usable as they are", "", "", "", "")]
+        for c in v["conversions"]:
+            implicit = " (implicit)" if c["origin"] == "implicit" else ""
+            rows.append(
+                (
+                    f"{c['kind']} {c['from']} → {c['to']}{implicit}",
+                    c["where"],
+                    c["device"] or "",
+                    f"{c['bytes_read_per_token'] + c['bytes_written_per_token']:,.0f}",
+                    units.format_time(c["seconds"], 3) if c["seconds"] else "—",
+                )
+            )
+        for k, row in enumerate(rows):
+            table.add_row(pair if k == 0 else "", verdict if k == 0 else "", *row)
+        if v["transfers_per_request"] is not None:
+            lines.append(
+                f"{escape(pair)}: {v['transfers_per_request']} transfer(s) per request of "
+                f"{v['bytes_per_transfer_per_token']:,.0f} B/token in {v['wire_format']} — "
+                f"{escape(v['transfer_note'])}"
+            )
+        lines += [f"[yellow]{escape(pair)}: {escape(w)}[/]" for w in v["warnings"]]
+        lines += [f"{escape(pair)}: {escape(n)}" for n in v["notes"]]
+    console.print(table)
+    for line in lines:
+        console.print(line, highlight=False)
+    for label in info.get("unused_conversions", []):
+        console.print(f"[yellow]kv.conversions entry not needed by any pair: {escape(label)}[/]")
+
+
 def _render_check(info: dict[str, Any]) -> None:
     from rich.markup import escape
 
@@ -157,6 +208,8 @@ def _render_check(info: dict[str, Any]) -> None:
                 units.format_time(p["lone_8k_token_transfer_s"], 3),
             )
         console.print(paths)
+    if info.get("portability"):
+        _render_portability(info)
     sla = info["sla"]
     console.print(
         f"lifecycle [bold]{info['lifecycle']}[/]; SLA: TTFT ≤ {units.format_time(sla['ttft'])}, "

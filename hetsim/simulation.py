@@ -29,6 +29,7 @@ class SimulationResult:
     timeseries: pd.DataFrame
     links: pd.DataFrame
     summary: dict[str, Any]
+    lifecycle: pd.DataFrame | None = None  # one row per KV state transition
 
     def to_frame(self) -> pd.DataFrame:
         return self.requests
@@ -49,6 +50,10 @@ class SimulationResult:
         for name, frame in (("requests", self.requests), ("timeseries", series)):
             path = out / f"{name}.parquet"
             frame.to_parquet(path, index=False)
+            written.append(path)
+        if self.lifecycle is not None:
+            path = out / "lifecycle.parquet"
+            self.lifecycle.to_parquet(path, index=False)
             written.append(path)
         if csv:
             path = out / "requests.csv"
@@ -121,6 +126,14 @@ def simulate(
         for p in scenario.spec.pools
     }
     summary["utilisation"] = _utilisation(out.facts, summary["span_s"])
+    summary["faults"] = out.facts["faults"]
+    summary["silent_corruptions"] = int(reqs["corrupted"].sum())
+    summary["retries"] = int(reqs["retries"].sum())
+    summary["recomputed_tokens"] = int(reqs["recomputed_tokens"].sum())
+    summary["lifecycle"] = {
+        "protocol": scenario.spec.lifecycle.protocol if sim.decode else "colocated",
+        "transitions": out.facts["lifecycle_transitions"],
+    }
     summary["scenario"] = scenario.name
     summary["seed"] = sim.seed
     summary["wall_s"] = out.facts["wall_s"]
@@ -130,7 +143,7 @@ def simulate(
     summary["occupancy_mean"] = out.facts["occupancy_area"] / max(
         out.facts["last_departure_s"] - out.facts["first_arrival_s"], 1e-12
     )
-    return SimulationResult(scenario, reqs, out.timeseries, out.links, summary)
+    return SimulationResult(scenario, reqs, out.timeseries, out.links, summary, sim.life.to_frame())
 
 
 def _utilisation(facts: dict[str, Any], span: float) -> dict[str, dict[str, float]]:

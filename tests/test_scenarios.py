@@ -85,7 +85,12 @@ def test_overrides_reach_named_pools_and_shorthands():
 def test_fp8_kv_doubles_kv_capacity_on_the_same_memory():
     base = hetsim.load_scenario(Path("scenarios/qwen3-32b-6p2d.yaml"))
     fp8 = hetsim.load_scenario(
-        Path("scenarios/qwen3-32b-6p2d.yaml"), ["pools.decode.precision.kv=fp8_e4m3"]
+        Path("scenarios/qwen3-32b-6p2d.yaml"),
+        [
+            "pools.decode.precision.kv=fp8_e4m3",
+            # a dtype difference must say where it is converted (issue #5)
+            "kv.conversions=[{kind: dtype, from: bf16, to: fp8_e4m3, where: consumer}]",
+        ],
     )
     a, b = base.footprints["decode"], fp8.footprints["decode"]
     assert b.kv_capacity_blocks == int(a.kv_room_per_device // (131_072 * 16))

@@ -1,8 +1,30 @@
-"""The KV cache as a resource: blocks with owners, prefix caches, and (later) the Runtime KV State
-that crosses the prefill/decode boundary. Pure bookkeeping — no simpy here; the simulator drives it.
+"""The KV cache as a resource: blocks with owners, prefix caches, and the Runtime KV State that
+crosses the prefill/decode boundary with its portability verdicts. Pure bookkeeping — no simpy
+here; the simulator drives it.
 """
 
 from hetsim.kv.blocks import BlockPool
+from hetsim.kv.portability import (
+    Conversion,
+    HandoffPlan,
+    Mismatch,
+    TransferPlan,
+    Verdict,
+    handoff_conversions,
+)
 from hetsim.kv.prefix_cache import PrefixCache
+from hetsim.kv.state import KVState
 
-__all__ = ["BlockPool", "PrefixCache"]
+# `portability()` itself stays in hetsim.kv.portability: re-exporting it here would shadow the
+# module of the same name
+__all__ = [
+    "BlockPool",
+    "PrefixCache",
+    "KVState",
+    "Verdict",
+    "Conversion",
+    "Mismatch",
+    "TransferPlan",
+    "HandoffPlan",
+    "handoff_conversions",
+]

@@ -22,8 +22,10 @@ from typing import Any
 import pandas as pd
 import simpy
 
+from hetsim.kv.lifecycle import LifecycleLog
 from hetsim.kv.prefix_cache import PrefixCache
 from hetsim.perf.step import step_model_for_pool
+from hetsim.sim.faults import FaultInjector
 from hetsim.sim.handoff import make_handoff
 from hetsim.sim.instance import ColocatedInstance, DecodeInstance, Instance, PrefillInstance
 from hetsim.sim.network import Link, Network
@@ -79,6 +81,7 @@ class Simulation:
         self._link_samples: list[tuple] = []
         self._links: dict[tuple, Link] = {}
         self._path_cache: dict[tuple[int, int], list[Link]] = {}
+        self._arrivals_done = False
 
         self.instances: list[Instance] = []
         self.prefill: list[PrefillInstance] = []
@@ -101,6 +104,20 @@ class Simulation:
         self.decode_router = Router(self._router_policy(self.decode), self) if self.decode else None
         self._setup_prefix_caches()
         self.handoff = make_handoff(self)
+        protocol = spec.lifecycle.protocol if self.decode else "colocated"
+        self.life = LifecycleLog(protocol)
+        self.fault_counts: dict[str, int] = {}
+        faults = spec.faults
+        self.recovery = faults.recovery
+        self.max_retries = faults.max_retries
+        self.transfer_timeout = faults.transfer_timeout
+        # pull: decode's heartbeats extend a lease to 2/3 of its length past the last one, so
+        # prefill learns of a lost consumer about that long after it went quiet (vLLM: 20 s)
+        self.lease_remaining = spec.lifecycle.lease * 2 / 3
+        self.heartbeat = spec.lifecycle.heartbeat
+        self.dead = 0
+        self.parked: list[tuple[Req, int, str]] = []  # waiting for a crashed role to return
+        self.faults = FaultInjector(self, faults)
 
     # ---- building -----------------------------------------------------------------------------
 
@@ -222,7 +239,10 @@ class Simulation:
     def route_prefill(self, req: Req) -> None:
         """Pick the instance that computes the prompt, apply its prefix cache, queue it there
         (after loading the cached prefix from its tier, if the tier is not HBM)."""
-        inst = self.prefill_router.pick(self.entry, req)
+        inst = self.prefill_router.pick(self._live(self.entry), req)
+        if inst is None:  # all down: wait for one to come back
+            self.parked.append((req, req.retries, "prefill"))
+            return
         req.prefill = inst
         max_blocks = inst.blocks.blocks_for(
             req.input + (req.output if inst.role == "colocated" else 0)
@@ -264,7 +284,10 @@ class Simulation:
 
     def route_decode(self, req: Req) -> DecodeInstance | None:
         assert self.decode_router is not None
-        inst = self.decode_router.pick(self.decode, req)
+        inst = self.decode_router.pick(self._live(self.decode), req)
+        if inst is None:  # all down: wait for one to come back
+            self.parked.append((req, req.retries, "decode"))
+            return None
         need = inst.blocks.blocks_for(req.input + req.output)
         if need > inst.blocks.capacity:
             self.fail(
@@ -275,6 +298,169 @@ class Simulation:
             return None
         req.decode = inst
         return inst
+
+    def build_all_paths(self) -> None:
+        """Create every prefill→decode path's links now (faults need them before first use)."""
+        for p in self.prefill:
+            for d in self.decode:
+                self.path_links(p, d)
+
+    def link_items(self):  # noqa: ANN201 - (key, Link) pairs
+        return list(self._links.items())
+
+    @property
+    def done(self) -> bool:
+        """Every request has arrived and ended (random faults stop then)."""
+        return self._arrivals_done and not self.in_flight
+
+    def _live(self, instances: list[Instance]) -> list[Instance]:
+        return instances if not self.dead else [i for i in instances if i.alive]
+
+    # ---- lifecycle and recovery ---------------------------------------------------------------
+
+    def mark(self, req: Req, side: str, state: str) -> None:
+        self.life.move(req.id, self.env.now, side, state)
+
+    def count(self, what: str, n: int = 1) -> None:
+        self.fault_counts[what] = self.fault_counts.get(what, 0) + n
+
+    def current(self, req: Req, attempt: int) -> bool:
+        """Is this still the same attempt of a request in flight?"""
+        return req.id in self.in_flight and req.retries == attempt
+
+    def crash(self, inst: Instance) -> None:
+        """An instance dies: requests it only queued go elsewhere; those whose KV it held are
+        recovered by the scenario's policy."""
+        self.count("instance_crashes")
+        was_alive = inst.alive
+        affected = inst.crash()
+        if was_alive:
+            self.dead += 1
+        for req, lost in affected:
+            if req.id not in self.in_flight:
+                continue
+            if lost:
+                self.recover(req, f"{inst.name} crashed", crashed=inst)
+            elif inst.role == "decode":
+                req.decode = None
+                d = self.route_decode(req)
+                if d is not None:
+                    d.enqueue(req)
+            else:
+                req.prefill = None
+                self.route_prefill(req)
+
+    def restart(self, inst: Instance) -> None:
+        if not inst.restart():
+            return
+        self.dead -= 1
+        parked, self.parked = self.parked, []
+        for req, attempt, role in parked:
+            if not self.current(req, attempt):
+                continue
+            if role == "prefill":
+                self.route_prefill(req)
+            else:
+                d = self.route_decode(req)
+                if d is not None:
+                    d.enqueue(req)
+
+    def recover(self, req: Req, reason: str, crashed: Instance | None = None) -> None:
+        """A request lost its KV (or its transfer): retry it, let decode recompute it, or fail."""
+        if req.id not in self.in_flight:
+            return
+        self.count("requests_disrupted")
+        self._strip(req, crashed)
+        if self.recovery == "retry" and req.retries < self.max_retries:
+            self.count("retries")
+            self._restart_attempt(req)
+            self.handoff.arrive(req)
+        elif self.recovery == "fallback" and self.decode:
+            d = min(self._live(self.decode), key=lambda i: (i.load(), i.gid), default=None)
+            if d is None:
+                self.fail(req, reason + "; no live decode instance to fall back to")
+                return
+            self.count("fallbacks")
+            self._restart_attempt(req)
+            self.mark(req, "D", "waiting")
+            self.mark(req, "D", "committed")  # decode recomputes the prompt itself
+            req.decode = d
+            req.context = req.input
+            d.preempted.append(req)
+            d.kick()
+        else:
+            self.fail(req, reason)
+
+    def _restart_attempt(self, req: Req) -> None:
+        for side in ("P", "D", "S"):
+            if self.life.state(req.id, side) not in ("none", "freed", "expired", "failed"):
+                self.mark(req, side, "lost")
+        self.life.forget(req.id)  # the next attempt starts from scratch (history is kept)
+        req.retries += 1
+        req.recomputed_tokens += req.input
+        req.reset_attempt()
+
+    def _strip(self, req: Req, crashed: Instance | None) -> None:
+        """Take a request out of every live instance and give its blocks back — at once, or
+        when the protocol's owner would notice (a lease, missed heartbeats)."""
+        now = self.env.now
+        transfer, req.transfer = req.transfer, None
+        if transfer is not None:
+            self.network.abort(transfer)
+        protocol = self.life.protocol
+        p = req.prefill
+        if p is not None and p is not crashed and p.alive:
+            p.forget(req)
+            if req.p_blocks:
+                if protocol == "pull" and req.p_state == "held":
+                    # prefill keeps lending its blocks until the lease runs out
+                    self.release_later(p, req.p_blocks, "held", self.lease_remaining)
+                else:
+                    p.blocks.release(now, req.p_blocks, req.p_state)
+                    p.kick()
+        req.p_blocks = 0
+        d = req.decode
+        if d is not None and d is not crashed and d.alive:
+            d.forget(req)
+            if req.d_blocks:
+                if protocol == "push" and req.d_state == "reserved" and crashed is req.prefill:
+                    # SGLang: decode gives up after two missed heartbeats from prefill
+                    self.release_later(d, req.d_blocks, "reserved", 2 * self.heartbeat)
+                else:
+                    d.blocks.release(now, req.d_blocks, req.d_state)
+                    d.kick()
+        req.d_blocks = 0
+        self.handoff.drop(req)
+
+    def release_later(self, inst: Instance, blocks: int, state: str, delay: float) -> None:
+        """Blocks an owner frees only after ``delay`` (unless it crashes first, losing them)."""
+        if not blocks:
+            return
+        epoch = inst.epoch
+        if state == "held":
+            self.count("lease_expiries")
+
+        def free(_event: object) -> None:
+            if inst.epoch == epoch:
+                inst.blocks.release(self.env.now, blocks, state)
+                inst.kick()
+
+        self.env.timeout(delay).callbacks.append(free)
+
+    def expire(self, req: Req) -> None:
+        """Pull: the lease on a held request ran out while its consumer was unreachable."""
+        p = req.prefill
+        if p is None or req.id not in p.held or not req.p_blocks:
+            return
+        p.held.pop(req.id, None)
+        p.blocks.release(self.env.now, req.p_blocks, "held")
+        req.p_blocks = 0
+        self.count("lease_expiries")
+        if req.transfer is not None:  # a read under way now reads freed blocks
+            req.corrupted = True
+            self.count("silent_corruptions")
+        self.mark(req, "P", "expired")
+        p.kick()
 
     def swap_out(self, req: Req, inst: DecodeInstance) -> None:
         """Copy a preempted sequence's KV to host memory (fire and forget: the blocks are free)."""
@@ -301,9 +487,21 @@ class Simulation:
 
     def finish(self, req: Req) -> None:
         req.t_finish = self.env.now
+        self.mark(req, "D" if self.decode else "P", "freed")
         self._end(req, None)
 
     def fail(self, req: Req, reason: str) -> None:
+        if req.id in self.in_flight:
+            for side in ("P", "D", "S"):
+                if self.life.state(req.id, side) not in ("none", "freed", "expired"):
+                    self.mark(req, side, "failed")
+            transfer, req.transfer = req.transfer, None
+            if transfer is not None:
+                self.network.abort(transfer)
+            for inst in (req.prefill, req.decode):
+                if inst is not None and inst.alive:
+                    inst.forget(req)
+            self.handoff.drop(req)
         self._end(req, reason)
 
     def _end(self, req: Req, reason: str | None) -> None:
@@ -311,6 +509,7 @@ class Simulation:
             return
         self._count(-1)
         del self.in_flight[req.id]
+        self.life.forget(req.id)
         now = self.env.now
         self.last_departure = now
         # a failed request gives back whatever it held, on both sides
@@ -319,8 +518,6 @@ class Simulation:
             req.p_blocks = 0
             req.prefill.kick()
         if req.d_blocks and req.decode is not None:
-            if req.d_state == "reserved":
-                req.decode.incoming -= 1
             req.decode.blocks.release(now, req.d_blocks, req.d_state)
             req.d_blocks = 0
             req.decode.kick()
@@ -367,7 +564,7 @@ class Simulation:
                         link.utilisation,
                     )
                 )
-            if not self.in_flight and self._arrivals_done:
+            if self.done and self.env.peek() == math.inf:  # nothing else will happen
                 return
 
     # ---- running ------------------------------------------------------------------------------
@@ -433,7 +630,10 @@ class Simulation:
             "last_departure_s": self.last_departure,
             "preemptions": self.preemptions,
             "occupancy_area": self._occupancy_area,
-            "kv_blocks_leaked": sum(i.blocks.allocated for i in self.instances),
+            "kv_blocks_leaked": sum(i.blocks.allocated for i in self.instances)
+            + (self.handoff.store.allocated if hasattr(self.handoff, "store") else 0),
+            "faults": dict(sorted(self.fault_counts.items())),
+            "lifecycle_transitions": dict(sorted(self.life.counts.items())),
             "instances": [
                 {
                     "name": i.name,

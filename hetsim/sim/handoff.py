@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from hetsim.kv.blocks import BlockPool
+from hetsim.sim.network import TransferFailed
 
 if TYPE_CHECKING:
     from hetsim.sim.engine import Simulation
@@ -30,6 +31,9 @@ __all__ = ["make_handoff", "Pull", "Push", "Store", "Colocated"]
 
 
 class _Handoff:
+    def drop(self, req: Req) -> None:
+        """Forget a request's copy outside the instances (only the store keeps one)."""
+
     def __init__(self, sim: Simulation) -> None:
         self.sim = sim
         self.env = sim.env
@@ -77,14 +81,47 @@ class _Handoff:
         self.env.process(self._transfer(req, nbytes, links, before, after, on_done))
 
     def _transfer(self, req, nbytes, links, before, after, on_done):
-        env = self.env
+        """One KV movement. A transfer that fails (a crash, a timeout, a client abort) hands the
+        request to the simulator's recovery; one whose request has moved on meanwhile (retried
+        or ended) is dropped quietly."""
+        env, sim = self.env, self.sim
+        attempt = req.retries
         if before:
             yield env.timeout(before)
+        if not sim.current(req, attempt):
+            return
         if req.t_transfer_start != req.t_transfer_start:  # NaN: first leg
             req.t_transfer_start = env.now
-        yield self.sim.network.transfer(nbytes, links, tag=req.id)
+        transfer = sim.network.transfer(nbytes, links, tag=req.id)
+        req.transfer = transfer
+        sim.faults.transfer_started(req, transfer, nbytes, links)
+        try:
+            if sim.transfer_timeout is None:
+                yield transfer
+            else:
+                timer = env.timeout(sim.transfer_timeout)
+                yield transfer | timer
+                if not transfer.triggered:
+                    req.transfer = None
+                    sim.network.abort(transfer)
+                    if sim.current(req, attempt):
+                        sim.count("transfer_timeouts")
+                        sim.recover(req, "KV transfer timed out")
+                    return
+        except TransferFailed as exc:
+            if req.transfer is transfer:
+                req.transfer = None
+            if sim.current(req, attempt):
+                if exc.reason == "client abort":
+                    sim.fail(req, "aborted by the client while its KV was moving")
+                else:
+                    sim.recover(req, f"KV transfer failed ({exc.reason})")
+            return
+        req.transfer = None
         if after:
             yield env.timeout(after)
+        if not sim.current(req, attempt):
+            return
         req.t_transfer_end = env.now
         on_done()
 
@@ -93,6 +130,7 @@ class _Handoff:
         d.blocks.move(self.env.now, req.d_blocks, "reserved", "used")
         req.d_state = "used"
         req.context = req.input
+        self.sim.mark(req, "D", "committed")
         d.deliver(req)
 
     def _reserve(self, req: Req, d: DecodeInstance, need: int) -> None:
@@ -101,12 +139,19 @@ class _Handoff:
         req.d_blocks = need
         req.d_state = "reserved"
         d.incoming += 1
+        d.receiving[req.id] = req
+        self.sim.mark(req, "D", "reserved")
+
+    def _receiving(self, req: Req) -> None:
+        self.sim.mark(req, "D", "receiving")
 
 
 class Pull(_Handoff):
     def prefill_finished(self, req: Req, p: PrefillInstance) -> None:
         p.blocks.move(self.env.now, req.p_blocks, "used", "held")
         req.p_state = "held"
+        p.held[req.id] = req
+        self.sim.mark(req, "P", "held")
         d = self.sim.route_decode(req)
         if d is not None:
             d.enqueue(req)
@@ -119,16 +164,30 @@ class Pull(_Handoff):
                 return
             self._reserve(req, d, need)
             p = req.prefill
+            if self.sim.life.state(req.id, "P") == "expired":
+                # the producer's lease ran out and it freed the blocks: this read returns
+                # whatever now lives there — the silent corruption the engines warn about
+                req.corrupted = True
+                self.sim.count("silent_corruptions")
+            self._receiving(req)
             self._send(
                 req,
                 p,
                 d,
                 self.sim.path_links(p, d),
-                lambda req=req, p=p, d=d: self._read_done(req, p, d),
+                lambda r=req, p=p, d=d: self._read_done(r, p, d),
             )
 
     def _read_done(self, req: Req, p: PrefillInstance, d: DecodeInstance) -> None:
-        p.release(req, "held")
+        if self.sim.faults.notification_lost(req):
+            # decode read the KV but prefill never hears: it frees at lease expiry
+            p.held.pop(req.id, None)
+            self.sim.release_later(p, req.p_blocks, "held", self.sim.lease_remaining)
+            req.p_blocks = 0
+        else:
+            p.release(req, "held")
+            if self.sim.life.state(req.id, "P") == "held":
+                self.sim.mark(req, "P", "freed")
         self._commit(req, d)
 
 
@@ -143,6 +202,8 @@ class Push(_Handoff):
             d.enqueue(req)
 
     def admit(self, d: DecodeInstance) -> None:
+        """SGLang's pre-allocation queue: FIFO, stopping at the first request that does not fit
+        with ``reserved_decode_tokens`` of headroom left."""
         headroom = d.blocks.blocks_for(self.lifecycle.reserved_decode_tokens)
         while d.waiting and d.slots_taken < d.max_seqs:
             req = d.waiting[0]
@@ -162,12 +223,19 @@ class Push(_Handoff):
         last_layer = req.input * self._kvb(fmt) / self.num_layers
         ready_at = self.env.now + dt + last_layer / min(link.bandwidth for link in links)
         self._streaming.add(req.id)
+        p.held[req.id] = req  # its KV lives on prefill until written
+        self._receiving(req)
         self._send(req, p, d, links, lambda: self._written(req, p, d, ready_at))
 
     def prefill_finished(self, req: Req, p: PrefillInstance) -> None:
         if req.id in self._streaming:
             return  # already streaming since its last step began
         d = req.decode
+        if not d.alive:
+            self.sim.recover(req, "its decode instance crashed before the KV was written")
+            return
+        p.held[req.id] = req  # its KV lives on prefill until written
+        self._receiving(req)
         self._send(req, p, d, self.sim.path_links(p, d), lambda: self._written(req, p, d))
 
     def _written(self, req: Req, p: PrefillInstance, d: DecodeInstance, ready_at=0.0) -> None:
@@ -177,6 +245,7 @@ class Push(_Handoff):
             return
         self._streaming.discard(req.id)
         p.release(req, "used")
+        self.sim.mark(req, "P", "freed")
         self._commit(req, d)
 
 
@@ -199,13 +268,18 @@ class Store(_Handoff):
             return
         self.store.allocate(self.env.now, blocks)
         self.stored[req.id] = blocks
+        p.held[req.id] = req  # its KV lives on prefill until written
+        self.sim.mark(req, "P", "writing")
         self._send(req, p, None, [self.link], lambda req=req, p=p: self._stored(req, p))
 
     def _stored(self, req: Req, p: PrefillInstance) -> None:
         p.release(req, "used")
+        self.sim.mark(req, "P", "freed")
+        self.sim.mark(req, "S", "stored")
         d = self.sim.route_decode(req)
         if d is None:
-            self.store.release(self.env.now, self.stored.pop(req.id))
+            if req.id not in self.sim.in_flight:  # failed, not parked: its copy can go
+                self.drop(req)
             return
         d.enqueue(req)
 
@@ -216,6 +290,8 @@ class Store(_Handoff):
             if not d.blocks.can_allocate(need):
                 return
             self._reserve(req, d, need)
+            self.sim.mark(req, "S", "fetching")
+            self._receiving(req)
             fmt_t = self.transfer_format or req.prefill.pool.precision.kv
             after = self._conversion_s(d, req.input, fmt_t, d.pool.precision.kv)
             nbytes = req.input * self._kvb(fmt_t)
@@ -227,8 +303,15 @@ class Store(_Handoff):
             )
 
     def _fetched(self, req: Req, d: DecodeInstance) -> None:
-        self.store.release(self.env.now, self.stored.pop(req.id))
+        self.drop(req)
+        self.sim.mark(req, "S", "freed")
         self._commit(req, d)
+
+    def drop(self, req: Req) -> None:
+        """Release the request's copy in the store (fetched, or the request gave up)."""
+        blocks = self.stored.pop(req.id, 0)
+        if blocks:
+            self.store.release(self.env.now, blocks)
 
 
 class Colocated(_Handoff):

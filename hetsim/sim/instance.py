@@ -23,6 +23,7 @@ from collections import deque
 from typing import TYPE_CHECKING
 
 import numpy as np
+import simpy
 
 from hetsim.kv.blocks import BlockPool
 from hetsim.sim.state import Req
@@ -141,7 +142,54 @@ class Instance:
         self.steps = 0
         self.outstanding_tokens = 0  # routing signal: work queued or running here
         self._wake = None
-        self.process = self.env.process(self._loop())
+        self.alive = True
+        self.down = 0  # outages in progress (faults may overlap)
+        self.epoch = 0  # crashes so far: KV promised before a crash is gone after it
+        self.slowdown = 1.0  # straggler factor on step times
+        self._restart = None
+        self.process = self.env.process(self._run())
+
+    def _run(self):
+        """The step loop, restarted after a crash once the instance is back."""
+        while True:
+            try:
+                yield from self._loop()
+            except simpy.Interrupt:
+                self._wake = None
+                while not self.alive:
+                    yield self._restart
+
+    def crash(self) -> list[tuple[Req, bool]]:
+        """The instance dies: its HBM KV is gone. Returns the requests it had, each with whether
+        its KV was lost (else it can simply be routed elsewhere)."""
+        now = self.env.now
+        self.down += 1
+        if self.down > 1:  # already down: overlapping faults extend the outage
+            return []
+        self.alive = False
+        self.epoch += 1
+        self._restart = self.env.event()
+        affected = self._drop_requests()
+        b = self.blocks
+        b.advance(now)
+        b.used = b.reserved = b.held = 0
+        self.outstanding_tokens = 0
+        if self.process.is_alive and self.env.active_process is not self.process:
+            self.process.interrupt("crash")
+        return affected
+
+    def restart(self) -> bool:
+        """End one outage; True when the instance is up again (no other outage remains)."""
+        self.down -= 1
+        if self.down > 0:
+            return False
+        self.alive = True
+        if self._restart is not None and not self._restart.triggered:
+            self._restart.succeed()
+        return True
+
+    def _drop_requests(self) -> list[tuple[Req, bool]]:  # pragma: no cover - overridden
+        return []
 
     def kick(self) -> None:
         """Wake the loop if it sleeps (new work or freed capacity)."""
@@ -153,6 +201,7 @@ class Instance:
         return self._wake
 
     def _step(self, dt: float):
+        dt *= self.slowdown
         self.busy_s += dt
         self.steps += 1
         self.sim.steps += 1
@@ -169,12 +218,34 @@ class PrefillInstance(Instance):
     def __init__(self, *args, **kwargs) -> None:
         self.waiting: deque[Req] = deque()
         self.running: list[Req] = []
+        # prompts computed here whose KV is still here for another side (pull: lent until
+        # read; push/store: until written out)
+        self.held: dict[int, Req] = {}
         super().__init__(*args, **kwargs)
 
     def enqueue(self, req: Req) -> None:
         self.waiting.append(req)
         self.outstanding_tokens += req.input - req.cached
+        self.sim.mark(req, "P", "queued")
         self.kick()
+
+    def forget(self, req: Req) -> None:
+        """Take a request out of this instance's queues (it is being retried or failed)."""
+        if req in self.waiting:
+            self.waiting.remove(req)
+        if req in self.running:
+            self.running.remove(req)
+        self.held.pop(req.id, None)
+
+    def _drop_requests(self) -> list[tuple[Req, bool]]:
+        out = [(r, False) for r in self.waiting] + [(r, True) for r in self.running]
+        out += [(r, True) for r in self.held.values()]
+        self.waiting.clear()
+        self.running.clear()
+        self.held.clear()
+        for req, _ in out:
+            req.p_blocks = 0
+        return out
 
     @property
     def queue_len(self) -> int:
@@ -203,6 +274,7 @@ class PrefillInstance(Instance):
             self.blocks.allocate(now, need)
             req.p_blocks = need
             req.t_prefill_start = now
+            self.sim.mark(req, "P", "computing")
             self.running.append(req)
             n = min(req.input - req.computed, self.chunk, budget)
             batch.append(req)
@@ -223,9 +295,12 @@ class PrefillInstance(Instance):
                 for req, n in zip(batch, chunks, strict=True):
                     if req.computed + n >= req.input:
                         self.sim.handoff.last_step_started(req, self, dt)
+            attempts = [r.retries for r in batch]
             yield self._step(dt)
             now = self.env.now
-            for req, n in zip(batch, chunks, strict=True):
+            for req, n, attempt in zip(batch, chunks, attempts, strict=True):
+                if req.retries != attempt or req not in self.running:
+                    continue  # taken away during the step (retried or failed)
                 req.computed += n
                 self.outstanding_tokens -= n
                 if req.computed >= req.input:
@@ -235,6 +310,7 @@ class PrefillInstance(Instance):
 
     def release(self, req: Req, state: str = "used") -> None:
         """Free a request's prefill-side blocks (after its KV has been handed over)."""
+        self.held.pop(req.id, None)
         if req.p_blocks:
             self.blocks.release(self.env.now, req.p_blocks, state)
             req.p_blocks = 0
@@ -247,6 +323,7 @@ class DecodeInstance(Instance):
     def __init__(self, *args, **kwargs) -> None:
         self.waiting: deque[Req] = deque()  # waiting for admission (pull) / reservation (push)
         self.incoming = 0  # admitted, KV still arriving
+        self.receiving: dict[int, Req] = {}
         self.ready: list[Req] = []
         self.preempted: deque[Req] = deque()
         self.recompute: list[Req] = []
@@ -271,6 +348,7 @@ class DecodeInstance(Instance):
 
     def enqueue(self, req: Req) -> None:
         self.waiting.append(req)
+        self.sim.mark(req, "D", "waiting")
         self.queued_blocks += self.blocks.blocks_for(req.input)
         self.outstanding_tokens += req.output
         self.kick()
@@ -284,8 +362,47 @@ class DecodeInstance(Instance):
     def deliver(self, req: Req) -> None:
         """The request's KV is here: it joins the batch at the next step."""
         self.incoming -= 1
+        self.receiving.pop(req.id, None)
         self.ready.append(req)
         self.kick()
+
+    def forget(self, req: Req) -> None:
+        """Take a request out of this instance (it is being retried or failed); the caller
+        releases its blocks."""
+        if req in self.waiting:
+            self.waiting.remove(req)
+            self.queued_blocks -= self.blocks.blocks_for(req.input)
+        if self.receiving.pop(req.id, None) is not None:
+            self.incoming -= 1
+        for queue in (self.ready, self.recompute):
+            if req in queue:
+                queue.remove(req)
+        if req in self.preempted:
+            self.preempted.remove(req)
+        if req in self.batch.reqs:
+            self.batch.remove(self.batch.reqs.index(req))
+            req.d_blocks = self.blocks.blocks_for(req.context)
+        if req in self.batch.fresh:
+            self.batch.fresh.remove(req)
+
+    def _drop_requests(self) -> list[tuple[Req, bool]]:
+        # queued requests have nothing here yet; everything admitted had KV (or a reservation)
+        out = [(r, False) for r in self.waiting]
+        out += [(r, True) for r in self.receiving.values()]
+        out += [(r, True) for r in self.ready + self.recompute + list(self.preempted)]
+        while self.batch.n:
+            out.append((self.batch.remove(self.batch.n - 1), True))
+        self.batch.fresh.clear()
+        self.waiting.clear()
+        self.receiving.clear()
+        self.ready.clear()
+        self.recompute.clear()
+        self.preempted.clear()
+        self.incoming = 0
+        self.queued_blocks = 0
+        for req, _ in out:
+            req.d_blocks = 0
+        return out
 
     def _admit(self) -> None:
         """Give free blocks to preempted sequences first, then to waiting requests (FIFO,
@@ -299,7 +416,7 @@ class DecodeInstance(Instance):
             self.preempted.popleft()
             self.blocks.allocate(now, need)
             req.d_blocks = need
-            if self.swap:
+            if self.swap and req.generated > 0:
                 self.incoming += 1
                 self.sim.swap_in(req, self)
             else:
@@ -396,7 +513,28 @@ class ColocatedInstance(Instance):
     def enqueue(self, req: Req) -> None:
         self.waiting.append(req)
         self.outstanding_tokens += req.input - req.cached + req.output
+        self.sim.mark(req, "P", "queued")
         self.kick()
+
+    def forget(self, req: Req) -> None:
+        if req in self.waiting:
+            self.waiting.remove(req)
+        if req in self.prefilling:
+            self.prefilling.remove(req)
+        if req in self.batch.reqs:
+            self.batch.remove(self.batch.reqs.index(req))
+            req.p_blocks = self.blocks.blocks_for(req.context)
+
+    def _drop_requests(self) -> list[tuple[Req, bool]]:
+        out = [(r, False) for r in self.waiting] + [(r, True) for r in self.prefilling]
+        while self.batch.n:
+            out.append((self.batch.remove(self.batch.n - 1), True))
+        self.batch.fresh.clear()
+        self.waiting.clear()
+        self.prefilling.clear()
+        for req, _ in out:
+            req.p_blocks = 0
+        return out
 
     def _loop(self):
         batch = self.batch
@@ -436,6 +574,7 @@ class ColocatedInstance(Instance):
                 req.p_blocks = need_prompt
                 if req.t_prefill_start != req.t_prefill_start:  # NaN: first admission
                     req.t_prefill_start = now
+                    self.sim.mark(req, "P", "computing")
                 self.prefilling.append(req)
                 c = min(target - req.computed, self.chunk, budget)
                 chunks.append(c)
@@ -462,10 +601,12 @@ class ColocatedInstance(Instance):
                 blocks.release(now, blocks.blocks_for(req.context))
                 req.p_blocks = 0
                 self.sim.finish(req)
-            for req, c in zip(prefills, chunks, strict=True):
+            # requests taken away during the step (retried or failed) are skipped
+            kept = [(r, c) for r, c in zip(prefills, chunks, strict=True) if r in self.prefilling]
+            for req, c in kept:
                 req.computed += c
                 self.outstanding_tokens -= c
-            done = [r for r in prefills if r.computed >= self._prefill_target(r)]
+            done = [r for r, _ in kept if r.computed >= self._prefill_target(r)]
             for req in done:
                 self.prefilling.remove(req)
                 self._prefill_complete(req, now)

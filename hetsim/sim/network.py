@@ -257,9 +257,9 @@ class Network:
         self._replan()
         return victims
 
-    def abort(self, transfer: Transfer) -> bool:
+    def abort(self, transfer: Transfer, reason: str = "aborted") -> bool:
         """Cancel one transfer: its bandwidth is released and its event fails with
-        ``TransferFailed("aborted")`` (defused: the simulation goes on if nobody waits for it).
+        ``TransferFailed(reason)`` (defused: the simulation goes on if nobody waits for it).
         Returns False, doing nothing, if it had already completed or failed."""
         if transfer._net is not self:
             raise ValueError("this transfer belongs to another network")
@@ -269,7 +269,7 @@ class Network:
         self._release(transfer)
         transfer._state = _FAILED
         transfer.defused = True
-        transfer.fail(TransferFailed("aborted"))
+        transfer.fail(TransferFailed(reason))
         self._replan()
         return True
 

@@ -30,7 +30,10 @@ class Router:
         self.sim = sim
         self._next = 0
 
-    def pick(self, instances: list[Instance], req: Req) -> Instance:
+    def pick(self, instances: list[Instance], req: Req) -> Instance | None:
+        """The instance to use, or None when ``instances`` (the live ones) is empty."""
+        if not instances:
+            return None
         if len(instances) == 1:
             return instances[0]
         policy = self.policy

@@ -26,7 +26,8 @@ class Req:
         "id", "arrival", "input", "output", "hashes", "cached", "computed", "generated",
         "t_prefill_start", "t_prefill_end", "t_transfer_start", "t_transfer_end",
         "t_decode_start", "t_first", "t_finish", "prefill", "decode", "p_blocks", "d_blocks",
-        "p_state", "d_state", "context", "preemptions", "recomputed_tokens",
+        "p_state", "d_state", "context", "preemptions", "recomputed_tokens", "retries",
+        "corrupted", "transfer",
     )  # fmt: skip
 
     def __init__(self, rid: int, arrival: float, input_tokens: int, output_tokens: int,
@@ -55,6 +56,20 @@ class Req:
         self.d_state = "used"
         self.preemptions = 0
         self.recomputed_tokens = 0
+        self.retries = 0
+        self.corrupted = False  # its KV was read after the producer freed it (a silent error)
+        self.transfer = None  # the network transfer moving its KV, while one is under way
+
+    def reset_attempt(self) -> None:
+        """Forget everything but the arrival: the request starts over (a retry)."""
+        self.cached = self.computed = self.generated = self.context = 0
+        self.t_prefill_start = self.t_prefill_end = NAN
+        self.t_transfer_start = self.t_transfer_end = NAN
+        self.t_decode_start = self.t_first = self.t_finish = NAN
+        self.prefill = self.decode = None
+        self.p_blocks = self.d_blocks = 0
+        self.p_state = self.d_state = "used"
+        self.transfer = None
 
 
 LOG_COLUMNS = {
@@ -74,6 +89,8 @@ LOG_COLUMNS = {
     "decode_instance": np.int32,
     "preemptions": np.int32,
     "recomputed_tokens": np.int64,
+    "retries": np.int32,
+    "corrupted": np.bool_,
 }
 
 
@@ -121,6 +138,8 @@ class RequestLog:
         c["decode_instance"][i] = r.decode.gid if r.decode is not None else -1
         c["preemptions"][i] = r.preemptions
         c["recomputed_tokens"][i] = r.recomputed_tokens
+        c["retries"][i] = r.retries
+        c["corrupted"][i] = r.corrupted
         if failed_reason is None:
             self._status[i] = 0
             self._reason[i] = 0

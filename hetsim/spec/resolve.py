@@ -140,6 +140,7 @@ def _resolve(spec: ScenarioSpec, path: Path | None) -> Scenario:
         _check_pool(scenario, i, pool)
     _check_paths(spec)
     _check_kv(spec, profiles)
+    _check_portability(scenario)
     _check_costs_and_search(spec, extra_dirs)
     if spec.workload.trace is not None:
         check_trace_header(spec.workload.trace, base, "workload.trace")
@@ -312,6 +313,33 @@ def _check_kv(spec: ScenarioSpec, profiles: dict[str, AcceleratorProfile]) -> No
                     value=fmt,
                     allowed=", ".join(profiles[pool.name].formats.kv),
                 )
+
+
+def _check_portability(scenario: Scenario) -> None:
+    """Every prefill → decode pairing can use the KV it is handed: the same model and geometry,
+    and every dtype/layout difference between producer, transfer and consumer declared in
+    ``kv.conversions`` on a side where it can run. Never a silent raw byte copy."""
+    # kv sits above spec in the layering; this is the one place spec calls up into it, so that
+    # a scenario that loads is portable (imported here to keep spec importable on its own)
+    from hetsim.kv.portability import handoff_conversions, undeclared_error
+
+    spec = scenario.spec
+    for p in spec.pools:
+        if p.role != "prefill":
+            continue
+        for d in spec.pools:
+            if d.role != "decode":
+                continue
+            plan = handoff_conversions(scenario, p, d)
+            verdict = plan.verdict
+            if verdict.kind == "incompatible":
+                raise InputError(
+                    f"pool {d.name!r} cannot use the KV of pool {p.name!r}: "
+                    + "; ".join(m.text() for m in verdict.mismatches),
+                    field="model",
+                )
+            if verdict.undeclared:
+                raise undeclared_error(plan, declared=len(spec.kv.conversions))
 
 
 def _check_costs_and_search(spec: ScenarioSpec, extra_dirs: list[Path]) -> None:

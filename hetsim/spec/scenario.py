@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from hetsim.spec._types import Bandwidth, Bytes, PricePerHour, Seconds, StrictModel
+from hetsim.spec.faults import FaultsSpec
 from hetsim.spec.precision import (
     ACTIVATION_FORMATS,
     KV_FORMATS,
@@ -30,6 +31,7 @@ __all__ = [
     "Interconnect",
     "TierSpec",
     "PrefixCacheSpec",
+    "ConversionSpec",
     "KVPolicy",
     "LifecycleSpec",
     "SLASpec",
@@ -146,6 +148,12 @@ class PoolSpec(StrictModel):
         default=0.9, gt=0, le=1, description="share of device memory the engine may use"
     )
     kv_page_tokens: int = Field(default=16, gt=0, description="KV block (page) size in tokens")
+    kv_layout: Literal["NHD", "HND"] = Field(
+        default="NHD",
+        description="memory layout of a KV page: NHD (tokens, heads, head_dim; vLLM's "
+        "FlashAttention default) or HND (heads, tokens, head_dim; FlashInfer, some NPU "
+        "backends). Meaningless for MLA, whose latent has no head axis",
+    )
     preemption: Literal["recompute", "swap"] = Field(
         default="recompute",
         description="when KV blocks run out: drop the newest sequence's KV and recompute it, or "
@@ -245,10 +253,85 @@ class PrefixCacheSpec(StrictModel):
     tier: str = Field(default="hbm", description="'hbm' or the name of a tier in kv.tiers")
 
 
+ConversionKind = Literal["dtype", "layout", "page_size", "tp"]
+ConversionSide = Literal["producer", "consumer", "staging"]
+
+
+class ConversionSpec(StrictModel):
+    """Where one KV conversion at the prefill→decode boundary runs.
+
+    KV bytes are never copied raw between different representations. A ``dtype`` difference
+    (producer KV format, ``kv.transfer_format``, consumer KV format) and a ``layout`` difference
+    (NHD/HND) must each be declared here, or ``hetsim check`` fails naming both values. A
+    ``page_size`` or ``tp`` difference is converted implicitly, as vLLM and SGLang do, on the
+    consumer unless declared otherwise; it is still reported and costed. See ``hetsim check``.
+    """
+
+    kind: ConversionKind = Field(
+        description="dtype: cast / re-quantise the KV (e.g. bf16 → fp8_e4m3); layout: permute "
+        "NHD ↔ HND; page_size: re-page into the consumer's page size; tp: re-partition the KV "
+        "heads between different tensor-parallel degrees (changes the reads, not the bytes)"
+    )
+    from_: str | int | None = Field(
+        default=None,
+        alias="from",
+        description="the value converted from (a KV format, NHD/HND, a page size or a tp "
+        "degree); null: any",
+    )
+    to: str | int | None = Field(
+        default=None, description="the value converted to (same kinds as `from`); null: any"
+    )
+    where: ConversionSide = Field(
+        description="where it runs: producer (a kernel on the prefill devices, before sending), "
+        "consumer (a kernel on the decode devices, after receiving) or staging (on the host "
+        "of a host_staging hop of the path, at host memory bandwidth). A cast to "
+        "kv.transfer_format runs on the producer or in staging; a cast from it on the consumer "
+        "or in staging"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _yaml_on(cls, data: object) -> object:
+        if isinstance(data, dict) and any(isinstance(k, bool) for k in data):
+            raise ValueError(
+                "a key reads as a YAML boolean (on/off/yes/no are booleans in YAML 1.1); "
+                "the side a conversion runs on is `where: producer|consumer|staging`"
+            )
+        return data
+
+    @model_validator(mode="after")
+    def _values(self) -> ConversionSpec:
+        for end, value in (("from", self.from_), ("to", self.to)):
+            if value is None:
+                continue
+            if self.kind == "dtype":
+                _one_of(str(value), KV_FORMATS, f"KV format in `{end}`")
+            elif self.kind == "layout":
+                _one_of(str(value), ("NHD", "HND"), f"layout in `{end}`")
+            elif isinstance(value, bool) or not str(value).isdigit() or int(value) < 1:
+                raise ValueError(
+                    f"`{end}` of a {self.kind} conversion is a whole number ≥ 1, got {value!r}"
+                )
+        return self
+
+    def label(self) -> str:
+        ends = f" {self.from_ or 'any'} → {self.to or 'any'}"
+        return f"{self.kind}{ends} on the {self.where}"
+
+
 class KVPolicy(StrictModel):
     transfer_format: str | None = Field(
         default=None,
         description="format KV travels in; null: the producer's KV format",
+    )
+    conversions: list[ConversionSpec] = Field(
+        default_factory=list,
+        description="where each KV conversion at the boundary runs, e.g. "
+        "[{kind: dtype, from: bf16, to: fp8_e4m3, where: producer}]. Required for every dtype or "
+        "layout difference between the producer's KV, the transfer format and the consumer's "
+        "KV; optional for page_size and tp (implicit: on the consumer). An entry applies to "
+        "every conversion of its kind whose from/to it matches; the first one whose `where` is "
+        "possible for that conversion wins",
     )
     layerwise_transfer: bool = Field(
         default=False,
@@ -352,6 +435,7 @@ class ScenarioSpec(StrictModel):
     sla: SLASpec
     costs: CostsSpec = Field(default_factory=CostsSpec)
     seed: int = Field(default=0, ge=0)
+    faults: FaultsSpec = Field(default_factory=FaultsSpec)
     search: SearchSpec | None = None
 
     @field_validator("pools")

@@ -31,6 +31,8 @@ def describe(scenario: Scenario) -> dict[str, Any]:
                 "compute_format": pool.precision.compute_format,
                 "peak_flops_per_device": profile.peak_flops(pool.precision.compute_format),
                 "kv_bytes_per_token": model.kv_bytes_per_token(pool.precision.kv),
+                "kv_layout": pool.kv_layout,
+                "kv_page_tokens": pool.kv_page_tokens,
                 "memory": fp.as_dict(),
                 "price_per_device_hour": price,
                 "price_is_assumption": scenario.price_is_assumption(pool.name),
@@ -58,6 +60,7 @@ def describe(scenario: Scenario) -> dict[str, Any]:
                 + path.latency(),
             }
         )
+    portability = _portability(scenario)
     wl = spec.workload
     workload: dict[str, Any]
     if wl.trace is not None:
@@ -87,9 +90,37 @@ def describe(scenario: Scenario) -> dict[str, Any]:
         },
         "pools": pools,
         "paths": paths,
+        "portability": portability,
+        "unused_conversions": _unused_conversions(scenario, portability),
         "lifecycle": spec.lifecycle.protocol,
         "workload": workload,
         "sla": spec.sla.model_dump(),
         "cost_per_hour": scenario.cost_per_hour(),
         "devices": sum(p.total_devices for p in spec.pools),
     }
+
+
+def _portability(scenario: Scenario) -> list[dict[str, Any]]:
+    """The KV portability verdict of every prefill → decode pairing, with its conversions priced
+    for an 8K-token prompt."""
+    # kv sits above spec; describe() reports what resolve already checked with it
+    from hetsim.kv.portability import EXAMPLE_TOKENS, handoff_conversions
+
+    spec = scenario.spec
+    out = []
+    for p in spec.pools:
+        if p.role != "prefill":
+            continue
+        for d in spec.pools:
+            if d.role == "decode":
+                plan = handoff_conversions(scenario, p, d)
+                entry = plan.as_dict(EXAMPLE_TOKENS)
+                entry["used_conversions"] = sorted(plan.verdict.used_specs)
+                out.append(entry)
+    return out
+
+
+def _unused_conversions(scenario: Scenario, portability: list[dict[str, Any]]) -> list[str]:
+    """kv.conversions entries that no pairing needs (harmless, but maybe a typo)."""
+    used = {i for entry in portability for i in entry["used_conversions"]}
+    return [c.label() for i, c in enumerate(scenario.spec.kv.conversions) if i not in used]

@@ -1,0 +1,109 @@
+"""Who owns a request's KV blocks across the boundary, as explicit state machines.
+
+Each request's KV has a state on each side it touches — ``P`` (prefill instance), ``D`` (decode
+instance), ``S`` (shared store tier) — and each protocol allows only certain transitions. The
+simulator calls :meth:`LifecycleLog.move` at every change; an illegal transition raises
+(a simulator bug), and the log keeps the time of every transition for the request table.
+
+Protocols (from vLLM's NIXL connector, SGLang's disaggregation and Mooncake Store):
+
+``pull``  P: queued → computing → held → freed | expired | lost;
+          D: waiting → reserved → receiving → committed → freed.
+``push``  D: waiting → reserved first; then P: queued → computing; D: receiving → committed;
+          P: freed at commit; D: freed when the request ends.
+``store`` P: queued → computing → writing → freed; S: stored → fetching → freed | evicted;
+          D: waiting → reserved → receiving → committed → freed.
+
+Every state can also go to ``failed`` (the request gives up) or ``lost`` (its instance
+crashed), and a retried request starts again from ``queued``/``waiting``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["TRANSITIONS", "STATES", "LifecycleError", "LifecycleLog"]
+
+STATES = (
+    "none", "queued", "computing", "held", "writing", "freed", "expired", "lost", "failed",
+    "waiting", "reserved", "receiving", "committed", "stored", "fetching", "evicted",
+)  # fmt: skip
+_CODE = {s: i for i, s in enumerate(STATES)}
+_SIDES = ("P", "D", "S")
+_ENDINGS = ("failed", "lost")
+
+_P_PULL = {("none", "queued"), ("queued", "computing"), ("computing", "held"),
+           ("held", "freed"), ("held", "expired")}  # fmt: skip
+_P_PUSH = {("none", "queued"), ("queued", "computing"), ("computing", "freed")}
+_P_STORE = {("none", "queued"), ("queued", "computing"), ("computing", "writing"),
+            ("writing", "freed")}  # fmt: skip
+_D_COMMON = {
+    ("none", "waiting"),
+    ("waiting", "reserved"),
+    ("reserved", "receiving"),
+    ("receiving", "committed"),
+    ("committed", "freed"),
+    ("waiting", "committed"),
+}  # fmt: skip  (the last: fallback, decode recomputes)
+_S_STORE = {("none", "stored"), ("stored", "fetching"), ("fetching", "freed"),
+            ("stored", "evicted")}  # fmt: skip
+
+TRANSITIONS: dict[str, dict[str, set[tuple[str, str]]]] = {
+    "pull": {"P": _P_PULL, "D": set(_D_COMMON)},
+    "push": {"P": _P_PUSH, "D": set(_D_COMMON)},
+    "store": {"P": _P_STORE, "D": set(_D_COMMON), "S": _S_STORE},
+    # colocated: one instance does it all; recorded on the P side
+    "colocated": {"P": {("none", "queued"), ("queued", "computing"), ("computing", "freed")}},
+}
+
+
+class LifecycleError(RuntimeError):
+    """A transition the protocol does not allow: a simulator bug, never user error."""
+
+
+class LifecycleLog:
+    """Current state per (request, side) for requests in flight, and every transition's time."""
+
+    def __init__(self, protocol: str, record: bool = True) -> None:
+        self.protocol = protocol
+        self.allowed = TRANSITIONS[protocol]
+        self.current: dict[tuple[int, str], str] = {}
+        self.record = record
+        self._rows: list[tuple[int, float, int, int]] = []
+        self.counts: dict[str, int] = {}
+
+    def state(self, rid: int, side: str) -> str:
+        return self.current.get((rid, side), "none")
+
+    def move(self, rid: int, t: float, side: str, to: str) -> None:
+        key = (rid, side)
+        now = self.current.get(key, "none")
+        if to in _ENDINGS or (to in ("queued", "waiting") and now in (*_ENDINGS, "freed", to)):
+            pass  # failure from anywhere; a retry starts over; a re-route queues again
+        elif (now, to) not in self.allowed.get(side, ()):
+            raise LifecycleError(
+                f"{self.protocol}: request {rid} side {side} cannot go {now} -> {to}"
+            )
+        self.current[key] = to
+        self.counts[to] = self.counts.get(to, 0) + 1
+        if self.record:
+            self._rows.append((rid, t, _SIDES.index(side), _CODE[to]))
+
+    def forget(self, rid: int) -> None:
+        """The request has ended: drop its current states (the log keeps its history)."""
+        for side in _SIDES:
+            self.current.pop((rid, side), None)
+
+    def to_frame(self) -> pd.DataFrame:
+        if not self._rows:
+            return pd.DataFrame(columns=["request_id", "time_s", "side", "state"])
+        arr = np.array(self._rows, dtype=np.float64)
+        return pd.DataFrame(
+            {
+                "request_id": arr[:, 0].astype(np.int64),
+                "time_s": arr[:, 1],
+                "side": np.array(_SIDES, dtype=object)[arr[:, 2].astype(int)],
+                "state": np.array(STATES, dtype=object)[arr[:, 3].astype(int)],
+            }
+        )

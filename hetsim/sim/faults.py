@@ -1,0 +1,152 @@
+"""Fault injection: scheduled and random faults as simpy processes, and per-transfer draws.
+
+Link faults act on every link built from the named hop; instance faults on ``pool`` (all its
+instances) or ``pool[i]``. Random crashes draw exponential times between failures and repairs
+from the simulation's seeded generator, so a run with faults is as reproducible as one without.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from hetsim.spec.faults import FaultSpec, FaultsSpec
+
+if TYPE_CHECKING:
+    from hetsim.sim.engine import Simulation
+    from hetsim.sim.instance import Instance
+    from hetsim.sim.network import Link, Transfer
+    from hetsim.sim.state import Req
+
+__all__ = ["FaultInjector"]
+
+_INDEXED = re.compile(r"^(?P<pool>[^\[\]]+)\[(?P<i>\d+)\]$")
+
+
+class FaultInjector:
+    def __init__(self, sim: Simulation, spec: FaultsSpec) -> None:
+        self.sim = sim
+        self.env = sim.env
+        self.rng = np.random.default_rng([sim.seed, 0xFA017])
+        self.abort_p = 0.0
+        self.lost_p = 0.0
+        for fault in spec.events:
+            if fault.kind == "abort_mid_transfer":
+                self.abort_p = fault.probability or 0.0
+            elif fault.kind == "lost_notification":
+                self.lost_p = fault.probability or 0.0
+            elif fault.mtbf is not None:
+                for inst in self.instances(fault.target):
+                    self.env.process(self._random_crashes(inst, fault))
+            else:
+                self.env.process(self._scheduled(fault))
+
+    # -- targets --
+
+    def instances(self, target: str | None) -> list[Instance]:
+        match = _INDEXED.match(target or "")
+        pool, index = (match["pool"], int(match["i"])) if match else (target, None)
+        found = [
+            i
+            for i in self.sim.instances
+            if i.pool.name == pool and (index is None or i.index == index)
+        ]
+        if not found:
+            raise ValueError(f"fault target {target!r} names no instance")
+        return found
+
+    def links(self, hop: str | None) -> list[Link]:
+        self.sim.build_all_paths()
+        found = [link for key, link in self.sim.link_items() if len(key) > 1 and key[1] == hop]
+        if not found:
+            raise ValueError(f"fault target {hop!r} names no hop")
+        return found
+
+    # -- processes --
+
+    def _scheduled(self, fault: FaultSpec):
+        env, sim = self.env, self.sim
+        assert fault.at is not None and fault.duration is not None
+        yield env.timeout(fault.at)
+        kind = fault.kind
+        if kind in ("link_down", "link_degraded"):
+            links = self.links(fault.target)
+            for link in links:
+                if kind == "link_down":
+                    link.down()
+                else:
+                    link.set_bandwidth_factor(fault.factor or 1.0)
+            sim.count(f"{kind}_events")
+            if kind == "link_down" and sim.life.protocol == "pull":
+                env.process(self._lease_watch(links, fault.duration))
+            yield env.timeout(fault.duration)
+            for link in links:
+                if kind == "link_down":
+                    link.up()
+                else:
+                    link.set_bandwidth_factor(1.0)
+        elif kind == "instance_crash":
+            targets = self.instances(fault.target)
+            for inst in targets:
+                sim.crash(inst)
+            yield env.timeout(fault.duration)
+            for inst in targets:
+                sim.restart(inst)
+        elif kind == "straggler":
+            targets = self.instances(fault.target)
+            for inst in targets:
+                inst.slowdown = fault.factor or 1.0
+            sim.count("straggler_events")
+            yield env.timeout(fault.duration)
+            for inst in targets:
+                inst.slowdown = 1.0
+
+    def _lease_watch(self, links: list[Link], duration: float):
+        """Decode's heartbeats ride the same network: if the path stays down past the lease,
+        prefill frees what it holds for consumers behind it."""
+        sim = self.sim
+        if duration <= sim.lease_remaining:
+            return
+        yield self.env.timeout(sim.lease_remaining)
+        down = set(map(id, links))
+        for p in list(sim.prefill):
+            for req in list(p.held.values()):
+                if req.decode is not None and any(
+                    id(link) in down for link in sim.path_links(p, req.decode)
+                ):
+                    sim.expire(req)
+
+    def _random_crashes(self, inst: Instance, fault: FaultSpec):
+        env, sim = self.env, self.sim
+        assert fault.mtbf is not None and fault.mttr is not None
+        while True:
+            yield env.timeout(self.rng.exponential(fault.mtbf))
+            if sim.done:
+                return
+            sim.crash(inst)
+            yield env.timeout(self.rng.exponential(fault.mttr))
+            sim.restart(inst)
+            if sim.done:
+                return
+
+    # -- per-transfer draws --
+
+    def transfer_started(self, req: Req, transfer: Transfer, nbytes: float, links) -> None:
+        if self.abort_p and self.rng.random() < self.abort_p:
+            expected = nbytes / min(link.bandwidth for link in links)
+            at = self.rng.random() * expected
+            self.sim.count("client_aborts")
+
+            def abort(_event: object) -> None:
+                if not transfer.triggered:
+                    self.sim.network.abort(transfer, reason="client abort")
+
+            self.env.timeout(at).callbacks.append(abort)
+
+    def notification_lost(self, req: Req) -> bool:
+        if self.lost_p and self.rng.random() < self.lost_p:
+            self.sim.count("lost_notifications")
+            return True
+        return False

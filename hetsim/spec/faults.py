@@ -1,0 +1,93 @@
+"""The ``faults:`` section: what goes wrong, when, and how each protocol recovers.
+
+Faults are scheduled (``at`` a time, for a ``duration``) or random (an instance crashes with an
+exponential time between failures ``mtbf`` and comes back after ``mttr``). Each protocol's
+recovery policy says what happens to a request whose KV was lost: ``retry`` (prefill it again,
+up to ``max_retries`` times), ``fallback`` (the decode side recomputes the prompt itself, as a
+colocated instance would), or ``fail``.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from hetsim.spec._types import Seconds, StrictModel
+
+__all__ = ["FaultSpec", "FaultsSpec", "FAULT_KINDS"]
+
+FAULT_KINDS = (
+    "link_down",
+    "link_degraded",
+    "instance_crash",
+    "straggler",
+    "abort_mid_transfer",
+    "lost_notification",
+)
+
+
+class FaultSpec(StrictModel):
+    """One fault. ``target`` names a hop (link faults) or an instance as ``pool`` (every
+    instance) or ``pool[i]`` (instance faults)."""
+
+    kind: Literal[
+        "link_down", "link_degraded", "instance_crash", "straggler", "abort_mid_transfer",
+        "lost_notification",
+    ] = Field(
+        description="link_down / link_degraded (bandwidth × factor) on a hop; instance_crash "
+        "(its HBM KV is lost, it restarts after `duration`); straggler (steps × factor); "
+        "abort_mid_transfer (clients abort a share `probability` of requests while their KV "
+        "moves); lost_notification (pull: decode's 'read done' never reaches prefill, which "
+        "frees only at lease expiry — with `probability`)"
+    )  # fmt: skip
+    target: str | None = Field(default=None, description="hop name, pool, or pool[i]")
+    at: Seconds | None = Field(default=None, description="when a scheduled fault starts")
+    duration: Seconds | None = Field(
+        default=None, gt=0, description="how long it lasts (restart delay for a crash)"
+    )
+    factor: float | None = Field(
+        default=None, gt=0, description="link_degraded: bandwidth factor (0-1); straggler: "
+        "slowdown factor (> 1)"
+    )  # fmt: skip
+    mtbf: Seconds | None = Field(default=None, gt=0, description="random crashes: mean time "
+                                 "between failures of each targeted instance")  # fmt: skip
+    mttr: Seconds | None = Field(default=None, gt=0, description="random crashes: mean repair")
+    probability: float | None = Field(default=None, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _complete(self) -> FaultSpec:
+        k = self.kind
+        if k in ("abort_mid_transfer", "lost_notification"):
+            if self.probability is None:
+                raise ValueError(f"{k} needs `probability` (share of requests affected)")
+            return self
+        if self.target is None:
+            raise ValueError(f"{k} needs a `target` ({'a hop name' if 'link' in k else 'pool'})")
+        if self.mtbf is not None:
+            if k != "instance_crash":
+                raise ValueError("mtbf/mttr describe random instance crashes only")
+            if self.mttr is None:
+                raise ValueError("random crashes need both mtbf and mttr")
+            return self
+        if self.at is None or self.duration is None:
+            raise ValueError(f"a scheduled {k} needs `at` and `duration` (or mtbf/mttr)")
+        if k == "link_degraded" and not (self.factor and self.factor < 1):
+            raise ValueError("link_degraded needs a `factor` below 1 (bandwidth multiplier)")
+        if k == "straggler" and not (self.factor and self.factor > 1):
+            raise ValueError("straggler needs a `factor` above 1 (step-time multiplier)")
+        return self
+
+
+class FaultsSpec(StrictModel):
+    events: list[FaultSpec] = Field(default_factory=list)
+    recovery: Literal["retry", "fallback", "fail"] = Field(
+        default="retry",
+        description="a request whose KV is lost: prefill it again (retry), let the decode side "
+        "recompute the prompt (fallback), or fail it",
+    )
+    max_retries: int = Field(default=2, ge=0, description="retry: attempts before failing")
+    transfer_timeout: Seconds | None = Field(
+        default=None, gt=0, description="abort a KV transfer that has not finished after this "
+        "long (then recover as above); SGLang waits 300 s"
+    )  # fmt: skip
