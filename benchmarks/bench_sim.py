@@ -41,7 +41,10 @@ SCENARIO = {
             "router": "least_kv_load",
         },
     ],
-    "kv": {"transfer_format": "fp8_e4m3"},
+    "kv": {
+        "transfer_format": "fp8_e4m3",
+        "conversions": [{"kind": "dtype", "from": "bf16", "to": "fp8_e4m3", "where": "producer"}],
+    },
     "interconnect": {
         "paths": [
             {
