@@ -362,6 +362,14 @@ def simulate(
         int | None, typer.Option("--requests", help="Stop arrivals after this many requests.")
     ] = None,
     seed: Annotated[int | None, typer.Option("--seed", help="Override the scenario seed.")] = None,
+    compare_lifecycles: Annotated[
+        bool,
+        typer.Option(
+            "--compare-lifecycles",
+            help="Run the workload under pull, push and store "
+            "(store needs lifecycle.store_tier) and compare them.",
+        ),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Replay the scenario's workload through its cluster and report what requests experienced.
@@ -381,6 +389,9 @@ def simulate(
     from hetsim.simulation import SimulationResult
     from hetsim.simulation import simulate as run_simulation
 
+    if compare_lifecycles:
+        _compare_lifecycles(scenario, set_ or [], requests, seed, as_json)
+        return
     loaded = _load(scenario, set_)
     with Progress(
         TextColumn(f"[bold]simulate[/] {escape(loaded.name)}"),
@@ -410,6 +421,64 @@ def simulate(
     _render_summary(result.summary)
     if out is not None:
         console.print(f"[dim]wrote {out}/requests.parquet, timeseries.parquet, summary.json[/]")
+
+
+def _compare_lifecycles(
+    path: Path, overrides: list[str], requests: int | None, seed: int | None, as_json: bool
+) -> None:
+    from hetsim.simulation import _jsonable
+    from hetsim.simulation import simulate as run_simulation
+
+    base = _load(path, overrides)
+    protocols = ["pull", "push"] + (["store"] if base.spec.lifecycle.store_tier else [])
+    results = {}
+    for protocol in protocols:
+        with err_console.status(f"simulating {protocol}..."):
+            sc = _load(path, [*overrides, f"lifecycle.protocol={protocol}"])
+            results[protocol] = run_simulation(sc, max_requests=requests, seed=seed).summary
+    if as_json:
+        print(json.dumps(_jsonable(results), indent=2))
+        return
+    table = Table(title=f"KV lifecycle protocols on {base.name}", title_justify="left")
+    rows = [
+        ("completed / failed", lambda s: f"{s['completed']:,} / {s['failed']:,}"),
+        ("TTFT p50 / p90", lambda s: _pair(s["ttft_s"]["p50"], s["ttft_s"]["p90"])),
+        ("TPOT p90", lambda s: _time(s["tpot_s"]["p90"])),
+        ("attainment", lambda s: f"{s['attainment']:.1%}"),
+    ]
+    for pool in base.spec.pools:
+        rows.append(
+            (f"peak KV {pool.name}", lambda s, n=pool.name: f"{s['utilisation'][n]['peak_kv']:.0%}")
+        )
+        rows.append(
+            (
+                f"held / reserved block·s {pool.name}",
+                lambda s, n=pool.name: (
+                    f"{s['utilisation'][n]['held_block_s']:,.0f} / "
+                    f"{s['utilisation'][n]['reserved_block_s']:,.0f}"
+                ),
+            )
+        )
+    rows += [
+        ("recomputed tokens", lambda s: f"{s['recomputed_tokens']:,}"),
+        ("retries", lambda s: f"{s['retries']:,}"),
+        ("lease expiries", lambda s: f"{s['faults'].get('lease_expiries', 0):,}"),
+        ("silent corruptions", lambda s: f"{s['silent_corruptions']:,}"),
+    ]
+    table.add_column("")
+    for protocol in results:
+        table.add_column(protocol, justify="right")
+    for label, fmt in rows:
+        table.add_row(label, *(fmt(results[p]) for p in results))
+    console.print(table)
+
+
+def _time(v: float | None) -> str:
+    return "—" if v is None else units.format_time(v, 3)
+
+
+def _pair(a: float | None, b: float | None) -> str:
+    return f"{_time(a)} / {_time(b)}"
 
 
 def _render_summary(s: dict[str, Any]) -> None:

@@ -224,3 +224,34 @@ def test_every_request_ends_and_no_block_leaks_under_random_faults(
     ts = res.timeseries
     allocated = ts["kv_used_blocks"] + ts["kv_reserved_blocks"] + ts["kv_held_blocks"]
     assert (allocated <= ts["kv_capacity_blocks"]).all() and (allocated >= 0).all()
+
+
+@pytest.mark.parametrize("protocol", ["pull", "push", "store"])
+def test_bundled_lifecycle_faults_scenario_under_each_protocol(protocol):
+    res = simulate("scenarios/lifecycle-faults.yaml", [f"lifecycle.protocol={protocol}"])
+    s = res.summary
+    assert s["completed"] + s["failed"] == s["requests"] == 2400
+    assert s["kv_blocks_leaked"] == 0
+    assert s["faults"]["instance_crashes"] == 2
+    # only pull lends blocks under a lease, so only pull can read after the lease ran out
+    assert (s["silent_corruptions"] > 0) == (protocol == "pull")
+    held = s["utilisation"]["prefill"]["held_block_s"]
+    assert (held > 0) == (protocol == "pull")
+    states = set(res.lifecycle["state"])
+    assert {"queued", "computing", "committed", "freed"} <= states
+    assert ("held" in states) == (protocol == "pull")
+    assert ("stored" in states) == (protocol == "store")
+
+
+def test_compare_lifecycles_cli_prints_the_three_protocols():
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "hetsim", "simulate", "scenarios/lifecycle-faults.yaml",
+         "--compare-lifecycles", "--requests", "300"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    for word in ("pull", "push", "store", "silent corruptions", "recomputed tokens"):
+        assert word in proc.stdout

@@ -270,7 +270,35 @@ class Store(_Handoff):
         self.stored[req.id] = blocks
         p.held[req.id] = req  # its KV lives on prefill until written
         self.sim.mark(req, "P", "writing")
-        self._send(req, p, None, [self.link], lambda req=req, p=p: self._stored(req, p))
+        self._send(req, p, None, self._write_links(p), lambda req=req, p=p: self._stored(req, p))
+
+    def _write_links(self, p: PrefillInstance) -> list:
+        """Prefill's side of its path (its NICs, the shared fabric), then into the store."""
+        hops = self.sim.scenario.spec.interconnect.paths
+        path = next(h for h in hops if h.from_ == p.pool.name)
+        d = next(i for i in self.sim.decode if i.pool.name == path.to)
+        links = self.sim.path_links(p, d)
+        mine = [
+            link
+            for hop, link in zip(path.hops, links, strict=True)
+            if hop.shared_by != "destination_instance"
+        ]
+        return [*mine, self.link]
+
+    def _fetch_links(self, p: PrefillInstance, d: DecodeInstance) -> list:
+        """Out of the store, then decode's side of the path (the fabric, its NICs)."""
+        path = next(
+            h
+            for h in self.sim.scenario.spec.interconnect.paths
+            if h.from_ == p.pool.name and h.to == d.pool.name
+        )
+        links = self.sim.path_links(p, d)
+        theirs = [
+            link
+            for hop, link in zip(path.hops, links, strict=True)
+            if hop.shared_by != "source_instance"
+        ]
+        return [self.link, *theirs]
 
     def _stored(self, req: Req, p: PrefillInstance) -> None:
         p.release(req, "used")
@@ -298,7 +326,12 @@ class Store(_Handoff):
             self.sim.transfers += 1
             self.env.process(
                 self._transfer(
-                    req, nbytes, [self.link], 0.0, after, lambda req=req, d=d: self._fetched(req, d)
+                    req,
+                    nbytes,
+                    self._fetch_links(req.prefill, d),
+                    0.0,
+                    after,
+                    lambda req=req, d=d: self._fetched(req, d),
                 )
             )
 
