@@ -208,8 +208,15 @@ def test_tpot_is_the_mean_gap_after_the_first_token():
 
 
 def test_layerwise_streaming_overlaps_the_transfer_with_the_last_prefill_step():
-    slow = {"paths": [{"from": "prefill", "to": "decode", "hops": [
-        {"name": "nic", "kind": "nic", "bandwidth": "10 Gbps", "latency": "5 us"}]}]}
+    slow = {
+        "paths": [
+            {
+                "from": "prefill",
+                "to": "decode",
+                "hops": [{"name": "nic", "kind": "nic", "bandwidth": "10 Gbps", "latency": "5 us"}],
+            }
+        ]
+    }
     plain = tiny_pd(interconnect=slow, lifecycle="push")
     streamed = tiny_pd(interconnect=slow, lifecycle="push", kv={"layerwise_transfer": True})
     a = simulate(plain, requests=one_request(n_in=4096)).requests.iloc[0]
@@ -225,3 +232,24 @@ def test_layerwise_streaming_overlaps_the_transfer_with_the_last_prefill_step():
 def test_layerwise_streaming_needs_push():
     with pytest.raises(hetsim.InputError, match="kv.layerwise_transfer"):
         tiny_pd(kv={"layerwise_transfer": True})
+
+
+def test_declared_conversion_is_charged_where_it_runs():
+    from hetsim.kv.portability import handoff_conversions
+
+    sc = tiny_pd(
+        pools=[
+            {"name": "prefill", "role": "prefill", "accelerator": "nvidia-h100-sxm"},
+            {"name": "decode", "role": "decode", "accelerator": "nvidia-h100-sxm",
+             "precision": {"kv": "fp8_e4m3"}},
+        ],
+        kv={"conversions": [{"kind": "dtype", "from": "bf16", "to": "fp8_e4m3",
+                             "where": "consumer"}]},
+    )  # fmt: skip
+    plan = handoff_conversions(sc, "prefill", "decode")
+    assert plan.consumer_s(2048) > 0 and plan.producer_s(2048) == 0
+    row = simulate(sc, requests=one_request(n_in=2048)).requests.iloc[0]
+    wire = 2048 * sc.model.kv_bytes_per_token("bf16") / 40e9 + 5e-6  # bf16 on the wire
+    assert row["transfer_end_s"] - row["transfer_start_s"] == pytest.approx(
+        wire + plan.consumer_s(2048), rel=1e-9
+    )

@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from hetsim.kv.blocks import BlockPool
+from hetsim.kv.portability import HandoffPlan, handoff_conversions
 from hetsim.sim.network import TransferFailed
 
 if TYPE_CHECKING:
@@ -44,6 +45,7 @@ class _Handoff:
         self._kvb = model.kv_bytes_per_token
         self.layerwise = spec.kv.layerwise_transfer
         self.num_layers = model.num_layers
+        self._plans: dict[tuple[str, str], HandoffPlan] = {}
 
     def arrive(self, req: Req) -> None:
         self.sim.route_prefill(req)
@@ -60,24 +62,34 @@ class _Handoff:
 
     # -- shared mechanics --
 
-    def _conversion_s(self, inst: Instance, tokens: int, src: str, dst: str) -> float:
-        """A kernel on ``inst`` that reads the KV in ``src`` and writes it in ``dst``."""
-        if src == dst:
-            return 0.0
-        profile = self.sim.scenario.profiles[inst.pool.name]
-        bw = profile.memory_bandwidth * profile.efficiency.memory.value * inst.pool.devices
-        return tokens * (self._kvb(src) + self._kvb(dst)) / bw
+    def _plan(self, p: Instance, d: Instance | None) -> HandoffPlan:
+        """The portability plan of a pool pair: its conversions, their sides and costs, and
+        the bytes on the wire (store: any consumer pool; the producer side is the same)."""
+        d_pool = d.pool.name if d is not None else self.sim.decode[0].pool.name
+        key = (p.pool.name, d_pool)
+        plan = self._plans.get(key)
+        if plan is None:
+            plan = handoff_conversions(self.sim.scenario, p.pool.name, d_pool)
+            self._plans[key] = plan
+        return plan
+
+    def _wire_bytes(self, plan: HandoffPlan, tokens: int) -> float:
+        """Bytes crossing the network: every decode rank that needs its own copy gets one
+        (an MLA latent is replicated on each TP rank, GQA heads are split among them)."""
+        transfer = plan.verdict.transfer
+        per_token = transfer.network_bytes_per_token if transfer else plan.wire_bytes_per_token
+        return tokens * per_token
 
     def _send(self, req: Req, p: Instance, d: Instance | None, links, on_done) -> None:
-        """Convert (producer side), move over ``links``, convert (consumer side), then call
-        ``on_done``. ``d`` None: into a store tier, in the transfer format."""
-        fmt_p = p.pool.precision.kv
-        fmt_t = self.transfer_format or fmt_p
-        fmt_d = d.pool.precision.kv if d is not None else fmt_t
-        before = self._conversion_s(p, req.input, fmt_p, fmt_t)
-        after = self._conversion_s(d, req.input, fmt_t, fmt_d) if d is not None else 0.0
-        nbytes = req.input * self._kvb(fmt_t)
+        """Convert where the scenario declares (producer, staging), move over ``links``, convert
+        on the consumer, then call ``on_done``. ``d`` None: into a store tier, in the transfer
+        format (the consumer's conversion is charged at fetch)."""
+        plan = self._plan(p, d)
+        before = plan.producer_s(req.input) + plan.staging_s(req.input)
+        after = plan.consumer_s(req.input) if d is not None else 0.0
         self.sim.transfers += 1
+        # into a store: one copy; to a decode instance: one per rank that needs its own
+        nbytes = plan.wire_bytes(req.input) if d is None else self._wire_bytes(plan, req.input)
         self.env.process(self._transfer(req, nbytes, links, before, after, on_done))
 
     def _transfer(self, req, nbytes, links, before, after, on_done):
@@ -219,8 +231,7 @@ class Push(_Handoff):
         (one layer's share of the bytes after the step ends)."""
         d = req.decode
         links = self.sim.path_links(p, d)
-        fmt = self.transfer_format or p.pool.precision.kv
-        last_layer = req.input * self._kvb(fmt) / self.num_layers
+        last_layer = self._wire_bytes(self._plan(p, d), req.input) / self.num_layers
         ready_at = self.env.now + dt + last_layer / min(link.bandwidth for link in links)
         self._streaming.add(req.id)
         p.held[req.id] = req  # its KV lives on prefill until written
@@ -320,9 +331,9 @@ class Store(_Handoff):
             self._reserve(req, d, need)
             self.sim.mark(req, "S", "fetching")
             self._receiving(req)
-            fmt_t = self.transfer_format or req.prefill.pool.precision.kv
-            after = self._conversion_s(d, req.input, fmt_t, d.pool.precision.kv)
-            nbytes = req.input * self._kvb(fmt_t)
+            plan = self._plan(req.prefill, d)
+            after = plan.consumer_s(req.input)
+            nbytes = self._wire_bytes(plan, req.input)
             self.sim.transfers += 1
             self.env.process(
                 self._transfer(
