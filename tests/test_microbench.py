@@ -28,7 +28,7 @@ from hetsim.perf.microbench import (
 )
 from hetsim.perf.microbench.timing import TimingPolicy
 
-OPS = {"gemm", "attention_prefill", "attention_decode", "memcpy", "launch"}
+OPS = {"gemm", "attention_prefill", "attention_decode", "memcpy", "elementwise", "launch"}
 META_KEYS = {
     "device",
     "device_kind",
@@ -84,7 +84,7 @@ def check_table(table: CalibrationTable) -> None:
     assert list(rows.columns) == TABLE_COLUMNS
     assert set(rows["op"]) == OPS
     assert set(rows["split"]) == {"fit", "holdout"}
-    for op in ("gemm", "attention_prefill", "attention_decode", "memcpy"):
+    for op in ("gemm", "attention_prefill", "attention_decode", "memcpy", "elementwise"):
         assert set(rows.loc[rows["op"] == op, "split"]) == {"fit", "holdout"}, op
     assert (rows["time_s"] > 0).all()
     assert (rows["time_std_s"] >= 0).all()
@@ -116,9 +116,12 @@ def check_grids(table: CalibrationTable) -> None:
             assert held[a].between(fit[a].min(), fit[a].max()).all(), (op, dtype, a)
         surface = EfficiencySurface.fit(table, op, dtype)
         assert surface.axes == tuple(axes)
+        # elementwise arrays up to tens of MB live in the caches (32 MB of L3 here), far faster
+        # than the DRAM copy bandwidth the efficiencies are relative to
+        ceiling = 20.0 if op == "elementwise" else 1.5
         for _, r in fit.iterrows():
             eff = surface.efficiency(**{a: r[a] for a in axes})
-            assert 0 < eff <= 1.5, (op, dtype, r.to_dict(), eff)
+            assert 0 < eff <= ceiling, (op, dtype, r.to_dict(), eff)
 
 
 def check_meta(table: CalibrationTable, backend: str) -> None:

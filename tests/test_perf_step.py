@@ -30,7 +30,11 @@ def test_defaults_are_the_profile_figures():
 
 def tiny_gqa_layer_gemms(m):
     # tiny-llama: hidden 256, 8 heads x 32, 2 KV heads, MLP 688
-    return gemm(m, 384, 256) + gemm(m, 256, 256) + gemm(m, 1376, 256) + gemm(m, 256, 688)
+    gemms = gemm(m, 384, 256) + gemm(m, 256, 256) + gemm(m, 1376, 256) + gemm(m, 256, 688)
+    # fused elementwise passes, bf16: add+norm x2 (4 x 256), rotary on q (256) and K (64)
+    # read and written, SiLU·mul (3 x 688), K and V written to the cache (128)
+    elementwise = roof(0, m * 2 * (2 * 4 * 256 + 2 * (256 + 64) + 3 * 688 + 128))
+    return gemms + elementwise
 
 
 def test_gqa_decode_step_by_hand():

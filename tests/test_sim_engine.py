@@ -213,7 +213,7 @@ def test_layerwise_streaming_overlaps_the_transfer_with_the_last_prefill_step():
             {
                 "from": "prefill",
                 "to": "decode",
-                "hops": [{"name": "nic", "kind": "nic", "bandwidth": "10 Gbps", "latency": "5 us"}],
+                "hops": [{"name": "nic", "kind": "nic", "bandwidth": "4 Gbps", "latency": "5 us"}],
             }
         ]
     }

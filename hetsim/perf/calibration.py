@@ -6,7 +6,8 @@ A calibration table has one row per measured kernel:
 column               meaning
 ===================  =================================================================
 ``op``               ``gemm``, ``attention_prefill``, ``attention_decode``, ``memcpy``,
-                     ``launch`` (a trivial op: per-op dispatch overhead)
+                     ``elementwise`` (``c = a + b`` over ``m`` elements: norms, activations,
+                     residuals), ``launch`` (a trivial op: per-op dispatch overhead)
 ``dtype``            compute format key (``fp32``, ``bf16``, ``fp16``, ``int8``, ``fp8``);
                      ``bytes`` for memcpy
 ``m n k``            GEMM shape (``m`` tokens × ``k`` in → ``n`` out)
@@ -84,6 +85,7 @@ SHAPE_AXES: dict[str, tuple[str, ...]] = {
     "attention_prefill": ("batch", "seq_len", "heads", "head_dim"),
     "attention_decode": ("batch", "context", "heads", "head_dim"),
     "memcpy": ("bytes",),
+    "elementwise": ("m",),
 }
 
 _ELEMENT_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2, "fp8": 1, "int8": 1, "int4": 0.5, "fp4": 0.5}
@@ -114,6 +116,8 @@ def kernel_flops_bytes(op: str, dtype: str, **shape: float) -> tuple[float, floa
         return 4.0 * b * h * d * c, b * (2 * kv * c * d + 2 * h * d) * e
     if op == "memcpy":
         return 0.0, 2.0 * shape["bytes"]
+    if op == "elementwise":  # c = a + b over m elements
+        return float(shape["m"]), 3.0 * shape["m"] * e
     if op == "launch":
         return 0.0, 0.0
     raise ValueError(f"unknown op {op!r}")

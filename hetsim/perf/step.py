@@ -51,6 +51,11 @@ __all__ = ["InstanceConfig", "StepModel", "StepBreakdown", "step_model_for_pool"
 #: kernels dispatched per layer per step in an eager runtime, for calibrated overheads
 DEFAULT_OPS_PER_LAYER = 12
 
+#: an eager (unfused) decoder layer's elementwise ops: (count, width they run over) — two
+#: RMSNorms of six ops and two residual adds on the hidden state, rotary embedding on queries
+#: and keys, SiLU and the gate product, writing K and V into the cache
+_EAGER_ELEMENTWISE = ((14, "hidden"), (6, "q"), (6, "kh"), (2, "ffn"), (2, "kh"))
+
 
 @dataclass(frozen=True)
 class InstanceConfig:
@@ -149,7 +154,8 @@ class StepModel:
             self.peaks = dict(table.peak_flops)
             self.bandwidth = table.peak_bandwidth
             per_layer = float(table.meta.get("ops_per_layer", DEFAULT_OPS_PER_LAYER))
-            self.overhead = table.launch_overhead() * (per_layer * m.num_layers + 4)
+            self._eager_ops_per_layer = per_layer  # dispatch-only ops are charged after gemms
+            self.overhead = 0.0
         else:
             self.peaks = {k: f.value for k, f in p.compute.items()}
             self.bandwidth = p.memory_bandwidth
@@ -166,6 +172,12 @@ class StepModel:
         self.kv_bytes_per_token_layer = kv_bytes_per_token_per_device(m, c.tp, c.kv) / m.num_layers
         self._build_gemms()
         self._attention_coefficients()
+        if self.calibration is not None:
+            # ops the model does not cost one by one (views, reshapes...) pay dispatch only
+            modeled = len({g.name for g in self.gemms if g.count == m.num_layers}) + 1
+            modeled += sum(n for n, _ in _EAGER_ELEMENTWISE)
+            spare = max(self._eager_ops_per_layer - modeled, 0.0)
+            self.overhead = self.calibration.launch_overhead() * (spare * m.num_layers + 4)
 
     # ---- construction -------------------------------------------------------------------------
 
@@ -223,8 +235,23 @@ class StepModel:
 
     def _attention_coefficients(self) -> None:
         m = self.model
-        self.heads_per_device = m.num_attention_heads / self.config.tp
+        tp = self.config.tp
+        self.heads_per_device = m.num_attention_heads / tp
         heads = self.heads_per_device
+        # activations between kernels stay 16-bit (32 for an fp32 model) whatever the GEMMs use
+        self.residual_bytes = max(2.0, self.act_bytes)
+        if m.is_mla:
+            self.kv_width_per_device = float(m.kv_lora_rank + m.qk_rope_head_dim)
+        else:
+            self.kv_width_per_device = 2 * max(1.0, m.num_kv_heads / tp) * m.head_dim
+        dense = m.num_dense_layers_effective
+        moe = m.num_moe_layers
+        shards = self.config.ep if self.config.ep > 1 else tp
+        moe_ffn = (m.experts_per_token * m.moe_intermediate_size / shards
+                   + m.shared_expert_intermediate_size / tp)  # fmt: skip
+        self.ffn_width_per_device = (dense * m.intermediate_size / tp + moe * moe_ffn) / max(
+            dense + moe, 1
+        )
         if m.is_mla:
             # decode in absorbed form over the latent, prefill in expanded per-head form
             self.decode_head_dim = m.kv_lora_rank + m.qk_rope_head_dim
@@ -308,6 +335,7 @@ class StepModel:
             ops.append(self._routed_experts(tokens, per_rank))
             if c.ep > 1:
                 ops.append(self._all_to_all(tokens))
+        ops.append(self._elementwise(per_rank))
         if c.tp > 1:
             message = per_rank * m.hidden_size * 2.0
             sent = ring_allreduce_bytes(message, c.tp)
@@ -315,6 +343,36 @@ class StepModel:
             count = 2 * m.num_layers
             ops.append(OpCost("tp_allreduce", 0.0, sent * count, t * count, "network", count))
         return ops
+
+    def _elementwise(self, tokens: float) -> OpCost:
+        """Norms, residual adds, rotary embedding, the gated activation and the KV cache write:
+        memory-bound passes over the step's activations.
+
+        Serving engines fuse them (vLLM: add+RMSNorm, rotary, SiLU·mul, cache write: one pass
+        each); an eager runtime runs each as separate small ops whose fixed cost dominates at
+        decode. Calibrated profiles measure that runtime, so they are costed op by op."""
+        m = self.model
+        layers = m.num_layers
+        h = m.hidden_size
+        q = self.heads_per_device * self.prefill_head_dim
+        k = self.kv_width_per_device
+        ffn = self.ffn_width_per_device
+        widths = {"hidden": h, "q": q, "kh": k / 2, "ffn": ffn}  # kh: K (or V) alone
+        if self._surface("elementwise", "fp32") is not None:
+            flops = nbytes = t = 0.0
+            for count, width in _EAGER_ELEMENTWISE:
+                elems = tokens * widths[width]
+                f, b = elems, 3.0 * elems * self.residual_bytes
+                dt, _, _ = self._kernel("elementwise", "fp32", f, b, m=max(elems, 1.0))
+                flops, nbytes, t = flops + count * f, nbytes + count * b, t + count * dt
+            return OpCost("elementwise", flops * layers, nbytes * layers, t * layers, "memory",
+                          layers, "calibrated")  # fmt: skip
+        # fused: add+norm twice (read 2, write 2 rows of h), rotary on q and k (read + write),
+        # SiLU·mul (read 2, write 1 of ffn), the new K/V into the cache (write)
+        per_token = 2 * 4 * h + 2 * (q + k / 2) + 3 * ffn + k
+        nbytes = tokens * per_token * self.residual_bytes
+        t, bound, src = self._kernel("memcpy", "bytes", 0.0, nbytes, bytes=nbytes / 2)
+        return OpCost("elementwise", 0.0, nbytes * layers, t * layers, "memory", layers, src)  # type: ignore[arg-type]
 
     def _routed_experts(self, tokens: int, per_rank: float) -> OpCost:
         m, c = self.model, self.config

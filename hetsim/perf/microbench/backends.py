@@ -172,6 +172,8 @@ class Kernels:
             )
         if op == "memcpy":
             return self.memcpy(shape["bytes"])
+        if op == "elementwise":
+            return self.elementwise(dtype, shape["m"])
         if op == "launch":
             return self.launch()
         raise ValueError(f"unknown op {op!r}")
@@ -190,6 +192,11 @@ class Kernels:
         raise NotImplementedError
 
     def memcpy(self, nbytes: int) -> Callable[[], Any]:
+        raise NotImplementedError
+
+    def elementwise(self, dtype: str, m: int) -> Callable[[], Any]:
+        """``a + b`` into a new array of ``m`` elements: the shape of norms, activations and
+        residual adds (their per-op cost dominates small tensors, their bandwidth large ones)."""
         raise NotImplementedError
 
     def launch(self) -> Callable[[], Any]:
@@ -337,6 +344,12 @@ class NumpyKernels(Kernels):
         if self._executor is not None:
             self._executor.shutdown()
             self._executor = None
+
+    def elementwise(self, dtype: str, m: int) -> Callable[[], Any]:
+        a = np.full(m, 1.0, dtype=np.float32)
+        b = np.full(m, 2.0, dtype=np.float32)
+        add = np.add
+        return lambda: add(a, b)  # a fresh output, as eager runtimes allocate one per op
 
     def launch(self) -> Callable[[], Any]:
         a = np.ones(1, dtype=np.float32)
@@ -511,6 +524,13 @@ class TorchKernels(Kernels):
         src = torch.full((nbytes // 4,), 1.0, dtype=torch.float32, device=self.device)
         dst = torch.empty_like(src)
         return lambda: dst.copy_(src)
+
+    def elementwise(self, dtype: str, m: int) -> Callable[[], Any]:
+        torch = self.torch
+        a = torch.full((m,), 1.0, dtype=torch.float32, device=self.device)
+        b = torch.full((m,), 2.0, dtype=torch.float32, device=self.device)
+        add = torch.add
+        return lambda: add(a, b)  # a fresh output, as eager runtimes allocate one per op
 
     def launch(self) -> Callable[[], Any]:
         torch = self.torch

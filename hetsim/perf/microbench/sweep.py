@@ -222,8 +222,14 @@ PROBES = {
 }
 
 #: held-out shapes per (op, dtype)
-HOLDOUTS = {"gemm": 12, "attention_prefill": 8, "attention_decode": 8, "memcpy": 3}
-QUICK_HOLDOUTS = {"gemm": 4, "attention_prefill": 2, "attention_decode": 2, "memcpy": 1}
+HOLDOUTS = {"gemm": 12, "attention_prefill": 8, "attention_decode": 8, "memcpy": 3,
+            "elementwise": 3}
+QUICK_HOLDOUTS = {"gemm": 4, "attention_prefill": 2, "attention_decode": 2, "memcpy": 1,
+                  "elementwise": 1}
+
+#: elementwise ops (norms, activations, residual adds) from decode-sized to prefill-sized
+ELEMENTWISE_GRID: Grid = {"m": (1024, 16384, 262144, 4194304, 16777216)}
+QUICK_ELEMENTWISE_GRID: Grid = {"m": (4096, 1048576)}
 
 #: held-out values are rounded to multiples of this, per axis
 _GRANULARITY = {"n": 64, "k": 64, "seq_len": 64, "context": 64, "bytes": 16 * MiB}
@@ -557,6 +563,9 @@ class _Sweep:
         )
         plan.grids["memcpy/bytes"] = mem_grid
         plan.cases += grid_cases("memcpy", "bytes", mem_grid, holdouts["memcpy"])
+        ew_grid = QUICK_ELEMENTWISE_GRID if self.quick else ELEMENTWISE_GRID
+        plan.grids["elementwise/fp32"] = ew_grid
+        plan.cases += grid_cases("elementwise", "fp32", ew_grid, holdouts["elementwise"])
         bw = 1e9
         if not self.quick:
             tick("probing copy bandwidth")
