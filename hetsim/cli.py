@@ -460,7 +460,12 @@ def _compare_lifecycles(
             )
         )
     rows += [
+        ("double residency block·s", lambda s: f"{s['double_residency_block_s']:,.0f}"),
         ("recomputed tokens", lambda s: f"{s['recomputed_tokens']:,}"),
+        (
+            "store evictions before fetch",
+            lambda s: f"{s['faults'].get('evicted_before_fetch', 0):,}",
+        ),
         ("retries", lambda s: f"{s['retries']:,}"),
         ("lease expiries", lambda s: f"{s['faults'].get('lease_expiries', 0):,}"),
         ("silent corruptions", lambda s: f"{s['silent_corruptions']:,}"),

@@ -130,6 +130,7 @@ def simulate(
     summary["silent_corruptions"] = int(reqs["corrupted"].sum())
     summary["retries"] = int(reqs["retries"].sum())
     summary["recomputed_tokens"] = int(reqs["recomputed_tokens"].sum())
+    summary["double_residency_block_s"] = _double_residency(scenario, reqs)
     summary["lifecycle"] = {
         "protocol": scenario.spec.lifecycle.protocol if sim.decode else "colocated",
         "transitions": out.facts["lifecycle_transitions"],
@@ -144,6 +145,18 @@ def simulate(
         out.facts["last_departure_s"] - out.facts["first_arrival_s"], 1e-12
     )
     return SimulationResult(scenario, reqs, out.timeseries, out.links, summary, sim.life.to_frame())
+
+
+def _double_residency(scenario: Scenario, requests: pd.DataFrame) -> float:
+    """Block-seconds during which a request's KV is allocated on both sides of the boundary:
+    the producer's copy while the consumer's reservation fills (every transfer)."""
+    prefill = [p for p in scenario.spec.pools if p.role == "prefill"]
+    if not prefill or requests.empty:
+        return 0.0
+    page = prefill[0].kv_page_tokens
+    moving = (requests["transfer_end_s"] - requests["transfer_start_s"]).fillna(0.0)
+    blocks = -(-requests["input_tokens"] // page)
+    return float((moving * blocks).sum())
 
 
 def _utilisation(facts: dict[str, Any], span: float) -> dict[str, dict[str, float]]:

@@ -255,3 +255,33 @@ def test_compare_lifecycles_cli_prints_the_three_protocols():
     assert proc.returncode == 0, proc.stderr
     for word in ("pull", "push", "store", "silent corruptions", "recomputed tokens"):
         assert word in proc.stdout
+
+
+def test_store_evicts_past_its_watermark_and_counts_evictions_before_fetch():
+    """A store too small for the backlog: objects not yet fetched are evicted (LRU) and their
+    requests are prefilled again; nothing leaks and every request ends."""
+    sc = scenario(
+        "store",
+        {"recovery": "retry", "max_retries": 3},
+        kv={"tiers": [{"name": "pool", "kind": "dram", "capacity": "8 MiB",
+                       "bandwidth": "10 GB/s", "scope": "cluster"}]},
+        lifecycle={"protocol": "store", "store_tier": "pool"},
+        interconnect={"paths": [{"from": "prefill", "to": "decode", "hops": [
+            {"name": "wan", "kind": "nic", "bandwidth": "100 Gbps", "latency": "5 us"}]}]},
+        pools=[
+            {"name": "prefill", "role": "prefill", "accelerator": "nvidia-h100-sxm",
+             "batching": {"max_num_seqs": 64, "max_batched_tokens": 65536}},
+            {"name": "decode", "role": "decode", "accelerator": "nvidia-h100-sxm",
+             "batching": {"max_num_seqs": 2}},
+        ],
+        workload={"synthetic": {"rate": 200, "requests": 60, "input_tokens": 1024,
+                                "output_tokens": 64}},
+    )  # fmt: skip
+    res = simulate(sc, sample_interval=0.05)
+    s = res.summary
+    assert s["faults"]["store_evictions"] > 0
+    assert s["faults"]["evicted_before_fetch"] > 0
+    assert s["recomputed_tokens"] > 0
+    assert s["completed"] + s["failed"] == 60
+    assert s["kv_blocks_leaked"] == 0
+    assert "evicted" in set(res.lifecycle["state"])

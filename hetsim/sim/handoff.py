@@ -17,6 +17,7 @@ explicit portability verdicts).
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import TYPE_CHECKING
 
 from hetsim.kv.blocks import BlockPool
@@ -269,13 +270,28 @@ class Store(_Handoff):
         page = sim.decode[0].page if sim.decode else 16
         self.store = BlockPool(int(tier.capacity // (self._kvb(fmt) * page)), page)
         self.link = sim.link(("store", tier.name), tier.name, tier.bandwidth, tier.latency)
-        self.stored: dict[int, int] = {}
+        self.stored: dict[int, int] = {}  # blocks per request in the store (or being written)
+        # written and not being fetched: evictable, least recently stored first
+        self.evictable: OrderedDict[int, Req] = OrderedDict()
+        self.evicted: set[int] = set()
+        self.watermark = int(self.lifecycle.store_high_watermark * self.store.capacity)
+
+    def _make_room(self, blocks: int) -> None:
+        """Mooncake Store: past the high watermark, evict the least recently stored objects
+        that no reader holds a lease on."""
+        while self.store.allocated + blocks > self.watermark and self.evictable:
+            rid, victim = self.evictable.popitem(last=False)
+            self.store.release(self.env.now, self.stored.pop(rid))
+            self.evicted.add(rid)
+            self.sim.count("store_evictions")
+            self.sim.mark(victim, "S", "evicted")
 
     def prefill_finished(self, req: Req, p: PrefillInstance) -> None:
         blocks = self.store.blocks_for(req.input)
+        self._make_room(blocks)
         if not self.store.can_allocate(blocks):
             p.release(req, "used")
-            self.sim.fail(req, "KV store tier full")
+            self.sim.fail(req, "KV store tier full (every object is being written or read)")
             return
         self.store.allocate(self.env.now, blocks)
         self.stored[req.id] = blocks
@@ -315,6 +331,7 @@ class Store(_Handoff):
         p.release(req, "used")
         self.sim.mark(req, "P", "freed")
         self.sim.mark(req, "S", "stored")
+        self.evictable[req.id] = req
         d = self.sim.route_decode(req)
         if d is None:
             if req.id not in self.sim.in_flight:  # failed, not parked: its copy can go
@@ -328,7 +345,14 @@ class Store(_Handoff):
             need = d.blocks.blocks_for(req.input)
             if not d.blocks.can_allocate(need):
                 return
+            if req.id in self.evicted:
+                # evicted before anyone fetched it: the KV must be computed again
+                d.dequeue()
+                self.sim.count("evicted_before_fetch")
+                self.sim.recover(req, "its KV was evicted from the store before decode fetched it")
+                continue
             self._reserve(req, d, need)
+            self.evictable.pop(req.id, None)  # leased while it is read
             self.sim.mark(req, "S", "fetching")
             self._receiving(req)
             plan = self._plan(req.prefill, d)
@@ -353,6 +377,8 @@ class Store(_Handoff):
 
     def drop(self, req: Req) -> None:
         """Release the request's copy in the store (fetched, or the request gave up)."""
+        self.evictable.pop(req.id, None)
+        self.evicted.discard(req.id)
         blocks = self.stored.pop(req.id, 0)
         if blocks:
             self.store.release(self.env.now, blocks)

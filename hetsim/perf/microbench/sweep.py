@@ -222,13 +222,23 @@ PROBES = {
 }
 
 #: held-out shapes per (op, dtype)
-HOLDOUTS = {"gemm": 12, "attention_prefill": 8, "attention_decode": 8, "memcpy": 3,
-            "elementwise": 3}
-QUICK_HOLDOUTS = {"gemm": 4, "attention_prefill": 2, "attention_decode": 2, "memcpy": 1,
-                  "elementwise": 1}
+HOLDOUTS = {
+    "gemm": 12,
+    "attention_prefill": 8,
+    "attention_decode": 8,
+    "memcpy": 3,
+    "elementwise": 3,
+}
+QUICK_HOLDOUTS = {
+    "gemm": 4,
+    "attention_prefill": 2,
+    "attention_decode": 2,
+    "memcpy": 1,
+    "elementwise": 1,
+}
 
 #: elementwise ops (norms, activations, residual adds) from decode-sized to prefill-sized
-ELEMENTWISE_GRID: Grid = {"m": (1024, 16384, 262144, 4194304, 16777216)}
+ELEMENTWISE_GRID: Grid = {"m": (1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216)}
 QUICK_ELEMENTWISE_GRID: Grid = {"m": (4096, 1048576)}
 
 #: held-out values are rounded to multiples of this, per axis
