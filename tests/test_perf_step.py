@@ -171,3 +171,19 @@ def test_fast_path_equals_explanation():
     assert sm.step_time(new, cached) == pytest.approx(sm.explain_step(new, cached).time)
     assert sm.explain_step(new, cached).phase == "mixed"
     assert sm.provenance == "roofline-default"
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    name=st.sampled_from(["Qwen3-32B", "Llama-3.1-70B", "DeepSeek-V3", "Qwen3-30B-A3B"]),
+    contexts=st.lists(st.integers(0, 50_000), min_size=1, max_size=64),
+    tp=st.sampled_from([1, 2, 8]),
+)
+def test_decode_from_sums_equals_the_explained_step(name, contexts, tp):
+    """The simulator's O(1) decode path (batch size and context sum) is the same number."""
+    model = load_model(name)
+    sm = StepModel(model, load_profile("nvidia-h200-sxm"), InstanceConfig(tp=tp))
+    ctx = np.array(contexts)
+    assert sm.decode_time_from_sum(len(ctx), int(ctx.sum())) == pytest.approx(
+        sm.explain_decode(ctx).time, rel=1e-12
+    )

@@ -20,6 +20,8 @@ crashed), and a retried request starts again from ``queued``/``waiting``.
 
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 import pandas as pd
 
@@ -31,6 +33,7 @@ STATES = (
 )  # fmt: skip
 _CODE = {s: i for i, s in enumerate(STATES)}
 _SIDES = ("P", "D", "S")
+_SIDE_CODE = {s: i for i, s in enumerate(_SIDES)}
 _ENDINGS = ("failed", "lost")
 
 _P_PULL = {("none", "queued"), ("queued", "computing"), ("computing", "held"),
@@ -65,13 +68,18 @@ class LifecycleError(RuntimeError):
 class LifecycleLog:
     """Current state per (request, side) for requests in flight, and every transition's time."""
 
-    def __init__(self, protocol: str, record: bool = True) -> None:
+    def __init__(self, protocol: str) -> None:
         self.protocol = protocol
         self.allowed = TRANSITIONS[protocol]
+        # side -> from-state -> states it may go to (a flat lookup on the hot path)
+        self._next: dict[str, dict[str, frozenset[str]]] = {}
+        for side, pairs in self.allowed.items():
+            table: dict[str, set[str]] = {}
+            for a, b in pairs:
+                table.setdefault(a, set()).add(b)
+            self._next[side] = {a: frozenset(b) for a, b in table.items()}
         self.current: dict[tuple[int, str], str] = {}
-        self.record = record
         self._rows: list[tuple[int, float, int, int]] = []
-        self.counts: dict[str, int] = {}
 
     def state(self, rid: int, side: str) -> str:
         return self.current.get((rid, side), "none")
@@ -79,16 +87,20 @@ class LifecycleLog:
     def move(self, rid: int, t: float, side: str, to: str) -> None:
         key = (rid, side)
         now = self.current.get(key, "none")
-        if to in _ENDINGS or (to in ("queued", "waiting") and now in (*_ENDINGS, "freed", to)):
-            pass  # failure from anywhere; a retry starts over; a re-route queues again
-        elif (now, to) not in self.allowed.get(side, ()):
+        if to not in self._next.get(side, {}).get(now, ()) and not (
+            to in _ENDINGS or (to in ("queued", "waiting") and now in (*_ENDINGS, "freed", to))
+        ):  # failure from anywhere; a retry starts over; a re-route queues again
             raise LifecycleError(
                 f"{self.protocol}: request {rid} side {side} cannot go {now} -> {to}"
             )
         self.current[key] = to
-        self.counts[to] = self.counts.get(to, 0) + 1
-        if self.record:
-            self._rows.append((rid, t, _SIDES.index(side), _CODE[to]))
+        self._rows.append((rid, t, _SIDE_CODE[side], _CODE[to]))
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """How many times each state was entered."""
+        tally = Counter(row[3] for row in self._rows)
+        return {STATES[code]: n for code, n in sorted(tally.items())}
 
     def forget(self, rid: int) -> None:
         """The request has ended: drop its current states (the log keeps its history)."""

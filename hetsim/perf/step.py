@@ -172,6 +172,14 @@ class StepModel:
         self.kv_bytes_per_token_layer = kv_bytes_per_token_per_device(m, c.tp, c.kv) / m.num_layers
         self._build_gemms()
         self._attention_coefficients()
+        self._gqa_default = self.calibration is None and not m.is_mla
+        if self._gqa_default:
+            peak = self._default_peak.get(self.attention_key) or self._default_peak["bf16"]
+            self._dec_flops_coef = self.decode_flops_per_attended / peak
+            self._dec_kv_coef = self.kv_bytes_per_token_layer / self._default_bw
+            self._dec_qo_coef = (
+                4.0 * self.heads_per_device * self.decode_head_dim / self._default_bw
+            )
         if self.calibration is not None:
             # ops the model does not cost one by one (views, reshapes...) pay dispatch only
             modeled = len({g.name for g in self.gemms if g.count == m.num_layers}) + 1
@@ -555,6 +563,13 @@ class StepModel:
         if self.model.is_sparse_attention:
             raise ValueError("sparse attention needs each context: use decode_time")
         attended = float(context_sum + batch)
+        if self._gqa_default:
+            # roofline-default GQA: the attention term of _attention_terms in closed form
+            a = attended / self.config.dp
+            compute = self._dec_flops_coef * a
+            memory = self._dec_kv_coef * a + self._dec_qo_coef * batch / self.config.dp
+            attention = (compute if compute >= memory else memory) * self.model.num_layers
+            return self._linear_time(batch, batch) + attention
         return self._linear_time(batch, batch) + self._attention_time(
             batch, attended, attended, 0, 0, 0, 0, 0
         )

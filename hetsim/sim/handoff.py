@@ -47,6 +47,7 @@ class _Handoff:
         self.layerwise = spec.kv.layerwise_transfer
         self.num_layers = model.num_layers
         self._plans: dict[tuple[str, str], HandoffPlan] = {}
+        self._per_token: dict[int, tuple[float, float]] = {}
 
     def arrive(self, req: Req) -> None:
         self.sim.route_prefill(req)
@@ -74,6 +75,15 @@ class _Handoff:
             self._plans[key] = plan
         return plan
 
+    def _conversion_s(self, plan: HandoffPlan, tokens: int) -> tuple[float, float]:
+        """(before, after) the transfer: producer + staging conversions, consumer conversions.
+        They are linear in tokens, so their per-token cost is worked out once per plan."""
+        per_token = self._per_token.get(id(plan))
+        if per_token is None:
+            per_token = (plan.producer_s(1) + plan.staging_s(1), plan.consumer_s(1))
+            self._per_token[id(plan)] = per_token
+        return per_token[0] * tokens, per_token[1] * tokens
+
     def _wire_bytes(self, plan: HandoffPlan, tokens: int) -> float:
         """Bytes crossing the network: every decode rank that needs its own copy gets one
         (an MLA latent is replicated on each TP rank, GQA heads are split among them)."""
@@ -86,8 +96,9 @@ class _Handoff:
         on the consumer, then call ``on_done``. ``d`` None: into a store tier, in the transfer
         format (the consumer's conversion is charged at fetch)."""
         plan = self._plan(p, d)
-        before = plan.producer_s(req.input) + plan.staging_s(req.input)
-        after = plan.consumer_s(req.input) if d is not None else 0.0
+        before, after = self._conversion_s(plan, req.input)
+        if d is None:
+            after = 0.0
         self.sim.transfers += 1
         # into a store: one copy; to a decode instance: one per rank that needs its own
         nbytes = plan.wire_bytes(req.input) if d is None else self._wire_bytes(plan, req.input)
@@ -356,7 +367,7 @@ class Store(_Handoff):
             self.sim.mark(req, "S", "fetching")
             self._receiving(req)
             plan = self._plan(req.prefill, d)
-            after = plan.consumer_s(req.input)
+            after = self._conversion_s(plan, req.input)[1]
             nbytes = self._wire_bytes(plan, req.input)
             self.sim.transfers += 1
             self.env.process(
