@@ -65,10 +65,10 @@ SCENARIO = {
     },
     "workload": {
         "synthetic": {
-            "rate": 240,
+            "rate": 220,
             "requests": 100_000,
-            # Azure LLM inference (conversation) 2023-like lengths; 240 req/s is just below the
-            # knee where this cluster still meets its SLA (at 260 req/s attainment collapses)
+            # Azure LLM inference (conversation) 2023-like lengths; 220 req/s is just below the
+            # knee where this cluster still meets its SLA (at 240 req/s attainment collapses)
             "input_tokens": {"dist": "lognormal", "mean": 1155, "cv": 0.9, "min": 16, "max": 16000},
             "output_tokens": {"dist": "lognormal", "mean": 211, "cv": 0.9, "min": 1, "max": 2000},
         }
