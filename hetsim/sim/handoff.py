@@ -157,6 +157,18 @@ class _Handoff:
         self.sim.mark(req, "D", "committed")
         d.deliver(req)
 
+    @staticmethod
+    def _fifo(d: DecodeInstance, headroom: int = 0):  # noqa: ANN205 - yields (Req, blocks)
+        """Waiting requests in order, each with the blocks it needs, while a slot and those
+        blocks (plus ``headroom``) are free; stops at the first that does not fit, as the
+        engines' FIFO admission does. The caller takes each one off the queue."""
+        while d.waiting and d.slots_taken < d.max_seqs:
+            req = d.waiting[0]
+            need = d.blocks.blocks_for(req.input)
+            if need + headroom > d.blocks.free:
+                return
+            yield req, need
+
     def _reserve(self, req: Req, d: DecodeInstance, need: int) -> None:
         d.dequeue()
         d.blocks.allocate(self.env.now, need, "reserved")
@@ -181,11 +193,7 @@ class Pull(_Handoff):
             d.enqueue(req)
 
     def admit(self, d: DecodeInstance) -> None:
-        while d.waiting and d.slots_taken < d.max_seqs:
-            req = d.waiting[0]
-            need = d.blocks.blocks_for(req.input)
-            if not d.blocks.can_allocate(need):
-                return
+        for req, need in self._fifo(d):
             self._reserve(req, d, need)
             p = req.prefill
             if self.sim.life.state(req.id, "P") == "expired":
@@ -229,11 +237,7 @@ class Push(_Handoff):
         """SGLang's pre-allocation queue: FIFO, stopping at the first request that does not fit
         with ``reserved_decode_tokens`` of headroom left."""
         headroom = d.blocks.blocks_for(self.lifecycle.reserved_decode_tokens)
-        while d.waiting and d.slots_taken < d.max_seqs:
-            req = d.waiting[0]
-            need = d.blocks.blocks_for(req.input)
-            if need + headroom > d.blocks.free:
-                return
+        for req, need in self._fifo(d, headroom):
             self._reserve(req, d, need)
             self.sim.route_prefill(req)
 
@@ -351,11 +355,7 @@ class Store(_Handoff):
         d.enqueue(req)
 
     def admit(self, d: DecodeInstance) -> None:
-        while d.waiting and d.slots_taken < d.max_seqs:
-            req = d.waiting[0]
-            need = d.blocks.blocks_for(req.input)
-            if not d.blocks.can_allocate(need):
-                return
+        for req, need in self._fifo(d):
             if req.id in self.evicted:
                 # evicted before anyone fetched it: the KV must be computed again
                 d.dequeue()
