@@ -10,8 +10,6 @@ checks, so an accounting bug fails loudly instead of skewing results.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 __all__ = ["BlockPool", "KVAccountingError"]
 
 STATES = ("used", "reserved", "held")
@@ -21,33 +19,31 @@ class KVAccountingError(RuntimeError):
     """A block count went negative or past capacity: a simulator bug, never user error."""
 
 
-@dataclass
 class BlockPool:
-    capacity: int
-    page_tokens: int
-    used: int = 0
-    reserved: int = 0
-    held: int = 0
-    peak: int = 0
-    _last_t: float = 0.0
-    used_block_s: float = 0.0
-    reserved_block_s: float = 0.0
-    held_block_s: float = 0.0
+    """Blocks of one instance by state, with block-second integrals and the peak."""
+
+    __slots__ = ("capacity", "page_tokens", "used", "reserved", "held", "allocated", "peak",
+                 "_last_t", "used_block_s", "reserved_block_s", "held_block_s")  # fmt: skip
+
+    def __init__(self, capacity: int, page_tokens: int) -> None:
+        self.capacity = capacity
+        self.page_tokens = page_tokens
+        self.used = self.reserved = self.held = 0
+        self.allocated = 0  # used + reserved + held, kept up to date (the hot path reads it)
+        self.peak = 0
+        self._last_t = 0.0
+        self.used_block_s = self.reserved_block_s = self.held_block_s = 0.0
 
     def blocks_for(self, tokens: int) -> int:
         """Blocks that hold ``tokens`` tokens (the last one partly filled)."""
         return -(-int(tokens) // self.page_tokens)
 
     @property
-    def allocated(self) -> int:
-        return self.used + self.reserved + self.held
-
-    @property
     def free(self) -> int:
         return self.capacity - self.allocated
 
     def can_allocate(self, blocks: int) -> bool:
-        return blocks <= self.free
+        return blocks <= self.capacity - self.allocated
 
     def advance(self, now: float) -> None:
         """Accumulate block-seconds up to ``now`` (call before any change)."""
@@ -58,19 +54,31 @@ class BlockPool:
             self.held_block_s += self.held * dt
             self._last_t = now
 
+    def _add(self, state: str, blocks: int) -> None:
+        if state == "used":
+            self.used += blocks
+        elif state == "reserved":
+            self.reserved += blocks
+        elif state == "held":
+            self.held += blocks
+        else:
+            raise KVAccountingError(f"unknown block state {state!r}")
+        self.allocated += blocks
+
     def allocate(self, now: float, blocks: int, state: str = "used") -> None:
-        if blocks < 0 or blocks > self.free:
+        if blocks < 0 or blocks > self.capacity - self.allocated:
             raise KVAccountingError(f"allocate {blocks} blocks with {self.free} free")
         self.advance(now)
-        setattr(self, state, getattr(self, state) + blocks)
-        self.peak = max(self.peak, self.allocated)
+        self._add(state, blocks)
+        if self.allocated > self.peak:
+            self.peak = self.allocated
 
     def release(self, now: float, blocks: int, state: str = "used") -> None:
         have = getattr(self, state)
         if blocks < 0 or blocks > have:
             raise KVAccountingError(f"release {blocks} {state} blocks with {have} {state}")
         self.advance(now)
-        setattr(self, state, have - blocks)
+        self._add(state, -blocks)
 
     def move(self, now: float, blocks: int, source: str, target: str) -> None:
         """Change the state of blocks a request already has (e.g. used → held at handoff)."""
@@ -78,5 +86,10 @@ class BlockPool:
         if blocks < 0 or blocks > have:
             raise KVAccountingError(f"move {blocks} {source} blocks with {have} {source}")
         self.advance(now)
-        setattr(self, source, have - blocks)
-        setattr(self, target, getattr(self, target) + blocks)
+        self._add(source, -blocks)
+        self._add(target, blocks)
+
+    def clear(self, now: float) -> None:
+        """Everything gone at once (the instance crashed and lost its memory)."""
+        self.advance(now)
+        self.used = self.reserved = self.held = self.allocated = 0

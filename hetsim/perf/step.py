@@ -124,7 +124,8 @@ class StepModel:
     profile: AcceleratorProfile
     config: InstanceConfig
     calibration: CalibrationTable | None = None
-    _linear_cache: dict[tuple[int, int], float] = field(default_factory=dict, repr=False)
+    _linear_cache: dict[int, float] = field(default_factory=dict, repr=False)
+    _head_cache: dict[int, float] = field(default_factory=dict, repr=False)
     _surfaces: dict[tuple[str, str], EfficiencySurface | None] = field(
         default_factory=dict, repr=False
     )
@@ -171,6 +172,7 @@ class StepModel:
             self.link_bw, self.link_latency = float("inf"), 0.0
         self.kv_bytes_per_token_layer = kv_bytes_per_token_per_device(m, c.tp, c.kv) / m.num_layers
         self._build_gemms()
+        self._lm_head = next(g for g in self.gemms if g.name == "lm_head")
         self._attention_coefficients()
         self._gqa_default = self.calibration is None and not m.is_mla
         if self._gqa_default:
@@ -539,12 +541,18 @@ class StepModel:
     # ---- public: fast path --------------------------------------------------------------------
 
     def _linear_time(self, tokens: int, seqs: int) -> float:
-        key = (tokens, seqs)
-        cached = self._linear_cache.get(key)
-        if cached is None:
-            cached = sum(op.time for op in self._linear_ops(tokens, seqs)) + self.overhead
-            self._linear_cache[key] = cached
-        return cached
+        """Token-count-only ops, memoised by tokens (everything but the LM head) and by
+        sequences (the LM head), so prefill steps of any mix hit the cache after warm-up."""
+        body = self._linear_cache.get(tokens)
+        if body is None:
+            body = sum(op.time for op in self._linear_ops(tokens, 0) if op.name != "lm_head")
+            body += self.overhead
+            self._linear_cache[tokens] = body
+        head = self._head_cache.get(seqs)
+        if head is None:
+            head = self._gemm_cost(self._lm_head, seqs / self.config.dp).time
+            self._head_cache[seqs] = head
+        return body + head
 
     def decode_time(self, context: np.ndarray) -> float:
         """Seconds for one decode step of ``len(context)`` sequences with these cached lengths."""

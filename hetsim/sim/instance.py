@@ -170,9 +170,7 @@ class Instance:
         self.epoch += 1
         self._restart = self.env.event()
         affected = self._drop_requests()
-        b = self.blocks
-        b.advance(now)
-        b.used = b.reserved = b.held = 0
+        self.blocks.clear(now)
         self.outstanding_tokens = 0
         if self.process.is_alive and self.env.active_process is not self.process:
             self.process.interrupt("crash")
@@ -422,7 +420,8 @@ class DecodeInstance(Instance):
             else:
                 req.recomputed_tokens += req.context
                 self.recompute.append(req)
-        self.sim.handoff.admit(self)
+        if self.waiting:  # most steps have nobody waiting: skip the protocol's admission
+            self.sim.handoff.admit(self)
 
     def _make_room(self, need: int) -> None:
         now = self.env.now
