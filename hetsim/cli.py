@@ -506,17 +506,13 @@ def _render_summary(s: dict[str, Any]) -> None:
         ("e2e_s", "E2E", None),
     ):
         p = s[key]
-
-        def fmt(v: float | None) -> str:
-            return "—" if v is None else units.format_time(v, 3)
-
         table.add_row(
             label,
-            fmt(p["mean"]),
-            fmt(p["p50"]),
-            fmt(p["p90"]),
-            fmt(p["p99"]),
-            fmt(bound) if bound else "",
+            _time(p["mean"]),
+            _time(p["p50"]),
+            _time(p["p90"]),
+            _time(p["p99"]),
+            _time(bound) if bound else "",
         )
     console.print(table)
     verdict = "[green]met[/]" if s["sla_met"] else "[red]missed[/]"

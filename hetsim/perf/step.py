@@ -334,12 +334,15 @@ class StepModel:
 
     # ---- the ops of a step --------------------------------------------------------------------
 
-    def _linear_ops(self, tokens: int, seqs: int) -> list[OpCost]:
-        """Everything whose cost depends only on the token and sequence counts."""
+    def _linear_ops(self, tokens: int, seqs: int | None) -> list[OpCost]:
+        """Everything whose cost depends only on the token and sequence counts (the LM head
+        runs once per sequence; ``seqs`` None leaves it out)."""
         m, c = self.model, self.config
         per_rank = tokens / c.dp
         ops = [
-            self._gemm_cost(g, seqs / c.dp if g.name == "lm_head" else per_rank) for g in self.gemms
+            self._gemm_cost(g, seqs / c.dp if g.name == "lm_head" else per_rank)
+            for g in self.gemms
+            if seqs is not None or g.name != "lm_head"
         ]
         if m.is_moe:
             ops.append(self._routed_experts(tokens, per_rank))
@@ -545,7 +548,7 @@ class StepModel:
         sequences (the LM head), so prefill steps of any mix hit the cache after warm-up."""
         body = self._linear_cache.get(tokens)
         if body is None:
-            body = sum(op.time for op in self._linear_ops(tokens, 0) if op.name != "lm_head")
+            body = sum(op.time for op in self._linear_ops(tokens, None))
             body += self.overhead
             self._linear_cache[tokens] = body
         head = self._head_cache.get(seqs)

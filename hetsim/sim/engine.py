@@ -222,14 +222,14 @@ class Simulation:
                 )
                 self._arrive(req)
 
-    def _count(self, delta: int) -> None:
-        """Integrate the number of requests in the system (before it changes by ``delta``)."""
+    def _integrate_occupancy(self) -> None:
+        """Add requests-in-system × elapsed time; call before the count changes."""
         now = self.env.now
         self._occupancy_area += len(self.in_flight) * (now - self._occupancy_t)
         self._occupancy_t = now
 
     def _arrive(self, req: Req) -> None:
-        self._count(+1)
+        self._integrate_occupancy()
         if self.arrivals == 0:
             self.first_arrival = req.arrival
         self.arrivals += 1
@@ -508,7 +508,7 @@ class Simulation:
     def _end(self, req: Req, reason: str | None) -> None:
         if req.id not in self.in_flight:
             return
-        self._count(-1)
+        self._integrate_occupancy()
         del self.in_flight[req.id]
         self.life.forget(req.id)
         now = self.env.now
@@ -572,7 +572,6 @@ class Simulation:
 
     def run(self) -> SimOutput:
         start = time.perf_counter()
-        self._arrivals_done = False
 
         def arrivals():
             yield from self._arrivals()
@@ -584,7 +583,7 @@ class Simulation:
         end_time = self.env.now
         for req in list(self.in_flight.values()):
             self.fail(req, "unfinished when the simulation ended (stuck: no capacity)")
-        self._count(0)
+        self._integrate_occupancy()
         if self.progress is not None:
             self.progress(self.log.n)
         wall = time.perf_counter() - start
