@@ -7,6 +7,8 @@ The public Python API (the CLI and the notebooks use only this):
 - :func:`load_profile` — an accelerator profile by name.
 - :func:`simulate` — replay a scenario's workload; returns a result with ``.requests``,
   ``.summary`` and ``.to_frame()``.
+- :func:`goodput` — the highest request rate a deployment serves within its SLA.
+- :func:`plan` — search the scenario's ``search:`` space for the best deployment.
 """
 
 from hetsim.errors import InputError
@@ -21,6 +23,14 @@ def __getattr__(name: str):  # noqa: ANN202 - lazy: simpy and pandas load only w
         from hetsim import simulation
 
         return getattr(simulation, name)
+    if name in ("goodput", "GoodputResult", "with_rate"):
+        from hetsim.planner import goodput as _goodput
+
+        return getattr(_goodput, name)
+    if name in ("plan", "PlanResult"):
+        from hetsim.planner import search
+
+        return getattr(search, name)
     raise AttributeError(f"module 'hetsim' has no attribute {name!r}")
 
 
@@ -40,4 +50,9 @@ __all__ = [
     "scenario_from_dict",
     "simulate",
     "SimulationResult",
+    "goodput",
+    "GoodputResult",
+    "with_rate",
+    "plan",
+    "PlanResult",
 ]

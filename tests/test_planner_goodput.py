@@ -3,7 +3,7 @@
 import pytest
 
 import hetsim
-from hetsim.plan import goodput, with_rate
+from hetsim.planner import goodput, with_rate
 from hetsim.simulation import simulate
 
 

@@ -1,0 +1,227 @@
+"""Goodput: the highest request rate at which SLA attainment stays at or above its target.
+
+DistServe's definition. We search the workload's mean arrival rate (a synthetic workload's
+``rate``, a trace's ``target_rate`` — the trace keeps its burstiness), simulating the same
+requests at each rate: the seed is fixed, so every rate sees the same lengths and the same
+arrival pattern, only compressed or stretched (common random numbers). Attainment is assumed
+to fall as the rate rises, which holds for queueing systems short of pathological routing.
+
+Rates are searched on a fixed geometric grid, ``(1 + rel_tol)^k`` requests/s for integer k, so
+the answer does not depend on where the search starts: the planner may start each candidate
+from its own analytic estimate, or first test only the rate it would need to beat the best so
+far, and still get exactly the goodput a plain search would. The reported goodput meets the
+SLA; one grid step above it (``rate·(1 + rel_tol)``) does not.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from hetsim.errors import InputError
+from hetsim.simulation import simulate
+from hetsim.spec.resolve import Scenario, scenario_from_dict
+
+__all__ = ["GoodputResult", "RateGrid", "goodput", "with_rate", "workload_rate"]
+
+
+def workload_rate(scenario: Scenario) -> float | None:
+    """The scenario's own mean arrival rate (requests/s), if it states one."""
+    wl = scenario.spec.workload
+    if wl.synthetic is not None:
+        return wl.synthetic.rate
+    assert wl.trace is not None
+    return wl.trace.target_rate
+
+
+def with_rate(scenario: Scenario, rate: float) -> Scenario:
+    """The same scenario at another mean arrival rate."""
+    data = scenario.spec.model_dump(by_alias=True, exclude_none=True)
+    workload = data["workload"]
+    if "synthetic" in workload:
+        workload["synthetic"]["rate"] = rate
+    else:
+        workload["trace"]["target_rate"] = rate
+    return scenario_from_dict(data, path=scenario.path)
+
+
+@dataclass(frozen=True)
+class RateGrid:
+    """Rates ``(1 + rel_tol)^k`` requests/s; k is an integer index."""
+
+    rel_tol: float = 0.1
+
+    def rate(self, k: int) -> float:
+        return (1.0 + self.rel_tol) ** k
+
+    def floor(self, rate: float) -> int:
+        """The index of the highest grid rate at or below ``rate``."""
+        k = math.floor(math.log(rate) / math.log1p(self.rel_tol))
+        # guard the float edge: rate exactly on the grid must map to itself
+        while self.rate(k + 1) <= rate * (1 + 1e-12):
+            k += 1
+        while self.rate(k) > rate * (1 + 1e-12):
+            k -= 1
+        return k
+
+    def ceil(self, rate: float) -> int:
+        """The index of the lowest grid rate at or above ``rate``."""
+        k = self.floor(rate)
+        return k if self.rate(k) >= rate * (1 - 1e-12) else k + 1
+
+
+@dataclass
+class GoodputResult:
+    """The goodput and the evidence for it: every rate tried, its attainment and latencies."""
+
+    rate: float  # requests/s; 0 when even the lowest rate tried misses the SLA
+    attainment: float  # at ``rate``
+    target: float
+    evaluations: list[tuple[float, float]] = field(default_factory=list)  # (rate, attainment)
+    summary: dict[str, Any] = field(default_factory=dict)  # of the run at ``rate``
+    points: list[dict[str, Any]] = field(default_factory=list)  # one row per rate tried
+    # set when the search stopped early: the rate it had to reach and did not
+    beaten_at: float | None = None
+
+    @property
+    def per_dollar(self) -> float:
+        """Requests/s per $/h of the deployment (its cost is in the summary)."""
+        cost = self.summary.get("cost_per_hour") or 0.0
+        return self.rate / cost if cost else 0.0
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per rate simulated: rate, attainment, meets, TTFT/TPOT percentiles."""
+        return pd.DataFrame(self.points).sort_values("rate", ignore_index=True)
+
+
+def _point(rate: float, s: dict[str, Any], target: float) -> dict[str, Any]:
+    return {
+        "rate": rate,
+        "attainment": s["attainment"],
+        "meets": s["attainment"] >= target,
+        "ttft_p50_s": s["ttft_s"]["p50"],
+        "ttft_p90_s": s["ttft_s"]["p90"],
+        "ttft_p99_s": s["ttft_s"]["p99"],
+        "ttft_at_sla_percentile_s": s["ttft_at_sla_percentile_s"],
+        "tpot_p50_s": s["tpot_s"]["p50"],
+        "tpot_p90_s": s["tpot_s"]["p90"],
+        "tpot_p99_s": s["tpot_s"]["p99"],
+        "tpot_at_sla_percentile_s": s["tpot_at_sla_percentile_s"],
+        "completed": s["completed"],
+        "failed": s["failed"],
+    }
+
+
+def goodput(
+    scenario: Scenario,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    rel_tol: float = 0.1,
+    max_requests: int | None = None,
+    max_evaluations: int = 24,
+    start: float | None = None,
+    must_reach: float | None = None,
+    run: Callable[[Scenario], dict[str, Any]] | None = None,
+) -> GoodputResult:
+    """Search the arrival rate for the highest one meeting ``sla.attainment``.
+
+    The answer lies on the grid ``(1 + rel_tol)^k``: attainment is at or above target at
+    ``rate`` and below it at ``rate·(1 + rel_tol)``. ``start`` is where the search begins (an
+    estimate; default the scenario's own rate); ``low``/``high`` optionally bound it.
+    ``must_reach``: test that rate (rounded up to the grid) first and stop if it misses — the
+    result then carries ``beaten_at`` and no goodput, which is how the planner drops a
+    candidate that cannot beat the best so far with one simulation instead of a search.
+    ``run`` simulates a scenario and returns its summary (default: :func:`hetsim.simulate`).
+    """
+    target = scenario.spec.sla.attainment
+    grid = RateGrid(rel_tol)
+    guess = start if start is not None else workload_rate(scenario)
+    if guess is None:
+        if low is None or high is None:
+            raise InputError(
+                "goodput needs a rate to start from: the trace has no target_rate",
+                field="workload.trace.target_rate",
+                allowed="set target_rate, or pass start=, or low= and high=",
+            )
+        guess = (low * high) ** 0.5
+    if run is None:
+
+        def run(sc: Scenario) -> dict[str, Any]:
+            return simulate(sc, max_requests=max_requests).summary
+
+    k_low = grid.ceil(low) if low is not None else None
+    k_high = grid.floor(high) if high is not None else None
+    summaries: dict[int, dict[str, Any]] = {}
+    order: list[int] = []
+
+    def meets(k: int) -> bool:
+        if k not in summaries:
+            summaries[k] = run(with_rate(scenario, grid.rate(k)))
+            order.append(k)
+        return summaries[k]["attainment"] >= target
+
+    def result(k: int | None, beaten_at: float | None = None) -> GoodputResult:
+        points = [_point(grid.rate(j), summaries[j], target) for j in order]
+        evaluations = [(p["rate"], p["attainment"]) for p in points]
+        if k is None:
+            last = summaries[order[-1]]
+            return GoodputResult(
+                0.0, last["attainment"], target, evaluations, last, points, beaten_at
+            )
+        s = summaries[k]
+        return GoodputResult(grid.rate(k), s["attainment"], target, evaluations, s, points)
+
+    if must_reach is not None:
+        k_need = grid.ceil(must_reach)
+        if not meets(k_need):
+            return result(None, beaten_at=grid.rate(k_need))
+        ok, bad = k_need, None
+    else:
+        k0 = grid.floor(guess)
+        if k_low is not None:
+            k0 = max(k0, k_low)
+        if k_high is not None:
+            k0 = min(k0, k_high)
+        ok, bad = (k0, None) if meets(k0) else (None, k0)
+
+    # widen: find a failing index above a passing one, doubling the step each time
+    step = 1
+    while bad is None:
+        k = ok + step  # type: ignore[operator]
+        if k_high is not None and k > k_high:
+            k = k_high
+            if k == ok:
+                return result(ok)
+        if len(order) >= max_evaluations:
+            return result(ok)
+        if meets(k):
+            ok = k
+        else:
+            bad = k
+        step *= 2
+    step = 1
+    while ok is None:
+        k = bad - step
+        if k_low is not None and k < k_low:
+            k = k_low
+            if k == bad:
+                return result(None)
+        if len(order) >= max_evaluations or grid.rate(k) < 1e-6:
+            return result(None)
+        if meets(k):
+            ok = k
+        else:
+            bad = k
+        step *= 2
+    while bad - ok > 1 and len(order) < max_evaluations:
+        mid = (ok + bad) // 2
+        if meets(mid):
+            ok = mid
+        else:
+            bad = mid
+    return result(ok)
