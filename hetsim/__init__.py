@@ -8,6 +8,8 @@ The public Python API (the CLI and the notebooks use only this):
 - :func:`simulate` — replay a scenario's workload; returns a result with ``.requests``,
   ``.summary`` and ``.to_frame()``.
 - :func:`goodput` — the highest request rate a deployment serves within its SLA.
+- :func:`calibrate` / :func:`validate` — time microkernels on this machine; check the
+  step-time model against held-out kernels and a real transformer.
 - :func:`plan` — search the scenario's ``search:`` space for the best deployment.
 """
 
@@ -24,13 +26,21 @@ def __getattr__(name: str):  # noqa: ANN202 - lazy: simpy and pandas load only w
 
         return getattr(simulation, name)
     if name in ("goodput", "GoodputResult", "with_rate"):
-        from hetsim.planner import goodput as _goodput
+        import hetsim.planner.goodput as _goodput
 
         return getattr(_goodput, name)
-    if name in ("plan", "PlanResult"):
-        from hetsim.planner import search
+    if name == "calibrate":
+        from hetsim.perf.microbench import run_calibration
 
-        return getattr(search, name)
+        return run_calibration
+    if name in ("validate", "ValidationResult"):
+        from hetsim.perf import validate as _validate
+
+        return getattr(_validate, name)
+    if name in ("plan", "PlanResult"):
+        import hetsim.planner.search as _search
+
+        return getattr(_search, name)
     raise AttributeError(f"module 'hetsim' has no attribute {name!r}")
 
 
@@ -55,4 +65,7 @@ __all__ = [
     "with_rate",
     "plan",
     "PlanResult",
+    "calibrate",
+    "validate",
+    "ValidationResult",
 ]

@@ -660,11 +660,8 @@ def validate(
         chosen = backend or ("torch" if "torch" in available_backends() else "numpy")
         with err_console.status(f"calibrating this device with {chosen}..."):
             table = run_calibration(backend=chosen, quick=quick)
-    kernels = v.holdout_errors(table)
-    model = kernels.iloc[0:0]
-    if model_check:
-        model = _model_level(table, quick)
-    result = v.ValidationResult(kernels, model)
+    with err_console.status("validating against held-out kernels and a real transformer..."):
+        result = v.validate(table, model_check=model_check, quick=quick)
     frame = result.to_frame()
     summary = result.summary()
     rich_table = Table(title="Absolute prediction error", title_justify="left")
@@ -681,28 +678,6 @@ def validate(
         if not frame.empty:
             v.plot_predicted_vs_measured(frame, out / "predicted_vs_measured.png")
         console.print(f"wrote {out / 'validation.csv'} and {out / 'predicted_vs_measured.png'}")
-
-
-def _model_level(table: Any, quick: bool) -> Any:
-    from hetsim.perf import validate as v
-    from hetsim.spec.model import ModelConfig
-
-    try:
-        from hetsim.perf.microbench import reference_model as ref
-    except ImportError as exc:  # torch missing
-        raise InputError(
-            f"the model-level check needs PyTorch ({exc})",
-            field="--model",
-            allowed="pip install -e '.[torch]', or pass --no-model",
-        ) from None
-    config = ref.reference_config()
-    model = ModelConfig.from_hf_config(config, "reference-llama")
-    # per-op dispatch cost is charged per op the reference model runs per layer
-    table.meta.setdefault("ops_per_layer", ref.ops_per_layer("decode")["total"])
-    with err_console.status("timing the reference transformer..."):
-        measured = ref.time_reference_model(quick=quick)
-    dtype = str(measured["dtype"].iloc[0]) if "dtype" in measured else "fp32"
-    return v.model_level_errors(table, model, measured, dtype=dtype)
 
 
 def main() -> None:

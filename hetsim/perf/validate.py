@@ -32,6 +32,7 @@ __all__ = [
     "ValidationResult",
     "summarise_errors",
     "plot_predicted_vs_measured",
+    "validate",
 ]
 
 
@@ -234,3 +235,30 @@ def plot_predicted_vs_measured(frame: pd.DataFrame, path: str | Path) -> Path:
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def validate(
+    table: CalibrationTable, *, model_check: bool = True, quick: bool = False
+) -> ValidationResult:
+    """Held-out kernel errors of ``table`` and, with ``model_check`` (needs PyTorch), the
+    model-level errors of a small Llama-like transformer timed on this machine."""
+    kernels = holdout_errors(table)
+    model = kernels.iloc[0:0]
+    if model_check:
+        try:
+            from hetsim.perf.microbench import reference_model as ref
+        except ImportError as exc:  # torch missing
+            from hetsim.errors import InputError
+
+            raise InputError(
+                f"the model-level check needs PyTorch ({exc})",
+                field="--model",
+                allowed="pip install -e '.[torch]', or pass --no-model",
+            ) from None
+        config = ModelConfig.from_hf_config(ref.reference_config(), "reference-llama")
+        # per-op dispatch cost is charged per op the reference model runs per layer
+        table.meta.setdefault("ops_per_layer", ref.ops_per_layer("decode")["total"])
+        measured = ref.time_reference_model(quick=quick)
+        dtype = str(measured["dtype"].iloc[0]) if "dtype" in measured else "fp32"
+        model = model_level_errors(table, config, measured, dtype=dtype)
+    return ValidationResult(kernels, model)
