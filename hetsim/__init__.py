@@ -26,9 +26,10 @@ def __getattr__(name: str):  # noqa: ANN202 - lazy: simpy and pandas load only w
 
         return getattr(simulation, name)
     if name in ("goodput", "GoodputResult", "with_rate"):
-        import hetsim.planner.goodput as _goodput
+        from importlib import import_module
 
-        return getattr(_goodput, name)
+        # the module, not the function hetsim.planner re-exports under the same name
+        return getattr(import_module("hetsim.planner.goodput"), name)
     if name == "calibrate":
         from hetsim.perf.microbench import run_calibration
 
@@ -38,9 +39,9 @@ def __getattr__(name: str):  # noqa: ANN202 - lazy: simpy and pandas load only w
 
         return getattr(_validate, name)
     if name in ("plan", "PlanResult"):
-        import hetsim.planner.search as _search
+        from importlib import import_module
 
-        return getattr(_search, name)
+        return getattr(import_module("hetsim.planner.search"), name)
     raise AttributeError(f"module 'hetsim' has no attribute {name!r}")
 
 
