@@ -84,7 +84,7 @@ def simulate(
     requests: list[RequestChunk] | None = None,
     max_requests: int | None = None,
     seed: int | None = None,
-    sample_interval: float = 1.0,
+    sample_interval: float | None = 1.0,
     progress: Callable[[int, int], None] | None = None,
 ) -> SimulationResult:
     """Simulate a scenario (an object or a file, with ``--set``-style overrides).
@@ -92,6 +92,7 @@ def simulate(
     ``requests`` replaces the scenario's workload; ``max_requests`` stops arrivals after that
     many; ``seed`` overrides the scenario's seed. Same scenario and seed: identical results.
     ``progress(done, total)`` is called as requests end (``total`` counts the workload).
+    ``sample_interval``: seconds between time-series samples; None records none.
     """
     if not isinstance(scenario, Scenario):
         scenario = load_scenario(scenario, overrides or [])

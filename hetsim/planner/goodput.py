@@ -152,7 +152,8 @@ def goodput(
     if run is None:
 
         def run(sc: Scenario) -> dict[str, Any]:
-            return simulate(sc, max_requests=max_requests).summary
+            # no time series: a run at a low rate spans days of simulated time
+            return simulate(sc, max_requests=max_requests, sample_interval=None).summary
 
     k_low = grid.ceil(low) if low is not None else None
     k_high = grid.floor(high) if high is not None else None
@@ -211,7 +212,8 @@ def goodput(
             k = k_low
             if k == bad:
                 return result(None)
-        if len(order) >= max_evaluations or grid.rate(k) < 1e-6:
+        # a thousandth of the estimate: below that the deployment is hopeless, not slow
+        if len(order) >= max_evaluations or grid.rate(k) < guess * 1e-3:
             return result(None)
         if meets(k):
             ok = k

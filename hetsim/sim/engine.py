@@ -55,7 +55,7 @@ class Simulation:
         *,
         seed: int | None = None,
         max_requests: int | None = None,
-        sample_interval: float = 1.0,
+        sample_interval: float | None = 1.0,
         progress: Callable[[int], None] | None = None,
     ) -> None:
         self.scenario = scenario
@@ -578,7 +578,8 @@ class Simulation:
             self._arrivals_done = True
 
         self.env.process(arrivals())
-        self.env.process(self._sampler())
+        if self.sample_interval:  # None: no time series (the planner's many runs skip them)
+            self.env.process(self._sampler())
         self.env.run()
         end_time = self.env.now
         for req in list(self.in_flight.values()):

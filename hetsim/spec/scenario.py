@@ -7,7 +7,7 @@ and then runs the cross-field checks in :mod:`hetsim.spec.resolve`.
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -396,11 +396,33 @@ class CostsSpec(StrictModel):
 
 
 class RoleSearch(StrictModel):
-    accelerators: list[str] = Field(default_factory=list)
-    instances: list[int] = Field(default_factory=list)
-    tp: list[int] = Field(default_factory=list)
-    precision: list[PrecisionPolicy] = Field(default_factory=list)
-    kv: list[str] = Field(default_factory=list)
+    """Values to try for one role; an empty list keeps the scenario's pool value. For MoE
+    models whose pool sets ep > 1, ep follows tp (experts spread over the instance's devices)."""
+
+    accelerators: list[str] = Field(default_factory=list, description="hardware profile names")
+    instances: list[Annotated[int, Field(ge=1)]] = Field(
+        default_factory=list, description="instance counts (the P:D ratio)"
+    )
+    tp: list[Annotated[int, Field(ge=1)]] = Field(
+        default_factory=list, description="tensor-parallel degrees"
+    )
+    precision: list[PrecisionPolicy] = Field(
+        default_factory=list,
+        description="precision policies (shorthands such as w8a8, fp8, bf16, awq); a shorthand "
+        "keeps the pool's KV format",
+    )
+    kv: list[str] = Field(default_factory=list, description="KV cache storage formats")
+    chunk_size: list[Annotated[int, Field(gt=0)]] = Field(
+        default_factory=list, description="prefill chunk sizes (tokens)"
+    )
+    max_num_seqs: list[Annotated[int, Field(gt=0)]] = Field(
+        default_factory=list, description="batch limits (requests per step)"
+    )
+
+    @field_validator("kv")
+    @classmethod
+    def _kv(cls, v: list[str]) -> list[str]:
+        return [_one_of(x, KV_FORMATS, "KV format") for x in v]
 
 
 class SearchSpec(StrictModel):
@@ -408,11 +430,20 @@ class SearchSpec(StrictModel):
 
     prefill: RoleSearch = Field(default_factory=RoleSearch)
     decode: RoleSearch = Field(default_factory=RoleSearch)
-    transfer_format: list[str] = Field(default_factory=list)
+    transfer_format: list[str] = Field(default_factory=list, description="KV wire formats")
+    rel_tol: float = Field(
+        default=0.1,
+        gt=0,
+        le=1,
+        description="goodput resolution: the reported rate meets the SLA, rate·(1 + rel_tol) "
+        "does not",
+    )
     lifecycle: list[Literal["pull", "push", "store"]] = Field(default_factory=list)
     colocated: bool = Field(default=True, description="also evaluate a colocated baseline")
-    inventory: dict[str, int] = Field(
-        default_factory=dict, description="devices available per accelerator name"
+    inventory: dict[str, Annotated[int, Field(ge=0)]] = Field(
+        default_factory=dict,
+        description="devices available per accelerator name (an accelerator not listed is not "
+        "limited)",
     )
     budget_per_hour: PricePerHour | None = None
     min_rate: float | None = Field(default=None, gt=0, description="requests/s to serve at least")

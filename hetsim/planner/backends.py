@@ -1,0 +1,146 @@
+"""Where the planner's simulations run: this process, a local process pool, or a Ray cluster.
+
+A task is plain data (a scenario as a dict, its file path and the search arguments) and its
+result is plain data, so every backend computes exactly the same thing: the simulator is
+deterministic by seed, and the planner decides which tasks to run from whole rounds of
+results in candidate order, never from the order in which results arrive.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+from typing import Any
+
+from hetsim.errors import InputError
+
+__all__ = ["Backend", "make_backend", "run_task"]
+
+Task = dict[str, Any]
+
+
+def run_task(task: Task) -> dict[str, Any]:
+    """Search one candidate's goodput (runs in a worker: everything in and out is plain data)."""
+    from hetsim.planner.goodput import goodput
+    from hetsim.spec.resolve import scenario_from_dict
+
+    path = Path(task["path"]) if task.get("path") else None
+    scenario = scenario_from_dict(task["scenario"], path=path)
+    result = goodput(
+        scenario,
+        start=task.get("start"),
+        must_reach=task.get("must_reach"),
+        rel_tol=task["rel_tol"],
+        max_requests=task.get("max_requests"),
+        max_evaluations=task.get("max_evaluations", 24),
+    )
+    return {
+        "id": task["id"],
+        "rate": result.rate,
+        "attainment": result.attainment,
+        "target": result.target,
+        "points": result.points,
+        "summary": result.summary,
+        "beaten_at": result.beaten_at,
+    }
+
+
+class Backend:
+    """Runs tasks and yields (index, result) as each finishes."""
+
+    name = "inline"
+    workers = 1
+
+    def map(self, tasks: list[Task]) -> Iterator[tuple[int, dict[str, Any]]]:
+        for i, task in enumerate(tasks):
+            yield i, run_task(task)
+
+    def close(self) -> None:
+        pass
+
+
+class LocalBackend(Backend):
+    """A pool of worker processes on this machine. Forked where the platform can fork: a
+    forked worker starts at once with hetsim imported, and a script or notebook that calls
+    :func:`hetsim.plan` needs no ``if __name__ == "__main__"`` guard (spawn would re-run it)."""
+
+    name = "local"
+
+    def __init__(self, workers: int) -> None:
+        import multiprocessing
+
+        self.workers = workers
+        methods = multiprocessing.get_all_start_methods()
+        context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+        self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+
+    def map(self, tasks: list[Task]) -> Iterator[tuple[int, dict[str, Any]]]:
+        futures = {self._pool.submit(run_task, t): i for i, t in enumerate(tasks)}
+        for future in as_completed(futures):
+            yield futures[future], future.result()
+
+    def close(self) -> None:
+        self._pool.shutdown(cancel_futures=True)
+
+
+class RayBackend(Backend):
+    """The same tasks as Ray remote functions, on the cluster at ``address`` (None: start or
+    join a local one)."""
+
+    name = "ray"
+
+    def __init__(self, address: str | None) -> None:
+        try:
+            import ray
+        except ImportError:
+            raise InputError(
+                "the Ray backend needs Ray installed",
+                field="--backend",
+                value="ray",
+                allowed="pip install -e '.[ray]', or use --backend local",
+            ) from None
+        self._ray = ray
+        self._owned = not ray.is_initialized()
+        if self._owned:
+            try:
+                ray.init(address=address, ignore_reinit_error=True, log_to_driver=False)
+            except (ConnectionError, RuntimeError, ValueError) as exc:
+                raise InputError(
+                    f"cannot reach a Ray cluster at {address}: {exc}",
+                    field="--address",
+                    value=address,
+                    allowed="'auto', a head node's host:port, or leave out for a local Ray",
+                ) from None
+        self.workers = int(ray.cluster_resources().get("CPU", 1))
+        self._remote = ray.remote(run_task)
+
+    def map(self, tasks: list[Task]) -> Iterator[tuple[int, dict[str, Any]]]:
+        ray = self._ray
+        pending = {self._remote.remote(t): i for i, t in enumerate(tasks)}
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1)
+            for ref in done:
+                yield pending.pop(ref), ray.get(ref)
+
+    def close(self) -> None:
+        if self._owned:
+            self._ray.shutdown()
+
+
+def make_backend(name: str, workers: int | None = None, address: str | None = None) -> Backend:
+    """``local`` (default: all cores; one worker runs in this process), ``ray``, or ``inline``."""
+    if name == "ray":
+        return RayBackend(address)
+    if name == "inline":
+        return Backend()
+    if name != "local":
+        raise InputError("unknown backend", field="--backend", value=name, allowed="local, ray")
+    workers = workers or os.cpu_count() or 1
+    if workers <= 1:
+        return Backend()
+    return LocalBackend(workers)
+
+
+ProgressFn = Callable[[dict[str, int]], None]

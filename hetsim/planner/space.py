@@ -1,0 +1,305 @@
+"""The planner's candidates: every deployment the scenario's ``search:`` section allows.
+
+A candidate is the base scenario with its pools, KV formats and lifecycle replaced. KV format
+changes bring their conversions with them: a conversion the base scenario declares is kept
+where it put it, one that a new format pairing needs is declared where the portability check
+would place it by default (a cast before the wire on the producer, after it on the consumer),
+so every candidate is a scenario ``hetsim check`` accepts — or is reported invalid with the
+check's own message.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from hetsim.errors import InputError
+from hetsim.spec.precision import PRECISION_SHORTHANDS
+from hetsim.spec.resolve import Scenario, scenario_from_dict
+from hetsim.spec.scenario import PoolSpec, PrecisionPolicy, RoleSearch, SearchSpec
+
+__all__ = ["Candidate", "RoleChoice", "enumerate_candidates"]
+
+Kind = Literal["disaggregated", "colocated"]
+
+
+@dataclass(frozen=True)
+class RoleChoice:
+    """One role's deployment: accelerator, instance count, parallelism, formats, batching."""
+
+    accelerator: str
+    instances: int
+    tp: int
+    ep: int
+    weights: str
+    activations: str
+    kv: str
+    chunk_size: int | None
+    max_num_seqs: int
+
+    @property
+    def devices(self) -> int:
+        return self.instances * self.tp
+
+    @property
+    def precision(self) -> str:
+        """The shorthand of the weights/activations pair where there is one (w8a8, fp8...)."""
+        for name, formats in PRECISION_SHORTHANDS.items():
+            if formats == {"weights": self.weights, "activations": self.activations}:
+                return name
+        return f"w:{self.weights}/a:{self.activations}"
+
+    def label(self) -> str:
+        ep = f" ep{self.ep}" if self.ep > 1 else ""
+        return f"{self.instances}x {self.accelerator} tp{self.tp}{ep} {self.precision} kv {self.kv}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "accelerator": self.accelerator,
+            "instances": self.instances,
+            "tp": self.tp,
+            "ep": self.ep,
+            "precision": self.precision,
+            "weights": self.weights,
+            "activations": self.activations,
+            "kv": self.kv,
+            "chunk_size": self.chunk_size,
+            "max_num_seqs": self.max_num_seqs,
+            "devices": self.devices,
+        }
+
+
+@dataclass
+class Candidate:
+    """One deployment to judge; ``scenario`` is None when it does not validate (see ``error``)."""
+
+    id: int
+    kind: Kind
+    roles: dict[str, RoleChoice]  # prefill/decode, or serve for a colocated one
+    transfer_format: str | None
+    protocol: str | None
+    data: dict[str, Any] = field(repr=False)
+    scenario: Scenario | None = field(default=None, repr=False)
+    error: str | None = None
+
+    @property
+    def devices(self) -> int:
+        return sum(r.devices for r in self.roles.values())
+
+    @property
+    def devices_by_accelerator(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for r in self.roles.values():
+            out[r.accelerator] = out.get(r.accelerator, 0) + r.devices
+        return out
+
+    @property
+    def pd_ratio(self) -> str | None:
+        if self.kind != "disaggregated":
+            return None
+        return f"{self.roles['prefill'].instances}:{self.roles['decode'].instances}"
+
+    @property
+    def label(self) -> str:
+        if self.kind == "colocated":
+            return f"colocated {self.roles['serve'].label()}"
+        p, d = self.roles["prefill"], self.roles["decode"]
+        wire = f" wire {self.transfer_format}" if self.transfer_format else ""
+        return f"P {p.label()} | D {d.label()} |{wire} {self.protocol}"
+
+
+def _policies(search: RoleSearch, pool: PoolSpec) -> list[tuple[str, str, str]]:
+    """(weights, activations, kv) triples: precision policies crossed with KV formats."""
+    policies = search.precision or [pool.precision]
+    out: list[tuple[str, str, str]] = []
+    for policy in policies:
+        kv_set = "kv" in policy.model_fields_set and policy is not pool.precision
+        kvs = search.kv or [policy.kv if kv_set else pool.precision.kv]
+        for kv in kvs:
+            triple = (policy.weights, policy.activations, kv)
+            if triple not in out:
+                out.append(triple)
+    return out
+
+
+def _role_choices(
+    search: RoleSearch, pool: PoolSpec, accelerators: list[str] | None = None
+) -> list[RoleChoice]:
+    moe_ep = pool.ep > 1
+    out = []
+    for acc, n, tp, (w, a, kv), chunk, seqs in itertools.product(
+        accelerators or search.accelerators or [pool.accelerator],
+        search.instances or [pool.instances],
+        search.tp or [pool.tp],
+        _policies(search, pool),
+        search.chunk_size or [pool.batching.chunk_size],
+        search.max_num_seqs or [pool.batching.max_num_seqs],
+    ):
+        out.append(RoleChoice(acc, n, tp, tp if moe_ep else 1, w, a, kv, chunk, seqs))
+    return out
+
+
+def _pool_dict(base: dict[str, Any], choice: RoleChoice, **extra: Any) -> dict[str, Any]:
+    pool = copy.deepcopy(base)
+    pool.update(
+        accelerator=choice.accelerator,
+        instances=choice.instances,
+        tp=choice.tp,
+        ep=choice.ep,
+        precision={"weights": choice.weights, "activations": choice.activations, "kv": choice.kv},
+        **extra,
+    )
+    batching = pool.setdefault("batching", {})
+    batching["max_num_seqs"] = choice.max_num_seqs
+    if choice.chunk_size is None:
+        batching.pop("chunk_size", None)
+    else:
+        batching["chunk_size"] = choice.chunk_size
+    return pool
+
+
+def _declare_conversions(data: dict[str, Any], base: Scenario) -> None:
+    """Declare the conversions a candidate's format pairing needs (see the module docstring)."""
+    from hetsim.kv.portability import portability
+    from hetsim.kv.state import KVState
+
+    spec = base.spec
+    kept: list[dict[str, Any]] = []
+    pools = {p["name"]: p for p in data["pools"]}
+    for path in data.get("interconnect", {}).get("paths", []):
+        p, d = pools.get(path["from"]), pools.get(path["to"])
+        if p is None or d is None or p["role"] != "prefill" or d["role"] != "decode":
+            continue
+        staging = any(h.get("kind") == "host_staging" for h in path.get("hops", []))
+        p_spec, d_spec = PoolSpec.model_validate(p), PoolSpec.model_validate(d)
+        verdict = portability(
+            KVState.for_pool(base.model, p_spec, 4096),
+            KVState.for_pool(base.model, d_spec, 4096),
+            data["kv"].get("transfer_format"),
+            spec.kv.conversions,
+            staging=staging,
+        )
+        for i in sorted(verdict.used_specs):
+            entry = spec.kv.conversions[i].model_dump(by_alias=True, exclude_none=True)
+            if entry not in kept:
+                kept.append(entry)
+        for c in verdict.undeclared:
+            entry = {"kind": c.kind, "from": c.from_value, "to": c.to_value, "where": c.where}
+            if entry not in kept:
+                kept.append(entry)
+    data["kv"]["conversions"] = kept
+
+
+def _build(candidate: Candidate, base: Scenario) -> Candidate:
+    try:
+        if candidate.kind == "disaggregated":
+            _declare_conversions(candidate.data, base)
+        candidate.scenario = scenario_from_dict(candidate.data, path=base.path)
+    except InputError as exc:
+        candidate.error = exc.render()
+    except (KeyError, ValueError) as exc:  # a pairing the portability check cannot even state
+        candidate.error = str(exc)
+    return candidate
+
+
+def enumerate_candidates(base: Scenario, search: SearchSpec | None = None) -> list[Candidate]:
+    """Every candidate of the search space, in a fixed order (ids are stable for a scenario).
+
+    A disaggregated base yields prefill × decode × transfer format × protocol combinations and,
+    with ``search.colocated``, colocated baselines on every accelerator of either role, sized to
+    the device totals the disaggregated candidates use. A colocated base varies its one pool
+    with the ``decode`` lists.
+    """
+    search = search or base.spec.search or SearchSpec()
+    spec = base.spec
+    data = spec.model_dump(by_alias=True, exclude_none=True)
+    candidates: list[Candidate] = []
+
+    def add(kind: Kind, roles: dict[str, RoleChoice], wire: str | None, proto: str | None,
+            d: dict[str, Any]) -> None:  # fmt: skip
+        candidates.append(_build(Candidate(len(candidates), kind, roles, wire, proto, d), base))
+
+    if spec.disaggregated:
+        p_pool = next(p for p in spec.pools if p.role == "prefill")
+        d_pool = next(p for p in spec.pools if p.role == "decode")
+        if len([p for p in spec.pools if p.role != "colocated"]) > 2:
+            raise InputError(
+                "the planner searches one prefill and one decode pool; this scenario has more",
+                field="pools",
+                allowed="one pool per role when `search:` is given",
+            )
+        p_base = next(p for p in data["pools"] if p["name"] == p_pool.name)
+        d_base = next(p for p in data["pools"] if p["name"] == d_pool.name)
+        prefills = _role_choices(search.prefill, p_pool)
+        decodes = _role_choices(search.decode, d_pool)
+        wires = search.transfer_format or [spec.kv.transfer_format]
+        protocols = search.lifecycle or [spec.lifecycle.protocol]
+        for p, d, wire, proto in itertools.product(prefills, decodes, wires, protocols):
+            cand = copy.deepcopy(data)
+            cand["pools"] = [_pool_dict(p_base, p), _pool_dict(d_base, d)]
+            if wire is None:
+                cand["kv"].pop("transfer_format", None)
+            else:
+                cand["kv"]["transfer_format"] = wire
+            cand["lifecycle"]["protocol"] = proto
+            cand.pop("search", None)
+            add("disaggregated", {"prefill": p, "decode": d}, wire, proto, cand)
+        if search.colocated:
+            accelerators = list(
+                dict.fromkeys(
+                    (search.prefill.accelerators or [p_pool.accelerator])
+                    + (search.decode.accelerators or [d_pool.accelerator])
+                )
+            )
+            totals = sorted(
+                {p.devices + d.devices for p, d in itertools.product(prefills, decodes)}
+            )
+            serve_base = {k: v for k, v in d_base.items() if k not in ("kv_page_tokens",)}
+            serve_base.update(name="serve", role="colocated")
+            # the decode pool's batching is for decode steps alone; a colocated instance also
+            # runs prompts, so it keeps the prefill pool's token budget
+            serve_base["batching"] = dict(
+                d_base.get("batching", {}),
+                max_batched_tokens=p_pool.batching.max_batched_tokens,
+            )
+            one_each = search.decode.model_copy(update={"instances": [1]})
+            for choice in _role_choices(one_each, d_pool, accelerators):
+                for total in totals:
+                    if total % choice.tp:
+                        continue
+                    sized = RoleChoice(**{**choice.__dict__, "instances": total // choice.tp})
+                    sized = _colocated_batching(sized, p_pool)
+                    add("colocated", {"serve": sized}, None, None,
+                        _colocated_data(data, _pool_dict(serve_base, sized)))  # fmt: skip
+    else:
+        pool = spec.pools[0]
+        base_pool = data["pools"][0]
+        for choice in _role_choices(search.decode, pool):
+            cand = copy.deepcopy(data)
+            cand["pools"] = [_pool_dict(base_pool, choice)]
+            cand.pop("search", None)
+            add("colocated", {"serve": choice}, None, None, cand)
+    return candidates
+
+
+def _colocated_batching(choice: RoleChoice, prefill: PoolSpec) -> RoleChoice:
+    chunk = prefill.batching.chunk_size
+    return RoleChoice(**{**choice.__dict__, "chunk_size": chunk})
+
+
+def _colocated_data(data: dict[str, Any], pool: dict[str, Any]) -> dict[str, Any]:
+    cand = copy.deepcopy(data)
+    cand["pools"] = [pool]
+    cand.pop("search", None)
+    # nothing crosses a boundary: no paths between pools, no wire format, no conversions
+    cand.setdefault("interconnect", {})["paths"] = []
+    cand["kv"].pop("transfer_format", None)
+    cand["kv"]["conversions"] = []
+    cand["kv"]["layerwise_transfer"] = False
+    return cand
+
+
+def precision_policy(choice: RoleChoice) -> PrecisionPolicy:
+    return PrecisionPolicy(weights=choice.weights, activations=choice.activations, kv=choice.kv)
