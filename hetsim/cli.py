@@ -370,6 +370,13 @@ def simulate(
             "(store needs lifecycle.store_tier) and compare them.",
         ),
     ] = False,
+    plots: Annotated[
+        bool,
+        typer.Option("--plots", help="Write PNG and SVG figures to --out (latency CDFs, KV, ...)."),
+    ] = False,
+    html: Annotated[
+        bool, typer.Option("--report", help="Write a self-contained report.html to --out.")
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Replay the scenario's workload through its cluster and report what requests experienced.
@@ -392,6 +399,7 @@ def simulate(
     if compare_lifecycles:
         _compare_lifecycles(scenario, set_ or [], requests, seed, as_json)
         return
+    _need_out(out, plots, html)
     loaded = _load(scenario, set_)
     with Progress(
         TextColumn(f"[bold]simulate[/] {escape(loaded.name)}"),
@@ -411,16 +419,33 @@ def simulate(
         result: SimulationResult = run_simulation(
             loaded, max_requests=requests, seed=seed, progress=report
         )
+    written = []
     if out is not None:
-        result.write(out, csv=csv)
+        written += result.write(out, csv=csv)
+        if plots or html:
+            from hetsim import report
+
+            if plots:
+                written += report.write_simulation_plots(result, out)
+            if html:
+                written.append(report.write_simulation_report(result, out / "report.html"))
     if as_json:
         from hetsim.simulation import _jsonable
 
         print(json.dumps(_jsonable(result.summary), indent=2))
         return
     _render_summary(result.summary)
-    if out is not None:
-        console.print(f"[dim]wrote {out}/requests.parquet, timeseries.parquet, summary.json[/]")
+    if written:
+        console.print(f"[dim]wrote {len(written)} files to {out}/[/]")
+
+
+def _need_out(out: Path | None, plots: bool, html: bool) -> None:
+    if out is None and (plots or html):
+        raise InputError(
+            "--plots and --report write files and need a folder",
+            field="--out",
+            allowed="--out DIR",
+        )
 
 
 def _compare_lifecycles(
@@ -556,21 +581,187 @@ def plan(
     scenario: Annotated[
         Path | None,
         typer.Argument(
-            help="Scenario YAML (default: the bundled cphd-glm51.yaml).", show_default=False
+            help="Scenario YAML with a search: section (default: the bundled cphd-glm51.yaml).",
+            show_default=False,
         ),
     ] = None,
     set_: SetOption = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Write plan.json, candidates.csv and pareto.png here."),
+    ] = None,
+    backend: Annotated[
+        str, typer.Option("--backend", help="local (process pool) or ray.")
+    ] = "local",
+    address: Annotated[
+        str | None, typer.Option("--address", help="Ray cluster address (default: a local Ray).")
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option("--workers", help="Local worker processes (default: all cores).")
+    ] = None,
+    wave: Annotated[
+        int,
+        typer.Option(
+            "--wave",
+            help="Candidates simulated per round. Results depend on it, not on the backend; "
+            "raise it on a big cluster.",
+        ),
+    ] = 2,
+    requests: Annotated[
+        int | None,
+        typer.Option(
+            "--requests",
+            help="Requests per planning simulation (default: search.max_requests, else the "
+            "whole workload).",
+        ),
+    ] = None,
+    exhaustive: Annotated[
+        bool,
+        typer.Option("--exhaustive", help="No screening or pruning: search every candidate."),
+    ] = False,
+    plots: Annotated[
+        bool, typer.Option("--plots", help="Also write pareto and rate-sweep figures as SVG.")
+    ] = False,
+    html: Annotated[
+        bool, typer.Option("--report", help="Write a self-contained plan.html to --out.")
+    ] = False,
+    top: Annotated[int, typer.Option("--top", help="Runners-up to show.")] = 5,
+    as_json: JsonOption = False,
 ) -> None:
-    """Search deployments for the best goodput per dollar under the scenario's SLA."""
-    path = scenario or _default_scenario()
-    from hetsim.spec.summary import describe
+    """Search deployments (accelerators, P:D ratio, tp/ep, precision and KV format per role,
+    lifecycle) for the best goodput per dollar under the scenario's SLA.
 
-    loaded = _load(path, set_)
-    _render_check(describe(loaded))
-    err_console.print(
-        "[yellow]The planner (design-space search) is not implemented yet; above is the "
-        "validated scenario it will start from.[/]"
+    Example: [bold]hetsim plan scenarios/cphd-glm51.yaml --out plan/ --report[/]
+    Exit code 1 when no candidate meets the SLA (with the reason).
+    """
+    from rich.progress import (
+        BarColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
     )
+
+    from hetsim.planner.search import plan as run_plan
+
+    _need_out(out, plots, html)
+    path = scenario or _default_scenario()
+    loaded = _load(path, set_)
+    if loaded.spec.search is None:
+        err_console.print(
+            "[yellow]no search: section: judging the scenario's own deployment and a colocated "
+            "baseline[/]"
+        )
+    with Progress(
+        TextColumn(f"[bold]plan[/] {loaded.name}"),
+        BarColumn(),
+        TextColumn("{task.fields[counts]}"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("", total=None, counts="enumerating")
+
+        def report(c: dict[str, int]) -> None:
+            done = c["total"] - c["remaining"]
+            text = (
+                f"{c['total']} candidates: {c['screened']} screened out, {c['beaten']} beaten "
+                f"unsimulated, {c['simulated']} simulated ({c['simulations']} runs), "
+                f"{c['remaining']} remaining"
+            )
+            bar.update(task, completed=done, total=c["total"], counts=text)
+
+        result = run_plan(
+            loaded,
+            backend=backend,
+            workers=workers,
+            address=address,
+            max_requests=requests,
+            wave=wave,
+            exhaustive=exhaustive,
+            progress=report,
+        )
+    written = []
+    if out is not None:
+        from hetsim import report as figures
+
+        written += result.write(out)
+        written += figures.write_plan_plots(result, out, svg=plots)
+        if html:
+            written.append(figures.write_plan_report(result, out / "plan.html"))
+    if as_json:
+        print(json.dumps(result.to_dict(), indent=2))
+    else:
+        _render_plan(result, top)
+        if written:
+            console.print(f"[dim]wrote {', '.join(p.name for p in written)} to {out}/[/]")
+    if result.best is None:
+        if not as_json:
+            err_console.print(
+                f"[bold red]no deployment meets the SLA[/]\n{result.explain_failure()}"
+            )
+        raise typer.Exit(1)
+
+
+def _render_plan(result: Any, top: int) -> None:
+    from rich.markup import escape
+
+    spec = result.scenario.spec
+    sla = spec.sla
+    counts = result.counts()
+    console.print(
+        f"[bold]{escape(spec.name)}[/]: {spec.model}; SLA TTFT ≤ {sla.ttft:g} s, TPOT ≤ "
+        f"{sla.tpot * 1e3:g} ms at p{sla.percentile:g} for {sla.attainment:.0%}; objective "
+        f"[bold]{result.objective}[/]"
+    )
+    console.print(
+        f"{sum(counts.values())} candidates: "
+        + ", ".join(f"{n} {v}" for v, n in counts.items() if n)
+        + f"; {result.simulations} simulations in {units.format_time(result.wall_s)} "
+        f"({result.backend} x{result.workers})"
+    )
+    unit = {
+        "goodput": "req/s",
+        "goodput_per_device": "req/s/dev",
+        "goodput_per_dollar": "req/$",
+        "cheapest_for_rate": "-$/h",
+    }[result.objective]
+    table = Table(title="Recommended, runners-up and the colocated baseline", title_justify="left")
+    for col in ("", "deployment", "goodput req/s", unit, "$/h", "$/M tok",
+                f"TTFT p{sla.percentile:g}", f"TPOT p{sla.percentile:g}", "boundary"):  # fmt: skip
+        table.add_column(col, justify="left" if col in ("", "deployment", "boundary") else "right")
+    shown = result.ranked[: top + 1]
+    if result.baseline is not None and result.baseline not in shown:
+        shown.append(result.baseline)
+    for r in shown:
+        s = r.summary
+        mark = "best" if r is result.best else ("colocated" if r.baseline else "")
+        table.add_row(
+            mark,
+            escape(r.label),
+            f"{r.goodput:.3g}",
+            f"{r.objective:.4g}",
+            f"{r.cost_per_hour:,.2f}",
+            f"{s.get('cost_per_million_tokens') or float('nan'):.3g}",
+            units.format_time(s["ttft_at_sla_percentile_s"])
+            if s.get("ttft_at_sla_percentile_s") is not None
+            else "-",
+            units.format_time(s["tpot_at_sla_percentile_s"])
+            if s.get("tpot_at_sla_percentile_s") is not None
+            else "-",
+            r.boundary or "-",
+        )
+    console.print(table)
+    if result.best is not None:
+        b = result.best
+        prov = ", ".join(f"{k} {v}" for k, v in (b.summary.get("provenance") or {}).items())
+        console.print(
+            f"[bold green]recommended:[/] {escape(b.label)}"
+            + (f" (P:D {b.candidate.pd_ratio})" if b.candidate.pd_ratio else "")
+            + f"; step times: {prov}; prices: profile assumptions unless costs.prices sets them"
+        )
 
 
 @app.command()

@@ -46,3 +46,22 @@ def test_a_hopeless_sla_has_zero_goodput():
     result = goodput(sc, max_evaluations=6)
     assert result.rate == 0.0
     assert all(a < sc.spec.sla.attainment for _, a in result.evaluations)
+
+
+def test_goodput_does_not_depend_on_where_the_search_starts():
+    """Rates lie on a fixed grid, so an estimate that is off only costs simulations."""
+    sc = small()
+    low = goodput(sc, rel_tol=0.1, start=0.5)
+    high = goodput(sc, rel_tol=0.1, start=40.0)
+    assert low.rate == pytest.approx(high.rate)
+    assert low.rate > 0
+
+
+def test_must_reach_stops_after_one_simulation_when_missed():
+    sc = small()
+    full = goodput(sc, rel_tol=0.1)
+    beaten = goodput(sc, rel_tol=0.1, must_reach=full.rate * 1.5)
+    assert beaten.rate == 0.0 and beaten.beaten_at is not None
+    assert len(beaten.evaluations) == 1
+    reached = goodput(sc, rel_tol=0.1, must_reach=full.rate / 1.5)
+    assert reached.rate == pytest.approx(full.rate)

@@ -119,10 +119,14 @@ class RayBackend(Backend):
     def map(self, tasks: list[Task]) -> Iterator[tuple[int, dict[str, Any]]]:
         ray = self._ray
         pending = {self._remote.remote(t): i for i, t in enumerate(tasks)}
-        while pending:
-            done, _ = ray.wait(list(pending), num_returns=1)
-            for ref in done:
-                yield pending.pop(ref), ray.get(ref)
+        try:
+            while pending:
+                done, _ = ray.wait(list(pending), num_returns=1)
+                for ref in done:
+                    yield pending.pop(ref), ray.get(ref)
+        finally:  # stopped early (an error, Ctrl-C): do not leave work on a shared cluster
+            for ref in pending:
+                ray.cancel(ref)
 
     def close(self) -> None:
         if self._owned:

@@ -206,14 +206,12 @@ def goodput(
             bad = k
         step *= 2
     step = 1
+    # below a fiftieth of the start the deployment is hopeless, not slow (and each slower run
+    # costs more: the same requests spread over a longer time)
+    k_floor = grid.ceil(guess / 50) if k_low is None else k_low
     while ok is None:
-        k = bad - step
-        if k_low is not None and k < k_low:
-            k = k_low
-            if k == bad:
-                return result(None)
-        # a thousandth of the estimate: below that the deployment is hopeless, not slow
-        if len(order) >= max_evaluations or grid.rate(k) < guess * 1e-3:
+        k = max(bad - step, k_floor)
+        if k >= bad or len(order) >= max_evaluations:
             return result(None)
         if meets(k):
             ok = k

@@ -317,7 +317,7 @@ def plan(
     workers: int | None = None,
     address: str | None = None,
     max_requests: int | None = None,
-    wave: int = 4,
+    wave: int = 2,
     estimate_margin: float = 1.5,
     exhaustive: bool = False,
     progress: Callable[[dict[str, int]], None] | None = None,
@@ -349,6 +349,8 @@ def plan(
             allowed="a request rate in requests/s, e.g. min_rate: 2.5",
         )
     grid = RateGrid(search.rel_tol)
+    if max_requests is None:
+        max_requests = search.max_requests
     settings = {
         "rel_tol": search.rel_tol,
         "max_requests": max_requests,
@@ -615,11 +617,14 @@ def _baseline(
     if not colocated or (best is not None and best.candidate.kind == "colocated"):
         return None
     measured = [r for r in colocated if r.verdict == "ranked"]
-    if not measured:
-        unscreened = [r for r in colocated if r.screen is not None and r.verdict == "beaten"]
-        if not unscreened:
-            return None
-        top = min(unscreened, key=lambda r: -_objective(objective, r, r.screen.estimate))  # type: ignore[union-attr]
+    tried: list[CandidateResult] = []
+    unsearched = sorted(
+        (r for r in colocated if r.screen is not None and r.verdict == "beaten"),
+        key=lambda r: (-_objective(objective, r, r.screen.estimate), r.id),  # type: ignore[union-attr]
+    )
+    # the most promising by estimate first; a few tries, since the estimate can be far off
+    while not measured and unsearched and len(tried) < 3:
+        top = unsearched.pop(0)
         task = {
             "id": top.id,
             "scenario": top.candidate.data,
@@ -631,12 +636,11 @@ def _baseline(
         for _, out in backend.map([task]):
             reason = top.reason
             _record(top, out, None, objective, search.min_rate, counts)
-            if top.verdict == "ranked":
-                # searched only to show the baseline: it stays behind the recommendation
-                top.reason = f"{top.reason}; searched as the colocated baseline ({reason})"
+            top.reason = f"{top.reason}; searched as the colocated baseline (had been: {reason})"
+        tried.append(top)
         measured = [r for r in colocated if r.verdict == "ranked"]
-        if not measured:
-            return top if top.points else None
+    if not measured:
+        return None
     chosen = min(measured, key=lambda r: _rank_key(objective, r))
     chosen.baseline = True
     return chosen

@@ -431,6 +431,12 @@ class SearchSpec(StrictModel):
     prefill: RoleSearch = Field(default_factory=RoleSearch)
     decode: RoleSearch = Field(default_factory=RoleSearch)
     transfer_format: list[str] = Field(default_factory=list, description="KV wire formats")
+    max_requests: int | None = Field(
+        default=None,
+        gt=0,
+        description="replay only the first N requests of the workload in each planning "
+        "simulation (faster plans; the workload must still span many TTFT bounds)",
+    )
     rel_tol: float = Field(
         default=0.1,
         gt=0,
