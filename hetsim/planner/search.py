@@ -618,12 +618,16 @@ def _baseline(
         return None
     measured = [r for r in colocated if r.verdict == "ranked"]
     tried: list[CandidateResult] = []
+    # those that came closest in their one simulation first, then by estimate: two tries
     unsearched = sorted(
         (r for r in colocated if r.screen is not None and r.verdict == "beaten"),
-        key=lambda r: (-_objective(objective, r, r.screen.estimate), r.id),  # type: ignore[union-attr]
+        key=lambda r: (
+            -max((p["attainment"] for p in r.points), default=0.0),
+            -_objective(objective, r, r.screen.estimate),  # type: ignore[union-attr]
+            r.id,
+        ),
     )
-    # the most promising by estimate first; a few tries, since the estimate can be far off
-    while not measured and unsearched and len(tried) < 3:
+    while not measured and unsearched and len(tried) < 2:
         top = unsearched.pop(0)
         task = {
             "id": top.id,
