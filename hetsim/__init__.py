@@ -30,6 +30,10 @@ def __getattr__(name: str):  # noqa: ANN202 - lazy: simpy and pandas load only w
 
         # the module, not the function hetsim.planner re-exports under the same name
         return getattr(import_module("hetsim.planner.goodput"), name)
+    if name in ("attainment", "meets_sla"):
+        from hetsim import metrics
+
+        return getattr(metrics, name)
     if name == "calibrate":
         from hetsim.perf.microbench import run_calibration
 
@@ -66,6 +70,8 @@ __all__ = [
     "with_rate",
     "plan",
     "PlanResult",
+    "attainment",
+    "meets_sla",
     "calibrate",
     "validate",
     "ValidationResult",

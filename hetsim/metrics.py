@@ -20,7 +20,7 @@ import pandas as pd
 
 from hetsim.spec.scenario import SLASpec
 
-__all__ = ["add_latency_columns", "percentiles", "attainment", "summarise"]
+__all__ = ["add_latency_columns", "percentiles", "attainment", "meets_sla", "summarise"]
 
 PERCENTILES = (50, 90, 99)
 

@@ -121,7 +121,12 @@ def simulate(
     )
     out = sim.run()
     reqs = add_latency_columns(out.requests)
-    summary = summarise(reqs, scenario.spec.sla, scenario.cost_per_hour(), out.facts)
+    warmup = scenario.spec.workload.warmup_requests
+    # by arrival rank, not id: a trace's ids need not follow arrival order
+    reqs["warmup"] = reqs["arrival_s"].rank(method="first") <= warmup
+    measured = reqs[~reqs["warmup"]] if warmup else reqs
+    summary = summarise(measured, scenario.spec.sla, scenario.cost_per_hour(), out.facts)
+    summary["warmup_requests"] = int(reqs["warmup"].sum())
     summary["provenance"] = {
         p.name: ("calibrated" if scenario.profiles[p.name].calibration else "roofline-default")
         for p in scenario.spec.pools

@@ -20,14 +20,24 @@ SUMMARY_KEYS = [
 
 
 def run(*args):
-    return subprocess.run([sys.executable, "-m", "hetsim", *args], capture_output=True,
-                          text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "hetsim", *args], capture_output=True, text=True, timeout=300
+    )
 
 
 def test_simulate_writes_requests_timeseries_and_summary(tmp_path):
     out = tmp_path / "run"
-    proc = run("simulate", "scenarios/qwen3-32b-4p4d.yaml", "--requests", "150", "--out",
-               str(out), "--csv", "--set", "lifecycle=push")
+    proc = run(
+        "simulate",
+        "scenarios/qwen3-32b-4p4d.yaml",
+        "--requests",
+        "150",
+        "--out",
+        str(out),
+        "--csv",
+        "--set",
+        "lifecycle=push",
+    )
     assert proc.returncode == 0, proc.stderr
     assert "TTFT" in proc.stdout and "attainment" in proc.stdout
     requests = pd.read_parquet(out / "requests.parquet")
@@ -36,8 +46,14 @@ def test_simulate_writes_requests_timeseries_and_summary(tmp_path):
     assert len(pd.read_csv(out / "requests.csv")) == 150
     series = pd.read_parquet(out / "timeseries.parquet")
     assert {"instance", "link"} <= set(series["kind"])
-    assert {"batch_size", "kv_used_blocks", "kv_reserved_blocks", "busy",
-            "bytes_in_flight", "utilisation_since_start"} <= set(series.columns)
+    assert {
+        "batch_size",
+        "kv_used_blocks",
+        "kv_reserved_blocks",
+        "busy",
+        "bytes_in_flight",
+        "utilisation_since_start",
+    } <= set(series.columns)
     summary = json.loads((out / "summary.json").read_text())
     for key in SUMMARY_KEYS:
         assert key in summary, key
@@ -49,10 +65,12 @@ def test_simulate_writes_requests_timeseries_and_summary(tmp_path):
 
 
 def test_simulate_json_and_seed_are_deterministic():
-    a = run("simulate", "scenarios/trace-azure-conv.yaml", "--requests", "100", "--json",
-            "--seed", "3")
-    b = run("simulate", "scenarios/trace-azure-conv.yaml", "--requests", "100", "--json",
-            "--seed", "3")
+    a = run(
+        "simulate", "scenarios/trace-azure-conv.yaml", "--requests", "100", "--json", "--seed", "3"
+    )
+    b = run(
+        "simulate", "scenarios/trace-azure-conv.yaml", "--requests", "100", "--json", "--seed", "3"
+    )
     assert a.returncode == b.returncode == 0, a.stderr
     sa, sb = json.loads(a.stdout), json.loads(b.stdout)
     sa.pop("wall_s")

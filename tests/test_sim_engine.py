@@ -253,3 +253,22 @@ def test_declared_conversion_is_charged_where_it_runs():
     assert row["transfer_end_s"] - row["transfer_start_s"] == pytest.approx(
         wire + plan.consumer_s(2048), rel=1e-9
     )
+
+
+def test_warmup_requests_are_simulated_but_left_out_of_the_summary():
+    from hetsim.metrics import attainment
+
+    sc = "scenarios/qwen3-32b-6p2d.yaml"
+    cold = hetsim.simulate(sc, ["workload.synthetic.requests=300"], sample_interval=None)
+    warm = hetsim.simulate(
+        sc,
+        ["workload.synthetic.requests=300", "workload.warmup_requests=50"],
+        sample_interval=None,
+    )
+    # the same run: every request is still there, the first 50 arrivals flagged
+    assert len(warm.requests) == len(cold.requests) == 300
+    first = warm.requests.sort_values("arrival_s").head(50)
+    assert first["warmup"].all() and warm.requests["warmup"].sum() == 50
+    assert warm.summary["requests"] == 250 and warm.summary["warmup_requests"] == 50
+    rest = warm.requests[~warm.requests["warmup"]]
+    assert warm.summary["attainment"] == attainment(rest, warm.scenario.spec.sla)

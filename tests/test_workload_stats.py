@@ -32,9 +32,12 @@ def plain_mooncake(path: Path) -> dict:
         seen.update(r["hash_ids"])
     t = [r["timestamp"] / 1000 for r in rows]
     return {
-        "n": len(rows), "duration": t[-1] - t[0],
-        "inp": [r["input_length"] for r in rows], "out": [r["output_length"] for r in rows],
-        "reuse": reused / blocks, "blocks": blocks,
+        "n": len(rows),
+        "duration": t[-1] - t[0],
+        "inp": [r["input_length"] for r in rows],
+        "out": [r["output_length"] for r in rows],
+        "reuse": reused / blocks,
+        "blocks": blocks,
         "per_minute_peak": max(np.bincount([int((x - t[0]) // 60) for x in t])),
     }
 
@@ -44,7 +47,8 @@ def plain_azure(path: Path) -> dict:
         rows = list(csv.DictReader(fh))
     stamps = [datetime.strptime(r["TIMESTAMP"][:26], "%Y-%m-%d %H:%M:%S.%f") for r in rows]
     return {
-        "n": len(rows), "duration": (stamps[-1] - stamps[0]).total_seconds(),
+        "n": len(rows),
+        "duration": (stamps[-1] - stamps[0]).total_seconds(),
         "inp": [int(r["ContextTokens"]) for r in rows],
         "out": [int(r["GeneratedTokens"]) for r in rows],
         "start": str(stamps[0]),
@@ -95,9 +99,13 @@ def test_azure_sample_stats(name):
 def test_reuse_with_ids_beyond_the_bitmap(tmp_path):
     f = tmp_path / "big_ids.jsonl"
     rows = [[2**40, 5], [2**40, 6], [-3, 5], [-3, 2**40]]
-    f.write_text("".join(
-        json.dumps({"timestamp": i, "input_length": 1024, "output_length": 1, "hash_ids": h})
-        + "\n" for i, h in enumerate(rows)))
+    f.write_text(
+        "".join(
+            json.dumps({"timestamp": i, "input_length": 1024, "output_length": 1, "hash_ids": h})
+            + "\n"
+            for i, h in enumerate(rows)
+        )
+    )
     s = trace_stats(f, chunk_size=2)
     assert s.hash_blocks == 8
     assert s.prefix_reuse == pytest.approx(4 / 8)  # 2**40 twice, 5 once, -3 once
@@ -116,8 +124,11 @@ def test_generic_stats_and_bad_options(tmp_path):
         trace_stats(f, "parquet")
 
 
-@pytest.mark.skipif(not REFERENCE.is_dir(), reason="../shared/reference/traces is not beside the "
-                    "repository (the full public traces are only there)")
+@pytest.mark.skipif(
+    not REFERENCE.is_dir(),
+    reason="../shared/reference/traces is not beside the "
+    "repository (the full public traces are only there)",
+)
 def test_full_reference_traces_match_trace_stats_json():
     reference = json.loads((REFERENCE / "trace_stats.json").read_text())
     for name, ref in reference.items():
@@ -137,13 +148,15 @@ def test_full_reference_traces_match_trace_stats_json():
 
 
 def test_cli_stats_json_and_table():
-    result = runner.invoke(trace_app, ["stats", str(DATA / "mooncake_conversation_2k.jsonl"),
-                                       "--json"])
+    result = runner.invoke(
+        trace_app, ["stats", str(DATA / "mooncake_conversation_2k.jsonl"), "--json"]
+    )
     assert result.exit_code == 0, result.output
     info = json.loads(result.output)
     assert info["requests"] == 2000 and info["format"] == "mooncake"
-    assert info["prefix_reuse"] == pytest.approx(plain_mooncake(
-        DATA / "mooncake_conversation_2k.jsonl")["reuse"])
+    assert info["prefix_reuse"] == pytest.approx(
+        plain_mooncake(DATA / "mooncake_conversation_2k.jsonl")["reuse"]
+    )
     table = runner.invoke(trace_app, ["stats", str(DATA / "azure_code_2k.csv")])
     assert table.exit_code == 0, table.output
     assert "2,000" in table.output and "n/a" in table.output and "p99" in table.output
@@ -152,9 +165,20 @@ def test_cli_stats_json_and_table():
 def test_cli_stats_generic_columns(tmp_path):
     f = tmp_path / "mine.jsonl"
     f.write_text('{"ts": 0, "p": 5, "c": 1}\n{"ts": 2000, "p": 7, "c": 3}\n')
-    result = runner.invoke(trace_app, ["stats", str(f), "--format", "jsonl", "--columns",
-                                       "arrival=ts,input_tokens=p,output_tokens=c",
-                                       "--time-unit", "ms", "--json"])
+    result = runner.invoke(
+        trace_app,
+        [
+            "stats",
+            str(f),
+            "--format",
+            "jsonl",
+            "--columns",
+            "arrival=ts,input_tokens=p,output_tokens=c",
+            "--time-unit",
+            "ms",
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     info = json.loads(result.output)
     assert info["duration_s"] == 2.0 and info["input_tokens"]["max"] == 7
@@ -175,8 +199,9 @@ def test_cli_input_errors_propagate(tmp_path):
 
 def test_cli_plot_writes_a_png(tmp_path):
     out = tmp_path / "trace.png"
-    result = runner.invoke(trace_app, ["stats", str(DATA / "azure_conv_2k.csv"), "--plot",
-                                       str(out)])
+    result = runner.invoke(
+        trace_app, ["stats", str(DATA / "azure_conv_2k.csv"), "--plot", str(out)]
+    )
     assert result.exit_code == 0, result.output
     assert out.read_bytes()[:8] == PNG_SIGNATURE
     import matplotlib.image

@@ -75,8 +75,10 @@ def test_bursty_mean_rate_and_silences():
 
 
 def test_lognormal_lengths_mean_and_cv():
-    r = generate(input_tokens={"dist": "lognormal", "mean": 2000, "cv": 0.8},
-                 output_tokens={"dist": "lognormal", "mean": 300, "cv": 1.5})
+    r = generate(
+        input_tokens={"dist": "lognormal", "mean": 2000, "cv": 0.8},
+        output_tokens={"dist": "lognormal", "mean": 300, "cv": 1.5},
+    )
     for values, mean, cv in ((r.input_tokens, 2000, 0.8), (r.output_tokens, 300, 1.5)):
         assert values.mean() == pytest.approx(mean, rel=0.03)
         assert values.std() / values.mean() == pytest.approx(cv, rel=0.03)
@@ -90,9 +92,10 @@ def test_lognormal_params():
 
 
 def test_clipping_and_uniform_and_fixed():
-    r = generate(input_tokens={"dist": "lognormal", "mean": 4096, "cv": 1.0, "min": 128,
-                               "max": 8192},
-                 output_tokens={"dist": "uniform", "min": 10, "max": 20})
+    r = generate(
+        input_tokens={"dist": "lognormal", "mean": 4096, "cv": 1.0, "min": 128, "max": 8192},
+        output_tokens={"dist": "uniform", "min": 10, "max": 20},
+    )
     assert r.input_tokens.min() == 128 and r.input_tokens.max() == 8192
     assert set(np.unique(r.output_tokens).tolist()) == set(range(10, 21))
     assert r.output_tokens.mean() == pytest.approx(15, rel=0.01)
@@ -109,8 +112,11 @@ def test_length_spec_validation():
 
 def test_empirical_lengths_resample_the_trace():
     trace = {"path": "azure_conv_2k.csv", "format": "azure"}
-    r = generate(requests=20_000, input_tokens={"dist": "empirical", "trace": trace},
-                 output_tokens={"dist": "empirical", "trace": trace})
+    r = generate(
+        requests=20_000,
+        input_tokens={"dist": "empirical", "trace": trace},
+        output_tokens={"dist": "empirical", "trace": trace},
+    )
     import csv
 
     with (DATA / "azure_conv_2k.csv").open(newline="") as fh:
@@ -121,24 +127,34 @@ def test_empirical_lengths_resample_the_trace():
     assert r.input_tokens.mean() == pytest.approx(np.mean([p[0] for p in rows]), rel=0.03)
     # different traces (or one with options): independent draws, still from the trace's values
     capped = {**trace, "max_output_tokens": 50}
-    r2 = generate(requests=5000, input_tokens={"dist": "empirical", "trace": trace, "max": 1500},
-                  output_tokens={"dist": "empirical", "trace": capped})
+    r2 = generate(
+        requests=5000,
+        input_tokens={"dist": "empirical", "trace": trace, "max": 1500},
+        output_tokens={"dist": "empirical", "trace": capped},
+    )
     assert r2.input_tokens.max() <= 1500 and r2.output_tokens.max() <= 50
     assert set(r2.output_tokens.tolist()) <= {min(p[1], 50) for p in rows}
 
 
 @pytest.mark.parametrize("target", [0.3, 0.6, 0.85])
 def test_prefix_model_hits_the_target_share(target):
-    r = generate(input_tokens={"dist": "lognormal", "mean": 3000, "cv": 0.8, "min": 16},
-                 prefix_hit_rate=target)
+    r = generate(
+        input_tokens={"dist": "lognormal", "mean": 3000, "cv": 0.8, "min": 16},
+        prefix_hit_rate=target,
+    )
     assert r.hash_ids is not None
     assert r.hash_counts().tolist() == (-(-r.input_tokens // 512)).tolist()
     assert hit_share(r) == pytest.approx(target, abs=0.02)
 
 
 def test_prefix_model_with_other_blocks_and_groups():
-    r = generate(requests=20_000, input_tokens={"dist": "uniform", "min": 200, "max": 6000},
-                 prefix_hit_rate=0.5, prefix_groups=3, block_tokens=64)
+    r = generate(
+        requests=20_000,
+        input_tokens={"dist": "uniform", "min": 200, "max": 6000},
+        prefix_hit_rate=0.5,
+        prefix_groups=3,
+        block_tokens=64,
+    )
     assert hit_share(r, block=64) == pytest.approx(0.5, abs=0.02)
     # ids of shared prefixes recur; each request's own blocks are never reused
     _, counts = np.unique(r.hash_ids, return_counts=True)
@@ -151,14 +167,25 @@ def test_no_prefix_sharing_means_no_hashes():
 
 
 def test_same_seed_same_arrays_different_seed_different():
-    fields = {"arrival": "gamma", "cv": 2.0, "requests": 20_000, "prefix_hit_rate": 0.4,
-              "input_tokens": {"dist": "lognormal", "mean": 2000, "cv": 1.0},
-              "output_tokens": {"dist": "uniform", "min": 1, "max": 500}}
+    fields = {
+        "arrival": "gamma",
+        "cv": 2.0,
+        "requests": 20_000,
+        "prefix_hit_rate": 0.4,
+        "input_tokens": {"dist": "lognormal", "mean": 2000, "cv": 1.0},
+        "output_tokens": {"dist": "uniform", "min": 1, "max": 500},
+    }
     a = generate(seed=7, **fields)
     b = generate(seed=7, chunk_size=1234, **fields)  # the chunking does not matter either
     c = generate(seed=8, **fields)
-    for name in ("request_id", "arrival_s", "input_tokens", "output_tokens", "hash_ids",
-                 "hash_offsets"):
+    for name in (
+        "request_id",
+        "arrival_s",
+        "input_tokens",
+        "output_tokens",
+        "hash_ids",
+        "hash_offsets",
+    ):
         np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
     assert not np.array_equal(a.arrival_s, c.arrival_s)
     assert not np.array_equal(a.input_tokens, c.input_tokens)

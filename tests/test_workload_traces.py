@@ -106,8 +106,14 @@ def test_relative_path_and_chunking_do_not_change_the_result():
     assert max(len(c) for c in chunks) == 333
     assert sum(len(c) for c in chunks) == 2000
     joined = RequestChunk.concat(chunks)
-    for name in ("request_id", "arrival_s", "input_tokens", "output_tokens", "hash_ids",
-                 "hash_offsets"):
+    for name in (
+        "request_id",
+        "arrival_s",
+        "input_tokens",
+        "output_tokens",
+        "hash_ids",
+        "hash_offsets",
+    ):
         np.testing.assert_array_equal(getattr(joined, name), getattr(whole, name))
     assert count_requests(trace(path=MOONCAKE.name, format="mooncake"), DATA, 0) == 2000
 
@@ -115,8 +121,10 @@ def test_relative_path_and_chunking_do_not_change_the_result():
 def test_bundled_trace_scenarios_replay_their_samples():
     paths = sorted(SCENARIOS.glob("trace-*.yaml"))
     assert {p.name for p in paths} >= {
-        "trace-mooncake-conversation.yaml", "trace-mooncake-synthetic.yaml",
-        "trace-azure-code.yaml", "trace-azure-conv.yaml",
+        "trace-mooncake-conversation.yaml",
+        "trace-mooncake-synthetic.yaml",
+        "trace-azure-code.yaml",
+        "trace-azure-conv.yaml",
     }
     for path in paths:
         sc = hetsim.load_scenario(path)
@@ -126,8 +134,9 @@ def test_bundled_trace_scenarios_replay_their_samples():
 
 def test_capped_prompts_keep_only_their_hash_blocks():
     rows = mooncake_rows(MOONCAKE_SYN)
-    got, counts = load(path=str(MOONCAKE_SYN), format="mooncake", max_input_tokens=4096,
-                       max_output_tokens=100)
+    got, counts = load(
+        path=str(MOONCAKE_SYN), format="mooncake", max_input_tokens=4096, max_output_tokens=100
+    )
     assert counts.input_capped == sum(r["input_length"] > 4096 for r in rows)
     assert counts.output_capped == sum(r["output_length"] > 100 for r in rows)
     assert got.input_tokens.tolist() == [min(r["input_length"], 4096) for r in rows]
@@ -163,24 +172,28 @@ def test_rate_scaling_hits_the_target_and_keeps_burstiness(monkeypatch, cached):
 
 def test_rate_scaling_of_a_trace_at_one_instant_is_an_error(tmp_path):
     f = tmp_path / "instant.jsonl"
-    f.write_text("".join(
-        json.dumps({"timestamp": 5, "input_length": 10, "output_length": 2}) + "\n"
-        for _ in range(3)
-    ))
+    f.write_text(
+        "".join(
+            json.dumps({"timestamp": 5, "input_length": 10, "output_length": 2}) + "\n"
+            for _ in range(3)
+        )
+    )
     with pytest.raises(InputError, match="one instant"):
         load(path=str(f), format="mooncake", target_rate=2.0)
 
 
 def test_time_window_keeps_offsets_in_range_and_restarts_the_clock():
     t, inp, _ = azure_rows(AZURE_CODE)
-    got, counts = load(path=str(AZURE_CODE), format="azure", time_window=["200 s", "6 min"],
-                       chunk_size=100)
+    got, counts = load(
+        path=str(AZURE_CODE), format="azure", time_window=["200 s", "6 min"], chunk_size=100
+    )
     expected = [i for i, x in enumerate(t) if 200 <= x <= 360]
     assert len(got) == len(expected) > 0
     assert got.input_tokens.tolist() == [inp[i] for i in expected]
     assert got.arrival_s[0] == 0.0
-    np.testing.assert_allclose(got.arrival_s, np.array([t[i] for i in expected]) - t[expected[0]],
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        got.arrival_s, np.array([t[i] for i in expected]) - t[expected[0]], atol=1e-6
+    )
     # reading stops with the first chunk that reaches past the end of the window
     assert counts.rows < 2000 and counts.rows % 100 == 0
     assert counts.outside_window == sum(1 for x in t[: counts.rows] if not 200 <= x <= 360)
@@ -203,8 +216,9 @@ def test_sampling_is_seeded_and_keeps_order():
     assert len(a) != len(c) or not np.array_equal(a.input_tokens, c.input_tokens)
     # the kept requests are a subsequence of the trace, in order
     it = iter((r["input_length"], r["output_length"]) for r in rows)
-    assert all(pair in it for pair in zip(a.input_tokens.tolist(), a.output_tokens.tolist(),
-                                          strict=True))
+    assert all(
+        pair in it for pair in zip(a.input_tokens.tolist(), a.output_tokens.tolist(), strict=True)
+    )
     assert a.request_id.tolist() == list(range(len(a)))
     assert a.arrival_s[0] == 0.0
 
@@ -248,8 +262,10 @@ def test_unparsable_number_names_file_line_and_column(tmp_path):
 
 def test_unparsable_json_field_names_line_and_column(tmp_path):
     f = tmp_path / "moon.jsonl"
-    lines = [{"timestamp": i, "input_length": 600, "output_length": 5, "hash_ids": [0, i + 1]}
-             for i in range(5)]
+    lines = [
+        {"timestamp": i, "input_length": 600, "output_length": 5, "hash_ids": [0, i + 1]}
+        for i in range(5)
+    ]
     lines[2]["output_length"] = "lots"
     f.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
     with pytest.raises(InputError) as exc:
@@ -268,8 +284,14 @@ def test_bad_hash_ids_and_bad_json(tmp_path):
     with pytest.raises(InputError, match=r"moon.jsonl:2.*not JSON"):
         load(path=str(f), format="mooncake")
     # skipping a bad hash row leaves no partial hashes behind
-    f.write_text(json.dumps(good) + "\n" + json.dumps({**good, "hash_ids": [7, 8.5]}) + "\n"
-                 + json.dumps({**good, "timestamp": 1, "hash_ids": [0, 2]}) + "\n")
+    f.write_text(
+        json.dumps(good)
+        + "\n"
+        + json.dumps({**good, "hash_ids": [7, 8.5]})
+        + "\n"
+        + json.dumps({**good, "timestamp": 1, "hash_ids": [0, 2]})
+        + "\n"
+    )
     got, counts = load(path=str(f), format="mooncake", on_bad_row="skip")
     assert counts.bad_rows == 1
     assert got.hash_ids.tolist() == [0, 1, 0, 2]
@@ -346,8 +368,10 @@ def test_nothing_left_is_an_error(tmp_path):
 
 
 def test_utc_offset_is_honoured(tmp_path):
-    f = azure_file(tmp_path, ["2024-05-10 00:00:00.5000000+00:00,10,2",
-                              "2024-05-10 02:00:01.5000000+02:00,10,2"])
+    f = azure_file(
+        tmp_path,
+        ["2024-05-10 00:00:00.5000000+00:00,10,2", "2024-05-10 02:00:01.5000000+02:00,10,2"],
+    )
     got, counts = load(path=str(f), format="azure")
     assert got.arrival_s.tolist() == [0.0, 1.0]
     assert counts.start == "2024-05-10 00:00:00.500000"
@@ -357,16 +381,24 @@ def test_utc_offset_is_honoured(tmp_path):
 
 
 BURST_HEADER = "Timestamp,Model,Request tokens,Response tokens,Total tokens,Log Type\n"
-BURST3_HEADER = ("Timestamp,Session ID,Elapsed time,Model,Request tokens,Response tokens,"
-                 "Total tokens,Log Type\n")
+BURST3_HEADER = (
+    "Timestamp,Session ID,Elapsed time,Model,Request tokens,Response tokens,Total tokens,Log Type\n"
+)
 
 
 def test_burstgpt_filters_and_counts_zero_token_failures(tmp_path):
-    rows = [(5, "ChatGPT", 472, 18), (6, "GPT-4", 1090, 0), (6, "ChatGPT", 0, 0),
-            (9, "ChatGPT", 80, 230), (12, "GPT-4", 310, 0), (15, "ChatGPT", 35, 12)]
+    rows = [
+        (5, "ChatGPT", 472, 18),
+        (6, "GPT-4", 1090, 0),
+        (6, "ChatGPT", 0, 0),
+        (9, "ChatGPT", 80, 230),
+        (12, "GPT-4", 310, 0),
+        (15, "ChatGPT", 35, 12),
+    ]
     f = tmp_path / "BurstGPT_1.csv"
-    f.write_text(BURST_HEADER + "".join(
-        f"{t},{m},{i},{o},{i + o},Conversation log\n" for t, m, i, o in rows))
+    f.write_text(
+        BURST_HEADER + "".join(f"{t},{m},{i},{o},{i + o},Conversation log\n" for t, m, i, o in rows)
+    )
     got, counts = load(path=str(f), format="burstgpt")
     kept = [r for r in rows if r[2] and r[3]]
     assert counts.failed == 3 and counts.rows == 6 and len(got) == 3
@@ -378,9 +410,11 @@ def test_burstgpt_filters_and_counts_zero_token_failures(tmp_path):
 
 def test_burstgpt_3_with_session_columns(tmp_path):
     f = tmp_path / "BurstGPT_3.csv"
-    f.write_text(BURST3_HEADER + "0,s1,0.0,ChatGPT,100,20,120,API log\n"
-                 "2.5,s1,2.5,ChatGPT,150,0,150,API log\n"
-                 "4,s2,0.0,GPT-4,300,40,340,Conversation log\n")
+    f.write_text(
+        BURST3_HEADER + "0,s1,0.0,ChatGPT,100,20,120,API log\n"
+        "2.5,s1,2.5,ChatGPT,150,0,150,API log\n"
+        "4,s2,0.0,GPT-4,300,40,340,Conversation log\n"
+    )
     got, counts = load(path=str(f), format="burstgpt")
     assert got.input_tokens.tolist() == [100, 300]
     assert got.arrival_s.tolist() == [0.0, 4.0]
@@ -389,13 +423,23 @@ def test_burstgpt_3_with_session_columns(tmp_path):
 
 def test_generic_csv_with_column_mapping(tmp_path):
     f = tmp_path / "mine.csv"
-    f.write_text("req,t_ms,prompt,completion,blocks\n"
-                 "a,1000,700,5,\"[1, 2]\"\n"
-                 "b,1500,300,7,1 3\n"
-                 "c,4000,1030,9,1;2;4\n")
-    got, _ = load(path=str(f), format="csv", time_unit="ms", columns={
-        "arrival": "t_ms", "input_tokens": "prompt", "output_tokens": "completion",
-        "hash_ids": "blocks"})
+    f.write_text(
+        "req,t_ms,prompt,completion,blocks\n"
+        'a,1000,700,5,"[1, 2]"\n'
+        "b,1500,300,7,1 3\n"
+        "c,4000,1030,9,1;2;4\n"
+    )
+    got, _ = load(
+        path=str(f),
+        format="csv",
+        time_unit="ms",
+        columns={
+            "arrival": "t_ms",
+            "input_tokens": "prompt",
+            "output_tokens": "completion",
+            "hash_ids": "blocks",
+        },
+    )
     assert got.arrival_s.tolist() == [0.0, 0.5, 3.0]
     assert got.input_tokens.tolist() == [700, 300, 1030]
     assert got.output_tokens.tolist() == [5, 7, 9]
@@ -407,8 +451,11 @@ def test_generic_csv_missing_mapped_column(tmp_path):
     f = tmp_path / "mine.csv"
     f.write_text("t,prompt,completion\n0,1,1\n")
     with pytest.raises(InputError, match=r"mine.csv:1.*'answer'"):
-        load(path=str(f), format="csv",
-             columns={"arrival": "t", "input_tokens": "prompt", "output_tokens": "answer"})
+        load(
+            path=str(f),
+            format="csv",
+            columns={"arrival": "t", "input_tokens": "prompt", "output_tokens": "answer"},
+        )
 
 
 def test_generic_mapping_is_required():
@@ -420,11 +467,15 @@ def test_generic_jsonl_with_datetimes(tmp_path):
     f = tmp_path / "mine.jsonl"
     f.write_text(
         '{"when": "2024-01-01T00:00:00", "in": 10, "out": 3}\n'
-        '\n'
+        "\n"
         '{"when": "2024-01-01T00:00:02.25", "in": 20.0, "out": "4"}\n'
     )
-    got, counts = load(path=str(f), format="jsonl", time_unit="datetime",
-                       columns={"arrival": "when", "input_tokens": "in", "output_tokens": "out"})
+    got, counts = load(
+        path=str(f),
+        format="jsonl",
+        time_unit="datetime",
+        columns={"arrival": "when", "input_tokens": "in", "output_tokens": "out"},
+    )
     assert got.arrival_s.tolist() == [0.0, 2.25]
     assert got.input_tokens.tolist() == [10, 20]
     assert got.output_tokens.tolist() == [3, 4]
@@ -434,8 +485,9 @@ def test_generic_jsonl_with_datetimes(tmp_path):
 
 def test_generic_jsonl_microseconds_and_fractional_tokens(tmp_path):
     f = tmp_path / "mine.jsonl"
-    f.write_text('{"t": 1700000000000000, "i": 10, "o": 3}\n'
-                 '{"t": 1700000000250000, "i": 10.5, "o": 3}\n')
+    f.write_text(
+        '{"t": 1700000000000000, "i": 10, "o": 3}\n{"t": 1700000000250000, "i": 10.5, "o": 3}\n'
+    )
     cols = {"arrival": "t", "input_tokens": "i", "output_tokens": "o"}
     with pytest.raises(InputError, match=r"mine.jsonl:2.*'i'.*whole number"):
         load(path=str(f), format="jsonl", time_unit="us", columns=cols)
@@ -458,8 +510,10 @@ def test_streaming_a_large_mooncake_file_is_bounded_and_consecutive(tmp_path):
             k = -(-length // 512)
             ids = [0, *range(next_block, next_block + k - 1)]
             next_block += k - 1
-            fh.write(f'{{"timestamp": {t}, "input_length": {length}, "output_length": 7, '
-                     f'"hash_ids": {ids}}}\n')
+            fh.write(
+                f'{{"timestamp": {t}, "input_length": {length}, "output_length": 7, '
+                f'"hash_ids": {ids}}}\n'
+            )
     expected_id = 0
     last = -1.0
     total_blocks = 0
@@ -484,8 +538,10 @@ def test_streaming_a_large_azure_file(tmp_path):
         fh.write(AZURE_HEADER)
         for i in range(n):
             s = i * 0.01
-            fh.write(f"2023-11-16 {int(s // 3600):02d}:{int(s % 3600 // 60):02d}:"
-                     f"{s % 60:010.7f},{i % 5000 + 1},{i % 300 + 1}\n")
+            fh.write(
+                f"2023-11-16 {int(s // 3600):02d}:{int(s % 3600 // 60):02d}:"
+                f"{s % 60:010.7f},{i % 5000 + 1},{i % 300 + 1}\n"
+            )
     sizes = []
     expected_id = 0
     for c in iter_requests(trace(path=str(f), format="azure"), tmp_path, 0, chunk):
@@ -503,8 +559,10 @@ def test_streaming_memory_does_not_grow_with_the_trace(tmp_path):
     n = 40_000
     with f.open("w") as fh:
         for i in range(n):
-            fh.write(f'{{"timestamp": {i}, "input_length": 5000, "output_length": 7, '
-                     f'"hash_ids": {list(range(i * 10, i * 10 + 10))}}}\n')
+            fh.write(
+                f'{{"timestamp": {i}, "input_length": 5000, "output_length": 7, '
+                f'"hash_ids": {list(range(i * 10, i * 10 + 10))}}}\n'
+            )
     spec = trace(path=str(f), format="mooncake")
     tracemalloc.start()
     try:

@@ -218,6 +218,13 @@ class WorkloadSpec(StrictModel):
 
     trace: TraceSpec | None = Field(default=None, description="replay a request trace file")
     synthetic: SyntheticSpec | None = Field(default=None, description="generate requests")
+    warmup_requests: int = Field(
+        default=0,
+        ge=0,
+        description="the first N requests (by arrival) are simulated but left out of the "
+        "summary: latency percentiles, attainment and throughput describe the steady state, "
+        "not a cold prefix cache and empty batches",
+    )
 
     @model_validator(mode="after")
     def _exactly_one(self) -> WorkloadSpec:
