@@ -11,6 +11,7 @@ from typing import Any
 
 import pandas as pd
 
+from hetsim.errors import InputError
 from hetsim.metrics import add_latency_columns, summarise
 from hetsim.sim.engine import Simulation
 from hetsim.spec.resolve import Scenario, load_scenario
@@ -122,6 +123,15 @@ def simulate(
     out = sim.run()
     reqs = add_latency_columns(out.requests)
     warmup = scenario.spec.workload.warmup_requests
+    if warmup and warmup >= len(out.requests):
+        raise InputError(
+            f"the first {warmup} requests are warm-up, which leaves none to measure out of the "
+            f"{len(out.requests)} simulated",
+            file=scenario.path,
+            field="workload.warmup_requests",
+            value=str(warmup),
+            allowed="fewer than the requests simulated, e.g. --set workload.warmup_requests=0",
+        )
     # by arrival rank, not id: a trace's ids need not follow arrival order
     reqs["warmup"] = reqs["arrival_s"].rank(method="first") <= warmup
     measured = reqs[~reqs["warmup"]] if warmup else reqs

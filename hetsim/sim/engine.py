@@ -277,9 +277,13 @@ class Simulation:
         # the last prompt token is always computed: its logits give the first output token
         return max(0, min(cached, req.input - 1))
 
-    def prefill_finished(self, req: Req, inst: PrefillInstance) -> None:
+    def prompt_cached(self, req: Req, inst: Instance) -> None:
+        """A prompt's KV now exists on ``inst``: later prompts sharing its prefix can hit."""
         if inst.prefix_cache is not None and req.hashes is not None:
             inst.prefix_cache.insert(req.hashes.tolist())
+
+    def prefill_finished(self, req: Req, inst: PrefillInstance) -> None:
+        self.prompt_cached(req, inst)
         self.handoff.prefill_finished(req, inst)
 
     def route_decode(self, req: Req) -> DecodeInstance | None:

@@ -617,6 +617,7 @@ class ColocatedInstance(Instance):
 
     def _prefill_complete(self, req: Req, now: float) -> None:
         if req.generated == 0:
+            self.sim.prompt_cached(req, self)
             # the step that finishes the prompt samples the first token
             req.t_prefill_end = now
             req.t_first = now
