@@ -17,6 +17,7 @@ from pathlib import Path
 from hetsim.perf import validate as v
 from hetsim.perf.calibration import read_table, write_table
 from hetsim.perf.microbench import available_backends, run_calibration
+from hetsim.report import predicted_vs_measured, save_figure
 from hetsim.spec.model import ModelConfig
 
 TARGETS = {"kernel": 10.0, "model": 20.0}  # median % error targets of issue #3
@@ -46,7 +47,8 @@ def main() -> None:
     result = v.ValidationResult(kernels, model)
     args.out.mkdir(parents=True, exist_ok=True)
     result.to_frame().to_csv(args.out / "validation.csv", index=False)
-    v.plot_predicted_vs_measured(result.to_frame(), args.out / "predicted_vs_measured.png")
+    figure = predicted_vs_measured(result.to_frame())
+    save_figure(figure, args.out, "predicted_vs_measured", ("png",))
     print(
         f"device {table.meta.get('device')} · backend {table.meta.get('backend')} "
         f"{table.meta.get('backend_version')} · calibration {calibrated:.0f} s"

@@ -867,7 +867,9 @@ def validate(
         out.mkdir(parents=True, exist_ok=True)
         frame.to_csv(out / "validation.csv", index=False)
         if not frame.empty:
-            v.plot_predicted_vs_measured(frame, out / "predicted_vs_measured.png")
+            from hetsim.report import predicted_vs_measured, save_figure
+
+            save_figure(predicted_vs_measured(frame), out, "predicted_vs_measured", ("png",))
         console.print(f"wrote {out / 'validation.csv'} and {out / 'predicted_vs_measured.png'}")
 
 

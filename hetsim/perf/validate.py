@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import platform
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -31,7 +30,6 @@ __all__ = [
     "model_level_errors",
     "ValidationResult",
     "summarise_errors",
-    "plot_predicted_vs_measured",
     "validate",
 ]
 
@@ -202,39 +200,6 @@ def summarise_errors(frame: pd.DataFrame) -> pd.DataFrame:
             "p90_pct": grouped.quantile(0.9),
         }
     ).reset_index()
-
-
-def plot_predicted_vs_measured(frame: pd.DataFrame, path: str | Path) -> Path:
-    """Log-log scatter of predicted vs measured time with the y = x line."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    path = Path(path)
-    fig, ax = plt.subplots(figsize=(6.4, 5.6), dpi=120)
-    for (check, family), group in frame.groupby(["check", "family"]):
-        ax.scatter(group["measured_s"], group["predicted_s"], s=18, label=f"{check}: {family}")
-    lo = float(min(frame["measured_s"].min(), frame["predicted_s"].min())) * 0.7
-    hi = float(max(frame["measured_s"].max(), frame["predicted_s"].max())) * 1.4
-    ax.plot([lo, hi], [lo, hi], color="black", linewidth=1, label="y = x")
-    ax.fill_between(
-        [lo, hi], [lo / 1.2, hi / 1.2], [lo * 1.2, hi * 1.2], color="grey", alpha=0.15, label="±20%"
-    )
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlim(lo, hi)
-    ax.set_ylim(lo, hi)
-    ax.set_xlabel("measured time (s)")
-    ax.set_ylabel("hetsim predicted time (s)")
-    ax.set_title("Step-time model: predicted vs measured")
-    ax.legend(fontsize=7, loc="upper left")
-    ax.grid(True, which="both", alpha=0.2)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
 
 
 def validate(
