@@ -9,7 +9,7 @@ results in candidate order, never from the order in which results arrive.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
@@ -145,6 +145,3 @@ def make_backend(name: str, workers: int | None = None, address: str | None = No
     if workers <= 1:
         return Backend()
     return LocalBackend(workers)
-
-
-ProgressFn = Callable[[dict[str, int]], None]

@@ -404,10 +404,7 @@ def plan(
                     remaining -= 1
                     report(remaining)
                     continue
-                task.update(
-                    id=r.id, scenario=r.candidate.data, path=path, rel_tol=search.rel_tol,
-                    max_requests=max_requests,
-                )  # fmt: skip
+                task.update(_task_data(r, path, search, max_requests))
                 tasks.append(task)
                 members.append(r)
             for i, out in chosen.map(tasks):
@@ -556,6 +553,19 @@ def _task(
     return task
 
 
+def _task_data(
+    r: CandidateResult, path: str | None, search: SearchSpec, max_requests: int | None
+) -> dict[str, Any]:
+    """What every task carries: the candidate as plain data and the search settings."""
+    return {
+        "id": r.id,
+        "scenario": r.candidate.data,
+        "path": path,
+        "rel_tol": search.rel_tol,
+        "max_requests": max_requests,
+    }
+
+
 def _record(
     r: CandidateResult,
     out: dict[str, Any],
@@ -571,13 +581,11 @@ def _record(
     if out["beaten_at"] is not None:
         p = r.points[0]
         r.verdict = "beaten"
-        why = (
-            f"the rate it needs to beat #{best.id}"
-            if best is not None
-            else f"min_rate {min_rate:g}"
-        )
-        if objective == "cheapest_for_rate":
+        # cheapest_for_rate always tests min_rate; the others the rate that beats the best
+        if best is None or objective == "cheapest_for_rate":
             why = f"min_rate {min_rate:g}"
+        else:
+            why = f"the rate it needs to beat #{best.id}"
         r.reason = (
             f"at {out['beaten_at']:.3g} req/s ({why}) attainment is {p['attainment']:.1%} "
             f"< {target:.0%}"
@@ -629,14 +637,8 @@ def _baseline(
     )
     while not measured and unsearched and len(tried) < 2:
         top = unsearched.pop(0)
-        task = {
-            "id": top.id,
-            "scenario": top.candidate.data,
-            "path": path,
-            "rel_tol": search.rel_tol,
-            "max_requests": max_requests,
-            "start": max(top.screen.estimate, 1e-3),  # type: ignore[union-attr]
-        }
+        task = _task_data(top, path, search, max_requests)
+        task["start"] = max(top.screen.estimate, 1e-3)  # type: ignore[union-attr]
         for _, out in backend.map([task]):
             reason = top.reason
             _record(top, out, None, objective, search.min_rate, counts)

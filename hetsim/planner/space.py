@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import copy
 import itertools
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from hetsim.errors import InputError
 from hetsim.spec.precision import PRECISION_SHORTHANDS
 from hetsim.spec.resolve import Scenario, scenario_from_dict
-from hetsim.spec.scenario import PoolSpec, PrecisionPolicy, RoleSearch, SearchSpec
+from hetsim.spec.scenario import PoolSpec, RoleSearch, SearchSpec
 
 __all__ = ["Candidate", "RoleChoice", "enumerate_candidates"]
 
@@ -269,8 +269,12 @@ def enumerate_candidates(base: Scenario, search: SearchSpec | None = None) -> li
                 for total in totals:
                     if total % choice.tp:
                         continue
-                    sized = RoleChoice(**{**choice.__dict__, "instances": total // choice.tp})
-                    sized = _colocated_batching(sized, p_pool)
+                    # a colocated instance chunks prompts like the prefill pool does
+                    sized = replace(
+                        choice,
+                        instances=total // choice.tp,
+                        chunk_size=p_pool.batching.chunk_size,
+                    )
                     add("colocated", {"serve": sized}, None, None,
                         _colocated_data(data, _pool_dict(serve_base, sized)))  # fmt: skip
     else:
@@ -284,11 +288,6 @@ def enumerate_candidates(base: Scenario, search: SearchSpec | None = None) -> li
     return candidates
 
 
-def _colocated_batching(choice: RoleChoice, prefill: PoolSpec) -> RoleChoice:
-    chunk = prefill.batching.chunk_size
-    return RoleChoice(**{**choice.__dict__, "chunk_size": chunk})
-
-
 def _colocated_data(data: dict[str, Any], pool: dict[str, Any]) -> dict[str, Any]:
     cand = copy.deepcopy(data)
     cand["pools"] = [pool]
@@ -299,7 +298,3 @@ def _colocated_data(data: dict[str, Any], pool: dict[str, Any]) -> dict[str, Any
     cand["kv"]["conversions"] = []
     cand["kv"]["layerwise_transfer"] = False
     return cand
-
-
-def precision_policy(choice: RoleChoice) -> PrecisionPolicy:
-    return PrecisionPolicy(weights=choice.weights, activations=choice.activations, kv=choice.kv)
