@@ -216,10 +216,6 @@ class OpInventory:
         )
 
     @property
-    def layers(self) -> int:
-        return self.model.num_layers
-
-    @property
     def modeled_kernels_per_layer(self) -> int:
         """Kernels per layer that are costed one by one in an eager runtime: the per-layer
         GEMMs, attention, and the eager elementwise ops."""

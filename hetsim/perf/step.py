@@ -80,8 +80,9 @@ class StepModel:
     cost: KernelCostPredictor = field(init=False)
     ops: OpInventory = field(init=False, repr=False)
     overhead: float = field(init=False)  # seconds per step besides the costed ops
-    # (flops, KV bytes, Q/O bytes) seconds per attended token / sequence when decode attention
-    # is a plain roofline over GQA heads; None otherwise
+    # decode attention in closed form where the predictor charges a plain roofline over GQA
+    # heads: seconds of compute per attended token, of KV reads per attended token and of Q/O
+    # traffic per sequence (None otherwise)
     _decode_coefficients: tuple[float, float, float] | None = field(init=False, repr=False)
     _linear_cache: dict[int, float] = field(init=False, default_factory=dict, repr=False)
     _head_cache: dict[int, float] = field(init=False, default_factory=dict, repr=False)
@@ -174,7 +175,10 @@ class StepModel:
 
     def _attention_time(self, work: AttentionWork) -> float:
         kernel = self.cost.kernel
-        return self.model.num_layers * sum(kernel(k)[0] for k in self.ops.attention_kernels(work))
+        per_layer = 0.0
+        for k in self.ops.attention_kernels(work):
+            per_layer += kernel(k)[0]
+        return self.model.num_layers * per_layer
 
     def _attention_ops(self, work: AttentionWork) -> list[OpCost]:
         layers = self.model.num_layers
