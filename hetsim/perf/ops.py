@@ -286,7 +286,8 @@ class OpInventory:
                 )
             return out
         # fused: add+norm twice (read 2, write 2 rows of h), rotary on q and k (read + write),
-        # SiLU·mul (read 2, write 1 of ffn), the new K/V into the cache (write)
+        # SiLU·mul (read 2, write 1 of ffn), the new K/V into the cache (write); the passes
+        # stream their bytes once, so they are priced as a copy of half of them
         per_token = 2 * 4 * h + 2 * (q + k / 2) + 3 * ffn + k
         nbytes = tokens * per_token * self.residual_bytes
         return [(1, Kernel("elementwise", "memcpy", "bytes", 0.0, nbytes, {"bytes": nbytes / 2}))]
