@@ -31,10 +31,12 @@ err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 180)
 
 
 def duration(seconds: float | None, digits: int = 3, missing: str = "—") -> str:
+    """Every time the CLI prints, in the unit that suits it (``missing`` when there is none)."""
     return missing if seconds is None else units.format_time(seconds, digits)
 
 
 def size(nbytes: float) -> str:
+    """Every memory size the CLI prints, in binary units (KiB, MiB, GiB)."""
     return units.format_bytes(nbytes, digits=3, binary=True)
 
 
