@@ -7,6 +7,7 @@ The public Python API (the CLI and the notebooks use only this):
 - :func:`load_profile` — an accelerator profile by name.
 - :func:`simulate` — replay a scenario's workload; returns a result with ``.requests``,
   ``.summary`` and ``.to_frame()``.
+- :func:`compare_lifecycles` — the same workload under each KV lifecycle protocol, side by side.
 - :func:`goodput` — the highest request rate a deployment serves within its SLA.
 - :func:`calibrate` / :func:`validate` — time microkernels on this machine; check the
   step-time model against held-out kernels and a real transformer.
@@ -34,6 +35,14 @@ def __getattr__(name: str):  # noqa: ANN202 - lazy: simpy and pandas load only w
         from hetsim import metrics
 
         return getattr(metrics, name)
+    if name in ("compare_lifecycles", "LifecycleComparison"):
+        from hetsim import lifecycles
+
+        return getattr(lifecycles, name)
+    if name == "default_scenario_path":
+        from hetsim.spec.resolve import default_scenario_path
+
+        return default_scenario_path
     if name == "calibrate":
         from hetsim.perf.microbench import run_calibration
 
@@ -65,6 +74,9 @@ __all__ = [
     "scenario_from_dict",
     "simulate",
     "SimulationResult",
+    "compare_lifecycles",
+    "LifecycleComparison",
+    "default_scenario_path",
     "goodput",
     "GoodputResult",
     "with_rate",

@@ -1,0 +1,120 @@
+"""``hetsim plan``: search deployments for the best one under the scenario's SLA."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from hetsim.cli import render
+from hetsim.cli.options import JsonOption, SetOption, load, need_out
+
+if TYPE_CHECKING:
+    from hetsim import PlanResult
+
+ScenarioOrDefault = Annotated[
+    Path | None,
+    typer.Argument(
+        help="Scenario YAML with a search: section (default: the bundled cphd-glm51.yaml).",
+        show_default=False,
+    ),
+]
+Out = Annotated[
+    Path | None,
+    typer.Option("--out", help="Write plan.json, candidates.csv and pareto.png here."),
+]
+Backend = Annotated[str, typer.Option("--backend", help="local (process pool) or ray.")]
+Address = Annotated[
+    str | None, typer.Option("--address", help="Ray cluster address (default: a local Ray).")
+]
+Workers = Annotated[
+    int | None, typer.Option("--workers", help="Local worker processes (default: all cores).")
+]
+Wave = Annotated[
+    int,
+    typer.Option(
+        "--wave",
+        help="Candidates simulated per round. Results depend on it, not on the backend; "
+        "raise it on a big cluster.",
+    ),
+]
+Requests = Annotated[
+    int | None,
+    typer.Option(
+        "--requests",
+        help="Requests per planning simulation (default: search.max_requests, else the "
+        "whole workload).",
+    ),
+]
+Exhaustive = Annotated[
+    bool, typer.Option("--exhaustive", help="No screening or pruning: search every candidate.")
+]
+Plots = Annotated[
+    bool, typer.Option("--plots", help="Also write pareto and rate-sweep figures as SVG.")
+]
+Report = Annotated[
+    bool, typer.Option("--report", help="Write a self-contained plan.html to --out.")
+]
+Top = Annotated[int, typer.Option("--top", help="Runners-up to show.")]
+
+
+def plan(
+    scenario: ScenarioOrDefault = None,
+    set_: SetOption = None,
+    out: Out = None,
+    backend: Backend = "local",
+    address: Address = None,
+    workers: Workers = None,
+    wave: Wave = 2,
+    requests: Requests = None,
+    exhaustive: Exhaustive = False,
+    plots: Plots = False,
+    html: Report = False,
+    top: Top = 5,
+    as_json: JsonOption = False,
+) -> None:
+    """Search deployments (accelerators, P:D ratio, tp/ep, precision and KV format per role,
+    lifecycle) for the best goodput per dollar under the scenario's SLA.
+
+    Example: [bold]hetsim plan scenarios/cphd-glm51.yaml --out plan/ --report[/]
+    Exit code 1 when no candidate meets the SLA (with the reason).
+    """
+    from hetsim import default_scenario_path
+    from hetsim import plan as run_plan
+
+    need_out(out, plots, html)
+    loaded = load(scenario or default_scenario_path(), set_)
+    if loaded.spec.search is None:
+        render.no_search_section()
+    with render.plan_progress(loaded.name) as report:
+        result = run_plan(
+            loaded,
+            backend=backend,
+            workers=workers,
+            address=address,
+            max_requests=requests,
+            wave=wave,
+            exhaustive=exhaustive,
+            progress=report,
+        )
+    written = _write(result, out, plots, html) if out is not None else []
+    if as_json:
+        render.print_json(result.to_dict())
+    else:
+        render.plan(result, top)
+        render.wrote(written, out, names=True)
+    if result.best is None:
+        if not as_json:
+            render.no_deployment(result.explain_failure())
+        raise typer.Exit(1)
+
+
+def _write(result: PlanResult, out: Path, plots: bool, html: bool) -> list[Path]:
+    from hetsim import report
+
+    written = result.write(out)
+    written += report.write_plan_plots(result, out, svg=plots)
+    if html:
+        written.append(report.write_plan_report(result, out / "plan.html"))
+    return written

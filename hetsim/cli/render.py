@@ -1,0 +1,592 @@
+"""What the CLI prints: rich tables, progress bars and the number formats, in one place.
+
+Every renderer takes a result of the public API and only formats it; quantities with units go
+through :mod:`hetsim.units`, so a time or a size reads the same in every table.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from hetsim import units
+
+if TYPE_CHECKING:
+    from hetsim import AcceleratorProfile, ModelConfig, PlanResult
+    from hetsim.lifecycles import LifecycleComparison, LifecycleOutcome
+    from hetsim.perf.calibration import CalibrationTable
+
+# Piped output (files, CI logs, notebooks) gets a wide page instead of rich's 80 columns.
+console = Console(width=None if sys.stdout.isatty() else 180)
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 180)
+
+
+def duration(seconds: float | None, digits: int = 3, missing: str = "—") -> str:
+    """Every time the CLI prints, in the unit that suits it (``missing`` when there is none)."""
+    return missing if seconds is None else units.format_time(seconds, digits)
+
+
+def size(nbytes: float) -> str:
+    """Every memory size the CLI prints, in binary units (KiB, MiB, GiB)."""
+    return units.format_bytes(nbytes, digits=3, binary=True)
+
+
+def number(x: float | None, digits: int = 4) -> str:
+    """A plain count or measure: integers in full with separators, others to ``digits``."""
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "n/a"
+    if isinstance(x, int) or float(x).is_integer():
+        return f"{int(x):,}"
+    if abs(x) >= 10 ** (digits - 1):
+        return f"{x:,.0f}"
+    return f"{x:,.{digits}g}"
+
+
+def table(title: str, columns: Sequence[str], right: Sequence[str] = ()) -> Table:
+    """A table titled on the left; columns in ``right`` hold numbers and align right."""
+    t = Table(title=title, title_justify="left")
+    for col in columns:
+        t.add_column(col, justify="right" if col in right else "left")
+    return t
+
+
+def print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2))
+
+
+def wrote(paths: Sequence[Path], out: Path | None, names: bool = False) -> None:
+    """A dim line under the tables: how many files (or which) went to ``out``."""
+    if paths:
+        what = ", ".join(p.name for p in paths) if names else f"{len(paths)} files"
+        console.print(f"[dim]wrote {what} to {out}/[/]")
+
+
+def error(message: str) -> None:
+    # escape: messages quote user text, and "[x]" or "[/b]" in it is not rich markup
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+
+
+# --- progress -------------------------------------------------------------------------------
+
+
+@contextmanager
+def simulation_progress(scenario: str) -> Iterator[Callable[[int, int], None]]:
+    """A bar of requests ended out of the workload; yields ``report(done, total)``."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    with Progress(
+        TextColumn(f"[bold]simulate[/] {escape(scenario)}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("requests"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("", total=None)
+
+        def report(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield report
+
+
+@contextmanager
+def plan_progress(scenario: str) -> Iterator[Callable[[dict[str, int]], None]]:
+    """A bar of candidates decided; yields ``report(counts)`` with the planner's counts."""
+    from rich.progress import (
+        BarColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    with Progress(
+        TextColumn(f"[bold]plan[/] {scenario}"),
+        BarColumn(),
+        TextColumn("{task.fields[counts]}"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("", total=None, counts="enumerating")
+
+        def report(c: dict[str, int]) -> None:
+            text = (
+                f"{c['total']} candidates: {c['screened']} screened out, {c['beaten']} beaten "
+                f"unsimulated, {c['simulated']} simulated ({c['simulations']} runs), "
+                f"{c['remaining']} remaining"
+            )
+            bar.update(task, completed=c["total"] - c["remaining"], total=c["total"], counts=text)
+
+        yield report
+
+
+@contextmanager
+def calibration_progress() -> Iterator[Callable[[int, int, str], None]]:
+    """A bar of microkernels timed; yields ``report(done, total, label)``."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        TextColumn("[bold]calibrate[/]"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=err_console,
+    ) as progress:
+        task = progress.add_task("", total=None)
+
+        def report(done: int, total: int, label: str) -> None:
+            progress.update(task, completed=done, total=total, description=label)
+
+        yield report
+
+
+# --- hetsim check ---------------------------------------------------------------------------
+
+
+def check(info: dict[str, Any]) -> None:
+    """``check``: the scenario's pools, transfer paths, KV portability, SLA and cost."""
+    m = info["model"]
+    console.print(
+        f"[bold green]✓[/] {escape(info['file'] or info['scenario'])} is valid — scenario "
+        f"[bold]{escape(info['scenario'])}[/]"
+    )
+    console.print(
+        f"model [bold]{escape(m['name'])}[/] ({m['architecture']}): "
+        f"{m['params_total'] / 1e9:.1f}B parameters, {m['params_active'] / 1e9:.1f}B active"
+    )
+    console.print(_pools_table(info["pools"]))
+    if info["paths"]:
+        console.print(_paths_table(info["paths"]))
+    if info.get("portability"):
+        _portability(info)
+    sla = info["sla"]
+    console.print(
+        f"lifecycle [bold]{info['lifecycle']}[/]; SLA: TTFT ≤ {duration(sla['ttft'], 4)}, "
+        f"TPOT ≤ {duration(sla['tpot'], 4)} at p{sla['percentile']:g}, "
+        f"attainment ≥ {sla['attainment']:.0%}"
+    )
+    console.print(
+        f"{info['devices']} devices, [bold]{units.format_price_per_hour(info['cost_per_hour'])}[/]"
+    )
+    for note in _check_notes(info["pools"]):
+        console.print(f"[dim]{note}[/]")
+
+
+def _pools_table(pools: list[dict[str, Any]]) -> Table:
+    columns = ("pool", "role", "accelerator", "inst × dev", "tp/dp/ep", "precision W/A/KV",
+               "weights", "activations*", "KV room", "KV B/token", "KV tokens/inst",
+               "$/h")  # fmt: skip
+    t = table("Pools (per device unless stated)", columns, right=columns[3:5] + columns[6:])
+    for p in pools:
+        mem, prec = p["memory"], p["precision"]
+        t.add_row(
+            p["name"],
+            p["role"],
+            p["accelerator"],
+            f"{p['instances']} × {p['devices_per_instance']}",
+            f"{p['tp']}/{p['dp']}/{p['ep']}",
+            f"{prec['weights']}/{prec['activations']}/{prec['kv']}",
+            size(mem["weights_per_device"]),
+            size(mem["activations_per_device"]),
+            size(mem["kv_room_per_device"]),
+            f"{mem['kv_bytes_per_token_per_device']:,.0f}",
+            f"{mem['kv_capacity_tokens']:,}",
+            units.format_price_per_hour(p["cost_per_hour"])
+            + ("†" if p["price_is_assumption"] else ""),
+        )
+    return t
+
+
+def _paths_table(paths: list[dict[str, Any]]) -> Table:
+    columns = ("from → to", "hops", "bottleneck", "latency", "format", "KV B/token",
+               "8K-token KV alone")  # fmt: skip
+    t = table("KV transfer paths", columns)
+    for p in paths:
+        t.add_row(
+            f"{p['from']} → {p['to']}",
+            " → ".join(p["hops"]),
+            units.format_bandwidth(p["bottleneck_bandwidth"], 3),
+            duration(p["latency"]),
+            p["transfer_format"],
+            f"{p['kv_bytes_per_token']:,.0f}",
+            duration(p["lone_8k_token_transfer_s"]),
+        )
+    return t
+
+
+_VERDICT_COLOUR = {"identical": "green", "convertible": "yellow", "incompatible": "red"}
+
+
+def _portability(info: dict[str, Any]) -> None:
+    """The KV portability verdict of every prefill → decode pair, then its notes."""
+    k = info["portability"][0]["example_tokens"] // 1024
+    columns = ("from → to", "verdict", "conversion", "where", "device", "read+write B/token",
+               f"{k}K tokens")  # fmt: skip
+    t = table(
+        f"KV portability (conversions priced for a prompt of {k}K tokens)",
+        columns,
+        right=columns[-2:],
+    )
+    lines = []
+    for v in info["portability"]:
+        pair = f"{v['from']} → {v['to']}"
+        verdict = f"[{_VERDICT_COLOUR[v['verdict']]}]{v['verdict']}[/]"
+        for i, row in enumerate(_conversion_rows(v)):
+            t.add_row(pair if i == 0 else "", verdict if i == 0 else "", *row)
+        if v["transfers_per_request"] is not None:
+            lines.append(
+                f"{escape(pair)}: {v['transfers_per_request']} transfer(s) per request of "
+                f"{v['bytes_per_transfer_per_token']:,.0f} B/token in {v['wire_format']} — "
+                f"{escape(v['transfer_note'])}"
+            )
+        lines += [f"[yellow]{escape(pair)}: {escape(w)}[/]" for w in v["warnings"]]
+        lines += [f"{escape(pair)}: {escape(n)}" for n in v["notes"]]
+    console.print(t)
+    for line in lines:
+        console.print(line, highlight=False)
+    for label in info.get("unused_conversions", []):
+        console.print(f"[yellow]kv.conversions entry not needed by any pair: {escape(label)}[/]")
+
+
+def _conversion_rows(verdict: dict[str, Any]) -> list[tuple[str, ...]]:
+    if verdict["verdict"] == "incompatible":
+        return [(escape(f"{m['field']}: {m['producer']} ≠ {m['consumer']}"), "", "", "", "")
+                for m in verdict["mismatches"]]  # fmt: skip
+    if not verdict["conversions"]:
+        return [("none: the bytes are usable as they are", "", "", "", "")]
+    return [
+        (
+            f"{c['kind']} {c['from']} → {c['to']}"
+            + (" (implicit)" if c["origin"] == "implicit" else ""),
+            c["where"],
+            c["device"] or "",
+            f"{c['bytes_read_per_token'] + c['bytes_written_per_token']:,.0f}",
+            duration(c["seconds"] or None),
+        )
+        for c in verdict["conversions"]
+    ]
+
+
+def _check_notes(pools: list[dict[str, Any]]) -> list[str]:
+    notes = ["* activations: estimated peak workspace of one step (assumption, not measured)"]
+    if any(p["price_is_assumption"] for p in pools):
+        notes.append("† price from the hardware profile: an assumption (set costs.prices)")
+    for p in pools:
+        if p["uncertain_figures"]:
+            notes.append(
+                f"{p['accelerator']}: not from a vendor datasheet: "
+                + ", ".join(p["uncertain_figures"])
+            )
+        notes.append(f"{p['name']}: step-time provenance {p['provenance']}")
+    return list(dict.fromkeys(notes))
+
+
+# --- hetsim profiles / models ---------------------------------------------------------------
+
+
+def profiles(rows: Sequence[AcceleratorProfile]) -> None:
+    columns = ("name", "vendor", "memory", "mem BW", "bf16", "fp8", "int8", "fp4",
+               "scale-up /dir", "formats W | A | KV", "$/h†", "not datasheet")  # fmt: skip
+    t = table("Accelerator profiles (dense peaks)", columns)
+    for p in rows:
+        peaks = [
+            units.format_flops(p.compute[key].value, 3) if key in p.compute else "—"
+            for key in ("bf16", "fp8", "int8", "fp4")
+        ]
+        t.add_row(
+            p.name,
+            p.vendor,
+            size(p.memory_bytes),
+            units.format_bandwidth(p.memory_bandwidth, 3),
+            *peaks,
+            units.format_bandwidth(p.scale_up.bandwidth.value, 3) if p.scale_up else "—",
+            f"{','.join(p.formats.weights)} | {','.join(p.formats.activations)} | "
+            f"{','.join(p.formats.kv)}",
+            units.format_price_per_hour(p.price),
+            str(len(p.uncertain_figures())),
+        )
+    console.print(t)
+    console.print("[dim]† prices are assumptions; see each profile's note and sources[/]")
+
+
+def models(loaded: Sequence[ModelConfig]) -> None:
+    columns = ("name", "architecture", "layers", "params", "active", "bf16 weights", "KV bf16",
+               "KV fp8", "KV int8", "KV int4", "max ctx")  # fmt: skip
+    t = table("Models (KV bytes per token, all layers)", columns, right=columns[2:])
+    for m in loaded:
+        t.add_row(
+            m.name,
+            m.description,
+            str(m.num_layers),
+            f"{m.params_total / 1e9:.2f}B",
+            f"{m.params_active / 1e9:.2f}B",
+            size(m.weight_bytes("bf16")),
+            *(f"{m.kv_bytes_per_token(f):,.0f}" for f in ("bf16", "fp8_e4m3", "int8", "int4")),
+            f"{m.max_context:,}",
+        )
+    console.print(t)
+    console.print(
+        "[dim]fp8 KV: per-tensor scale; int8/int4 KV: fp16 scale + zero point per token and head "
+        "(MLA: per latent vector). Weights exclude MTP layers.[/]"
+    )
+
+
+# --- hetsim simulate ------------------------------------------------------------------------
+
+
+def simulation_summary(s: dict[str, Any]) -> None:
+    """``simulate``: what the requests experienced, per pool utilisation, cost."""
+    console.print(
+        f"[bold]{escape(s['scenario'])}[/]: {s['requests']:,} requests, {s['completed']:,} "
+        f"completed, {s['failed']:,} failed; {s['simulated_s']:.1f} s simulated in "
+        f"{s['wall_s']:.2f} s ({s['events']:,} events)"
+    )
+    for reason, count in s["failure_reasons"].items():
+        console.print(f"  [red]failed[/] {count:,}: {escape(reason)}")
+    console.print(_latency_table(s))
+    sla = s["sla"]
+    verdict = "[green]met[/]" if s["sla_met"] else "[red]missed[/]"
+    console.print(
+        f"attainment {s['attainment']:.1%} (target {sla['attainment_target']:.0%}): SLA {verdict}"
+        f"; throughput {s['throughput_tokens_per_s']:,.0f} output tokens/s; "
+        f"prefix-cached {s['prefix_cached_share']:.0%} of prompt tokens; "
+        f"{s['preemptions']:,} preemptions; KV blocks leaked {s['kv_blocks_leaked']}"
+    )
+    console.print(_utilisation_table(s))
+    cost = s["cost_per_million_tokens"]
+    console.print(
+        f"cost {units.format_price_per_hour(s['cost_per_hour'])} (assumed prices), "
+        + (f"${cost:,.2f} per million output tokens" if cost is not None else "no tokens")
+    )
+
+
+def _latency_table(s: dict[str, Any]) -> Table:
+    t = table("Latency", ("metric", "mean", "p50", "p90", "p99", "SLA"),
+              right=("mean", "p50", "p90", "p99", "SLA"))  # fmt: skip
+    sla = s["sla"]
+    for key, label, bound in (
+        ("ttft_s", "TTFT", sla["ttft_s"]),
+        ("tpot_s", "TPOT", sla["tpot_s"]),
+        ("e2e_s", "E2E", None),
+    ):
+        p = s[key]
+        t.add_row(
+            label,
+            *(duration(p[q]) for q in ("mean", "p50", "p90", "p99")),
+            duration(bound) if bound else "",
+        )
+    return t
+
+
+def _utilisation_table(s: dict[str, Any]) -> Table:
+    columns = ("pool", "instances", "busy", "peak KV", "held block·s", "reserved block·s",
+               "provenance")  # fmt: skip
+    t = table("Pools", columns, right=columns[1:-1])
+    for name, u in s["utilisation"].items():
+        t.add_row(
+            name,
+            str(u["instances"]),
+            f"{u['busy']:.0%}",
+            f"{u['peak_kv']:.0%}",
+            f"{u['held_block_s']:,.0f}",
+            f"{u['reserved_block_s']:,.0f}",
+            s["provenance"].get(name, ""),
+        )
+    return t
+
+
+def lifecycles(comparison: LifecycleComparison) -> None:
+    """``simulate --compare-lifecycles``: one column per protocol."""
+    rows: list[tuple[str, Callable[[LifecycleOutcome], str]]] = [
+        ("completed / failed", lambda o: f"{o.completed:,} / {o.failed:,}"),
+        ("TTFT p50 / p90", lambda o: f"{duration(o.ttft_p50_s)} / {duration(o.ttft_p90_s)}"),
+        ("TPOT p90", lambda o: duration(o.tpot_p90_s)),
+        ("attainment", lambda o: f"{o.attainment:.1%}"),
+    ]
+    for name in comparison.pools:
+        rows += [
+            (f"peak KV {name}", lambda o, n=name: f"{o.pool(n).peak_kv:.0%}"),
+            (
+                f"held / reserved block·s {name}",
+                lambda o, n=name: (
+                    f"{o.pool(n).held_block_s:,.0f} / {o.pool(n).reserved_block_s:,.0f}"
+                ),
+            ),
+        ]
+    rows += [
+        ("double residency block·s", lambda o: f"{o.double_residency_block_s:,.0f}"),
+        ("recomputed tokens", lambda o: f"{o.recomputed_tokens:,}"),
+        ("store evictions before fetch", lambda o: f"{o.evicted_before_fetch:,}"),
+        ("retries", lambda o: f"{o.retries:,}"),
+        ("lease expiries", lambda o: f"{o.lease_expiries:,}"),
+        ("silent corruptions", lambda o: f"{o.silent_corruptions:,}"),
+    ]
+    protocols = [o.protocol for o in comparison.outcomes]
+    t = table(f"KV lifecycle protocols on {comparison.scenario}", ["", *protocols], protocols)
+    for label, fmt in rows:
+        t.add_row(label, *(fmt(o) for o in comparison.outcomes))
+    console.print(t)
+
+
+# --- hetsim plan ----------------------------------------------------------------------------
+
+_OBJECTIVE_UNIT = {
+    "goodput": "req/s",
+    "goodput_per_device": "req/s/dev",
+    "goodput_per_dollar": "req/$",
+    "cheapest_for_rate": "-$/h",
+}
+
+
+def plan(result: PlanResult, top: int) -> None:
+    """``plan``: the search in numbers, then the recommendation beside its runners-up."""
+    spec = result.scenario.spec
+    sla = spec.sla
+    counts = result.counts()
+    console.print(
+        f"[bold]{escape(spec.name)}[/]: {spec.model}; SLA TTFT ≤ {sla.ttft:g} s, TPOT ≤ "
+        f"{sla.tpot * 1e3:g} ms at p{sla.percentile:g} for {sla.attainment:.0%}; objective "
+        f"[bold]{result.objective}[/]"
+    )
+    console.print(
+        f"{sum(counts.values())} candidates: "
+        + ", ".join(f"{n} {v}" for v, n in counts.items() if n)
+        + f"; {result.simulations} simulations in {duration(result.wall_s, 4)} "
+        f"({result.backend} x{result.workers})"
+    )
+    console.print(_ranking_table(result, top))
+    if result.best is not None:
+        b = result.best
+        prov = ", ".join(f"{k} {v}" for k, v in (b.summary.get("provenance") or {}).items())
+        console.print(
+            f"[bold green]recommended:[/] {escape(b.label)}"
+            + (f" (P:D {b.candidate.pd_ratio})" if b.candidate.pd_ratio else "")
+            + f"; step times: {prov}; prices: profile assumptions unless costs.prices sets them"
+        )
+
+
+def _ranking_table(result: PlanResult, top: int) -> Table:
+    p = f"p{result.scenario.spec.sla.percentile:g}"
+    columns = ("", "deployment", "goodput req/s", _OBJECTIVE_UNIT[result.objective], "$/h",
+               "$/M tok", f"TTFT {p}", f"TPOT {p}", "boundary")  # fmt: skip
+    t = table("Recommended, runners-up and the colocated baseline", columns, right=columns[2:-1])
+    shown = result.ranked[: top + 1]
+    if result.baseline is not None and result.baseline not in shown:
+        shown.append(result.baseline)
+    for r in shown:
+        s = r.summary
+        t.add_row(
+            "best" if r is result.best else ("colocated" if r.baseline else ""),
+            escape(r.label),
+            f"{r.goodput:.3g}",
+            f"{r.objective:.4g}",
+            f"{r.cost_per_hour:,.2f}",
+            f"{s.get('cost_per_million_tokens') or float('nan'):.3g}",
+            duration(s.get("ttft_at_sla_percentile_s"), 4, missing="-"),
+            duration(s.get("tpot_at_sla_percentile_s"), 4, missing="-"),
+            r.boundary or "-",
+        )
+    return t
+
+
+def no_search_section() -> None:
+    err_console.print(
+        "[yellow]no search: section: judging the scenario's own deployment and a colocated "
+        "baseline[/]"
+    )
+
+
+def no_deployment(explanation: str) -> None:
+    err_console.print(f"[bold red]no deployment meets the SLA[/]\n{explanation}")
+
+
+# --- hetsim calibrate / validate ------------------------------------------------------------
+
+
+def calibration(table_: CalibrationTable, out: Path) -> None:
+    """``calibrate``: what was written and the best rates this device reached."""
+    peaks = table_.meta["peak"]
+    console.print(f"wrote {len(table_.rows)} kernel timings to [bold]{out}[/]")
+    console.print(
+        f"device {table_.meta.get('device')} · backend {table_.meta.get('backend')} "
+        f"{table_.meta.get('backend_version')}"
+    )
+    for dtype, flops in sorted(peaks["flops"].items()):
+        console.print(f"  best {dtype} GEMM: {units.format_flops(flops, 3)}")
+    console.print(f"  best copy bandwidth: {units.format_bandwidth(peaks['memory_bandwidth'], 3)}")
+    console.print(f"  per-op dispatch: {duration(table_.launch_overhead())}")
+
+
+def validation(summary: Any) -> None:
+    """``validate``: the absolute prediction error per check and kernel family."""
+    t = table("Absolute prediction error", ("check", "family", "cases", "median %", "p90 %"),
+              right=("cases", "median %", "p90 %"))  # fmt: skip
+    for r in summary.itertuples():
+        t.add_row(r.check, r.family, str(r.cases), f"{r.median_pct:.1f}", f"{r.p90_pct:.1f}")
+    console.print(t)
+
+
+# --- hetsim trace stats ---------------------------------------------------------------------
+
+
+def trace_stats(info: dict[str, Any]) -> None:
+    """``trace stats``: one row per measure of the trace."""
+    t = table(f"{info['file']} ({info['format']})", ("measure", "value"))
+    dropped = []
+    if info["skipped_bad_rows"]:
+        dropped.append(f"{info['skipped_bad_rows']:,} unreadable")
+    if info["skipped_out_of_order"]:
+        dropped.append(f"{info['skipped_out_of_order']:,} out of order")
+    if info["failed_zero_tokens"]:
+        dropped.append(f"{info['failed_zero_tokens']:,} with zero tokens (failed)")
+    t.add_row("requests", f"{info['requests']:,}")
+    t.add_row(
+        "rows read",
+        f"{info['rows_read']:,}" + (f" (dropped: {', '.join(dropped)})" if dropped else ""),
+    )
+    if info["start"]:
+        t.add_row("first arrival", info["start"])
+    t.add_row("duration", f"{number(info['duration_s'], 6)} s")
+    t.add_row(
+        "mean rate",
+        f"{number(info['mean_rate_rps'])} req/s ({number(info['mean_per_minute'])} req/min)",
+    )
+    t.add_row("peak minute", f"{info['peak_per_minute']:,} req/min")
+    for key, label in (("input_tokens", "prompt tokens"), ("output_tokens", "output tokens")):
+        s = info[key]
+        figures = (f"{q} {number(s[q])}" for q in ("mean", "p50", "p90", "p99", "max"))
+        t.add_row(label, "  ".join(figures))
+    t.add_row("prefix reuse", _prefix_reuse(info))
+    console.print(t)
+
+
+def _prefix_reuse(info: dict[str, Any]) -> str:
+    if info["prefix_reuse"] is None:
+        return "n/a (no hash ids)"
+    return (
+        f"{info['prefix_reuse']:.1%} of {info['hash_blocks']:,} {info['block_tokens']}-token "
+        f"blocks seen earlier ({info['prefix_reuse_tokens']:.1%} of prompt tokens)"
+    )

@@ -1,0 +1,94 @@
+"""``hetsim simulate``: run a scenario, or compare its KV lifecycle protocols."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from hetsim.cli import render
+from hetsim.cli.options import JsonOption, ScenarioArgument, SetOption, load, need_out
+
+if TYPE_CHECKING:
+    from hetsim import Scenario, SimulationResult
+
+
+def simulate(
+    scenario: ScenarioArgument,
+    set_: SetOption = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Write requests.parquet, timeseries.parquet, summary.json."),
+    ] = None,
+    csv: Annotated[bool, typer.Option("--csv", help="Also write requests.csv.")] = False,
+    requests: Annotated[
+        int | None, typer.Option("--requests", help="Stop arrivals after this many requests.")
+    ] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Override the scenario seed.")] = None,
+    compare_lifecycles: Annotated[
+        bool,
+        typer.Option(
+            "--compare-lifecycles",
+            help="Run the workload under pull, push and store "
+            "(store needs lifecycle.store_tier) and compare them.",
+        ),
+    ] = False,
+    plots: Annotated[
+        bool,
+        typer.Option("--plots", help="Write PNG and SVG figures to --out (latency CDFs, KV, ...)."),
+    ] = False,
+    html: Annotated[
+        bool, typer.Option("--report", help="Write a self-contained report.html to --out.")
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Replay the scenario's workload through its cluster and report what requests experienced.
+
+    Example: [bold]hetsim simulate scenarios/qwen3-32b-6p2d.yaml --set lifecycle=push --out run/[/]
+    """
+    from hetsim import simulate as run_simulation
+
+    if compare_lifecycles:
+        _compare(load(scenario, set_), requests, seed, as_json)
+        return
+    need_out(out, plots, html)
+    loaded = load(scenario, set_)
+    with render.simulation_progress(loaded.name) as report:
+        result = run_simulation(loaded, max_requests=requests, seed=seed, progress=report)
+    written = _write(result, out, csv, plots, html) if out is not None else []
+    if as_json:
+        from hetsim.simulation import _jsonable
+
+        render.print_json(_jsonable(result.summary))
+        return
+    render.simulation_summary(result.summary)
+    render.wrote(written, out)
+
+
+def _write(result: SimulationResult, out: Path, csv: bool, plots: bool, html: bool) -> list[Path]:
+    written = result.write(out, csv=csv)
+    if plots or html:
+        from hetsim import report
+
+        if plots:
+            written += report.write_simulation_plots(result, out)
+        if html:
+            written.append(report.write_simulation_report(result, out / "report.html"))
+    return written
+
+
+def _compare(scenario: Scenario, requests: int | None, seed: int | None, as_json: bool) -> None:
+    from hetsim import compare_lifecycles
+
+    with render.err_console.status("simulating...") as status:
+        comparison = compare_lifecycles(
+            scenario,
+            max_requests=requests,
+            seed=seed,
+            progress=lambda protocol: status.update(f"simulating {protocol}..."),
+        )
+    if as_json:
+        render.print_json(comparison.to_dict())
+        return
+    render.lifecycles(comparison)
