@@ -52,7 +52,7 @@ def _default_scenario() -> Path:
 
 
 def _load(path: Path, overrides: list[str] | None):  # noqa: ANN202 - returns hetsim Scenario
-    from hetsim.spec.resolve import load_scenario
+    from hetsim.checks import load_scenario
 
     return load_scenario(path, overrides or [])
 
@@ -72,7 +72,7 @@ def check(
 
     Example: [bold]hetsim check scenarios/qwen3-32b-6p2d.yaml --set pools.decode.tp=2[/]
     """
-    from hetsim.spec.summary import describe
+    from hetsim.report.describe import describe
 
     loaded = _load(scenario, set_)
     info = describe(loaded)

@@ -1,9 +1,18 @@
-"""Derived quantities of a checked scenario, as plain data (``hetsim check`` renders them)."""
+"""Derived quantities of a checked scenario, as plain data (``hetsim check`` renders them).
+
+Nothing is computed here that has an owner elsewhere: transfer bytes, hop bandwidths and
+conversions come from each pair's :class:`~hetsim.checks.HandoffPlan` (what the simulator moves
+and charges), memory from the scenario's footprints, the step-time provenance from
+:mod:`hetsim.perf`.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
+from hetsim.checks import EXAMPLE_TOKENS, HandoffPlan, handoff_plans
+from hetsim.perf.step import step_model_for_pool
 from hetsim.spec.resolve import Scenario
 
 __all__ = ["describe"]
@@ -38,29 +47,12 @@ def describe(scenario: Scenario) -> dict[str, Any]:
                 "price_is_assumption": scenario.price_is_assumption(pool.name),
                 "cost_per_hour": price * pool.total_devices,
                 "uncertain_figures": profile.uncertain_figures(),
-                "provenance": "calibrated" if profile.calibration else "roofline-default",
+                "provenance": step_model_for_pool(model, profile, pool).provenance,
             }
         )
-    paths = []
-    for path in spec.interconnect.paths:
-        producer = spec.pool(path.from_)
-        fmt = spec.kv.transfer_format or producer.precision.kv
-        per_token = model.kv_bytes_per_token(fmt)
-        paths.append(
-            {
-                "from": path.from_,
-                "to": path.to,
-                "hops": [h.name for h in path.hops],
-                "bottleneck_bandwidth": path.bottleneck_bandwidth(),
-                "latency": path.latency(),
-                "transfer_format": fmt,
-                "kv_bytes_per_token": per_token,
-                # a lone 8K-token transfer, as a feel for scale
-                "lone_8k_token_transfer_s": 8192 * per_token / path.bottleneck_bandwidth()
-                + path.latency(),
-            }
-        )
-    portability = _portability(scenario)
+    plans = handoff_plans(scenario)
+    paths = [_path(plans[(x.from_, x.to)]) for x in spec.interconnect.paths]
+    portability = _portability(plans)
     wl = spec.workload
     workload: dict[str, Any]
     if wl.trace is not None:
@@ -100,23 +92,35 @@ def describe(scenario: Scenario) -> dict[str, Any]:
     }
 
 
-def _portability(scenario: Scenario) -> list[dict[str, Any]]:
+def _path(plan: HandoffPlan) -> dict[str, Any]:
+    """A pair's path as the simulator uses it: effective hop bandwidths, and the bytes all
+    decode ranks together read per token beside one copy's."""
+    return {
+        "from": plan.producer_pool,
+        "to": plan.consumer_pool,
+        "hops": [h.name for h in plan.hops],
+        "hop_plans": [h.as_dict() for h in plan.hops],
+        "bottleneck_bandwidth": plan.bottleneck_bandwidth,
+        "latency": plan.latency,
+        "transfer_format": plan.wire_format,
+        "kv_bytes_per_token": plan.network_bytes_per_token,
+        "kv_bytes_per_token_one_copy": plan.copy_bytes_per_token,
+        "transfers_per_request": plan.verdict.transfer.transfers_per_request
+        if plan.verdict.transfer
+        else None,
+        # a lone 8K-token transfer, as a feel for scale
+        "lone_8k_token_transfer_s": plan.lone_transfer_s(8192),
+    }
+
+
+def _portability(plans: Mapping[tuple[str, str], HandoffPlan]) -> list[dict[str, Any]]:
     """The KV portability verdict of every prefill → decode pairing, with its conversions priced
     for an 8K-token prompt."""
-    # kv sits above spec; describe() reports what resolve already checked with it
-    from hetsim.kv.portability import EXAMPLE_TOKENS, handoff_conversions
-
-    spec = scenario.spec
     out = []
-    for p in spec.pools:
-        if p.role != "prefill":
-            continue
-        for d in spec.pools:
-            if d.role == "decode":
-                plan = handoff_conversions(scenario, p, d)
-                entry = plan.as_dict(EXAMPLE_TOKENS)
-                entry["used_conversions"] = sorted(plan.verdict.used_specs)
-                out.append(entry)
+    for plan in plans.values():
+        entry = plan.as_dict(EXAMPLE_TOKENS)
+        entry["used_conversions"] = sorted(plan.verdict.used_specs)
+        out.append(entry)
     return out
 
 
