@@ -14,6 +14,7 @@ from typing import Any
 from hetsim.checks import EXAMPLE_TOKENS, HandoffPlan, handoff_plans
 from hetsim.perf.step import step_model_for_pool
 from hetsim.spec.resolve import Scenario
+from hetsim.spec.scenario import PoolSpec
 
 __all__ = ["describe"]
 
@@ -21,56 +22,8 @@ __all__ = ["describe"]
 def describe(scenario: Scenario) -> dict[str, Any]:
     """Everything ``hetsim check`` reports, in SI units, JSON-serialisable."""
     spec, model = scenario.spec, scenario.model
-    pools = []
-    for pool in spec.pools:
-        profile = scenario.profiles[pool.name]
-        fp = scenario.footprints[pool.name]
-        price = scenario.price_per_device_hour(pool.name)
-        pools.append(
-            {
-                "name": pool.name,
-                "role": pool.role,
-                "accelerator": profile.name,
-                "instances": pool.instances,
-                "tp": pool.tp,
-                "dp": pool.dp,
-                "ep": pool.ep,
-                "devices_per_instance": pool.devices,
-                "precision": pool.precision.model_dump(),
-                "compute_format": pool.precision.compute_format,
-                "peak_flops_per_device": profile.peak_flops(pool.precision.compute_format),
-                "kv_bytes_per_token": model.kv_bytes_per_token(pool.precision.kv),
-                "kv_layout": pool.kv_layout,
-                "kv_page_tokens": pool.kv_page_tokens,
-                "memory": fp.as_dict(),
-                "price_per_device_hour": price,
-                "price_is_assumption": scenario.price_is_assumption(pool.name),
-                "cost_per_hour": price * pool.total_devices,
-                "uncertain_figures": profile.uncertain_figures(),
-                "provenance": step_model_for_pool(model, profile, pool).provenance,
-            }
-        )
     plans = handoff_plans(scenario)
-    paths = [_path(plans[(x.from_, x.to)]) for x in spec.interconnect.paths]
     portability = _portability(plans)
-    wl = spec.workload
-    workload: dict[str, Any]
-    if wl.trace is not None:
-        workload = {
-            "kind": "trace",
-            "format": wl.trace.format,
-            "path": str(scenario.resolve_path(wl.trace.path)),
-        }
-    else:
-        syn = wl.synthetic
-        assert syn is not None
-        workload = {
-            "kind": "synthetic",
-            "arrival": syn.arrival,
-            "rate": syn.rate,
-            "requests": syn.requests,
-            "prefix_hit_rate": syn.prefix_hit_rate,
-        }
     return {
         "scenario": spec.name,
         "file": str(scenario.path) if scenario.path else None,
@@ -80,15 +33,62 @@ def describe(scenario: Scenario) -> dict[str, Any]:
             "params_total": model.params_total,
             "params_active": model.params_active,
         },
-        "pools": pools,
-        "paths": paths,
+        "pools": [_pool(scenario, pool) for pool in spec.pools],
+        "paths": [_path(plans[(x.from_, x.to)]) for x in spec.interconnect.paths],
         "portability": portability,
         "unused_conversions": _unused_conversions(scenario, portability),
         "lifecycle": spec.lifecycle.protocol,
-        "workload": workload,
+        "workload": _workload(scenario),
         "sla": spec.sla.model_dump(),
         "cost_per_hour": scenario.cost_per_hour(),
         "devices": sum(p.total_devices for p in spec.pools),
+    }
+
+
+def _pool(scenario: Scenario, pool: PoolSpec) -> dict[str, Any]:
+    profile = scenario.profiles[pool.name]
+    price = scenario.price_per_device_hour(pool.name)
+    return {
+        "name": pool.name,
+        "role": pool.role,
+        "accelerator": profile.name,
+        "instances": pool.instances,
+        "tp": pool.tp,
+        "dp": pool.dp,
+        "ep": pool.ep,
+        "devices_per_instance": pool.devices,
+        "precision": pool.precision.model_dump(),
+        "compute_format": pool.precision.compute_format,
+        "peak_flops_per_device": profile.peak_flops(pool.precision.compute_format),
+        "kv_bytes_per_token": scenario.model.kv_bytes_per_token(pool.precision.kv),
+        "kv_layout": pool.kv_layout,
+        "kv_page_tokens": pool.kv_page_tokens,
+        "memory": scenario.footprints[pool.name].as_dict(),
+        "price_per_device_hour": price,
+        "price_is_assumption": scenario.price_is_assumption(pool.name),
+        "cost_per_hour": price * pool.total_devices,
+        "uncertain_figures": profile.uncertain_figures(),
+        # perf owns the label; the step model is the one the simulator will use
+        "provenance": step_model_for_pool(scenario.model, profile, pool).provenance,
+    }
+
+
+def _workload(scenario: Scenario) -> dict[str, Any]:
+    wl = scenario.spec.workload
+    if wl.trace is not None:
+        return {
+            "kind": "trace",
+            "format": wl.trace.format,
+            "path": str(scenario.resolve_path(wl.trace.path)),
+        }
+    syn = wl.synthetic
+    assert syn is not None
+    return {
+        "kind": "synthetic",
+        "arrival": syn.arrival,
+        "rate": syn.rate,
+        "requests": syn.requests,
+        "prefix_hit_rate": syn.prefix_hit_rate,
     }
 
 
@@ -109,7 +109,7 @@ def _path(plan: HandoffPlan) -> dict[str, Any]:
         if plan.verdict.transfer
         else None,
         # a lone 8K-token transfer, as a feel for scale
-        "lone_8k_token_transfer_s": plan.lone_transfer_s(8192),
+        "lone_8k_token_transfer_s": plan.lone_transfer_s(EXAMPLE_TOKENS),
     }
 
 
