@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from hetsim.errors import InputError
@@ -333,14 +334,17 @@ def _plans_key(scenario: Scenario) -> tuple:
 
 
 def handoff_plans(scenario: Scenario) -> Mapping[tuple[str, str], HandoffPlan]:
-    """The plan of every pool pair, by (prefill pool, decode pool) name; cached by value."""
+    """The plan of every pool pair, by (prefill pool, decode pool) name, in pool order; cached
+    by value and shared, hence read-only."""
     key = _plans_key(scenario)
     plans = _PLANS.get(key)
     if plans is None:
-        plans = {
-            (pair.producer.name, pair.consumer.name): _plan(scenario, pair)
-            for pair in pool_pairs(scenario.spec)
-        }
+        plans = MappingProxyType(
+            {
+                (pair.producer.name, pair.consumer.name): _plan(scenario, pair)
+                for pair in pool_pairs(scenario.spec)
+            }
+        )
         _PLANS[key] = plans
         if len(_PLANS) > _PLANS_KEPT:
             _PLANS.popitem(last=False)
