@@ -14,10 +14,11 @@ The public Python API (the CLI and the notebooks use only this):
 - :func:`plan` — search the scenario's ``search:`` space for the best deployment.
 """
 
+from hetsim.checks import load_scenario, scenario_from_dict
 from hetsim.errors import InputError
 from hetsim.spec.hardware import AcceleratorProfile, available_profiles, load_profile
 from hetsim.spec.model import ModelConfig, bundled_models, load_model
-from hetsim.spec.resolve import Scenario, load_scenario, scenario_from_dict
+from hetsim.spec.resolve import Scenario
 from hetsim.spec.scenario import ScenarioSpec
 
 
@@ -58,7 +59,7 @@ def __getattr__(name: str):  # noqa: ANN202 - lazy: simpy and pandas load only w
     raise AttributeError(f"module 'hetsim' has no attribute {name!r}")
 
 
-__version__ = "0.1.0"
+from hetsim._version import __version__ as __version__  # noqa: E402 - re-exported
 
 __all__ = [
     "AcceleratorProfile",

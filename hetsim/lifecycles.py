@@ -13,8 +13,9 @@ from typing import Any
 
 import pandas as pd
 
+from hetsim.checks import scenario_from_dict
 from hetsim.simulation import _jsonable, simulate
-from hetsim.spec.resolve import Scenario, scenario_from_dict
+from hetsim.spec.resolve import Scenario
 
 __all__ = ["LifecycleComparison", "LifecycleOutcome", "PoolKV", "compare_lifecycles"]
 

@@ -11,10 +11,11 @@ from typing import Any
 
 import pandas as pd
 
+from hetsim.checks import load_scenario
 from hetsim.errors import InputError
 from hetsim.metrics import add_latency_columns, summarise
 from hetsim.sim.engine import Simulation
-from hetsim.spec.resolve import Scenario, load_scenario
+from hetsim.spec.resolve import Scenario
 from hetsim.workload import RequestChunk, count_requests
 
 __all__ = ["SimulationResult", "simulate"]

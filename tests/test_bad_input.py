@@ -243,6 +243,11 @@ CASES: list[Case] = [
         mutated({"interconnect.paths.0.hops.0.kind": "nvlink"}),
         ("interconnect.paths[0].hops[0].kind", "'nvlink'", "'scale_up'"),
     ),
+    Case(
+        "hop-efficiency-above-one",
+        mutated({"interconnect.paths.0.hops.0.efficiency": 1.5}),
+        ("interconnect.paths[0].hops[0].efficiency", "1.5", "less than or equal to 1"),
+    ),
     # ---- precision ------------------------------------------------------------------------------
     Case(
         "precision-pair-invalid",

@@ -12,10 +12,8 @@ CLI = REPO / "hetsim" / "cli"
 # layers whose internals the CLI reaches only through hetsim.* names
 INTERNAL = ("hetsim.spec", "hetsim.sim", "hetsim.kv", "hetsim.planner", "hetsim.metrics",
             "hetsim.simulation")  # fmt: skip
-# owned outside the CLI; see the refactor's report: describe moves to hetsim.report.describe,
-# and the summary's JSON form needs a public owner in hetsim.simulation
+# owned outside the CLI: the summary's JSON form needs a public owner in hetsim.simulation
 KNOWN = {
-    ("check.py", "hetsim.spec.summary", "describe"),
     ("simulate.py", "hetsim.simulation", "_jsonable"),
 }
 

@@ -12,15 +12,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import hetsim
+from hetsim.checks import STAGING_PROFILE, handoff_plan
 from hetsim.errors import InputError
-from hetsim.kv.portability import STAGING_PROFILE, handoff_conversions, portability
+from hetsim.kv.portability import portability
 from hetsim.kv.state import KVState
+from hetsim.report.describe import describe
 from hetsim.spec.footprint import kv_bytes_per_token_per_device
 from hetsim.spec.hardware import load_profile
 from hetsim.spec.model import bundled_models, load_model
 from hetsim.spec.precision import KV_FORMATS
 from hetsim.spec.scenario import ConversionSpec, PoolSpec
-from hetsim.spec.summary import describe
 
 REPO = Path(__file__).resolve().parents[1]
 QWEN = REPO / "scenarios" / "qwen3-32b-6p2d.yaml"
@@ -76,12 +77,12 @@ def test_state_records_identity_format_partition_and_residency():
 
 def test_identical_pair_has_no_conversions_and_costs_nothing():
     sc = hetsim.load_scenario(QWEN)
-    plan = handoff_conversions(sc, "prefill", "decode")
+    plan = handoff_plan(sc, "prefill", "decode")
     v = plan.verdict
     assert v.kind == "identical" and v.ok
     assert v.conversions == () and v.undeclared == () and v.mismatches == ()
     assert plan.producer_s(8192) == plan.staging_s(8192) == plan.consumer_s(8192) == 0.0
-    assert plan.wire_bytes(1000) == 1000 * 262_144
+    assert plan.store_bytes(1000) == plan.network_bytes(1000) == 1000 * 262_144
     assert v.transfer.transfers_per_request == 1 and v.transfer.head_split
 
 
@@ -94,7 +95,7 @@ def test_bf16_to_fp8_declared_on_producer_costs_read_plus_write_at_memory_bandwi
             "kv.conversions=[{kind: dtype, from: bf16, to: fp8_e4m3, where: producer}]",
         ],
     )
-    plan = handoff_conversions(sc, "prefill", "decode")
+    plan = handoff_plan(sc, "prefill", "decode")
     v = plan.verdict
     assert v.kind == "convertible"
     (c,) = v.conversions
@@ -108,7 +109,7 @@ def test_bf16_to_fp8_declared_on_producer_costs_read_plus_write_at_memory_bandwi
     assert plan.producer_s(tokens) == pytest.approx(by_hand)
     assert c.cost_s(tokens, sc.profiles["prefill"]) == pytest.approx(by_hand)
     assert plan.consumer_s(tokens) == 0.0
-    assert plan.wire_bytes(tokens) == tokens * 131_072  # the link carries fp8
+    assert plan.store_bytes(tokens) == tokens * 131_072  # the link carries fp8
     info = describe(sc)["portability"][0]
     assert info["verdict"] == "convertible"
     assert info["conversions"][0]["seconds"] == pytest.approx(by_hand)
@@ -219,7 +220,7 @@ def test_transfer_format_mismatches_need_a_declaration_on_a_possible_side():
             "kv.conversions=[{kind: dtype, where: producer}, {kind: dtype, where: consumer}]",
         ],
     )
-    v = handoff_conversions(sc, "prefill_h100", "decode_h20").verdict
+    v = handoff_plan(sc, "prefill_h100", "decode_h20").verdict
     assert [(c.where, c.from_value, c.to_value) for c in v.conversions] == [
         ("producer", "fp8_e4m3", "fp8_e5m2"),
         ("consumer", "fp8_e5m2", "fp8_e4m3"),
@@ -237,7 +238,7 @@ def test_staging_needs_a_host_hop_and_runs_at_host_bandwidth():
         )
     assert err.value.field == "kv.conversions[0].where" and "host_staging" in str(err.value)
     sc = hetsim.load_scenario(GLM, ["kv.conversions=[{kind: dtype, where: staging}]"])
-    plan = handoff_conversions(sc, "prefill", "decode")
+    plan = handoff_plan(sc, "prefill", "decode")
     (c,) = plan.verdict.on("staging")
     host = load_profile(STAGING_PROFILE)
     latent = sc.model.kv_bytes_per_token  # the host converts one whole copy
@@ -264,21 +265,21 @@ def test_layout_mismatch_must_be_declared_and_fuses_with_a_cast():
             "kv.conversions=[{kind: layout, where: consumer}, {kind: dtype, where: consumer}]",
         ],
     )
-    v = handoff_conversions(sc, "prefill", "decode").verdict
+    v = handoff_plan(sc, "prefill", "decode").verdict
     dtype, layout = v.conversions
     assert (dtype.kind, layout.kind) == ("dtype", "layout")
     assert layout.bytes_per_token == 0 and "fused" in layout.note
     # MLA: no head axis, nothing to permute
     glm = hetsim.load_scenario(GLM, ["pools.decode.kv_layout=HND"])
-    v = handoff_conversions(glm, "prefill", "decode").verdict
+    v = handoff_plan(glm, "prefill", "decode").verdict
     assert not any(c.kind == "layout" for c in v.conversions)
     assert any("no head axis" in n for n in v.notes)
 
 
 def test_gqa_tp4_to_tp8_reports_repartition_with_more_smaller_transfers():
-    equal = handoff_conversions(hetsim.load_scenario(LLAMA70), "prefill_h100", "decode_h20")
+    equal = handoff_plan(hetsim.load_scenario(LLAMA70), "prefill_h100", "decode_h20")
     sc = hetsim.load_scenario(LLAMA70, ["pools.decode_h20.tp=8"])
-    plan = handoff_conversions(sc, "prefill_h100", "decode_h20")
+    plan = handoff_plan(sc, "prefill_h100", "decode_h20")
     v = plan.verdict
     assert v.kind == "convertible"
     (tp,) = v.conversions

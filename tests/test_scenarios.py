@@ -6,7 +6,7 @@ import pytest
 
 import hetsim
 from hetsim.errors import InputError
-from hetsim.spec.summary import describe
+from hetsim.report.describe import describe
 
 SCENARIOS = sorted((Path(__file__).parent.parent / "scenarios").glob("*.yaml"))
 

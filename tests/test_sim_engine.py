@@ -241,7 +241,7 @@ def test_layerwise_streaming_needs_push():
 
 
 def test_declared_conversion_is_charged_where_it_runs():
-    from hetsim.kv.portability import handoff_conversions
+    from hetsim.checks import handoff_plan as handoff_conversions
 
     sc = tiny_pd(
         pools=[

@@ -12,7 +12,7 @@ def check(scenario: ScenarioArgument, set_: SetOption = None, as_json: JsonOptio
 
     Example: [bold]hetsim check scenarios/qwen3-32b-6p2d.yaml --set pools.decode.tp=2[/]
     """
-    from hetsim.spec.summary import describe
+    from hetsim.report.describe import describe
 
     info = describe(load(scenario, set_))
     if as_json:

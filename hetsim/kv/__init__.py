@@ -4,14 +4,7 @@ here; the simulator drives it.
 """
 
 from hetsim.kv.blocks import BlockPool
-from hetsim.kv.portability import (
-    Conversion,
-    HandoffPlan,
-    Mismatch,
-    TransferPlan,
-    Verdict,
-    handoff_conversions,
-)
+from hetsim.kv.portability import Conversion, Mismatch, TransferPlan, Verdict
 from hetsim.kv.prefix_cache import PrefixCache
 from hetsim.kv.state import KVState
 
@@ -25,6 +18,4 @@ __all__ = [
     "Conversion",
     "Mismatch",
     "TransferPlan",
-    "HandoffPlan",
-    "handoff_conversions",
 ]

@@ -45,29 +45,21 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from hetsim.errors import InputError
 from hetsim.kv.state import KVState
-from hetsim.spec.hardware import AcceleratorProfile, load_profile
+from hetsim.spec.hardware import AcceleratorProfile
 from hetsim.spec.precision import get_format
-from hetsim.spec.scenario import ConversionSpec, PoolSpec
-
-if TYPE_CHECKING:
-    from hetsim.spec.resolve import Scenario
+from hetsim.spec.scenario import ConversionSpec
 
 __all__ = [
     "Verdict",
     "Conversion",
     "Mismatch",
     "TransferPlan",
-    "HandoffPlan",
     "portability",
-    "handoff_conversions",
-    "undeclared_error",
     "SIDES",
-    "STAGING_PROFILE",
-    "EXAMPLE_TOKENS",
 ]
 
 VerdictKind = Literal["identical", "convertible", "incompatible"]
@@ -76,15 +68,8 @@ Origin = Literal["declared", "implicit", "undeclared"]
 
 #: the sides a conversion can run on, in the order the KV meets them
 SIDES: tuple[Where, ...] = ("producer", "staging", "consumer")
-#: the host a ``staging`` conversion runs on (a hardware profile) — an assumption
-STAGING_PROFILE = "cpu-host"
-#: the prompt length ``hetsim check`` prices conversions for
-EXAMPLE_TOKENS = 8192
 
 _KINDS = ("dtype", "layout", "page_size", "tp")
-#: the pool field holding each kind's value, for messages
-_POOL_FIELD = {"dtype": "precision.kv", "layout": "kv_layout", "page_size": "kv_page_tokens",
-               "tp": "tp"}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -510,195 +495,3 @@ def _transfer_plan(p: KVState, c: KVState, wire: KVState) -> TransferPlan:
 
 def _with_note(c: Conversion, note: str) -> Conversion:
     return replace(c, note=note)
-
-
-# ---- a scenario's pool pairs ---------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class HandoffPlan:
-    """The verdict for one prefill pool → decode pool pair of a scenario, with the devices each
-    side's conversions run on. What the simulator charges per request of ``tokens`` tokens:
-    ``producer_s`` before sending, ``staging_s`` in the host stage, ``consumer_s`` after
-    receiving, and ``wire_bytes(tokens)`` over the path."""
-
-    producer_pool: str
-    consumer_pool: str
-    producer: KVState
-    consumer: KVState
-    wire: KVState
-    verdict: Verdict
-    #: hardware profile by side ("producer", "consumer", and "staging" when used)
-    profiles: Mapping[str, AcceleratorProfile] = field(compare=False, repr=False)
-    pool_index: tuple[int, int] = (0, 1)
-    #: whether the path has a host_staging hop that staging conversions can run on
-    staging: bool = False
-
-    @property
-    def wire_format(self) -> str:
-        return self.wire.kv_format
-
-    @property
-    def wire_bytes_per_token(self) -> float:
-        return self.wire.bytes_per_token
-
-    def wire_bytes(self, tokens: float) -> float:
-        return tokens * self.wire.bytes_per_token
-
-    def seconds(self, where: str, tokens: float) -> float:
-        conversions = self.verdict.on(where)
-        if not any(c.bytes_per_token for c in conversions):
-            return 0.0
-        return self.verdict.seconds(where, tokens, self.profiles[where])
-
-    def producer_s(self, tokens: float) -> float:
-        return self.seconds("producer", tokens)
-
-    def staging_s(self, tokens: float) -> float:
-        return self.seconds("staging", tokens)
-
-    def consumer_s(self, tokens: float) -> float:
-        return self.seconds("consumer", tokens)
-
-    def as_dict(self, tokens: int = EXAMPLE_TOKENS) -> dict[str, Any]:
-        """Plain data for ``hetsim check --json``; seconds for a ``tokens``-token prompt."""
-        v = self.verdict
-        t = v.transfer
-        return {
-            "from": self.producer_pool,
-            "to": self.consumer_pool,
-            "verdict": v.kind,
-            "example_tokens": tokens,
-            "wire_format": self.wire_format,
-            "wire_bytes_per_token": self.wire_bytes_per_token,
-            "transfers_per_request": t.transfers_per_request if t else None,
-            "bytes_per_transfer_per_token": t.bytes_per_transfer_per_token if t else None,
-            "network_bytes_per_token": t.network_bytes_per_token if t else None,
-            "head_split": t.head_split if t else None,
-            "transfer_note": t.note if t else None,
-            "conversions": [
-                {
-                    "kind": c.kind,
-                    "from": c.from_value,
-                    "to": c.to_value,
-                    "where": c.where,
-                    "origin": c.origin,
-                    "device": self.profiles[c.where].name if c.where in self.profiles else None,
-                    "bytes_read_per_token": c.bytes_read_per_token,
-                    "bytes_written_per_token": c.bytes_written_per_token,
-                    "seconds": self.seconds_of(c, tokens),
-                    "note": c.note,
-                }
-                for c in v.conversions
-            ],
-            "seconds": {w: self.seconds(w, tokens) for w in SIDES},
-            "mismatches": [
-                {"field": m.field, "producer": str(m.producer), "consumer": str(m.consumer)}
-                for m in v.mismatches
-            ],
-            "warnings": list(v.warnings),
-            "notes": list(v.notes),
-            "producer_state": self.producer.describe(),
-            "consumer_state": self.consumer.describe(),
-        }
-
-    def seconds_of(self, conversion: Conversion, tokens: float) -> float:
-        if not conversion.bytes_per_token:
-            return 0.0
-        return conversion.cost_s(tokens, self.profiles[conversion.where])
-
-
-def _pool(scenario: Scenario, pool: str | PoolSpec) -> tuple[int, PoolSpec]:
-    name = pool if isinstance(pool, str) else pool.name
-    for i, p in enumerate(scenario.spec.pools):
-        if p.name == name:
-            return i, p
-    raise KeyError(name)
-
-
-def handoff_conversions(
-    scenario: Scenario,
-    producer_pool: str | PoolSpec,
-    consumer_pool: str | PoolSpec,
-    tokens: int = EXAMPLE_TOKENS,
-) -> HandoffPlan:
-    """The portability verdict for KV going from ``producer_pool`` to ``consumer_pool`` of a
-    resolved scenario, under its ``kv.transfer_format`` and ``kv.conversions``, with the profiles
-    that price each side. Staging conversions need a ``host_staging`` hop on the path and run on
-    the :data:`STAGING_PROFILE` host. The verdict does not depend on the prompt length; the
-    states it compares describe an example request of ``tokens`` tokens."""
-    i, p = _pool(scenario, producer_pool)
-    j, d = _pool(scenario, consumer_pool)
-    spec = scenario.spec
-    path = next((x for x in spec.interconnect.paths if x.from_ == p.name and x.to == d.name), None)
-    staging = path is not None and any(h.kind == "host_staging" for h in path.hops)
-    producer = KVState.for_pool(scenario.model, p, tokens)
-    consumer = KVState.for_pool(scenario.model, d, tokens)
-    verdict = portability(
-        producer, consumer, spec.kv.transfer_format, spec.kv.conversions, staging=staging
-    )
-    profiles: dict[str, AcceleratorProfile] = {
-        "producer": scenario.profiles[p.name],
-        "consumer": scenario.profiles[d.name],
-    }
-    if verdict.on("staging"):
-        profiles["staging"] = load_profile(
-            STAGING_PROFILE, [scenario.base_dir / "hardware_profiles"]
-        )
-    return HandoffPlan(
-        producer_pool=p.name,
-        consumer_pool=d.name,
-        producer=producer,
-        consumer=consumer,
-        wire=producer.in_transfer_format(spec.kv.transfer_format),
-        verdict=verdict,
-        profiles=profiles,
-        pool_index=(i, j),
-        staging=staging,
-    )
-
-
-def undeclared_error(plan: HandoffPlan, declared: int) -> InputError:
-    """The error for a pairing whose dtype/layout differences have no declared conversion: it
-    names the fields and both values, and prints the kv.conversions entries that fix it."""
-    i, j = plan.pool_index
-    field_of = {"producer": f"pools[{i}]", "consumer": f"pools[{j}]"}
-    lines = []
-    for c in plan.verdict.undeclared:
-        ends = []
-        for end, value in zip(c.between, (c.from_value, c.to_value), strict=True):
-            if end == "transfer":
-                ends.append(f"kv.transfer_format is {value}")
-            else:
-                ends.append(f"{field_of[end]}.{_POOL_FIELD[c.kind]} is {value}")
-        lines.append(f"  {c.label()}: {' but '.join(ends)}")
-    fix = [f"    - {c.as_yaml()}" for c in plan.verdict.undeclared]
-    head = "kv:\n  conversions:\n" if declared == 0 else "add to kv.conversions:\n"
-    hints = []
-    staging = " or in staging" if plan.staging else ""
-    for c in plan.verdict.undeclared:
-        if c.kind == "dtype" and c.between[0] == "producer" and c.between[1] == "transfer":
-            hints.append(f"{c.label()} may run on the producer{staging}")
-        elif c.kind == "dtype":
-            hints.append(f"{c.label()} may run on the consumer{staging}")
-            if c.between == ("producer", "consumer"):
-                hints.append(
-                    f"or cast before sending, so the link carries {c.to_value}: set "
-                    f"kv.transfer_format: {c.to_value} and declare {c.as_yaml('producer')}"
-                )
-        else:
-            sides = "the producer, the consumer or in staging" if plan.staging else "either side"
-            hints.append(f"{c.label()} may run on {sides}")
-    message = (
-        f"KV from pool {plan.producer_pool!r} reaches pool {plan.consumer_pool!r} in a different "
-        "representation and no conversion is declared; hetsim never copies KV bytes raw between "
-        "representations (a silent corruption):\n"
-        + "\n".join(lines)
-        + "\nDeclare where each conversion runs, e.g.\n"
-        + head
-        + "\n".join(fix)
-        + "\n("
-        + "; ".join(hints)
-        + ")"
-    )
-    return InputError(message, field="kv.conversions")

@@ -23,8 +23,8 @@ Task = dict[str, Any]
 
 def run_task(task: Task) -> dict[str, Any]:
     """Search one candidate's goodput (runs in a worker: everything in and out is plain data)."""
+    from hetsim.checks import scenario_from_dict
     from hetsim.planner.goodput import goodput
-    from hetsim.spec.resolve import scenario_from_dict
 
     path = Path(task["path"]) if task.get("path") else None
     scenario = scenario_from_dict(task["scenario"], path=path)

@@ -22,9 +22,10 @@ from typing import Any
 
 import pandas as pd
 
+from hetsim.checks import scenario_from_dict
 from hetsim.errors import InputError
 from hetsim.simulation import simulate
-from hetsim.spec.resolve import Scenario, scenario_from_dict
+from hetsim.spec.resolve import Scenario
 
 __all__ = ["GoodputResult", "RateGrid", "goodput", "with_rate", "workload_rate"]
 

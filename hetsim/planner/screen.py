@@ -226,26 +226,23 @@ def _decode_capacity(
 def _path_bounds(
     scenario: Scenario, p: PoolSpec, d: PoolSpec, bytes_per_request: float
 ) -> tuple[float, float, dict[str, float]]:
-    """(seconds one byte takes alone over the narrowest hop, latency, rate bound per hop)."""
-    path = next(
-        (x for x in scenario.spec.interconnect.paths if x.from_ == p.name and x.to == d.name), None
-    )
-    if path is None or bytes_per_request <= 0:
+    """(seconds one byte takes alone over the narrowest hop, latency, rate bound per hop) at the
+    effective hop bandwidths the simulator uses: those of the pair's handoff plan."""
+    from hetsim.checks import handoff_plan
+
+    plan = handoff_plan(scenario, p, d)
+    if not plan.hops or bytes_per_request <= 0:
         return 0.0, 0.0, {}
-    eff = scenario.profiles[p.name].efficiency.network.value
-    per_byte, latency, bounds = 0.0, 0.0, {}
-    for hop in path.hops:
-        bw = hop.bandwidth * eff
+    bounds = {}
+    for hop in plan.hops:
         links = {
             "source_instance": p.instances,
             "destination_instance": d.instances,
             "path": 1,
             "cluster": 1,
         }[hop.shared_by]
-        per_byte = max(per_byte, 1.0 / bw)
-        latency += hop.latency
-        bounds[f"link {hop.name}"] = bw * links / bytes_per_request
-    return per_byte, latency, bounds
+        bounds[f"link {hop.name}"] = hop.effective_bandwidth * links / bytes_per_request
+    return 1.0 / plan.bottleneck_bandwidth, plan.latency, bounds
 
 
 def _tier_load(scenario: Scenario, pool: PoolSpec, sample: WorkloadSample):  # noqa: ANN202
@@ -309,7 +306,7 @@ def _queueing_estimate(
 
 def screen(scenario: Scenario, sample: WorkloadSample) -> ScreenResult:
     """Bounds, zero-load latencies and an estimate for one candidate deployment."""
-    from hetsim.kv.portability import handoff_conversions
+    from hetsim.checks import handoff_plan as handoff_conversions
 
     spec = scenario.spec
     sla = spec.sla

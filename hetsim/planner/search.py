@@ -31,12 +31,13 @@ from typing import Any
 
 import pandas as pd
 
+from hetsim.checks import load_scenario
 from hetsim.errors import InputError
 from hetsim.planner.backends import make_backend
 from hetsim.planner.goodput import RateGrid
 from hetsim.planner.screen import ScreenResult, WorkloadSample, screen
 from hetsim.planner.space import Candidate, enumerate_candidates
-from hetsim.spec.resolve import Scenario, load_scenario
+from hetsim.spec.resolve import Scenario
 from hetsim.spec.scenario import SearchSpec
 
 __all__ = ["CandidateResult", "PlanResult", "plan"]
@@ -464,7 +465,7 @@ def _screen_one(
         return
     r.cost_per_hour = c.scenario.cost_per_hour()
     if c.kind == "disaggregated":
-        from hetsim.kv.portability import handoff_conversions
+        from hetsim.checks import handoff_plan as handoff_conversions
 
         spec = c.scenario.spec
         p = next(x for x in spec.pools if x.role == "prefill")

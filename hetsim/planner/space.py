@@ -15,9 +15,10 @@ import itertools
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
+from hetsim.checks import scenario_from_dict
 from hetsim.errors import InputError
 from hetsim.spec.precision import PRECISION_SHORTHANDS
-from hetsim.spec.resolve import Scenario, scenario_from_dict
+from hetsim.spec.resolve import Scenario
 from hetsim.spec.scenario import PoolSpec, RoleSearch, SearchSpec
 
 __all__ = ["Candidate", "RoleChoice", "enumerate_candidates"]

@@ -104,7 +104,7 @@ def _anchor(heading: str, taken: set[str]) -> str:
 def html_report(title: str, sections: list[Section], *, subtitle: str | None = None) -> str:
     """A complete HTML page: the title, a table of contents, then each section; every figure
     is embedded (base64 PNG), so the file stands alone."""
-    from hetsim import __version__
+    from hetsim._version import __version__
 
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     taken: set[str] = set()

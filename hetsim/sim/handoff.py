@@ -20,8 +20,9 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import TYPE_CHECKING
 
+from hetsim.checks import HandoffPlan
+from hetsim.checks import handoff_plan as handoff_conversions
 from hetsim.kv.blocks import BlockPool
-from hetsim.kv.portability import HandoffPlan, handoff_conversions
 from hetsim.sim.network import TransferFailed
 
 if TYPE_CHECKING:

@@ -1,8 +1,12 @@
-"""From a scenario file to a checked :class:`Scenario`.
+"""From a scenario file to a resolved :class:`Scenario`.
 
 Schema validation (types, units, unknown keys) is pydantic's job in :mod:`.scenario`; this module
 adds what needs the outside world: the model's config, the accelerators' profiles and the trace
 file. Each check raises an :class:`~hetsim.errors.InputError` that names the field.
+
+What needs the layers above spec (KV portability, memory fit, paths) is checked by
+:mod:`hetsim.checks`, whose ``load_scenario`` / ``scenario_from_dict`` are these plus those
+checks: use them to load a scenario for use.
 """
 
 from __future__ import annotations
@@ -21,7 +25,6 @@ from hetsim.spec.loader import apply_overrides, read_yaml, validate_model
 from hetsim.spec.model import ModelConfig, load_model
 from hetsim.spec.scenario import PoolSpec, ScenarioSpec
 from hetsim.spec.workload import TRACE_COLUMNS, TraceSpec
-from hetsim.units import format_bytes
 
 __all__ = [
     "Scenario",
@@ -69,7 +72,8 @@ class Scenario:
 
 
 def load_scenario(path: str | Path, overrides: list[str] | None = None) -> Scenario:
-    """Read, override (``dotted.path=value``), validate and resolve a scenario file."""
+    """Read, override (``dotted.path=value``), validate and resolve a scenario file (without
+    the cross-layer checks of :func:`hetsim.checks.load_scenario`)."""
     path = Path(path)
     data = read_yaml(path, "scenario file")
     return scenario_from_dict(data, path=path, overrides=overrides)
@@ -138,9 +142,7 @@ def _resolve(spec: ScenarioSpec, path: Path | None) -> Scenario:
 
     for i, pool in enumerate(spec.pools):
         _check_pool(scenario, i, pool)
-    _check_paths(spec)
     _check_kv(spec, profiles)
-    _check_portability(scenario)
     _check_costs_and_search(spec, extra_dirs)
     if spec.workload.trace is not None:
         check_trace_header(spec.workload.trace, base, "workload.trace")
@@ -211,57 +213,8 @@ def _check_pool(scenario: Scenario, i: int, pool: PoolSpec) -> None:
             field=f"{where}.tp",
             value=pool.tp,
         )
-    fp = footprint(model, profile, pool)
-    if not fp.fits:
-        raise InputError(
-            f"{model.name} does not fit: {format_bytes(fp.weights_per_device)} of "
-            f"{pool.precision.weights} weights + {format_bytes(fp.activations_per_device)} "
-            f"activations (estimate) + {format_bytes(fp.runtime_reserve_per_device)} runtime "
-            f"reserve per device, but {profile.name} offers {format_bytes(fp.usable_per_device)} "
-            f"({pool.memory_utilization:.0%} of {format_bytes(fp.capacity_per_device)}); "
-            f"left for KV: {format_bytes(fp.kv_room_per_device)}. Raise tp/ep, use a smaller "
-            "weight format or max_batched_tokens, or a larger accelerator",
-            field=f"{where}",
-        )
-    scenario.footprints[pool.name] = fp
-
-
-def _check_paths(spec: ScenarioSpec) -> None:
-    roles = {p.name: p.role for p in spec.pools}
-    seen: set[tuple[str, str]] = set()
-    for j, path in enumerate(spec.interconnect.paths):
-        where = f"interconnect.paths[{j}]"
-        for end, name, role in (("from", path.from_, "prefill"), ("to", path.to, "decode")):
-            if name not in roles:
-                raise InputError(
-                    "no pool of that name",
-                    field=f"{where}.{end}",
-                    value=name,
-                    allowed=", ".join(roles),
-                )
-            if roles[name] != role:
-                raise InputError(
-                    f"KV flows from prefill to decode pools; pool {name!r} is {roles[name]}",
-                    field=f"{where}.{end}",
-                    value=name,
-                    allowed=", ".join(n for n, r in roles.items() if r == role),
-                )
-        if (path.from_, path.to) in seen:
-            raise InputError(
-                "two paths for the same pool pair", field=where, value=f"{path.from_}->{path.to}"
-            )
-        seen.add((path.from_, path.to))
-    for p in spec.pools:
-        if p.role != "prefill":
-            continue
-        for d in spec.pools:
-            if d.role == "decode" and (p.name, d.name) not in seen:
-                raise InputError(
-                    f"prefill pool {p.name!r} hands KV to decode pool {d.name!r} but no path "
-                    "connects them; add one under interconnect.paths "
-                    f"(from: {p.name}, to: {d.name}, hops: [...])",
-                    field="interconnect.paths",
-                )
+    # whether it fits is judged in hetsim.checks, with the other cross-layer checks
+    scenario.footprints[pool.name] = footprint(model, profile, pool)
 
 
 def _check_kv(spec: ScenarioSpec, profiles: dict[str, AcceleratorProfile]) -> None:
@@ -313,33 +266,6 @@ def _check_kv(spec: ScenarioSpec, profiles: dict[str, AcceleratorProfile]) -> No
                     value=fmt,
                     allowed=", ".join(profiles[pool.name].formats.kv),
                 )
-
-
-def _check_portability(scenario: Scenario) -> None:
-    """Every prefill → decode pairing can use the KV it is handed: the same model and geometry,
-    and every dtype/layout difference between producer, transfer and consumer declared in
-    ``kv.conversions`` on a side where it can run. Never a silent raw byte copy."""
-    # kv sits above spec in the layering; this is the one place spec calls up into it, so that
-    # a scenario that loads is portable (imported here to keep spec importable on its own)
-    from hetsim.kv.portability import handoff_conversions, undeclared_error
-
-    spec = scenario.spec
-    for p in spec.pools:
-        if p.role != "prefill":
-            continue
-        for d in spec.pools:
-            if d.role != "decode":
-                continue
-            plan = handoff_conversions(scenario, p, d)
-            verdict = plan.verdict
-            if verdict.kind == "incompatible":
-                raise InputError(
-                    f"pool {d.name!r} cannot use the KV of pool {p.name!r}: "
-                    + "; ".join(m.text() for m in verdict.mismatches),
-                    field="model",
-                )
-            if verdict.undeclared:
-                raise undeclared_error(plan, declared=len(spec.kv.conversions))
 
 
 def _check_costs_and_search(spec: ScenarioSpec, extra_dirs: list[Path]) -> None:

@@ -205,6 +205,13 @@ class Hop(StrictModel):
         "NICs), each destination instance has its own, all transfers on this path, or all "
         "transfers in the cluster",
     )
+    efficiency: float | None = Field(
+        default=None,
+        gt=0,
+        le=1,
+        description="achieved / nominal bandwidth of this hop, if measured; null: the source "
+        "pool's efficiency.network (an assumption, applied to every hop of the path)",
+    )
 
 
 class PathSpec(StrictModel):

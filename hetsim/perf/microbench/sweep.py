@@ -678,7 +678,7 @@ class _Sweep:
     def meta(
         self, frame: pd.DataFrame, plan: _Plan, planning_s: float, wall_s: float
     ) -> dict[str, Any]:
-        import hetsim
+        from hetsim._version import __version__
 
         k = self.k
         gemm = frame[frame["op"] == "gemm"]
@@ -705,7 +705,7 @@ class _Sweep:
             "date": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
             "hostname": platform.node(),
             "threads": k.threads,
-            "hetsim_version": hetsim.__version__,
+            "hetsim_version": __version__,
             "sweep": "quick" if self.quick else "default",
             "peak": {
                 "flops": flops,
