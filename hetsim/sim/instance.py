@@ -20,16 +20,14 @@ mechanism (block accounting, per-sequence arrays) in :class:`DecodeBatch` and
 from __future__ import annotations
 
 from collections import deque
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
 import numpy as np
 import simpy
 
 from hetsim.kv.blocks import BlockPool
+from hetsim.sim.ports import Handover, Ledger, Stats, Swap
 from hetsim.sim.state import Req
-
-if TYPE_CHECKING:
-    from hetsim.sim.engine import Simulation
 
 __all__ = ["Instance", "PrefillInstance", "DecodeInstance", "ColocatedInstance", "DecodeBatch"]
 
@@ -121,13 +119,27 @@ class DecodeBatch:
 
 
 class Instance:
-    """What every instance has: a step model, KV blocks, a wake-up event, busy-time accounting."""
+    """What every instance has: a step model, KV blocks, a wake-up event, busy-time accounting.
+
+    Its loop calls out through ports bound once in :meth:`connect`: the lifecycle protocol
+    (``handover``), host swap, the request book's ``finish`` and the prefix caches."""
 
     role = "instance"
 
-    def __init__(self, sim: Simulation, pool, index: int, gid: int, step_model, footprint) -> None:
-        self.sim = sim
-        self.env = sim.env
+    def __init__(
+        self,
+        env: simpy.Environment,
+        pool,
+        index: int,
+        gid: int,
+        step_model,
+        footprint,
+        stats: Stats,
+        ledger: Ledger,
+    ) -> None:
+        self.env = env
+        self.stats = stats
+        self._mark = ledger.mark
         self.pool = pool
         self.index = index
         self.gid = gid  # index over all instances, used in logs
@@ -141,6 +153,8 @@ class Instance:
         self.busy_s = 0.0
         self.steps = 0
         self.outstanding_tokens = 0  # routing signal: work queued or running here
+        self.prefix_cache = None  # set by the prefix caches when this instance computes prompts
+        self.prefix_link = None
         self._wake = None
         self.alive = True
         self.down = 0  # outages in progress (faults may overlap)
@@ -148,6 +162,19 @@ class Instance:
         self.slowdown = 1.0  # straggler factor on step times
         self._restart = None
         self.process = self.env.process(self._run())
+
+    def connect(
+        self,
+        handover: Handover,
+        swap: Swap,
+        finish: Callable[[Req], None],
+        prompt_cached: Callable[[Req, Instance], None],
+    ) -> None:
+        """Bind the ports the loop calls (once, so a step pays no attribute chains)."""
+        self.handover = handover
+        self.host_swap = swap
+        self._finish = finish
+        self._prompt_cached = prompt_cached
 
     def _run(self):
         """The step loop, restarted after a crash once the instance is back."""
@@ -202,7 +229,7 @@ class Instance:
         dt *= self.slowdown
         self.busy_s += dt
         self.steps += 1
-        self.sim.steps += 1
+        self.stats.steps += 1
         return self.env.timeout(dt)
 
     def _loop(self):  # pragma: no cover - overridden
@@ -224,7 +251,7 @@ class PrefillInstance(Instance):
     def enqueue(self, req: Req) -> None:
         self.waiting.append(req)
         self.outstanding_tokens += req.input - req.cached
-        self.sim.mark(req, "P", "queued")
+        self._mark(req, "P", "queued")
         self.kick()
 
     def forget(self, req: Req) -> None:
@@ -272,7 +299,7 @@ class PrefillInstance(Instance):
             self.blocks.allocate(now, need)
             req.p_blocks = need
             req.t_prefill_start = now
-            self.sim.mark(req, "P", "computing")
+            self._mark(req, "P", "computing")
             self.running.append(req)
             n = min(req.input - req.computed, self.chunk, budget)
             batch.append(req)
@@ -289,10 +316,10 @@ class PrefillInstance(Instance):
             new = np.fromiter(chunks, dtype=np.int64, count=len(chunks))
             cached = np.fromiter((r.computed for r in batch), dtype=np.int64, count=len(batch))
             dt = self.step_model.step_time(new, cached)
-            if self.sim.handoff.layerwise:
+            if self.handover.layerwise:
                 for req, n in zip(batch, chunks, strict=True):
                     if req.computed + n >= req.input:
-                        self.sim.handoff.last_step_started(req, self, dt)
+                        self.handover.last_step_started(req, self, dt)
             attempts = [r.retries for r in batch]
             yield self._step(dt)
             now = self.env.now
@@ -304,13 +331,37 @@ class PrefillInstance(Instance):
                 if req.computed >= req.input:
                     self.running.remove(req)
                     req.t_prefill_end = now
-                    self.sim.prefill_finished(req, self)
+                    self._prompt_cached(req, self)
+                    self.handover.prefill_finished(req, self)
 
-    def release(self, req: Req, state: str = "used") -> None:
-        """Free a request's prefill-side blocks (after its KV has been handed over)."""
+    # -- block-state transitions, called by the lifecycle protocols and recovery --
+
+    def lend(self, req: Req) -> None:
+        """Pull: the computed prompt's blocks stay here, held, until the consumer has read them."""
+        self.blocks.move(self.env.now, req.p_blocks, "used", "held")
+        req.p_state = "held"
+        self.held[req.id] = req
+
+    def hand_over(self, req: Req) -> None:
+        """Push/store: the prompt's KV is being written out; it lives here until then."""
+        self.held[req.id] = req
+
+    def disown(self, req: Req) -> int:
+        """Stop tracking a request whose blocks stay allocated (their owner frees them later,
+        e.g. at lease expiry); returns how many."""
         self.held.pop(req.id, None)
+        blocks, req.p_blocks = req.p_blocks, 0
+        return blocks
+
+    def release(self, req: Req) -> None:
+        """Free a request's prefill-side blocks (its KV was handed over, or it gave up)."""
+        self.held.pop(req.id, None)
+        self.free(req)
+
+    def free(self, req: Req) -> None:
+        """Give back the blocks the request holds here, in the state they are in."""
         if req.p_blocks:
-            self.blocks.release(self.env.now, req.p_blocks, state)
+            self.blocks.release(self.env.now, req.p_blocks, req.p_state)
             req.p_blocks = 0
             self.kick()
 
@@ -346,7 +397,7 @@ class DecodeInstance(Instance):
 
     def enqueue(self, req: Req) -> None:
         self.waiting.append(req)
-        self.sim.mark(req, "D", "waiting")
+        self._mark(req, "D", "waiting")
         self.queued_blocks += self.blocks.blocks_for(req.input)
         self.outstanding_tokens += req.output
         self.kick()
@@ -416,12 +467,12 @@ class DecodeInstance(Instance):
             req.d_blocks = need
             if self.swap and req.generated > 0:
                 self.incoming += 1
-                self.sim.swap_in(req, self)
+                self.host_swap.swap_in(req, self)
             else:
                 req.recomputed_tokens += req.context
                 self.recompute.append(req)
         if self.waiting:  # most steps have nobody waiting: skip the protocol's admission
-            self.sim.handoff.admit(self)
+            self.handover.admit(self)
 
     def _make_room(self, need: int) -> None:
         now = self.env.now
@@ -431,9 +482,9 @@ class DecodeInstance(Instance):
             self.blocks.release(now, self.blocks.blocks_for(req.context))
             req.d_blocks = 0
             req.preemptions += 1
-            self.sim.preemptions += 1
+            self.stats.preemptions += 1
             if self.swap:
-                self.sim.swap_out(req, self)
+                self.host_swap.swap_out(req, self)
             self.preempted.appendleft(req)
             need = batch.blocks_needed()
 
@@ -480,16 +531,43 @@ class DecodeInstance(Instance):
             for i in batch.advance():
                 req = batch.remove(i)
                 req.d_blocks = blocks.blocks_for(req.context)
-                self.release(req)
-                self.sim.finish(req)
+                self.free(req)
+                self._finish(req)
             for req in recompute:
                 req.d_blocks = blocks.blocks_for(req.context)
                 batch.add(req)
             recompute.clear()
 
-    def release(self, req: Req) -> None:
+    # -- block-state transitions, called by the lifecycle protocols and recovery --
+
+    def reserve(self, req: Req, need: int) -> None:
+        """Take the head of the waiting queue and reserve ``need`` blocks for its KV."""
+        self.dequeue()
+        self.blocks.allocate(self.env.now, need, "reserved")
+        req.d_blocks = need
+        req.d_state = "reserved"
+        self.incoming += 1
+        self.receiving[req.id] = req
+
+    def commit(self, req: Req) -> None:
+        """The KV has landed in the reservation: the blocks are in use, the request joins the
+        batch at the next step."""
+        self.blocks.move(self.env.now, req.d_blocks, "reserved", "used")
+        req.d_state = "used"
+        req.context = req.input
+        self.deliver(req)
+
+    def adopt(self, req: Req) -> None:
+        """A request whose KV is gone recomputes its prompt here (the fallback policy)."""
+        req.decode = self
+        req.context = req.input
+        self.preempted.append(req)
+        self.kick()
+
+    def free(self, req: Req) -> None:
+        """Give back the blocks the request holds here, in the state they are in."""
         if req.d_blocks:
-            self.blocks.release(self.env.now, req.d_blocks)
+            self.blocks.release(self.env.now, req.d_blocks, req.d_state)
             req.d_blocks = 0
             self.kick()
 
@@ -512,7 +590,7 @@ class ColocatedInstance(Instance):
     def enqueue(self, req: Req) -> None:
         self.waiting.append(req)
         self.outstanding_tokens += req.input - req.cached + req.output
-        self.sim.mark(req, "P", "queued")
+        self._mark(req, "P", "queued")
         self.kick()
 
     def forget(self, req: Req) -> None:
@@ -535,49 +613,16 @@ class ColocatedInstance(Instance):
             req.p_blocks = 0
         return out
 
+    free = PrefillInstance.free
+
     def _loop(self):
         batch = self.batch
         blocks = self.blocks
         while True:
             now = self.env.now
+            need = self._make_room(now)
             n_dec = batch.n
-            need = batch.blocks_needed()
-            while need > blocks.free and batch.n > 0:
-                # recompute preemption: back to the head of the queue, KV dropped
-                req = batch.pop_newest()
-                blocks.release(now, blocks.blocks_for(req.context))
-                req.p_blocks = 0
-                req.preemptions += 1
-                req.recomputed_tokens += req.context
-                req.computed = 0
-                self.sim.preemptions += 1
-                self.waiting.appendleft(req)
-                n_dec = batch.n
-                need = batch.blocks_needed()
-            budget = self.max_tokens - n_dec
-            chunks: list[int] = []
-            for req in self.prefilling:
-                if budget <= 0:
-                    break
-                c = min(self._prefill_target(req) - req.computed, self.chunk, budget)
-                chunks.append(c)
-                budget -= c
-            while self.waiting and budget > 0 and n_dec + len(self.prefilling) < self.max_seqs:
-                req = self.waiting[0]
-                target = self._prefill_target(req)
-                need_prompt = blocks.blocks_for(target)
-                if need_prompt + need > blocks.free:
-                    break
-                self.waiting.popleft()
-                blocks.allocate(now, need_prompt)
-                req.p_blocks = need_prompt
-                if req.t_prefill_start != req.t_prefill_start:  # NaN: first admission
-                    req.t_prefill_start = now
-                    self.sim.mark(req, "P", "computing")
-                self.prefilling.append(req)
-                c = min(target - req.computed, self.chunk, budget)
-                chunks.append(c)
-                budget -= c
+            chunks = self._schedule(now, n_dec, need)
             if n_dec == 0 and not chunks:
                 yield self._sleep()
                 continue
@@ -592,23 +637,73 @@ class ColocatedInstance(Instance):
                 ]
             )
             yield self._step(self.step_model.step_time(new, cached))
-            now = self.env.now
-            batch.fresh.clear()  # colocated sequences join with their first token already out
-            self.outstanding_tokens -= n_dec
-            for i in batch.advance():
-                req = batch.remove(i)
-                blocks.release(now, blocks.blocks_for(req.context))
-                req.p_blocks = 0
-                self.sim.finish(req)
-            # requests taken away during the step (retried or failed) are skipped
-            kept = [(r, c) for r, c in zip(prefills, chunks, strict=True) if r in self.prefilling]
-            for req, c in kept:
-                req.computed += c
-                self.outstanding_tokens -= c
-            done = [r for r, _ in kept if r.computed >= self._prefill_target(r)]
-            for req in done:
-                self.prefilling.remove(req)
-                self._prefill_complete(req, now)
+            self._apply_step(self.env.now, n_dec, prefills, chunks)
+
+    def _make_room(self, now: float) -> int:
+        """Preempt the newest sequences until this step's new decode blocks fit; returns them.
+        Recompute preemption: back to the head of the queue, KV dropped."""
+        batch, blocks = self.batch, self.blocks
+        need = batch.blocks_needed()
+        while need > blocks.free and batch.n > 0:
+            req = batch.pop_newest()
+            blocks.release(now, blocks.blocks_for(req.context))
+            req.p_blocks = 0
+            req.preemptions += 1
+            req.recomputed_tokens += req.context
+            req.computed = 0
+            self.stats.preemptions += 1
+            self.waiting.appendleft(req)
+            need = batch.blocks_needed()
+        return need
+
+    def _schedule(self, now: float, n_dec: int, need: int) -> list[int]:
+        """Prefill chunks for the budget the decodes leave: running prefills first, then waiting
+        requests in order while slots and blocks (beyond the decodes' ``need``) allow."""
+        blocks = self.blocks
+        budget = self.max_tokens - n_dec
+        chunks: list[int] = []
+        for req in self.prefilling:
+            if budget <= 0:
+                break
+            c = min(self._prefill_target(req) - req.computed, self.chunk, budget)
+            chunks.append(c)
+            budget -= c
+        while self.waiting and budget > 0 and n_dec + len(self.prefilling) < self.max_seqs:
+            req = self.waiting[0]
+            target = self._prefill_target(req)
+            need_prompt = blocks.blocks_for(target)
+            if need_prompt + need > blocks.free:
+                break
+            self.waiting.popleft()
+            blocks.allocate(now, need_prompt)
+            req.p_blocks = need_prompt
+            if req.t_prefill_start != req.t_prefill_start:  # NaN: first admission
+                req.t_prefill_start = now
+                self._mark(req, "P", "computing")
+            self.prefilling.append(req)
+            c = min(target - req.computed, self.chunk, budget)
+            chunks.append(c)
+            budget -= c
+        return chunks
+
+    def _apply_step(self, now: float, n_dec: int, prefills: list[Req], chunks: list[int]) -> None:
+        batch, blocks = self.batch, self.blocks
+        batch.fresh.clear()  # colocated sequences join with their first token already out
+        self.outstanding_tokens -= n_dec
+        for i in batch.advance():
+            req = batch.remove(i)
+            blocks.release(now, blocks.blocks_for(req.context))
+            req.p_blocks = 0
+            self._finish(req)
+        # requests taken away during the step (retried or failed) are skipped
+        kept = [(r, c) for r, c in zip(prefills, chunks, strict=True) if r in self.prefilling]
+        for req, c in kept:
+            req.computed += c
+            self.outstanding_tokens -= c
+        done = [r for r, _ in kept if r.computed >= self._prefill_target(r)]
+        for req in done:
+            self.prefilling.remove(req)
+            self._prefill_complete(req, now)
 
     def _prefill_target(self, req: Req) -> int:
         """Tokens whose KV must exist before decoding: the prompt, plus what was generated
@@ -617,7 +712,7 @@ class ColocatedInstance(Instance):
 
     def _prefill_complete(self, req: Req, now: float) -> None:
         if req.generated == 0:
-            self.sim.prompt_cached(req, self)
+            self._prompt_cached(req, self)
             # the step that finishes the prompt samples the first token
             req.t_prefill_end = now
             req.t_first = now
@@ -628,6 +723,6 @@ class ColocatedInstance(Instance):
         if req.generated >= req.output:
             self.blocks.release(now, req.p_blocks)
             req.p_blocks = 0
-            self.sim.finish(req)
+            self._finish(req)
             return
         self.batch.add(req)

@@ -1,0 +1,104 @@
+"""The narrow ports the simulator's parts share instead of a reference to the whole engine.
+
+:class:`Stats` counts what happened (steps, arrivals, transfers, faults); :class:`Ledger` records
+each KV side's state transitions at the current simulated time. The protocols name the few calls
+one part makes on another (an instance on its handoff, the handoff on the request book, …): the
+engine wires concrete objects into them, and no part imports the engine.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import simpy
+
+from hetsim.kv.lifecycle import LifecycleLog
+from hetsim.sim.state import Req
+
+__all__ = ["Stats", "Ledger", "Handover", "Swap", "Requests", "Dispatch", "Recovery"]
+
+
+class Stats:
+    """Run counters every part may add to; fault counts by kind."""
+
+    __slots__ = ("steps", "preemptions", "arrivals", "transfers", "faults")
+
+    def __init__(self) -> None:
+        self.steps = 0
+        self.preemptions = 0
+        self.arrivals = 0
+        self.transfers = 0
+        self.faults: dict[str, int] = {}
+
+    def count(self, what: str, n: int = 1) -> None:
+        self.faults[what] = self.faults.get(what, 0) + n
+
+
+class Ledger:
+    """Who holds a request's KV on each side (``P``, ``D``, ``S``), stamped with the clock."""
+
+    __slots__ = ("env", "log", "protocol")
+
+    def __init__(self, env: simpy.Environment, protocol: str) -> None:
+        self.env = env
+        self.log = LifecycleLog(protocol)
+        self.protocol = protocol
+
+    def mark(self, req: Req, side: str, state: str) -> None:
+        self.log.move(req.id, self.env._now, side, state)  # noqa: SLF001 - the clock, no call
+
+    def state(self, rid: int, side: str) -> str:
+        return self.log.state(rid, side)
+
+
+# Instances are typed ``Any`` below: the instance module imports this one, not the reverse.
+
+
+class Handover(Protocol):
+    """What an instance tells the lifecycle protocol that moves its KV across the boundary."""
+
+    layerwise: bool
+
+    def admit(self, d: Any) -> None: ...
+
+    def last_step_started(self, req: Req, p: Any, dt: float) -> None: ...
+
+    def prefill_finished(self, req: Req, p: Any) -> None: ...
+
+
+class Swap(Protocol):
+    """Preempted decode sequences' KV to host memory and back."""
+
+    def swap_out(self, req: Req, inst: Any) -> None: ...
+
+    def swap_in(self, req: Req, inst: Any) -> None: ...
+
+
+class Requests(Protocol):
+    """The requests in the system: which attempt is current, and how each one ends."""
+
+    in_flight: dict[int, Req]
+
+    def current(self, req: Req, attempt: int) -> bool: ...
+
+    def finish(self, req: Req) -> None: ...
+
+    def fail(self, req: Req, reason: str) -> None: ...
+
+
+class Dispatch(Protocol):
+    """Sends a request to the instance that serves its next phase."""
+
+    def route_prefill(self, req: Req) -> None: ...
+
+    def route_decode(self, req: Req) -> Any: ...
+
+
+class Recovery(Protocol):
+    """What the handoff asks of recovery when a transfer or an owner lets a request down."""
+
+    lease_remaining: float
+
+    def recover(self, req: Req, reason: str, crashed: Any = None) -> None: ...
+
+    def release_later(self, inst: Any, blocks: int, state: str, delay: float) -> None: ...
