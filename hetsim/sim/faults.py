@@ -95,7 +95,7 @@ class FaultInjector:
                 else:
                     link.set_bandwidth_factor(fault.factor or 1.0)
             self.stats.count(f"{kind}_events")
-            if kind == "link_down" and recovery.ledger.protocol == "pull":
+            if kind == "link_down" and recovery.leases:
                 env.process(self._lease_watch(links, fault.duration))
             yield env.timeout(fault.duration)
             for link in links:

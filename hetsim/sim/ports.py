@@ -1,9 +1,9 @@
 """The narrow ports the simulator's parts share instead of a reference to the whole engine.
 
 :class:`Stats` counts what happened (steps, arrivals, transfers, faults); :class:`Ledger` records
-each KV side's state transitions at the current simulated time. The protocols name the few calls
-one part makes on another (an instance on its handoff, the handoff on the request book, …): the
-engine wires concrete objects into them, and no part imports the engine.
+each KV side's state transitions at the current simulated time. The protocols name the few calls a
+lower part makes on a higher one (an instance or recovery on the lifecycle protocol, dispatch on
+the request book): the engine wires concrete objects into them, and no part imports the engine.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import simpy
 from hetsim.kv.lifecycle import LifecycleLog
 from hetsim.sim.state import Req
 
-__all__ = ["Stats", "Ledger", "Handover", "Swap", "Requests", "Dispatch", "Recovery"]
+__all__ = ["Stats", "Ledger", "Handover", "Swap", "Requests"]
 
 
 class Stats:
@@ -55,15 +55,21 @@ class Ledger:
 
 
 class Handover(Protocol):
-    """What an instance tells the lifecycle protocol that moves its KV across the boundary."""
+    """The lifecycle protocol that moves KV across the boundary, as instances and recovery
+    call it: a request (re)starts, a decode instance has room, a prompt is computed, a request
+    gives up its copy outside the instances."""
 
     layerwise: bool
+
+    def arrive(self, req: Req) -> None: ...
 
     def admit(self, d: Any) -> None: ...
 
     def last_step_started(self, req: Req, p: Any, dt: float) -> None: ...
 
     def prefill_finished(self, req: Req, p: Any) -> None: ...
+
+    def drop(self, req: Req) -> None: ...
 
 
 class Swap(Protocol):
@@ -84,21 +90,3 @@ class Requests(Protocol):
     def finish(self, req: Req) -> None: ...
 
     def fail(self, req: Req, reason: str) -> None: ...
-
-
-class Dispatch(Protocol):
-    """Sends a request to the instance that serves its next phase."""
-
-    def route_prefill(self, req: Req) -> None: ...
-
-    def route_decode(self, req: Req) -> Any: ...
-
-
-class Recovery(Protocol):
-    """What the handoff asks of recovery when a transfer or an owner lets a request down."""
-
-    lease_remaining: float
-
-    def recover(self, req: Req, reason: str, crashed: Any = None) -> None: ...
-
-    def release_later(self, inst: Any, blocks: int, state: str, delay: float) -> None: ...

@@ -15,7 +15,7 @@ import simpy
 from hetsim.sim.dispatch import Dispatcher
 from hetsim.sim.instance import Instance
 from hetsim.sim.network import Network
-from hetsim.sim.ports import Ledger, Stats
+from hetsim.sim.ports import Handover, Ledger, Stats
 from hetsim.sim.state import Req
 from hetsim.sim.topology import Topology
 
@@ -33,7 +33,7 @@ class Recovery:
         network: Network,
         topology: Topology,
         dispatch: Dispatcher,
-        handoff,  # noqa: ANN001 - hetsim.sim.handoff's protocol object (arrive, drop)
+        handoff: Handover,
     ) -> None:
         self.env = env
         self.stats = stats
@@ -50,6 +50,10 @@ class Recovery:
         # prefill learns of a lost consumer about that long after it went quiet (vLLM: 20 s)
         self.lease_remaining = spec.lifecycle.lease * 2 / 3
         self.heartbeat = spec.lifecycle.heartbeat
+        # only pull lends blocks under a lease that an unreachable consumer lets run out
+        self.leases = ledger.protocol == "pull"
+        # only push reserves decode blocks before the producer has computed anything
+        self.reservations = ledger.protocol == "push"
 
     def crash(self, inst: Instance) -> None:
         """An instance dies: requests it only queued go elsewhere; those whose KV it held are
@@ -58,7 +62,7 @@ class Recovery:
         was_alive = inst.alive
         affected = inst.crash()
         if was_alive:
-            self.topology.dead += 1
+            self.topology.instance_down()
         for req, lost in affected:
             if req.id not in self.requests.in_flight:
                 continue
@@ -74,7 +78,7 @@ class Recovery:
     def restart(self, inst: Instance) -> None:
         if not inst.restart():
             return
-        self.topology.dead -= 1
+        self.topology.instance_up()
         self.dispatch.unpark()
 
     def recover(self, req: Req, reason: str, crashed: Instance | None = None) -> None:
@@ -117,11 +121,10 @@ class Recovery:
         transfer, req.transfer = req.transfer, None
         if transfer is not None:
             self.network.abort(transfer)
-        protocol = self.ledger.protocol
         p = req.prefill
         if p is not None and p is not crashed and p.alive:
             p.forget(req)
-            if req.p_blocks and protocol == "pull" and req.p_state == "held":
+            if req.p_blocks and self.leases and req.p_state == "held":
                 # prefill keeps lending its blocks until the lease runs out
                 self.release_later(p, p.disown(req), "held", self.lease_remaining)
             elif req.p_blocks:
@@ -130,9 +133,9 @@ class Recovery:
         d = req.decode
         if d is not None and d is not crashed and d.alive:
             d.forget(req)
-            if req.d_blocks and protocol == "push" and req.d_state == "reserved" and crashed is p:
+            if req.d_blocks and self.reservations and req.d_state == "reserved" and crashed is p:
                 # SGLang: decode gives up after two missed heartbeats from prefill
-                self.release_later(d, req.d_blocks, "reserved", 2 * self.heartbeat)
+                self.release_later(d, d.disown(req), "reserved", 2 * self.heartbeat)
             elif req.d_blocks:
                 d.free(req)
         req.d_blocks = 0

@@ -48,9 +48,15 @@ class Topology:
                 getattr(self, pool.role).append(inst)
         # the instances that take arriving requests and compute their prompts
         self.entry: list[Instance] = self.prefill or self.colocated
-        self.dead = 0  # instances down now
+        self.dead = 0  # instances down now (most of the time none: routing skips the filter)
         self._links: dict[tuple, Link] = {}
         self._paths: dict[tuple[int, int], list[Link]] = {}
+
+    def instance_down(self) -> None:
+        self.dead += 1
+
+    def instance_up(self) -> None:
+        self.dead -= 1
 
     def live(self, instances: list[Instance]) -> list[Instance]:
         return instances if not self.dead else [i for i in instances if i.alive]

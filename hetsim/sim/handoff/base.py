@@ -17,7 +17,8 @@ from hetsim.sim.dispatch import Dispatcher
 from hetsim.sim.faults import FaultInjector
 from hetsim.sim.instance import DecodeInstance, Instance, PrefillInstance
 from hetsim.sim.network import Link, Network, TransferFailed
-from hetsim.sim.ports import Ledger, Recovery, Stats
+from hetsim.sim.ports import Ledger, Stats
+from hetsim.sim.recovery import Recovery
 from hetsim.sim.state import Req
 from hetsim.sim.topology import Topology
 

@@ -213,6 +213,12 @@ class DecodeInstance(Instance):
         self.preempted.append(req)
         self.kick()
 
+    def disown(self, req: Req) -> int:
+        """Stop counting blocks a request holds here that stay allocated until their owner frees
+        them later (a reservation abandoned after missed heartbeats); returns how many."""
+        blocks, req.d_blocks = req.d_blocks, 0
+        return blocks
+
     def free(self, req: Req) -> None:
         """Give back the blocks the request holds here, in the state they are in."""
         if req.d_blocks:
