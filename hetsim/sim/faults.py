@@ -113,11 +113,11 @@ class FaultInjector:
         elif kind == "straggler":
             targets = self.instances(fault.target)
             for inst in targets:
-                inst.slowdown = fault.factor or 1.0
+                inst.straggle(fault.factor or 1.0)
             self.stats.count("straggler_events")
             yield env.timeout(fault.duration)
             for inst in targets:
-                inst.slowdown = 1.0
+                inst.straggle(1.0)
 
     def _lease_watch(self, links: list[Link], duration: float):
         """Decode's heartbeats ride the same network: if the path stays down past the lease,

@@ -38,15 +38,15 @@ class PrefixCaches:
             )
             if tier is None:  # HBM: the instance's own KV capacity doubles as cache
                 capacity = inst.blocks.capacity * inst.page // pc.block_tokens
-                inst.prefix_cache = PrefixCache(capacity)
+                inst.attach_prefix_cache(PrefixCache(capacity))
                 continue
             scope = {"instance": (inst.gid,), "pool": (inst.pool.name,), "cluster": ()}[tier.scope]
             if scope not in shared:
                 shared[scope] = PrefixCache(int(tier.capacity // kv_per_block))
-            inst.prefix_cache = shared[scope]
-            inst.prefix_link = topology.link(
+            link = topology.link(
                 ("tier", tier.name, *scope), f"{tier.name}{scope}", tier.bandwidth, tier.latency
             )
+            inst.attach_prefix_cache(shared[scope], link)
 
     def hit(self, inst: Instance, req: Req) -> int:
         """Prompt tokens of ``req`` whose KV ``inst`` finds cached."""

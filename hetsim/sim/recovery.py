@@ -151,8 +151,7 @@ class Recovery:
 
         def free(_event: object) -> None:
             if inst.epoch == epoch:
-                inst.blocks.release(self.env.now, blocks, state)
-                inst.kick()
+                inst.release_late(blocks, state)
 
         self.env.timeout(delay).callbacks.append(free)
 

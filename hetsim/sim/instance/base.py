@@ -112,6 +112,22 @@ class Instance:
     def _drop_requests(self) -> list[tuple[Req, bool]]:  # pragma: no cover - overridden
         return []
 
+    def straggle(self, factor: float) -> None:
+        """Steps take ``factor`` times as long from now on (1.0: back to normal)."""
+        self.slowdown = factor
+
+    def attach_prefix_cache(self, cache, link=None) -> None:  # noqa: ANN001 - kv PrefixCache, Link
+        """The prefix cache this instance looks prompts up in, and the link a hit loads over
+        (None: the cache lives in this instance's HBM)."""
+        self.prefix_cache = cache
+        self.prefix_link = link
+
+    def release_late(self, blocks: int, state: str) -> None:
+        """Free blocks no request counts any more, which their owner frees late (a lease that
+        ran out, a reservation abandoned after missed heartbeats)."""
+        self.blocks.release(self.env.now, blocks, state)
+        self.kick()
+
     def kick(self) -> None:
         """Wake the loop if it sleeps (new work or freed capacity)."""
         if self._wake is not None and not self._wake.triggered:
