@@ -8,9 +8,9 @@ tokens are already computed (loaded first over the cache tier's link, where it h
 
 from __future__ import annotations
 
+from hetsim.sim.book import RequestBook
 from hetsim.sim.instance import DecodeInstance, Instance
 from hetsim.sim.network import Network
-from hetsim.sim.ports import Requests
 from hetsim.sim.prefix import PrefixCaches
 from hetsim.sim.router import Router
 from hetsim.sim.state import Req
@@ -29,7 +29,7 @@ class Dispatcher:
         topology: Topology,
         prefix: PrefixCaches,
         network: Network,
-        requests: Requests,
+        requests: RequestBook,
     ) -> None:
         self.topology = topology
         self.prefix = prefix

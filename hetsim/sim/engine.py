@@ -88,6 +88,7 @@ class Simulation:
             self.ledger,
             self.network,
             self.topology,
+            self.book,
             self.dispatch,
             self.handoff,
         )
@@ -106,7 +107,15 @@ class Simulation:
 
     def _handoff(self) -> Handoff:
         kind = PROTOCOLS.get(self.protocol, Colocated)
-        return kind(self.env, self.stats, self.ledger, self.network, self.topology, self.dispatch)
+        return kind(
+            self.env,
+            self.stats,
+            self.ledger,
+            self.network,
+            self.topology,
+            self.book,
+            self.dispatch,
+        )
 
     def _connect(self) -> None:
         """Late bindings: parts that call each other both ways."""

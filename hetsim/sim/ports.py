@@ -1,9 +1,9 @@
 """The narrow ports the simulator's parts share instead of a reference to the whole engine.
 
 :class:`Stats` counts what happened (steps, arrivals, transfers, faults); :class:`Ledger` records
-each KV side's state transitions at the current simulated time. The protocols name the few calls a
-lower part makes on a higher one (an instance or recovery on the lifecycle protocol, dispatch on
-the request book): the engine wires concrete objects into them, and no part imports the engine.
+each KV side's state transitions at the current simulated time. The protocols name the calls a lower
+part makes on a higher one (an instance or recovery on the lifecycle protocol, a decode instance
+on host swap): the engine wires concrete objects into them, and no part imports the engine.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import simpy
 from hetsim.kv.lifecycle import LifecycleLog
 from hetsim.sim.state import Req
 
-__all__ = ["Stats", "Ledger", "Handover", "Swap", "Requests"]
+__all__ = ["Stats", "Ledger", "Handover", "Swap"]
 
 
 class Stats:
@@ -78,15 +78,3 @@ class Swap(Protocol):
     def swap_out(self, req: Req, inst: Any) -> None: ...
 
     def swap_in(self, req: Req, inst: Any) -> None: ...
-
-
-class Requests(Protocol):
-    """The requests in the system: which attempt is current, and how each one ends."""
-
-    in_flight: dict[int, Req]
-
-    def current(self, req: Req, attempt: int) -> bool: ...
-
-    def finish(self, req: Req) -> None: ...
-
-    def fail(self, req: Req, reason: str) -> None: ...

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import simpy
 
+from hetsim.sim.book import RequestBook
 from hetsim.sim.dispatch import Dispatcher
 from hetsim.sim.instance import Instance
 from hetsim.sim.network import Network
@@ -32,6 +33,7 @@ class Recovery:
         ledger: Ledger,
         network: Network,
         topology: Topology,
+        book: RequestBook,
         dispatch: Dispatcher,
         handoff: Handover,
     ) -> None:
@@ -41,7 +43,7 @@ class Recovery:
         self.network = network
         self.topology = topology
         self.dispatch = dispatch
-        self.requests = dispatch.requests
+        self.requests = book
         self.handoff = handoff
         spec = topology.scenario.spec
         self.policy = spec.faults.recovery

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 import simpy
 
 from hetsim.kv.portability import HandoffPlan, handoff_conversions
+from hetsim.sim.book import RequestBook
 from hetsim.sim.dispatch import Dispatcher
 from hetsim.sim.faults import FaultInjector
 from hetsim.sim.instance import DecodeInstance, Instance, PrefillInstance
@@ -35,6 +36,7 @@ class Handoff:
         ledger: Ledger,
         network: Network,
         topology: Topology,
+        book: RequestBook,
         dispatch: Dispatcher,
     ) -> None:
         self.env = env
@@ -43,7 +45,7 @@ class Handoff:
         self.network = network
         self.topology = topology
         self.dispatch = dispatch
-        self.requests = dispatch.requests
+        self.requests = book
         self.scenario = scenario = topology.scenario
         spec = scenario.spec
         self.lifecycle = spec.lifecycle
