@@ -15,17 +15,19 @@ finishes the prompt.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
 import simpy
 
+from hetsim.kv.lifecycle import LifecycleLog
 from hetsim.sim.book import RequestBook
 from hetsim.sim.dispatch import Dispatcher
 from hetsim.sim.faults import FaultInjector
 from hetsim.sim.handoff import PROTOCOLS, Colocated, Handoff
+from hetsim.sim.instance import DecodeInstance
 from hetsim.sim.network import Network
 from hetsim.sim.ports import Ledger, Stats
 from hetsim.sim.prefix import PrefixCaches
@@ -126,11 +128,13 @@ class Simulation:
             inst.connect(self.handoff, swap, self.book.finish, self.prefix.prompt_cached)
 
     @property
-    def life(self):  # noqa: ANN201 - the run's LifecycleLog (one row per KV state transition)
+    def life(self) -> LifecycleLog:
+        """The run's KV state transitions (what hetsim.simulation turns into a table)."""
         return self.ledger.log
 
     @property
-    def decode(self) -> list:
+    def decode(self) -> list[DecodeInstance]:
+        """The decode instances (none: colocated serving)."""
         return self.topology.decode
 
     # ---- arrivals -----------------------------------------------------------------------------
@@ -141,7 +145,7 @@ class Simulation:
         sc = self.scenario
         return iter_requests(sc.spec.workload, sc.base_dir, self.seed)
 
-    def _arrivals(self):  # noqa: ANN202 - a simpy process
+    def _arrivals(self) -> Generator[simpy.Event, None, None]:
         env, stats, limit = self.env, self.stats, self.max_requests
         arrive, hand_in = self.book.arrive, self.handoff.arrive
         for chunk in self._chunks():
@@ -172,7 +176,7 @@ class Simulation:
         start = time.perf_counter()
         book = self.book
 
-        def arrivals():  # noqa: ANN202 - a simpy process
+        def arrivals() -> Generator[simpy.Event, None, None]:
             yield from self._arrivals()
             book.arrivals_done = True
 

@@ -8,7 +8,7 @@ run alive.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 
 import pandas as pd
 import simpy
@@ -55,7 +55,7 @@ class Sampler:
         self.samples: list[tuple] = []
         self.link_samples: list[tuple] = []
 
-    def run(self):  # noqa: ANN201 - a simpy process
+    def run(self) -> Generator[simpy.Event, None, None]:
         env = self.env
         instances = self.topology.instances
         last_busy = [0.0] * len(instances)

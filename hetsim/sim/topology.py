@@ -15,6 +15,7 @@ from hetsim.sim.instance import ColocatedInstance, DecodeInstance, Instance, Pre
 from hetsim.sim.network import Link, Network
 from hetsim.sim.ports import Ledger, Stats
 from hetsim.spec.resolve import Scenario
+from hetsim.spec.scenario import Hop, PathSpec
 
 __all__ = ["Topology"]
 
@@ -76,7 +77,7 @@ class Topology:
     def link_items(self) -> list[tuple[tuple, Link]]:
         return list(self._links.items())
 
-    def path(self, src: Instance, dst: Instance):  # noqa: ANN201 - the spec's PathSpec
+    def path(self, src: Instance, dst: Instance) -> PathSpec:
         spec = self.scenario.spec
         return next(
             p for p in spec.interconnect.paths if p.from_ == src.pool.name and p.to == dst.pool.name
@@ -106,7 +107,7 @@ class Topology:
             links.append(self.link(("hop", hop.name, *scope), name, bandwidth, hop.latency))
         return links
 
-    def hop_bandwidth(self, src: Instance, hop) -> float:  # noqa: ANN001 - the spec's HopSpec
+    def hop_bandwidth(self, src: Instance, hop: Hop) -> float:
         """Effective bandwidth of a hop: the source profile's network efficiency applies to
         every hop (the HandoffPlan is to own this per hop)."""
         return hop.bandwidth * self.scenario.profiles[src.pool.name].efficiency.network.value

@@ -8,7 +8,7 @@ KV at that side's memory bandwidth, before (producer, staging) or after (consume
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 
 import simpy
 
@@ -17,7 +17,7 @@ from hetsim.sim.book import RequestBook
 from hetsim.sim.dispatch import Dispatcher
 from hetsim.sim.faults import FaultInjector
 from hetsim.sim.instance import DecodeInstance, Instance, PrefillInstance
-from hetsim.sim.network import Link, Network, TransferFailed
+from hetsim.sim.network import Link, Network, Transfer, TransferFailed
 from hetsim.sim.ports import Ledger, Stats
 from hetsim.sim.recovery import Recovery
 from hetsim.sim.state import Req
@@ -136,11 +136,27 @@ class Handoff:
         nbytes = plan.wire_bytes(req.input) if d is None else self._wire_bytes(plan, req.input)
         self._move(req, nbytes, links, before, after, on_done)
 
-    def _move(self, req: Req, nbytes: float, links, before: float, after: float, on_done) -> None:  # noqa: ANN001
+    def _move(
+        self,
+        req: Req,
+        nbytes: float,
+        links: list[Link],
+        before: float,
+        after: float,
+        on_done: Callable[[], None],
+    ) -> None:
         self.stats.transfers += 1
         self.env.process(self._transfer(req, nbytes, links, before, after, on_done))
 
-    def _transfer(self, req, nbytes, links, before, after, on_done):  # noqa: ANN001, ANN202
+    def _transfer(
+        self,
+        req: Req,
+        nbytes: float,
+        links: list[Link],
+        before: float,
+        after: float,
+        on_done: Callable[[], None],
+    ) -> Generator[simpy.Event, None, None]:
         """One KV movement. A transfer that fails (a crash, a timeout, a client abort) hands the
         request to recovery; one whose request has moved on meanwhile (retried or ended) is
         dropped quietly."""
@@ -174,14 +190,14 @@ class Handoff:
         req.t_transfer_end = env.now
         on_done()
 
-    def _timed_out(self, req: Req, transfer, attempt: int) -> None:  # noqa: ANN001
+    def _timed_out(self, req: Req, transfer: Transfer, attempt: int) -> None:
         req.transfer = None
         self.network.abort(transfer)
         if self.requests.current(req, attempt):
             self.stats.count("transfer_timeouts")
             self.recovery.recover(req, "KV transfer timed out")
 
-    def _failed(self, req: Req, transfer, attempt: int, reason: str) -> None:  # noqa: ANN001
+    def _failed(self, req: Req, transfer: Transfer, attempt: int, reason: str) -> None:
         if req.transfer is transfer:
             req.transfer = None
         if self.requests.current(req, attempt):

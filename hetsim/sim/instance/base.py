@@ -8,6 +8,8 @@ from collections.abc import Callable
 import simpy
 
 from hetsim.kv.blocks import BlockPool
+from hetsim.kv.prefix_cache import PrefixCache
+from hetsim.sim.network import Link
 from hetsim.sim.ports import Handover, Ledger, Stats, Swap
 from hetsim.sim.state import Req
 
@@ -116,7 +118,7 @@ class Instance:
         """Steps take ``factor`` times as long from now on (1.0: back to normal)."""
         self.slowdown = factor
 
-    def attach_prefix_cache(self, cache, link=None) -> None:  # noqa: ANN001 - kv PrefixCache, Link
+    def attach_prefix_cache(self, cache: PrefixCache, link: Link | None = None) -> None:
         """The prefix cache this instance looks prompts up in, and the link a hit loads over
         (None: the cache lives in this instance's HBM)."""
         self.prefix_cache = cache
