@@ -99,9 +99,9 @@ class RequestBook:
         self.ledger.log.forget(req.id)
         self.last_departure = self.env.now
         # a failed request gives back whatever it held, on both sides
-        if req.prefill is not None:
+        if req.p_blocks and req.prefill is not None:
             req.prefill.free(req)
-        if req.decode is not None:
+        if req.d_blocks and req.decode is not None:
             req.decode.free(req)
         self.log.add(req, reason)
         if self.progress is not None and self.log.n % 256 == 0:
