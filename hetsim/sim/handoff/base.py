@@ -55,8 +55,8 @@ class Handoff:
         self.layerwise = spec.kv.layerwise_transfer
         self.num_layers = scenario.model.num_layers
         self._plans: dict[tuple[str, str], HandoffPlan] = {}
-        # per-token conversion costs by plan; the plans stay alive in _plans, so ids are stable
-        self._per_token: dict[int, tuple[float, float]] = {}
+        # per-token conversion seconds (before, after the move) by pool pair
+        self._per_token: dict[tuple[str, str], tuple[float, float]] = {}
 
     def connect(self, recovery: Recovery, faults: FaultInjector) -> None:
         """Recovery and faults are built after the handoff (they call into it)."""
@@ -102,10 +102,11 @@ class Handoff:
     def _conversion_s(self, plan: HandoffPlan, tokens: int) -> tuple[float, float]:
         """(before, after) the transfer: producer + staging conversions, consumer conversions.
         They are linear in tokens, so their per-token cost is worked out once per plan."""
-        per_token = self._per_token.get(id(plan))
+        pair = (plan.producer_pool, plan.consumer_pool)
+        per_token = self._per_token.get(pair)
         if per_token is None:
             per_token = (plan.producer_s(1) + plan.staging_s(1), plan.consumer_s(1))
-            self._per_token[id(plan)] = per_token
+            self._per_token[pair] = per_token
         return per_token[0] * tokens, per_token[1] * tokens
 
     def _wire_bytes(self, plan: HandoffPlan, tokens: int) -> float:
