@@ -89,11 +89,6 @@ def test_every_hop_says_where_its_efficiency_comes_from():
     assert unset.effective_bandwidth == pytest.approx(assumed * unset.bandwidth)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="hetsim.sim.engine.path_links still applies the source profile's efficiency.network "
-    "to every hop; it reads handoff_plan(...).hops once the simulator is switched",
-)
 def test_simulator_uses_an_efficiency_declared_on_a_hop():
     sc = hetsim.load_scenario(
         GLM, ["workload.warmup_requests=0", "interconnect.paths.0.hops.1.efficiency=0.9"]

@@ -8,17 +8,18 @@ from the simulation's seeded generator, so a run with faults is as reproducible 
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
 import numpy as np
+import simpy
 
+from hetsim.sim.instance import Instance
+from hetsim.sim.network import Link, Network, Transfer
+from hetsim.sim.ports import Stats
+from hetsim.sim.recovery import Recovery
+from hetsim.sim.state import Req
+from hetsim.sim.topology import Topology
 from hetsim.spec.faults import FaultSpec, FaultsSpec
-
-if TYPE_CHECKING:
-    from hetsim.sim.engine import Simulation
-    from hetsim.sim.instance import Instance
-    from hetsim.sim.network import Link, Transfer
-    from hetsim.sim.state import Req
 
 __all__ = ["FaultInjector"]
 
@@ -26,10 +27,25 @@ _INDEXED = re.compile(r"^(?P<pool>[^\[\]]+)\[(?P<i>\d+)\]$")
 
 
 class FaultInjector:
-    def __init__(self, sim: Simulation, spec: FaultsSpec) -> None:
-        self.sim = sim
-        self.env = sim.env
-        self.rng = np.random.default_rng([sim.seed, 0xFA017])
+    def __init__(
+        self,
+        env: simpy.Environment,
+        spec: FaultsSpec,
+        seed: int,
+        *,
+        stats: Stats,
+        network: Network,
+        topology: Topology,
+        recovery: Recovery,
+        done: Callable[[], bool],
+    ) -> None:
+        self.env = env
+        self.stats = stats
+        self.network = network
+        self.topology = topology
+        self.recovery = recovery
+        self.done = done  # every request has ended: random faults stop
+        self.rng = np.random.default_rng([seed, 0xFA017])
         self.abort_p = 0.0
         self.lost_p = 0.0
         for fault in spec.events:
@@ -50,7 +66,7 @@ class FaultInjector:
         pool, index = (match["pool"], int(match["i"])) if match else (target, None)
         found = [
             i
-            for i in self.sim.instances
+            for i in self.topology.instances
             if i.pool.name == pool and (index is None or i.index == index)
         ]
         if not found:
@@ -58,8 +74,8 @@ class FaultInjector:
         return found
 
     def links(self, hop: str | None) -> list[Link]:
-        self.sim.build_all_paths()
-        found = [link for key, link in self.sim.link_items() if len(key) > 1 and key[1] == hop]
+        self.topology.build_all_paths()
+        found = [link for key, link in self.topology.link_items() if len(key) > 1 and key[1] == hop]
         if not found:
             raise ValueError(f"fault target {hop!r} names no hop")
         return found
@@ -67,7 +83,7 @@ class FaultInjector:
     # -- processes --
 
     def _scheduled(self, fault: FaultSpec):
-        env, sim = self.env, self.sim
+        env, recovery = self.env, self.recovery
         assert fault.at is not None and fault.duration is not None
         yield env.timeout(fault.at)
         kind = fault.kind
@@ -78,8 +94,8 @@ class FaultInjector:
                     link.down()
                 else:
                     link.set_bandwidth_factor(fault.factor or 1.0)
-            sim.count(f"{kind}_events")
-            if kind == "link_down" and sim.life.protocol == "pull":
+            self.stats.count(f"{kind}_events")
+            if kind == "link_down" and recovery.leases:
                 env.process(self._lease_watch(links, fault.duration))
             yield env.timeout(fault.duration)
             for link in links:
@@ -90,45 +106,45 @@ class FaultInjector:
         elif kind == "instance_crash":
             targets = self.instances(fault.target)
             for inst in targets:
-                sim.crash(inst)
+                recovery.crash(inst)
             yield env.timeout(fault.duration)
             for inst in targets:
-                sim.restart(inst)
+                recovery.restart(inst)
         elif kind == "straggler":
             targets = self.instances(fault.target)
             for inst in targets:
-                inst.slowdown = fault.factor or 1.0
-            sim.count("straggler_events")
+                inst.straggle(fault.factor or 1.0)
+            self.stats.count("straggler_events")
             yield env.timeout(fault.duration)
             for inst in targets:
-                inst.slowdown = 1.0
+                inst.straggle(1.0)
 
     def _lease_watch(self, links: list[Link], duration: float):
         """Decode's heartbeats ride the same network: if the path stays down past the lease,
         prefill frees what it holds for consumers behind it."""
-        sim = self.sim
-        if duration <= sim.lease_remaining:
+        recovery, topology = self.recovery, self.topology
+        if duration <= recovery.lease_remaining:
             return
-        yield self.env.timeout(sim.lease_remaining)
+        yield self.env.timeout(recovery.lease_remaining)
         down = set(map(id, links))
-        for p in list(sim.prefill):
+        for p in list(topology.prefill):
             for req in list(p.held.values()):
                 if req.decode is not None and any(
-                    id(link) in down for link in sim.path_links(p, req.decode)
+                    id(link) in down for link in topology.path_links(p, req.decode)
                 ):
-                    sim.expire(req)
+                    recovery.expire(req)
 
     def _random_crashes(self, inst: Instance, fault: FaultSpec):
-        env, sim = self.env, self.sim
+        env, recovery = self.env, self.recovery
         assert fault.mtbf is not None and fault.mttr is not None
         while True:
             yield env.timeout(self.rng.exponential(fault.mtbf))
-            if sim.done:
+            if self.done():
                 return
-            sim.crash(inst)
+            recovery.crash(inst)
             yield env.timeout(self.rng.exponential(fault.mttr))
-            sim.restart(inst)
-            if sim.done:
+            recovery.restart(inst)
+            if self.done():
                 return
 
     # -- per-transfer draws --
@@ -137,16 +153,16 @@ class FaultInjector:
         if self.abort_p and self.rng.random() < self.abort_p:
             expected = nbytes / min(link.bandwidth for link in links)
             at = self.rng.random() * expected
-            self.sim.count("client_aborts")
+            self.stats.count("client_aborts")
 
             def abort(_event: object) -> None:
                 if not transfer.triggered:
-                    self.sim.network.abort(transfer, reason="client abort")
+                    self.network.abort(transfer, reason="client abort")
 
             self.env.timeout(at).callbacks.append(abort)
 
     def notification_lost(self, req: Req) -> bool:
         if self.lost_p and self.rng.random() < self.lost_p:
-            self.sim.count("lost_notifications")
+            self.stats.count("lost_notifications")
             return True
         return False

@@ -10,12 +10,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from hetsim.sim.engine import Simulation
-    from hetsim.sim.instance import Instance
-    from hetsim.sim.state import Req
+from hetsim.sim.instance import Instance
+from hetsim.sim.state import Req
 
 __all__ = ["Router", "POLICIES"]
 
@@ -23,11 +19,10 @@ POLICIES = ("round_robin", "least_outstanding_tokens", "prefix_aware", "least_kv
 
 
 class Router:
-    def __init__(self, policy: str, sim: Simulation) -> None:
+    def __init__(self, policy: str) -> None:
         if policy not in POLICIES:
             raise ValueError(f"unknown router policy {policy!r}")
         self.policy = policy
-        self.sim = sim
         self._next = 0
 
     def pick(self, instances: list[Instance], req: Req) -> Instance | None:
@@ -47,7 +42,7 @@ class Router:
             blocks = req.hashes.tolist()
 
             def score(i: Instance) -> tuple:
-                cache = getattr(i, "prefix_cache", None)
+                cache = i.prefix_cache
                 hit = cache.match(blocks, touch=False) if cache is not None else 0
                 return (-hit, i.outstanding_tokens, i.gid)
 

@@ -1,0 +1,104 @@
+"""Dispatch: which instance serves a request's next phase, and what it may skip.
+
+The pool's router picks among the live instances; a request that could never fit an instance's
+KV capacity fails at once with the numbers; one whose role is all down is parked until an
+instance of that role comes back. A prefill instance's prefix cache decides how many prompt
+tokens are already computed (loaded first over the cache tier's link, where it has one).
+"""
+
+from __future__ import annotations
+
+from hetsim.sim.book import RequestBook
+from hetsim.sim.instance import DecodeInstance, Instance
+from hetsim.sim.network import Network
+from hetsim.sim.prefix import PrefixCaches
+from hetsim.sim.router import Router
+from hetsim.sim.state import Req
+from hetsim.sim.topology import Topology
+
+__all__ = ["Dispatcher"]
+
+
+def _router(instances: list[Instance]) -> Router:
+    return Router(instances[0].pool.router if instances else "round_robin")
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        topology: Topology,
+        prefix: PrefixCaches,
+        network: Network,
+        requests: RequestBook,
+    ) -> None:
+        self.topology = topology
+        self.prefix = prefix
+        self.network = network
+        self.requests = requests
+        self._kvb = topology.scenario.model.kv_bytes_per_token
+        self.prefill_router = _router(topology.entry)
+        self.decode_router = _router(topology.decode) if topology.decode else None
+        self.parked: list[tuple[Req, int, str]] = []  # waiting for a crashed role to return
+
+    def route_prefill(self, req: Req) -> None:
+        """Pick the instance that computes the prompt, apply its prefix cache, queue it there
+        (after loading the cached prefix from its tier, if the tier is not HBM)."""
+        inst = self.prefill_router.pick(self.topology.live(self.topology.entry), req)
+        if inst is None:  # all down: wait for one to come back
+            self.parked.append((req, req.retries, "prefill"))
+            return
+        req.prefill = inst
+        max_blocks = inst.blocks.blocks_for(
+            req.input + (req.output if inst.role == "colocated" else 0)
+        )
+        if max_blocks > inst.blocks.capacity:
+            self.requests.fail(
+                req,
+                f"needs {max_blocks} KV blocks; {inst.pool.name} instances hold "
+                f"{inst.blocks.capacity}",
+            )
+            return
+        cached = self.prefix.hit(inst, req)
+        req.cached = cached
+        req.computed = cached
+        if cached and inst.prefix_link is not None:
+            kvb = self._kvb(inst.pool.precision.kv)
+            load = self.network.transfer(cached * kvb, [inst.prefix_link], tag=req.id)
+            load.callbacks.append(lambda _e, inst=inst, req=req: inst.enqueue(req))
+            return
+        inst.enqueue(req)
+
+    def route_decode(self, req: Req) -> DecodeInstance | None:
+        """The decode instance for ``req`` (None: parked, or failed as too large)."""
+        assert self.decode_router is not None
+        inst = self.decode_router.pick(self.topology.live(self.topology.decode), req)
+        if inst is None:  # all down: wait for one to come back
+            self.parked.append((req, req.retries, "decode"))
+            return None
+        need = inst.blocks.blocks_for(req.input + req.output)
+        if need > inst.blocks.capacity:
+            self.requests.fail(
+                req,
+                f"prompt + output needs {need} KV blocks; {inst.pool.name} instances "
+                f"hold {inst.blocks.capacity}",
+            )
+            return None
+        req.decode = inst
+        return inst
+
+    def to_decode(self, req: Req) -> None:
+        """Route ``req`` to a decode instance and queue it there."""
+        d = self.route_decode(req)
+        if d is not None:
+            d.enqueue(req)
+
+    def unpark(self) -> None:
+        """An instance came back: route every parked request that is still on that attempt."""
+        parked, self.parked = self.parked, []
+        for req, attempt, role in parked:
+            if not self.requests.current(req, attempt):
+                continue
+            if role == "prefill":
+                self.route_prefill(req)
+            else:
+                self.to_decode(req)

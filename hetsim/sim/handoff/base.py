@@ -1,0 +1,227 @@
+"""What every lifecycle protocol shares: the pairing's conversions and bytes, moving KV over a
+path with timeouts and failures, and FIFO admission on the decode side.
+
+A transfer moves ``input_tokens × bytes per token`` over the path's hops. Where the producer's or
+consumer's KV format differs from the transfer format, a conversion kernel reads and writes the
+KV at that side's memory bandwidth, before (producer, staging) or after (consumer) the move.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator, Iterator
+
+import simpy
+
+from hetsim.checks import HandoffPlan, handoff_plan
+from hetsim.sim.book import RequestBook
+from hetsim.sim.dispatch import Dispatcher
+from hetsim.sim.faults import FaultInjector
+from hetsim.sim.instance import DecodeInstance, Instance, PrefillInstance
+from hetsim.sim.network import Link, Network, Transfer, TransferFailed
+from hetsim.sim.ports import Ledger, Stats
+from hetsim.sim.recovery import Recovery
+from hetsim.sim.state import Req
+from hetsim.sim.topology import Topology
+
+__all__ = ["Handoff"]
+
+
+class Handoff:
+    """A lifecycle protocol as the simulator drives it; subclasses own the block transitions."""
+
+    def __init__(
+        self,
+        env: simpy.Environment,
+        stats: Stats,
+        ledger: Ledger,
+        network: Network,
+        topology: Topology,
+        book: RequestBook,
+        dispatch: Dispatcher,
+    ) -> None:
+        self.env = env
+        self.stats = stats
+        self.ledger = ledger
+        self.network = network
+        self.topology = topology
+        self.dispatch = dispatch
+        self.requests = book
+        self.scenario = scenario = topology.scenario
+        spec = scenario.spec
+        self.lifecycle = spec.lifecycle
+        self.transfer_format = spec.kv.transfer_format
+        self.transfer_timeout = spec.faults.transfer_timeout
+        self._kvb = scenario.model.kv_bytes_per_token
+        self.layerwise = spec.kv.layerwise_transfer
+        self.num_layers = scenario.model.num_layers
+        self._plans: dict[tuple[str, str], HandoffPlan] = {}
+        # per-token conversion seconds (before, after the move) by pool pair
+        self._per_token: dict[tuple[str, str], tuple[float, float]] = {}
+
+    def connect(self, recovery: Recovery, faults: FaultInjector) -> None:
+        """Recovery and faults are built after the handoff (they call into it)."""
+        self.recovery = recovery
+        self.faults = faults
+
+    # -- what instances and recovery call --
+
+    def arrive(self, req: Req) -> None:
+        self.dispatch.route_prefill(req)
+
+    def admit(self, d: DecodeInstance) -> None:
+        """Admit waiting requests on ``d`` as the protocol allows."""
+
+    def last_step_started(self, req: Req, p: PrefillInstance, dt: float) -> None:
+        """The step that completes ``req``'s prompt starts now and lasts ``dt`` (layer-wise
+        streaming hooks in here)."""
+
+    def prefill_finished(self, req: Req, p: PrefillInstance) -> None:
+        """``req``'s prompt is computed on ``p``: hand its KV over."""
+
+    def drop(self, req: Req) -> None:
+        """Forget a request's copy outside the instances (only the store keeps one)."""
+
+    @property
+    def allocated(self) -> int:
+        """KV blocks the protocol holds outside the instances (only the store holds any)."""
+        return 0
+
+    # -- the pairing: conversions and bytes on the wire --
+
+    def _plan(self, p: Instance, d: Instance | None) -> HandoffPlan:
+        """The portability plan of a pool pair: its conversions, their sides and costs, and
+        the bytes on the wire (store: any consumer pool; the producer side is the same)."""
+        d_pool = d.pool.name if d is not None else self.topology.decode[0].pool.name
+        key = (p.pool.name, d_pool)
+        plan = self._plans.get(key)
+        if plan is None:
+            plan = handoff_plan(self.scenario, p.pool.name, d_pool)
+            self._plans[key] = plan
+        return plan
+
+    def _conversion_s(self, plan: HandoffPlan, tokens: int) -> tuple[float, float]:
+        """(before, after) the transfer: producer + staging conversions, consumer conversions.
+        They are linear in tokens, so their per-token cost is worked out once per plan."""
+        pair = (plan.producer_pool, plan.consumer_pool)
+        per_token = self._per_token.get(pair)
+        if per_token is None:
+            per_token = (plan.producer_s(1) + plan.staging_s(1), plan.consumer_s(1))
+            self._per_token[pair] = per_token
+        return per_token[0] * tokens, per_token[1] * tokens
+
+    # -- moving KV --
+
+    def _send(
+        self,
+        req: Req,
+        p: Instance,
+        d: Instance | None,
+        links: list[Link],
+        on_done: Callable[[], None],
+    ) -> None:
+        """Convert where the scenario declares (producer, staging), move over ``links``, convert
+        on the consumer, then call ``on_done``. ``d`` None: into a store tier, in the transfer
+        format (the consumer's conversion is charged at fetch)."""
+        plan = self._plan(p, d)
+        before, after = self._conversion_s(plan, req.input)
+        if d is None:
+            after = 0.0
+        # into a store: one copy; to a decode instance: one per rank that needs its own
+        nbytes = plan.store_bytes(req.input) if d is None else plan.network_bytes(req.input)
+        self._move(req, nbytes, links, before, after, on_done)
+
+    def _move(
+        self,
+        req: Req,
+        nbytes: float,
+        links: list[Link],
+        before: float,
+        after: float,
+        on_done: Callable[[], None],
+    ) -> None:
+        self.stats.transfers += 1
+        self.env.process(self._transfer(req, nbytes, links, before, after, on_done))
+
+    def _transfer(
+        self,
+        req: Req,
+        nbytes: float,
+        links: list[Link],
+        before: float,
+        after: float,
+        on_done: Callable[[], None],
+    ) -> Generator[simpy.Event, None, None]:
+        """One KV movement. A transfer that fails (a crash, a timeout, a client abort) hands the
+        request to recovery; one whose request has moved on meanwhile (retried or ended) is
+        dropped quietly."""
+        env, requests = self.env, self.requests
+        attempt = req.retries
+        if before:
+            yield env.timeout(before)
+        if not requests.current(req, attempt):
+            return
+        if req.t_transfer_start != req.t_transfer_start:  # NaN: first leg
+            req.t_transfer_start = env.now
+        transfer = self.network.transfer(nbytes, links, tag=req.id)
+        req.transfer = transfer
+        self.faults.transfer_started(req, transfer, nbytes, links)
+        try:
+            if self.transfer_timeout is None:
+                yield transfer
+            else:
+                yield transfer | env.timeout(self.transfer_timeout)
+                if not transfer.triggered:
+                    self._timed_out(req, transfer, attempt)
+                    return
+        except TransferFailed as exc:
+            self._failed(req, transfer, attempt, exc.reason)
+            return
+        req.transfer = None
+        if after:
+            yield env.timeout(after)
+        if not requests.current(req, attempt):
+            return
+        req.t_transfer_end = env.now
+        on_done()
+
+    def _timed_out(self, req: Req, transfer: Transfer, attempt: int) -> None:
+        req.transfer = None
+        self.network.abort(transfer)
+        if self.requests.current(req, attempt):
+            self.stats.count("transfer_timeouts")
+            self.recovery.recover(req, "KV transfer timed out")
+
+    def _failed(self, req: Req, transfer: Transfer, attempt: int, reason: str) -> None:
+        if req.transfer is transfer:
+            req.transfer = None
+        if self.requests.current(req, attempt):
+            if reason == "client abort":
+                self.requests.fail(req, "aborted by the client while its KV was moving")
+            else:
+                self.recovery.recover(req, f"KV transfer failed ({reason})")
+
+    # -- the decode side --
+
+    @staticmethod
+    def _fifo(d: DecodeInstance, headroom: int = 0) -> Iterator[tuple[Req, int]]:
+        """Waiting requests in order, each with the blocks it needs, while a slot and those
+        blocks (plus ``headroom``) are free; stops at the first that does not fit, as the
+        engines' FIFO admission does. The caller takes each one off the queue."""
+        while d.waiting and d.slots_taken < d.max_seqs:
+            req = d.waiting[0]
+            need = d.blocks.blocks_for(req.input)
+            if need + headroom > d.blocks.free:
+                return
+            yield req, need
+
+    def _reserve(self, req: Req, d: DecodeInstance, need: int) -> None:
+        d.reserve(req, need)
+        self.ledger.mark(req, "D", "reserved")
+
+    def _receiving(self, req: Req) -> None:
+        self.ledger.mark(req, "D", "receiving")
+
+    def _commit(self, req: Req, d: DecodeInstance) -> None:
+        """The KV has landed in the decode-side reservation."""
+        self.ledger.mark(req, "D", "committed")
+        d.commit(req)

@@ -1,0 +1,171 @@
+"""A colocated instance, the aggregated baseline: decodes first, then prefill chunks in the
+remaining token budget, in one step (vLLM V1's scheduler)."""
+
+from __future__ import annotations
+
+from collections import deque
+
+import numpy as np
+
+from hetsim.sim.instance.base import Instance
+from hetsim.sim.instance.batch import DecodeBatch
+from hetsim.sim.instance.prefill import PrefillInstance
+from hetsim.sim.state import Req
+
+__all__ = ["ColocatedInstance"]
+
+
+class ColocatedInstance(Instance):
+    """Prefill and decode on one instance: decodes first, prefill chunks fill the budget."""
+
+    role = "colocated"
+
+    def __init__(self, *args, **kwargs) -> None:
+        self.waiting: deque[Req] = deque()
+        self.prefilling: list[Req] = []
+        super().__init__(*args, **kwargs)
+        self.batch = DecodeBatch(self.max_seqs, self.page)
+
+    @property
+    def queue_len(self) -> int:
+        return len(self.waiting)
+
+    def enqueue(self, req: Req) -> None:
+        self.waiting.append(req)
+        self.outstanding_tokens += req.input - req.cached + req.output
+        self._mark(req, "P", "queued")
+        self.kick()
+
+    def forget(self, req: Req) -> None:
+        if req in self.waiting:
+            self.waiting.remove(req)
+        if req in self.prefilling:
+            self.prefilling.remove(req)
+        if req in self.batch.reqs:
+            self.batch.remove(self.batch.reqs.index(req))
+            req.p_blocks = self.blocks.blocks_for(req.context)
+
+    def _drop_requests(self) -> list[tuple[Req, bool]]:
+        out = [(r, False) for r in self.waiting] + [(r, True) for r in self.prefilling]
+        while self.batch.n:
+            out.append((self.batch.remove(self.batch.n - 1), True))
+        self.batch.fresh.clear()
+        self.waiting.clear()
+        self.prefilling.clear()
+        for req, _ in out:
+            req.p_blocks = 0
+        return out
+
+    free = PrefillInstance.free
+
+    def _loop(self):
+        batch = self.batch
+        blocks = self.blocks
+        while True:
+            now = self.env.now
+            need = self._make_room(now)
+            n_dec = batch.n
+            chunks = self._schedule(now, n_dec, need)
+            if n_dec == 0 and not chunks:
+                yield self._sleep()
+                continue
+            if need:
+                blocks.allocate(now, need)
+            prefills = self.prefilling[: len(chunks)]
+            new = np.concatenate([np.ones(n_dec, dtype=np.int64), np.asarray(chunks, np.int64)])
+            cached = np.concatenate(
+                [
+                    batch.contexts(),
+                    np.fromiter((r.computed for r in prefills), np.int64, count=len(prefills)),
+                ]
+            )
+            yield self._step(self.step_model.step_time(new, cached))
+            self._apply_step(self.env.now, n_dec, prefills, chunks)
+
+    def _make_room(self, now: float) -> int:
+        """Preempt the newest sequences until this step's new decode blocks fit; returns them.
+        Recompute preemption: back to the head of the queue, KV dropped."""
+        batch, blocks = self.batch, self.blocks
+        need = batch.blocks_needed()
+        while need > blocks.free and batch.n > 0:
+            req = batch.pop_newest()
+            blocks.release(now, blocks.blocks_for(req.context))
+            req.p_blocks = 0
+            req.preemptions += 1
+            req.recomputed_tokens += req.context
+            req.computed = 0
+            self.stats.preemptions += 1
+            self.waiting.appendleft(req)
+            need = batch.blocks_needed()
+        return need
+
+    def _schedule(self, now: float, n_dec: int, need: int) -> list[int]:
+        """Prefill chunks for the budget the decodes leave: running prefills first, then waiting
+        requests in order while slots and blocks (beyond the decodes' ``need``) allow."""
+        blocks = self.blocks
+        budget = self.max_tokens - n_dec
+        chunks: list[int] = []
+        for req in self.prefilling:
+            if budget <= 0:
+                break
+            c = min(self._prefill_target(req) - req.computed, self.chunk, budget)
+            chunks.append(c)
+            budget -= c
+        while self.waiting and budget > 0 and n_dec + len(self.prefilling) < self.max_seqs:
+            req = self.waiting[0]
+            target = self._prefill_target(req)
+            need_prompt = blocks.blocks_for(target)
+            if need_prompt + need > blocks.free:
+                break
+            self.waiting.popleft()
+            blocks.allocate(now, need_prompt)
+            req.p_blocks = need_prompt
+            if req.t_prefill_start != req.t_prefill_start:  # NaN: first admission
+                req.t_prefill_start = now
+                self._mark(req, "P", "computing")
+            self.prefilling.append(req)
+            c = min(target - req.computed, self.chunk, budget)
+            chunks.append(c)
+            budget -= c
+        return chunks
+
+    def _apply_step(self, now: float, n_dec: int, prefills: list[Req], chunks: list[int]) -> None:
+        batch, blocks = self.batch, self.blocks
+        batch.fresh.clear()  # colocated sequences join with their first token already out
+        self.outstanding_tokens -= n_dec
+        for i in batch.advance():
+            req = batch.remove(i)
+            blocks.release(now, blocks.blocks_for(req.context))
+            req.p_blocks = 0
+            self._finish(req)
+        # requests taken away during the step (retried or failed) are skipped
+        kept = [(r, c) for r, c in zip(prefills, chunks, strict=True) if r in self.prefilling]
+        for req, c in kept:
+            req.computed += c
+            self.outstanding_tokens -= c
+        done = [r for r, _ in kept if r.computed >= self._prefill_target(r)]
+        for req in done:
+            self.prefilling.remove(req)
+            self._prefill_complete(req, now)
+
+    def _prefill_target(self, req: Req) -> int:
+        """Tokens whose KV must exist before decoding: the prompt, plus what was generated
+        before a recompute preemption."""
+        return req.input + req.generated
+
+    def _prefill_complete(self, req: Req, now: float) -> None:
+        if req.generated == 0:
+            self._prompt_cached(req, self)
+            # the step that finishes the prompt samples the first token
+            req.t_prefill_end = now
+            req.t_first = now
+            req.t_decode_start = now
+            req.generated = 1
+            self.outstanding_tokens -= 1
+        req.context = req.computed
+        if req.generated >= req.output:
+            self.blocks.release(now, req.p_blocks)
+            req.p_blocks = 0
+            self._finish(req)
+            return
+        self.batch.add(req)

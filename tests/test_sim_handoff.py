@@ -1,0 +1,69 @@
+"""Who owns a request's KV blocks while it crosses the boundary, per lifecycle protocol: the
+block-seconds each side accrues for one request on an idle cluster, worked out by hand from the
+request's own timestamps."""
+
+import math
+
+import numpy as np
+import pytest
+
+import hetsim
+from hetsim.simulation import simulate
+from hetsim.workload import RequestChunk
+
+PROMPT = 256
+
+
+def scenario(protocol: str):
+    data = {
+        "name": "handoff",
+        "model": "tiny-llama",
+        "pools": [
+            {"name": "prefill", "role": "prefill", "accelerator": "nvidia-h100-sxm"},
+            {"name": "decode", "role": "decode", "accelerator": "nvidia-h100-sxm"},
+        ],
+        "interconnect": {"paths": [{"from": "prefill", "to": "decode", "hops": [
+            # slow, so that each phase lasts long enough to tell apart
+            {"name": "wan", "kind": "nic", "bandwidth": "100 kbps", "latency": "1 ms"}]}]},
+        "kv": {"tiers": [{"name": "pool", "kind": "dram", "capacity": "1 GiB",
+                          "bandwidth": "1 GB/s", "scope": "cluster"}]},
+        "lifecycle": {"protocol": protocol, "store_tier": "pool"},
+        "workload": {"synthetic": {"rate": 1, "requests": 1, "input_tokens": PROMPT,
+                                   "output_tokens": 8}},
+        "sla": {"ttft": "10 s", "tpot": "1 s"},
+    }  # fmt: skip
+    return hetsim.scenario_from_dict(data)
+
+
+def run(protocol: str):
+    sc = scenario(protocol)
+    one = RequestChunk(np.array([0]), np.array([0.5]), np.array([PROMPT]), np.array([8]))
+    res = simulate(sc, requests=[one], sample_interval=None)
+    row = res.requests.iloc[0]
+    assert row["status"] == "completed"
+    blocks = {p: math.ceil(PROMPT / sc.footprints[p].kv_page_tokens) for p in sc.footprints}
+    return row, res.summary["utilisation"], blocks
+
+
+def test_pull_lends_the_prompt_blocks_from_prompt_end_until_decode_has_read_them():
+    row, util, blocks = run("pull")
+    lent = row["transfer_end_s"] - row["prefill_end_s"]
+    assert util["prefill"]["held_block_s"] == pytest.approx(blocks["prefill"] * lent)
+    # decode reserves only when it starts reading
+    reading = row["transfer_end_s"] - row["transfer_start_s"]
+    assert util["decode"]["reserved_block_s"] == pytest.approx(blocks["decode"] * reading)
+
+
+def test_push_reserves_decode_blocks_from_arrival_until_the_kv_is_written():
+    row, util, blocks = run("push")
+    waiting = row["transfer_end_s"] - row["arrival_s"]
+    assert util["decode"]["reserved_block_s"] == pytest.approx(blocks["decode"] * waiting)
+    assert util["prefill"]["held_block_s"] == 0.0  # nothing is lent: prefill writes, then frees
+
+
+def test_store_lends_nothing_and_reserves_decode_blocks_only_for_the_fetch():
+    row, util, blocks = run("store")
+    assert util["prefill"]["held_block_s"] == 0.0
+    # the reservation starts after the write into the store, so it is shorter than both legs
+    both_legs = row["transfer_end_s"] - row["transfer_start_s"]
+    assert 0.0 < util["decode"]["reserved_block_s"] < blocks["decode"] * both_legs
