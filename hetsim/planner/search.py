@@ -33,6 +33,7 @@ import pandas as pd
 
 from hetsim.errors import InputError
 from hetsim.planner.backends import make_backend
+from hetsim.planner.capacity import PoolCosts
 from hetsim.planner.goodput import RateGrid
 from hetsim.planner.screen import ScreenResult, WorkloadSample, screen
 from hetsim.planner.space import Candidate, enumerate_candidates
@@ -372,9 +373,10 @@ def plan(
     counts["total"] = len(candidates)
     results = [CandidateResult(c) for c in candidates]
     sample = WorkloadSample.of(scenario)
+    costs = PoolCosts()  # this plan's: a later plan in the process starts afresh
     pending: list[CandidateResult] = []
     for r in results:
-        _screen_one(r, scenario, search, sample, exhaustive)
+        _screen_one(r, scenario, search, sample, costs, exhaustive)
         if r.verdict == "pending":
             pending.append(r)
         else:
@@ -453,6 +455,7 @@ def _screen_one(
     scenario: Scenario,
     search: SearchSpec,
     sample: WorkloadSample,
+    costs: PoolCosts,
     exhaustive: bool,
 ) -> None:
     c = r.candidate
@@ -481,7 +484,7 @@ def _screen_one(
         r.verdict = "screened"
         r.reason = f"costs ${r.cost_per_hour:,.2f}/h, over the ${budget:,.2f}/h budget"
         return
-    r.screen = screen(c.scenario, sample)
+    r.screen = screen(c.scenario, sample, costs)
     if exhaustive:
         return
     if r.screen.hopeless:
