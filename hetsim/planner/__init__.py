@@ -5,5 +5,15 @@ within its SLA by searching the workload's arrival rate on a fixed geometric gri
 """
 
 from hetsim.planner.goodput import GoodputResult, RateGrid, goodput, with_rate, workload_rate
+from hetsim.planner.objective import Objective
+from hetsim.planner.verdict import Verdict
 
-__all__ = ["GoodputResult", "RateGrid", "goodput", "with_rate", "workload_rate"]
+__all__ = [
+    "GoodputResult",
+    "Objective",
+    "RateGrid",
+    "Verdict",
+    "goodput",
+    "with_rate",
+    "workload_rate",
+]
