@@ -75,7 +75,7 @@ class RateGrid:
         return k if self.rate(k) >= rate * (1 - 1e-12) else k + 1
 
 
-@dataclass
+@dataclass(frozen=True)
 class GoodputResult:
     """The goodput and the evidence for it: every rate tried, its attainment and latencies."""
 
@@ -117,6 +117,100 @@ def _point(rate: float, s: dict[str, Any], target: float) -> dict[str, Any]:
     }
 
 
+class _RateSearch:
+    """The simulations of one goodput search, by grid index, in the order they ran."""
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        grid: RateGrid,
+        run: Callable[[Scenario], dict[str, Any]],
+        max_evaluations: int,
+    ) -> None:
+        self.scenario = scenario
+        self.grid = grid
+        self.run = run
+        self.max_evaluations = max_evaluations
+        self.target = scenario.spec.sla.attainment
+        self.summaries: dict[int, dict[str, Any]] = {}
+        self.order: list[int] = []
+
+    def meets(self, k: int) -> bool:
+        if k not in self.summaries:
+            self.summaries[k] = self.run(with_rate(self.scenario, self.grid.rate(k)))
+            self.order.append(k)
+        return self.summaries[k]["attainment"] >= self.target
+
+    def spent(self) -> bool:
+        return len(self.order) >= self.max_evaluations
+
+    def result(self, k: int | None, beaten_at: float | None = None) -> GoodputResult:
+        """Goodput at index ``k`` (None: none met the SLA) with every rate tried."""
+        target = self.target
+        points = [_point(self.grid.rate(j), self.summaries[j], target) for j in self.order]
+        evaluations = [(p["rate"], p["attainment"]) for p in points]
+        if k is None:
+            last = self.summaries[self.order[-1]]
+            return GoodputResult(
+                0.0, last["attainment"], target, evaluations, last, points, beaten_at
+            )
+        s = self.summaries[k]
+        return GoodputResult(self.grid.rate(k), s["attainment"], target, evaluations, s, points)
+
+    def up(self, ok: int, k_high: int | None) -> tuple[int, int | None]:
+        """Widen upwards from a passing index, doubling the step, to a failing one; (the
+        highest passing, the failing or None when the bound or the evaluations ran out)."""
+        step = 1
+        while True:
+            k = ok + step
+            if k_high is not None and k > k_high:
+                k = k_high
+                if k == ok:
+                    return ok, None
+            if self.spent():
+                return ok, None
+            if not self.meets(k):
+                return ok, k
+            ok = k
+            step *= 2
+
+    def down(self, bad: int, k_floor: int) -> tuple[int | None, int]:
+        """Widen downwards from a failing index, doubling the step, to a passing one no lower
+        than ``k_floor``; (the passing or None, the lowest failing)."""
+        step = 1
+        while True:
+            k = max(bad - step, k_floor)
+            if k >= bad or self.spent():
+                return None, bad
+            if self.meets(k):
+                return k, bad
+            bad = k
+            step *= 2
+
+    def bisect(self, ok: int, bad: int) -> int:
+        """The highest passing index between a passing and a failing one."""
+        while bad - ok > 1 and not self.spent():
+            mid = (ok + bad) // 2
+            if self.meets(mid):
+                ok = mid
+            else:
+                bad = mid
+        return ok
+
+
+def _start(scenario: Scenario, start: float | None, low: float | None, high: float | None) -> float:
+    guess = start if start is not None else workload_rate(scenario)
+    if guess is not None:
+        return guess
+    if low is None or high is None:
+        raise InputError(
+            "goodput needs a rate to start from: the trace has no target_rate",
+            field="workload.trace.target_rate",
+            allowed="set target_rate, or pass start=, or low= and high=",
+        )
+    return (low * high) ** 0.5
+
+
 def goodput(
     scenario: Scenario,
     *,
@@ -139,49 +233,23 @@ def goodput(
     candidate that cannot beat the best so far with one simulation instead of a search.
     ``run`` simulates a scenario and returns its summary (default: :func:`hetsim.simulate`).
     """
-    target = scenario.spec.sla.attainment
     grid = RateGrid(rel_tol)
-    guess = start if start is not None else workload_rate(scenario)
-    if guess is None:
-        if low is None or high is None:
-            raise InputError(
-                "goodput needs a rate to start from: the trace has no target_rate",
-                field="workload.trace.target_rate",
-                allowed="set target_rate, or pass start=, or low= and high=",
-            )
-        guess = (low * high) ** 0.5
+    guess = _start(scenario, start, low, high)
     if run is None:
 
         def run(sc: Scenario) -> dict[str, Any]:
             # no time series: a run at a low rate spans days of simulated time
             return simulate(sc, max_requests=max_requests, sample_interval=None).summary
 
+    search = _RateSearch(scenario, grid, run, max_evaluations)
     k_low = grid.ceil(low) if low is not None else None
     k_high = grid.floor(high) if high is not None else None
-    summaries: dict[int, dict[str, Any]] = {}
-    order: list[int] = []
-
-    def meets(k: int) -> bool:
-        if k not in summaries:
-            summaries[k] = run(with_rate(scenario, grid.rate(k)))
-            order.append(k)
-        return summaries[k]["attainment"] >= target
-
-    def result(k: int | None, beaten_at: float | None = None) -> GoodputResult:
-        points = [_point(grid.rate(j), summaries[j], target) for j in order]
-        evaluations = [(p["rate"], p["attainment"]) for p in points]
-        if k is None:
-            last = summaries[order[-1]]
-            return GoodputResult(
-                0.0, last["attainment"], target, evaluations, last, points, beaten_at
-            )
-        s = summaries[k]
-        return GoodputResult(grid.rate(k), s["attainment"], target, evaluations, s, points)
-
+    ok: int | None
+    bad: int | None
     if must_reach is not None:
         k_need = grid.ceil(must_reach)
-        if not meets(k_need):
-            return result(None, beaten_at=grid.rate(k_need))
+        if not search.meets(k_need):
+            return search.result(None, beaten_at=grid.rate(k_need))
         ok, bad = k_need, None
     else:
         k0 = grid.floor(guess)
@@ -189,40 +257,16 @@ def goodput(
             k0 = max(k0, k_low)
         if k_high is not None:
             k0 = min(k0, k_high)
-        ok, bad = (k0, None) if meets(k0) else (None, k0)
-
-    # widen: find a failing index above a passing one, doubling the step each time
-    step = 1
-    while bad is None:
-        k = ok + step  # type: ignore[operator]
-        if k_high is not None and k > k_high:
-            k = k_high
-            if k == ok:
-                return result(ok)
-        if len(order) >= max_evaluations:
-            return result(ok)
-        if meets(k):
-            ok = k
-        else:
-            bad = k
-        step *= 2
-    step = 1
-    # below a fiftieth of the start the deployment is hopeless, not slow (and each slower run
-    # costs more: the same requests spread over a longer time)
-    k_floor = grid.ceil(guess / 50) if k_low is None else k_low
-    while ok is None:
-        k = max(bad - step, k_floor)
-        if k >= bad or len(order) >= max_evaluations:
-            return result(None)
-        if meets(k):
-            ok = k
-        else:
-            bad = k
-        step *= 2
-    while bad - ok > 1 and len(order) < max_evaluations:
-        mid = (ok + bad) // 2
-        if meets(mid):
-            ok = mid
-        else:
-            bad = mid
-    return result(ok)
+        ok, bad = (k0, None) if search.meets(k0) else (None, k0)
+    if ok is not None:
+        ok, bad = search.up(ok, k_high)
+        if bad is None:
+            return search.result(ok)
+    else:
+        assert bad is not None
+        # below a fiftieth of the start the deployment is hopeless, not slow (and each slower
+        # run costs more: the same requests spread over a longer time)
+        ok, bad = search.down(bad, grid.ceil(guess / 50) if k_low is None else k_low)
+        if ok is None:
+            return search.result(None)
+    return search.result(search.bisect(ok, bad))

@@ -30,10 +30,13 @@ from typing import Any
 
 import numpy as np
 
+from hetsim.checks import HandoffPlan, handoff_plan
 from hetsim.perf.step import StepModel, step_model_for_pool
+from hetsim.planner.capacity import PoolCosts, decode_time
+from hetsim.planner.queueing import queueing_estimate
+from hetsim.planner.sample import WorkloadSample
 from hetsim.spec.resolve import Scenario
 from hetsim.spec.scenario import PoolSpec
-from hetsim.workload import iter_requests
 
 __all__ = ["ScreenResult", "WorkloadSample", "screen"]
 
@@ -41,58 +44,9 @@ __all__ = ["ScreenResult", "WorkloadSample", "screen"]
 #: so that small differences between the closed forms and the event loop never condemn a
 #: deployment the simulator would pass
 LATENCY_SLACK = 0.95
-#: a decode batch may run steps up to this multiple of the TPOT bound: requests average their
-#: steps and the attainment target lets a share of them miss
-TPOT_SLACK = 1.25
-#: how many of the workload's requests the screen looks at
-SAMPLE_REQUESTS = 512
 
 
-@dataclass
-class WorkloadSample:
-    """The first requests of the workload, with prefix hits as an unbounded cache would give."""
-
-    input: np.ndarray
-    output: np.ndarray
-    cached: np.ndarray
-
-    @classmethod
-    def of(cls, scenario: Scenario, limit: int = SAMPLE_REQUESTS) -> WorkloadSample:
-        spec = scenario.spec
-        inputs, outputs, cached = [], [], []
-        pc = spec.kv.prefix_cache
-        seen: set[int] = set()
-        taken = 0
-        for chunk in iter_requests(spec.workload, scenario.base_dir, spec.seed):
-            n = min(len(chunk), limit - taken)
-            inputs.append(chunk.input_tokens[:n])
-            outputs.append(chunk.output_tokens[:n])
-            hits = np.zeros(n, dtype=np.int64)
-            if pc.enabled:
-                if chunk.hash_ids is not None and pc.hit_rate is None:
-                    offsets = chunk.hash_offsets
-                    for i in range(n):
-                        blocks = chunk.hash_ids[offsets[i] : offsets[i + 1]].tolist()
-                        m = 0
-                        while m < len(blocks) and blocks[m] in seen:
-                            m += 1
-                        seen.update(blocks)
-                        hits[i] = m * pc.block_tokens
-                elif pc.hit_rate is not None:
-                    hits = (pc.hit_rate * chunk.input_tokens[:n]).astype(np.int64)
-            cached.append(hits)
-            taken += n
-            if taken >= limit:
-                break
-        inp = np.concatenate(inputs).astype(np.int64)
-        return cls(
-            inp,
-            np.concatenate(outputs).astype(np.int64),
-            np.clip(np.concatenate(cached), 0, np.maximum(inp - 1, 0)),
-        )
-
-
-@dataclass
+@dataclass(frozen=True)
 class ScreenResult:
     """What a candidate can at best do, and why."""
 
@@ -118,119 +72,11 @@ class ScreenResult:
         }
 
 
-# ---- per-pool quantities, memoised: candidates share pools ----------------------------------
-
-_PREFILL: dict[tuple, tuple[np.ndarray, float]] = {}
-_DECODE: dict[tuple, tuple[float, int, float]] = {}
-
-
-def _pool_key(scenario: Scenario, pool: PoolSpec, sample: WorkloadSample) -> tuple:
-    return (
-        id(sample),
-        scenario.model.name,
-        scenario.profiles[pool.name].name,
-        pool.model_dump_json(exclude={"name", "instances", "router"}),
-    )
-
-
-def _chunk_limits(pool: PoolSpec) -> tuple[int, int, int]:
-    budget = pool.batching.max_batched_tokens
-    chunk = min(pool.batching.chunk_size or budget, budget)
-    return budget, chunk, pool.batching.max_num_seqs
-
-
-def _prefill_costs(
-    sm: StepModel, pool: PoolSpec, sample: WorkloadSample, key: tuple
-) -> tuple[np.ndarray, float]:
-    """(each request's prefill time alone, the sample's busy time when saturated)."""
-    found = _PREFILL.get(key)
-    if found is not None:
-        return found
-    budget, chunk, max_seqs = _chunk_limits(pool)
-    alone = np.zeros(len(sample.input))
-    for i, (n_in, c) in enumerate(zip(sample.input.tolist(), sample.cached.tolist(), strict=True)):
-        done, t = c, 0.0
-        while done < n_in:
-            n = min(n_in - done, chunk)
-            t += sm.step_time(np.array([n]), np.array([done]))
-            done += n
-        alone[i] = t
-    # saturated: FCFS, running prompts continue, new ones join while budget and seats allow
-    busy = 0.0
-    waiting = list(zip(sample.input.tolist(), sample.cached.tolist(), strict=True))
-    waiting.reverse()
-    running: list[list[int]] = []  # [input, computed]
-    while waiting or running:
-        left = budget
-        new, cached = [], []
-        for r in running:
-            n = min(r[0] - r[1], chunk, left)
-            if n <= 0:
-                break
-            new.append(n)
-            cached.append(r[1])
-            left -= n
-        while waiting and left > 0 and len(running) < max_seqs:
-            r = list(waiting.pop())
-            running.append(r)
-            n = min(r[0] - r[1], chunk, left)
-            new.append(n)
-            cached.append(r[1])
-            left -= n
-        busy += sm.step_time(np.array(new), np.array(cached))
-        for r, n in zip(running[: len(new)], new, strict=True):
-            r[1] += n
-        running = [r for r in running if r[1] < r[0]]
-    _PREFILL[key] = (alone, busy)
-    return alone, busy
-
-
-def _decode_time(sm: StepModel, batch: int, context: float) -> float:
-    if sm.model.is_sparse_attention:
-        return sm.decode_time(np.full(batch, int(context), dtype=np.int64))
-    return sm.decode_time_from_sum(batch, int(batch * context))
-
-
-def _decode_capacity(
-    sm: StepModel,
-    pool: PoolSpec,
-    kv_tokens: int,
-    sample: WorkloadSample,
-    tpot: float,
-    key: tuple,
-    slack: float = TPOT_SLACK,
-) -> tuple[float, int, float]:
-    """(tokens/s of one instance at the largest batch meeting TPOT, that batch, its step)."""
-    full_key = (*key, tpot, kv_tokens, slack)
-    found = _DECODE.get(full_key)
-    if found is not None:
-        return found
-    context = float(np.mean(sample.input + sample.output / 2))
-    cap = max(1, min(pool.batching.max_num_seqs, int(kv_tokens // max(context, 1.0))))
-    best = (0.0, 1, _decode_time(sm, 1, context))
-    lo, hi = 1, cap
-    # step time grows with the batch: the largest batch whose step meets the (slackened) bound
-    if _decode_time(sm, 1, context) <= tpot * slack:
-        while lo < hi:
-            mid = (lo + hi + 1) // 2
-            if _decode_time(sm, mid, context) <= tpot * slack:
-                lo = mid
-            else:
-                hi = mid - 1
-        step = _decode_time(sm, lo, context)
-        best = (lo / step, lo, step)
-    _DECODE[full_key] = best
-    return best
-
-
 def _path_bounds(
-    scenario: Scenario, p: PoolSpec, d: PoolSpec, bytes_per_request: float
+    plan: HandoffPlan, p: PoolSpec, d: PoolSpec, bytes_per_request: float
 ) -> tuple[float, float, dict[str, float]]:
     """(seconds one byte takes alone over the narrowest hop, latency, rate bound per hop) at the
     effective hop bandwidths the simulator uses: those of the pair's handoff plan."""
-    from hetsim.checks import handoff_plan
-
-    plan = handoff_plan(scenario, p, d)
     if not plan.hops or bytes_per_request <= 0:
         return 0.0, 0.0, {}
     bounds = {}
@@ -258,154 +104,153 @@ def _tier_load(scenario: Scenario, pool: PoolSpec, sample: WorkloadSample):  # n
     return kvb / tier.bandwidth, tier.latency, tier.bandwidth * scopes / (mean_cached * kvb)
 
 
-def _queueing_estimate(
-    service: np.ndarray,
-    fixed: np.ndarray,
-    instances: int,
-    ttft: float,
-    target: float,
-    decode_share_per_rate: float = 0.0,
-) -> float:
-    """The arrival rate at which the share of requests within the TTFT bound falls to the
-    attainment target, if each prefill instance queued prompts like M/G/1 (Pollaczek-Khinchine
-    mean wait) with an exponential waiting-time tail. ``service``: each sampled prompt's prefill
-    time alone; ``fixed``: what its TTFT adds outside the queue. An estimate, not a bound:
-    batching shortens waits, chunking lengthens service. ``decode_share_per_rate``: the share
-    of an instance's time decodes take per request/s (colocated instances only), which
-    stretches prompts' service by 1 / (1 - that share)."""
-    room0 = ttft - fixed
-
-    def attained(rate: float) -> float:
-        lam = rate / instances
-        free = 1.0 - decode_share_per_rate * rate
-        if free <= 0:
-            return 0.0
-        stretched = service / free
-        s1, s2 = float(np.mean(stretched)), float(np.mean(stretched**2))
-        room = room0 - stretched
-        rho = lam * s1
-        if rho >= 1:
-            return 0.0
-        mean_wait = lam * s2 / (2 * (1 - rho))
-        if mean_wait <= 0:
-            return float((room >= 0).mean())
-        within = 1 - rho * np.exp(-np.maximum(room, 0) * rho / mean_wait)
-        return float(np.where(room >= 0, within, 0.0).mean())
-
-    if attained(1e-9) < target:
-        return 0.0
-    lo, hi = 0.0, instances / float(np.mean(service))
-    for _ in range(50):
-        mid = (lo + hi) / 2
-        if attained(mid) >= target:
-            lo = mid
-        else:
-            hi = mid
-    return lo
-
-
-def screen(scenario: Scenario, sample: WorkloadSample) -> ScreenResult:
-    """Bounds, zero-load latencies and an estimate for one candidate deployment."""
-    from hetsim.checks import handoff_plan as handoff_conversions
-
+def _roles(scenario: Scenario) -> tuple[PoolSpec, PoolSpec]:
+    """(the pool that prefills, the pool that decodes): the same pool when colocated."""
     spec = scenario.spec
-    sla = spec.sla
-    model = scenario.model
-    n = len(sample.input)
-    bounds: dict[str, float] = {}
     if spec.disaggregated:
         p = next(x for x in spec.pools if x.role == "prefill")
         d = next(x for x in spec.pools if x.role == "decode")
-    else:
-        p = d = spec.pools[0]
-    p_sm = step_model_for_pool(model, scenario.profiles[p.name], p)
-    d_sm = step_model_for_pool(model, scenario.profiles[d.name], d)
-    p_key = _pool_key(scenario, p, sample)
-    alone, busy = _prefill_costs(p_sm, p, sample, p_key)
-    bounds["prefill compute"] = p.instances * n / busy
+        return p, d
+    return spec.pools[0], spec.pools[0]
 
+
+def _ttft_alone(
+    scenario: Scenario,
+    p: PoolSpec,
+    d: PoolSpec,
+    d_sm: StepModel,
+    sample: WorkloadSample,
+    alone: np.ndarray,
+    bounds: dict[str, float],
+) -> np.ndarray:
+    """Each sampled request's TTFT with nothing else running; adds the tier and link bounds."""
     per_token_load, load_latency, tier_bound = _tier_load(scenario, p, sample)
     if math.isfinite(tier_bound):
         bounds["prefix tier"] = tier_bound
     ttft0 = alone + np.where(sample.cached > 0, sample.cached * per_token_load + load_latency, 0.0)
+    if scenario.spec.disaggregated:
+        ttft0 = _with_handoff(scenario, p, d, d_sm, sample, ttft0, bounds)
+    return ttft0
 
-    d_fp = scenario.footprints[d.name]
-    if spec.disaggregated:
-        plan = handoff_conversions(scenario, p, d)
-        transfer = plan.verdict.transfer
-        per_token = transfer.network_bytes_per_token if transfer else plan.wire_bytes_per_token
-        mean_bytes = float(np.mean(sample.input)) * per_token
-        per_byte, latency, link_bounds = _path_bounds(scenario, p, d, mean_bytes)
-        bounds.update(link_bounds)
-        if not spec.kv.layerwise_transfer:  # layer-wise streaming hides most of it
-            ttft0 = ttft0 + sample.input * per_token * per_byte + latency
-        convert = sum(
-            plan.verdict.seconds(side, 1.0, plan.profiles[side])
-            for side in plan.profiles
-            if plan.verdict.on(side)
-        )
-        ttft0 = ttft0 + sample.input * convert
-        first = np.array([_decode_time(d_sm, 1, x + 1) for x in sample.input.tolist()])
-        ttft0 = ttft0 + first
-    # push also reserves reserved_decode_tokens per request; leaving it out keeps this a bound
-    tokens_s, batch, step = _decode_capacity(
-        d_sm, d, d_fp.kv_capacity_tokens, sample, sla.tpot, _pool_key(scenario, d, sample)
-    )
-    bounds["decode"] = d.instances * tokens_s / float(np.mean(sample.output)) if tokens_s else 0.0
-    mids = (sample.input + sample.output / 2).tolist()
-    tpot0 = np.array([_decode_time(d_sm, 1, x) for x in mids])
-    tpot0 = np.where(sample.output > 1, tpot0, 0.0)
 
+def _with_handoff(
+    scenario: Scenario,
+    p: PoolSpec,
+    d: PoolSpec,
+    d_sm: StepModel,
+    sample: WorkloadSample,
+    ttft0: np.ndarray,
+    bounds: dict[str, float],
+) -> np.ndarray:
+    """``ttft0`` plus the KV transfer, its conversions and the first decode step."""
+    plan = handoff_plan(scenario, p, d)
+    per_token = plan.network_bytes_per_token
+    mean_bytes = float(np.mean(sample.input)) * per_token
+    per_byte, latency, link_bounds = _path_bounds(plan, p, d, mean_bytes)
+    bounds.update(link_bounds)
+    if not scenario.spec.kv.layerwise_transfer:  # layer-wise streaming hides most of it
+        ttft0 = ttft0 + sample.input * per_token * per_byte + latency
+    convert = sum(plan.seconds(side, 1.0) for side in plan.profiles)
+    ttft0 = ttft0 + sample.input * convert
+    first = np.array([decode_time(d_sm, 1, x + 1) for x in sample.input.tolist()])
+    return ttft0 + first
+
+
+def _zero_load(
+    scenario: Scenario,
+    sample: WorkloadSample,
+    ttft0: np.ndarray,
+    tpot0: np.ndarray,
+    kv_tokens: int,
+) -> tuple[float, float, float, str | None]:
+    """(share meeting the SLA alone, TTFT and TPOT at the SLA percentile, why that share
+    cannot reach the attainment target, if it cannot)."""
+    sla = scenario.spec.sla
+    n = len(sample.input)
     # a request that cannot fit in one decode instance's KV fails whatever the rate
-    context_max = sample.input + sample.output
-    fits = context_max <= d_fp.kv_capacity_tokens
+    fits = sample.input + sample.output <= kv_tokens
     ok = fits & (ttft0 * LATENCY_SLACK <= sla.ttft) & (tpot0 * LATENCY_SLACK <= sla.tpot)
-    zero_att = float(ok.mean()) if n else 0.0
+    attainment = float(ok.mean()) if n else 0.0
     ttft_p = float(np.percentile(ttft0, sla.percentile))
     tpot_p = float(np.percentile(tpot0[sample.output > 1], sla.percentile)) if n else 0.0
-
-    bound_by = min(bounds, key=bounds.__getitem__)
-    rate_bound = bounds[bound_by]
-    hopeless = None
-    if zero_att < sla.attainment:
-        misses = []
-        if (ttft0 * LATENCY_SLACK > sla.ttft).any():
-            misses.append(f"p{sla.percentile:g} TTFT alone {ttft_p:.3g} s vs {sla.ttft:.3g} s")
-        if (tpot0 * LATENCY_SLACK > sla.tpot).any():
-            misses.append(
-                f"p{sla.percentile:g} TPOT alone {tpot_p * 1e3:.3g} ms vs {sla.tpot * 1e3:.3g} ms"
-            )
-        if not fits.all():
-            misses.append(f"{int((~fits).sum())} requests exceed one decode instance's KV")
-        hopeless = (
-            f"even alone only {zero_att:.0%} of requests meet the SLA (need "
-            f"{sla.attainment:.0%}): " + "; ".join(misses)
+    if attainment >= sla.attainment:
+        return attainment, ttft_p, tpot_p, None
+    misses = []
+    if (ttft0 * LATENCY_SLACK > sla.ttft).any():
+        misses.append(f"p{sla.percentile:g} TTFT alone {ttft_p:.3g} s vs {sla.ttft:.3g} s")
+    if (tpot0 * LATENCY_SLACK > sla.tpot).any():
+        misses.append(
+            f"p{sla.percentile:g} TPOT alone {tpot_p * 1e3:.3g} ms vs {sla.tpot * 1e3:.3g} ms"
         )
-    elif rate_bound <= 0:
-        hopeless = f"no {bound_by} capacity within the TPOT bound"
-    # decode at the batch whose step meets TPOT exactly, batches fluctuating around 90% of it
-    strict, _, _ = _decode_capacity(
-        d_sm, d, d_fp.kv_capacity_tokens, sample, sla.tpot, _pool_key(scenario, d, sample), 1.0
+    if not fits.all():
+        misses.append(f"{int((~fits).sum())} requests exceed one decode instance's KV")
+    hopeless = (
+        f"even alone only {attainment:.0%} of requests meet the SLA (need "
+        f"{sla.attainment:.0%}): " + "; ".join(misses)
     )
-    decode_estimate = 0.9 * d.instances * strict / float(np.mean(sample.output))
+    return attainment, ttft_p, tpot_p, hopeless
+
+
+def _estimate(
+    scenario: Scenario,
+    sample: WorkloadSample,
+    alone: np.ndarray,
+    ttft0: np.ndarray,
+    strict_tokens_s: float,
+    bounds: dict[str, float],
+) -> float:
+    """A queueing estimate of goodput, capped by the decode capacity and every bound."""
+    spec = scenario.spec
+    p, d = _roles(scenario)
+    mean_output = float(np.mean(sample.output))
+    # decode at the batch whose step meets TPOT exactly, batches fluctuating around 90% of it
+    decode_estimate = 0.9 * d.instances * strict_tokens_s / mean_output
     # a colocated instance spends part of its time decoding: prompts queue behind it
     decode_share = 0.0
-    if not spec.disaggregated and strict > 0:
-        decode_share = float(np.mean(sample.output)) / (strict * p.instances)
-    estimate = min(
-        _queueing_estimate(
-            alone, ttft0 - alone, p.instances, sla.ttft, sla.attainment, decode_share
-        ),
-        decode_estimate,
-        *(0.9 * v for k, v in bounds.items() if k not in ("prefill compute", "decode")),
-        rate_bound,
+    if not spec.disaggregated and strict_tokens_s > 0:
+        decode_share = mean_output / (strict_tokens_s * p.instances)
+    queueing = queueing_estimate(
+        alone, ttft0 - alone, p.instances, spec.sla.ttft, spec.sla.attainment, decode_share
     )
+    others = (0.9 * v for k, v in bounds.items() if k not in ("prefill compute", "decode"))
+    return min(queueing, decode_estimate, *others, min(bounds.values()))
+
+
+def screen(
+    scenario: Scenario, sample: WorkloadSample, costs: PoolCosts | None = None
+) -> ScreenResult:
+    """Bounds, zero-load latencies and an estimate for one candidate deployment.
+
+    ``costs``: the plan session's per-pool numbers, shared by its candidates (None: computed
+    afresh for this call).
+    """
+    costs = PoolCosts() if costs is None else costs
+    sla = scenario.spec.sla
+    p, d = _roles(scenario)
+    p_sm = step_model_for_pool(scenario.model, scenario.profiles[p.name], p)
+    d_sm = step_model_for_pool(scenario.model, scenario.profiles[d.name], d)
+    alone, busy = costs.prefill(p_sm, p, sample, costs.key(scenario, p, sample))
+    bounds = {"prefill compute": p.instances * len(sample.input) / busy}
+    ttft0 = _ttft_alone(scenario, p, d, d_sm, sample, alone, bounds)
+    kv_tokens = scenario.footprints[d.name].kv_capacity_tokens
+    d_key = costs.key(scenario, d, sample)
+    # push also reserves reserved_decode_tokens per request; leaving it out keeps this a bound
+    tokens_s, batch, step = costs.decode(d_sm, d, kv_tokens, sample, sla.tpot, d_key)
+    bounds["decode"] = d.instances * tokens_s / float(np.mean(sample.output)) if tokens_s else 0.0
+    mids = (sample.input + sample.output / 2).tolist()
+    tpot0 = np.array([decode_time(d_sm, 1, x) for x in mids])
+    tpot0 = np.where(sample.output > 1, tpot0, 0.0)
+    attainment, ttft_p, tpot_p, hopeless = _zero_load(scenario, sample, ttft0, tpot0, kv_tokens)
+    bound_by = min(bounds, key=bounds.__getitem__)
+    if hopeless is None and bounds[bound_by] <= 0:
+        hopeless = f"no {bound_by} capacity within the TPOT bound"
+    strict, _, _ = costs.decode(d_sm, d, kv_tokens, sample, sla.tpot, d_key, 1.0)
     return ScreenResult(
-        rate_bound=rate_bound,
+        rate_bound=bounds[bound_by],
         bound_by=bound_by,
         bounds=bounds,
-        estimate=estimate,
-        zero_load_attainment=zero_att,
+        estimate=_estimate(scenario, sample, alone, ttft0, strict, bounds),
+        zero_load_attainment=attainment,
         zero_load_ttft_s=ttft_p,
         zero_load_tpot_s=tpot_p,
         hopeless=hopeless,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -205,6 +206,10 @@ def _build(candidate: Candidate, base: Scenario) -> Candidate:
     return candidate
 
 
+#: a candidate before it is numbered and built: kind, roles, wire format, protocol, its data
+_Draft = tuple[Kind, dict[str, RoleChoice], str | None, str | None, dict[str, Any]]
+
+
 def enumerate_candidates(base: Scenario, search: SearchSpec | None = None) -> list[Candidate]:
     """Every candidate of the search space, in a fixed order (ids are stable for a scenario).
 
@@ -216,77 +221,93 @@ def enumerate_candidates(base: Scenario, search: SearchSpec | None = None) -> li
     search = search or base.spec.search or SearchSpec()
     spec = base.spec
     data = spec.model_dump(by_alias=True, exclude_none=True)
-    candidates: list[Candidate] = []
-
-    def add(kind: Kind, roles: dict[str, RoleChoice], wire: str | None, proto: str | None,
-            d: dict[str, Any]) -> None:  # fmt: skip
-        candidates.append(_build(Candidate(len(candidates), kind, roles, wire, proto, d), base))
-
     if spec.disaggregated:
-        p_pool = next(p for p in spec.pools if p.role == "prefill")
-        d_pool = next(p for p in spec.pools if p.role == "decode")
-        if len([p for p in spec.pools if p.role != "colocated"]) > 2:
-            raise InputError(
-                "the planner searches one prefill and one decode pool; this scenario has more",
-                field="pools",
-                allowed="one pool per role when `search:` is given",
-            )
-        p_base = next(p for p in data["pools"] if p["name"] == p_pool.name)
-        d_base = next(p for p in data["pools"] if p["name"] == d_pool.name)
-        prefills = _role_choices(search.prefill, p_pool)
-        decodes = _role_choices(search.decode, d_pool)
-        wires = search.transfer_format or [spec.kv.transfer_format]
-        protocols = search.lifecycle or [spec.lifecycle.protocol]
-        for p, d, wire, proto in itertools.product(prefills, decodes, wires, protocols):
-            cand = copy.deepcopy(data)
-            cand["pools"] = [_pool_dict(p_base, p), _pool_dict(d_base, d)]
-            if wire is None:
-                cand["kv"].pop("transfer_format", None)
-            else:
-                cand["kv"]["transfer_format"] = wire
-            cand["lifecycle"]["protocol"] = proto
-            cand.pop("search", None)
-            add("disaggregated", {"prefill": p, "decode": d}, wire, proto, cand)
-        if search.colocated:
-            accelerators = list(
-                dict.fromkeys(
-                    (search.prefill.accelerators or [p_pool.accelerator])
-                    + (search.decode.accelerators or [d_pool.accelerator])
-                )
-            )
-            totals = sorted(
-                {p.devices + d.devices for p, d in itertools.product(prefills, decodes)}
-            )
-            serve_base = {k: v for k, v in d_base.items() if k not in ("kv_page_tokens",)}
-            serve_base.update(name="serve", role="colocated")
-            # the decode pool's batching is for decode steps alone; a colocated instance also
-            # runs prompts, so it keeps the prefill pool's token budget
-            serve_base["batching"] = dict(
-                d_base.get("batching", {}),
-                max_batched_tokens=p_pool.batching.max_batched_tokens,
-            )
-            one_each = search.decode.model_copy(update={"instances": [1]})
-            for choice in _role_choices(one_each, d_pool, accelerators):
-                for total in totals:
-                    if total % choice.tp:
-                        continue
-                    # a colocated instance chunks prompts like the prefill pool does
-                    sized = replace(
-                        choice,
-                        instances=total // choice.tp,
-                        chunk_size=p_pool.batching.chunk_size,
-                    )
-                    add("colocated", {"serve": sized}, None, None,
-                        _colocated_data(data, _pool_dict(serve_base, sized)))  # fmt: skip
+        drafts = _disaggregated(base, data, search)
     else:
-        pool = spec.pools[0]
-        base_pool = data["pools"][0]
-        for choice in _role_choices(search.decode, pool):
-            cand = copy.deepcopy(data)
-            cand["pools"] = [_pool_dict(base_pool, choice)]
-            cand.pop("search", None)
-            add("colocated", {"serve": choice}, None, None, cand)
-    return candidates
+        drafts = _colocated_variants(base, data, search)
+    return [_build(Candidate(i, *draft), base) for i, draft in enumerate(drafts)]
+
+
+def _colocated_variants(
+    base: Scenario, data: dict[str, Any], search: SearchSpec
+) -> Iterator[_Draft]:
+    pool = base.spec.pools[0]
+    base_pool = data["pools"][0]
+    for choice in _role_choices(search.decode, pool):
+        cand = copy.deepcopy(data)
+        cand["pools"] = [_pool_dict(base_pool, choice)]
+        cand.pop("search", None)
+        yield "colocated", {"serve": choice}, None, None, cand
+
+
+def _disaggregated(base: Scenario, data: dict[str, Any], search: SearchSpec) -> Iterator[_Draft]:
+    spec = base.spec
+    if len([p for p in spec.pools if p.role != "colocated"]) > 2:
+        raise InputError(
+            "the planner searches one prefill and one decode pool; this scenario has more",
+            field="pools",
+            allowed="one pool per role when `search:` is given",
+        )
+    p_pool = next(p for p in spec.pools if p.role == "prefill")
+    d_pool = next(p for p in spec.pools if p.role == "decode")
+    p_base = next(p for p in data["pools"] if p["name"] == p_pool.name)
+    d_base = next(p for p in data["pools"] if p["name"] == d_pool.name)
+    prefills = _role_choices(search.prefill, p_pool)
+    decodes = _role_choices(search.decode, d_pool)
+    wires = search.transfer_format or [spec.kv.transfer_format]
+    protocols = search.lifecycle or [spec.lifecycle.protocol]
+    for p, d, wire, proto in itertools.product(prefills, decodes, wires, protocols):
+        cand = copy.deepcopy(data)
+        cand["pools"] = [_pool_dict(p_base, p), _pool_dict(d_base, d)]
+        if wire is None:
+            cand["kv"].pop("transfer_format", None)
+        else:
+            cand["kv"]["transfer_format"] = wire
+        cand["lifecycle"]["protocol"] = proto
+        cand.pop("search", None)
+        yield "disaggregated", {"prefill": p, "decode": d}, wire, proto, cand
+    if search.colocated:
+        totals = sorted({p.devices + d.devices for p, d in itertools.product(prefills, decodes)})
+        yield from _colocated_baselines(base, data, search, d_base, totals)
+
+
+def _colocated_baselines(
+    base: Scenario,
+    data: dict[str, Any],
+    search: SearchSpec,
+    d_base: dict[str, Any],
+    totals: list[int],
+) -> Iterator[_Draft]:
+    """Colocated deployments on every accelerator of either role, one per device total."""
+    p_pool = next(p for p in base.spec.pools if p.role == "prefill")
+    d_pool = next(p for p in base.spec.pools if p.role == "decode")
+    accelerators = list(
+        dict.fromkeys(
+            (search.prefill.accelerators or [p_pool.accelerator])
+            + (search.decode.accelerators or [d_pool.accelerator])
+        )
+    )
+    serve_base = {k: v for k, v in d_base.items() if k not in ("kv_page_tokens",)}
+    serve_base.update(name="serve", role="colocated")
+    # the decode pool's batching is for decode steps alone; a colocated instance also
+    # runs prompts, so it keeps the prefill pool's token budget
+    serve_base["batching"] = dict(
+        d_base.get("batching", {}),
+        max_batched_tokens=p_pool.batching.max_batched_tokens,
+    )
+    one_each = search.decode.model_copy(update={"instances": [1]})
+    for choice in _role_choices(one_each, d_pool, accelerators):
+        for total in totals:
+            if total % choice.tp:
+                continue
+            # a colocated instance chunks prompts like the prefill pool does
+            sized = replace(
+                choice,
+                instances=total // choice.tp,
+                chunk_size=p_pool.batching.chunk_size,
+            )
+            pool = _pool_dict(serve_base, sized)
+            yield "colocated", {"serve": sized}, None, None, _colocated_data(data, pool)
 
 
 def _colocated_data(data: dict[str, Any], pool: dict[str, Any]) -> dict[str, Any]:

@@ -7,13 +7,14 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from hetsim.planner.verdict import Verdict
 from hetsim.report.html import Section, html_report
 from hetsim.report.plots import latency_vs_rate, pareto, save_figure
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from hetsim.planner.search import CandidateResult, PlanResult
+    from hetsim.planner.results import CandidateResult, PlanResult
 
 __all__ = ["plan_figures", "write_plan_plots", "write_plan_report"]
 
@@ -82,7 +83,7 @@ def write_plan_report(result: PlanResult, path: str | Path) -> Path:
         "id", "label", "verdict", "goodput", "objective", "cost_per_hour", "ttft_p_s",
         "tpot_p_s", "cost_per_million_tokens", "boundary", "provenance",
     ]  # fmt: skip
-    ranked = frame[frame["verdict"].isin(["recommended", "ranked"])]
+    ranked = frame[frame["verdict"].isin([Verdict.RECOMMENDED, Verdict.RANKED])]
     sections.append(Section("Ranked candidates", table=ranked[columns]))
     for name, fig in plan_figures(result).items():
         sections.append(Section(name.replace("_", " "), figure=fig))

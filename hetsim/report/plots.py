@@ -26,6 +26,7 @@ from matplotlib.patches import Patch, Rectangle
 from matplotlib.ticker import PercentFormatter
 
 from hetsim.perf.step import step_model_for_pool
+from hetsim.planner.pareto import pareto_front
 
 if TYPE_CHECKING:
     from hetsim.simulation import SimulationResult
@@ -563,31 +564,6 @@ def latency_vs_rate(points: pd.DataFrame, sla: dict, goodput: float | None) -> F
         headline = f"{len(frame)} rates"
     fig.suptitle(f"Latency and SLA attainment vs request rate: {headline}", fontsize=11)
     return fig
-
-
-def pareto_front(frame: pd.DataFrame) -> pd.DataFrame:
-    """The rows of ``frame`` no other row dominates in (lower ``cost_per_hour``, higher
-    ``goodput``), cheapest first, with their original index.
-
-    A row with NaN or zero goodput (not simulated, or serving nothing within the SLA) is never on
-    the front. Rows equal in both cost and goodput are all kept: neither dominates the other.
-    """
-    cost = _floats(frame, "cost_per_hour")
-    good = _floats(frame, "goodput")
-    usable = frame[np.isfinite(cost) & np.isfinite(good) & (good > 0)]
-    if usable.empty:
-        return usable
-    usable = usable.sort_values(
-        ["cost_per_hour", "goodput"], ascending=[True, False], kind="stable"
-    )
-    keep = []
-    best = -math.inf  # highest goodput of any strictly cheaper row
-    for _, same_cost in usable.groupby("cost_per_hour", sort=True):
-        top = float(same_cost["goodput"].max())
-        if top > best:
-            keep.extend(same_cost.index[same_cost["goodput"] == top])
-            best = top
-    return usable.loc[keep]
 
 
 def _verdict_style(verdict: str) -> dict[str, Any]:

@@ -1,0 +1,180 @@
+"""The planner's verdicts on one candidate: screened out before simulation, beaten by the best
+measured so far, or judged by what its goodput search found. Each function returns the
+candidate's new result; which candidates to consider in which order is :mod:`search`'s."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from hetsim.checks import handoff_plan
+from hetsim.planner.capacity import PoolCosts
+from hetsim.planner.objective import Objective
+from hetsim.planner.results import CandidateResult
+from hetsim.planner.screen import WorkloadSample, screen
+from hetsim.planner.space import Candidate
+from hetsim.planner.verdict import Verdict
+from hetsim.spec.resolve import Scenario
+from hetsim.spec.scenario import SearchSpec
+
+__all__ = ["judge_unsimulated", "search_task", "with_search"]
+
+
+def _invalid(c: Candidate, scenario: Scenario) -> CandidateResult:
+    reason = (c.error or "does not validate").splitlines()[0]
+    # the scenario file's name prefixes every message; the candidate is not that file
+    if scenario.path is not None:
+        reason = reason.removeprefix(f"{scenario.path}: ")
+    return CandidateResult(c, Verdict.INVALID, reason)
+
+
+def _boundary(c: Candidate) -> str | None:
+    if c.kind != "disaggregated":
+        return None
+    assert c.scenario is not None
+    spec = c.scenario.spec
+    p = next(x for x in spec.pools if x.role == "prefill")
+    d = next(x for x in spec.pools if x.role == "decode")
+    return handoff_plan(c.scenario, p, d).verdict.kind
+
+
+def _over_limits(c: Candidate, cost: float, search: SearchSpec) -> str | None:
+    """Why the candidate is over the inventory or the budget, if it is."""
+    for acc, n in c.devices_by_accelerator.items():
+        have = search.inventory.get(acc)
+        if have is not None and n > have:
+            return f"needs {n} {acc}, the inventory has {have}"
+    budget = search.budget_per_hour
+    if budget is not None and cost > budget:
+        return f"costs ${cost:,.2f}/h, over the ${budget:,.2f}/h budget"
+    return None
+
+
+def judge_unsimulated(
+    c: Candidate,
+    scenario: Scenario,
+    search: SearchSpec,
+    sample: WorkloadSample,
+    costs: PoolCosts,
+    exhaustive: bool,
+) -> CandidateResult:
+    """The candidate invalid, screened out (with the reason), or pending with its screen.
+    ``exhaustive``: screen, but discard nothing the screen alone rules out."""
+    if c.scenario is None:
+        return _invalid(c, scenario)
+    r = CandidateResult(c, cost_per_hour=c.scenario.cost_per_hour(), boundary=_boundary(c))
+    over = _over_limits(c, r.cost_per_hour, search)
+    if over is not None:
+        return replace(r, verdict=Verdict.SCREENED, reason=over)
+    sr = screen(c.scenario, sample, costs)
+    r = replace(r, screen=sr)
+    if exhaustive:
+        return r
+    if sr.hopeless:
+        return replace(r, verdict=Verdict.SCREENED, reason=f"hopeless: {sr.hopeless}")
+    if search.min_rate is not None and sr.rate_bound < search.min_rate:
+        return replace(
+            r,
+            verdict=Verdict.SCREENED,
+            reason=f"at most {sr.rate_bound:.3g} req/s ({sr.bound_by} bound), below "
+            f"min_rate {search.min_rate:g}",
+        )
+    return r
+
+
+def _score(objective: Objective, r: CandidateResult, rate: float) -> float:
+    return objective.score(rate, r.candidate.devices, r.cost_per_hour)
+
+
+def search_task(
+    r: CandidateResult,
+    best: CandidateResult | None,
+    objective: Objective,
+    min_rate: float | None,
+    margin: float,
+    exhaustive: bool,
+) -> dict[str, Any] | CandidateResult:
+    """The goodput search to run for pending ``r`` given the best so far (its start and the
+    rate it must reach), or ``r`` beaten as it is."""
+    assert r.screen is not None
+    sr = r.screen
+    start = max(sr.estimate, 1e-3)
+    if exhaustive:
+        return {"start": start}
+    if objective is Objective.CHEAPEST_FOR_RATE:
+        assert min_rate is not None
+        if best is not None and r.cost_per_hour > best.cost_per_hour:
+            return _beaten(
+                r,
+                f"costs ${r.cost_per_hour:,.2f}/h, more than #{best.id} "
+                f"(${best.cost_per_hour:,.2f}/h) which serves {min_rate:g} req/s",
+            )
+        return {"start": start, "must_reach": min_rate}
+    need = min_rate
+    if best is not None:
+        bound = _score(objective, r, sr.rate_bound)
+        if bound < best.objective:
+            return _beaten(
+                r,
+                f"its {sr.bound_by} bound ({sr.rate_bound:.3g} req/s) gives at most "
+                f"{bound:.4g} {objective.unit}, below #{best.id}'s measured {best.objective:.4g}",
+            )
+        estimate = _score(objective, r, sr.estimate)
+        if estimate * margin < best.objective:
+            return _beaten(
+                r,
+                f"its queueing estimate ({sr.estimate:.3g} req/s) gives {estimate:.4g} "
+                f"{objective.unit}, under #{best.id}'s measured {best.objective:.4g} "
+                f"even with a {margin:g}x margin",
+            )
+        needed = objective.rate_for(best.objective, r.candidate.devices, r.cost_per_hour)
+        need = needed if need is None else max(need, needed)
+    task: dict[str, Any] = {"start": start}
+    if need is not None:
+        task["must_reach"] = need
+    return task
+
+
+def _beaten(r: CandidateResult, reason: str) -> CandidateResult:
+    return replace(r, verdict=Verdict.BEATEN, reason=reason)
+
+
+def with_search(
+    r: CandidateResult,
+    out: dict[str, Any],
+    best: CandidateResult | None,
+    objective: Objective,
+    min_rate: float | None,
+) -> CandidateResult:
+    """``r`` judged by its goodput search's result ``out`` (see
+    :func:`~hetsim.planner.backends.run_task`); ``best``: the best when the search began."""
+    r = replace(r, points=out["points"])
+    if out["beaten_at"] is not None:
+        p = r.points[0]
+        # cheapest_for_rate always tests min_rate; the others the rate that beats the best
+        if best is None or objective is Objective.CHEAPEST_FOR_RATE:
+            why = f"min_rate {min_rate:g}"
+        else:
+            why = f"the rate it needs to beat #{best.id}"
+        return _beaten(
+            r,
+            f"at {out['beaten_at']:.3g} req/s ({why}) attainment is {p['attainment']:.1%} "
+            f"< {out['target']:.0%}",
+        )
+    r = replace(r, goodput=out["rate"], attainment=out["attainment"], summary=out["summary"])
+    if r.goodput <= 0:
+        low = min(r.points, key=lambda q: q["rate"])
+        reason = (
+            f"misses the SLA even at {low['rate']:.3g} req/s (attainment {low['attainment']:.1%})"
+        )
+        return replace(r, verdict=Verdict.FAILS_SLA, reason=reason)
+    if min_rate is not None and r.goodput < min_rate:
+        reason = f"goodput {r.goodput:.3g} req/s is below min_rate {min_rate:g}"
+        return replace(r, verdict=Verdict.FAILS_SLA, reason=reason)
+    score = _score(objective, r, r.goodput)
+    return replace(
+        r,
+        verdict=Verdict.RANKED,
+        objective=score,
+        reason=f"goodput {r.goodput:.3g} req/s, {score:.4g} {objective.unit}",
+    )

@@ -1,0 +1,281 @@
+"""What a plan returns: every candidate's verdict with its evidence, and the recommendation.
+
+Frozen records: the search builds each candidate's result anew as it learns more, and the
+report and CLI read them without being able to change them. ``plan.json`` and
+``candidates.csv`` are written from here.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from hetsim.planner.objective import Objective
+from hetsim.planner.pareto import pareto_front
+from hetsim.planner.screen import ScreenResult
+from hetsim.planner.space import Candidate
+from hetsim.planner.verdict import FINAL_VERDICTS, Verdict
+from hetsim.spec.resolve import Scenario
+
+__all__ = ["CandidateResult", "PlanResult", "tail_ratio"]
+
+_ROLE_COLUMNS = ("accelerator", "instances", "tp", "ep", "precision", "kv", "chunk_size",
+                 "max_num_seqs")  # fmt: skip
+
+
+def tail_ratio(summary: dict[str, Any]) -> float:
+    """TTFT and TPOT at the SLA percentile over their bounds, the larger (lower is better)."""
+    sla = summary.get("sla") or {}
+    ttft, tpot = summary.get("ttft_at_sla_percentile_s"), summary.get("tpot_at_sla_percentile_s")
+    parts = []
+    if ttft is not None and sla.get("ttft_s"):
+        parts.append(ttft / sla["ttft_s"])
+    if tpot is not None and sla.get("tpot_s"):
+        parts.append(tpot / sla["tpot_s"])
+    return max(parts) if parts else math.inf
+
+
+@dataclass(frozen=True)
+class CandidateResult:
+    """One candidate's verdict, the reason for it and what was measured or bounded."""
+
+    candidate: Candidate
+    verdict: Verdict = Verdict.PENDING
+    reason: str = ""
+    cost_per_hour: float = math.nan
+    screen: ScreenResult | None = None
+    goodput: float = math.nan  # req/s; NaN when not searched to the end
+    attainment: float = math.nan
+    summary: dict[str, Any] = field(default_factory=dict)  # of the run at the goodput
+    points: list[dict[str, Any]] = field(default_factory=list)
+    objective: float = math.nan
+    boundary: str | None = None  # identical / convertible (disaggregated only)
+    baseline: bool = False
+
+    @property
+    def id(self) -> int:
+        return self.candidate.id
+
+    @property
+    def label(self) -> str:
+        return self.candidate.label
+
+    def tail(self) -> float:
+        """TTFT and TPOT at the SLA percentile over their bounds, the larger (lower is better)."""
+        return tail_ratio(self.summary)
+
+    def rank_key(self) -> tuple[float, float, int]:
+        """Best first: the objective, then tail latency, then the candidate id."""
+        return (-self.objective, self.tail(), self.id)
+
+    def row(self) -> dict[str, Any]:
+        """The candidate's line of candidates.csv."""
+        c = self.candidate
+        row: dict[str, Any] = {
+            "id": c.id,
+            "label": c.label,
+            "kind": c.kind,
+            "verdict": self.verdict.value,
+            "reason": self.reason,
+            "baseline": self.baseline,
+            "pd_ratio": c.pd_ratio,
+            "devices": c.devices,
+            "transfer_format": c.transfer_format,
+            "protocol": c.protocol,
+            "boundary": self.boundary,
+        }
+        for role in ("prefill", "decode", "serve"):
+            choice = c.roles.get(role)
+            for k in _ROLE_COLUMNS:
+                row[f"{role}_{k}"] = None if choice is None else choice.as_dict()[k]
+        row.update(self._measured())
+        if self.screen is not None:
+            row.update(self.screen.as_dict())
+        return row
+
+    def _measured(self) -> dict[str, Any]:
+        c, s = self.candidate, self.summary
+        ttft, tpot = s.get("ttft_s") or {}, s.get("tpot_s") or {}
+        return {
+            "cost_per_hour": self.cost_per_hour,
+            "goodput": self.goodput,
+            "goodput_per_device": self.goodput / c.devices if c.devices else math.nan,
+            "requests_per_dollar": self.goodput * 3600 / self.cost_per_hour
+            if self.cost_per_hour
+            else math.nan,
+            "objective": self.objective,
+            "attainment": self.attainment,
+            "ttft_p50_s": ttft.get("p50"),
+            "ttft_p90_s": ttft.get("p90"),
+            "ttft_p99_s": ttft.get("p99"),
+            "tpot_p50_s": tpot.get("p50"),
+            "tpot_p90_s": tpot.get("p90"),
+            "tpot_p99_s": tpot.get("p99"),
+            "ttft_p_s": s.get("ttft_at_sla_percentile_s"),
+            "tpot_p_s": s.get("tpot_at_sla_percentile_s"),
+            "cost_per_million_tokens": s.get("cost_per_million_tokens"),
+            "throughput_tokens_per_s": s.get("throughput_tokens_per_s"),
+            "provenance": _provenance(s),
+            "simulations": len(self.points),
+        }
+
+
+def _provenance(summary: dict[str, Any]) -> str | None:
+    prov = summary.get("provenance")
+    if not prov:
+        return None
+    return ", ".join(f"{k}: {v}" for k, v in prov.items())
+
+
+@dataclass(frozen=True)
+class PlanResult:
+    """The recommendation, the colocated baseline, and every candidate with its verdict.
+    ``best`` and ``baseline`` are members of ``results``."""
+
+    scenario: Scenario
+    objective: Objective
+    results: list[CandidateResult]
+    best: CandidateResult | None
+    baseline: CandidateResult | None
+    settings: dict[str, Any]
+    wall_s: float = 0.0
+    simulations: int = 0
+    backend: str = "inline"
+    workers: int = 1
+
+    @property
+    def ranked(self) -> list[CandidateResult]:
+        return sorted((r for r in self.results if r.verdict.measured), key=CandidateResult.rank_key)
+
+    def counts(self) -> dict[Verdict, int]:
+        out = dict.fromkeys(FINAL_VERDICTS, 0)
+        for r in self.results:
+            out[r.verdict] = out.get(r.verdict, 0) + 1
+        return out
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per candidate, best first: verdict, reason, deployment, metrics, bounds."""
+        sla = self.scenario.spec.sla
+        frame = pd.DataFrame([r.row() for r in self.results])
+        frame["sla_ttft_s"] = sla.ttft
+        frame["sla_tpot_s"] = sla.tpot
+        order = {r.id: i for i, r in enumerate(self.ranked)}
+        frame["_v"] = frame["verdict"].map({v.value: i for i, v in enumerate(FINAL_VERDICTS)})
+        frame["_r"] = frame["id"].map(order).fillna(len(order))
+        frame = frame.sort_values(["_v", "_r", "id"]).drop(columns=["_v", "_r"])
+        return frame.reset_index(drop=True)
+
+    def pareto(self) -> list[int]:
+        """Ids of the candidates on the cost/goodput Pareto front, cheapest first."""
+        return [int(i) for i in pareto_front(self.to_frame())["id"]]
+
+    def explain_failure(self) -> str:
+        """Why no candidate meets the SLA: which bound failed, by how much."""
+        sla = self.scenario.spec.sla
+        min_rate = self.settings.get("min_rate")
+        lines = [
+            f"No candidate meets the SLA (TTFT ≤ {sla.ttft:g} s and TPOT ≤ {sla.tpot * 1e3:g} ms "
+            f"at p{sla.percentile:g}, for {sla.attainment:.0%} of requests)"
+            + (f" at {min_rate:g} req/s" if min_rate else "")
+            + "."
+        ]
+        simulated = [r for r in self.results if r.points]
+        if simulated:
+            lines.append(_closest_simulated(simulated, self.scenario))
+        screened = [r for r in self.results if r.screen is not None and r.screen.hopeless]
+        if screened:
+            best = max(screened, key=lambda r: r.screen.zero_load_attainment)  # type: ignore[union-attr]
+            lines.append(
+                f"{len(screened)} candidates cannot meet it even with no load; the closest, "
+                f"{best.label}: {best.screen.hopeless}."  # type: ignore[union-attr]
+            )
+        others: dict[str, int] = {}
+        for r in self.results:
+            if r.verdict in (Verdict.INVALID, Verdict.SCREENED) and not (
+                r.screen and r.screen.hopeless
+            ):
+                key = r.reason.split(":")[0][:80]
+                others[key] = others.get(key, 0) + 1
+        for key, n in sorted(others.items(), key=lambda kv: -kv[1])[:4]:
+            lines.append(f"{n} candidates: {key}.")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The content of plan.json: the same for any backend and worker count."""
+        frame = self.to_frame()
+        records = json.loads(frame.to_json(orient="records"))
+        by_id = {rec["id"]: rec for rec in records}
+        spec = self.scenario.spec
+        return {
+            "scenario": spec.name,
+            "model": spec.model,
+            "objective": self.objective.value,
+            "objective_unit": self.objective.unit,
+            "sla": {
+                "ttft_s": spec.sla.ttft,
+                "tpot_s": spec.sla.tpot,
+                "percentile": spec.sla.percentile,
+                "attainment": spec.sla.attainment,
+            },
+            "settings": self.settings,
+            "counts": {v.value: n for v, n in self.counts().items()},
+            "best": _deployment(self.best, by_id) if self.best else None,
+            "colocated_baseline": _deployment(self.baseline, by_id) if self.baseline else None,
+            "explanation": None if self.best else self.explain_failure(),
+            "candidates": [by_id[r.id] for r in self.ranked],
+            "pareto": [int(i) for i in pareto_front(frame)["id"]],
+            "all_candidates": len(records),
+        }
+
+    def write(self, out: str | Path) -> list[Path]:
+        """plan.json (best, baseline, ranked candidates, Pareto front) and candidates.csv
+        (every candidate)."""
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        plan_json = out / "plan.json"
+        plan_json.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        csv = out / "candidates.csv"
+        self.to_frame().to_csv(csv, index=False)
+        return [plan_json, csv]
+
+
+def _closest_simulated(simulated: list[CandidateResult], scenario: Scenario) -> str:
+    """The simulated candidate that came closest to the attainment target, and by how much
+    its latencies missed."""
+    sla = scenario.spec.sla
+    closest = max(simulated, key=lambda r: max(p["attainment"] for p in r.points))
+    p = max(closest.points, key=lambda q: q["attainment"])
+    ttft, tpot = p["ttft_at_sla_percentile_s"], p["tpot_at_sla_percentile_s"]
+    over = []
+    if ttft and ttft > sla.ttft:
+        over.append(f"TTFT p{sla.percentile:g} {ttft:.3g} s, {ttft / sla.ttft - 1:.0%} over")
+    if tpot and tpot > sla.tpot:
+        over.append(f"TPOT p{sla.percentile:g} {tpot * 1e3:.3g} ms, {tpot / sla.tpot - 1:.0%} over")
+    return (
+        f"Closest simulated: {closest.label}: at {p['rate']:.3g} req/s, attainment "
+        f"{p['attainment']:.0%}" + (f" ({'; '.join(over)})" if over else "") + "."
+    )
+
+
+def _deployment(r: CandidateResult, by_id: dict[int, dict[str, Any]]) -> dict[str, Any]:
+    c = r.candidate
+    return {
+        "id": c.id,
+        "label": c.label,
+        "kind": c.kind,
+        "pools": {role: choice.as_dict() for role, choice in c.roles.items()},
+        "pd_ratio": c.pd_ratio,
+        "transfer_format": c.transfer_format,
+        "protocol": c.protocol,
+        "boundary": r.boundary,
+        "goodput": r.goodput,
+        "objective": r.objective,
+        "cost_per_hour": r.cost_per_hour,
+        "metrics": by_id[c.id],
+        "rates_tried": r.points,
+    }
