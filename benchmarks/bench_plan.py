@@ -66,7 +66,7 @@ def time_baseline(repeat: int) -> tuple[float, int]:
         start = time.perf_counter()
         result = simulate(candidate, sample_interval=None)
         best = min(best, time.perf_counter() - start)
-        requests = result.summary["requests"]
+        requests = result.summary.requests
     return best, requests
 
 

@@ -104,19 +104,19 @@ def main() -> None:
     result = simulate(scenario, sample_interval=10.0)
     wall = time.perf_counter() - start
     s = result.summary
-    events = s["events"]
+    events = s.events
     base = baseline_events(events)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB
     print(
-        f"requests            {s['requests']:,} ({s['completed']:,} completed, "
-        f"{s['failed']:,} failed)"
+        f"requests            {s.requests:,} ({s.completed:,} completed, "
+        f"{s.failed:,} failed)"
     )
-    print(f"simulated time      {s['simulated_s']:,.0f} s; attainment {s['attainment']:.1%}")
-    print(f"wall                {wall:.2f} s (sim loop {s['wall_s']:.2f} s)")
-    print(f"requests/s          {s['requests'] / wall:,.0f}")
-    print(f"events/s            {events / s['wall_s']:,.0f} ({events:,} events)")
+    print(f"simulated time      {s.simulated_s:,.0f} s; attainment {s.attainment:.1%}")
+    print(f"wall                {wall:.2f} s (sim loop {s.wall_s:.2f} s)")
+    print(f"requests/s          {s.requests / wall:,.0f}")
+    print(f"events/s            {events / s.wall_s:,.0f} ({events:,} events)")
     print(f"bare simpy events/s {base:,.0f} (baseline, same run)")
-    print(f"ratio hetsim/bare   {events / s['wall_s'] / base:.2f}")
+    print(f"ratio hetsim/bare   {events / s.wall_s / base:.2f}")
     print(f"peak RSS            {rss:.2f} GiB")
 
 

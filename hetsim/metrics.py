@@ -13,6 +13,7 @@ Definitions (those of DistServe, vLLM and SGLang benchmarks):
 from __future__ import annotations
 
 import math
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -20,7 +21,18 @@ import pandas as pd
 
 from hetsim.spec.scenario import SLASpec
 
-__all__ = ["add_latency_columns", "percentiles", "attainment", "meets_sla", "summarise"]
+__all__ = [
+    "add_latency_columns",
+    "percentiles",
+    "attainment",
+    "meets_sla",
+    "summarise",
+    "LatencyStats",
+    "SLABounds",
+    "PoolUtilisation",
+    "LifecycleCounts",
+    "RunSummary",
+]
 
 PERCENTILES = (50, 90, 99)
 
@@ -35,14 +47,23 @@ def add_latency_columns(requests: pd.DataFrame) -> pd.DataFrame:
     return r
 
 
-def percentiles(values: pd.Series) -> dict[str, float | None]:
+@dataclass(frozen=True)
+class LatencyStats:
+    """Mean and percentiles of one latency over the completed requests, in seconds (None when
+    no request defines it, e.g. TPOT of one-token answers)."""
+
+    mean: float | None
+    p50: float | None
+    p90: float | None
+    p99: float | None
+
+
+def percentiles(values: pd.Series) -> LatencyStats:
     v = values.dropna().to_numpy()
     if v.size == 0:
-        return {"mean": None, **{f"p{p}": None for p in PERCENTILES}}
-    out: dict[str, float | None] = {"mean": float(v.mean())}
-    for p, q in zip(PERCENTILES, np.percentile(v, PERCENTILES), strict=True):
-        out[f"p{p}"] = float(q)
-    return out
+        return LatencyStats(None, None, None, None)
+    p50, p90, p99 = (float(q) for q in np.percentile(v, PERCENTILES))
+    return LatencyStats(float(v.mean()), p50, p90, p99)
 
 
 def meets_sla(requests: pd.DataFrame, sla: SLASpec) -> pd.Series:
@@ -57,10 +78,98 @@ def attainment(requests: pd.DataFrame, sla: SLASpec) -> float:
     return float(meets_sla(requests, sla).mean())
 
 
-def summarise(
-    requests: pd.DataFrame, sla: SLASpec, cost_per_hour: float, facts: dict[str, Any]
-) -> dict[str, Any]:
-    """The summary.json of a run."""
+@dataclass(frozen=True)
+class SLABounds:
+    """The SLA a run was scored against (SI units)."""
+
+    ttft_s: float
+    tpot_s: float
+    percentile: float
+    attainment_target: float
+
+    @classmethod
+    def of(cls, sla: SLASpec) -> SLABounds:
+        return cls(sla.ttft, sla.tpot, sla.percentile, sla.attainment)
+
+
+@dataclass(frozen=True)
+class PoolUtilisation:
+    """One pool over the run: mean busy share of its instances, the highest KV occupancy any of
+    them reached, and the block-seconds held for or reserved by transfers (summed)."""
+
+    busy: float
+    instances: int
+    peak_kv: float
+    held_block_s: float
+    reserved_block_s: float
+
+
+@dataclass(frozen=True)
+class LifecycleCounts:
+    """The KV lifecycle protocol of the run and how often each transition happened."""
+
+    protocol: str
+    transitions: dict[str, int]
+
+
+@dataclass(frozen=True)
+class RequestFigures:
+    """What the request rows alone say: the request-derived part of a :class:`RunSummary`."""
+
+    requests: int
+    completed: int
+    failed: int
+    failure_reasons: dict[str, int]
+    ttft_s: LatencyStats
+    tpot_s: LatencyStats
+    e2e_s: LatencyStats
+    sla: SLABounds
+    ttft_at_sla_percentile_s: float | None
+    tpot_at_sla_percentile_s: float | None
+    attainment: float
+    sla_met: bool
+    span_s: float
+    request_rate: float
+    throughput_tokens_per_s: float
+    input_tokens_per_s: float
+    prefix_cached_share: float
+    preemptions: int
+    cost_per_hour: float
+    cost_per_million_tokens: float | None
+
+
+@dataclass(frozen=True)
+class RunSummary(RequestFigures):
+    """The figures of one simulation run (what ``summary.json`` holds), SI units throughout.
+
+    Request figures are over the measured requests (after ``workload.warmup_requests``);
+    ``span_s`` runs from their first arrival to their last completion.
+    """
+
+    kv_blocks_leaked: int
+    warmup_requests: int
+    provenance: dict[str, str]
+    utilisation: dict[str, PoolUtilisation]
+    faults: dict[str, int]
+    silent_corruptions: int
+    retries: int
+    recomputed_tokens: int
+    double_residency_block_s: float
+    lifecycle: LifecycleCounts
+    scenario: str
+    seed: int
+    wall_s: float
+    events: int
+    simulated_s: float
+    occupancy_mean: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data in summary.json's layout (nested records become objects)."""
+        return asdict(self)
+
+
+def summarise(requests: pd.DataFrame, sla: SLASpec, cost_per_hour: float) -> RequestFigures:
+    """Latency percentiles, attainment, throughput and cost of a set of request rows."""
     done = requests[requests["status"] == "completed"]
     failed = requests[requests["status"] == "failed"]
     first = float(requests["arrival_s"].min()) if len(requests) else 0.0
@@ -69,38 +178,32 @@ def summarise(
     out_tokens = float(done["output_tokens"].sum())
     att = attainment(requests, sla)
     reasons = failed["failure_reason"].value_counts().to_dict() if len(failed) else {}
-    return {
-        "requests": int(len(requests)),
-        "completed": int(len(done)),
-        "failed": int(len(failed)),
-        "failure_reasons": {str(k): int(v) for k, v in reasons.items()},
-        "ttft_s": percentiles(done["ttft_s"]),
-        "tpot_s": percentiles(done["tpot_s"]),
-        "e2e_s": percentiles(done["e2e_s"]),
-        "sla": {
-            "ttft_s": sla.ttft,
-            "tpot_s": sla.tpot,
-            "percentile": sla.percentile,
-            "attainment_target": sla.attainment,
-        },
-        "ttft_at_sla_percentile_s": _pct(done["ttft_s"], sla.percentile),
-        "tpot_at_sla_percentile_s": _pct(done["tpot_s"], sla.percentile),
-        "attainment": att,
-        "sla_met": bool(att >= sla.attainment) if not math.isnan(att) else False,
-        "span_s": span,
-        "request_rate": len(requests) / span if len(requests) > 1 else math.nan,
-        "throughput_tokens_per_s": out_tokens / span,
-        "input_tokens_per_s": float(done["input_tokens"].sum()) / span,
-        "prefix_cached_share": float(
+    return RequestFigures(
+        requests=int(len(requests)),
+        completed=int(len(done)),
+        failed=int(len(failed)),
+        failure_reasons={str(k): int(v) for k, v in reasons.items()},
+        ttft_s=percentiles(done["ttft_s"]),
+        tpot_s=percentiles(done["tpot_s"]),
+        e2e_s=percentiles(done["e2e_s"]),
+        sla=SLABounds.of(sla),
+        ttft_at_sla_percentile_s=_pct(done["ttft_s"], sla.percentile),
+        tpot_at_sla_percentile_s=_pct(done["tpot_s"], sla.percentile),
+        attainment=att,
+        sla_met=bool(att >= sla.attainment) if not math.isnan(att) else False,
+        span_s=span,
+        request_rate=len(requests) / span if len(requests) > 1 else math.nan,
+        throughput_tokens_per_s=out_tokens / span,
+        input_tokens_per_s=float(done["input_tokens"].sum()) / span,
+        prefix_cached_share=float(
             requests["cached_tokens"].sum() / max(requests["input_tokens"].sum(), 1)
         ),
-        "preemptions": int(requests["preemptions"].sum()),
-        "kv_blocks_leaked": int(facts.get("kv_blocks_leaked", 0)),
-        "cost_per_hour": cost_per_hour,
-        "cost_per_million_tokens": (cost_per_hour * span / 3600) / (out_tokens / 1e6)
+        preemptions=int(requests["preemptions"].sum()),
+        cost_per_hour=cost_per_hour,
+        cost_per_million_tokens=(cost_per_hour * span / 3600) / (out_tokens / 1e6)
         if out_tokens
         else None,
-    }
+    )
 
 
 def _pct(values: pd.Series, p: float) -> float | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +13,13 @@ import pandas as pd
 
 from hetsim.checks import load_scenario
 from hetsim.errors import InputError
-from hetsim.metrics import add_latency_columns, summarise
+from hetsim.metrics import (
+    LifecycleCounts,
+    PoolUtilisation,
+    RunSummary,
+    add_latency_columns,
+    summarise,
+)
 from hetsim.sim.engine import Simulation
 from hetsim.spec.resolve import Scenario
 from hetsim.workload import RequestChunk, count_requests
@@ -30,7 +36,7 @@ class SimulationResult:
     requests: pd.DataFrame
     timeseries: pd.DataFrame
     links: pd.DataFrame
-    summary: dict[str, Any]
+    summary: RunSummary
     lifecycle: pd.DataFrame | None = None  # one row per KV state transition
 
     def to_frame(self) -> pd.DataFrame:
@@ -62,7 +68,7 @@ class SimulationResult:
             self.requests.to_csv(path, index=False)
             written.append(path)
         path = out / "summary.json"
-        path.write_text(json.dumps(_jsonable(self.summary), indent=2) + "\n")
+        path.write_text(json.dumps(_jsonable(self.summary.to_dict()), indent=2) + "\n")
         written.append(path)
         return written
 
@@ -136,32 +142,47 @@ def simulate(
     # by arrival rank, not id: a trace's ids need not follow arrival order
     reqs["warmup"] = reqs["arrival_s"].rank(method="first") <= warmup
     measured = reqs[~reqs["warmup"]] if warmup else reqs
-    summary = summarise(measured, scenario.spec.sla, scenario.cost_per_hour(), out.facts)
-    summary["warmup_requests"] = int(reqs["warmup"].sum())
-    summary["provenance"] = {
-        p.name: ("calibrated" if scenario.profiles[p.name].calibration else "roofline-default")
-        for p in scenario.spec.pools
-    }
-    summary["utilisation"] = _utilisation(out.facts, summary["span_s"])
-    summary["faults"] = out.facts["faults"]
-    summary["silent_corruptions"] = int(reqs["corrupted"].sum())
-    summary["retries"] = int(reqs["retries"].sum())
-    summary["recomputed_tokens"] = int(reqs["recomputed_tokens"].sum())
-    summary["double_residency_block_s"] = _double_residency(scenario, reqs)
-    summary["lifecycle"] = {
-        "protocol": scenario.spec.lifecycle.protocol if sim.decode else "colocated",
-        "transitions": out.facts["lifecycle_transitions"],
-    }
-    summary["scenario"] = scenario.name
-    summary["seed"] = sim.seed
-    summary["wall_s"] = out.facts["wall_s"]
-    summary["events"] = out.facts["events"]
-    summary["simulated_s"] = out.facts["end_time_s"]
-    # time-average requests in the system, from first arrival to last departure
-    summary["occupancy_mean"] = out.facts["occupancy_area"] / max(
-        out.facts["last_departure_s"] - out.facts["first_arrival_s"], 1e-12
-    )
+    summary = _run_summary(scenario, reqs, measured, out.facts, sim)
     return SimulationResult(scenario, reqs, out.timeseries, out.links, summary, sim.life.to_frame())
+
+
+def _run_summary(
+    scenario: Scenario,
+    reqs: pd.DataFrame,
+    measured: pd.DataFrame,
+    facts: dict[str, Any],
+    sim: Simulation,
+) -> RunSummary:
+    """The one place a run's summary is assembled: request figures over the measured rows,
+    run facts from the simulator."""
+    figures = summarise(measured, scenario.spec.sla, scenario.cost_per_hour())
+    return RunSummary(
+        **{f.name: getattr(figures, f.name) for f in fields(figures)},
+        kv_blocks_leaked=int(facts.get("kv_blocks_leaked", 0)),
+        warmup_requests=int(reqs["warmup"].sum()),
+        provenance={
+            p.name: "calibrated" if scenario.profiles[p.name].calibration else "roofline-default"
+            for p in scenario.spec.pools
+        },
+        utilisation=_utilisation(facts, figures.span_s),
+        faults=facts["faults"],
+        silent_corruptions=int(reqs["corrupted"].sum()),
+        retries=int(reqs["retries"].sum()),
+        recomputed_tokens=int(reqs["recomputed_tokens"].sum()),
+        double_residency_block_s=_double_residency(scenario, reqs),
+        lifecycle=LifecycleCounts(
+            scenario.spec.lifecycle.protocol if sim.decode else "colocated",
+            facts["lifecycle_transitions"],
+        ),
+        scenario=scenario.name,
+        seed=sim.seed,
+        wall_s=facts["wall_s"],
+        events=facts["events"],
+        simulated_s=facts["end_time_s"],
+        # time-average requests in the system, from first arrival to last departure
+        occupancy_mean=facts["occupancy_area"]
+        / max(facts["last_departure_s"] - facts["first_arrival_s"], 1e-12),
+    )
 
 
 def _double_residency(scenario: Scenario, requests: pd.DataFrame) -> float:
@@ -176,24 +197,18 @@ def _double_residency(scenario: Scenario, requests: pd.DataFrame) -> float:
     return float((moving * blocks).sum())
 
 
-def _utilisation(facts: dict[str, Any], span: float) -> dict[str, dict[str, float]]:
-    pools: dict[str, dict[str, float]] = {}
+def _utilisation(facts: dict[str, Any], span: float) -> dict[str, PoolUtilisation]:
+    by_pool: dict[str, list[dict[str, Any]]] = {}
     for inst in facts["instances"]:
-        p = pools.setdefault(
-            inst["pool"],
-            {
-                "busy": 0.0,
-                "instances": 0,
-                "peak_kv": 0.0,
-                "held_block_s": 0.0,
-                "reserved_block_s": 0.0,
-            },
+        by_pool.setdefault(inst["pool"], []).append(inst)
+    out = {}
+    for pool, insts in by_pool.items():
+        busy = sum(i["busy_s"] / span if span else 0.0 for i in insts)
+        out[pool] = PoolUtilisation(
+            busy=busy / len(insts),
+            instances=len(insts),
+            peak_kv=max(0.0, *(i["peak_blocks"] / max(i["capacity_blocks"], 1) for i in insts)),
+            held_block_s=float(sum(i["held_block_s"] for i in insts)),
+            reserved_block_s=float(sum(i["reserved_block_s"] for i in insts)),
         )
-        p["busy"] += inst["busy_s"] / span if span else 0.0
-        p["instances"] += 1
-        p["peak_kv"] = max(p["peak_kv"], inst["peak_blocks"] / max(inst["capacity_blocks"], 1))
-        p["held_block_s"] += inst["held_block_s"]
-        p["reserved_block_s"] += inst["reserved_block_s"]
-    for p in pools.values():
-        p["busy"] /= p["instances"]
-    return pools
+    return out

@@ -110,9 +110,9 @@ def test_simulation_plots_are_written_as_png_and_svg(tmp_path, disaggregated):
 
 def test_latency_cdfs_draw_the_sla_bounds_in_axis_units(disaggregated):
     fig = latency_cdfs(disaggregated)
-    sla = disaggregated.summary["sla"]
-    assert sla["ttft_s"] in vertical_lines_at(fig, 0)  # TTFT axis in seconds
-    assert pytest.approx(sla["tpot_s"] * 1e3) in vertical_lines_at(fig, 1)  # TPOT in ms
+    sla = disaggregated.summary.sla
+    assert sla.ttft_s in vertical_lines_at(fig, 0)  # TTFT axis in seconds
+    assert pytest.approx(sla.tpot_s * 1e3) in vertical_lines_at(fig, 1)  # TPOT in ms
     assert fig.axes[0].get_xlabel().endswith("(s)")
     assert fig.axes[1].get_xlabel().endswith("(ms)")
     assert any("attainment" in t for t in texts(fig))

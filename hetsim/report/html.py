@@ -11,12 +11,13 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import yaml
 from matplotlib.figure import Figure
 
+from hetsim.metrics import LatencyStats, RunSummary
 from hetsim.report.plots import simulation_figures
 
 if TYPE_CHECKING:
@@ -212,9 +213,9 @@ def _paths_table(scenario: Scenario) -> pd.DataFrame | None:
     return pd.DataFrame(rows) if rows else None
 
 
-def _workload_table(scenario: Scenario, summary: dict[str, Any]) -> pd.DataFrame:
+def _workload_table(scenario: Scenario, summary: RunSummary) -> pd.DataFrame:
     """Workload, SLA and protocol, with what the run changed (fewer requests, another seed)."""
-    ran = summary.get("requests")
+    ran = summary.requests
     spec = scenario.spec
     wl = spec.workload
     rows: list[tuple[str, str]] = []
@@ -228,7 +229,7 @@ def _workload_table(scenario: Scenario, summary: dict[str, Any]) -> pd.DataFrame
                 f"{syn.requests}"
                 + (
                     f" (this run stopped after {ran})"
-                    if ran is not None and ran < syn.requests
+                    if ran < syn.requests
                     else ""
                 ),
             ),
@@ -251,69 +252,65 @@ def _workload_table(scenario: Scenario, summary: dict[str, Any]) -> pd.DataFrame
     ]
     if any(p.role == "decode" for p in spec.pools):  # colocated pools hand nothing over
         rows.append(("KV lifecycle protocol", spec.lifecycle.protocol))
-    rows.append(("seed", str(summary.get("seed", spec.seed))))
+    rows.append(("seed", str(summary.seed)))
     return pd.DataFrame(rows, columns=["item", "value"])
 
 
-def _latency(summary: dict[str, Any], key: str, scale: float, unit: str) -> str:
-    values = summary.get(key) or {}
+def _latency(values: LatencyStats, scale: float, unit: str) -> str:
     parts = [
-        f"p{p} {values[f'p{p}'] * scale:.3g}"
-        for p in (50, 90, 99)
-        if values.get(f"p{p}") is not None
+        f"{name} {value * scale:.3g}"
+        for name, value in (("p50", values.p50), ("p90", values.p90), ("p99", values.p99))
+        if value is not None
     ]
     return (", ".join(parts) + f" {unit}") if parts else "–"
 
 
-def _summary_table(summary: dict[str, Any]) -> pd.DataFrame:
-    sla = summary["sla"]
-    pct = sla["percentile"]
+def _summary_table(summary: RunSummary) -> pd.DataFrame:
+    sla = summary.sla
+    pct = sla.percentile
 
-    def at_sla(key: str, bound: float, scale: float, unit: str) -> str:
-        value = summary.get(key)
+    def at_sla(value: float | None, bound: float, scale: float, unit: str) -> str:
         if value is None:
             return "–"
         ok = "within" if value <= bound else "over"
         return f"{value * scale:.3g} {unit} ({ok} the {bound * scale:g} {unit} bound)"
 
-    reasons = summary.get("failure_reasons") or {}
-    failed = str(summary["failed"])
+    reasons = summary.failure_reasons
+    failed = str(summary.failed)
     if reasons:
         failed += " (" + "; ".join(f"{n}× {r}" for r, n in reasons.items()) + ")"
-    attainment = summary.get("attainment")
-    verdict = "met" if summary.get("sla_met") else "missed"
-    cost_m = summary.get("cost_per_million_tokens")
-    provenance = summary.get("provenance") or {}
+    attainment = summary.attainment
+    verdict = "met" if summary.sla_met else "missed"
+    cost_m = summary.cost_per_million_tokens
     rows = [
-        ("requests", str(summary["requests"])),
-        ("completed", str(summary["completed"])),
+        ("requests", str(summary.requests)),
+        ("completed", str(summary.completed)),
         ("failed", failed),
-        ("TTFT", _latency(summary, "ttft_s", 1.0, "s")),
-        ("TPOT", _latency(summary, "tpot_s", 1e3, "ms")),
-        (f"TTFT at p{pct:g}", at_sla("ttft_at_sla_percentile_s", sla["ttft_s"], 1.0, "s")),
-        (f"TPOT at p{pct:g}", at_sla("tpot_at_sla_percentile_s", sla["tpot_s"], 1e3, "ms")),
+        ("TTFT", _latency(summary.ttft_s, 1.0, "s")),
+        ("TPOT", _latency(summary.tpot_s, 1e3, "ms")),
+        (f"TTFT at p{pct:g}", at_sla(summary.ttft_at_sla_percentile_s, sla.ttft_s, 1.0, "s")),
+        (f"TPOT at p{pct:g}", at_sla(summary.tpot_at_sla_percentile_s, sla.tpot_s, 1e3, "ms")),
         (
             "attainment",
-            f"{attainment:.1%} vs target {sla['attainment_target']:.0%}: {verdict}"
-            if attainment is not None and math.isfinite(attainment)
+            f"{attainment:.1%} vs target {sla.attainment_target:.0%}: {verdict}"
+            if math.isfinite(attainment)
             else "–",
         ),
-        (
-            "request rate (over the run)",
-            f"{summary.get('request_rate', math.nan):.3g} requests/s",
-        ),
-        ("throughput", f"{summary['throughput_tokens_per_s']:,.0f} output tokens/s"),
-        ("input throughput", f"{summary.get('input_tokens_per_s', math.nan):,.0f} tokens/s"),
-        ("cost", f"${summary['cost_per_hour']:.2f}/h"),
+        ("request rate (over the run)", f"{summary.request_rate:.3g} requests/s"),
+        ("throughput", f"{summary.throughput_tokens_per_s:,.0f} output tokens/s"),
+        ("input throughput", f"{summary.input_tokens_per_s:,.0f} tokens/s"),
+        ("cost", f"${summary.cost_per_hour:.2f}/h"),
         ("cost per million output tokens", f"${cost_m:.3g}" if cost_m is not None else "–"),
-        ("preemptions", str(summary.get("preemptions", 0))),
-        ("KV blocks leaked", str(summary.get("kv_blocks_leaked", 0))),
-        ("step-time provenance", ", ".join(f"{p}: {v}" for p, v in provenance.items()) or "–"),
+        ("preemptions", str(summary.preemptions)),
+        ("KV blocks leaked", str(summary.kv_blocks_leaked)),
+        (
+            "step-time provenance",
+            ", ".join(f"{p}: {v}" for p, v in summary.provenance.items()) or "–",
+        ),
         (
             "simulated",
-            f"{summary.get('simulated_s', math.nan):.4g} s in "
-            f"{summary.get('wall_s', math.nan):.3g} s of wall time "
-            f"({summary.get('events', 0):,} events)",
+            f"{summary.simulated_s:.4g} s in {summary.wall_s:.3g} s of wall time "
+            f"({summary.events:,} events)",
         ),
     ]
     return pd.DataFrame(rows, columns=["metric", "value"])

@@ -151,13 +151,13 @@ def latency_cdfs(result: SimulationResult) -> Figure:
     """
     req = result.requests
     summary = result.summary
-    sla = summary["sla"]
-    pct = float(sla["percentile"])
+    sla = summary.sla
+    pct = float(sla.percentile)
     done = req[req["status"] == "completed"]
     fig, axes = _figure(1, 2, (11, 4.4))
     panels = (
-        ("ttft_s", "TTFT", sla["ttft_s"], 1.0, "s", "time to first token (s)"),
-        ("tpot_s", "TPOT", sla["tpot_s"], 1e3, "ms", "time per output token (ms)"),
+        ("ttft_s", "TTFT", sla.ttft_s, 1.0, "s", "time to first token (s)"),
+        ("tpot_s", "TPOT", sla.tpot_s, 1e3, "ms", "time per output token (ms)"),
     )
     for ax, (column, name, bound, scale, unit, xlabel) in zip(axes[0], panels, strict=True):
         values = np.sort(done[column].dropna().to_numpy(dtype=float) * scale)
@@ -200,14 +200,13 @@ def latency_cdfs(result: SimulationResult) -> Figure:
         ax.set_ylabel("share of requests at or below")
         ax.grid(alpha=0.25)
         ax.legend(fontsize=8, loc="center right")
-    target = float(sla["attainment_target"])
-    verdict = "met" if summary.get("sla_met") else "missed"
+    target = float(sla.attainment_target)
+    verdict = "met" if summary.sla_met else "missed"
     title = (
-        f"{summary.get('scenario', result.scenario.name)}: attainment "
-        f"{_pct(summary.get('attainment', math.nan))} of requests within both bounds "
-        f"(target {target:.0%}, {verdict})"
+        f"{summary.scenario}: attainment {_pct(summary.attainment)} of requests within both "
+        f"bounds (target {target:.0%}, {verdict})"
     )
-    failed = int(summary.get("failed", 0))
+    failed = summary.failed
     if failed:
         title += f"; {failed} failed requests not in the curves"
     fig.suptitle(title, fontsize=11)
