@@ -6,7 +6,7 @@ The public Python API (the CLI and the notebooks use only this):
 - :func:`load_model` — a bundled model or a Hugging Face ``config.json``.
 - :func:`load_profile` — an accelerator profile by name.
 - :func:`simulate` — replay a scenario's workload; returns a result with ``.requests``,
-  ``.summary`` and ``.to_frame()``.
+  ``.summary`` (a typed :class:`RunSummary`, ``.to_dict()`` for JSON) and ``.to_frame()``.
 - :func:`compare_lifecycles` — the same workload under each KV lifecycle protocol, side by side.
 - :func:`goodput` — the highest request rate a deployment serves within its SLA.
 - :func:`calibrate` / :func:`validate` — time microkernels on this machine; check the
@@ -32,7 +32,7 @@ def __getattr__(name: str):  # noqa: ANN202 - lazy: simpy and pandas load only w
 
         # the module, not the function hetsim.planner re-exports under the same name
         return getattr(import_module("hetsim.planner.goodput"), name)
-    if name in ("attainment", "meets_sla"):
+    if name in ("attainment", "meets_sla", "RunSummary", "LatencyStats"):
         from hetsim import metrics
 
         return getattr(metrics, name)
@@ -85,6 +85,8 @@ __all__ = [
     "PlanResult",
     "attainment",
     "meets_sla",
+    "RunSummary",
+    "LatencyStats",
     "calibrate",
     "validate",
     "ValidationResult",

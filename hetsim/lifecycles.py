@@ -14,7 +14,8 @@ from typing import Any
 import pandas as pd
 
 from hetsim.checks import scenario_from_dict
-from hetsim.simulation import _jsonable, simulate
+from hetsim.metrics import RunSummary
+from hetsim.simulation import simulate
 from hetsim.spec.resolve import Scenario
 
 __all__ = ["LifecycleComparison", "LifecycleOutcome", "PoolKV", "compare_lifecycles"]
@@ -48,29 +49,29 @@ class LifecycleOutcome:
     retries: int
     lease_expiries: int
     silent_corruptions: int
-    summary: dict[str, Any]  # the run's summary.json figures
+    summary: RunSummary  # the run's full summary
 
     @classmethod
-    def from_summary(cls, protocol: str, summary: dict[str, Any]) -> LifecycleOutcome:
-        faults = summary["faults"]
+    def from_summary(cls, protocol: str, summary: RunSummary) -> LifecycleOutcome:
+        faults = summary.faults
         return cls(
             protocol=protocol,
-            completed=summary["completed"],
-            failed=summary["failed"],
-            ttft_p50_s=summary["ttft_s"]["p50"],
-            ttft_p90_s=summary["ttft_s"]["p90"],
-            tpot_p90_s=summary["tpot_s"]["p90"],
-            attainment=summary["attainment"],
+            completed=summary.completed,
+            failed=summary.failed,
+            ttft_p50_s=summary.ttft_s.p50,
+            ttft_p90_s=summary.ttft_s.p90,
+            tpot_p90_s=summary.tpot_s.p90,
+            attainment=summary.attainment,
             pools=tuple(
-                PoolKV(name, u["peak_kv"], u["held_block_s"], u["reserved_block_s"])
-                for name, u in summary["utilisation"].items()
+                PoolKV(name, u.peak_kv, u.held_block_s, u.reserved_block_s)
+                for name, u in summary.utilisation.items()
             ),
-            double_residency_block_s=summary["double_residency_block_s"],
-            recomputed_tokens=summary["recomputed_tokens"],
+            double_residency_block_s=summary.double_residency_block_s,
+            recomputed_tokens=summary.recomputed_tokens,
             evicted_before_fetch=faults.get("evicted_before_fetch", 0),
-            retries=summary["retries"],
+            retries=summary.retries,
             lease_expiries=faults.get("lease_expiries", 0),
-            silent_corruptions=summary["silent_corruptions"],
+            silent_corruptions=summary.silent_corruptions,
             summary=summary,
         )
 
@@ -108,7 +109,7 @@ class LifecycleComparison:
 
     def to_dict(self) -> dict[str, Any]:
         """Each protocol's full run summary, as JSON-ready values."""
-        return {o.protocol: _jsonable(o.summary) for o in self.outcomes}
+        return {o.protocol: o.summary.to_json() for o in self.outcomes}
 
 
 def compare_lifecycles(

@@ -167,6 +167,22 @@ class RunSummary(RequestFigures):
         """Plain data in summary.json's layout (nested records become objects)."""
         return asdict(self)
 
+    def to_json(self) -> dict[str, Any]:
+        """:meth:`to_dict` with JSON's values: NaN (undefined) becomes null."""
+        return _jsonable(self.to_dict())
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if hasattr(value, "item"):
+        return _jsonable(value.item())
+    return value
+
 
 def summarise(requests: pd.DataFrame, sla: SLASpec, cost_per_hour: float) -> RequestFigures:
     """Latency percentiles, attainment, throughput and cost of a set of request rows."""

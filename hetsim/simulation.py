@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -68,21 +67,9 @@ class SimulationResult:
             self.requests.to_csv(path, index=False)
             written.append(path)
         path = out / "summary.json"
-        path.write_text(json.dumps(_jsonable(self.summary.to_dict()), indent=2) + "\n")
+        path.write_text(json.dumps(self.summary.to_json(), indent=2) + "\n")
         written.append(path)
         return written
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if hasattr(value, "item"):
-        return _jsonable(value.item())
-    return value
 
 
 def simulate(

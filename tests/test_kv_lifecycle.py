@@ -98,8 +98,8 @@ def test_decode_crash_mid_transfer_under_pull_frees_prefill_at_lease_expiry():
     lease_end = 5.0 + 30 * 2 / 3  # vLLM: 2/3 of the 30 s lease after the last heartbeat
     assert ts.loc[lease_end - 0.5, "kv_held_blocks"] > 0  # still lent out
     assert ts.loc[lease_end + 0.5, "kv_held_blocks"] == 0  # freed at expiry
-    assert res.summary["faults"]["lease_expiries"] == 1
-    assert res.summary["kv_blocks_leaked"] == 0
+    assert res.summary.faults["lease_expiries"] == 1
+    assert res.summary.kv_blocks_leaked == 0
 
 
 def test_prefill_crash_under_push_releases_the_decode_reservation():
@@ -130,7 +130,7 @@ def test_prefill_crash_under_push_releases_the_decode_reservation():
     row = res.requests.iloc[0]
     assert row["status"] == "completed" and row["retries"] == 1  # retried once prefill is back
     assert row["prefill_start_s"] >= 60.0
-    assert res.summary["kv_blocks_leaked"] == 0
+    assert res.summary.kv_blocks_leaked == 0
 
 
 def test_a_read_after_lease_expiry_is_counted_as_silent_corruption():
@@ -141,7 +141,7 @@ def test_a_read_after_lease_expiry_is_counted_as_silent_corruption():
     res = simulate(sc, requests=one(n_in=64), sample_interval=1.0)
     row = res.requests.iloc[0]
     assert row["corrupted"]  # completed, but decode read blocks prefill had already freed
-    assert res.summary["silent_corruptions"] == 1
+    assert res.summary.silent_corruptions == 1
 
 
 def test_lost_notification_holds_prefill_blocks_until_the_lease_runs_out():
@@ -153,9 +153,9 @@ def test_lost_notification_holds_prefill_blocks_until_the_lease_runs_out():
         requests=one(n_in=64),
         sample_interval=0.5,
     )
-    held = lambda r: r.summary["utilisation"]["prefill"]["held_block_s"]  # noqa: E731
+    held = lambda r: r.summary.utilisation["prefill"].held_block_s  # noqa: E731
     assert held(lost) > held(base) + 19 * 4  # ~20 s more of 4 held blocks
-    assert lost.summary["faults"]["lost_notifications"] == 1
+    assert lost.summary.faults["lost_notifications"] == 1
 
 
 faults_strategy = st.lists(
@@ -217,10 +217,10 @@ def test_every_request_ends_and_no_block_leaks_under_random_faults(
                                                             "max": 64}}})  # fmt: skip
     res = simulate(sc, sample_interval=0.25)
     s = res.summary
-    assert s["requests"] == requests == s["completed"] + s["failed"]
+    assert s.requests == requests == s.completed + s.failed
     failed = res.requests[res.requests["status"] == "failed"]
     assert (failed["failure_reason"].str.len() > 0).all()
-    assert s["kv_blocks_leaked"] == 0
+    assert s.kv_blocks_leaked == 0
     ts = res.timeseries
     allocated = ts["kv_used_blocks"] + ts["kv_reserved_blocks"] + ts["kv_held_blocks"]
     assert (allocated <= ts["kv_capacity_blocks"]).all() and (allocated >= 0).all()
@@ -230,12 +230,12 @@ def test_every_request_ends_and_no_block_leaks_under_random_faults(
 def test_bundled_lifecycle_faults_scenario_under_each_protocol(protocol):
     res = simulate("scenarios/lifecycle-faults.yaml", [f"lifecycle.protocol={protocol}"])
     s = res.summary
-    assert s["completed"] + s["failed"] == s["requests"] == 2400
-    assert s["kv_blocks_leaked"] == 0
-    assert s["faults"]["instance_crashes"] == 2
+    assert s.completed + s.failed == s.requests == 2400
+    assert s.kv_blocks_leaked == 0
+    assert s.faults["instance_crashes"] == 2
     # only pull lends blocks under a lease, so only pull can read after the lease ran out
-    assert (s["silent_corruptions"] > 0) == (protocol == "pull")
-    held = s["utilisation"]["prefill"]["held_block_s"]
+    assert (s.silent_corruptions > 0) == (protocol == "pull")
+    held = s.utilisation["prefill"].held_block_s
     assert (held > 0) == (protocol == "pull")
     states = set(res.lifecycle["state"])
     assert {"queued", "computing", "committed", "freed"} <= states
@@ -279,9 +279,9 @@ def test_store_evicts_past_its_watermark_and_counts_evictions_before_fetch():
     )  # fmt: skip
     res = simulate(sc, sample_interval=0.05)
     s = res.summary
-    assert s["faults"]["store_evictions"] > 0
-    assert s["faults"]["evicted_before_fetch"] > 0
-    assert s["recomputed_tokens"] > 0
-    assert s["completed"] + s["failed"] == 60
-    assert s["kv_blocks_leaked"] == 0
+    assert s.faults["store_evictions"] > 0
+    assert s.faults["evicted_before_fetch"] > 0
+    assert s.recomputed_tokens > 0
+    assert s.completed + s.failed == 60
+    assert s.kv_blocks_leaked == 0
     assert "evicted" in set(res.lifecycle["state"])

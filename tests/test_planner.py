@@ -76,7 +76,7 @@ def test_reported_goodput_brackets_the_sla(brute_and_planned):
     rel_tol = scenario.spec.search.rel_tol
     at = hetsim.simulate(with_rate(sc, best.goodput), sample_interval=None).summary
     above = hetsim.simulate(with_rate(sc, best.goodput * (1 + rel_tol)), sample_interval=None)
-    assert at["attainment"] >= target > above.summary["attainment"]
+    assert at.attainment >= target > above.summary.attainment
 
 
 def test_every_candidate_has_a_verdict_and_reason(brute_and_planned):

@@ -19,8 +19,8 @@ def test_goodput_brackets_the_sla():
     result = goodput(sc, rel_tol=0.1)
     assert result.rate > 0
     target = sc.spec.sla.attainment
-    at = simulate(with_rate(sc, result.rate)).summary["attainment"]
-    above = simulate(with_rate(sc, result.rate * 1.1)).summary["attainment"]
+    at = simulate(with_rate(sc, result.rate)).summary.attainment
+    above = simulate(with_rate(sc, result.rate * 1.1)).summary.attainment
     assert at >= target > above
     assert result.attainment == pytest.approx(at)
     assert result.per_dollar == pytest.approx(result.rate / sc.cost_per_hour())

@@ -16,6 +16,7 @@ import pytest
 from matplotlib.figure import Figure
 
 import hetsim
+from hetsim.metrics import SLABounds
 from hetsim.planner.goodput import goodput
 from hetsim.report import (
     Section,
@@ -206,7 +207,7 @@ def test_predicted_vs_measured_from_a_validation_frame(tmp_path):
 
 
 def test_latency_vs_rate_marks_the_goodput_on_every_panel(tmp_path, sweep):
-    fig = latency_vs_rate(sweep.to_frame(), sweep.summary["sla"], sweep.rate)
+    fig = latency_vs_rate(sweep.to_frame(), sweep.summary.sla, sweep.rate)
     assert sweep.rate > 0
     for i in range(3):
         assert sweep.rate in vertical_lines_at(fig, i)
@@ -231,7 +232,7 @@ def test_latency_vs_rate_without_goodput_tolerates_missing_latencies():
             "tpot_at_sla_percentile_s": [0.04, None],
         }
     )
-    sla = {"ttft_s": 2.0, "tpot_s": 0.06, "percentile": 95.0, "attainment_target": 0.9}
+    sla = SLABounds(ttft_s=2.0, tpot_s=0.06, percentile=95.0, attainment_target=0.9)
     fig = latency_vs_rate(points, sla, 0.0)
     assert "no rate tried meets the SLA" in fig._suptitle.get_text()
     assert not vertical_lines_at(fig, 0)

@@ -42,28 +42,28 @@ def run(protocol: str):
     row = res.requests.iloc[0]
     assert row["status"] == "completed"
     blocks = {p: math.ceil(PROMPT / sc.footprints[p].kv_page_tokens) for p in sc.footprints}
-    return row, res.summary["utilisation"], blocks
+    return row, res.summary.utilisation, blocks
 
 
 def test_pull_lends_the_prompt_blocks_from_prompt_end_until_decode_has_read_them():
     row, util, blocks = run("pull")
     lent = row["transfer_end_s"] - row["prefill_end_s"]
-    assert util["prefill"]["held_block_s"] == pytest.approx(blocks["prefill"] * lent)
+    assert util["prefill"].held_block_s == pytest.approx(blocks["prefill"] * lent)
     # decode reserves only when it starts reading
     reading = row["transfer_end_s"] - row["transfer_start_s"]
-    assert util["decode"]["reserved_block_s"] == pytest.approx(blocks["decode"] * reading)
+    assert util["decode"].reserved_block_s == pytest.approx(blocks["decode"] * reading)
 
 
 def test_push_reserves_decode_blocks_from_arrival_until_the_kv_is_written():
     row, util, blocks = run("push")
     waiting = row["transfer_end_s"] - row["arrival_s"]
-    assert util["decode"]["reserved_block_s"] == pytest.approx(blocks["decode"] * waiting)
-    assert util["prefill"]["held_block_s"] == 0.0  # nothing is lent: prefill writes, then frees
+    assert util["decode"].reserved_block_s == pytest.approx(blocks["decode"] * waiting)
+    assert util["prefill"].held_block_s == 0.0  # nothing is lent: prefill writes, then frees
 
 
 def test_store_lends_nothing_and_reserves_decode_blocks_only_for_the_fetch():
     row, util, blocks = run("store")
-    assert util["prefill"]["held_block_s"] == 0.0
+    assert util["prefill"].held_block_s == 0.0
     # the reservation starts after the write into the store, so it is shorter than both legs
     both_legs = row["transfer_end_s"] - row["transfer_start_s"]
-    assert 0.0 < util["decode"]["reserved_block_s"] < blocks["decode"] * both_legs
+    assert 0.0 < util["decode"].reserved_block_s < blocks["decode"] * both_legs

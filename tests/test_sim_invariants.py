@@ -19,19 +19,19 @@ def run(protocol: str, seed: int | None = None):
 def test_every_arrival_ends_once_and_every_block_comes_back(protocol):
     res = run(protocol)
     rows, s = res.requests, res.summary
-    assert len(rows) == REQUESTS == s["completed"] + s["failed"]
+    assert len(rows) == REQUESTS == s.completed + s.failed
     assert rows["request_id"].is_unique
     done = rows[rows["status"] == "completed"]
     assert (done["arrival_s"] <= done["first_token_s"]).all()
     assert (done["first_token_s"] <= done["finish_s"]).all()
     failed = rows[rows["status"] == "failed"]
     assert (failed["failure_reason"].str.len() > 0).all()
-    assert s["faults"]["requests_disrupted"] > 0  # the faults hit requests in flight
+    assert s.faults["requests_disrupted"] > 0  # the faults hit requests in flight
     # a completed request frees its decode-side blocks exactly once; nothing else does
     life = res.lifecycle
     freed = life[(life["side"] == "D") & (life["state"] == "freed")]
     assert sorted(freed["request_id"]) == sorted(done["request_id"])
-    assert s["kv_blocks_leaked"] == 0
+    assert s.kv_blocks_leaked == 0
 
 
 @pytest.mark.parametrize("protocol", ["pull", "push", "store"])

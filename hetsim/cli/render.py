@@ -21,7 +21,7 @@ from rich.table import Table
 from hetsim import units
 
 if TYPE_CHECKING:
-    from hetsim import AcceleratorProfile, ModelConfig, PlanResult
+    from hetsim import AcceleratorProfile, ModelConfig, PlanResult, RunSummary
     from hetsim.lifecycles import LifecycleComparison, LifecycleOutcome
     from hetsim.perf.calibration import CalibrationTable
 
@@ -357,63 +357,60 @@ def models(loaded: Sequence[ModelConfig]) -> None:
 # --- hetsim simulate ------------------------------------------------------------------------
 
 
-def simulation_summary(s: dict[str, Any]) -> None:
+def simulation_summary(s: RunSummary) -> None:
     """``simulate``: what the requests experienced, per pool utilisation, cost."""
     console.print(
-        f"[bold]{escape(s['scenario'])}[/]: {s['requests']:,} requests, {s['completed']:,} "
-        f"completed, {s['failed']:,} failed; {s['simulated_s']:.1f} s simulated in "
-        f"{s['wall_s']:.2f} s ({s['events']:,} events)"
+        f"[bold]{escape(s.scenario)}[/]: {s.requests:,} requests, {s.completed:,} "
+        f"completed, {s.failed:,} failed; {s.simulated_s:.1f} s simulated in "
+        f"{s.wall_s:.2f} s ({s.events:,} events)"
     )
-    for reason, count in s["failure_reasons"].items():
+    for reason, count in s.failure_reasons.items():
         console.print(f"  [red]failed[/] {count:,}: {escape(reason)}")
     console.print(_latency_table(s))
-    sla = s["sla"]
-    verdict = "[green]met[/]" if s["sla_met"] else "[red]missed[/]"
+    verdict = "[green]met[/]" if s.sla_met else "[red]missed[/]"
     console.print(
-        f"attainment {s['attainment']:.1%} (target {sla['attainment_target']:.0%}): SLA {verdict}"
-        f"; throughput {s['throughput_tokens_per_s']:,.0f} output tokens/s; "
-        f"prefix-cached {s['prefix_cached_share']:.0%} of prompt tokens; "
-        f"{s['preemptions']:,} preemptions; KV blocks leaked {s['kv_blocks_leaked']}"
+        f"attainment {s.attainment:.1%} (target {s.sla.attainment_target:.0%}): SLA {verdict}"
+        f"; throughput {s.throughput_tokens_per_s:,.0f} output tokens/s; "
+        f"prefix-cached {s.prefix_cached_share:.0%} of prompt tokens; "
+        f"{s.preemptions:,} preemptions; KV blocks leaked {s.kv_blocks_leaked}"
     )
     console.print(_utilisation_table(s))
-    cost = s["cost_per_million_tokens"]
+    cost = s.cost_per_million_tokens
     console.print(
-        f"cost {units.format_price_per_hour(s['cost_per_hour'])} (assumed prices), "
+        f"cost {units.format_price_per_hour(s.cost_per_hour)} (assumed prices), "
         + (f"${cost:,.2f} per million output tokens" if cost is not None else "no tokens")
     )
 
 
-def _latency_table(s: dict[str, Any]) -> Table:
+def _latency_table(s: RunSummary) -> Table:
     t = table("Latency", ("metric", "mean", "p50", "p90", "p99", "SLA"),
               right=("mean", "p50", "p90", "p99", "SLA"))  # fmt: skip
-    sla = s["sla"]
-    for key, label, bound in (
-        ("ttft_s", "TTFT", sla["ttft_s"]),
-        ("tpot_s", "TPOT", sla["tpot_s"]),
-        ("e2e_s", "E2E", None),
+    for p, label, bound in (
+        (s.ttft_s, "TTFT", s.sla.ttft_s),
+        (s.tpot_s, "TPOT", s.sla.tpot_s),
+        (s.e2e_s, "E2E", None),
     ):
-        p = s[key]
         t.add_row(
             label,
-            *(duration(p[q]) for q in ("mean", "p50", "p90", "p99")),
+            *(duration(q) for q in (p.mean, p.p50, p.p90, p.p99)),
             duration(bound) if bound else "",
         )
     return t
 
 
-def _utilisation_table(s: dict[str, Any]) -> Table:
+def _utilisation_table(s: RunSummary) -> Table:
     columns = ("pool", "instances", "busy", "peak KV", "held block·s", "reserved block·s",
                "provenance")  # fmt: skip
     t = table("Pools", columns, right=columns[1:-1])
-    for name, u in s["utilisation"].items():
+    for name, u in s.utilisation.items():
         t.add_row(
             name,
-            str(u["instances"]),
-            f"{u['busy']:.0%}",
-            f"{u['peak_kv']:.0%}",
-            f"{u['held_block_s']:,.0f}",
-            f"{u['reserved_block_s']:,.0f}",
-            s["provenance"].get(name, ""),
+            str(u.instances),
+            f"{u.busy:.0%}",
+            f"{u.peak_kv:.0%}",
+            f"{u.held_block_s:,.0f}",
+            f"{u.reserved_block_s:,.0f}",
+            s.provenance.get(name, ""),
         )
     return t
 
@@ -453,13 +450,6 @@ def lifecycles(comparison: LifecycleComparison) -> None:
 
 # --- hetsim plan ----------------------------------------------------------------------------
 
-_OBJECTIVE_UNIT = {
-    "goodput": "req/s",
-    "goodput_per_device": "req/s/dev",
-    "goodput_per_dollar": "req/$",
-    "cheapest_for_rate": "-$/h",
-}
-
 
 def plan(result: PlanResult, top: int) -> None:
     """``plan``: the search in numbers, then the recommendation beside its runners-up."""
@@ -480,7 +470,8 @@ def plan(result: PlanResult, top: int) -> None:
     console.print(_ranking_table(result, top))
     if result.best is not None:
         b = result.best
-        prov = ", ".join(f"{k} {v}" for k, v in (b.summary.get("provenance") or {}).items())
+        provenance = b.summary.provenance if b.summary is not None else {}
+        prov = ", ".join(f"{k} {v}" for k, v in provenance.items())
         console.print(
             f"[bold green]recommended:[/] {escape(b.label)}"
             + (f" (P:D {b.candidate.pd_ratio})" if b.candidate.pd_ratio else "")
@@ -490,7 +481,7 @@ def plan(result: PlanResult, top: int) -> None:
 
 def _ranking_table(result: PlanResult, top: int) -> Table:
     p = f"p{result.scenario.spec.sla.percentile:g}"
-    columns = ("", "deployment", "goodput req/s", _OBJECTIVE_UNIT[result.objective], "$/h",
+    columns = ("", "deployment", "goodput req/s", result.objective.short_unit, "$/h",
                "$/M tok", f"TTFT {p}", f"TPOT {p}", "boundary")  # fmt: skip
     t = table("Recommended, runners-up and the colocated baseline", columns, right=columns[2:-1])
     shown = result.ranked[: top + 1]
@@ -504,9 +495,9 @@ def _ranking_table(result: PlanResult, top: int) -> Table:
             f"{r.goodput:.3g}",
             f"{r.objective:.4g}",
             f"{r.cost_per_hour:,.2f}",
-            f"{s.get('cost_per_million_tokens') or float('nan'):.3g}",
-            duration(s.get("ttft_at_sla_percentile_s"), 4, missing="-"),
-            duration(s.get("tpot_at_sla_percentile_s"), 4, missing="-"),
+            f"{(s and s.cost_per_million_tokens) or float('nan'):.3g}",
+            duration(s and s.ttft_at_sla_percentile_s, 4, missing="-"),
+            duration(s and s.tpot_at_sla_percentile_s, 4, missing="-"),
             r.boundary or "-",
         )
     return t

@@ -58,9 +58,7 @@ def simulate(
         result = run_simulation(loaded, max_requests=requests, seed=seed, progress=report)
     written = _write(result, out, csv, plots, html) if out is not None else []
     if as_json:
-        from hetsim.simulation import _jsonable
-
-        render.print_json(_jsonable(result.summary))
+        render.print_json(result.summary.to_json())
         return
     render.simulation_summary(result.summary)
     render.wrote(written, out)

@@ -24,6 +24,7 @@ import pandas as pd
 
 from hetsim.checks import scenario_from_dict
 from hetsim.errors import InputError
+from hetsim.metrics import RunSummary
 from hetsim.simulation import simulate
 from hetsim.spec.resolve import Scenario
 
@@ -83,7 +84,7 @@ class GoodputResult:
     attainment: float  # at ``rate``
     target: float
     evaluations: list[tuple[float, float]] = field(default_factory=list)  # (rate, attainment)
-    summary: dict[str, Any] = field(default_factory=dict)  # of the run at ``rate``
+    summary: RunSummary | None = None  # of the run at ``rate`` (or the last run when none met)
     points: list[dict[str, Any]] = field(default_factory=list)  # one row per rate tried
     # set when the search stopped early: the rate it had to reach and did not
     beaten_at: float | None = None
@@ -91,7 +92,7 @@ class GoodputResult:
     @property
     def per_dollar(self) -> float:
         """Requests/s per $/h of the deployment (its cost is in the summary)."""
-        cost = self.summary.get("cost_per_hour") or 0.0
+        cost = self.summary.cost_per_hour if self.summary is not None else 0.0
         return self.rate / cost if cost else 0.0
 
     def to_frame(self) -> pd.DataFrame:
@@ -99,21 +100,21 @@ class GoodputResult:
         return pd.DataFrame(self.points).sort_values("rate", ignore_index=True)
 
 
-def _point(rate: float, s: dict[str, Any], target: float) -> dict[str, Any]:
+def _point(rate: float, s: RunSummary, target: float) -> dict[str, Any]:
     return {
         "rate": rate,
-        "attainment": s["attainment"],
-        "meets": s["attainment"] >= target,
-        "ttft_p50_s": s["ttft_s"]["p50"],
-        "ttft_p90_s": s["ttft_s"]["p90"],
-        "ttft_p99_s": s["ttft_s"]["p99"],
-        "ttft_at_sla_percentile_s": s["ttft_at_sla_percentile_s"],
-        "tpot_p50_s": s["tpot_s"]["p50"],
-        "tpot_p90_s": s["tpot_s"]["p90"],
-        "tpot_p99_s": s["tpot_s"]["p99"],
-        "tpot_at_sla_percentile_s": s["tpot_at_sla_percentile_s"],
-        "completed": s["completed"],
-        "failed": s["failed"],
+        "attainment": s.attainment,
+        "meets": s.attainment >= target,
+        "ttft_p50_s": s.ttft_s.p50,
+        "ttft_p90_s": s.ttft_s.p90,
+        "ttft_p99_s": s.ttft_s.p99,
+        "ttft_at_sla_percentile_s": s.ttft_at_sla_percentile_s,
+        "tpot_p50_s": s.tpot_s.p50,
+        "tpot_p90_s": s.tpot_s.p90,
+        "tpot_p99_s": s.tpot_s.p99,
+        "tpot_at_sla_percentile_s": s.tpot_at_sla_percentile_s,
+        "completed": s.completed,
+        "failed": s.failed,
     }
 
 
@@ -124,7 +125,7 @@ class _RateSearch:
         self,
         scenario: Scenario,
         grid: RateGrid,
-        run: Callable[[Scenario], dict[str, Any]],
+        run: Callable[[Scenario], RunSummary],
         max_evaluations: int,
     ) -> None:
         self.scenario = scenario
@@ -132,14 +133,14 @@ class _RateSearch:
         self.run = run
         self.max_evaluations = max_evaluations
         self.target = scenario.spec.sla.attainment
-        self.summaries: dict[int, dict[str, Any]] = {}
+        self.summaries: dict[int, RunSummary] = {}
         self.order: list[int] = []
 
     def meets(self, k: int) -> bool:
         if k not in self.summaries:
             self.summaries[k] = self.run(with_rate(self.scenario, self.grid.rate(k)))
             self.order.append(k)
-        return self.summaries[k]["attainment"] >= self.target
+        return self.summaries[k].attainment >= self.target
 
     def spent(self) -> bool:
         return len(self.order) >= self.max_evaluations
@@ -151,11 +152,9 @@ class _RateSearch:
         evaluations = [(p["rate"], p["attainment"]) for p in points]
         if k is None:
             last = self.summaries[self.order[-1]]
-            return GoodputResult(
-                0.0, last["attainment"], target, evaluations, last, points, beaten_at
-            )
+            return GoodputResult(0.0, last.attainment, target, evaluations, last, points, beaten_at)
         s = self.summaries[k]
-        return GoodputResult(self.grid.rate(k), s["attainment"], target, evaluations, s, points)
+        return GoodputResult(self.grid.rate(k), s.attainment, target, evaluations, s, points)
 
     def up(self, ok: int, k_high: int | None) -> tuple[int, int | None]:
         """Widen upwards from a passing index, doubling the step, to a failing one; (the
@@ -221,7 +220,7 @@ def goodput(
     max_evaluations: int = 24,
     start: float | None = None,
     must_reach: float | None = None,
-    run: Callable[[Scenario], dict[str, Any]] | None = None,
+    run: Callable[[Scenario], RunSummary] | None = None,
 ) -> GoodputResult:
     """Search the arrival rate for the highest one meeting ``sla.attainment``.
 
@@ -237,7 +236,7 @@ def goodput(
     guess = _start(scenario, start, low, high)
     if run is None:
 
-        def run(sc: Scenario) -> dict[str, Any]:
+        def run(sc: Scenario) -> RunSummary:
             # no time series: a run at a low rate spans days of simulated time
             return simulate(sc, max_requests=max_requests, sample_interval=None).summary
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import pandas as pd
 
+from hetsim.metrics import RunSummary
 from hetsim.planner.objective import Objective
 from hetsim.planner.pareto import pareto_front
 from hetsim.planner.screen import ScreenResult
@@ -28,15 +29,17 @@ _ROLE_COLUMNS = ("accelerator", "instances", "tp", "ep", "precision", "kv", "chu
                  "max_num_seqs")  # fmt: skip
 
 
-def tail_ratio(summary: dict[str, Any]) -> float:
+def tail_ratio(summary: RunSummary | None) -> float:
     """TTFT and TPOT at the SLA percentile over their bounds, the larger (lower is better)."""
-    sla = summary.get("sla") or {}
-    ttft, tpot = summary.get("ttft_at_sla_percentile_s"), summary.get("tpot_at_sla_percentile_s")
+    if summary is None:
+        return math.inf
+    sla = summary.sla
+    ttft, tpot = summary.ttft_at_sla_percentile_s, summary.tpot_at_sla_percentile_s
     parts = []
-    if ttft is not None and sla.get("ttft_s"):
-        parts.append(ttft / sla["ttft_s"])
-    if tpot is not None and sla.get("tpot_s"):
-        parts.append(tpot / sla["tpot_s"])
+    if ttft is not None and sla.ttft_s:
+        parts.append(ttft / sla.ttft_s)
+    if tpot is not None and sla.tpot_s:
+        parts.append(tpot / sla.tpot_s)
     return max(parts) if parts else math.inf
 
 
@@ -51,7 +54,7 @@ class CandidateResult:
     screen: ScreenResult | None = None
     goodput: float = math.nan  # req/s; NaN when not searched to the end
     attainment: float = math.nan
-    summary: dict[str, Any] = field(default_factory=dict)  # of the run at the goodput
+    summary: RunSummary | None = None  # of the run at the goodput
     points: list[dict[str, Any]] = field(default_factory=list)
     objective: float = math.nan
     boundary: str | None = None  # identical / convertible (disaggregated only)
@@ -100,7 +103,6 @@ class CandidateResult:
 
     def _measured(self) -> dict[str, Any]:
         c, s = self.candidate, self.summary
-        ttft, tpot = s.get("ttft_s") or {}, s.get("tpot_s") or {}
         return {
             "cost_per_hour": self.cost_per_hour,
             "goodput": self.goodput,
@@ -110,26 +112,25 @@ class CandidateResult:
             else math.nan,
             "objective": self.objective,
             "attainment": self.attainment,
-            "ttft_p50_s": ttft.get("p50"),
-            "ttft_p90_s": ttft.get("p90"),
-            "ttft_p99_s": ttft.get("p99"),
-            "tpot_p50_s": tpot.get("p50"),
-            "tpot_p90_s": tpot.get("p90"),
-            "tpot_p99_s": tpot.get("p99"),
-            "ttft_p_s": s.get("ttft_at_sla_percentile_s"),
-            "tpot_p_s": s.get("tpot_at_sla_percentile_s"),
-            "cost_per_million_tokens": s.get("cost_per_million_tokens"),
-            "throughput_tokens_per_s": s.get("throughput_tokens_per_s"),
+            "ttft_p50_s": s.ttft_s.p50 if s else None,
+            "ttft_p90_s": s.ttft_s.p90 if s else None,
+            "ttft_p99_s": s.ttft_s.p99 if s else None,
+            "tpot_p50_s": s.tpot_s.p50 if s else None,
+            "tpot_p90_s": s.tpot_s.p90 if s else None,
+            "tpot_p99_s": s.tpot_s.p99 if s else None,
+            "ttft_p_s": s.ttft_at_sla_percentile_s if s else None,
+            "tpot_p_s": s.tpot_at_sla_percentile_s if s else None,
+            "cost_per_million_tokens": s.cost_per_million_tokens if s else None,
+            "throughput_tokens_per_s": s.throughput_tokens_per_s if s else None,
             "provenance": _provenance(s),
             "simulations": len(self.points),
         }
 
 
-def _provenance(summary: dict[str, Any]) -> str | None:
-    prov = summary.get("provenance")
-    if not prov:
+def _provenance(summary: RunSummary | None) -> str | None:
+    if summary is None or not summary.provenance:
         return None
-    return ", ".join(f"{k}: {v}" for k, v in prov.items())
+    return ", ".join(f"{k}: {v}" for k, v in summary.provenance.items())
 
 
 @dataclass(frozen=True)

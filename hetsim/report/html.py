@@ -227,11 +227,7 @@ def _workload_table(scenario: Scenario, summary: RunSummary) -> pd.DataFrame:
             (
                 "requests",
                 f"{syn.requests}"
-                + (
-                    f" (this run stopped after {ran})"
-                    if ran < syn.requests
-                    else ""
-                ),
+                + (f" (this run stopped after {ran})" if ran < syn.requests else ""),
             ),
             ("input tokens", _length(syn.input_tokens)),
             ("output tokens", _length(syn.output_tokens)),

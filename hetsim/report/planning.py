@@ -20,10 +20,10 @@ __all__ = ["plan_figures", "write_plan_plots", "write_plan_report"]
 
 
 def _rate_sweep(r: CandidateResult) -> Figure | None:
-    if not r.points or not r.summary:
+    if not r.points or r.summary is None:
         return None
     frame = pd.DataFrame(r.points).sort_values("rate", ignore_index=True)
-    return latency_vs_rate(frame, r.summary["sla"], r.goodput)
+    return latency_vs_rate(frame, r.summary.sla, r.goodput)
 
 
 def plan_figures(result: PlanResult) -> dict[str, Figure]:

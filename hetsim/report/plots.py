@@ -25,6 +25,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 from matplotlib.ticker import PercentFormatter
 
+from hetsim.metrics import SLABounds
 from hetsim.perf.step import step_model_for_pool
 from hetsim.planner.pareto import pareto_front
 
@@ -489,19 +490,19 @@ def predicted_vs_measured(frame: pd.DataFrame) -> Figure:
 # ---- rate sweeps and plans --------------------------------------------------------------------
 
 
-def latency_vs_rate(points: pd.DataFrame, sla: dict, goodput: float | None) -> Figure:
+def latency_vs_rate(points: pd.DataFrame, sla: SLABounds, goodput: float | None) -> Figure:
     """TTFT and TPOT percentiles and SLA attainment against the request rate, from
-    ``GoodputResult.to_frame()``; ``sla`` is a summary's ``"sla"`` dict. The goodput (highest
+    ``GoodputResult.to_frame()``; ``sla`` is a run summary's ``sla``. The goodput (highest
     rate meeting the attainment target) is a vertical line on every panel."""
     frame = points.sort_values("rate", ignore_index=True)
     rate = _floats(frame, "rate")
-    pct = float(sla.get("percentile", 90))
+    pct = float(sla.percentile)
     fig, axes = _figure(1, 3, (15, 4.6), sharex=True)
     ttft_ax, tpot_ax, att_ax = axes[0]
     has_goodput = goodput is not None and math.isfinite(goodput) and goodput > 0
     for ax, prefix, bound, scale, unit, name in (
-        (ttft_ax, "ttft", sla.get("ttft_s"), 1.0, "s", "TTFT"),
-        (tpot_ax, "tpot", sla.get("tpot_s"), 1e3, "ms", "TPOT"),
+        (ttft_ax, "ttft", sla.ttft_s, 1.0, "s", "TTFT"),
+        (tpot_ax, "tpot", sla.tpot_s, 1e3, "ms", "TPOT"),
     ):
         shown = []
         for p in (50, 90, 99):
@@ -520,27 +521,21 @@ def latency_vs_rate(points: pd.DataFrame, sla: dict, goodput: float | None) -> F
             values = _floats(frame, f"{prefix}_at_sla_percentile_s") * scale
             ax.plot(rate, values, marker="o", ms=4, lw=2.2, ls="--", label=f"p{pct:g} (SLA)")
             shown.append(values)
-        if bound is not None:
-            ax.axhline(
-                bound * scale, color=SLA_COLOR, ls="--", label=f"SLA {_fmt(bound * scale)} {unit}"
-            )
-            shown.append(np.array([bound * scale]))
+        ax.axhline(
+            bound * scale, color=SLA_COLOR, ls="--", label=f"SLA {_fmt(bound * scale)} {unit}"
+        )
+        shown.append(np.array([bound * scale]))
         _log_if_wide(ax, np.concatenate(shown), "y")
         ax.set_ylabel(f"{name} ({unit})")
         ax.set_title(f"{name} percentiles vs rate", fontsize=10)
     attainment = _floats(frame, "attainment")
-    target = sla.get("attainment_target")
+    target = sla.attainment_target
     ax = att_ax
     ax.plot(rate, attainment, color="0.5", lw=1)
-    meets = (
-        frame["meets"].to_numpy(dtype=bool)
-        if "meets" in frame
-        else attainment >= (target if target is not None else 0)
-    )
+    meets = frame["meets"].to_numpy(dtype=bool) if "meets" in frame else attainment >= target
     ax.scatter(rate[meets], attainment[meets], color=TARGET_COLOR, zorder=3, label="meets target")
     ax.scatter(rate[~meets], attainment[~meets], color=SLA_COLOR, zorder=3, label="misses target")
-    if target is not None:
-        ax.axhline(target, color=TARGET_COLOR, ls="--", label=f"target {target:.0%}")
+    ax.axhline(target, color=TARGET_COLOR, ls="--", label=f"target {target:.0%}")
     ax.set_ylim(0, 1.03)
     ax.yaxis.set_major_formatter(PercentFormatter(1.0))
     ax.set_ylabel("attainment (requests within every bound)")
