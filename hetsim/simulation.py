@@ -19,6 +19,7 @@ from hetsim.metrics import (
     add_latency_columns,
     summarise,
 )
+from hetsim.perf import provenance
 from hetsim.sim.engine import Simulation
 from hetsim.spec.resolve import Scenario
 from hetsim.workload import RequestChunk, count_requests
@@ -143,14 +144,12 @@ def _run_summary(
     """The one place a run's summary is assembled: request figures over the measured rows,
     run facts from the simulator."""
     figures = summarise(measured, scenario.spec.sla, scenario.cost_per_hour())
+    pools = scenario.spec.pools
     return RunSummary(
         **{f.name: getattr(figures, f.name) for f in fields(figures)},
         kv_blocks_leaked=int(facts.get("kv_blocks_leaked", 0)),
         warmup_requests=int(reqs["warmup"].sum()),
-        provenance={
-            p.name: "calibrated" if scenario.profiles[p.name].calibration else "roofline-default"
-            for p in scenario.spec.pools
-        },
+        provenance={p.name: str(provenance(scenario.profiles[p.name])) for p in pools},
         utilisation=_utilisation(facts, figures.span_s),
         faults=facts["faults"],
         silent_corruptions=int(reqs["corrupted"].sum()),
