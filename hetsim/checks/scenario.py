@@ -1,0 +1,203 @@
+"""Cross-layer checks of a resolved scenario: paths, memory fit and portability.
+
+:mod:`hetsim.spec` resolves a scenario on its own (model, profiles, schema); what needs the KV
+layer too is checked here, all problems reported in one :class:`~hetsim.errors.InputError`.
+:func:`load_scenario` and :func:`scenario_from_dict` are the spec's loaders followed by these
+checks: what the public API loads is portable, fits in memory and has a path for every pair.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from hetsim.checks.handoff import HandoffPlan, handoff_plans, pool_pairs
+from hetsim.errors import InputError
+from hetsim.kv.portability import Conversion
+from hetsim.spec import resolve
+from hetsim.spec.resolve import Scenario
+from hetsim.spec.scenario import PathSpec, ScenarioSpec
+from hetsim.units import format_bytes
+
+__all__ = ["check_scenario", "load_scenario", "scenario_from_dict"]
+
+#: the pool field holding each conversion kind's value, for messages
+_POOL_FIELD = {"dtype": "precision.kv", "layout": "kv_layout", "page_size": "kv_page_tokens",
+               "tp": "tp"}  # fmt: skip
+
+
+def check_scenario(scenario: Scenario) -> None:
+    """Every pair has a path and every path joins a prefill to a decode pool, every pool fits
+    in memory, and every pair can use the KV it is handed. Raises one
+    :class:`~hetsim.errors.InputError` listing all problems found."""
+    problems = [
+        *_path_problems(scenario.spec),
+        *_memory_problems(scenario),
+        *_portability_problems(scenario),
+    ]
+    if len(problems) == 1:
+        raise problems[0].with_context(file=scenario.path)
+    if problems:
+        listed = "\n".join(f"  {k}. {p.render()}" for k, p in enumerate(problems, 1))
+        raise InputError(f"{len(problems)} problems:\n{listed}", file=scenario.path)
+
+
+def load_scenario(path: str | Path, overrides: list[str] | None = None) -> Scenario:
+    """Read, override (``dotted.path=value``), validate, resolve and check a scenario file."""
+    scenario = resolve.load_scenario(path, overrides)
+    check_scenario(scenario)
+    return scenario
+
+
+def scenario_from_dict(
+    data: dict[str, Any], path: Path | None = None, overrides: list[str] | None = None
+) -> Scenario:
+    """:func:`hetsim.spec.resolve.scenario_from_dict`, then :func:`check_scenario`."""
+    scenario = resolve.scenario_from_dict(data, path=path, overrides=overrides)
+    check_scenario(scenario)
+    return scenario
+
+
+def _path_problems(spec: ScenarioSpec) -> list[InputError]:
+    """At most one problem per declared path (a reversed path is one mistake, not two), and a
+    missing pair only once every declared path is sound: a misspelt path is the pair's path."""
+    out: list[InputError] = []
+    seen: set[tuple[str, str]] = set()
+    for j, path in enumerate(spec.interconnect.paths):
+        problem = _endpoint_problem(spec, j, path)
+        if problem is None and (path.from_, path.to) in seen:
+            problem = InputError("two paths for the same pool pair",
+                                 field=f"interconnect.paths[{j}]",
+                                 value=f"{path.from_}->{path.to}")  # fmt: skip
+        if problem is not None:
+            out.append(problem)
+        seen.add((path.from_, path.to))
+    if out:
+        return out
+    for pair in pool_pairs(spec):
+        p, d = pair.producer.name, pair.consumer.name
+        if pair.path is None:
+            out.append(
+                InputError(
+                    f"prefill pool {p!r} hands KV to decode pool {d!r} but no path connects "
+                    f"them; add one under interconnect.paths (from: {p}, to: {d}, hops: [...])",
+                    field="interconnect.paths",
+                )
+            )
+    return out
+
+
+def _endpoint_problem(spec: ScenarioSpec, j: int, path: PathSpec) -> InputError | None:
+    roles = {p.name: p.role for p in spec.pools}
+    for end, name, role in (("from", path.from_, "prefill"), ("to", path.to, "decode")):
+        where = f"interconnect.paths[{j}].{end}"
+        if name not in roles:
+            return InputError(
+                "no pool of that name", field=where, value=name, allowed=", ".join(roles)
+            )
+        if roles[name] != role:
+            return InputError(
+                f"KV flows from prefill to decode pools; pool {name!r} is {roles[name]}",
+                field=where,
+                value=name,
+                allowed=", ".join(n for n, r in roles.items() if r == role),
+            )
+    return None
+
+
+def _memory_problems(scenario: Scenario) -> list[InputError]:
+    out = []
+    for i, pool in enumerate(scenario.spec.pools):
+        fp = scenario.footprints[pool.name]
+        if fp.fits:
+            continue
+        name = scenario.profiles[pool.name].name
+        out.append(
+            InputError(
+                f"{scenario.model.name} does not fit: {format_bytes(fp.weights_per_device)} of "
+                f"{pool.precision.weights} weights + {format_bytes(fp.activations_per_device)} "
+                f"activations (estimate) + {format_bytes(fp.runtime_reserve_per_device)} "
+                f"runtime reserve per device, but {name} offers "
+                f"{format_bytes(fp.usable_per_device)} ({pool.memory_utilization:.0%} of "
+                f"{format_bytes(fp.capacity_per_device)}); left for KV: "
+                f"{format_bytes(fp.kv_room_per_device)}. Raise tp/ep, use a smaller weight "
+                "format or max_batched_tokens, or a larger accelerator",
+                field=f"pools[{i}]",
+            )
+        )
+    return out
+
+
+def _portability_problems(scenario: Scenario) -> list[InputError]:
+    """Every pair can use the KV it is handed: the same model and geometry, and every
+    dtype/layout difference between producer, transfer and consumer declared in
+    ``kv.conversions`` on a side where it can run. Never a silent raw byte copy."""
+    try:
+        plans = handoff_plans(scenario)
+    except InputError as exc:  # a declared conversion on a side where it cannot run
+        return [exc]
+    out = []
+    for plan in plans.values():
+        verdict = plan.verdict
+        if verdict.kind == "incompatible":
+            out.append(
+                InputError(
+                    f"pool {plan.consumer_pool!r} cannot use the KV of pool "
+                    f"{plan.producer_pool!r}: " + "; ".join(m.text() for m in verdict.mismatches),
+                    field="model",
+                )
+            )
+        elif verdict.undeclared:
+            out.append(_undeclared_error(plan, declared=len(scenario.spec.kv.conversions)))
+    return out
+
+
+def _undeclared_error(plan: HandoffPlan, declared: int) -> InputError:
+    """The error for a pairing whose dtype/layout differences have no declared conversion: it
+    names the fields and both values, and prints the kv.conversions entries that fix it."""
+    undeclared = plan.verdict.undeclared
+    i, j = plan.pool_index
+    field_of = {"producer": f"pools[{i}]", "consumer": f"pools[{j}]"}
+    lines = []
+    for c in undeclared:
+        ends = []
+        for end, value in zip(c.between, (c.from_value, c.to_value), strict=True):
+            if end == "transfer":
+                ends.append(f"kv.transfer_format is {value}")
+            else:
+                ends.append(f"{field_of[end]}.{_POOL_FIELD[c.kind]} is {value}")
+        lines.append(f"  {c.label()}: {' but '.join(ends)}")
+    fix = [f"    - {c.as_yaml()}" for c in undeclared]
+    head = "kv:\n  conversions:\n" if declared == 0 else "add to kv.conversions:\n"
+    message = (
+        f"KV from pool {plan.producer_pool!r} reaches pool {plan.consumer_pool!r} in a different "
+        "representation and no conversion is declared; hetsim never copies KV bytes raw between "
+        "representations (a silent corruption):\n"
+        + "\n".join(lines)
+        + "\nDeclare where each conversion runs, e.g.\n"
+        + head
+        + "\n".join(fix)
+        + "\n("
+        + "; ".join(_fix_hints(undeclared, plan.staging))
+        + ")"
+    )
+    return InputError(message, field="kv.conversions")
+
+
+def _fix_hints(undeclared: tuple[Conversion, ...], staging: bool) -> list[str]:
+    hints = []
+    or_staging = " or in staging" if staging else ""
+    for c in undeclared:
+        if c.kind == "dtype" and c.between == ("producer", "transfer"):
+            hints.append(f"{c.label()} may run on the producer{or_staging}")
+        elif c.kind == "dtype":
+            hints.append(f"{c.label()} may run on the consumer{or_staging}")
+            if c.between == ("producer", "consumer"):
+                hints.append(
+                    f"or cast before sending, so the link carries {c.to_value}: set "
+                    f"kv.transfer_format: {c.to_value} and declare {c.as_yaml('producer')}"
+                )
+        else:
+            sides = "the producer, the consumer or in staging" if staging else "either side"
+            hints.append(f"{c.label()} may run on {sides}")
+    return hints
