@@ -5,10 +5,12 @@ the lifecycle protocol has handed them over."""
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterator
 
 import numpy as np
 
 from hetsim.sim.instance.base import Instance
+from hetsim.sim.scheduler import prefill_chunks
 from hetsim.sim.state import Req
 
 __all__ = ["PrefillInstance"]
@@ -54,35 +56,35 @@ class PrefillInstance(Instance):
         return len(self.waiting)
 
     def _schedule(self) -> tuple[list[Req], list[int]]:
-        """FCFS: continue running chunked prefills, then admit waiting requests in order while
-        the token budget, the sequence limit and free KV blocks allow (head-of-line)."""
-        budget = self.max_tokens
-        batch: list[Req] = []
-        chunks: list[int] = []
-        for req in self.running:
-            if budget <= 0:
-                break
-            n = min(req.input - req.computed, self.chunk, budget)
-            batch.append(req)
-            chunks.append(n)
-            budget -= n
+        """The next step's batch and each request's chunk, packed by the chunked-prefill rule
+        that the planner's screen shares; waiting requests are admitted as the rule takes them."""
+        chunks, _ = prefill_chunks(
+            [req.input - req.computed for req in self.running],
+            self._admit(),
+            token_budget=self.max_tokens,
+            chunk=self.chunk,
+            max_seqs=self.max_seqs,
+        )
+        # the rule serves a prefix of the running prompts, then the ones it admitted
+        return self.running[: len(chunks)], chunks
+
+    def _admit(self) -> Iterator[int]:
+        """Admit waiting requests in order, each as the packing rule takes it, while KV blocks
+        for its whole prompt are free (head-of-line); yields the tokens each has to compute."""
         now = self.env.now
-        while self.waiting and budget > 0 and len(self.running) < self.max_seqs:
-            req = self.waiting[0]
-            need = self.blocks.blocks_for(req.input)
-            if not self.blocks.can_allocate(need):
-                break
-            self.waiting.popleft()
-            self.blocks.allocate(now, need)
+        waiting, blocks = self.waiting, self.blocks
+        while waiting:
+            req = waiting[0]
+            need = blocks.blocks_for(req.input)
+            if not blocks.can_allocate(need):
+                return
+            waiting.popleft()
+            blocks.allocate(now, need)
             req.p_blocks = need
             req.t_prefill_start = now
             self._mark(req, "P", "computing")
             self.running.append(req)
-            n = min(req.input - req.computed, self.chunk, budget)
-            batch.append(req)
-            chunks.append(n)
-            budget -= n
-        return batch, chunks
+            yield req.input - req.computed
 
     def _loop(self):
         while True:
