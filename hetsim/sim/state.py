@@ -12,6 +12,8 @@ import math
 import numpy as np
 import pandas as pd
 
+from hetsim.kv.blocks import BlockState
+
 __all__ = ["Req", "RequestLog", "COMPLETED", "FAILED", "LOG_COLUMNS"]
 
 COMPLETED = "completed"
@@ -52,8 +54,8 @@ class Req:
         self.decode = None
         self.p_blocks = 0  # blocks this request holds on its prefill instance
         self.d_blocks = 0  # ... and on its decode instance
-        self.p_state = "used"  # BlockPool state of those blocks
-        self.d_state = "used"
+        self.p_state = BlockState.USED  # what those blocks are for
+        self.d_state = BlockState.USED
         self.preemptions = 0
         self.recomputed_tokens = 0
         self.retries = 0
@@ -68,7 +70,7 @@ class Req:
         self.t_decode_start = self.t_first = self.t_finish = NAN
         self.prefill = self.decode = None
         self.p_blocks = self.d_blocks = 0
-        self.p_state = self.d_state = "used"
+        self.p_state = self.d_state = BlockState.USED
         self.transfer = None
 
 

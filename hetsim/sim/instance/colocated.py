@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from hetsim.kv.lifecycle import COMPUTING, PREFILL, QUEUED
 from hetsim.sim.instance.base import Instance
 from hetsim.sim.instance.batch import DecodeBatch
 from hetsim.sim.instance.prefill import PrefillInstance
@@ -35,7 +36,7 @@ class ColocatedInstance(Instance):
     def enqueue(self, req: Req) -> None:
         self.waiting.append(req)
         self.outstanding_tokens += req.input - req.cached + req.output
-        self._mark(req, "P", "queued")
+        self._mark(req, PREFILL, QUEUED)
         self.kick()
 
     def forget(self, req: Req) -> None:
@@ -129,7 +130,7 @@ class ColocatedInstance(Instance):
             req.p_blocks = need_prompt
             if req.t_prefill_start != req.t_prefill_start:  # NaN: first admission
                 req.t_prefill_start = now
-                self._mark(req, "P", "computing")
+                self._mark(req, PREFILL, COMPUTING)
             self.prefilling.append(req)
             yield target - req.computed
 

@@ -9,6 +9,8 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from hetsim.kv.blocks import BlockState
+from hetsim.kv.lifecycle import COMPUTING, PREFILL, QUEUED
 from hetsim.sim.instance.base import Instance
 from hetsim.sim.scheduler import prefill_chunks
 from hetsim.sim.state import Req
@@ -30,7 +32,7 @@ class PrefillInstance(Instance):
     def enqueue(self, req: Req) -> None:
         self.waiting.append(req)
         self.outstanding_tokens += req.input - req.cached
-        self._mark(req, "P", "queued")
+        self._mark(req, PREFILL, QUEUED)
         self.kick()
 
     def forget(self, req: Req) -> None:
@@ -82,7 +84,7 @@ class PrefillInstance(Instance):
             blocks.allocate(now, need)
             req.p_blocks = need
             req.t_prefill_start = now
-            self._mark(req, "P", "computing")
+            self._mark(req, PREFILL, COMPUTING)
             self.running.append(req)
             yield req.input - req.computed
 
@@ -117,8 +119,8 @@ class PrefillInstance(Instance):
 
     def lend(self, req: Req) -> None:
         """Pull: the computed prompt's blocks stay here, held, until the consumer has read them."""
-        self.blocks.move(self.env.now, req.p_blocks, "used", "held")
-        req.p_state = "held"
+        self.blocks.move(self.env.now, req.p_blocks, BlockState.USED, BlockState.HELD)
+        req.p_state = BlockState.HELD
         self.held[req.id] = req
 
     def hand_over(self, req: Req) -> None:
