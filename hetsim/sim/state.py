@@ -8,16 +8,23 @@ million-request trace never has a million objects alive.
 from __future__ import annotations
 
 import math
+from enum import StrEnum
 
 import numpy as np
 import pandas as pd
 
 from hetsim.kv.blocks import BlockState
 
-__all__ = ["Req", "RequestLog", "COMPLETED", "FAILED", "LOG_COLUMNS"]
+__all__ = ["Req", "RequestLog", "RequestStatus", "LOG_COLUMNS"]
 
-COMPLETED = "completed"
-FAILED = "failed"
+
+class RequestStatus(StrEnum):
+    """How a request left the system (the ``status`` column)."""
+
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
 NAN = math.nan
 
 
@@ -157,7 +164,9 @@ class RequestLog:
 
     def to_frame(self) -> pd.DataFrame:
         frame = pd.DataFrame({k: v[: self.n] for k, v in self._cols.items()})
-        status = np.where(self._status[: self.n] == 0, COMPLETED, FAILED)
+        status = np.where(
+            self._status[: self.n] == 0, RequestStatus.COMPLETED.value, RequestStatus.FAILED.value
+        )
         reason = np.array(self.reasons, dtype=object)[self._reason[: self.n]]
         # the documented columns first, in their documented order; extras after
         at = frame.columns.get_loc("decode_instance") + 1
