@@ -1,27 +1,49 @@
 """Lifecycle state machines and faults: transitions, leases, reservations, invariants."""
 
+import json
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import hetsim
-from hetsim.kv.lifecycle import LifecycleError, LifecycleLog
+from hetsim.kv import lifecycle
+from hetsim.kv.lifecycle import (
+    COMMITTED,
+    COMPUTING,
+    FAILED,
+    FETCHING,
+    FREED,
+    HELD,
+    LOST,
+    QUEUED,
+    RECEIVING,
+    RESERVED,
+    STORED,
+    WAITING,
+    WRITING,
+    LifecycleError,
+    LifecycleLog,
+    LifecycleState,
+    Side,
+)
 from hetsim.simulation import simulate
 from hetsim.workload import RequestChunk
+
+P, D, S = Side
 
 
 @pytest.mark.parametrize(
     ("protocol", "path"),
     [
-        ("pull", [("P", "queued"), ("P", "computing"), ("P", "held"), ("D", "waiting"),
-                  ("D", "reserved"), ("D", "receiving"), ("D", "committed"), ("P", "freed"),
-                  ("D", "freed")]),
-        ("push", [("D", "waiting"), ("D", "reserved"), ("P", "queued"), ("P", "computing"),
-                  ("D", "receiving"), ("P", "freed"), ("D", "committed"), ("D", "freed")]),
-        ("store", [("P", "queued"), ("P", "computing"), ("P", "writing"), ("P", "freed"),
-                   ("S", "stored"), ("D", "waiting"), ("D", "reserved"), ("S", "fetching"),
-                   ("D", "receiving"), ("S", "freed"), ("D", "committed"), ("D", "freed")]),
+        ("pull", [(P, QUEUED), (P, COMPUTING), (P, HELD), (D, WAITING), (D, RESERVED),
+                  (D, RECEIVING), (D, COMMITTED), (P, FREED), (D, FREED)]),
+        ("push", [(D, WAITING), (D, RESERVED), (P, QUEUED), (P, COMPUTING), (D, RECEIVING),
+                  (P, FREED), (D, COMMITTED), (D, FREED)]),
+        ("store", [(P, QUEUED), (P, COMPUTING), (P, WRITING), (P, FREED), (S, STORED),
+                   (D, WAITING), (D, RESERVED), (S, FETCHING), (D, RECEIVING), (S, FREED),
+                   (D, COMMITTED), (D, FREED)]),
     ],
 )  # fmt: skip
 def test_each_protocol_accepts_its_own_path(protocol, path):
@@ -36,10 +58,11 @@ def test_each_protocol_accepts_its_own_path(protocol, path):
 @pytest.mark.parametrize(
     ("protocol", "bad"),
     [
-        ("pull", [("P", "held")]),  # held before computing
-        ("pull", [("D", "waiting"), ("D", "committed"), ("D", "reserved")]),
-        ("push", [("P", "queued"), ("P", "computing"), ("P", "held")]),  # push never holds
-        ("store", [("S", "fetching")]),  # fetch before store
+        ("pull", [(P, HELD)]),  # held before computing
+        ("pull", [(D, WAITING), (D, COMMITTED), (D, RESERVED)]),
+        ("push", [(P, QUEUED), (P, COMPUTING), (P, HELD)]),  # push never holds
+        ("store", [(S, FETCHING)]),  # fetch before store
+        ("pull", [(S, STORED)]),  # only the store protocol has a store side
     ],
 )
 def test_illegal_transitions_raise(protocol, bad):
@@ -51,12 +74,31 @@ def test_illegal_transitions_raise(protocol, bad):
 
 def test_failure_and_retry_are_allowed_from_anywhere():
     log = LifecycleLog("pull")
-    log.move(1, 0.0, "P", "queued")
-    log.move(1, 1.0, "P", "computing")
-    log.move(1, 2.0, "P", "lost")
-    log.move(1, 3.0, "P", "queued")  # a retry starts over
-    log.move(1, 4.0, "P", "failed")
-    assert log.counts["lost"] == 1 and log.counts["failed"] == 1
+    log.move(1, 0.0, P, QUEUED)
+    log.move(1, 1.0, P, COMPUTING)
+    log.move(1, 2.0, P, LOST)
+    log.move(1, 3.0, P, QUEUED)  # a retry starts over
+    log.move(1, 4.0, P, FAILED)
+    assert log.counts[LOST] == 1 and log.counts[FAILED] == 1
+
+
+def test_module_constants_are_the_enum_members_of_the_same_name():
+    for member in (*Side, *LifecycleState):
+        assert getattr(lifecycle, member.name) is member
+
+
+def test_the_log_frame_and_counts_carry_plain_strings_as_before_the_enums():
+    log = LifecycleLog("pull")
+    log.move(3, 0.0, P, QUEUED)
+    log.move(3, 1.0, P, COMPUTING)
+    frame = log.to_frame()
+    assert list(frame["side"].cat.categories) == ["P", "D", "S"]
+    assert list(frame["state"].cat.categories) == [
+        "none", "queued", "computing", "held", "writing", "freed", "expired", "lost", "failed",
+        "waiting", "reserved", "receiving", "committed", "stored", "fetching", "evicted",
+    ]  # fmt: skip
+    assert all(type(c) is str for c in frame["state"].cat.categories)
+    assert json.dumps(log.counts) == '{"queued": 1, "computing": 1}'
 
 
 def scenario(protocol="pull", faults=None, **over):

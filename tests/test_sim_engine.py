@@ -8,6 +8,7 @@ import pytest
 
 import hetsim
 from hetsim.perf.step import step_model_for_pool
+from hetsim.sim.scheduler import prefill_chunks
 from hetsim.simulation import simulate
 from hetsim.workload import RequestChunk
 
@@ -73,6 +74,39 @@ def test_zero_load_ttft_is_prefill_plus_transfer_plus_first_decode_step():
     assert row["transfer_end_s"] - row["transfer_start_s"] == pytest.approx(transfer, rel=1e-9)
     assert row["ttft_s"] == pytest.approx(prefill + transfer + first, rel=1e-9)
     assert row["status"] == "completed"
+
+
+def test_a_prefill_burst_is_packed_by_the_rule_the_planner_screens_with():
+    """Prompts arriving together run in the steps that ``prefill_chunks`` packs (FCFS, one
+    chunk each, token budget, sequence limit), so each prompt's KV is done when the rule says."""
+    prompts = [3000, 700, 5000, 100, 2500, 1200]
+    batching = {"max_num_seqs": 3, "max_batched_tokens": 4096, "chunk_size": 1500}
+    sc = tiny_pd(pools=[
+        {"name": "prefill", "role": "prefill", "accelerator": "nvidia-h100-sxm",
+         "batching": batching},
+        {"name": "decode", "role": "decode", "accelerator": "nvidia-h100-sxm"},
+    ])  # fmt: skip
+    burst = [RequestChunk(np.arange(6), np.zeros(6), np.array(prompts), np.full(6, 4))]
+    rows = simulate(sc, requests=burst).requests.set_index("request_id")
+    pool = sc.spec.pools[0]
+    sm = step_model_for_pool(sc.model, sc.profiles["prefill"], pool)
+    waiting, running, done = list(enumerate(prompts)), [], {}  # running: [id, left, computed]
+    t = 0.0
+    while waiting or running:
+        chunks, joined = prefill_chunks([r[1] for r in running], [n for _, n in waiting],
+                                        token_budget=4096, chunk=1500, max_seqs=3)  # fmt: skip
+        running += [[rid, n, 0] for rid, n in waiting[:joined]]
+        waiting = waiting[joined:]
+        served = running[: len(chunks)]
+        t += sm.step_time(np.array(chunks), np.array([r[2] for r in served]))
+        for r, n in zip(served, chunks, strict=True):
+            r[1] -= n
+            r[2] += n
+            if r[1] == 0:
+                done[r[0]] = t
+        running = [r for r in running if r[1] > 0]
+    for rid, end in done.items():
+        assert rows.loc[rid, "prefill_end_s"] == pytest.approx(end, rel=1e-12)
 
 
 def test_lone_transfer_takes_bytes_over_bandwidth_plus_latency():

@@ -3,7 +3,7 @@ crosses the prefill/decode boundary with its portability verdicts. Pure bookkeep
 here; the simulator drives it.
 """
 
-from hetsim.kv.blocks import BlockPool
+from hetsim.kv.blocks import BlockPool, BlockState
 from hetsim.kv.portability import Conversion, Mismatch, TransferPlan, Verdict
 from hetsim.kv.prefix_cache import PrefixCache
 from hetsim.kv.state import KVState
@@ -12,6 +12,7 @@ from hetsim.kv.state import KVState
 # module of the same name
 __all__ = [
     "BlockPool",
+    "BlockState",
     "PrefixCache",
     "KVState",
     "Verdict",

@@ -1,18 +1,30 @@
-"""KV blocks of one instance (or one tier), with who holds them and for how long.
+r"""KV blocks of one instance (or one tier), with who holds them and for how long.
 
 Blocks are counted, not tracked one by one: a request holds a number of blocks in one of three
-states — ``used`` (its KV lives here and is being computed on or decoded from), ``reserved``
-(allocated for KV that has not arrived yet) and ``held`` (kept only so another instance can read
-it). Time integrals of each state give block-seconds, the currency the lifecycle protocols trade
-in. ``used + reserved + held`` never exceeds the capacity and never goes negative: every method
-checks, so an accounting bug fails loudly instead of skewing results.
+states (:class:`BlockState`) — ``used`` (its KV lives here and is being computed on or decoded
+from), ``reserved`` (allocated for KV that has not arrived yet) and ``held`` (kept only so another
+instance can read it). Time integrals of each state give block-seconds, the currency the
+lifecycle protocols trade in. ``used + reserved + held`` never exceeds the capacity and never
+goes negative: every method checks, so an accounting bug fails loudly instead of skewing results.
 """
 
 from __future__ import annotations
 
-__all__ = ["BlockPool", "KVAccountingError"]
+from enum import StrEnum
 
-STATES = ("used", "reserved", "held")
+__all__ = ["BlockPool", "BlockState", "KVAccountingError"]
+
+
+class BlockState(StrEnum):
+    """What a request's blocks on one instance are for; each value names the pool's counter."""
+
+    USED = "used"
+    RESERVED = "reserved"
+    HELD = "held"
+
+
+# the hot path compares by identity, and a lookup on an enum class is slow in Python 3.11
+_USED, _RESERVED, _HELD = BlockState
 
 
 class KVAccountingError(RuntimeError):
@@ -54,18 +66,18 @@ class BlockPool:
             self.held_block_s += self.held * dt
             self._last_t = now
 
-    def _add(self, state: str, blocks: int) -> None:
-        if state == "used":
+    def _add(self, state: BlockState, blocks: int) -> None:
+        if state is _USED:
             self.used += blocks
-        elif state == "reserved":
+        elif state is _RESERVED:
             self.reserved += blocks
-        elif state == "held":
+        elif state is _HELD:
             self.held += blocks
         else:
-            raise KVAccountingError(f"unknown block state {state!r}")
+            raise KVAccountingError(f"not a BlockState: {state!r}")
         self.allocated += blocks
 
-    def allocate(self, now: float, blocks: int, state: str = "used") -> None:
+    def allocate(self, now: float, blocks: int, state: BlockState = BlockState.USED) -> None:
         if blocks < 0 or blocks > self.capacity - self.allocated:
             raise KVAccountingError(f"allocate {blocks} blocks with {self.free} free")
         self.advance(now)
@@ -73,14 +85,14 @@ class BlockPool:
         if self.allocated > self.peak:
             self.peak = self.allocated
 
-    def release(self, now: float, blocks: int, state: str = "used") -> None:
+    def release(self, now: float, blocks: int, state: BlockState = BlockState.USED) -> None:
         have = getattr(self, state)
         if blocks < 0 or blocks > have:
             raise KVAccountingError(f"release {blocks} {state} blocks with {have} {state}")
         self.advance(now)
         self._add(state, -blocks)
 
-    def move(self, now: float, blocks: int, source: str, target: str) -> None:
+    def move(self, now: float, blocks: int, source: BlockState, target: BlockState) -> None:
         """Change the state of blocks a request already has (e.g. used → held at handoff)."""
         have = getattr(self, source)
         if blocks < 0 or blocks > have:

@@ -1,7 +1,8 @@
 """Who owns a request's KV blocks across the boundary, as explicit state machines.
 
-Each request's KV has a state on each side it touches — ``P`` (prefill instance), ``D`` (decode
-instance), ``S`` (shared store tier) — and each protocol allows only certain transitions. The
+Each request's KV has a :class:`LifecycleState` on each :class:`Side` it touches — ``P``
+(prefill instance), ``D`` (decode instance), ``S`` (shared store tier) — and each protocol
+allows only certain transitions. The
 simulator calls :meth:`LifecycleLog.move` at every change; an illegal transition raises
 (a simulator bug), and the log keeps the time of every transition for the request table.
 
@@ -21,43 +22,80 @@ crashed), and a retried request starts again from ``queued``/``waiting``.
 from __future__ import annotations
 
 from array import array
+from enum import StrEnum
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["TRANSITIONS", "STATES", "LifecycleError", "LifecycleLog"]
+__all__ = [
+    "TRANSITIONS", "Side", "LifecycleState", "LifecycleError", "LifecycleLog",
+    "PREFILL", "DECODE", "STORE",
+    "NONE", "QUEUED", "COMPUTING", "HELD", "WRITING", "FREED", "EXPIRED", "LOST", "FAILED",
+    "WAITING", "RESERVED", "RECEIVING", "COMMITTED", "STORED", "FETCHING", "EVICTED",
+]  # fmt: skip
 
-STATES = (
-    "none", "queued", "computing", "held", "writing", "freed", "expired", "lost", "failed",
-    "waiting", "reserved", "receiving", "committed", "stored", "fetching", "evicted",
-)  # fmt: skip
-_CODE = {s: i for i, s in enumerate(STATES)}
-_SIDES = ("P", "D", "S")
+
+class Side(StrEnum):
+    """Where a request's KV can live across the boundary."""
+
+    PREFILL = "P"
+    DECODE = "D"
+    STORE = "S"
+
+
+class LifecycleState(StrEnum):
+    """The state of a request's KV on one side; the order is the log's compact code."""
+
+    NONE = "none"
+    QUEUED = "queued"
+    COMPUTING = "computing"
+    HELD = "held"
+    WRITING = "writing"
+    FREED = "freed"
+    EXPIRED = "expired"
+    LOST = "lost"
+    FAILED = "failed"
+    WAITING = "waiting"
+    RESERVED = "reserved"
+    RECEIVING = "receiving"
+    COMMITTED = "committed"
+    STORED = "stored"
+    FETCHING = "fetching"
+    EVICTED = "evicted"
+
+
+# The members are module constants too, as ``re`` exposes its flags: the simulator names them
+# per request, and a lookup on an enum class is slow in Python 3.11.
+PREFILL, DECODE, STORE = Side
+(NONE, QUEUED, COMPUTING, HELD, WRITING, FREED, EXPIRED, LOST, FAILED, WAITING, RESERVED,
+ RECEIVING, COMMITTED, STORED, FETCHING, EVICTED) = LifecycleState  # fmt: skip
+_STATES = tuple(LifecycleState)
+_CODE = {s: i for i, s in enumerate(_STATES)}
+_SIDES = tuple(Side)
 _SIDE_CODE = {s: i for i, s in enumerate(_SIDES)}
-_ENDINGS = ("failed", "lost")
+_ENDINGS = (FAILED, LOST)
+_STARTS = (QUEUED, WAITING)  # where a retry or a re-route begins again
 
-_P_PULL = {("none", "queued"), ("queued", "computing"), ("computing", "held"),
-           ("held", "freed"), ("held", "expired")}  # fmt: skip
-_P_PUSH = {("none", "queued"), ("queued", "computing"), ("computing", "freed")}
-_P_STORE = {("none", "queued"), ("queued", "computing"), ("computing", "writing"),
-            ("writing", "freed")}  # fmt: skip
+_P_PULL = {(NONE, QUEUED), (QUEUED, COMPUTING), (COMPUTING, HELD), (HELD, FREED),
+           (HELD, EXPIRED)}  # fmt: skip
+_P_PUSH = {(NONE, QUEUED), (QUEUED, COMPUTING), (COMPUTING, FREED)}
+_P_STORE = {(NONE, QUEUED), (QUEUED, COMPUTING), (COMPUTING, WRITING), (WRITING, FREED)}
 _D_COMMON = {
-    ("none", "waiting"),
-    ("waiting", "reserved"),
-    ("reserved", "receiving"),
-    ("receiving", "committed"),
-    ("committed", "freed"),
-    ("waiting", "committed"),
+    (NONE, WAITING),
+    (WAITING, RESERVED),
+    (RESERVED, RECEIVING),
+    (RECEIVING, COMMITTED),
+    (COMMITTED, FREED),
+    (WAITING, COMMITTED),
 }  # fmt: skip  (the last: fallback, decode recomputes)
-_S_STORE = {("none", "stored"), ("stored", "fetching"), ("fetching", "freed"),
-            ("stored", "evicted")}  # fmt: skip
+_S_STORE = {(NONE, STORED), (STORED, FETCHING), (FETCHING, FREED), (STORED, EVICTED)}
 
-TRANSITIONS: dict[str, dict[str, set[tuple[str, str]]]] = {
-    "pull": {"P": _P_PULL, "D": set(_D_COMMON)},
-    "push": {"P": _P_PUSH, "D": set(_D_COMMON)},
-    "store": {"P": _P_STORE, "D": set(_D_COMMON), "S": _S_STORE},
-    # colocated: one instance does it all; recorded on the P side
-    "colocated": {"P": {("none", "queued"), ("queued", "computing"), ("computing", "freed")}},
+TRANSITIONS: dict[str, dict[Side, set[tuple[LifecycleState, LifecycleState]]]] = {
+    "pull": {PREFILL: _P_PULL, DECODE: set(_D_COMMON)},
+    "push": {PREFILL: _P_PUSH, DECODE: set(_D_COMMON)},
+    "store": {PREFILL: _P_STORE, DECODE: set(_D_COMMON), STORE: _S_STORE},
+    # colocated: one instance does it all; recorded on the prefill side
+    "colocated": {PREFILL: {(NONE, QUEUED), (QUEUED, COMPUTING), (COMPUTING, FREED)}},
 }
 
 
@@ -71,28 +109,29 @@ class LifecycleLog:
     def __init__(self, protocol: str) -> None:
         self.protocol = protocol
         self.allowed = TRANSITIONS[protocol]
-        # side -> from-state -> states it may go to (a flat lookup on the hot path)
-        self._next: dict[str, dict[str, frozenset[str]]] = {}
-        for side, pairs in self.allowed.items():
-            table: dict[str, set[str]] = {}
-            for a, b in pairs:
+        # side -> from-state -> states it may go to (a flat lookup on the hot path; a side the
+        # protocol never touches has an empty table)
+        self._next: dict[Side, dict[LifecycleState, frozenset[LifecycleState]]] = {}
+        for side in Side:
+            table: dict[LifecycleState, set[LifecycleState]] = {}
+            for a, b in self.allowed.get(side, ()):
                 table.setdefault(a, set()).add(b)
             self._next[side] = {a: frozenset(b) for a, b in table.items()}
-        self.current: dict[tuple[int, str], str] = {}
+        self.current: dict[tuple[int, Side], LifecycleState] = {}
         # columns of compact machine types: a 1M-request run logs ~10M transitions
         self._rid = array("q")
         self._t = array("d")
         self._side = array("b")
         self._state = array("b")
 
-    def state(self, rid: int, side: str) -> str:
-        return self.current.get((rid, side), "none")
+    def state(self, rid: int, side: Side) -> LifecycleState:
+        return self.current.get((rid, side), NONE)
 
-    def move(self, rid: int, t: float, side: str, to: str) -> None:
+    def move(self, rid: int, t: float, side: Side, to: LifecycleState) -> None:
         key = (rid, side)
-        now = self.current.get(key, "none")
-        if to not in self._next.get(side, {}).get(now, ()) and not (
-            to in _ENDINGS or (to in ("queued", "waiting") and now in (*_ENDINGS, "freed", to))
+        now = self.current.get(key, NONE)
+        if to not in self._next[side].get(now, ()) and not (
+            to in _ENDINGS or (to in _STARTS and now in (*_ENDINGS, FREED, to))
         ):  # failure from anywhere; a retry starts over; a re-route queues again
             raise LifecycleError(
                 f"{self.protocol}: request {rid} side {side} cannot go {now} -> {to}"
@@ -104,10 +143,10 @@ class LifecycleLog:
         self._state.append(_CODE[to])
 
     @property
-    def counts(self) -> dict[str, int]:
+    def counts(self) -> dict[LifecycleState, int]:
         """How many times each state was entered."""
-        tally = np.bincount(np.frombuffer(self._state, dtype=np.int8), minlength=len(STATES))
-        return {STATES[code]: int(n) for code, n in enumerate(tally) if n}
+        tally = np.bincount(np.frombuffer(self._state, dtype=np.int8), minlength=len(_STATES))
+        return {_STATES[code]: int(n) for code, n in enumerate(tally) if n}
 
     def forget(self, rid: int) -> None:
         """The request has ended: drop its current states (the log keeps its history)."""
@@ -121,7 +160,7 @@ class LifecycleLog:
             {
                 "request_id": np.frombuffer(self._rid, dtype=np.int64).copy(),
                 "time_s": np.frombuffer(self._t, dtype=np.float64).copy(),
-                "side": pd.Categorical.from_codes(side, categories=list(_SIDES)),
-                "state": pd.Categorical.from_codes(state, categories=list(STATES)),
+                "side": pd.Categorical.from_codes(side, categories=[s.value for s in _SIDES]),
+                "state": pd.Categorical.from_codes(state, categories=[s.value for s in _STATES]),
             }
         )

@@ -8,6 +8,7 @@ only :mod:`hetsim.simulation` imports the engine:
 * ``state`` — a request in flight and the columnar log of ended requests.
 * ``topology`` — pools → instances, and the links of every hop, path and tier.
 * ``instance/`` — prefill, decode and colocated step loops on a shared base; the decode batch.
+* ``scheduler`` — the chunked-prefill packing rule, shared with the planner's screen.
 * ``book`` — requests in the system: arrival, current attempt, completion or failure.
 * ``dispatch`` / ``router`` / ``prefix`` — which instance serves the next phase (the pool's
   routing policy), and which prompt tokens its prefix cache spares.

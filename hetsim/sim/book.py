@@ -13,11 +13,15 @@ from collections.abc import Callable
 
 import simpy
 
+from hetsim.kv.lifecycle import EXPIRED, FAILED, FREED, NONE, Side
 from hetsim.sim.network import Network
 from hetsim.sim.ports import Ledger, Stats
 from hetsim.sim.state import Req, RequestLog
 
 __all__ = ["RequestBook"]
+
+# a side in one of these holds none of a failing request's KV: nothing to mark failed
+_RELEASED = frozenset({NONE, FREED, EXPIRED})
 
 
 class RequestBook:
@@ -27,7 +31,7 @@ class RequestBook:
         stats: Stats,
         ledger: Ledger,
         network: Network,
-        final_side: str,
+        final_side: Side,
         progress: Callable[[int], None] | None = None,
     ) -> None:
         self.env = env
@@ -73,15 +77,15 @@ class RequestBook:
 
     def finish(self, req: Req) -> None:
         req.t_finish = self.env.now
-        self.ledger.mark(req, self.final_side, "freed")
+        self.ledger.mark(req, self.final_side, FREED)
         self._end(req, None)
 
     def fail(self, req: Req, reason: str) -> None:
         if req.id in self.in_flight:
             ledger = self.ledger
-            for side in ("P", "D", "S"):
-                if ledger.state(req.id, side) not in ("none", "freed", "expired"):
-                    ledger.mark(req, side, "failed")
+            for side in Side:
+                if ledger.state(req.id, side) not in _RELEASED:
+                    ledger.mark(req, side, FAILED)
             transfer, req.transfer = req.transfer, None
             if transfer is not None:
                 self.network.abort(transfer)

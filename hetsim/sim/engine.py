@@ -22,7 +22,7 @@ from typing import Any
 import pandas as pd
 import simpy
 
-from hetsim.kv.lifecycle import LifecycleLog
+from hetsim.kv.lifecycle import DECODE, PREFILL, LifecycleLog
 from hetsim.sim.book import RequestBook
 from hetsim.sim.dispatch import Dispatcher
 from hetsim.sim.faults import FaultInjector
@@ -78,9 +78,8 @@ class Simulation:
         # instances start their loops as they are built: the order of these steps is the
         # order of same-time events, which a seed's results depend on
         self.topology = Topology(scenario, env, self.network, self.stats, self.ledger)
-        self.book = RequestBook(
-            env, self.stats, self.ledger, self.network, "D" if has_decode else "P", progress
-        )
+        final_side = DECODE if has_decode else PREFILL
+        self.book = RequestBook(env, self.stats, self.ledger, self.network, final_side, progress)
         self.prefix = PrefixCaches(scenario, self.topology)
         self.dispatch = Dispatcher(self.topology, self.prefix, self.network, self.book)
         self.handoff = self._handoff()

@@ -32,6 +32,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any
 
 import simpy
@@ -45,7 +46,19 @@ _DONE_REL = 1e-9
 # the same round (float noise must not add rounds).
 _TIE_REL = 1e-12
 
-_LATENCY, _FLOWING, _DONE, _FAILED = "latency", "flowing", "done", "failed"
+
+class _TransferPhase(Enum):
+    """Where a transfer is in its life (see the module docstring)."""
+
+    LATENCY = 1
+    FLOWING = 2
+    DONE = 3
+    FAILED = 4
+
+
+# bound once: phases are checked per transfer event, and a lookup on an enum class is slow in
+# Python 3.11
+_LATENCY, _FLOWING, _DONE, _FAILED = _TransferPhase
 
 
 class TransferFailed(Exception):
@@ -296,7 +309,7 @@ class Network:
 
     def _latency_over(self, event: simpy.Event) -> None:
         t = event.value
-        if t._state == _LATENCY:  # not aborted or failed meanwhile
+        if t._state is _LATENCY:  # not aborted or failed meanwhile
             self._begin_flow(t)
 
     def _begin_flow(self, t: Transfer) -> None:
@@ -316,7 +329,7 @@ class Network:
         """Take ``t`` off its links (call after settling)."""
         for h in t.hops:
             del h._transfers[t]
-        if t._state != _FLOWING:
+        if t._state is not _FLOWING:
             return
         del self._flowing[t]
         t.rate = 0.0

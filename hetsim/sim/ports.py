@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 import simpy
 
-from hetsim.kv.lifecycle import LifecycleLog
+from hetsim.kv.lifecycle import LifecycleLog, LifecycleState, Side
 from hetsim.sim.state import Req
 
 __all__ = ["Stats", "Ledger", "Handover", "Swap"]
@@ -44,10 +44,10 @@ class Ledger:
         self.log = LifecycleLog(protocol)
         self.protocol = protocol
 
-    def mark(self, req: Req, side: str, state: str) -> None:
+    def mark(self, req: Req, side: Side, state: LifecycleState) -> None:
         self.log.move(req.id, self.env._now, side, state)  # noqa: SLF001 - the clock, no call
 
-    def state(self, rid: int, side: str) -> str:
+    def state(self, rid: int, side: Side) -> LifecycleState:
         return self.log.state(rid, side)
 
 

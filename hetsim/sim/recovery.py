@@ -12,6 +12,19 @@ from __future__ import annotations
 
 import simpy
 
+from hetsim.kv.blocks import BlockState
+from hetsim.kv.lifecycle import (
+    COMMITTED,
+    DECODE,
+    EXPIRED,
+    FAILED,
+    FREED,
+    LOST,
+    NONE,
+    PREFILL,
+    WAITING,
+    Side,
+)
 from hetsim.sim.book import RequestBook
 from hetsim.sim.dispatch import Dispatcher
 from hetsim.sim.instance import Instance
@@ -22,7 +35,7 @@ from hetsim.sim.topology import Topology
 
 __all__ = ["Recovery"]
 
-_ENDED = ("none", "freed", "expired", "failed")
+_ENDED = frozenset({NONE, FREED, EXPIRED, FAILED})
 
 
 class Recovery:
@@ -101,17 +114,18 @@ class Recovery:
                 return
             self.stats.count("fallbacks")
             self._restart_attempt(req)
-            self.ledger.mark(req, "D", "waiting")
-            self.ledger.mark(req, "D", "committed")  # decode recomputes the prompt itself
+            self.ledger.mark(req, DECODE, WAITING)
+            # decode recomputes the prompt itself
+            self.ledger.mark(req, DECODE, COMMITTED)
             d.adopt(req)
         else:
             self.requests.fail(req, reason)
 
     def _restart_attempt(self, req: Req) -> None:
         ledger = self.ledger
-        for side in ("P", "D", "S"):
+        for side in Side:
             if ledger.state(req.id, side) not in _ENDED:
-                ledger.mark(req, side, "lost")
+                ledger.mark(req, side, LOST)
         ledger.log.forget(req.id)  # the next attempt starts from scratch (history is kept)
         req.retries += 1
         req.recomputed_tokens += req.input
@@ -126,29 +140,30 @@ class Recovery:
         p = req.prefill
         if p is not None and p is not crashed and p.alive:
             p.forget(req)
-            if req.p_blocks and self.leases and req.p_state == "held":
+            if req.p_blocks and self.leases and req.p_state is BlockState.HELD:
                 # prefill keeps lending its blocks until the lease runs out
-                self.release_later(p, p.disown(req), "held", self.lease_remaining)
+                self.release_later(p, p.disown(req), BlockState.HELD, self.lease_remaining)
             elif req.p_blocks:
                 p.free(req)
         req.p_blocks = 0
         d = req.decode
         if d is not None and d is not crashed and d.alive:
             d.forget(req)
-            if req.d_blocks and self.reservations and req.d_state == "reserved" and crashed is p:
+            abandoned = req.d_state is BlockState.RESERVED and crashed is p
+            if req.d_blocks and self.reservations and abandoned:
                 # SGLang: decode gives up after two missed heartbeats from prefill
-                self.release_later(d, d.disown(req), "reserved", 2 * self.heartbeat)
+                self.release_later(d, d.disown(req), BlockState.RESERVED, 2 * self.heartbeat)
             elif req.d_blocks:
                 d.free(req)
         req.d_blocks = 0
         self.handoff.drop(req)
 
-    def release_later(self, inst: Instance, blocks: int, state: str, delay: float) -> None:
+    def release_later(self, inst: Instance, blocks: int, state: BlockState, delay: float) -> None:
         """Blocks an owner frees only after ``delay`` (unless it crashes first, losing them)."""
         if not blocks:
             return
         epoch = inst.epoch
-        if state == "held":
+        if state is BlockState.HELD:
             self.stats.count("lease_expiries")
 
         def free(_event: object) -> None:
@@ -167,4 +182,4 @@ class Recovery:
         if req.transfer is not None:  # a read under way now reads freed blocks
             req.corrupted = True
             self.stats.count("silent_corruptions")
-        self.ledger.mark(req, "P", "expired")
+        self.ledger.mark(req, PREFILL, EXPIRED)

@@ -2,8 +2,9 @@
 
 FCFS, as vLLM's chunked prefill: prompts already computing continue first, each taking at most
 one chunk, then queued prompts join in order while the step's token budget and the sequence
-limit allow. Pure (plain ints in, plain ints out) so that the simulator's prefill instances
-and the planner's analytic screen pack steps by the same rule.
+limit allow. Pure (plain ints in, plain ints out) so that the simulator's prefill and colocated
+instances (the latter with the budget and the sequence slots their decodes leave) and the
+planner's analytic screen pack steps by the same rule.
 """
 
 from __future__ import annotations

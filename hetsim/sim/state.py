@@ -8,14 +8,23 @@ million-request trace never has a million objects alive.
 from __future__ import annotations
 
 import math
+from enum import StrEnum
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["Req", "RequestLog", "COMPLETED", "FAILED", "LOG_COLUMNS"]
+from hetsim.kv.blocks import BlockState
 
-COMPLETED = "completed"
-FAILED = "failed"
+__all__ = ["Req", "RequestLog", "RequestStatus", "LOG_COLUMNS"]
+
+
+class RequestStatus(StrEnum):
+    """How a request left the system (the ``status`` column)."""
+
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
 NAN = math.nan
 
 
@@ -52,8 +61,8 @@ class Req:
         self.decode = None
         self.p_blocks = 0  # blocks this request holds on its prefill instance
         self.d_blocks = 0  # ... and on its decode instance
-        self.p_state = "used"  # BlockPool state of those blocks
-        self.d_state = "used"
+        self.p_state = BlockState.USED  # what those blocks are for
+        self.d_state = BlockState.USED
         self.preemptions = 0
         self.recomputed_tokens = 0
         self.retries = 0
@@ -68,7 +77,7 @@ class Req:
         self.t_decode_start = self.t_first = self.t_finish = NAN
         self.prefill = self.decode = None
         self.p_blocks = self.d_blocks = 0
-        self.p_state = self.d_state = "used"
+        self.p_state = self.d_state = BlockState.USED
         self.transfer = None
 
 
@@ -155,7 +164,9 @@ class RequestLog:
 
     def to_frame(self) -> pd.DataFrame:
         frame = pd.DataFrame({k: v[: self.n] for k, v in self._cols.items()})
-        status = np.where(self._status[: self.n] == 0, COMPLETED, FAILED)
+        status = np.where(
+            self._status[: self.n] == 0, RequestStatus.COMPLETED.value, RequestStatus.FAILED.value
+        )
         reason = np.array(self.reasons, dtype=object)[self._reason[: self.n]]
         # the documented columns first, in their documented order; extras after
         at = frame.columns.get_loc("decode_instance") + 1

@@ -13,6 +13,7 @@ from collections.abc import Callable, Generator, Iterator
 import simpy
 
 from hetsim.checks import HandoffPlan, handoff_plan
+from hetsim.kv.lifecycle import COMMITTED, DECODE, RECEIVING, RESERVED
 from hetsim.sim.book import RequestBook
 from hetsim.sim.dispatch import Dispatcher
 from hetsim.sim.faults import FaultInjector
@@ -216,12 +217,12 @@ class Handoff:
 
     def _reserve(self, req: Req, d: DecodeInstance, need: int) -> None:
         d.reserve(req, need)
-        self.ledger.mark(req, "D", "reserved")
+        self.ledger.mark(req, DECODE, RESERVED)
 
     def _receiving(self, req: Req) -> None:
-        self.ledger.mark(req, "D", "receiving")
+        self.ledger.mark(req, DECODE, RECEIVING)
 
     def _commit(self, req: Req, d: DecodeInstance) -> None:
         """The KV has landed in the decode-side reservation."""
-        self.ledger.mark(req, "D", "committed")
+        self.ledger.mark(req, DECODE, COMMITTED)
         d.commit(req)

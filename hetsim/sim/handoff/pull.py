@@ -9,6 +9,8 @@ now lives in those blocks (a silent corruption, counted).
 
 from __future__ import annotations
 
+from hetsim.kv.blocks import BlockState
+from hetsim.kv.lifecycle import EXPIRED, FREED, HELD, PREFILL
 from hetsim.sim.handoff.base import Handoff
 from hetsim.sim.instance import DecodeInstance, PrefillInstance
 from hetsim.sim.state import Req
@@ -19,14 +21,14 @@ __all__ = ["Pull"]
 class Pull(Handoff):
     def prefill_finished(self, req: Req, p: PrefillInstance) -> None:
         p.lend(req)
-        self.ledger.mark(req, "P", "held")
+        self.ledger.mark(req, PREFILL, HELD)
         self.dispatch.to_decode(req)
 
     def admit(self, d: DecodeInstance) -> None:
         for req, need in self._fifo(d):
             self._reserve(req, d, need)
             p = req.prefill
-            if self.ledger.state(req.id, "P") == "expired":
+            if self.ledger.state(req.id, PREFILL) is EXPIRED:
                 # the producer's lease ran out and it freed the blocks: this read returns
                 # whatever now lives there — the silent corruption the engines warn about
                 req.corrupted = True
@@ -44,9 +46,9 @@ class Pull(Handoff):
         if self.faults.notification_lost(req):
             # decode read the KV but prefill never hears: it frees at lease expiry
             recovery = self.recovery
-            recovery.release_later(p, p.disown(req), "held", recovery.lease_remaining)
+            recovery.release_later(p, p.disown(req), BlockState.HELD, recovery.lease_remaining)
         else:
             p.release(req)
-            if self.ledger.state(req.id, "P") == "held":
-                self.ledger.mark(req, "P", "freed")
+            if self.ledger.state(req.id, PREFILL) is HELD:
+                self.ledger.mark(req, PREFILL, FREED)
         self._commit(req, d)

@@ -8,6 +8,7 @@ starts with the prompt's last step and cannot end before that step's last layer 
 
 from __future__ import annotations
 
+from hetsim.kv.lifecycle import FREED, PREFILL
 from hetsim.sim.handoff.base import Handoff
 from hetsim.sim.instance import DecodeInstance, PrefillInstance
 from hetsim.sim.state import Req
@@ -62,5 +63,5 @@ class Push(Handoff):
             return
         self._streaming.discard(req.id)
         p.release(req)
-        self.ledger.mark(req, "P", "freed")
+        self.ledger.mark(req, PREFILL, FREED)
         self._commit(req, d)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import OrderedDict
 
 from hetsim.kv.blocks import BlockPool
+from hetsim.kv.lifecycle import EVICTED, FETCHING, FREED, PREFILL, STORE, STORED, WRITING
 from hetsim.sim.handoff.base import Handoff
 from hetsim.sim.instance import DecodeInstance, PrefillInstance
 from hetsim.sim.network import Link
@@ -45,7 +46,7 @@ class Store(Handoff):
             self.store.release(self.env.now, self.stored.pop(rid))
             self.evicted.add(rid)
             self.stats.count("store_evictions")
-            self.ledger.mark(victim, "S", "evicted")
+            self.ledger.mark(victim, STORE, EVICTED)
 
     def prefill_finished(self, req: Req, p: PrefillInstance) -> None:
         blocks = self.store.blocks_for(req.input)
@@ -57,7 +58,7 @@ class Store(Handoff):
         self.store.allocate(self.env.now, blocks)
         self.stored[req.id] = blocks
         p.hand_over(req)
-        self.ledger.mark(req, "P", "writing")
+        self.ledger.mark(req, PREFILL, WRITING)
         self._send(req, p, None, self._write_links(p), lambda req=req, p=p: self._stored(req, p))
 
     def _write_links(self, p: PrefillInstance) -> list[Link]:
@@ -84,8 +85,8 @@ class Store(Handoff):
 
     def _stored(self, req: Req, p: PrefillInstance) -> None:
         p.release(req)
-        self.ledger.mark(req, "P", "freed")
-        self.ledger.mark(req, "S", "stored")
+        self.ledger.mark(req, PREFILL, FREED)
+        self.ledger.mark(req, STORE, STORED)
         self.evictable[req.id] = req
         d = self.dispatch.route_decode(req)
         if d is None:
@@ -106,7 +107,7 @@ class Store(Handoff):
                 continue
             self._reserve(req, d, need)
             self.evictable.pop(req.id, None)  # leased while it is read
-            self.ledger.mark(req, "S", "fetching")
+            self.ledger.mark(req, STORE, FETCHING)
             self._receiving(req)
             self._fetch(req, d)
 
@@ -119,7 +120,7 @@ class Store(Handoff):
 
     def _fetched(self, req: Req, d: DecodeInstance) -> None:
         self.drop(req)
-        self.ledger.mark(req, "S", "freed")
+        self.ledger.mark(req, STORE, FREED)
         self._commit(req, d)
 
     def drop(self, req: Req) -> None:

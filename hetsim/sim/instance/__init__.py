@@ -12,9 +12,10 @@ sleeps on a wake-up event that arrivals, finished transfers and freed blocks tri
 * :class:`ColocatedInstance` — the aggregated baseline: decodes first, then prefill chunks in
   the remaining token budget, in one step (vLLM V1's scheduler).
 
-Policy (who is admitted, in which order) lives in the ``_schedule``/``_admit`` methods; the
-mechanism (block accounting, per-sequence arrays) in :class:`DecodeBatch` and
-:class:`~hetsim.kv.blocks.BlockPool`.
+Policy lives apart from mechanism: which prompts compute how many tokens in a step is
+:func:`~hetsim.sim.scheduler.prefill_chunks`, the rule the planner's screen packs by too; who may
+join (free KV blocks, head-of-line) is each instance's ``_admit``; block accounting and
+per-sequence arrays are :class:`~hetsim.kv.blocks.BlockPool` and :class:`DecodeBatch`.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import simpy
 
-from hetsim.kv.blocks import BlockPool
+from hetsim.kv.blocks import BlockPool, BlockState
 from hetsim.kv.prefix_cache import PrefixCache
 from hetsim.sim.network import Link
 from hetsim.sim.ports import Handover, Ledger, Stats, Swap
@@ -124,7 +124,7 @@ class Instance:
         self.prefix_cache = cache
         self.prefix_link = link
 
-    def release_late(self, blocks: int, state: str) -> None:
+    def release_late(self, blocks: int, state: BlockState) -> None:
         """Free blocks no request counts any more, which their owner frees late (a lease that
         ran out, a reservation abandoned after missed heartbeats)."""
         self.blocks.release(self.env.now, blocks, state)

@@ -4,12 +4,15 @@ remaining token budget, in one step (vLLM V1's scheduler)."""
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterator
 
 import numpy as np
 
+from hetsim.kv.lifecycle import COMPUTING, PREFILL, QUEUED
 from hetsim.sim.instance.base import Instance
 from hetsim.sim.instance.batch import DecodeBatch
 from hetsim.sim.instance.prefill import PrefillInstance
+from hetsim.sim.scheduler import prefill_chunks
 from hetsim.sim.state import Req
 
 __all__ = ["ColocatedInstance"]
@@ -33,7 +36,7 @@ class ColocatedInstance(Instance):
     def enqueue(self, req: Req) -> None:
         self.waiting.append(req)
         self.outstanding_tokens += req.input - req.cached + req.output
-        self._mark(req, "P", "queued")
+        self._mark(req, PREFILL, QUEUED)
         self.kick()
 
     def forget(self, req: Req) -> None:
@@ -100,34 +103,36 @@ class ColocatedInstance(Instance):
         return need
 
     def _schedule(self, now: float, n_dec: int, need: int) -> list[int]:
-        """Prefill chunks for the budget the decodes leave: running prefills first, then waiting
-        requests in order while slots and blocks (beyond the decodes' ``need``) allow."""
-        blocks = self.blocks
-        budget = self.max_tokens - n_dec
-        chunks: list[int] = []
-        for req in self.prefilling:
-            if budget <= 0:
-                break
-            c = min(self._prefill_target(req) - req.computed, self.chunk, budget)
-            chunks.append(c)
-            budget -= c
-        while self.waiting and budget > 0 and n_dec + len(self.prefilling) < self.max_seqs:
-            req = self.waiting[0]
+        """Prefill chunks in the token budget and the sequence slots the decodes leave, packed
+        by the chunked-prefill rule; waiting requests are admitted as the rule takes them."""
+        chunks, _ = prefill_chunks(
+            [self._prefill_target(req) - req.computed for req in self.prefilling],
+            self._admit(now, need),
+            token_budget=self.max_tokens - n_dec,
+            chunk=self.chunk,
+            max_seqs=self.max_seqs - n_dec,
+        )
+        return chunks
+
+    def _admit(self, now: float, need: int) -> Iterator[int]:
+        """Admit waiting requests in order, each as the packing rule takes it, while blocks for
+        its prefill target fit beside the decodes' ``need`` (head-of-line); yields the tokens
+        each has to compute."""
+        waiting, blocks = self.waiting, self.blocks
+        while waiting:
+            req = waiting[0]
             target = self._prefill_target(req)
             need_prompt = blocks.blocks_for(target)
             if need_prompt + need > blocks.free:
-                break
-            self.waiting.popleft()
+                return
+            waiting.popleft()
             blocks.allocate(now, need_prompt)
             req.p_blocks = need_prompt
             if req.t_prefill_start != req.t_prefill_start:  # NaN: first admission
                 req.t_prefill_start = now
-                self._mark(req, "P", "computing")
+                self._mark(req, PREFILL, COMPUTING)
             self.prefilling.append(req)
-            c = min(target - req.computed, self.chunk, budget)
-            chunks.append(c)
-            budget -= c
-        return chunks
+            yield target - req.computed
 
     def _apply_step(self, now: float, n_dec: int, prefills: list[Req], chunks: list[int]) -> None:
         batch, blocks = self.batch, self.blocks

@@ -8,6 +8,8 @@ from collections import deque
 
 import numpy as np
 
+from hetsim.kv.blocks import BlockState
+from hetsim.kv.lifecycle import DECODE, WAITING
 from hetsim.sim.instance.base import Instance
 from hetsim.sim.instance.batch import DecodeBatch
 from hetsim.sim.state import Req
@@ -46,7 +48,7 @@ class DecodeInstance(Instance):
 
     def enqueue(self, req: Req) -> None:
         self.waiting.append(req)
-        self._mark(req, "D", "waiting")
+        self._mark(req, DECODE, WAITING)
         self.queued_blocks += self.blocks.blocks_for(req.input)
         self.outstanding_tokens += req.output
         self.kick()
@@ -192,17 +194,17 @@ class DecodeInstance(Instance):
     def reserve(self, req: Req, need: int) -> None:
         """Take the head of the waiting queue and reserve ``need`` blocks for its KV."""
         self.dequeue()
-        self.blocks.allocate(self.env.now, need, "reserved")
+        self.blocks.allocate(self.env.now, need, BlockState.RESERVED)
         req.d_blocks = need
-        req.d_state = "reserved"
+        req.d_state = BlockState.RESERVED
         self.incoming += 1
         self.receiving[req.id] = req
 
     def commit(self, req: Req) -> None:
         """The KV has landed in the reservation: the blocks are in use, the request joins the
         batch at the next step."""
-        self.blocks.move(self.env.now, req.d_blocks, "reserved", "used")
-        req.d_state = "used"
+        self.blocks.move(self.env.now, req.d_blocks, BlockState.RESERVED, BlockState.USED)
+        req.d_state = BlockState.USED
         req.context = req.input
         self.deliver(req)
 

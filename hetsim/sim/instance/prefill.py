@@ -5,10 +5,14 @@ the lifecycle protocol has handed them over."""
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterator
 
 import numpy as np
 
+from hetsim.kv.blocks import BlockState
+from hetsim.kv.lifecycle import COMPUTING, PREFILL, QUEUED
 from hetsim.sim.instance.base import Instance
+from hetsim.sim.scheduler import prefill_chunks
 from hetsim.sim.state import Req
 
 __all__ = ["PrefillInstance"]
@@ -28,7 +32,7 @@ class PrefillInstance(Instance):
     def enqueue(self, req: Req) -> None:
         self.waiting.append(req)
         self.outstanding_tokens += req.input - req.cached
-        self._mark(req, "P", "queued")
+        self._mark(req, PREFILL, QUEUED)
         self.kick()
 
     def forget(self, req: Req) -> None:
@@ -54,35 +58,35 @@ class PrefillInstance(Instance):
         return len(self.waiting)
 
     def _schedule(self) -> tuple[list[Req], list[int]]:
-        """FCFS: continue running chunked prefills, then admit waiting requests in order while
-        the token budget, the sequence limit and free KV blocks allow (head-of-line)."""
-        budget = self.max_tokens
-        batch: list[Req] = []
-        chunks: list[int] = []
-        for req in self.running:
-            if budget <= 0:
-                break
-            n = min(req.input - req.computed, self.chunk, budget)
-            batch.append(req)
-            chunks.append(n)
-            budget -= n
+        """The next step's batch and each request's chunk, packed by the chunked-prefill rule
+        that the planner's screen shares; waiting requests are admitted as the rule takes them."""
+        chunks, _ = prefill_chunks(
+            [req.input - req.computed for req in self.running],
+            self._admit(),
+            token_budget=self.max_tokens,
+            chunk=self.chunk,
+            max_seqs=self.max_seqs,
+        )
+        # the rule serves a prefix of the running prompts, then the ones it admitted
+        return self.running[: len(chunks)], chunks
+
+    def _admit(self) -> Iterator[int]:
+        """Admit waiting requests in order, each as the packing rule takes it, while KV blocks
+        for its whole prompt are free (head-of-line); yields the tokens each has to compute."""
         now = self.env.now
-        while self.waiting and budget > 0 and len(self.running) < self.max_seqs:
-            req = self.waiting[0]
-            need = self.blocks.blocks_for(req.input)
-            if not self.blocks.can_allocate(need):
-                break
-            self.waiting.popleft()
-            self.blocks.allocate(now, need)
+        waiting, blocks = self.waiting, self.blocks
+        while waiting:
+            req = waiting[0]
+            need = blocks.blocks_for(req.input)
+            if not blocks.can_allocate(need):
+                return
+            waiting.popleft()
+            blocks.allocate(now, need)
             req.p_blocks = need
             req.t_prefill_start = now
-            self._mark(req, "P", "computing")
+            self._mark(req, PREFILL, COMPUTING)
             self.running.append(req)
-            n = min(req.input - req.computed, self.chunk, budget)
-            batch.append(req)
-            chunks.append(n)
-            budget -= n
-        return batch, chunks
+            yield req.input - req.computed
 
     def _loop(self):
         while True:
@@ -115,8 +119,8 @@ class PrefillInstance(Instance):
 
     def lend(self, req: Req) -> None:
         """Pull: the computed prompt's blocks stay here, held, until the consumer has read them."""
-        self.blocks.move(self.env.now, req.p_blocks, "used", "held")
-        req.p_state = "held"
+        self.blocks.move(self.env.now, req.p_blocks, BlockState.USED, BlockState.HELD)
+        req.p_state = BlockState.HELD
         self.held[req.id] = req
 
     def hand_over(self, req: Req) -> None:
