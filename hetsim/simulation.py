@@ -6,7 +6,6 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
@@ -21,6 +20,7 @@ from hetsim.metrics import (
 )
 from hetsim.perf import provenance
 from hetsim.sim.engine import Simulation
+from hetsim.sim.output import InstanceFacts, RunFacts
 from hetsim.spec.resolve import Scenario
 from hetsim.workload import RequestChunk, count_requests
 
@@ -131,14 +131,14 @@ def simulate(
     reqs["warmup"] = reqs["arrival_s"].rank(method="first") <= warmup
     measured = reqs[~reqs["warmup"]] if warmup else reqs
     summary = _run_summary(scenario, reqs, measured, out.facts, sim)
-    return SimulationResult(scenario, reqs, out.timeseries, out.links, summary, sim.life.to_frame())
+    return SimulationResult(scenario, reqs, out.timeseries, out.links, summary, out.lifecycle)
 
 
 def _run_summary(
     scenario: Scenario,
     reqs: pd.DataFrame,
     measured: pd.DataFrame,
-    facts: dict[str, Any],
+    facts: RunFacts,
     sim: Simulation,
 ) -> RunSummary:
     """The one place a run's summary is assembled: request figures over the measured rows,
@@ -147,27 +147,24 @@ def _run_summary(
     pools = scenario.spec.pools
     return RunSummary(
         **{f.name: getattr(figures, f.name) for f in fields(figures)},
-        kv_blocks_leaked=int(facts.get("kv_blocks_leaked", 0)),
+        kv_blocks_leaked=facts.kv_blocks_leaked,
         warmup_requests=int(reqs["warmup"].sum()),
         provenance={p.name: str(provenance(scenario.profiles[p.name])) for p in pools},
         utilisation=_utilisation(facts, figures.span_s),
-        faults=facts["faults"],
+        faults=facts.faults,
         silent_corruptions=int(reqs["corrupted"].sum()),
         retries=int(reqs["retries"].sum()),
         recomputed_tokens=int(reqs["recomputed_tokens"].sum()),
         double_residency_block_s=_double_residency(scenario, reqs),
-        lifecycle=LifecycleCounts(
-            scenario.spec.lifecycle.protocol if sim.decode else "colocated",
-            facts["lifecycle_transitions"],
-        ),
+        lifecycle=LifecycleCounts(sim.protocol, facts.lifecycle_transitions),
         scenario=scenario.name,
         seed=sim.seed,
-        wall_s=facts["wall_s"],
-        events=facts["events"],
-        simulated_s=facts["end_time_s"],
+        wall_s=facts.wall_s,
+        events=facts.events,
+        simulated_s=facts.end_time_s,
         # time-average requests in the system, from first arrival to last departure
-        occupancy_mean=facts["occupancy_area"]
-        / max(facts["last_departure_s"] - facts["first_arrival_s"], 1e-12),
+        occupancy_mean=facts.occupancy_area
+        / max(facts.last_departure_s - facts.first_arrival_s, 1e-12),
     )
 
 
@@ -183,18 +180,18 @@ def _double_residency(scenario: Scenario, requests: pd.DataFrame) -> float:
     return float((moving * blocks).sum())
 
 
-def _utilisation(facts: dict[str, Any], span: float) -> dict[str, PoolUtilisation]:
-    by_pool: dict[str, list[dict[str, Any]]] = {}
-    for inst in facts["instances"]:
-        by_pool.setdefault(inst["pool"], []).append(inst)
+def _utilisation(facts: RunFacts, span: float) -> dict[str, PoolUtilisation]:
+    by_pool: dict[str, list[InstanceFacts]] = {}
+    for inst in facts.instances:
+        by_pool.setdefault(inst.pool, []).append(inst)
     out = {}
     for pool, insts in by_pool.items():
-        busy = sum(i["busy_s"] / span if span else 0.0 for i in insts)
+        busy = sum(i.busy_s / span if span else 0.0 for i in insts)
         out[pool] = PoolUtilisation(
             busy=busy / len(insts),
             instances=len(insts),
-            peak_kv=max(0.0, *(i["peak_blocks"] / max(i["capacity_blocks"], 1) for i in insts)),
-            held_block_s=float(sum(i["held_block_s"] for i in insts)),
-            reserved_block_s=float(sum(i["reserved_block_s"] for i in insts)),
+            peak_kv=max(0.0, *(i.peak_blocks / max(i.capacity_blocks, 1) for i in insts)),
+            held_block_s=float(sum(i.held_block_s for i in insts)),
+            reserved_block_s=float(sum(i.reserved_block_s for i in insts)),
         )
     return out

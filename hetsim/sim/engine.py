@@ -16,19 +16,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Generator, Iterable, Iterator
-from dataclasses import dataclass, field
-from typing import Any
 
-import pandas as pd
 import simpy
 
-from hetsim.kv.lifecycle import DECODE, PREFILL, LifecycleLog
+from hetsim.kv.lifecycle import DECODE, PREFILL
 from hetsim.sim.book import RequestBook
 from hetsim.sim.dispatch import Dispatcher
 from hetsim.sim.faults import FaultInjector
 from hetsim.sim.handoff import PROTOCOLS, Colocated, Handoff
-from hetsim.sim.instance import DecodeInstance
 from hetsim.sim.network import Network
+from hetsim.sim.output import InstanceFacts, LinkFacts, RunFacts, SimOutput
 from hetsim.sim.ports import Ledger, Stats
 from hetsim.sim.prefix import PrefixCaches
 from hetsim.sim.recovery import Recovery
@@ -39,17 +36,7 @@ from hetsim.sim.topology import Topology
 from hetsim.spec.resolve import Scenario
 from hetsim.workload import RequestChunk, iter_requests
 
-__all__ = ["Simulation", "SimOutput"]
-
-
-@dataclass
-class SimOutput:
-    """What a run leaves: request rows, sampled time series, and run facts."""
-
-    requests: pd.DataFrame
-    timeseries: pd.DataFrame
-    links: pd.DataFrame
-    facts: dict[str, Any] = field(default_factory=dict)
+__all__ = ["Simulation"]
 
 
 class Simulation:
@@ -126,16 +113,6 @@ class Simulation:
         for inst in self.topology.instances:
             inst.connect(self.handoff, swap, self.book.finish, self.prefix.prompt_cached)
 
-    @property
-    def life(self) -> LifecycleLog:
-        """The run's KV state transitions (what hetsim.simulation turns into a table)."""
-        return self.ledger.log
-
-    @property
-    def decode(self) -> list[DecodeInstance]:
-        """The decode instances (none: colocated serving)."""
-        return self.topology.decode
-
     # ---- arrivals -----------------------------------------------------------------------------
 
     def _chunks(self) -> Iterator[RequestChunk]:
@@ -195,41 +172,41 @@ class Simulation:
         facts = self._facts(wall, end_time)
         for inst in self.topology.instances:
             inst.blocks.advance(end_time)
-        return SimOutput(requests, ts, links, facts)
+        return SimOutput(requests, ts, links, facts, self.ledger.log.to_frame())
 
-    def _facts(self, wall: float, end_time: float) -> dict[str, Any]:
+    def _facts(self, wall: float, end_time: float) -> RunFacts:
         stats, book, instances = self.stats, self.book, self.topology.instances
         samples = len(self.sampler.samples) // max(len(instances), 1)
-        return {
-            "wall_s": wall,
-            "events": stats.steps + stats.arrivals + stats.transfers + samples,
-            "steps": stats.steps,
-            "arrivals": stats.arrivals,
-            "end_time_s": end_time,
-            "first_arrival_s": book.first_arrival,
-            "last_departure_s": book.last_departure,
-            "preemptions": stats.preemptions,
-            "occupancy_area": book.occupancy_area,
-            "kv_blocks_leaked": sum(i.blocks.allocated for i in instances) + self.handoff.allocated,
-            "faults": dict(sorted(stats.faults.items())),
-            "lifecycle_transitions": dict(sorted(self.ledger.log.counts.items())),
-            "instances": [
-                {
-                    "name": i.name,
-                    "pool": i.pool.name,
-                    "role": i.role,
-                    "busy_s": i.busy_s,
-                    "steps": i.steps,
-                    "peak_blocks": i.blocks.peak,
-                    "capacity_blocks": i.blocks.capacity,
-                    "used_block_s": i.blocks.used_block_s,
-                    "reserved_block_s": i.blocks.reserved_block_s,
-                    "held_block_s": i.blocks.held_block_s,
-                }
+        return RunFacts(
+            wall_s=wall,
+            events=stats.steps + stats.arrivals + stats.transfers + samples,
+            steps=stats.steps,
+            arrivals=stats.arrivals,
+            end_time_s=end_time,
+            first_arrival_s=book.first_arrival,
+            last_departure_s=book.last_departure,
+            preemptions=stats.preemptions,
+            occupancy_area=book.occupancy_area,
+            kv_blocks_leaked=sum(i.blocks.allocated for i in instances) + self.handoff.allocated,
+            faults=dict(sorted(stats.faults.items())),
+            lifecycle_transitions=dict(sorted(self.ledger.log.counts.items())),
+            instances=tuple(
+                InstanceFacts(
+                    name=i.name,
+                    pool=i.pool.name,
+                    role=i.role,
+                    busy_s=i.busy_s,
+                    steps=i.steps,
+                    peak_blocks=i.blocks.peak,
+                    capacity_blocks=i.blocks.capacity,
+                    used_block_s=i.blocks.used_block_s,
+                    reserved_block_s=i.blocks.reserved_block_s,
+                    held_block_s=i.blocks.held_block_s,
+                )
                 for i in instances
-            ],
-            "links": {
-                link.name: {"bytes_carried": link.bytes_carried, "utilisation": link.utilisation}
+            ),
+            links={
+                link.name: LinkFacts(link.bytes_carried, link.utilisation)
                 for link in self.topology.links
             },
-        }
+        )

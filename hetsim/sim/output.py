@@ -1,0 +1,70 @@
+"""What one run of the simulator leaves behind: request rows, sampled time series, run facts.
+
+The facts are raw simulator counts and integrals (seconds, blocks, block-seconds, bytes); the
+run summary (:mod:`hetsim.metrics`) is built from them and from the request rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+__all__ = ["InstanceFacts", "LinkFacts", "RunFacts", "SimOutput"]
+
+
+@dataclass(frozen=True)
+class InstanceFacts:
+    """One instance over the run: time busy stepping, steps taken, its KV block peak and
+    capacity, and the block-seconds spent used, reserved for incoming KV and held for readers."""
+
+    name: str
+    pool: str
+    role: str
+    busy_s: float
+    steps: int
+    peak_blocks: int
+    capacity_blocks: int
+    used_block_s: float
+    reserved_block_s: float
+    held_block_s: float
+
+
+@dataclass(frozen=True)
+class LinkFacts:
+    """One link over the run: bytes it carried and its mean utilisation since the start."""
+
+    bytes_carried: float
+    utilisation: float
+
+
+@dataclass(frozen=True)
+class RunFacts:
+    """Counts and integrals of one run. ``events`` counts arrivals, batch steps, KV transfers and
+    sampling rounds; ``occupancy_area`` is the integral of requests in the system over time."""
+
+    wall_s: float
+    events: int
+    steps: int
+    arrivals: int
+    end_time_s: float
+    first_arrival_s: float
+    last_departure_s: float
+    preemptions: int
+    occupancy_area: float
+    kv_blocks_leaked: int
+    faults: dict[str, int]
+    lifecycle_transitions: dict[str, int]
+    instances: tuple[InstanceFacts, ...]
+    links: dict[str, LinkFacts]
+
+
+@dataclass(frozen=True)
+class SimOutput:
+    """What a run leaves: request rows, sampled time series (instances, links), and run facts."""
+
+    requests: pd.DataFrame
+    timeseries: pd.DataFrame
+    links: pd.DataFrame
+    facts: RunFacts
+    lifecycle: pd.DataFrame  # one row per KV state transition
