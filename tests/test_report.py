@@ -332,3 +332,11 @@ def test_figures_render_themselves_as_notebook_cell_values():
     # without pyplot, IPython only knows how to show a figure through _repr_png_
     scenario = hetsim.load_scenario(SCENARIOS / "qwen3-32b-6p2d.yaml")
     assert step_breakdown(scenario)._repr_png_()[:8] == PNG_SIGNATURE
+
+
+def test_simulation_report_paths_show_the_bandwidth_the_simulator_uses(tmp_path, disaggregated):
+    # the scenario declares a 450 GB/s NVLink hop; the simulator (and check) apply the source
+    # profile's network efficiency of 0.8 to it
+    page = write_simulation_report(disaggregated, tmp_path / "report.html").read_text()
+    assert "450 GB/s × 0.8 [source profile efficiency.network] = 360 GB/s" in page
+    assert "network KV B/token" in page
