@@ -7,6 +7,8 @@ import base64
 import math
 import re
 import struct
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -340,3 +342,11 @@ def test_simulation_report_paths_show_the_bandwidth_the_simulator_uses(tmp_path,
     page = write_simulation_report(disaggregated, tmp_path / "report.html").read_text()
     assert "450 GB/s × 0.8 [source profile efficiency.network] = 360 GB/s" in page
     assert "network KV B/token" in page
+
+
+def test_describe_loads_without_matplotlib():
+    # hetsim check imports describe; the figures and HTML of the package load on first use
+    code = "import sys, hetsim.report.describe; print('matplotlib' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"
