@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from hetsim.checks import HandoffPlan, handoff_plan, pool_pairs
-from hetsim.perf.step import StepModel, step_model_for_pool
+from hetsim.perf.step import StepModel
 from hetsim.planner.capacity import PoolCosts, decode_time
 from hetsim.planner.queueing import queueing_estimate
 from hetsim.planner.sample import WorkloadSample
@@ -227,8 +227,8 @@ def screen(
     costs = PoolCosts() if costs is None else costs
     sla = scenario.spec.sla
     p, d = _roles(scenario)
-    p_sm = step_model_for_pool(scenario.model, scenario.profiles[p.name], p)
-    d_sm = step_model_for_pool(scenario.model, scenario.profiles[d.name], d)
+    p_sm = costs.step_model(scenario, p)
+    d_sm = costs.step_model(scenario, d)
     alone, busy = costs.prefill(p_sm, p, sample, costs.key(scenario, p, sample))
     bounds = {"prefill compute": p.instances * len(sample.input) / busy}
     ttft0 = _ttft_alone(scenario, p, d, d_sm, sample, alone, bounds)
