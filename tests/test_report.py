@@ -350,3 +350,11 @@ def test_describe_loads_without_matplotlib():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"
+
+
+def test_every_final_verdict_has_a_plot_style_keyed_by_the_enum():
+    from hetsim.planner.verdict import FINAL_VERDICTS, Verdict
+    from hetsim.report.plots import VERDICT_STYLE
+
+    assert all(isinstance(v, Verdict) for v in VERDICT_STYLE)
+    assert set(VERDICT_STYLE) == set(FINAL_VERDICTS)
