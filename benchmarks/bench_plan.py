@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 import hetsim
+from hetsim.planner.capacity import PoolCosts
 from hetsim.planner.goodput import with_rate
 from hetsim.planner.screen import WorkloadSample, screen
 from hetsim.planner.space import enumerate_candidates
@@ -41,8 +42,9 @@ def time_screen(path: Path) -> dict:
     enumerated = time.perf_counter()
     sample = WorkloadSample.of(scenario)
     valid = [c for c in candidates if c.scenario is not None]
+    costs = PoolCosts()  # one per plan, shared by its candidates, as hetsim.plan does
     for c in valid:
-        screen(c.scenario, sample)
+        screen(c.scenario, sample, costs)
     end = time.perf_counter()
     return {
         "candidates": len(candidates),

@@ -112,6 +112,17 @@ def test_check_table_output() -> None:
     assert "Qwen3-32B" in result.stdout
 
 
+def test_check_table_shows_hop_efficiency_and_both_kv_byte_counts() -> None:
+    # MLA with decode TP 8: the network carries one latent copy per decode rank
+    result = hetsim("check", "scenarios/cphd-glm51.yaml")
+    assert result.returncode == 0, result.stderr
+    paths = result.stdout.split("KV transfer paths")[1].split("KV portability")[0]
+    assert "359,424" in paths and "44,928" in paths
+    roce_tx = next(line for line in paths.splitlines() if "roce-tx" in line)
+    assert all(cell in roce_tx for cell in ("200 GB/s", "0.75", "profile‡", "150 GB/s"))
+    assert "‡ hop efficiency from the source pool profile's efficiency.network" in result.stdout
+
+
 def test_check_prints_names_that_look_like_markup(tmp_path: Path) -> None:
     """User text such as "[/x]" is printed as written, not parsed as rich markup."""
     data = yaml.safe_load((REPO / SCENARIO).read_text())

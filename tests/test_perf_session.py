@@ -82,3 +82,23 @@ def test_the_session_forgets_the_least_recently_used_models_beyond_its_bound():
     models.get(model, h100, InstanceConfig(tp=4))  # evicts tp=2
     assert len(models) == 2
     assert models.get(model, h100, InstanceConfig(tp=1)) is one
+
+
+def test_a_local_profiles_relative_calibration_is_found_next_to_it(tmp_path, monkeypatch):
+    """Regression: a relative ``calibration:`` was resolved against the bundled profile of the
+    same name (or the cwd), so a scenario-local profile's table next to it was not found."""
+    local = tmp_path / "scenario"
+    profiles = local / "hardware_profiles"
+    profiles.mkdir(parents=True)
+    text = (ROOT / "hardware_profiles" / "nvidia-h100-sxm.yaml").read_text()
+    (profiles / "nvidia-h100-sxm.yaml").write_text(text + "\ncalibration: h100-table.csv\n")
+    write_table(synthetic_calibration(), profiles / "h100-table.csv")
+    scenario_text = (ROOT / "scenarios" / "qwen3-32b-6p2d.yaml").read_text()
+    (local / "local.yaml").write_text(scenario_text)
+    monkeypatch.chdir(tmp_path)  # neither the scenario's folder nor the profile's
+
+    scenario = hetsim.load_scenario(local / "local.yaml")
+    pool = scenario.spec.pools[0]
+    profile = scenario.profiles[pool.name]
+    assert Path(profile.calibration) == (profiles / "h100-table.csv").resolve()
+    assert StepModels().for_pool(scenario.model, profile, pool).provenance == "calibrated"

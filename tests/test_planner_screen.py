@@ -117,3 +117,17 @@ def test_screen_numbers_are_those_of_before_the_refactor():
         assert result.estimate == pytest.approx(golden["estimate"], rel=1e-12)
         bounds = {k: v for k, v in golden.items() if k != "estimate"}
         assert result.bounds == pytest.approx(bounds, rel=1e-12)
+
+
+def test_a_plan_sessions_step_models_are_its_own():
+    scenario = hetsim.load_scenario(PLAN_SMALL)
+    pool = scenario.spec.pools[0]
+    costs = PoolCosts()
+    mine = costs.step_model(scenario, pool)
+    assert costs.step_model(scenario, pool) is mine  # memoised within the plan
+    assert PoolCosts().step_model(scenario, pool) is not mine  # another plan starts afresh
+    default = step_model_for_pool(scenario.model, scenario.profiles[pool.name], pool)
+    assert mine is not default
+    assert mine.step_time(np.array([4096]), np.array([0])) == default.step_time(
+        np.array([4096]), np.array([0])
+    )

@@ -7,6 +7,8 @@ import base64
 import math
 import re
 import struct
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -332,3 +334,27 @@ def test_figures_render_themselves_as_notebook_cell_values():
     # without pyplot, IPython only knows how to show a figure through _repr_png_
     scenario = hetsim.load_scenario(SCENARIOS / "qwen3-32b-6p2d.yaml")
     assert step_breakdown(scenario)._repr_png_()[:8] == PNG_SIGNATURE
+
+
+def test_simulation_report_paths_show_the_bandwidth_the_simulator_uses(tmp_path, disaggregated):
+    # the scenario declares a 450 GB/s NVLink hop; the simulator (and check) apply the source
+    # profile's network efficiency of 0.8 to it
+    page = write_simulation_report(disaggregated, tmp_path / "report.html").read_text()
+    assert "450 GB/s × 0.8 [source profile efficiency.network] = 360 GB/s" in page
+    assert "network KV B/token" in page
+
+
+def test_describe_loads_without_matplotlib():
+    # hetsim check imports describe; the figures and HTML of the package load on first use
+    code = "import sys, hetsim.report.describe; print('matplotlib' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"
+
+
+def test_every_final_verdict_has_a_plot_style_keyed_by_the_enum():
+    from hetsim.planner.verdict import FINAL_VERDICTS, Verdict
+    from hetsim.report.plots import VERDICT_STYLE
+
+    assert all(isinstance(v, Verdict) for v in VERDICT_STYLE)
+    assert set(VERDICT_STYLE) == set(FINAL_VERDICTS)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from hetsim.cli_trace import trace_app
+from hetsim.cli.trace import trace_app
 from hetsim.errors import InputError
 from hetsim.workload import plot_trace_stats, trace_stats
 

@@ -180,6 +180,7 @@ def check(info: dict[str, Any]) -> None:
     console.print(_pools_table(info["pools"]))
     if info["paths"]:
         console.print(_paths_table(info["paths"]))
+        console.print(_hops_table(info["paths"]))
     if info.get("portability"):
         _portability(info)
     sla = info["sla"]
@@ -191,7 +192,7 @@ def check(info: dict[str, Any]) -> None:
     console.print(
         f"{info['devices']} devices, [bold]{units.format_price_per_hour(info['cost_per_hour'])}[/]"
     )
-    for note in _check_notes(info["pools"]):
+    for note in _check_notes(info["pools"], info["paths"]):
         console.print(f"[dim]{note}[/]")
 
 
@@ -221,20 +222,45 @@ def _pools_table(pools: list[dict[str, Any]]) -> Table:
 
 
 def _paths_table(paths: list[dict[str, Any]]) -> Table:
-    columns = ("from → to", "hops", "bottleneck", "latency", "format", "KV B/token",
-               "8K-token KV alone")  # fmt: skip
-    t = table("KV transfer paths", columns)
+    """Per path: the bytes all decode ranks read per token (net) beside one copy's (KV), and
+    a lone 8K-token transfer."""
+    columns = ("from → to", "format", "bottleneck", "latency", "net B/token", "KV B/token",
+               "8K alone")  # fmt: skip
+    t = table("KV transfer paths", columns, right=columns[2:])
     for p in paths:
         t.add_row(
             f"{p['from']} → {p['to']}",
-            " → ".join(p["hops"]),
+            p["transfer_format"],
             units.format_bandwidth(p["bottleneck_bandwidth"], 3),
             duration(p["latency"]),
-            p["transfer_format"],
             f"{p['kv_bytes_per_token']:,.0f}",
+            f"{p['kv_bytes_per_token_one_copy']:,.0f}",
             duration(p["lone_8k_token_transfer_s"]),
         )
     return t
+
+
+def _hops_table(paths: list[dict[str, Any]]) -> Table:
+    """Per hop: the nominal bandwidth, the efficiency the simulator applies and where it comes
+    from, and the effective bandwidth it runs at."""
+    columns = ("from → to", "hop", "nominal", "efficiency", "source", "effective", "latency")
+    t = table("KV transfer hops", columns, right=columns[2:4] + columns[5:])
+    for p in paths:
+        for i, h in enumerate(p["hop_plans"]):
+            t.add_row(
+                f"{p['from']} → {p['to']}" if i == 0 else "",
+                h["name"],
+                units.format_bandwidth(h["bandwidth"], 3),
+                f"{h['efficiency']:g}",
+                _EFFICIENCY_SOURCE.get(h["efficiency_source"], h["efficiency_source"]),
+                units.format_bandwidth(h["effective_bandwidth"], 3),
+                duration(h["latency"]),
+            )
+    return t
+
+
+# the table says where an efficiency comes from in a word; the note below it says what that means
+_EFFICIENCY_SOURCE = {"hop": "hop", "source profile efficiency.network": "profile‡"}
 
 
 _VERDICT_COLOUR = {"identical": "green", "convertible": "yellow", "incompatible": "red"}
@@ -290,10 +316,16 @@ def _conversion_rows(verdict: dict[str, Any]) -> list[tuple[str, ...]]:
     ]
 
 
-def _check_notes(pools: list[dict[str, Any]]) -> list[str]:
+def _check_notes(pools: list[dict[str, Any]], paths: list[dict[str, Any]]) -> list[str]:
     notes = ["* activations: estimated peak workspace of one step (assumption, not measured)"]
     if any(p["price_is_assumption"] for p in pools):
         notes.append("† price from the hardware profile: an assumption (set costs.prices)")
+    if any(_EFFICIENCY_SOURCE.get(h["efficiency_source"]) == "profile‡"
+           for p in paths for h in p["hop_plans"]):  # fmt: skip
+        notes.append(
+            "‡ hop efficiency from the source pool profile's efficiency.network: an assumption "
+            "(set the hop's efficiency)"
+        )
     for p in pools:
         if p["uncertain_figures"]:
             notes.append(

@@ -378,7 +378,8 @@ class StepModels:
             return calibration, ("content", _table_digest(calibration))
         if not profile.calibration:
             return None, None
-        path = _calibration_path(profile)
+        # spec made a loaded profile's path absolute; a profile built in code is taken as given
+        path = Path(profile.calibration)
         stat = path.stat() if path.is_file() else None  # a missing file: read_table says so
         key = ("file", str(path), getattr(stat, "st_mtime_ns", 0), getattr(stat, "st_size", 0))
         table = self._tables.get(key)
@@ -395,17 +396,6 @@ def _table_digest(table: CalibrationTable) -> str:
     )
     digest.update(json.dumps(table.meta, sort_keys=True, default=str).encode())
     return digest.hexdigest()
-
-
-def _calibration_path(profile: AcceleratorProfile) -> Path:
-    from hetsim.spec.hardware import available_profiles
-
-    assert profile.calibration is not None
-    path = Path(profile.calibration)
-    base = available_profiles().get(profile.name)
-    if not path.is_absolute() and base is not None:
-        path = base.parent / path
-    return path
 
 
 #: the step models of callers that keep no session of their own

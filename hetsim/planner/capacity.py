@@ -4,7 +4,7 @@ Candidates share pools (the same prefill pool meets many decode pools), so what 
 with the workload sample is computed once per plan. The cache is keyed by what the numbers
 depend on — the sample's content, the model, the accelerator profile's content and the pool's
 configuration — never by object identity: a later plan in the same process with another
-workload must not get this one's numbers.
+workload must not get this one's numbers. The step models are the session's too.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from collections import deque
 
 import numpy as np
 
-from hetsim.perf.step import StepModel
+from hetsim.perf.step import StepModel, StepModels
 from hetsim.planner.sample import WorkloadSample
 from hetsim.sim.scheduler import prefill_chunks
 from hetsim.spec.resolve import Scenario
@@ -34,11 +34,17 @@ def decode_time(sm: StepModel, batch: int, context: float) -> float:
 
 
 class PoolCosts:
-    """The screen's per-pool numbers, memoised for one plan session."""
+    """The screen's per-pool numbers, memoised for one plan session, and the session's step
+    models (not the module-wide default: a plan's caches all go when the plan does)."""
 
     def __init__(self) -> None:
         self._prefill: dict[tuple, tuple[np.ndarray, float]] = {}
         self._decode: dict[tuple, tuple[float, int, float]] = {}
+        self._step_models = StepModels()
+
+    def step_model(self, scenario: Scenario, pool: PoolSpec) -> StepModel:
+        """The step model of a pool's instances, with the profile's own calibration if any."""
+        return self._step_models.for_pool(scenario.model, scenario.profiles[pool.name], pool)
 
     @staticmethod
     def key(scenario: Scenario, pool: PoolSpec, sample: WorkloadSample) -> tuple:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from hetsim.checks import handoff_plan
+from hetsim.checks import handoff_plans
 from hetsim.planner.capacity import PoolCosts
 from hetsim.planner.objective import Objective
 from hetsim.planner.results import CandidateResult
@@ -28,14 +28,17 @@ def _invalid(c: Candidate, scenario: Scenario) -> CandidateResult:
     return CandidateResult(c, Verdict.INVALID, reason)
 
 
+#: a candidate's boundary is its worst pair's verdict: one incompatible or convertible pair
+#: makes the whole boundary so
+_BOUNDARY_ORDER = ("identical", "convertible", "incompatible")
+
+
 def _boundary(c: Candidate) -> str | None:
     if c.kind != "disaggregated":
         return None
     assert c.scenario is not None
-    spec = c.scenario.spec
-    p = next(x for x in spec.pools if x.role == "prefill")
-    d = next(x for x in spec.pools if x.role == "decode")
-    return handoff_plan(c.scenario, p, d).verdict.kind
+    kinds = [plan.verdict.kind for plan in handoff_plans(c.scenario).values()]
+    return max(kinds, key=_BOUNDARY_ORDER.index)
 
 
 def _over_limits(c: Candidate, cost: float, search: SearchSpec) -> str | None:

@@ -30,8 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from hetsim.checks import HandoffPlan, handoff_plan
-from hetsim.perf.step import StepModel, step_model_for_pool
+from hetsim.checks import HandoffPlan, handoff_plan, pool_pairs
+from hetsim.perf.step import StepModel
 from hetsim.planner.capacity import PoolCosts, decode_time
 from hetsim.planner.queueing import queueing_estimate
 from hetsim.planner.sample import WorkloadSample
@@ -105,12 +105,12 @@ def _tier_load(scenario: Scenario, pool: PoolSpec, sample: WorkloadSample):  # n
 
 
 def _roles(scenario: Scenario) -> tuple[PoolSpec, PoolSpec]:
-    """(the pool that prefills, the pool that decodes): the same pool when colocated."""
+    """(the pool that prefills, the pool that decodes): the same pool when colocated. A
+    candidate has one pool per role (the search space rejects more), hence one pair."""
     spec = scenario.spec
     if spec.disaggregated:
-        p = next(x for x in spec.pools if x.role == "prefill")
-        d = next(x for x in spec.pools if x.role == "decode")
-        return p, d
+        pair = pool_pairs(spec)[0]
+        return pair.producer, pair.consumer
     return spec.pools[0], spec.pools[0]
 
 
@@ -227,8 +227,8 @@ def screen(
     costs = PoolCosts() if costs is None else costs
     sla = scenario.spec.sla
     p, d = _roles(scenario)
-    p_sm = step_model_for_pool(scenario.model, scenario.profiles[p.name], p)
-    d_sm = step_model_for_pool(scenario.model, scenario.profiles[d.name], d)
+    p_sm = costs.step_model(scenario, p)
+    d_sm = costs.step_model(scenario, d)
     alone, busy = costs.prefill(p_sm, p, sample, costs.key(scenario, p, sample))
     bounds = {"prefill compute": p.instances * len(sample.input) / busy}
     ttft0 = _ttft_alone(scenario, p, d, d_sm, sample, alone, bounds)

@@ -16,11 +16,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from hetsim.checks import scenario_from_dict
+from pydantic import ValidationError
+
+from hetsim.checks import EXAMPLE_TOKENS, pool_pairs, scenario_from_dict
 from hetsim.errors import InputError
+from hetsim.kv.portability import portability
+from hetsim.kv.state import KVState
 from hetsim.spec.precision import PRECISION_SHORTHANDS
 from hetsim.spec.resolve import Scenario
-from hetsim.spec.scenario import PoolSpec, RoleSearch, SearchSpec
+from hetsim.spec.scenario import PoolSpec, RoleSearch, ScenarioSpec, SearchSpec
 
 __all__ = ["Candidate", "RoleChoice", "enumerate_candidates"]
 
@@ -163,28 +167,25 @@ def _pool_dict(base: dict[str, Any], choice: RoleChoice, **extra: Any) -> dict[s
 
 
 def _declare_conversions(data: dict[str, Any], base: Scenario) -> None:
-    """Declare the conversions a candidate's format pairing needs (see the module docstring)."""
-    from hetsim.kv.portability import portability
-    from hetsim.kv.state import KVState
+    """Declare the conversions a candidate's format pairing needs (see the module docstring).
 
-    spec = base.spec
+    This runs on the candidate's data before :func:`scenario_from_dict`, whose checks reject an
+    undeclared conversion; the pairs come from the pure spec validation of the same data."""
+    try:
+        candidate = ScenarioSpec.model_validate(data)
+    except ValidationError:
+        return  # scenario_from_dict reports it with the field path
     kept: list[dict[str, Any]] = []
-    pools = {p["name"]: p for p in data["pools"]}
-    for path in data.get("interconnect", {}).get("paths", []):
-        p, d = pools.get(path["from"]), pools.get(path["to"])
-        if p is None or d is None or p["role"] != "prefill" or d["role"] != "decode":
-            continue
-        staging = any(h.get("kind") == "host_staging" for h in path.get("hops", []))
-        p_spec, d_spec = PoolSpec.model_validate(p), PoolSpec.model_validate(d)
+    for pair in pool_pairs(candidate):
         verdict = portability(
-            KVState.for_pool(base.model, p_spec, 4096),
-            KVState.for_pool(base.model, d_spec, 4096),
-            data["kv"].get("transfer_format"),
-            spec.kv.conversions,
-            staging=staging,
+            KVState.for_pool(base.model, pair.producer, EXAMPLE_TOKENS),
+            KVState.for_pool(base.model, pair.consumer, EXAMPLE_TOKENS),
+            candidate.kv.transfer_format,
+            base.spec.kv.conversions,
+            staging=pair.path is not None and any(h.kind == "host_staging" for h in pair.path.hops),
         )
         for i in sorted(verdict.used_specs):
-            entry = spec.kv.conversions[i].model_dump(by_alias=True, exclude_none=True)
+            entry = base.spec.kv.conversions[i].model_dump(by_alias=True, exclude_none=True)
             if entry not in kept:
                 kept.append(entry)
         for c in verdict.undeclared:
@@ -248,8 +249,8 @@ def _disaggregated(base: Scenario, data: dict[str, Any], search: SearchSpec) -> 
             field="pools",
             allowed="one pool per role when `search:` is given",
         )
-    p_pool = next(p for p in spec.pools if p.role == "prefill")
-    d_pool = next(p for p in spec.pools if p.role == "decode")
+    (pair,) = pool_pairs(spec)
+    p_pool, d_pool = pair.producer, pair.consumer
     p_base = next(p for p in data["pools"] if p["name"] == p_pool.name)
     d_base = next(p for p in data["pools"] if p["name"] == d_pool.name)
     prefills = _role_choices(search.prefill, p_pool)
@@ -279,8 +280,8 @@ def _colocated_baselines(
     totals: list[int],
 ) -> Iterator[_Draft]:
     """Colocated deployments on every accelerator of either role, one per device total."""
-    p_pool = next(p for p in base.spec.pools if p.role == "prefill")
-    d_pool = next(p for p in base.spec.pools if p.role == "decode")
+    (pair,) = pool_pairs(base.spec)
+    p_pool, d_pool = pair.producer, pair.consumer
     accelerators = list(
         dict.fromkeys(
             (search.prefill.accelerators or [p_pool.accelerator])

@@ -3,40 +3,43 @@
 Figures are :class:`matplotlib.figure.Figure` objects built without pyplot (they show inline in
 a notebook and save headless with :func:`save_figure`); :func:`html_report` assembles
 :class:`Section`\\ s into one self-contained page.
+
+The names below load on first use: ``hetsim check`` imports :mod:`hetsim.report.describe`
+and must not pay for pandas and matplotlib.
 """
 
-from hetsim.report.html import Section, html_report, write_simulation_report
-from hetsim.report.planning import plan_figures, write_plan_plots, write_plan_report
-from hetsim.report.plots import (
-    kv_occupancy,
-    latency_cdfs,
-    latency_vs_rate,
-    link_utilisation,
-    pareto,
-    pareto_front,
-    predicted_vs_measured,
-    save_figure,
-    simulation_figures,
-    step_breakdown,
-    write_simulation_plots,
-)
+from importlib import import_module
 
-__all__ = [
-    "Section",
-    "html_report",
-    "kv_occupancy",
-    "latency_cdfs",
-    "latency_vs_rate",
-    "link_utilisation",
-    "pareto",
-    "pareto_front",
-    "predicted_vs_measured",
-    "save_figure",
-    "simulation_figures",
-    "step_breakdown",
-    "write_simulation_plots",
-    "write_simulation_report",
-    "plan_figures",
-    "write_plan_plots",
-    "write_plan_report",
-]
+#: each public name and the module that owns it
+_HOME = {
+    "Section": "html",
+    "html_report": "html",
+    "write_simulation_report": "html",
+    "plan_figures": "planning",
+    "write_plan_plots": "planning",
+    "write_plan_report": "planning",
+    "kv_occupancy": "plots",
+    "latency_cdfs": "plots",
+    "latency_vs_rate": "plots",
+    "link_utilisation": "plots",
+    "pareto": "plots",
+    "pareto_front": "plots",
+    "predicted_vs_measured": "plots",
+    "save_figure": "plots",
+    "simulation_figures": "plots",
+    "step_breakdown": "plots",
+    "write_simulation_plots": "plots",
+}
+
+__all__ = sorted(_HOME)
+
+
+def __getattr__(name: str):  # noqa: ANN202 - lazy: pandas and matplotlib load only when used
+    home = _HOME.get(name)
+    if home is None:
+        raise AttributeError(f"module 'hetsim.report' has no attribute {name!r}")
+    return getattr(import_module(f"hetsim.report.{home}"), name)
+
+
+def __dir__() -> list[str]:
+    return [*globals(), *__all__]

@@ -16,7 +16,7 @@ from hetsim.perf.step import step_model_for_pool
 from hetsim.spec.resolve import Scenario
 from hetsim.spec.scenario import PoolSpec
 
-__all__ = ["describe"]
+__all__ = ["describe", "transfer_paths"]
 
 
 def describe(scenario: Scenario) -> dict[str, Any]:
@@ -34,7 +34,7 @@ def describe(scenario: Scenario) -> dict[str, Any]:
             "params_active": model.params_active,
         },
         "pools": [_pool(scenario, pool) for pool in spec.pools],
-        "paths": [_path(plans[(x.from_, x.to)]) for x in spec.interconnect.paths],
+        "paths": transfer_paths(scenario),
         "portability": portability,
         "unused_conversions": _unused_conversions(scenario, portability),
         "lifecycle": spec.lifecycle.protocol,
@@ -90,6 +90,12 @@ def _workload(scenario: Scenario) -> dict[str, Any]:
         "requests": syn.requests,
         "prefix_hit_rate": syn.prefix_hit_rate,
     }
+
+
+def transfer_paths(scenario: Scenario) -> list[dict[str, Any]]:
+    """Every declared transfer path, in declaration order, as :func:`describe` reports it."""
+    plans = handoff_plans(scenario)
+    return [_path(plans[(x.from_, x.to)]) for x in scenario.spec.interconnect.paths]
 
 
 def _path(plan: HandoffPlan) -> dict[str, Any]:

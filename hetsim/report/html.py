@@ -11,13 +11,14 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import yaml
 from matplotlib.figure import Figure
 
 from hetsim.metrics import LatencyStats, RunSummary
+from hetsim.report.describe import transfer_paths
 from hetsim.report.plots import simulation_figures
 
 if TYPE_CHECKING:
@@ -196,21 +197,29 @@ def _pools_table(scenario: Scenario) -> pd.DataFrame:
 
 
 def _paths_table(scenario: Scenario) -> pd.DataFrame | None:
-    rows = []
-    for path in scenario.spec.interconnect.paths:
-        rows.append(
-            {
-                "from": path.from_,
-                "to": path.to,
-                "hops": " → ".join(
-                    f"{h.name} ({h.kind}, {h.bandwidth / 1e9:g} GB/s, {h.latency * 1e6:g} µs)"
-                    for h in path.hops
-                ),
-                "bottleneck GB/s": path.bottleneck_bandwidth() / 1e9,
-                "latency (µs)": path.latency() * 1e6,
-            }
-        )
+    """The figures ``hetsim check`` prints: each hop's nominal bandwidth, the efficiency the
+    simulator applies (and where it comes from), the effective bandwidth, and the bytes moved."""
+    rows = [
+        {
+            "from": p["from"],
+            "to": p["to"],
+            "hops": " → ".join(_hop(h) for h in p["hop_plans"]),
+            "bottleneck GB/s": p["bottleneck_bandwidth"] / 1e9,
+            "latency (µs)": p["latency"] * 1e6,
+            "network KV B/token": p["kv_bytes_per_token"],
+            "KV B/token (one copy)": p["kv_bytes_per_token_one_copy"],
+        }
+        for p in transfer_paths(scenario)
+    ]
     return pd.DataFrame(rows) if rows else None
+
+
+def _hop(h: dict[str, Any]) -> str:
+    return (
+        f"{h['name']} ({h['kind']}, {h['bandwidth'] / 1e9:g} GB/s × {h['efficiency']:g} "
+        f"[{h['efficiency_source']}] = {h['effective_bandwidth'] / 1e9:.4g} GB/s, "
+        f"{h['latency'] * 1e6:g} µs)"
+    )
 
 
 def _workload_table(scenario: Scenario, summary: RunSummary) -> pd.DataFrame:

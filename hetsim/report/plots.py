@@ -28,6 +28,7 @@ from matplotlib.ticker import PercentFormatter
 from hetsim.metrics import SLABounds
 from hetsim.perf.step import step_model_for_pool
 from hetsim.planner.pareto import pareto_front
+from hetsim.planner.verdict import Verdict
 
 if TYPE_CHECKING:
     from hetsim.simulation import SimulationResult
@@ -54,13 +55,14 @@ GOODPUT_COLOR = "black"
 TARGET_COLOR = "tab:green"
 
 #: how each planner verdict is drawn; unknown verdicts fall back to grey
-VERDICT_STYLE: dict[str, dict[str, Any]] = {
-    "recommended": {"color": "#e3a008", "label": "recommended"},
-    "ranked": {"color": "tab:blue", "label": "ranked (meets SLA)"},
-    "beaten": {"color": "tab:gray", "label": "beaten (stopped early)"},
-    "fails_sla": {"color": "tab:red", "label": "fails SLA at every rate"},
-    "screened": {"color": "tab:purple", "label": "screened out"},
-    "invalid": {"color": "black", "label": "invalid"},
+#: in legend order; a Verdict is a str, so candidates.csv's verdict strings look up the same
+VERDICT_STYLE: dict[Verdict, dict[str, Any]] = {
+    Verdict.RECOMMENDED: {"color": "#e3a008", "label": "recommended"},
+    Verdict.RANKED: {"color": "tab:blue", "label": "ranked (meets SLA)"},
+    Verdict.BEATEN: {"color": "tab:gray", "label": "beaten (stopped early)"},
+    Verdict.FAILS_SLA: {"color": "tab:red", "label": "fails SLA at every rate"},
+    Verdict.SCREENED: {"color": "tab:purple", "label": "screened out"},
+    Verdict.INVALID: {"color": "black", "label": "invalid"},
 }
 KIND_MARKER = {"disaggregated": "o", "colocated": "s"}
 BOUND_LABEL = {
@@ -568,10 +570,10 @@ def _scatter_candidates(ax: Axes, rows: pd.DataFrame, x: np.ndarray, y: np.ndarr
     verdicts = rows["verdict"].astype(str).to_numpy() if "verdict" in rows else None
     kinds = rows["kind"].astype(str).to_numpy() if "kind" in rows else None
     for i in range(len(rows)):
-        verdict = verdicts[i] if verdicts is not None else "ranked"
+        verdict = verdicts[i] if verdicts is not None else Verdict.RANKED
         marker = KIND_MARKER.get(kinds[i], "^") if kinds is not None else "o"
         style = _verdict_style(verdict)
-        top = verdict == "recommended"
+        top = verdict == Verdict.RECOMMENDED
         ax.scatter(
             x[i],
             y[i],
@@ -588,7 +590,7 @@ def _scatter_candidates(ax: Axes, rows: pd.DataFrame, x: np.ndarray, y: np.ndarr
 def _label_recommended(ax: Axes, rows: pd.DataFrame, x: np.ndarray, y: np.ndarray) -> None:
     if "verdict" not in rows:
         return
-    for i in np.flatnonzero(rows["verdict"].astype(str).to_numpy() == "recommended"):
+    for i in np.flatnonzero(rows["verdict"].astype(str).to_numpy() == Verdict.RECOMMENDED):
         label = str(rows["label"].iloc[i]) if "label" in rows else "recommended"
         ax.annotate(
             label,
@@ -609,7 +611,7 @@ def _label_front(ax: Axes, front: pd.DataFrame, most: int = 12) -> None:
     if "label" not in front or len(front) > most:
         return
     for row in front.itertuples():
-        if getattr(row, "verdict", None) == "recommended":
+        if getattr(row, "verdict", None) == Verdict.RECOMMENDED:
             continue
         ax.annotate(
             str(row.label),

@@ -136,7 +136,9 @@ class AcceleratorProfile(StrictModel):
     )
     efficiency: Efficiency
     calibration: str | None = Field(
-        default=None, description="path (relative to the profile) of a calibration table"
+        default=None,
+        description="path of a calibration table, relative to the profile file that declares it "
+        "(absolute once loaded)",
     )
     sources: list[Source] = Field(min_length=1)
     notes: str | None = None
@@ -212,9 +214,15 @@ class AcceleratorProfile(StrictModel):
 
     @classmethod
     def from_yaml(cls, path: Path) -> AcceleratorProfile:
+        """The profile in ``path``, its ``calibration`` made absolute against that file's folder:
+        a scenario-local copy of a bundled profile names a table next to itself."""
         from hetsim.spec.loader import load_yaml_model
 
-        return load_yaml_model(cls, path)
+        profile = load_yaml_model(cls, path)
+        if profile.calibration is None or Path(profile.calibration).is_absolute():
+            return profile
+        table = Path(path).resolve().parent / profile.calibration
+        return profile.model_copy(update={"calibration": str(table)})
 
 
 # ---- the profile catalogue -------------------------------------------------------------------
