@@ -27,7 +27,6 @@ LAYERS: dict[str, float] = {
     "planner": 7,
     "report": 8,
     "cli": 9,
-    "cli_trace": 9,
     "__main__": 9,
 }
 #: ``import hetsim`` / ``from hetsim import x`` (not a submodule): the public API, which re-exports

@@ -56,6 +56,11 @@ class PoolPair:
     consumer: PoolSpec
     path: PathSpec | None
 
+    @property
+    def staging(self) -> bool:
+        """Whether the path copies through host memory, where staging conversions can run."""
+        return self.path is not None and any(h.kind == "host_staging" for h in self.path.hops)
+
 
 def pool_pairs(spec: ScenarioSpec) -> tuple[PoolPair, ...]:
     """Every prefill → decode pool pair, in pool order: each prefill pool may hand KV to each
@@ -267,7 +272,7 @@ def _plan(scenario: Scenario, pair: PoolPair) -> HandoffPlan:
     host. The verdict does not depend on the prompt length; the states it compares describe an
     example request of :data:`EXAMPLE_TOKENS` tokens."""
     p, d, spec = pair.producer, pair.consumer, scenario.spec
-    staging = pair.path is not None and any(h.kind == "host_staging" for h in pair.path.hops)
+    staging = pair.staging
     producer = KVState.for_pool(scenario.model, p, EXAMPLE_TOKENS)
     consumer = KVState.for_pool(scenario.model, d, EXAMPLE_TOKENS)
     verdict = portability(

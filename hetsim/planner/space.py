@@ -182,7 +182,7 @@ def _declare_conversions(data: dict[str, Any], base: Scenario) -> None:
             KVState.for_pool(base.model, pair.consumer, EXAMPLE_TOKENS),
             candidate.kv.transfer_format,
             base.spec.kv.conversions,
-            staging=pair.path is not None and any(h.kind == "host_staging" for h in pair.path.hops),
+            staging=pair.staging,
         )
         for i in sorted(verdict.used_specs):
             entry = base.spec.kv.conversions[i].model_dump(by_alias=True, exclude_none=True)
