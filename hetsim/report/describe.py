@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from hetsim.checks import EXAMPLE_TOKENS, HandoffPlan, handoff_plans
-from hetsim.perf.step import step_model_for_pool
+from hetsim.perf import provenance
 from hetsim.spec.resolve import Scenario
 from hetsim.spec.scenario import PoolSpec
 
@@ -69,7 +69,7 @@ def _pool(scenario: Scenario, pool: PoolSpec) -> dict[str, Any]:
         "cost_per_hour": price * pool.total_devices,
         "uncertain_figures": profile.uncertain_figures(),
         # perf owns the label; the step model is the one the simulator will use
-        "provenance": step_model_for_pool(scenario.model, profile, pool).provenance,
+        "provenance": provenance(profile),
     }
 
 
