@@ -69,17 +69,10 @@ class Simulation:
         self.book = RequestBook(env, self.stats, self.ledger, self.network, final_side, progress)
         self.prefix = PrefixCaches(scenario, self.topology)
         self.dispatch = Dispatcher(self.topology, self.prefix, self.network, self.book)
-        self.handoff = self._handoff()
-        self.recovery = Recovery(
-            env,
-            self.stats,
-            self.ledger,
-            self.network,
-            self.topology,
-            self.book,
-            self.dispatch,
-            self.handoff,
-        )
+        # the ports both the lifecycle protocol and recovery act through
+        ports = (env, self.stats, self.ledger, self.network, self.topology, self.book)
+        self.handoff: Handoff = PROTOCOLS.get(self.protocol, Colocated)(*ports, self.dispatch)
+        self.recovery = Recovery(*ports, self.dispatch, self.handoff)
         self.faults = FaultInjector(
             env,
             spec.faults,
@@ -92,18 +85,6 @@ class Simulation:
         )
         self._connect()
         self.sampler = Sampler(env, self.topology, sample_interval or 0.0, lambda: self.book.done)
-
-    def _handoff(self) -> Handoff:
-        kind = PROTOCOLS.get(self.protocol, Colocated)
-        return kind(
-            self.env,
-            self.stats,
-            self.ledger,
-            self.network,
-            self.topology,
-            self.book,
-            self.dispatch,
-        )
 
     def _connect(self) -> None:
         """Late bindings: parts that call each other both ways."""
