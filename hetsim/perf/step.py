@@ -31,7 +31,13 @@ import numpy as np
 import pandas as pd
 
 from hetsim.perf.calibration import CalibrationTable, read_table
-from hetsim.perf.cost import KernelCostPredictor, OpCost, Provenance, predictor_for
+from hetsim.perf.cost import (
+    KernelCostPredictor,
+    OpCost,
+    Source,
+    predictor_for,
+    price_collective,
+)
 from hetsim.perf.ops import AttentionWork, Collective, Gemm, InstanceConfig, OpInventory
 from hetsim.spec.hardware import AcceleratorProfile
 from hetsim.spec.model import ModelConfig
@@ -53,7 +59,7 @@ class StepBreakdown:
 
     phase: str
     ops: list[OpCost]
-    provenance: Provenance
+    provenance: Source
 
     @property
     def time(self) -> float:
@@ -69,7 +75,8 @@ class StepBreakdown:
 class StepModel:
     """Step-time model of one instance (model × accelerator × parallelism × precision).
 
-    ``calibration`` picks the calibrated predictor; ``predictor`` passes one already built (a
+    ``runtime`` picks the measured predictor (the profile's tables for that serving runtime),
+    ``calibration`` the calibrated one; ``predictor`` passes one already built (a
     :class:`StepModels` session shares them between step models of one profile)."""
 
     model: ModelConfig
@@ -77,6 +84,7 @@ class StepModel:
     config: InstanceConfig
     calibration: CalibrationTable | None = None
     predictor: InitVar[KernelCostPredictor | None] = None
+    runtime: str | None = None
     cost: KernelCostPredictor = field(init=False)
     ops: OpInventory = field(init=False, repr=False)
     overhead: float = field(init=False)  # seconds per step besides the costed ops
@@ -89,7 +97,9 @@ class StepModel:
 
     def __post_init__(self, predictor: KernelCostPredictor | None) -> None:
         self.cost = (
-            predictor if predictor is not None else predictor_for(self.profile, self.calibration)
+            predictor
+            if predictor is not None
+            else predictor_for(self.profile, self.calibration, self.runtime)
         )
         self.ops = OpInventory.build(self.model, self.config, self.profile.compute)
         self.overhead = self.cost.step_overhead(
@@ -110,7 +120,7 @@ class StepModel:
         )
 
     @property
-    def provenance(self) -> Provenance:
+    def provenance(self) -> Source:
         return self.cost.provenance
 
     @property
@@ -139,8 +149,8 @@ class StepModel:
         )
 
     def _collective(self, c: Collective) -> OpCost:
-        t = self.cost.link.time(c.bytes, c.latencies)
-        return OpCost(c.name, 0.0, c.bytes * c.count, t * c.count, "network", c.count)
+        t, source = price_collective(self.cost, c, self.config.tp)
+        return OpCost(c.name, 0.0, c.bytes * c.count, t * c.count, "network", c.count, source)
 
     def _elementwise(self, tokens: float) -> OpCost:
         layers = self.model.num_layers
@@ -345,8 +355,8 @@ class StepModels:
         pool: PoolSpec,
         calibration: CalibrationTable | None = None,
     ) -> StepModel:
-        """The step model of a pool's instances."""
-        return self.get(model, profile, InstanceConfig.from_pool(pool), calibration)
+        """The step model of a pool's instances (measured when the pool names its runtime)."""
+        return self.get(model, profile, InstanceConfig.from_pool(pool), calibration, pool.runtime)
 
     def get(
         self,
@@ -354,19 +364,21 @@ class StepModels:
         profile: AcceleratorProfile,
         config: InstanceConfig,
         calibration: CalibrationTable | None = None,
+        runtime: str | None = None,
     ) -> StepModel:
         """The step model of one instance configuration; ``calibration`` defaults to the table
-        the profile names, if any."""
+        the profile names, if any; a ``runtime`` selects the profile's measured tables."""
         table, table_key = self._calibration(profile, calibration)
         profile_key = profile.model_dump_json()
-        key = (model, profile_key, config, table_key)
+        # measured tables are cached by value in hetsim.perf.measured; the runtime keys them here
+        key = (model, profile_key, config, table_key, runtime)
         found = self._models.get(key)
         if found is None:
-            predictor = self._predictors.get((profile_key, table_key))
+            predictor = self._predictors.get((profile_key, table_key, runtime))
             if predictor is None:
-                predictor = predictor_for(profile, table)
-                self._predictors.put((profile_key, table_key), predictor)
-            found = StepModel(model, profile, config, table, predictor)
+                predictor = predictor_for(profile, table, runtime)
+                self._predictors.put((profile_key, table_key, runtime), predictor)
+            found = StepModel(model, profile, config, table, predictor, runtime)
             self._models.put(key, found)
         return found
 

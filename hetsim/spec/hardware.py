@@ -140,6 +140,12 @@ class AcceleratorProfile(StrictModel):
         description="path of a calibration table, relative to the profile file that declares it "
         "(absolute once loaded)",
     )
+    measured_tables: str | None = Field(
+        default=None,
+        description="measured per-op kernel tables a pool with `runtime:` uses: an "
+        "aiconfigurator system (e.g. h200_sxm; needs `pip install -e '.[nvidia]'`) or a .npz file "
+        "written by `hetsim calibrate --from aiconfigurator`",
+    )
     sources: list[Source] = Field(min_length=1)
     notes: str | None = None
 

@@ -142,6 +142,12 @@ class PoolSpec(StrictModel):
         description="MoE with ep > 1: routed tokens on the busiest device over the mean "
         "(an assumption; balanced routing with EPLB-style replication brings it near 1)",
     )
+    runtime: Literal["vllm", "sglang", "trtllm"] | None = Field(
+        default=None,
+        description="serving runtime: selects the measured kernel tables of the profile's "
+        "`measured_tables` for this runtime (an input error where there are none); omitted: "
+        "calibrated or roofline step times as before",
+    )
     precision: PrecisionPolicy = Field(default_factory=PrecisionPolicy)
     batching: Batching = Field(default_factory=Batching)
     memory_utilization: float = Field(

@@ -2,21 +2,32 @@
 
 A predictor turns the ops of :mod:`hetsim.perf.ops` into seconds on one device. Each source of
 kernel costs is one predictor: the profile's roofline with its documented default efficiencies
-(``roofline-default``), hetsim's own microkernel calibration (``calibrated``), and — next — vendor
-per-op tables (``measured``, to be added here as one more predictor and one more
-:class:`Provenance`). A predictor says, per op, which source it used.
+(``roofline-default``), hetsim's own microkernel calibration (``calibrated``), and vendor per-op
+tables (``measured:<system>/<runtime>-<version>``, a :class:`MeasuredSource`). A predictor says,
+per op, which source it used.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from enum import StrEnum
-from typing import Literal, Protocol
+from typing import Literal, Protocol, runtime_checkable
 
-from hetsim.perf.ops import Kernel
+from hetsim.perf.ops import Collective, Kernel
 from hetsim.spec.hardware import AcceleratorProfile
 
-__all__ = ["Bound", "KernelCostPredictor", "OpCost", "Provenance", "ScaleUpLink", "link_time"]
+__all__ = [
+    "Bound",
+    "CollectivePricer",
+    "KernelCostPredictor",
+    "MeasuredSource",
+    "OpCost",
+    "Provenance",
+    "ScaleUpLink",
+    "Source",
+    "link_time",
+    "price_collective",
+]
 
 Bound = Literal["compute", "memory", "network", "overhead"]
 
@@ -26,6 +37,19 @@ class Provenance(StrEnum):
 
     ROOFLINE_DEFAULT = "roofline-default"  # datasheet peaks × the profile's default efficiencies
     CALIBRATED = "calibrated"  # efficiency surfaces fitted to hetsim's microkernel timings
+    MEASURED = "measured"  # vendor per-op tables; labelled per table set by MeasuredSource
+
+
+class MeasuredSource(str):
+    """``measured:<system>/<runtime>-<version>``: the kind :attr:`Provenance.MEASURED` with the
+    table set that priced the op. A plain string to everything that prints or serialises it."""
+
+    __slots__ = ()
+    kind = Provenance.MEASURED
+
+
+#: the source of one op or one step: a provenance kind, or the measured table set
+Source = Provenance | MeasuredSource
 
 
 @dataclass(frozen=True)
@@ -38,7 +62,7 @@ class OpCost:
     time: float
     bound: Bound
     count: int = 1  # how many times it runs per step (layers)
-    source: Provenance = Provenance.ROOFLINE_DEFAULT
+    source: Source = Provenance.ROOFLINE_DEFAULT
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -51,8 +75,8 @@ def link_time(nbytes: float, bandwidth: float, efficiency: float, latency: float
 
 @dataclass(frozen=True, slots=True)
 class ScaleUpLink:
-    """The accelerator's scale-up link at the profile's default network efficiency (no
-    predictor measures collectives yet, so they are always ``roofline-default``)."""
+    """The accelerator's scale-up link at the profile's default network efficiency: what
+    collectives cost (``roofline-default``) unless a predictor measured them."""
 
     bandwidth: float
     efficiency: float
@@ -73,7 +97,7 @@ class KernelCostPredictor(Protocol):
     """Seconds for the ops of a step on one device, from one source of kernel costs."""
 
     @property
-    def provenance(self) -> Provenance:
+    def provenance(self) -> Source:
         """The source of the predictor as a whole (a step's label)."""
         ...
 
@@ -88,7 +112,7 @@ class KernelCostPredictor(Protocol):
         """The scale-up link collectives run over."""
         ...
 
-    def kernel(self, k: Kernel) -> tuple[float, Bound, Provenance]:
+    def kernel(self, k: Kernel) -> tuple[float, Bound, Source]:
         """(seconds, bound, source) of one call of ``k``."""
         ...
 
@@ -100,3 +124,20 @@ class KernelCostPredictor(Protocol):
     def step_overhead(self, modeled_kernels_per_layer: int, layers: int) -> float:
         """Fixed seconds per step besides the costed ops."""
         ...
+
+
+@runtime_checkable
+class CollectivePricer(Protocol):
+    """A predictor that measured collectives itself (the others charge the scale-up link)."""
+
+    def collective(self, c: Collective, ranks: int) -> tuple[float, Source]:
+        """(seconds, source) of one call of ``c`` among ``ranks`` devices."""
+        ...
+
+
+def price_collective(cost: KernelCostPredictor, c: Collective, ranks: int) -> tuple[float, Source]:
+    """(seconds, source) of one call of ``c``: measured where the predictor measured it, else the
+    scale-up link at the profile's default efficiency (``roofline-default``)."""
+    if isinstance(cost, CollectivePricer):
+        return cost.collective(c, ranks)
+    return cost.link.time(c.bytes, c.latencies), Provenance.ROOFLINE_DEFAULT

@@ -1,0 +1,120 @@
+"""The measured predictor: NVIDIA's per-op kernel tables, interpolated in log space.
+
+For each op whose family, format and shape family a table measured, the time is the table's
+latency interpolated in log space (:class:`~hetsim.perf.measured.grid.LogGrid`): exact at the
+measured points, never extrapolated. Outside the grid — or for an op no table covers — the op
+falls back to the roofline at the profile's default efficiencies and records
+``roofline-default``. Ops priced from a table record ``measured:<system>/<runtime>-<version>``.
+
+How ops map onto tables:
+
+* ``gemm`` (``m, n, k``, compute format ``bf16``/``fp8``) → the GEMM table; ``m`` may be
+  fractional (tokens per data-parallel rank) and is interpolated like any point.
+* ``attention_prefill`` → context attention at (``batch``, ``seq_len``) for the exact
+  (``heads``, ``kv_heads``, ``head_dim``, ``kv``) family; ``attention_decode`` → generation
+  attention at (``batch``, ``context``). Needs ``kv_heads`` and ``kv`` in the kernel's shape;
+  a prefill chunk after a cached prefix is priced as a full prompt of ``seq_len`` tokens.
+* ``tp_allreduce`` → the custom all-reduce table at (ranks, message elements).
+* elementwise passes, MoE grouped GEMMs beyond the GEMM table, all-to-all, MLA and the step
+  overhead stay on the roofline.
+
+Mixed provenance: a step model's :attr:`provenance` is the measured label when a table set is
+loaded, even though some of its ops may be ``roofline-default``; each op of
+:meth:`~hetsim.perf.step.StepModel.explain_step` says which source priced it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from hetsim.perf.cost.base import Bound, MeasuredSource, Provenance, ScaleUpLink, Source
+from hetsim.perf.cost.roofline import RooflinePredictor
+from hetsim.perf.measured.tables import MeasuredTables
+from hetsim.perf.ops import Collective, Kernel
+from hetsim.spec.hardware import AcceleratorProfile
+
+__all__ = ["MeasuredPredictor"]
+
+#: shapes memoised per predictor before the memo is cleared (decode contexts never repeat much)
+_MEMO_SIZE = 200_000
+
+
+@dataclass(frozen=True, eq=False)
+class MeasuredPredictor:
+    """One table set on one profile (whose roofline prices what the tables do not cover)."""
+
+    tables: MeasuredTables
+    fallback: RooflinePredictor
+    source: MeasuredSource
+    eager_elementwise: bool = False
+    _memo: dict[tuple, tuple[float, Bound, Source]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
+
+    @classmethod
+    def of(cls, profile: AcceleratorProfile, tables: MeasuredTables) -> MeasuredPredictor:
+        return cls(tables, RooflinePredictor.of(profile), MeasuredSource(tables.label))
+
+    @property
+    def provenance(self) -> MeasuredSource:
+        return self.source
+
+    @property
+    def link(self) -> ScaleUpLink:
+        return self.fallback.link
+
+    def kernel(self, k: Kernel) -> tuple[float, Bound, Source]:
+        key = (k.family, k.dtype, k.flops, k.bytes, *k.shape.values())
+        found = self._memo.get(key)
+        if found is None:
+            if len(self._memo) >= _MEMO_SIZE:
+                self._memo.clear()
+            found = self._memo[key] = self._price(k)
+        return found
+
+    def _price(self, k: Kernel) -> tuple[float, Bound, Source]:
+        t = self._lookup(k)
+        if t is None:
+            return self.fallback.kernel(k)
+        # the bound the roofline would name: a measured time has no bound of its own
+        return t, self.fallback.kernel(k)[1], self.source
+
+    def _lookup(self, k: Kernel) -> float | None:
+        s, tables = k.shape, self.tables
+        if k.family == "gemm":
+            grid = tables.gemm.get(k.dtype)
+            return None if grid is None else grid(s["m"], s["n"], s["k"])
+        if k.family not in ("attention_prefill", "attention_decode") or "kv_heads" not in s:
+            return None
+        family = _attention_family(s)
+        if family is None:
+            return None
+        if k.family == "attention_prefill":
+            grid = tables.context.get(family)
+            return None if grid is None else grid(s["batch"], s["seq_len"])
+        grid = tables.generation.get(family)
+        return None if grid is None else grid(s["batch"], s["context"])
+
+    def collective(self, c: Collective, ranks: int) -> tuple[float, Source]:
+        if c.name == "tp_allreduce" and c.bytes:
+            grid = self.tables.allreduce.get(ranks)
+            # Collective carries the ring bytes each rank sends, 2(n-1)/n of the bf16 message
+            elements = c.bytes * ranks / (2.0 * (ranks - 1)) / 2.0
+            t = None if grid is None else grid(elements)
+            if t is not None:
+                return t, self.source
+        return self.link.time(c.bytes, c.latencies), Provenance.ROOFLINE_DEFAULT
+
+    def roofline_rates(self, dtype: str) -> None:
+        return None  # measured attention has no closed form in the batch's context sum
+
+    def step_overhead(self, modeled_kernels_per_layer: int, layers: int) -> float:
+        return self.fallback.step_overhead(modeled_kernels_per_layer, layers)
+
+
+def _attention_family(s: dict[str, float]) -> tuple[int, int, int, str] | None:
+    """The table family of an attention shape; None where heads split unevenly over ranks."""
+    heads, kv_heads = s["heads"], s["kv_heads"]
+    if heads != int(heads) or kv_heads != int(kv_heads):
+        return None
+    return (int(heads), int(kv_heads), int(s["head_dim"]), str(s["kv"]))

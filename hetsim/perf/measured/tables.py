@@ -1,0 +1,267 @@
+"""NVIDIA's measured per-op kernel tables (aiconfigurator-core), read into log-space grids.
+
+aiconfigurator-core 0.12.0 (Apache-2.0) ships, per system, op family, runtime and runtime version,
+Parquet tables of measured kernel latencies (ms) under
+``aiconfigurator_core/systems/data/<system>/<op>/<runtime>/<version>/``. hetsim reads the four it
+maps onto its ops, and keeps each as :class:`~hetsim.perf.measured.grid.LogGrid` per shape family:
+
+* ``gemm/gemm_perf.parquet`` — ``m, n, k`` per ``gemm_dtype``: ``bfloat16`` → hetsim ``bf16``,
+  ``fp8`` (per-tensor scaled) → ``fp8``; where several kernels measured one shape the fastest
+  counts (the one the runtime picks).
+* ``attention/context_attention_perf.parquet`` — ``batch_size × isl`` per (query heads, KV heads,
+  head dim, KV format), full attention (``window_size`` 0) only.
+* ``attention/generation_attention_perf.parquet`` — ``batch_size × (step + 1)``: ``step`` is the
+  cached length, so ``step + 1`` tokens are attended, the measure hetsim's decode shape uses.
+* ``comm/custom_allreduce_perf.parquet`` — ``message_size`` (elements of bf16) per ``num_gpus``,
+  the CUDA-graph variant (vLLM captures its decode steps in graphs).
+
+The tables come either from the installed ``aiconfigurator_core`` package (the ``nvidia`` extra)
+or from a directory in the same layout (tests/data/measured holds an excerpt), or from the one
+``.npz`` file ``hetsim calibrate --from aiconfigurator`` writes (:func:`save_tables`), which needs
+no extra to read.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from hetsim.errors import InputError
+from hetsim.perf.measured.grid import LogGrid
+
+__all__ = [
+    "RUNTIMES",
+    "MeasuredTables",
+    "aiconfigurator_root",
+    "available_versions",
+    "load_tables",
+    "read_tables_file",
+    "save_tables",
+]
+
+RUNTIMES = ("vllm", "sglang", "trtllm")
+EXTRA_FIX = "install the measured tables with `pip install -e '.[nvidia]'`, or drop `runtime:`"
+LICENCE = "aiconfigurator-core 0.12.0 (NVIDIA), Apache-2.0"
+
+_GEMM_DTYPES = {"bfloat16": "bf16", "fp8": "fp8"}
+_KV_DTYPES = {"bfloat16": "bf16", "fp8": "fp8_e4m3"}
+_ATTN_COLS = ["batch", "length", "heads", "kv_heads", "head_dim", "kv", "latency"]
+#: (table, op folder, file, columns hetsim keeps); ``latency`` in seconds
+_FILES = {
+    "gemm": ("gemm", "gemm_perf.parquet"),
+    "context_attention": ("attention", "context_attention_perf.parquet"),
+    "generation_attention": ("attention", "generation_attention_perf.parquet"),
+    "allreduce": ("comm", "custom_allreduce_perf.parquet"),
+}
+_REQUIRED = ("gemm", "context_attention", "generation_attention")
+
+AttentionKey = tuple[int, int, int, str]  # (query heads, KV heads, head dim, KV format)
+
+
+@dataclass(frozen=True, eq=False)
+class MeasuredTables:
+    """One system's tables for one runtime version, as normalised rows and as grids."""
+
+    system: str
+    runtime: str
+    version: str
+    rows: dict[str, pd.DataFrame] = field(repr=False)  # normalised, latency in seconds
+    gemm: dict[str, LogGrid] = field(init=False, repr=False)  # compute format -> (m, n, k)
+    context: dict[AttentionKey, LogGrid] = field(init=False, repr=False)  # (batch, isl)
+    generation: dict[AttentionKey, LogGrid] = field(init=False, repr=False)  # (batch, attended)
+    allreduce: dict[int, LogGrid] = field(init=False, repr=False)  # ranks -> (elements,)
+
+    def __post_init__(self) -> None:
+        g = self.rows["gemm"]
+        gemm = {
+            d: LogGrid.from_points([s.m.to_numpy(), s.n.to_numpy(), s.k.to_numpy()], s.latency)
+            for d, s in g.groupby("dtype")
+        }
+        ar = self.rows.get("allreduce")
+        allreduce = {} if ar is None else {
+            int(r): LogGrid.from_points([s.elements.to_numpy()], s.latency.to_numpy())
+            for r, s in ar.groupby("ranks")
+        }  # fmt: skip
+        object.__setattr__(self, "gemm", gemm)
+        object.__setattr__(self, "context", _attention_grids(self.rows["context_attention"]))
+        object.__setattr__(self, "generation", _attention_grids(self.rows["generation_attention"]))
+        object.__setattr__(self, "allreduce", allreduce)
+
+    @property
+    def label(self) -> str:
+        """``measured:<system>/<runtime>-<version>``, the provenance of what they price."""
+        return f"measured:{self.system}/{self.runtime}-{self.version}"
+
+
+def _attention_grids(rows: pd.DataFrame) -> dict[AttentionKey, LogGrid]:
+    out = {}
+    for key, s in rows.groupby(["heads", "kv_heads", "head_dim", "kv"]):
+        h, kvh, d, kv = key
+        coords = [s.batch.to_numpy(), s.length.to_numpy()]
+        out[(int(h), int(kvh), int(d), str(kv))] = LogGrid.from_points(coords, s.latency)
+    return out
+
+
+# ---- the aiconfigurator layout ----------------------------------------------------------------
+
+
+def aiconfigurator_root() -> Path:
+    """``systems/data`` of the installed aiconfigurator-core; an InputError without it."""
+    try:
+        from importlib.resources import files
+
+        root = files("aiconfigurator_core") / "systems" / "data"
+    except ModuleNotFoundError:
+        raise InputError(
+            "measured kernel tables need aiconfigurator-core, which is not installed",
+            allowed=EXTRA_FIX,
+        ) from None
+    return Path(str(root))
+
+
+def available_versions(root: Path, system: str, runtime: str) -> list[str]:
+    """The runtime versions with GEMM tables for ``system``, oldest first."""
+    folder = root / system / "gemm" / runtime
+    if not folder.is_dir():
+        return []
+    return sorted((p.name for p in folder.iterdir() if p.is_dir()), key=_version_key)
+
+
+def _version_key(v: str) -> tuple:
+    # 1.3.0rc20 < 1.3.0: a release candidate sorts before its release
+    parts = re.findall(r"\d+|[a-z]+", v.lower())
+    return tuple((int(p), "~") if p.isdigit() else (-1, p) for p in parts) + ((0, "~"),)
+
+
+def load_tables(
+    system: str, runtime: str, version: str | None = None, root: Path | str | None = None
+) -> MeasuredTables:
+    """The tables of ``system`` for ``runtime`` at ``version`` (newest when None), from ``root``
+    (a directory in aiconfigurator's layout; the installed package when None). Cached by value."""
+    base = aiconfigurator_root() if root is None else Path(root)
+    return _load_cached(system, runtime, version, str(base.resolve()))
+
+
+@lru_cache(maxsize=8)
+def _load_cached(system: str, runtime: str, version: str | None, root: str) -> MeasuredTables:
+    base = Path(root)
+    if runtime not in RUNTIMES:
+        raise InputError(
+            "unknown serving runtime", field="runtime", value=runtime, allowed=RUNTIMES
+        )
+    versions = available_versions(base, system, runtime)
+    if not versions:
+        systems = sorted(p.name for p in base.iterdir() if p.is_dir()) if base.is_dir() else []
+        with_runtime = [s for s in systems if available_versions(base, s, runtime)]
+        raise InputError(
+            f"no measured tables for system {system!r} with runtime {runtime!r} in {base}",
+            value=system,
+            allowed=", ".join(with_runtime) or "(none)",
+        )
+    chosen = version or versions[-1]
+    if chosen not in versions:
+        raise InputError(
+            f"no measured tables for {system}/{runtime} version {chosen!r}",
+            field="version",
+            value=chosen,
+            allowed=versions,
+        )
+    rows = {}
+    for table, (op, name) in _FILES.items():
+        path = base / system / op / runtime / chosen / name
+        if not path.is_file():
+            if table in _REQUIRED:
+                raise InputError(
+                    f"measured table {op}/{runtime}/{chosen}/{name} missing for {system}",
+                    file=path,
+                )
+            continue
+        rows[table] = _NORMALISE[table](pd.read_parquet(path))
+    return MeasuredTables(system, runtime, chosen, rows)
+
+
+def _gemm_rows(df: pd.DataFrame) -> pd.DataFrame:
+    df = df[df.gemm_dtype.isin(list(_GEMM_DTYPES))]
+    return pd.DataFrame({
+        "dtype": df.gemm_dtype.map(_GEMM_DTYPES),
+        "m": df.m, "n": df.n, "k": df.k,
+        "latency": df.latency * 1e-3,
+    }).reset_index(drop=True)  # fmt: skip
+
+
+def _attention_rows(df: pd.DataFrame, attended_offset: int) -> pd.DataFrame:
+    df = df[(df.window_size == 0) & df.kv_cache_dtype.isin(list(_KV_DTYPES))]
+    length = df.step + 1 if attended_offset else df.isl
+    return pd.DataFrame({
+        "batch": df.batch_size, "length": length, "heads": df.num_heads,
+        "kv_heads": df.num_key_value_heads, "head_dim": df.head_dim,
+        "kv": df.kv_cache_dtype.map(_KV_DTYPES), "latency": df.latency * 1e-3,
+    }).reset_index(drop=True)  # fmt: skip
+
+
+def _allreduce_rows(df: pd.DataFrame) -> pd.DataFrame:
+    df = df[(df.allreduce_dtype == "bfloat16") & df.kernel_source.str.contains("graph")]
+    return pd.DataFrame({
+        "ranks": df.num_gpus, "elements": df.message_size, "latency": df.latency * 1e-3,
+    }).reset_index(drop=True)  # fmt: skip
+
+
+_NORMALISE = {
+    "gemm": _gemm_rows,
+    "context_attention": lambda df: _attention_rows(df, 0),
+    "generation_attention": lambda df: _attention_rows(df, 1),
+    "allreduce": _allreduce_rows,
+}
+
+
+# ---- hetsim's own calibration file ------------------------------------------------------------
+
+
+def save_tables(tables: MeasuredTables, path: Path | str) -> Path:
+    """One ``.npz``: each table's normalised columns (``<table>/<column>``) and a JSON ``meta``
+    naming source, system, runtime, version and licence. Readable without the extra."""
+    arrays: dict[str, np.ndarray] = {}
+    for table, df in tables.rows.items():
+        for col in df.columns:
+            values = df[col].to_numpy()
+            arrays[f"{table}/{col}"] = values.astype(str) if values.dtype == object else values
+    meta = {
+        "source": "aiconfigurator",
+        "system": tables.system,
+        "runtime": tables.runtime,
+        "version": tables.version,
+        "licence": LICENCE,
+        "latency_unit": "s",
+        "tables": sorted(tables.rows),
+    }
+    arrays["meta"] = np.array(json.dumps(meta))
+    path = Path(path)
+    with path.open("wb") as f:
+        np.savez_compressed(f, **arrays)
+    return path
+
+
+def read_tables_file(path: Path | str) -> MeasuredTables:
+    """Tables from a file written by :func:`save_tables`."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("measured-table file not found", file=path)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            meta = json.loads(str(data["meta"]))
+            rows = {
+                t: pd.DataFrame({
+                    k.split("/", 1)[1]: data[k] for k in data.files if k.startswith(f"{t}/")
+                })
+                for t in meta["tables"]
+            }  # fmt: skip
+    except (OSError, ValueError, KeyError) as e:
+        msg = f"not a measured-table file written by hetsim calibrate: {e}"
+        raise InputError(msg, file=path) from None
+    return MeasuredTables(meta["system"], meta["runtime"], meta["version"], rows)
