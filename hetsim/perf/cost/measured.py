@@ -35,7 +35,7 @@ from hetsim.spec.hardware import AcceleratorProfile
 
 __all__ = ["MeasuredPredictor"]
 
-#: shapes memoised per predictor before the memo is cleared (decode contexts never repeat much)
+#: shapes memoised per predictor before the memo is cleared
 _MEMO_SIZE = 200_000
 
 
@@ -64,6 +64,9 @@ class MeasuredPredictor:
         return self.fallback.link
 
     def kernel(self, k: Kernel) -> tuple[float, Bound, Source]:
+        if k.family == "attention_decode":
+            # its mean context changes every step: a memo would only grow
+            return self._price(k)
         key = (k.family, k.dtype, k.flops, k.bytes, *k.shape.values())
         found = self._memo.get(key)
         if found is None:
