@@ -272,3 +272,16 @@ def test_real_wheel_tables_load_newest_version_and_are_exact_at_a_table_point():
     row = gemm_rows("bfloat16").iloc[100]  # the excerpt's rows are copied from the wheel
     assert tables.gemm["bf16"](row.m, row.n, row.k) == pytest.approx(row.latency * 1e-3, rel=1e-12)
     assert math.isfinite(tables.allreduce[8](1e6))
+
+
+def test_routed_experts_stay_on_the_roofline_not_one_dense_gemm_per_expert(h200):
+    """A runtime runs the routed experts as one fused kernel; pricing each expert's few rows as
+    a dense GEMM from the table would charge a launch per expert."""
+    model = load_model("Qwen3-30B-A3B")
+    # tp 1: the experts' gate-up GEMM (n 1536, k 2048) lies inside the excerpt's GEMM grid
+    sm = StepModel(model, h200, InstanceConfig(), runtime="vllm")
+    roof = StepModel(model, h200, InstanceConfig())
+    ctx = np.full(64, 2000)
+    got = sm.explain_decode(ctx).to_frame().set_index("name").loc["routed_experts"]
+    want = roof.explain_decode(ctx).to_frame().set_index("name").loc["routed_experts"]
+    assert got.source == "roofline-default" and got.time == pytest.approx(want.time, rel=1e-12)

@@ -15,8 +15,9 @@ How ops map onto tables:
   attention at (``batch``, ``context``). Needs ``kv_heads`` and ``kv`` in the kernel's shape;
   a prefill chunk after a cached prefix is priced as a full prompt of ``seq_len`` tokens.
 * ``tp_allreduce`` → the custom all-reduce table at (ranks, message elements).
-* elementwise passes, MoE grouped GEMMs beyond the GEMM table, all-to-all, MLA and the step
-  overhead stay on the roofline.
+* routed experts (one fused grouped-GEMM kernel in the runtimes, not ``touched`` dense GEMMs:
+  the MoE tables are for a later session), elementwise passes, MoE all-to-all, MLA attention
+  and the step overhead stay on the roofline.
 
 Mixed provenance: a step model's :attr:`provenance` is the measured label when a table set is
 loaded, even though some of its ops may be ``roofline-default``; each op of
@@ -35,6 +36,9 @@ from hetsim.spec.hardware import AcceleratorProfile
 
 __all__ = ["MeasuredPredictor"]
 
+#: GEMMs a runtime runs as one grouped (fused MoE) kernel: the dense GEMM table, which would
+#: charge each expert's small GEMM a launch of its own, does not describe them
+_GROUPED = frozenset({"routed_experts"})
 #: shapes memoised per predictor before the memo is cleared
 _MEMO_SIZE = 200_000
 
@@ -85,6 +89,8 @@ class MeasuredPredictor:
     def _lookup(self, k: Kernel) -> float | None:
         s, tables = k.shape, self.tables
         if k.family == "gemm":
+            if k.name in _GROUPED:
+                return None
             grid = tables.gemm.get(k.dtype)
             return None if grid is None else grid(s["m"], s["n"], s["k"])
         if k.family not in ("attention_prefill", "attention_decode") or "kv_heads" not in s:
