@@ -149,7 +149,9 @@ def _run_summary(
         **{f.name: getattr(figures, f.name) for f in fields(figures)},
         kv_blocks_leaked=facts.kv_blocks_leaked,
         warmup_requests=int(reqs["warmup"].sum()),
-        provenance={p.name: str(provenance(scenario.profiles[p.name])) for p in pools},
+        provenance={
+            p.name: str(provenance(scenario.profiles[p.name], runtime=p.runtime)) for p in pools
+        },
         utilisation=_utilisation(facts, figures.span_s),
         faults=facts.faults,
         silent_corruptions=int(reqs["corrupted"].sum()),

@@ -55,7 +55,10 @@ def test_roofline_prices_every_op_with_the_profile_defaults():
     t, bound, source = predictor.kernel(Kernel("x", "gemm", "bf16", 989e12, 0.0, {}))
     assert t == pytest.approx(1 / 0.7)
     assert (bound, source) == ("compute", Provenance.ROOFLINE_DEFAULT)
-    assert predictor.step_overhead(30, 80) == H100.efficiency.step_overhead.value
+    assert predictor.step_overhead(30, 80) == (
+        H100.efficiency.step_overhead.value,
+        Provenance.ROOFLINE_DEFAULT,
+    )
 
 
 def test_provenance_of_a_profile_is_what_its_step_models_say(tmp_path):

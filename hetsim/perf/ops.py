@@ -81,7 +81,7 @@ class Kernel(NamedTuple):
     dtype: str
     flops: float
     bytes: float
-    shape: dict[str, float]
+    shape: dict[str, float | str]  # the attention family names its KV format
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +172,9 @@ class OpInventory:
     mla_kv_b: Gemm | None
     expert_up: Gemm | None
     expert_down: Gemm | None
+    #: what names a measured attention kernel besides its heads and head size: KV heads per
+    #: device and the KV format (GQA; MLA's latent attention has no such family, so empty)
+    attention_family: dict[str, float | str]
 
     @classmethod
     def build(
@@ -213,6 +216,9 @@ class OpInventory:
             mla_kv_b=_mla_kv_b(m, heads, wbpp, gemm_format, act),
             expert_up=up,
             expert_down=down,
+            attention_family={}
+            if m.is_mla
+            else {"kv_heads": max(1.0, m.num_kv_heads / c.tp), "kv": c.kv},
         )
 
     @property
@@ -309,6 +315,7 @@ class OpInventory:
                 "context": w.decode_context / w.decode_seqs,
                 "heads": heads,
                 "head_dim": self.decode_head_dim,
+                **self.attention_family,
             }
             kernels.append(
                 Kernel("attention_decode", "attention_decode", fmt, flops, nbytes, shape)
@@ -326,6 +333,7 @@ class OpInventory:
                 "seq_len": (w.prefill_tokens + w.prefill_cached) / w.prefill_seqs,
                 "heads": heads,
                 "head_dim": self.prefill_head_dim,
+                **self.attention_family,
             }
             kernels.append(
                 Kernel("attention_prefill", "attention_prefill", fmt, flops, nbytes, shape)

@@ -88,6 +88,7 @@ class StepModel:
     cost: KernelCostPredictor = field(init=False)
     ops: OpInventory = field(init=False, repr=False)
     overhead: float = field(init=False)  # seconds per step besides the costed ops
+    overhead_source: Source = field(init=False)
     # decode attention in closed form where the predictor charges a plain roofline over GQA
     # heads: seconds of compute per attended token, of KV reads per attended token and of Q/O
     # traffic per sequence (None otherwise)
@@ -102,7 +103,7 @@ class StepModel:
             else predictor_for(self.profile, self.calibration, self.runtime)
         )
         self.ops = OpInventory.build(self.model, self.config, self.profile.compute)
-        self.overhead = self.cost.step_overhead(
+        self.overhead, self.overhead_source = self.cost.step_overhead(
             self.ops.modeled_kernels_per_layer, self.model.num_layers
         )
         self._decode_coefficients = self._closed_form_decode()
@@ -267,7 +268,9 @@ class StepModel:
         cached = np.zeros_like(new) if cached is None else np.asarray(cached)
         ops = self._linear_ops(int(new.sum()), int(new.size))
         ops += self._attention_ops(self.ops.work(new, cached))
-        ops.append(OpCost("step_overhead", 0.0, 0.0, self.overhead, "overhead", 1, self.provenance))
+        ops.append(
+            OpCost("step_overhead", 0.0, 0.0, self.overhead, "overhead", 1, self.overhead_source)
+        )
         phase = "decode" if np.all(new == 1) else "prefill" if np.all(new > 1) else "mixed"
         return StepBreakdown(phase, _merge(ops), self.provenance)
 

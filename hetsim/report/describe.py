@@ -69,7 +69,7 @@ def _pool(scenario: Scenario, pool: PoolSpec) -> dict[str, Any]:
         "cost_per_hour": price * pool.total_devices,
         "uncertain_figures": profile.uncertain_figures(),
         # perf owns the label; the step model is the one the simulator will use
-        "provenance": provenance(profile),
+        "provenance": provenance(profile, runtime=pool.runtime),
     }
 
 

@@ -121,8 +121,8 @@ class KernelCostPredictor(Protocol):
         that plain roofline whatever the shape (a closed form may then be used); else None."""
         ...
 
-    def step_overhead(self, modeled_kernels_per_layer: int, layers: int) -> float:
-        """Fixed seconds per step besides the costed ops."""
+    def step_overhead(self, modeled_kernels_per_layer: int, layers: int) -> tuple[float, Source]:
+        """(seconds, source) of the fixed cost per step besides the costed ops."""
         ...
 
 

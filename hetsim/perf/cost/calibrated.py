@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from hetsim.perf.calibration import CalibrationTable, EfficiencySurface
-from hetsim.perf.cost.base import Bound, Provenance, ScaleUpLink
+from hetsim.perf.cost.base import Bound, Provenance, ScaleUpLink, Source
 from hetsim.perf.cost.roofline import RooflinePredictor
 from hetsim.perf.ops import Kernel
 from hetsim.spec.hardware import AcceleratorProfile
@@ -87,6 +87,6 @@ class CalibratedPredictor:
     def roofline_rates(self, dtype: str) -> None:
         return None
 
-    def step_overhead(self, modeled_kernels_per_layer: int, layers: int) -> float:
+    def step_overhead(self, modeled_kernels_per_layer: int, layers: int) -> tuple[float, Source]:
         spare = max(self.ops_per_layer - modeled_kernels_per_layer, 0.0)
-        return self.launch_overhead * (spare * layers + 4)
+        return self.launch_overhead * (spare * layers + 4), self.provenance

@@ -117,7 +117,8 @@ class MeasuredPredictor:
     def roofline_rates(self, dtype: str) -> None:
         return None  # measured attention has no closed form in the batch's context sum
 
-    def step_overhead(self, modeled_kernels_per_layer: int, layers: int) -> float:
+    def step_overhead(self, modeled_kernels_per_layer: int, layers: int) -> tuple[float, Source]:
+        # the kernel tables hold no per-step runtime overhead: the profile's assumed one stands
         return self.fallback.step_overhead(modeled_kernels_per_layer, layers)
 
 

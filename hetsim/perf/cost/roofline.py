@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from hetsim.perf.cost.base import Bound, Provenance, ScaleUpLink
+from hetsim.perf.cost.base import Bound, Provenance, ScaleUpLink, Source
 from hetsim.perf.ops import Kernel
 from hetsim.spec.hardware import AcceleratorProfile, Efficiency
 
@@ -62,5 +62,5 @@ class RooflinePredictor:
         peak = self.achieved_flops.get(dtype) or self.achieved_flops["bf16"]
         return peak, self.achieved_bandwidth
 
-    def step_overhead(self, modeled_kernels_per_layer: int, layers: int) -> float:
-        return self.overhead
+    def step_overhead(self, modeled_kernels_per_layer: int, layers: int) -> tuple[float, Source]:
+        return self.overhead, self.provenance
