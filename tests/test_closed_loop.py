@@ -49,6 +49,28 @@ def scenario(workload: dict | None = None, faults: dict | None = None, **batchin
     return hetsim.scenario_from_dict(data)
 
 
+def disaggregated(workload: dict):
+    """One prefill and one decode instance over a NIC (the pull protocol)."""
+    data = scenario(workload).spec.model_dump(by_alias=True, exclude_none=True)
+    data["pools"] = [
+        {
+            "name": "prefill",
+            "role": "prefill",
+            "accelerator": "nvidia-h100-sxm",
+            "batching": {"max_num_seqs": 8, "max_batched_tokens": 8192},
+        },
+        {
+            "name": "decode",
+            "role": "decode",
+            "accelerator": "nvidia-h100-sxm",
+            "batching": {"max_num_seqs": 64, "max_batched_tokens": 256},
+        },
+    ]
+    hop = {"name": "nic", "kind": "nic", "bandwidth": "400 Gbps", "latency": "5 us"}
+    data["interconnect"] = {"paths": [{"from": "prefill", "to": "decode", "hops": [hop]}]}
+    return hetsim.scenario_from_dict(data)
+
+
 def run(**over):
     return simulate(scenario({"closed_loop": closed(**over)}), sample_interval=None)
 
@@ -61,7 +83,8 @@ def in_flight(rows, t: float) -> int:
 # ---- the loop itself -----------------------------------------------------------------------------
 
 
-def test_exactly_n_requests_in_flight_between_the_ramp_and_the_tail():
+@pytest.mark.parametrize("build", [scenario, disaggregated], ids=["colocated", "disaggregated"])
+def test_exactly_n_requests_in_flight_between_the_ramp_and_the_tail(build):
     n = 6
     wl = closed(
         concurrency=n,
@@ -70,9 +93,10 @@ def test_exactly_n_requests_in_flight_between_the_ramp_and_the_tail():
         output_tokens={"dist": "uniform", "min": 8, "max": 200},
         ramp_up={"strategy": "uniform", "duration": "200 ms"},
     )
-    sc = scenario({"closed_loop": wl})
-    reqs = simulate(sc, sample_interval=None).requests
-    assert (reqs["status"] == "completed").all()
+    sc = build({"closed_loop": wl})
+    result = simulate(sc, sample_interval=None)
+    reqs = result.requests
+    assert (reqs["status"] == "completed").all() and result.summary.kv_blocks_leaked == 0
     ramp_end = client_starts(sc.spec.workload.closed_loop, sc.spec.seed)[-1]  # last client in
     tail = reqs["arrival_s"].max()  # the last request sent: clients stop from here on
     times = np.concatenate([reqs["arrival_s"], reqs["finish_s"]])

@@ -232,7 +232,9 @@ class RampUpSpec(StrictModel):
         description="the window the clients' first requests are spread over. The default (1 s) "
         "is an assumption, not a measurement: real benchmark clients do not reach the engine "
         "together (client task start, connection set-up, HTTP parsing and tokenisation, mostly "
-        "serial in the server's frontend), and 1 s spreads them over tens of batch steps",
+        "serial in the server's frontend), and 1 s spreads them over tens of batch steps. With "
+        "equal lengths the phases set here persist through the run; a duration near one "
+        "request's end-to-end time starts the clients already out of step",
     )
 
 

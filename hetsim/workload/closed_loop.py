@@ -18,6 +18,15 @@ Ramp-up (``ramp_up.strategy``, over ``ramp_up.duration`` = D):
   sorted, so client c is the c-th to start.
 - ``linear``: client c of N at c·D/N: clients join at a constant rate N/D.
 
+The ramp-up matters beyond the start. With equal lengths every client's cycle takes about the
+same time, so the phases the ramp sets persist: the simulator has no noise to dephase them.
+Measured on ``scenarios/closed-loop-llama70b-h200.yaml`` (64 clients, ISL 2048, OSL 256, one
+request ≈ 12.5 s end to end), TTFT p50 is 1.08 s with ``none`` and with the default ``uniform``
+over 1 s (the first wave is prefilled in one queue), 0.29 s uniform over 12 s and 0.16 s (one
+prompt's prefill) linear over 10 s; TPOT moves by under 7%. Varied lengths dephase the clients
+by themselves: with output lengths lognormal (CV 0.5) the steady state (after 320 warm-up
+requests) has TTFT p50 0.161 s whatever the ramp.
+
 Randomness: ``numpy.random.SeedSequence(seed)`` spawns independent generators for the ramp-up,
 input lengths and output lengths, each consumed in issue order, so the same spec and seed give
 identical draws whatever the chunk size.
