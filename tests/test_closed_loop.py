@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import hetsim
 from hetsim.errors import InputError
@@ -309,3 +311,34 @@ def test_bad_closed_loop_settings_are_input_errors(workload, field, words):
         scenario(workload)
     assert err.value.field == field
     assert words in str(err.value)
+
+
+# ---- invariants over random loops ----------------------------------------------------------------
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    n=st.integers(1, 12),
+    requests=st.integers(1, 80),
+    think_ms=st.sampled_from([0, 5, 40]),
+    strategy=st.sampled_from(["none", "uniform", "linear"]),
+    seed=st.integers(0, 2**16),
+)
+def test_any_loop_sends_every_request_never_exceeds_n_and_obeys_littles_law(
+    n, requests, think_ms, strategy, seed
+):
+    wl = closed(
+        concurrency=n,
+        requests=requests,
+        think_time=f"{think_ms} ms",
+        ramp_up={"strategy": strategy, "duration": "50 ms"},
+        input_tokens={"dist": "uniform", "min": 16, "max": 3000},
+        output_tokens={"dist": "uniform", "min": 1, "max": 100},
+    )
+    result = simulate(scenario({"closed_loop": wl}), seed=seed, sample_interval=None)
+    reqs, s = result.requests, result.summary
+    assert len(reqs) == s.completed == requests
+    times = np.unique(reqs["arrival_s"])
+    assert max(in_flight(reqs, t) for t in times) <= n
+    if requests > 1:
+        assert s.occupancy_mean == pytest.approx(s.request_rate * s.e2e_s.mean, rel=1e-9)
