@@ -269,6 +269,21 @@ def test_the_workload_stream_has_lengths_and_no_arrival_times():
     assert (load_requests(wl, HERE, 0, chunk_size=1000).input_tokens == chunk.input_tokens).all()
 
 
+def test_empirical_lengths_resample_a_traces_pairs_as_synthetic_does():
+    import csv
+
+    trace = {"path": "azure_conv_2k.csv", "format": "azure"}
+    lengths = {"dist": "empirical", "trace": trace}
+    wl = WorkloadSpec(
+        closed_loop=closed(requests=3000, input_tokens=lengths, output_tokens=lengths)
+    )
+    chunk = load_requests(wl, HERE / "data", 0)
+    with (HERE / "data" / "azure_conv_2k.csv").open(newline="") as fh:
+        rows = {(int(x["ContextTokens"]), int(x["GeneratedTokens"])) for x in csv.DictReader(fh)}
+    got = set(zip(chunk.input_tokens.tolist(), chunk.output_tokens.tolist(), strict=True))
+    assert got <= rows and len(got) > 500  # (input, output) pairs kept together
+
+
 def test_closed_loop_requests_cannot_be_replayed_open_loop():
     wl = WorkloadSpec(closed_loop=closed(requests=5))
     chunks = list(iter_requests(wl, HERE, 0))
