@@ -81,6 +81,15 @@ def _workload(scenario: Scenario) -> dict[str, Any]:
             "format": wl.trace.format,
             "path": str(scenario.resolve_path(wl.trace.path)),
         }
+    if wl.closed_loop is not None:
+        cl = wl.closed_loop
+        return {
+            "kind": "closed_loop",
+            "concurrency": cl.concurrency,
+            "requests": cl.requests,
+            "think_time": cl.think_time,
+            "ramp_up": cl.ramp_up.strategy,
+        }
     syn = wl.synthetic
     assert syn is not None
     return {

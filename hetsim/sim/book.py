@@ -2,8 +2,9 @@
 
 A request arrives, runs one attempt at a time (a retry starts a new attempt), and ends once:
 completed, or failed with a reason. Ending gives back whatever KV blocks it still holds on either
-side and writes its row to the :class:`~hetsim.sim.state.RequestLog`. The book also integrates
-requests-in-system over time (Little's law).
+side, writes its row to the :class:`~hetsim.sim.state.RequestLog` and tells whoever listens
+for ends (a closed loop's clients). The book also integrates requests-in-system over time
+(Little's law).
 """
 
 from __future__ import annotations
@@ -48,10 +49,16 @@ class RequestBook:
         self.occupancy_area = 0.0  # ∫ requests-in-system dt, for Little's law
         self._occupancy_t = 0.0
         self._drop: Callable[[Req], None] = lambda req: None
+        self._ended: Callable[[Req], None] | None = None
 
-    def connect(self, drop: Callable[[Req], None]) -> None:
-        """``drop``: forget a failed request's copy outside the instances (the handoff's)."""
+    def connect(
+        self, drop: Callable[[Req], None], ended: Callable[[Req], None] | None = None
+    ) -> None:
+        """``drop``: forget a failed request's copy outside the instances (the handoff's);
+        ``ended``: called once per request after it has left the system, completed or failed
+        (a closed loop frees the request's client); None: nobody listens."""
         self._drop = drop
+        self._ended = ended
 
     @property
     def done(self) -> bool:
@@ -110,3 +117,5 @@ class RequestBook:
         self.log.add(req, reason)
         if self.progress is not None and self.log.n % 256 == 0:
             self.progress(self.log.n)
+        if self._ended is not None:
+            self._ended(req)

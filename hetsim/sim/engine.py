@@ -7,6 +7,12 @@ the sampler. Each part gets the narrow ports it calls (:mod:`hetsim.sim.ports`),
 engine. Events are one per arrival, one per batch step per instance, and a few per KV transfer —
 never one per token.
 
+Arrivals are open or closed. Open loop: each request arrives at its workload time. Closed loop
+(``workload.closed_loop``, :mod:`hetsim.workload.closed_loop`): ``concurrency`` clients start at
+their ramp-up offsets; the book tells the loop when a request ends (completed or failed), and
+that request's client sends the next one ``think_time`` later, with the next lengths in issue
+order, until ``requests`` (or ``max_requests``) have been sent.
+
 TTFT counts from arrival to the first output token, which the decode side produces in its first
 step after the KV has arrived (as vLLM and SGLang do); in colocated serving it is the step that
 finishes the prompt.
@@ -17,6 +23,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Generator, Iterable, Iterator
 
+import numpy as np
 import simpy
 
 from hetsim.kv.lifecycle import DECODE, PREFILL
@@ -34,7 +41,7 @@ from hetsim.sim.state import Req
 from hetsim.sim.swap import HostSwap
 from hetsim.sim.topology import Topology
 from hetsim.spec.resolve import Scenario
-from hetsim.workload import RequestChunk, iter_requests
+from hetsim.workload import RequestChunk, client_starts, iter_requests
 
 __all__ = ["Simulation"]
 
@@ -83,13 +90,14 @@ class Simulation:
             recovery=self.recovery,
             done=lambda: self.book.done,
         )
+        self.clients = self._client_loop()
         self._connect()
         self.sampler = Sampler(env, self.topology, sample_interval or 0.0, lambda: self.book.done)
 
     def _connect(self) -> None:
         """Late bindings: parts that call each other both ways."""
         self.handoff.connect(self.recovery, self.faults)
-        self.book.connect(self.handoff.drop)
+        self.book.connect(self.handoff.drop, self.clients.ended if self.clients else None)
         swap = HostSwap(self.topology, self.network)
         for inst in self.topology.instances:
             inst.connect(self.handoff, swap, self.book.finish, self.prefix.prompt_cached)
@@ -102,10 +110,34 @@ class Simulation:
         sc = self.scenario
         return iter_requests(sc.spec.workload, sc.base_dir, self.seed)
 
+    def _client_loop(self) -> ClientLoop | None:
+        """The closed loop's clients, when the scenario's workload is one (and no ``requests``
+        replace it)."""
+        closed = self.scenario.spec.workload.closed_loop
+        if closed is None or self._requests is not None:
+            return None
+        total = closed.requests
+        if self.max_requests is not None:
+            total = min(total, self.max_requests)
+        return ClientLoop(
+            self.env,
+            self.book,
+            self.handoff.arrive,
+            self._chunks(),
+            total,
+            closed.think_time,
+            client_starts(closed, self.seed).tolist(),
+        )
+
     def _arrivals(self) -> Generator[simpy.Event, None, None]:
         env, stats, limit = self.env, self.stats, self.max_requests
         arrive, hand_in = self.book.arrive, self.handoff.arrive
         for chunk in self._chunks():
+            if np.isnan(chunk.arrival_s).any():
+                raise ValueError(
+                    "requests without arrival times (a closed loop's) cannot be replayed open "
+                    "loop: simulate the closed-loop scenario itself"
+                )
             hashes = chunk.has_hashes
             arrival = chunk.arrival_s.tolist()
             inputs = chunk.input_tokens.tolist()
@@ -137,11 +169,15 @@ class Simulation:
             yield from self._arrivals()
             book.arrivals_done = True
 
-        self.env.process(arrivals())
+        if self.clients is not None:
+            self.clients.start()
+        else:
+            self.env.process(arrivals())
         if self.sample_interval:  # None: no time series (the planner's many runs skip them)
             self.env.process(self.sampler.run())
         self.env.run()
         end_time = self.env.now
+        book.connect(self.handoff.drop)  # the clients stop with the clock: nothing more is sent
         for req in list(book.in_flight.values()):
             book.fail(req, "unfinished when the simulation ended (stuck: no capacity)")
         book.integrate_occupancy()
@@ -191,3 +227,67 @@ class Simulation:
                 for link in self.topology.links
             },
         )
+
+
+class ClientLoop:
+    """A closed loop's clients: each request sent is one simpy event (a timeout whose callback
+    sends it), scheduled at a client's start offset or ``think`` after a request ends.
+
+    Clients are interchangeable — a free client is a free slot — so the loop counts slots
+    rather than naming clients; the k-th request sent takes the k-th lengths of ``chunks``.
+    """
+
+    def __init__(
+        self,
+        env: simpy.Environment,
+        book: RequestBook,
+        hand_in: Callable[[Req], None],
+        chunks: Iterator[RequestChunk],
+        total: int,
+        think: float,
+        starts: list[float],
+    ) -> None:
+        self.env = env
+        self.book = book
+        self.hand_in = hand_in
+        self.total = total
+        self.think = think
+        self.starts = starts
+        self.scheduled = 0  # sends scheduled so far (sent or waiting on their timeout)
+        self.sent = 0
+        self._next = self._requests(chunks)
+
+    @staticmethod
+    def _requests(chunks: Iterator[RequestChunk]) -> Iterator[tuple[int, int, int]]:
+        for chunk in chunks:
+            yield from zip(
+                chunk.request_id.tolist(),
+                chunk.input_tokens.tolist(),
+                chunk.output_tokens.tolist(),
+                strict=True,
+            )
+
+    def start(self) -> None:
+        """Schedule each client's first request (only as many clients as there are requests)."""
+        for t in self.starts[: self.total]:
+            self._schedule(t)
+        if self.total == 0:
+            self.book.arrivals_done = True
+
+    def ended(self, req: Req) -> None:
+        """A request left the system, completed or failed: its client sends the next one."""
+        if self.scheduled < self.total:
+            self._schedule(self.think)
+
+    def _schedule(self, delay: float) -> None:
+        self.scheduled += 1
+        self.env.timeout(delay).callbacks.append(self._send)
+
+    def _send(self, _event: simpy.Event) -> None:
+        rid, n_in, n_out = next(self._next)
+        req = Req(rid, self.env.now, n_in, max(n_out, 1), None)
+        self.book.arrive(req)
+        self.hand_in(req)
+        self.sent += 1
+        if self.sent == self.total:
+            self.book.arrivals_done = True

@@ -1,4 +1,5 @@
-"""The ``workload:`` section: a real trace to replay, or a synthetic generator."""
+"""The ``workload:`` section: a real trace to replay, a synthetic generator (both open loop), or
+a closed loop of clients."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ __all__ = [
     "TraceSpec",
     "LengthSpec",
     "SyntheticSpec",
+    "RampUpSpec",
+    "ClosedLoopSpec",
     "WorkloadSpec",
 ]
 
@@ -213,11 +216,58 @@ class SyntheticSpec(StrictModel):
     )
 
 
+class RampUpSpec(StrictModel):
+    """When each client of a closed loop sends its first request."""
+
+    strategy: Literal["none", "uniform", "linear"] = Field(
+        default="uniform",
+        description="none: every client sends its first request at t = 0 (equal-length requests "
+        "then move in lock-step waves); uniform: each client at an independent, seeded uniform "
+        "time in [0, `duration`); linear: client c of N at c·`duration`/N (clients join at a "
+        "constant rate)",
+    )
+    duration: Seconds = Field(
+        default=1.0,
+        ge=0,
+        description="the window the clients' first requests are spread over. The default (1 s) "
+        "is an assumption, not a measurement: real benchmark clients do not reach the engine "
+        "together (client task start, connection set-up, HTTP parsing and tokenisation, mostly "
+        "serial in the server's frontend), and 1 s spreads them over tens of batch steps. With "
+        "equal lengths the phases set here persist through the run; a duration near one "
+        "request's end-to-end time starts the clients already out of step",
+    )
+
+
+class ClosedLoopSpec(StrictModel):
+    """N clients, each with at most one request in flight, as `vllm bench serve
+    --max-concurrency`, SGLang's bench_serving and genai-perf measure (see
+    :mod:`hetsim.workload.closed_loop`)."""
+
+    concurrency: int = Field(gt=0, description="clients, each with at most one request in flight")
+    requests: int = Field(gt=0, description="requests sent in all, by all clients together")
+    think_time: Seconds = Field(
+        default=0.0,
+        ge=0,
+        description="from the end of a client's request (its last token, or its failure) to "
+        "that client's next request",
+    )
+    ramp_up: RampUpSpec = Field(
+        default_factory=RampUpSpec,
+        description="start-up dispersion of the clients' first requests",
+    )
+    input_tokens: LengthSpec = Field(description="prompt length distribution")
+    output_tokens: LengthSpec = Field(description="output length distribution")
+
+
 class WorkloadSpec(StrictModel):
-    """Where requests come from: exactly one of a trace or a synthetic generator."""
+    """Where requests come from: exactly one of a trace, a synthetic generator or a closed loop."""
 
     trace: TraceSpec | None = Field(default=None, description="replay a request trace file")
     synthetic: SyntheticSpec | None = Field(default=None, description="generate requests")
+    closed_loop: ClosedLoopSpec | None = Field(
+        default=None,
+        description="clients that send their next request when the previous one ends",
+    )
     warmup_requests: int = Field(
         default=0,
         ge=0,
@@ -228,6 +278,7 @@ class WorkloadSpec(StrictModel):
 
     @model_validator(mode="after")
     def _exactly_one(self) -> WorkloadSpec:
-        if (self.trace is None) == (self.synthetic is None):
-            raise ValueError("set exactly one of `trace` or `synthetic`")
+        given = [s for s in (self.trace, self.synthetic, self.closed_loop) if s is not None]
+        if len(given) != 1:
+            raise ValueError("set exactly one of `trace`, `synthetic` or `closed_loop`")
         return self

@@ -1,9 +1,11 @@
-"""Workloads: request traces to replay and synthetic generators, as chunks of flat arrays.
+"""Workloads: request traces to replay, synthetic generators and closed loops, as chunks of flat
+arrays.
 
 The simulator consumes :func:`iter_requests`: an iterator of :class:`RequestChunk` (request ids
 consecutive across chunks, arrivals in seconds from the first request, token counts, and prefix
 block hashes as CSR arrays or None). :func:`load_requests` concatenates them for small workloads.
-Readers and generators: :mod:`hetsim.workload.traces`, :mod:`hetsim.workload.synthetic`;
+Readers and generators: :mod:`hetsim.workload.traces`, :mod:`hetsim.workload.synthetic`,
+:mod:`hetsim.workload.closed_loop` (arrivals NaN: the simulation decides them);
 statistics and their plot: :mod:`hetsim.workload.stats`.
 
 This package depends on ``hetsim.units``, ``hetsim.errors`` and ``hetsim.spec`` only.
@@ -16,6 +18,7 @@ from pathlib import Path
 
 from hetsim.spec.workload import WorkloadSpec
 from hetsim.workload.chunk import RequestChunk
+from hetsim.workload.closed_loop import client_starts, iter_closed_loop
 from hetsim.workload.stats import LengthSummary, TraceStats, plot_trace_stats, trace_stats
 from hetsim.workload.synthetic import iter_synthetic
 from hetsim.workload.traces import (
@@ -32,8 +35,10 @@ __all__ = [
     "ReadCounts",
     "RequestChunk",
     "TraceStats",
+    "client_starts",
     "count_requests",
     "detect_format",
+    "iter_closed_loop",
     "iter_requests",
     "iter_synthetic",
     "iter_trace",
@@ -61,6 +66,8 @@ def iter_requests(
     """
     if workload.trace is not None:
         return iter_trace(workload.trace, Path(base_dir), seed, chunk_size, counts)
+    if workload.closed_loop is not None:
+        return iter_closed_loop(workload.closed_loop, Path(base_dir), seed, chunk_size)
     assert workload.synthetic is not None
     return iter_synthetic(workload.synthetic, Path(base_dir), seed, chunk_size)
 
@@ -77,7 +84,9 @@ def load_requests(
 
 
 def count_requests(workload: WorkloadSpec, base_dir: Path, seed: int) -> int:
-    """How many requests the workload replays (a pass over a trace; free for synthetic)."""
+    """How many requests the workload sends (a pass over a trace; free for the generators)."""
     if workload.synthetic is not None:
         return workload.synthetic.requests
+    if workload.closed_loop is not None:
+        return workload.closed_loop.requests
     return sum(len(c) for c in iter_requests(workload, base_dir, seed))

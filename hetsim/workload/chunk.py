@@ -17,8 +17,9 @@ class RequestChunk:
     """A run of consecutive requests as flat arrays (no per-request Python objects).
 
     ``request_id`` is consecutive across the chunks of one workload; ``arrival_s`` is seconds from
-    the first replayed arrival and never decreases. Prefix block hashes are stored as CSR: the
-    hashes of request ``i`` (position ``i`` in this chunk) are
+    the first replayed arrival and never decreases (NaN in a closed loop's chunks, whose arrivals
+    the simulation decides: see :mod:`hetsim.workload.closed_loop`). Prefix block hashes are
+    stored as CSR: the hashes of request ``i`` (position ``i`` in this chunk) are
     ``hash_ids[hash_offsets[i]:hash_offsets[i + 1]]``, one id per block of prompt tokens (512 by
     default; the last block may be partial). Both are ``None`` when the workload has no hashes.
     """

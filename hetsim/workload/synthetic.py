@@ -52,7 +52,7 @@ from hetsim.spec.workload import LengthSpec, SyntheticSpec, TraceSpec
 from hetsim.workload.chunk import RequestChunk
 from hetsim.workload.traces import DEFAULT_CHUNK, iter_trace
 
-__all__ = ["iter_synthetic", "lognormal_params", "SHARED_ID_BASE"]
+__all__ = ["iter_synthetic", "length_sampler", "lognormal_params", "SHARED_ID_BASE"]
 
 #: prefix block ids of shared prefixes start here: group g's block j is BASE + g·2³² + j;
 #: a request's own blocks count up from 0
@@ -141,6 +141,43 @@ def _sampler(spec: LengthSpec, rng: np.random.Generator, pool: np.ndarray | None
     return lambda n: _clip(pool[_uniform_index(rng, n, len(pool))], spec)
 
 
+LengthPairs = Callable[[int], tuple[np.ndarray, np.ndarray]]
+
+
+def length_sampler(
+    ins: LengthSpec,
+    outs: LengthSpec,
+    base_dir: Path,
+    seed: int,
+    rngs: tuple[np.random.Generator, np.random.Generator],
+    field: str,
+) -> LengthPairs:
+    """``draw(n)``: the next n (input, output) length pairs, drawing inputs from ``rngs[0]`` and
+    outputs from ``rngs[1]``; when both lengths resample the same trace, pairs are drawn
+    together (by one index from ``rngs[0]``) so their correlation survives."""
+    rng_in, rng_out = rngs
+    pools: dict[str, np.ndarray] = {}
+    joint = ins.dist == "empirical" and outs.dist == "empirical" and ins.trace == outs.trace
+    for name, ls in (("input_tokens", ins), ("output_tokens", outs)):
+        if ls.dist == "empirical":
+            assert ls.trace is not None
+            pool_in, pool_out = _empirical_pool(ls.trace, base_dir, seed, f"{field}.{name}.trace")
+            pools[name] = pool_in if name == "input_tokens" else pool_out
+            if joint:
+                pools["output_tokens"] = pool_out
+                break
+    if joint:
+
+        def pairs(n: int) -> tuple[np.ndarray, np.ndarray]:
+            idx = _uniform_index(rng_in, n, len(pools["input_tokens"]))
+            return _clip(pools["input_tokens"][idx], ins), _clip(pools["output_tokens"][idx], outs)
+
+        return pairs
+    sample_in = _sampler(ins, rng_in, pools.get("input_tokens"))
+    sample_out = _sampler(outs, rng_out, pools.get("output_tokens"))
+    return lambda n: (sample_in(n), sample_out(n))
+
+
 class _PrefixModel:
     """Chooses how many shared blocks each request reuses (see the module docstring)."""
 
@@ -212,19 +249,9 @@ def iter_synthetic(
             allowed="at most 2^30",
         )
 
-    pools: dict[str, np.ndarray] = {}
-    ins, outs = spec.input_tokens, spec.output_tokens
-    joint = ins.dist == "empirical" and outs.dist == "empirical" and ins.trace == outs.trace
-    for name, ls in (("input_tokens", ins), ("output_tokens", outs)):
-        if ls.dist == "empirical":
-            assert ls.trace is not None
-            pool_in, pool_out = _empirical_pool(ls.trace, base_dir, seed, f"{field}.{name}.trace")
-            pools[name] = pool_in if name == "input_tokens" else pool_out
-            if joint:
-                pools["output_tokens"] = pool_out
-                break
-    sample_in = _sampler(ins, rng_in, pools.get("input_tokens"))
-    sample_out = _sampler(outs, rng_out, pools.get("output_tokens"))
+    lengths = length_sampler(
+        spec.input_tokens, spec.output_tokens, base_dir, seed, (rng_in, rng_out), field
+    )
     arrivals = _Arrivals(spec, rng_arrival)
     prefix = _PrefixModel(spec, rng_prefix) if spec.prefix_hit_rate > 0 else None
 
@@ -233,13 +260,7 @@ def iter_synthetic(
         while done < spec.requests:
             n = min(chunk_size, spec.requests - done)
             t = arrivals.next(n)
-            if joint:
-                idx = _uniform_index(rng_in, n, len(pools["input_tokens"]))
-                inp = _clip(pools["input_tokens"][idx], ins)
-                out = _clip(pools["output_tokens"][idx], outs)
-            else:
-                inp = sample_in(n)
-                out = sample_out(n)
+            inp, out = lengths(n)
             hash_ids = hash_offsets = None
             if prefix is not None:
                 hash_ids, hash_offsets = prefix.hashes(inp)
