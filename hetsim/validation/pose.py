@@ -96,6 +96,9 @@ MODEL_ARCHITECTURES: dict[str, tuple[str, str]] = {
 #: KV in FP8, weight-only int4 keeps a bf16 KV. fp8_block is FP8 with per-block scales: the same
 #: tensor-core format, so the same hetsim format.
 FORMATS: dict[str, tuple[str, str, str]] = {
+    # no precision and no quantisation recorded (366 rows, all of Qwen/Qwen3-32B and
+    # meta-llama/Llama-3.1-8B-Instruct): the checkpoint's own dtype, bf16 for both
+    "": ("bf16", "bf16", "bf16"),
     "bf16": ("bf16", "bf16", "bf16"),
     "fp8": ("fp8_e4m3", "fp8_e4m3", "fp8_e4m3"),
     "fp4": ("fp4", "fp4", "fp8_e4m3"),
@@ -188,7 +191,8 @@ def _profile(name: str | None) -> AcceleratorProfile | None:
 def _formats(row: SiliconRow, profile: AcceleratorProfile) -> tuple[str, str, str] | str:
     """(weights, activations, KV) for the row, or why hetsim or the profile has not that."""
     if row.precision not in FORMATS:
-        return f"precision {row.precision!r}: hetsim maps only {', '.join(FORMATS)}"
+        known = ", ".join(repr(k) for k in FORMATS)
+        return f"precision {row.precision!r}: hetsim maps only {known}"
     weights, activations, kv = FORMATS[row.precision]
     have = profile.formats
     for role, fmt, allowed in (
