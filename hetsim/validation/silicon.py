@@ -17,7 +17,7 @@ import csv
 import enum
 import re
 import statistics
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -204,7 +204,9 @@ def _row(raw: dict[str, str], path: Path, line: int) -> SiliconRow:
     )
 
 
-def _parallelism(raw: dict[str, str], prefix: str, fail) -> Parallelism:  # noqa: ANN001
+def _parallelism(
+    raw: dict[str, str], prefix: str, fail: Callable[[str, str, str], InputError]
+) -> Parallelism:
     def degree(column: str) -> int | None:
         text = raw[prefix + column].strip()
         if not text:
