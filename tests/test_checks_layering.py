@@ -25,6 +25,7 @@ LAYERS: dict[str, float] = {
     "simulation": 6.5,  # the API's simulate(): runs sim, summarises with metrics
     "lifecycles": 6.6,  # the API's compare_lifecycles(): runs simulate per protocol
     "planner": 7,
+    "validation": 7.5,  # predicted vs measured end to end: a client of simulate()
     "report": 8,
     "cli": 9,
     "__main__": 9,

@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from hetsim.cli import calibrate, catalog, check, plan, render, simulate
+from hetsim.cli import calibrate, catalog, check, plan, render, simulate, validate
 from hetsim.cli.trace import trace_app
 from hetsim.errors import InputError
 
@@ -34,7 +34,7 @@ app.command()(catalog.schema)
 app.command()(simulate.simulate)
 app.command()(plan.plan)
 app.command()(calibrate.calibrate)
-app.command()(calibrate.validate)
+app.command()(validate.validate)
 
 
 def main() -> None:

@@ -1,17 +1,14 @@
-"""``hetsim calibrate`` and ``validate``: measure this device, then check the step model."""
+"""``hetsim calibrate``: measure this device (``hetsim validate`` checks the step model)."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
 from hetsim.cli import render
 from hetsim.errors import InputError
-
-if TYPE_CHECKING:
-    import pandas as pd
 
 
 def calibrate(
@@ -97,57 +94,3 @@ def _from_aiconfigurator(
     save_tables(measured, out)
     counts = ", ".join(f"{t} {len(df):,} rows" for t, df in measured.rows.items())
     render.console.print(f"wrote {out}: {measured.label} ({counts})")
-
-
-def validate(
-    table_path: Annotated[
-        Path | None,
-        typer.Option("--table", help="Calibration table (default: run a calibration first)."),
-    ] = None,
-    backend: Annotated[
-        str | None,
-        typer.Option(
-            "--backend",
-            help="numpy or torch (default: torch when installed, since "
-            "the reference model runs in torch).",
-        ),
-    ] = None,
-    quick: Annotated[bool, typer.Option("--quick", help="Small sweeps, for tests.")] = False,
-    model_check: Annotated[
-        bool,
-        typer.Option("--model/--no-model", help="Also time a real small transformer (torch)."),
-    ] = True,
-    out: Annotated[
-        Path | None, typer.Option("--out", help="Folder for validation.csv and the plot.")
-    ] = None,
-) -> None:
-    """Predicted vs measured: held-out kernels of the calibration, and prefill/decode steps of
-    a small Llama-like transformer timed in PyTorch on this CPU.
-    """
-    from hetsim import validate as run_validation
-    from hetsim.perf.calibration import read_table
-
-    if table_path is not None:
-        table = read_table(table_path)
-    else:
-        from hetsim import calibrate as run_calibration
-        from hetsim.perf.microbench import available_backends
-
-        chosen = backend or ("torch" if "torch" in available_backends() else "numpy")
-        with render.err_console.status(f"calibrating this device with {chosen}..."):
-            table = run_calibration(backend=chosen, quick=quick)
-    with render.err_console.status("validating against held-out kernels and a real transformer..."):
-        result = run_validation(table, model_check=model_check, quick=quick)
-    render.validation(result.summary())
-    if out is not None:
-        _write(result.to_frame(), out)
-
-
-def _write(frame: pd.DataFrame, out: Path) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(out / "validation.csv", index=False)
-    if not frame.empty:
-        from hetsim.report import predicted_vs_measured, save_figure
-
-        save_figure(predicted_vs_measured(frame), out, "predicted_vs_measured", ("png",))
-    render.console.print(f"wrote {out / 'validation.csv'} and {out / 'predicted_vs_measured.png'}")

@@ -1,0 +1,310 @@
+"""Pose a silicon-sample row as a hetsim scenario, or say why it cannot be posed.
+
+A row becomes a scenario dict (the YAML structure, before validation): ``agg`` -> one colocated
+pool of one engine with the row's tp / attention dp / expert parallelism and its batch size as
+``max_num_seqs``; ``disagg`` -> a prefill and a decode pool with the row's worker counts, batch
+sizes and parallelism, joined by the system's NVLink when every worker fits in one scale-up
+domain and by its scale-out NICs otherwise. The workload is a closed loop at the row's
+concurrency with the row's fixed ISL and OSL, the way the sample was measured.
+
+What hetsim cannot honour is a :class:`Reason`, never a silent approximation. The mappings below
+that are judgements (which HF checkpoints share a bundled architecture, which KV format a
+precision implies) are tables in this module, each entry with its justification.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from hetsim.spec.hardware import AcceleratorProfile, available_profiles, load_profile
+from hetsim.spec.model import load_model
+from hetsim.validation.silicon import Parallelism, SiliconRow
+
+__all__ = [
+    "Reason",
+    "Posed",
+    "Unposed",
+    "SYSTEM_PROFILES",
+    "MODEL_ARCHITECTURES",
+    "FORMATS",
+    "pose",
+    "contradiction",
+]
+
+
+class Reason(enum.Enum):
+    """Why a row cannot be posed; the first that applies is reported."""
+
+    NO_CONCURRENCY = "no_concurrency"
+    CONTRADICTORY_PARALLELISM = "contradictory_parallelism"
+    UNKNOWN_SYSTEM = "unknown_system"
+    MODEL_NOT_BUNDLED = "model_not_bundled"
+    FORMAT = "format"
+    PIPELINE_PARALLEL = "pipeline_parallel"
+    MIXED_MOE_PARALLELISM = "mixed_moe_parallelism"
+    INSTANCE_SPANS_DOMAIN = "instance_spans_domain"
+
+
+@dataclass(frozen=True, slots=True)
+class Posed:
+    """A row hetsim can pose: its scenario dict and the facts it rests on."""
+
+    row: SiliconRow
+    scenario: dict[str, Any]
+    model: str
+    model_note: str
+    profile: str
+
+
+@dataclass(frozen=True, slots=True)
+class Unposed:
+    """A row hetsim cannot pose, and why."""
+
+    row: SiliconRow
+    reason: Reason
+    detail: str
+
+
+#: the sample's system names -> hetsim hardware profiles (B300, GB200, GB300 have none yet)
+SYSTEM_PROFILES: dict[str, str] = {
+    "h100_sxm": "nvidia-h100-sxm",
+    "h200_sxm": "nvidia-h200-sxm",
+    "b200_sxm": "nvidia-b200",
+}
+
+#: HF ids -> a bundled architecture, only where the shapes are the same (config.json layer
+#: counts, widths, heads, experts); a quantised checkpoint keeps its base model's architecture
+MODEL_ARCHITECTURES: dict[str, tuple[str, str]] = {
+    "deepseek-ai/DeepSeek-V3": ("DeepSeek-V3", "bundled"),
+    "deepseek-ai/DeepSeek-R1": ("DeepSeek-V3", "R1 is DeepSeek-V3's architecture (same config)"),
+    "nvidia/DeepSeek-R1-NVFP4": ("DeepSeek-V3", "NVFP4 checkpoint of R1: V3's architecture"),
+    "nvidia/DeepSeek-V3.1-NVFP4": ("DeepSeek-V3", "V3.1 keeps V3's architecture; NVFP4 weights"),
+    "meta-llama/Llama-3.1-70B": ("Llama-3.1-70B", "bundled"),
+    "meta-llama/Llama-3.1-8B-Instruct": ("Llama-3.1-8B", "Instruct tune of the bundled base"),
+    "nvidia/Llama-3.1-8B-Instruct-FP8": ("Llama-3.1-8B", "FP8 checkpoint of the Instruct tune"),
+    "Qwen/Qwen3-32B": ("Qwen3-32B", "bundled"),
+    "nvidia/Qwen3-32B-NVFP4": ("Qwen3-32B", "NVFP4 checkpoint of Qwen3-32B"),
+    "Qwen/Qwen3-235B-A22B-FP8": ("Qwen3-235B-A22B", "FP8 checkpoint of Qwen3-235B-A22B"),
+    "zhipuai/GLM-5": ("GLM-5", "bundled"),
+}
+
+#: the row's precision -> (weights, activations, KV). The sample does not record the KV dtype;
+#: the quantised deployments it measures (TRT-LLM FP8/NVFP4 checkpoints, SGLang/vLLM FP8) store
+#: KV in FP8, weight-only int4 keeps a bf16 KV. fp8_block is FP8 with per-block scales: the same
+#: tensor-core format, so the same hetsim format.
+FORMATS: dict[str, tuple[str, str, str]] = {
+    # no precision and no quantisation recorded (366 rows, all of Qwen/Qwen3-32B and
+    # meta-llama/Llama-3.1-8B-Instruct): the checkpoint's own dtype, bf16 for both
+    "": ("bf16", "bf16", "bf16"),
+    "bf16": ("bf16", "bf16", "bf16"),
+    "fp8": ("fp8_e4m3", "fp8_e4m3", "fp8_e4m3"),
+    "fp4": ("fp4", "fp4", "fp8_e4m3"),
+    "int4": ("w4a16", "bf16", "bf16"),
+}
+
+#: runtime defaults for one step's new tokens (vLLM max_num_batched_tokens, SGLang
+#: chunked_prefill_size, TRT-LLM max_num_tokens are all 8192): long prompts are chunked
+STEP_TOKENS = 8192
+#: one-way latency of a scale-out KV transfer (RDMA NIC to NIC), as the bundled scenarios use
+NIC_LATENCY = "5 us"
+
+_ID_PARALLELISM = re.compile(r"_tp(\d+)(?:_\d+)?_ep(\d+|none)")
+
+
+def contradiction(row: SiliconRow, domain: int | None) -> str | None:
+    """Why an agg row's parallelism columns contradict its id, or None.
+
+    Two signatures: the id names ``tpX_epY`` and the engine's devices (tp x attention dp) are
+    not X; or, with no such id, the columns give tp = moe_tp x moe_ep with both above 1 and an
+    engine wider than the system's scale-up domain (``domain``; 8 where the system is unknown) --
+    the world size counted twice, e.g. tp8/ep8 written as tp=64."""
+    par = row.agg
+    if par is None:
+        return None
+    named = _ID_PARALLELISM.search(row.id)
+    world = par.tp * par.dp
+    if named is not None:
+        if int(named.group(1)) != world:
+            said = f"tp{named.group(1)}/ep{named.group(2)}"
+            return f"id says {said}; columns say tp={par.tp}, dp={par.dp}"
+        return None
+    doubled = par.moe_tp > 1 and par.moe_ep > 1 and world == par.moe_tp * par.moe_ep
+    if doubled and world > (domain or 8):
+        return (
+            f"columns say tp={par.tp} = moe_tp {par.moe_tp} x moe_ep {par.moe_ep}, wider than "
+            f"the {domain or 8}-device domain: a tp{par.moe_tp}/ep{par.moe_ep} engine counted twice"
+        )
+    return None
+
+
+def pose(row: SiliconRow, requests_per_client: int = 4) -> Posed | Unposed:
+    """The row as a scenario dict, or the first reason it cannot be one.
+
+    The closed loop runs ``requests_per_client`` requests per client; the first wave (one
+    request per client, all started together) is warm-up, left out of the summary."""
+    if row.concurrency is None:
+        return Unposed(row, Reason.NO_CONCURRENCY, "silicon_data_source has no silicon_concurrency")
+    profile_name = SYSTEM_PROFILES.get(row.system)
+    profile = _profile(profile_name)
+    domain = profile.scale_up.domain_size if profile and profile.scale_up else None
+    contradicted = contradiction(row, domain)
+    if contradicted:
+        return Unposed(row, Reason.CONTRADICTORY_PARALLELISM, contradicted)
+    if profile is None or profile_name is None:
+        known = ", ".join(SYSTEM_PROFILES)
+        return Unposed(
+            row, Reason.UNKNOWN_SYSTEM, f"no hardware profile for {row.system} ({known})"
+        )
+    if row.model not in MODEL_ARCHITECTURES:
+        return Unposed(row, Reason.MODEL_NOT_BUNDLED, f"{row.model}: no bundled architecture")
+    model, note = MODEL_ARCHITECTURES[row.model]
+    formats = _formats(row, profile)
+    if isinstance(formats, str):
+        return Unposed(row, Reason.FORMAT, formats)
+    engines = [e for e in (row.agg, row.prefill, row.decode) if e is not None]
+    if any(e.pp > 1 for e in engines):
+        return Unposed(row, Reason.PIPELINE_PARALLEL, "pipeline parallelism (pp > 1)")
+    moe = load_model(model).is_moe
+    for engine in engines:
+        problem = _moe_problem(engine) if moe else None
+        if problem:
+            return Unposed(row, Reason.MIXED_MOE_PARALLELISM, problem)
+        if domain is not None and engine.devices > domain:
+            return Unposed(
+                row,
+                Reason.INSTANCE_SPANS_DOMAIN,
+                f"an engine of {engine.devices} devices spans more than one {domain}-device domain",
+            )
+    scenario = _scenario(row, model, profile, formats, moe, requests_per_client)
+    return Posed(row, scenario, model, note, profile.name)
+
+
+def _profile(name: str | None) -> AcceleratorProfile | None:
+    if name is None or name not in available_profiles():
+        return None
+    return load_profile(name)
+
+
+def _formats(row: SiliconRow, profile: AcceleratorProfile) -> tuple[str, str, str] | str:
+    """(weights, activations, KV) for the row, or why hetsim or the profile has not that."""
+    if row.precision not in FORMATS:
+        known = ", ".join(repr(k) for k in FORMATS)
+        return f"precision {row.precision!r}: hetsim maps only {known}"
+    weights, activations, kv = FORMATS[row.precision]
+    have = profile.formats
+    for role, fmt, allowed in (
+        ("weights", weights, have.weights),
+        ("activations", activations, have.activations),
+        ("kv", kv, have.kv),
+    ):
+        if fmt not in allowed:
+            return f"{row.precision} needs {role} {fmt}, which {profile.name} does not list"
+    return weights, activations, kv
+
+
+def _moe_problem(engine: Parallelism) -> str | None:
+    """hetsim splits experts either over every device (ep = tp x dp) or by tp (ep = 1), the
+    latter being the runtime's moe_tp only where no attention dp replicates the experts."""
+    if (engine.moe_tp, engine.moe_ep) == (1, engine.devices):
+        return None
+    if engine.dp == 1 and (engine.moe_tp, engine.moe_ep) == (engine.tp, 1):
+        return None
+    return (
+        f"MoE split moe_tp={engine.moe_tp} x moe_ep={engine.moe_ep} on {engine.devices} devices; "
+        "hetsim has ep = 1 or ep = all devices of the engine"
+    )
+
+
+def _scenario(
+    row: SiliconRow,
+    model: str,
+    profile: AcceleratorProfile,
+    formats: tuple[str, str, str],
+    moe: bool,
+    requests_per_client: int,
+) -> dict[str, Any]:
+    n = row.concurrency or 1
+    weights, activations, kv = formats
+    precision = {"weights": weights, "activations": activations, "kv": kv}
+
+    def pool(name: str, role: str, engine: Parallelism, prefill: bool) -> dict[str, Any]:
+        # the sample's batch size is per attention-dp rank; no batch size: the clients bound it
+        seqs = engine.batch_size * engine.dp if engine.batch_size else n
+        batching: dict[str, Any] = {"max_num_seqs": seqs}
+        batching["max_batched_tokens"] = max(STEP_TOKENS, seqs) if prefill else seqs
+        if prefill:
+            batching["chunk_size"] = STEP_TOKENS
+        return {
+            "name": name,
+            "role": role,
+            "accelerator": profile.name,
+            "runtime": row.runtime.value,
+            "instances": engine.workers,
+            "tp": engine.tp,
+            "dp": engine.dp,
+            "ep": engine.devices if moe and engine.moe_ep > 1 else 1,
+            "precision": dict(precision),
+            "batching": batching,
+        }
+
+    if row.agg is not None:
+        pools = [pool("engine", "colocated", row.agg, prefill=True)]
+        interconnect: dict[str, Any] = {"paths": []}
+    else:
+        assert row.prefill is not None and row.decode is not None
+        pools = [
+            pool("prefill", "prefill", row.prefill, prefill=True),
+            pool("decode", "decode", row.decode, prefill=False),
+        ]
+        interconnect = {"paths": [_path(row.prefill, row.decode, profile)]}
+    return {
+        "name": row.id,
+        "description": f"silicon sample line {row.line}: {row.model} on {row.system}",
+        "model": model,
+        "pools": pools,
+        "interconnect": interconnect,
+        "workload": {
+            "closed_loop": {
+                "concurrency": n,
+                "requests": n * requests_per_client,
+                "think_time": "0 s",
+                "input_tokens": {"dist": "fixed", "value": row.isl},
+                "output_tokens": {"dist": "fixed", "value": row.osl},
+            },
+            "warmup_requests": n,
+        },
+        # required by the schema; validation reads latencies, not attainment
+        "sla": {"ttft": "1 h", "tpot": "1 h"},
+        "seed": 0,
+    }
+
+
+def _path(prefill: Parallelism, decode: Parallelism, profile: AcceleratorProfile) -> dict:
+    """The KV path: NVLink when every worker sits in one scale-up domain, else the NICs.
+
+    Bandwidths are per prefill instance: its devices send their KV shards in parallel."""
+    total = prefill.workers * prefill.devices + decode.workers * decode.devices
+    scale_up = profile.scale_up
+    if scale_up is not None and total <= scale_up.domain_size:
+        hop = {
+            "name": "nvlink",
+            "kind": "scale_up",
+            "bandwidth": f"{prefill.devices} x {scale_up.bandwidth.value / 1e9:g} GB/s",
+            "latency": f"{scale_up.latency.value * 1e6:g} us",
+            "shared_by": "source_instance",
+        }
+    else:
+        nic = profile.nic
+        assert nic is not None, f"{profile.name} has no NIC for a scale-out KV path"
+        nics = prefill.devices * nic.count_per_device
+        hop = {
+            "name": "scale_out",
+            "kind": "nic",
+            "bandwidth": f"{nics:g} x {nic.speed.value / 1e9:g} GB/s",
+            "latency": NIC_LATENCY,
+            "shared_by": "source_instance",
+        }
+    return {"from": "prefill", "to": "decode", "hops": [hop]}

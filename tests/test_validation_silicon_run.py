@@ -1,0 +1,113 @@
+"""``hetsim validate --silicon`` end to end: the CLI on the bundled excerpt, the full sample when
+the ``nvidia`` extra (aiconfigurator-core) is installed, and closed-loop simulations of posed
+rows once the scenario schema has the closed loop and the pool runtime."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hetsim.spec.scenario import PoolSpec
+from hetsim.spec.workload import WorkloadSpec
+from hetsim.validation import (
+    Mode,
+    Outcome,
+    Reason,
+    Unposed,
+    collapse_duplicates,
+    pose,
+    read_silicon,
+    validate_silicon,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+EXCERPT = REPO / "tests" / "data" / "silicon" / "silicon_sample_excerpt.csv"
+SCHEMA_READY = "closed_loop" in WorkloadSpec.model_fields and "runtime" in PoolSpec.model_fields
+
+
+def hetsim(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "hetsim", *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=300,
+    )
+
+
+def test_cli_writes_one_csv_row_per_unique_measurement_and_the_tables(tmp_path):
+    done = hetsim(
+        "validate", "--silicon", str(EXCERPT), "--systems", "b300_sxm", "--out", str(tmp_path)
+    )
+    assert done.returncode == 0, done.stderr
+    with (tmp_path / "silicon.csv").open() as f:
+        written = list(csv.DictReader(f))
+    # the excerpt's two B300 rows: no profile, so not simulated
+    assert [r["reason"] for r in written] == ["unknown_system", "unknown_system"]
+    assert float(written[0]["measured_ttft_ms"]) == pytest.approx(972.3109823355117)
+    assert (tmp_path / "silicon_errors.csv").exists() and (
+        tmp_path / "silicon_coverage.csv"
+    ).exists()
+    assert "Coverage" in done.stdout and "unknown_system" in done.stdout
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("--runtimes", "tgi"), ("--systems", "tpu_v5")],
+)
+def test_cli_bad_selection_is_an_input_error(args):
+    done = hetsim("validate", "--silicon", str(EXCERPT), *args)
+    assert done.returncode == 2
+    assert "error:" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_cli_silicon_options_without_silicon_are_an_input_error():
+    done = hetsim("validate", "--limit", "3")
+    assert done.returncode == 2 and "--silicon" in done.stderr
+
+
+def test_cli_a_file_in_another_format_exits_2():
+    done = hetsim("validate", "--silicon", str(REPO / "tests" / "data" / "azure_code_2k.csv"))
+    assert done.returncode == 2 and "not a silicon-sample CSV" in done.stderr
+
+
+def test_full_sample_from_the_wheel_reads_collapses_and_flags_contradictions():
+    aic = pytest.importorskip("aiconfigurator_core")
+    path = Path(aic.__file__).parent / "systems" / "silicon_sample.csv"
+    with path.open(newline="") as f:
+        lines = sum(1 for _ in csv.DictReader(f))
+    rows = read_silicon(path)
+    assert len(rows) == lines == 5221  # the issue's count
+    unique = collapse_duplicates(rows)
+    assert sum(r.repeats for r in unique) == len(rows)
+    assert sum(r.concurrency is None for r in rows) == 19  # ids with an empty "_c_"
+    contradicted = [p for p in map(pose, rows) if isinstance(p, Unposed)]
+    contradicted = [p for p in contradicted if p.reason is Reason.CONTRADICTORY_PARALLELISM]
+    assert all(p.row.mode is Mode.AGG for p in contradicted)
+    assert 300 <= len(contradicted) <= 450  # "about 400 agg rows", the issue says
+
+
+@pytest.mark.skipif(
+    not SCHEMA_READY,
+    reason="needs workload.closed_loop and pools[].runtime in the scenario schema (issue #13)",
+)
+def test_a_posed_row_simulates_and_more_clients_wait_longer():
+    (row,) = [
+        r for r in read_silicon(EXCERPT) if "qwen3_32b_h100_sxm_trtllm_agg_1024x128_c8" in r.id
+    ]
+    alone = dataclasses.replace(row, concurrency=1)
+    crowded, single = validate_silicon([row, alone]).results
+    for r in (crowded, single):
+        assert r.outcome is Outcome.PREDICTED, r.detail
+        assert math.isfinite(r.predicted_ttft_s) and r.predicted_ttft_s > 0
+        assert math.isfinite(r.predicted_tpot_s) and r.predicted_tpot_s > 0
+        assert r.provenance
+    # eight clients share one tp1 engine: a prompt may wait behind others, decode steps batch 8
+    assert crowded.predicted_ttft_s >= single.predicted_ttft_s
+    assert crowded.predicted_tpot_s >= single.predicted_tpot_s
