@@ -358,3 +358,13 @@ def test_every_final_verdict_has_a_plot_style_keyed_by_the_enum():
 
     assert all(isinstance(v, Verdict) for v in VERDICT_STYLE)
     assert set(VERDICT_STYLE) == set(FINAL_VERDICTS)
+
+
+def test_a_closed_loop_runs_workload_table_names_its_clients_and_lengths():
+    from hetsim.report.html import _workload_table
+
+    result = hetsim.simulate(SCENARIOS / "closed-loop-llama70b-h200.yaml", max_requests=80)
+    rows = dict(_workload_table(result.scenario, result.summary).to_numpy().tolist())
+    assert rows["source"] == "closed loop, 64 clients"
+    assert rows["requests"] == "640 (this run: 80)"
+    assert rows["input tokens"] == "2048 tokens" and rows["think time"] == "0 s"

@@ -27,13 +27,14 @@ from hetsim.errors import InputError
 from hetsim.metrics import RunSummary
 from hetsim.simulation import simulate
 from hetsim.spec.resolve import Scenario
+from hetsim.spec.workload import WorkloadSpec
 
 __all__ = ["GoodputResult", "RateGrid", "goodput", "with_rate", "workload_rate"]
 
 
 def workload_rate(scenario: Scenario) -> float | None:
     """The scenario's own mean arrival rate (requests/s), if it states one."""
-    wl = scenario.spec.workload
+    wl = _open_loop(scenario)
     if wl.synthetic is not None:
         return wl.synthetic.rate
     assert wl.trace is not None
@@ -42,6 +43,7 @@ def workload_rate(scenario: Scenario) -> float | None:
 
 def with_rate(scenario: Scenario, rate: float) -> Scenario:
     """The same scenario at another mean arrival rate."""
+    _open_loop(scenario)
     data = scenario.spec.model_dump(by_alias=True, exclude_none=True)
     workload = data["workload"]
     if "synthetic" in workload:
@@ -49,6 +51,22 @@ def with_rate(scenario: Scenario, rate: float) -> Scenario:
     else:
         workload["trace"]["target_rate"] = rate
     return scenario_from_dict(data, path=scenario.path)
+
+
+def _open_loop(scenario: Scenario) -> WorkloadSpec:
+    """The workload, if arrivals follow a rate: goodput searches the arrival rate, which a closed
+    loop does not have (its clients send as fast as responses come back)."""
+    wl = scenario.spec.workload
+    if wl.closed_loop is not None:
+        raise InputError(
+            "goodput and plan search the arrival rate, and a closed loop has none",
+            file=scenario.path,
+            field="workload.closed_loop",
+            value=f"concurrency {wl.closed_loop.concurrency}",
+            allowed="workload.synthetic (a rate process) or workload.trace for goodput and "
+            "plan; a closed loop for hetsim simulate",
+        )
+    return wl
 
 
 @dataclass(frozen=True)

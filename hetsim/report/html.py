@@ -248,6 +248,16 @@ def _workload_table(scenario: Scenario, summary: RunSummary) -> pd.DataFrame:
             ("source", f"{tr.format} trace {tr.path}"),
             ("target rate", f"{tr.target_rate:g} requests/s" if tr.target_rate else "as recorded"),
         ]
+    elif wl.closed_loop is not None:
+        cl = wl.closed_loop
+        rows += [
+            ("source", f"closed loop, {cl.concurrency} clients"),
+            ("requests", f"{cl.requests}" + (f" (this run: {ran})" if ran < cl.requests else "")),
+            ("think time", f"{cl.think_time:g} s"),
+            ("ramp-up", f"{cl.ramp_up.strategy} over {cl.ramp_up.duration:g} s"),
+            ("input tokens", _length(cl.input_tokens)),
+            ("output tokens", _length(cl.output_tokens)),
+        ]
     sla = spec.sla
     rows += [
         ("SLA: TTFT", f"≤ {sla.ttft:g} s"),
