@@ -3,6 +3,7 @@ roofline outside them, and per-op provenance. Runs on the excerpt under tests/da
 (cut from aiconfigurator-core 0.12.0's h200_sxm vLLM 0.24.0 tables) without the nvidia extra."""
 
 import math
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ from hetsim.errors import InputError
 from hetsim.perf.cost import MeasuredPredictor, Provenance, RooflinePredictor, predictor_for
 from hetsim.perf.cost import provenance as provenance_of
 from hetsim.perf.measured import LogGrid, load_tables, read_tables_file, save_tables
+from hetsim.perf.measured.tables import available_versions
 from hetsim.perf.ops import Kernel
 from hetsim.perf.step import InstanceConfig, StepModel, StepModels
 from hetsim.spec.hardware import load_profile
@@ -285,3 +287,14 @@ def test_routed_experts_stay_on_the_roofline_not_one_dense_gemm_per_expert(h200)
     got = sm.explain_decode(ctx).to_frame().set_index("name").loc["routed_experts"]
     want = roof.explain_decode(ctx).to_frame().set_index("name").loc["routed_experts"]
     assert got.source == "roofline-default" and got.time == pytest.approx(want.time, rel=1e-12)
+
+
+def test_the_newest_version_with_every_required_table_is_chosen(tmp_path):
+    # a newer collection that measured GEMMs only cannot price a step: the newest complete one
+    # is used (aiconfigurator's b200_sxm/trtllm has GEMMs at 1.3.0rc23, attention at rc20)
+    root = tmp_path / "systems"
+    shutil.copytree(EXCERPT / "h200_sxm", root / "h200_sxm")
+    gemm_only = root / "h200_sxm" / "gemm" / "vllm" / "0.25.0"
+    shutil.copytree(root / "h200_sxm" / "gemm" / "vllm" / "0.24.0", gemm_only)
+    assert available_versions(root, "h200_sxm", "vllm") == ["0.24.0"]
+    assert load_tables("h200_sxm", "vllm", root=root).label == "measured:h200_sxm/vllm-0.24.0"

@@ -126,11 +126,22 @@ def aiconfigurator_root() -> Path:
 
 
 def available_versions(root: Path, system: str, runtime: str) -> list[str]:
-    """The runtime versions with GEMM tables for ``system``, oldest first."""
+    """The runtime versions with every required table for ``system``, oldest first (the
+    collections do not measure every op at every version: a version with GEMMs but no attention
+    cannot price a step)."""
     folder = root / system / "gemm" / runtime
     if not folder.is_dir():
         return []
-    return sorted((p.name for p in folder.iterdir() if p.is_dir()), key=_version_key)
+    complete = [
+        p.name
+        for p in folder.iterdir()
+        if p.is_dir()
+        and all(
+            (root / system / _FILES[t][0] / runtime / p.name / _FILES[t][1]).is_file()
+            for t in _REQUIRED
+        )
+    ]
+    return sorted(complete, key=_version_key)
 
 
 def _version_key(v: str) -> tuple:
