@@ -81,6 +81,13 @@ def error(message: str) -> None:
 @contextmanager
 def simulation_progress(scenario: str) -> Iterator[Callable[[int, int], None]]:
     """A bar of requests ended out of the workload; yields ``report(done, total)``."""
+    with count_progress("simulate", scenario, "requests") as report:
+        yield report
+
+
+@contextmanager
+def count_progress(verb: str, name: str, unit: str) -> Iterator[Callable[[int, int], None]]:
+    """A bar of ``unit`` done out of a total; yields ``report(done, total)``."""
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -91,10 +98,10 @@ def simulation_progress(scenario: str) -> Iterator[Callable[[int, int], None]]:
     )
 
     with Progress(
-        TextColumn(f"[bold]simulate[/] {escape(scenario)}"),
+        TextColumn(f"[bold]{verb}[/] {escape(name)}"),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("requests"),
+        TextColumn(unit),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
         console=err_console,

@@ -8,8 +8,6 @@ simulation per measurement hetsim can pose.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -146,7 +144,7 @@ def _silicon(
             value=systems,
             allowed=sorted({r.system for r in rows}),
         )
-    with _progress(path.name) as report:
+    with render.count_progress("validate", path.name, "rows") as report:
         result = validate_silicon(chosen, progress=report)
     _silicon_tables(result, len(rows))
     if out is not None:
@@ -164,32 +162,6 @@ def _runtime(name: str, kind: type) -> object:
         raise InputError(
             "unknown runtime", field="--runtimes", value=name, allowed=[r.value for r in kind]
         ) from None
-
-
-@contextmanager
-def _progress(name: str) -> Iterator[Callable[[int, int], None]]:
-    from rich.markup import escape
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    with Progress(
-        TextColumn(f"[bold]validate[/] {escape(name)}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("rows"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=render.err_console,
-        transient=True,
-    ) as bar:
-        task = bar.add_task("", total=None)
-        yield lambda done, total: bar.update(task, completed=done, total=total)
 
 
 def _silicon_tables(result: SiliconValidation, unique: int) -> None:
