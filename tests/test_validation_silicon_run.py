@@ -4,6 +4,7 @@ rows once the scenario schema has the closed loop and the pool runtime."""
 
 from __future__ import annotations
 
+import copy
 import csv
 import dataclasses
 import math
@@ -13,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from hetsim.spec.scenario import PoolSpec
-from hetsim.spec.workload import WorkloadSpec
+from hetsim import scenario_from_dict, simulate
 from hetsim.validation import (
     Mode,
     Outcome,
+    Posed,
     Reason,
     Unposed,
     collapse_duplicates,
@@ -28,7 +29,6 @@ from hetsim.validation import (
 
 REPO = Path(__file__).resolve().parents[1]
 EXCERPT = REPO / "tests" / "data" / "silicon" / "silicon_sample_excerpt.csv"
-SCHEMA_READY = "closed_loop" in WorkloadSpec.model_fields and "runtime" in PoolSpec.model_fields
 
 
 def hetsim(*args: str) -> subprocess.CompletedProcess[str]:
@@ -93,14 +93,41 @@ def test_full_sample_from_the_wheel_reads_collapses_and_flags_contradictions():
     assert 300 <= len(contradicted) <= 450  # "about 400 agg rows", the issue says
 
 
-@pytest.mark.skipif(
-    not SCHEMA_READY,
-    reason="needs workload.closed_loop and pools[].runtime in the scenario schema (issue #13)",
-)
-def test_a_posed_row_simulates_and_more_clients_wait_longer():
+def _qwen_row():
     (row,) = [
         r for r in read_silicon(EXCERPT) if "qwen3_32b_h100_sxm_trtllm_agg_1024x128_c8" in r.id
     ]
+    return row
+
+
+def test_a_posed_row_simulates_on_the_roofline_and_more_clients_wait_longer():
+    # without the measured tables (CI has no nvidia extra) the same scenario, minus its
+    # runtime, runs on the roofline: the mapping and the closed loop work end to end
+    def mean_ttft(concurrency: int) -> float:
+        posed = pose(dataclasses.replace(_qwen_row(), concurrency=concurrency))
+        assert isinstance(posed, Posed)
+        data = copy.deepcopy(posed.scenario)
+        for pool in data["pools"]:
+            assert pool.pop("runtime") == "trtllm"
+        result = simulate(scenario_from_dict(data))
+        assert result.summary.failed == 0 and result.summary.provenance["engine"] == (
+            "roofline-default"
+        )
+        return result.summary.ttft_s.mean
+
+    assert mean_ttft(8) > mean_ttft(1) > 0
+
+
+def test_a_row_naming_a_runtime_without_its_tables_is_reported_not_simulated(monkeypatch):
+    monkeypatch.setitem(sys.modules, "aiconfigurator_core", None)  # as if not installed
+    (result,) = validate_silicon([_qwen_row()]).results
+    assert result.outcome is Outcome.FAILED and result.reason == "scenario_rejected"
+    assert "pip install -e '.[nvidia]'" in result.detail
+
+
+def test_a_posed_row_simulates_and_more_clients_wait_longer():
+    pytest.importorskip("aiconfigurator_core")
+    row = _qwen_row()
     alone = dataclasses.replace(row, concurrency=1)
     crowded, single = validate_silicon([row, alone]).results
     for r in (crowded, single):
