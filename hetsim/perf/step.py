@@ -39,6 +39,7 @@ from hetsim.perf.cost import (
     price_collective,
 )
 from hetsim.perf.ops import AttentionWork, Collective, Gemm, InstanceConfig, OpInventory
+from hetsim.perf.runtimes import RuntimeOverheads, runtime_overheads
 from hetsim.spec.hardware import AcceleratorProfile
 from hetsim.spec.model import ModelConfig
 from hetsim.spec.scenario import PoolSpec
@@ -89,6 +90,10 @@ class StepModel:
     ops: OpInventory = field(init=False, repr=False)
     overhead: float = field(init=False)  # seconds per step besides the costed ops
     overhead_source: Source = field(init=False)
+    # a named runtime's host costs (overlapped scheduling, eager launches) replace the
+    # profile's fixed step overhead
+    host: RuntimeOverheads | None = field(init=False, repr=False)
+    _kernels: int = field(init=False, repr=False)  # kernels one step launches
     # decode attention in closed form where the predictor charges a plain roofline over GQA
     # heads: seconds of compute per attended token, of KV reads per attended token and of Q/O
     # traffic per sequence (None otherwise)
@@ -106,6 +111,10 @@ class StepModel:
         self.overhead, self.overhead_source = self.cost.step_overhead(
             self.ops.modeled_kernels_per_layer, self.model.num_layers
         )
+        self.host = None if self.runtime is None else runtime_overheads(self.runtime)
+        if self.host is not None:
+            self.overhead = 0.0
+        self._kernels = self.ops.modeled_kernels_per_layer * self.model.num_layers
         self._decode_coefficients = self._closed_form_decode()
 
     def _closed_form_decode(self) -> tuple[float, float, float] | None:
@@ -224,7 +233,8 @@ class StepModel:
         b = int(context.size)
         if b == 0:
             return 0.0
-        return self._linear_time(b, b) + self._attention_time(self.ops.decode_work(context))
+        gpu = self._linear_time(b, b) + self._attention_time(self.ops.decode_work(context))
+        return gpu if self.host is None else self.host.step(gpu, self._kernels, b, False)
 
     def decode_time_from_sum(self, batch: int, context_sum: int) -> float:
         """:meth:`decode_time` from the batch size and the sum of contexts alone (exact for
@@ -242,9 +252,11 @@ class StepModel:
             compute = flops_coef * a
             memory = kv_coef * a + qo_coef * batch / self.config.dp
             attention = (compute if compute >= memory else memory) * self.model.num_layers
-            return self._linear_time(batch, batch) + attention
-        work = AttentionWork(batch, attended, attended, 0, 0, 0, 0, 0)
-        return self._linear_time(batch, batch) + self._attention_time(work)
+            gpu = self._linear_time(batch, batch) + attention
+        else:
+            work = AttentionWork(batch, attended, attended, 0, 0, 0, 0, 0)
+            gpu = self._linear_time(batch, batch) + self._attention_time(work)
+        return gpu if self.host is None else self.host.step(gpu, self._kernels, batch, False)
 
     def prefill_time(self, new: np.ndarray, cached: np.ndarray | None = None) -> float:
         """Seconds for one prefill step over chunks of ``new`` tokens after ``cached`` tokens."""
@@ -256,9 +268,12 @@ class StepModel:
         cached = np.zeros_like(new) if cached is None else np.asarray(cached)
         if new.size == 0:
             return 0.0
-        return self._linear_time(int(new.sum()), int(new.size)) + self._attention_time(
+        gpu = self._linear_time(int(new.sum()), int(new.size)) + self._attention_time(
             self.ops.work(new, cached)
         )
+        if self.host is None:
+            return gpu
+        return self.host.step(gpu, self._kernels, int(new.size), bool(new.max() > 1))
 
     # ---- public: explanations -----------------------------------------------------------------
 
@@ -268,9 +283,12 @@ class StepModel:
         cached = np.zeros_like(new) if cached is None else np.asarray(cached)
         ops = self._linear_ops(int(new.sum()), int(new.size))
         ops += self._attention_ops(self.ops.work(new, cached))
-        ops.append(
-            OpCost("step_overhead", 0.0, 0.0, self.overhead, "overhead", 1, self.overhead_source)
-        )
+        gpu = sum(op.time for op in ops)
+        host = self.overhead
+        if self.host is not None:
+            host = self.host.step(gpu, self._kernels, int(new.size), bool(new.max() > 1)) - gpu
+        # with a runtime: what its host work adds (launches not hidden, scheduling not overlapped)
+        ops.append(OpCost("step_overhead", 0.0, 0.0, host, "overhead", 1, self.overhead_source))
         phase = "decode" if np.all(new == 1) else "prefill" if np.all(new > 1) else "mixed"
         return StepBreakdown(phase, _merge(ops), self.provenance)
 
