@@ -19,6 +19,12 @@ How ops map onto tables:
   the MoE tables are for a later session), elementwise passes, MoE all-to-all, MLA attention
   and the step overhead stay on the roofline.
 
+Kernel floor: no kernel finishes faster than the shortest the tables measured on this system and
+runtime (the smallest GEMM's latency: launch and scheduling of one kernel inside a CUDA graph,
+~2.4 us on H100/H200, ~1.8 us on B200). Roofline-priced ops, each one kernel call, are charged at
+least that (the op is then labelled with the tables' source, which set its time): a decode step's
+fused elementwise passes are latency-bound, not bandwidth-bound.
+
 Mixed provenance: a step model's :attr:`provenance` is the measured label when a table set is
 loaded, even though some of its ops may be ``roofline-default``; each op of
 :meth:`~hetsim.perf.step.StepModel.explain_step` says which source priced it.
@@ -51,13 +57,15 @@ class MeasuredPredictor:
     fallback: RooflinePredictor
     source: MeasuredSource
     eager_elementwise: bool = False
+    floor: float = 0.0  # seconds: the shortest kernel the tables measured
     _memo: dict[tuple, tuple[float, Bound, Source]] = field(
         default_factory=dict, repr=False, compare=False
     )
 
     @classmethod
     def of(cls, profile: AcceleratorProfile, tables: MeasuredTables) -> MeasuredPredictor:
-        return cls(tables, RooflinePredictor.of(profile), MeasuredSource(tables.label))
+        floor = float(tables.rows["gemm"]["latency"].min())
+        return cls(tables, RooflinePredictor.of(profile), MeasuredSource(tables.label), floor=floor)
 
     @property
     def provenance(self) -> MeasuredSource:
@@ -82,7 +90,11 @@ class MeasuredPredictor:
     def _price(self, k: Kernel) -> tuple[float, Bound, Source]:
         t = self._lookup(k)
         if t is None:
-            return self.fallback.kernel(k)
+            t, bound, source = self.fallback.kernel(k)
+            # a grouped (fused MoE) GEMM's experts share one launch: no floor per expert
+            if t < self.floor and k.name not in _GROUPED:
+                return self.floor, "overhead", self.source
+            return t, bound, source
         # the bound the roofline would name: a measured time has no bound of its own
         return t, self.fallback.kernel(k)[1], self.source
 

@@ -13,7 +13,8 @@ maps onto its ops, and keeps each as :class:`~hetsim.perf.measured.grid.LogGrid`
 * ``attention/generation_attention_perf.parquet`` — ``batch_size × (step + 1)``: ``step`` is the
   cached length, so ``step + 1`` tokens are attended, the measure hetsim's decode shape uses.
 * ``comm/custom_allreduce_perf.parquet`` — ``message_size`` (elements of bf16) per ``num_gpus``,
-  the CUDA-graph variant (vLLM captures its decode steps in graphs).
+  the CUDA-graph variant where an eager one was measured too (vLLM and SGLang capture their decode
+  steps in graphs).
 
 The tables come either from the installed ``aiconfigurator_core`` package (the ``nvidia`` extra)
 or from a directory in the same layout (tests/data/measured holds an excerpt), or from the one
@@ -217,7 +218,9 @@ def _attention_rows(df: pd.DataFrame, attended_offset: int) -> pd.DataFrame:
 
 
 def _allreduce_rows(df: pd.DataFrame) -> pd.DataFrame:
-    df = df[(df.allreduce_dtype == "bfloat16") & df.kernel_source.str.contains("graph")]
+    # vLLM and SGLang measured a CUDA-graph and an eager variant (their decode steps replay
+    # graphs); TensorRT-LLM measured one kernel (source "TRTLLM"), kept as it is
+    df = df[(df.allreduce_dtype == "bfloat16") & ~df.kernel_source.str.contains("eager")]
     return pd.DataFrame({
         "ranks": df.num_gpus, "elements": df.message_size, "latency": df.latency * 1e-3,
     }).reset_index(drop=True)  # fmt: skip
