@@ -11,11 +11,22 @@ import pytest
 
 from hetsim.spec.hardware import available_profiles, load_profile
 from hetsim.spec.model import bundled_models, load_model
-from hetsim.validation import Parallelism, Posed, Reason, Unposed, pose, read_silicon
+from hetsim.validation import (
+    Outcome,
+    Parallelism,
+    Posed,
+    Reason,
+    RowResult,
+    SiliconValidation,
+    Unposed,
+    pose,
+    read_silicon,
+)
 from hetsim.validation.pose import (
     MODEL_ARCHITECTURES,
     SYSTEM_PROFILES,
     UNMODELLED_ARCHITECTURES,
+    family,
 )
 
 EXCERPT = Path(__file__).parent / "data" / "silicon" / "silicon_sample_excerpt.csv"
@@ -197,3 +208,40 @@ def test_minimax_m2_5_loads_as_a_gqa_moe_in_every_layer():
     assert m.num_shared_experts == 0 and m.attention_kind == "GQA"
     assert m.kv_bytes_per_token("bf16") == 2 * 62 * 8 * 128 * 2
     assert m.params_total / 1e9 == pytest.approx(230, rel=0.01)  # model card: 230B total
+
+
+# --- coverage by family ----------------------------------------------------------------------
+
+
+def test_checkpoints_group_into_the_family_they_are_posed_on():
+    assert family("deepseek-ai/DeepSeek-R1") == family("nvidia/DeepSeek-V3.1-NVFP4")
+    assert family("deepseek-ai/DeepSeek-R1") == "DeepSeek-V3"
+    assert family("nvidia/Kimi-K2.5-NVFP4") == "Kimi-K2.5"
+    assert family("openai/gpt-oss-120b") == "gpt-oss"
+    assert family("Qwen/Qwen3.5-397B-A17B") == family("nvidia/Qwen3.5-397B-A17B-NVFP4")
+    assert family("stepfun-ai/Step-3.7-Flash") == "stepfun-ai/Step-3.7-Flash"  # unknown: its id
+
+
+def result(model, outcome=Outcome.PREDICTED, reason=""):
+    return RowResult(
+        id=f"{model}-{outcome.value}", line=2, system="b200_sxm", runtime="sglang", model=model,
+        mode="agg", isl=1024, osl=128, concurrency=4, repeats=1, measured_ttft_s=1.0,
+        measured_tpot_s=0.01, predicted_ttft_s=1.2, predicted_tpot_s=0.012, outcome=outcome,
+        reason=reason, detail="", provenance="roofline-default",
+    )  # fmt: skip
+
+
+def test_coverage_and_errors_are_tabulated_by_family():
+    validation = SiliconValidation(
+        (
+            result("deepseek-ai/DeepSeek-R1"),
+            result("nvidia/DeepSeek-R1-NVFP4"),
+            result("openai/gpt-oss-120b", Outcome.UNPOSED, "architecture"),
+        )
+    )
+    cov = validation.coverage(by="family").set_index("family")
+    assert (cov.loc["DeepSeek-V3", "rows"], cov.loc["DeepSeek-V3", "predicted"]) == (2, 2)
+    assert cov.loc["gpt-oss", "architecture"] == 1 and cov.loc["gpt-oss", "predicted"] == 0
+    errors = validation.error_table().set_index(["by", "group"])
+    assert errors.loc[("family", "DeepSeek-V3"), "rows"] == 2
+    assert errors.loc[("family", "DeepSeek-V3"), "ttft_signed_median_pct"] == pytest.approx(20)

@@ -281,7 +281,8 @@ def test_error_table_gives_median_p90_and_signed_median_of_relative_errors(valid
     h200 = table.loc[("system", "h200_sxm")]
     assert h200["rows"] == 2 and h200["ttft_signed_median_pct"] == pytest.approx(-5.0)
     assert table.loc[("runtime", "sglang")]["tpot_median_abs_pct"] == pytest.approx(20.0)
-    assert set(table.index.get_level_values("by")) == {"all", "system", "runtime", "model", "mode"}
+    groupings = {"all", "system", "runtime", "model", "family", "mode"}
+    assert set(table.index.get_level_values("by")) == groupings
 
 
 def test_per_row_frame_reports_milliseconds_signed_error_and_why(validation):

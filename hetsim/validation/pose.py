@@ -31,6 +31,7 @@ __all__ = [
     "MODEL_ARCHITECTURES",
     "UNMODELLED_ARCHITECTURES",
     "FORMATS",
+    "family",
     "pose",
     "contradiction",
 ]
@@ -115,12 +116,23 @@ _QWEN3_5 = (
     "hybrid linear attention (Qwen3.5: Gated DeltaNet in 3 of every 4 layers, with a "
     "fixed-size recurrent state instead of a KV cache) is not modelled"
 )
-UNMODELLED_ARCHITECTURES: dict[str, str] = {
-    "openai/gpt-oss-120b": _GPT_OSS,
-    "openai/gpt-oss-20b": _GPT_OSS,
-    "Qwen/Qwen3.5-397B-A17B": _QWEN3_5,
-    "nvidia/Qwen3.5-397B-A17B-NVFP4": _QWEN3_5,
+UNMODELLED_ARCHITECTURES: dict[str, tuple[str, str]] = {
+    "openai/gpt-oss-120b": ("gpt-oss", _GPT_OSS),
+    "openai/gpt-oss-20b": ("gpt-oss", _GPT_OSS),
+    "Qwen/Qwen3.5-397B-A17B": ("Qwen3.5-MoE", _QWEN3_5),
+    "nvidia/Qwen3.5-397B-A17B-NVFP4": ("Qwen3.5-MoE", _QWEN3_5),
 }
+
+
+def family(model: str) -> str:
+    """The architecture family of an HF id: the bundled architecture it is posed on (R1 and the
+    NVFP4 checkpoints count as DeepSeek-V3), the family of an unmodelled one, else the id."""
+    if model in MODEL_ARCHITECTURES:
+        return MODEL_ARCHITECTURES[model][0]
+    if model in UNMODELLED_ARCHITECTURES:
+        return UNMODELLED_ARCHITECTURES[model][0]
+    return model
+
 
 #: the row's precision -> (weights, activations, KV). The sample does not record the KV dtype;
 #: the quantised deployments it measures (TRT-LLM FP8/NVFP4 checkpoints, SGLang/vLLM FP8) store
@@ -190,7 +202,7 @@ def pose(row: SiliconRow, requests_per_client: int = 4) -> Posed | Unposed:
             row, Reason.UNKNOWN_SYSTEM, f"no hardware profile for {row.system} ({known})"
         )
     if row.model in UNMODELLED_ARCHITECTURES:
-        return Unposed(row, Reason.ARCHITECTURE, UNMODELLED_ARCHITECTURES[row.model])
+        return Unposed(row, Reason.ARCHITECTURE, UNMODELLED_ARCHITECTURES[row.model][1])
     if row.model not in MODEL_ARCHITECTURES:
         return Unposed(row, Reason.MODEL_NOT_BUNDLED, f"{row.model}: no bundled architecture")
     model, note = MODEL_ARCHITECTURES[row.model]
