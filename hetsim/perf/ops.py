@@ -77,7 +77,7 @@ class Kernel(NamedTuple):
     and the shape a calibrated efficiency surface is read at."""
 
     name: str
-    family: str  # gemm, attention_prefill, attention_decode, memcpy, elementwise
+    family: str  # gemm, moe, attention_prefill, attention_decode, memcpy, elementwise
     dtype: str
     flops: float
     bytes: float
@@ -246,6 +246,31 @@ class OpInventory:
         touched = max(touched, 1e-9)
         assert self.expert_up is not None and self.expert_down is not None
         return RoutedExperts(self.expert_up, self.expert_down, routed / touched, touched)
+
+    def fused_experts(self, tokens: int, per_rank: float) -> Kernel:
+        """The routed experts of one MoE layer as the one fused (grouped-GEMM) kernel the
+        runtimes launch, for a measured table: ``tokens`` is what enters the layer on a device
+        before routing — every token of the step under expert parallelism (scaled by
+        ``expert_imbalance``: the busiest device runs what a balanced routing of that many
+        tokens gives it), the device's own ``per_rank`` tokens with tensor-parallel experts.
+        Flops and bytes are those of :meth:`routed_experts`."""
+        m, c = self.model, self.config
+        r = self.routed_experts(tokens, per_rank)
+        up, down = r.up.kernel(r.rows), r.down.kernel(r.rows)
+        entering = tokens * c.expert_imbalance if c.ep > 1 else per_rank
+        shape: dict[str, float | str] = {
+            "tokens": entering,
+            "hidden": m.hidden_size,
+            "inter": m.moe_intermediate_size,
+            "topk": m.experts_per_token,
+            "experts": m.num_experts,
+            "tp": 1 if c.ep > 1 else c.tp,
+            "ep": c.ep,
+            "weights": c.weights,
+        }
+        flops = (up.flops + down.flops) * r.touched
+        nbytes = (up.bytes + down.bytes) * r.touched
+        return Kernel("routed_experts", "moe", self.gemm_format, flops, nbytes, shape)
 
     def moe_all_to_all(self, tokens: int) -> Collective:
         """Dispatch and combine: each token's hidden state to its k experts, (ep−1)/ep of them

@@ -38,6 +38,7 @@ from hetsim.perf.cost import (
     predictor_for,
     price_collective,
 )
+from hetsim.perf.cost.measured import FusedExpertsPricer
 from hetsim.perf.ops import AttentionWork, Collective, Gemm, InstanceConfig, OpInventory
 from hetsim.spec.hardware import AcceleratorProfile
 from hetsim.spec.model import ModelConfig
@@ -144,10 +145,13 @@ class StepModel:
         r = self.ops.routed_experts(tokens, per_rank)
         a, b = self._gemm_cost(r.up, r.rows, r.touched), self._gemm_cost(r.down, r.rows, r.touched)
         bound = a.bound if a.time >= b.time else b.bound
-        t = a.time + b.time
-        return OpCost(
-            r.up.name, a.flops + b.flops, a.bytes + b.bytes, t, bound, r.up.count, a.source
-        )
+        t, source = a.time + b.time, a.source
+        if isinstance(self.cost, FusedExpertsPricer):
+            # one fused kernel per layer where the predictor measured it; else the grouped GEMMs
+            found = self.cost.fused_experts(self.ops.fused_experts(tokens, per_rank))
+            if found is not None:
+                t, source = found[0] * r.up.count, found[1]
+        return OpCost(r.up.name, a.flops + b.flops, a.bytes + b.bytes, t, bound, r.up.count, source)
 
     def _collective(self, c: Collective) -> OpCost:
         t, source = price_collective(self.cost, c, self.config.tp)

@@ -2,7 +2,7 @@
 
 aiconfigurator-core 0.12.0 (Apache-2.0) ships, per system, op family, runtime and runtime version,
 Parquet tables of measured kernel latencies (ms) under
-``aiconfigurator_core/systems/data/<system>/<op>/<runtime>/<version>/``. hetsim reads the four it
+``aiconfigurator_core/systems/data/<system>/<op>/<runtime>/<version>/``. hetsim reads those it
 maps onto its ops, and keeps each as :class:`~hetsim.perf.measured.grid.LogGrid` per shape family:
 
 * ``gemm/gemm_perf.parquet`` — ``m, n, k`` per ``gemm_dtype``: ``bfloat16`` → hetsim ``bf16``,
@@ -14,6 +14,18 @@ maps onto its ops, and keeps each as :class:`~hetsim.perf.measured.grid.LogGrid`
   cached length, so ``step + 1`` tokens are attended, the measure hetsim's decode shape uses.
 * ``comm/custom_allreduce_perf.parquet`` — ``message_size`` (elements of bf16) per ``num_gpus``,
   the CUDA-graph variant (vLLM captures its decode steps in graphs).
+* ``moe/moe_perf.parquet`` (optional) — the fused MoE kernel (routed experts' grouped GEMMs)
+  at ``num_tokens`` per (format, hidden, expert intermediate, top-k, experts, ``moe_tp_size``,
+  ``moe_ep_size``); ``num_tokens`` is what enters one MoE layer (aiconfigurator's convention:
+  all tokens of the attention data-parallel group, before routing). ``moe_dtype`` ``bfloat16``
+  → ``bf16``, ``fp8_block`` → ``fp8`` (hetsim's fp8 weights carry one scale per 128×128 block,
+  :mod:`hetsim.spec.precision`; the per-tensor ``fp8`` rows are left out). Only the
+  ``balanced`` routing distribution is kept: hetsim routes uniformly at random and charges the
+  busiest device's excess itself (``expert_imbalance``); the ``power_law`` tables would count a
+  skew twice.
+
+The optional tables are read where the version has them: a version without them loads, and its
+routed experts stay on the roofline.
 
 The tables come either from the installed ``aiconfigurator_core`` package (the ``nvidia`` extra)
 or from a directory in the same layout (tests/data/measured holds an excerpt), or from the one
@@ -58,10 +70,15 @@ _FILES = {
     "context_attention": ("attention", "context_attention_perf.parquet"),
     "generation_attention": ("attention", "generation_attention_perf.parquet"),
     "allreduce": ("comm", "custom_allreduce_perf.parquet"),
+    "moe": ("moe", "moe_perf.parquet"),
 }
 _REQUIRED = ("gemm", "context_attention", "generation_attention")
+_MOE_DTYPES = {"bfloat16": "bf16", "fp8_block": "fp8"}
 
 AttentionKey = tuple[int, int, int, str]  # (query heads, KV heads, head dim, KV format)
+#: (compute format, hidden, expert intermediate, top-k, experts, moe tp, moe ep)
+MoeKey = tuple[str, int, int, int, int, int, int]
+_MOE_COLS = ["dtype", "hidden", "inter", "topk", "experts", "tp", "ep"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -76,6 +93,7 @@ class MeasuredTables:
     context: dict[AttentionKey, LogGrid] = field(init=False, repr=False)  # (batch, isl)
     generation: dict[AttentionKey, LogGrid] = field(init=False, repr=False)  # (batch, attended)
     allreduce: dict[int, LogGrid] = field(init=False, repr=False)  # ranks -> (elements,)
+    moe: dict[MoeKey, LogGrid] = field(init=False, repr=False)  # (tokens,); empty without it
 
     def __post_init__(self) -> None:
         g = self.rows["gemm"]
@@ -92,6 +110,14 @@ class MeasuredTables:
         object.__setattr__(self, "context", _attention_grids(self.rows["context_attention"]))
         object.__setattr__(self, "generation", _attention_grids(self.rows["generation_attention"]))
         object.__setattr__(self, "allreduce", allreduce)
+        moe = self.rows.get("moe")
+        moe_grids = {} if moe is None else {
+            (str(key[0]), *(int(v) for v in key[1:])): LogGrid.from_points(
+                [s.tokens.to_numpy()], s.latency.to_numpy()
+            )
+            for key, s in moe.groupby(_MOE_COLS)
+        }  # fmt: skip
+        object.__setattr__(self, "moe", moe_grids)
 
     @property
     def label(self) -> str:
@@ -223,11 +249,22 @@ def _allreduce_rows(df: pd.DataFrame) -> pd.DataFrame:
     }).reset_index(drop=True)  # fmt: skip
 
 
+def _moe_rows(df: pd.DataFrame) -> pd.DataFrame:
+    df = df[(df.distribution == "balanced") & df.moe_dtype.isin(list(_MOE_DTYPES))]
+    return pd.DataFrame({
+        "dtype": df.moe_dtype.map(_MOE_DTYPES), "hidden": df.hidden_size,
+        "inter": df.inter_size, "topk": df.topk, "experts": df.num_experts,
+        "tp": df.moe_tp_size, "ep": df.moe_ep_size, "tokens": df.num_tokens,
+        "latency": df.latency * 1e-3,
+    }).reset_index(drop=True)  # fmt: skip
+
+
 _NORMALISE = {
     "gemm": _gemm_rows,
     "context_attention": lambda df: _attention_rows(df, 0),
     "generation_attention": lambda df: _attention_rows(df, 1),
     "allreduce": _allreduce_rows,
+    "moe": _moe_rows,
 }
 
 
