@@ -3,6 +3,7 @@ routed experts as one kernel per layer, exact at its points, roofline outside it
 the excerpt under tests/data/measured without the nvidia extra; the checks against the whole
 wheel skip without it."""
 
+import dataclasses
 import shutil
 from pathlib import Path
 
@@ -189,3 +190,97 @@ def test_real_wheel_deepseek_v3_on_h200_vllm_names_the_measured_moe_source():
     got, want = routed_experts(sm, new, new * 0), routed_experts(roof, new, new * 0)
     assert got.source == sm.provenance and str(got.source).startswith("measured:h200_sxm/vllm-")
     assert got.time > want.time  # the fused kernel at 4k tokens runs well below the roofline
+
+
+# ---- MLA blocks --------------------------------------------------------------------------------
+
+MLA_RAW = EXCERPT / "h200_sxm" / "mla" / "vllm" / "0.24.0"
+MLA_PARTS = {"q_a_proj", "q_b_proj", "kv_a_proj", "o_proj", "attention_prefill",
+             "attention_decode", "mla_kv_b_proj"}  # fmt: skip
+
+
+def mla_rows(phase: str, kv: str, gemm: str) -> pd.DataFrame:
+    df = pd.read_parquet(MLA_RAW / f"mla_{phase}_module_perf.parquet")
+    df = df[(df.kv_cache_dtype == kv) & (df.gemm_type == gemm) & (df.num_heads == 16)]
+    return df.groupby(["batch_size", "isl", "step"], as_index=False).latency.min()
+
+
+def test_mla_module_grids_are_exact_at_every_table_point(tables):
+    for kv, hkv in [("bfloat16", "bf16"), ("fp8", "fp8_e4m3")]:
+        for gemm, fmt in [("bfloat16", "bf16"), ("fp8_block", "fp8")]:
+            context = tables.mla_context[(16, hkv, fmt)]
+            for r in mla_rows("context", kv, gemm).itertuples():
+                assert context(r.batch_size, r.isl) == pytest.approx(r.latency * 1e-3, rel=1e-12)
+            generation = tables.mla_generation[(16, hkv, fmt)]
+            for r in mla_rows("generation", kv, gemm).itertuples():
+                # step tokens cached, step + 1 attended (the GQA table's convention)
+                got = generation(r.batch_size, r.step + 1)
+                assert got == pytest.approx(r.latency * 1e-3, rel=1e-12)
+
+
+def test_the_calibration_file_round_trips_the_mla_tables(tables, tmp_path):
+    back = read_tables_file(save_tables(tables, tmp_path / "t.npz"))
+    key = (16, "bf16", "fp8")
+    assert back.mla_context[key](3, 1000) == tables.mla_context[key](3, 1000)
+    assert back.mla_generation[key](50, 3000) == tables.mla_generation[key](50, 3000)
+
+
+def test_deepseek_v3_decode_prices_the_mla_block_from_the_generation_module_table(h200, tables):
+    config = InstanceConfig(tp=8, ep=8, **FP8)
+    sm = StepModel(load_model("DeepSeek-V3"), h200, config, runtime="vllm")
+    ctx = np.full(64, 2047)  # 2048 attended: a table point
+    frame = sm.explain_decode(ctx).to_frame().set_index("name")
+    assert frame.loc["mla_block", "source"] == LABEL
+    assert not MLA_PARTS & set(frame.index)  # the block replaces its GEMMs and attention
+    want = tables.mla_generation[(16, "bf16", "fp8")](64, 2048) * 61
+    assert frame.loc["mla_block", "time"] == pytest.approx(want, rel=1e-12)
+    assert sm.decode_time(ctx) == pytest.approx(frame["time"].sum(), rel=1e-12)
+    assert sm.decode_time_from_sum(64, int(ctx.sum())) == pytest.approx(frame["time"].sum())
+
+
+def test_mla_block_prefill_is_exact_at_a_table_point_and_rises_with_prompt_length(h200, tables):
+    config = InstanceConfig(tp=8, ep=8, kv="fp8_e4m3", **FP8)
+    sm = StepModel(load_model("DeepSeek-V3"), h200, config, runtime="vllm")
+    grid = tables.mla_context[(16, "fp8_e4m3", "fp8")]
+    block = sm.explain_prefill(np.array([4096])).to_frame().set_index("name").loc["mla_block"]
+    assert block.time == pytest.approx(grid(1, 4096) * 61, rel=1e-12)
+    times = [sm.explain_prefill(np.array([n])).to_frame().set_index("name").loc["mla_block"].time
+             for n in (256, 700, 1024, 3000, 8192)]  # fmt: skip
+    assert times == sorted(times)
+
+
+def test_a_mixed_step_is_one_block_per_phase_and_the_fast_path_agrees(h200, tables):
+    sm = StepModel(load_model("DeepSeek-V3"), h200, InstanceConfig(tp=8, ep=8, **FP8),
+                   runtime="vllm")  # fmt: skip
+    new, cached = np.array([1024, 1, 1]), np.array([0, 511, 511])
+    frame = sm.explain_step(new, cached).to_frame().set_index("name")
+    key = (16, "bf16", "fp8")
+    want = (tables.mla_context[key](1, 1024) + tables.mla_generation[key](2, 512)) * 61
+    assert frame.loc["mla_block", "time"] == pytest.approx(want, rel=1e-12)
+    assert sm.step_time(new, cached) == pytest.approx(frame["time"].sum(), rel=1e-12)
+
+
+def test_outside_the_mla_tables_the_block_keeps_its_gemms_and_roofline_attention(h200):
+    sm = StepModel(load_model("DeepSeek-V3"), h200, InstanceConfig(tp=8, ep=8, **FP8),
+                   runtime="vllm")  # fmt: skip
+    roof = StepModel(load_model("DeepSeek-V3"), H200, InstanceConfig(tp=8, ep=8, **FP8))
+    ctx = np.full(2048, 100)  # a decode batch of 2048: past the generation table's 1024
+    frame = sm.explain_decode(ctx).to_frame().set_index("name")
+    assert "mla_block" not in frame.index
+    assert frame.loc["attention_decode", "source"] == "roofline-default"
+    want = roof.explain_decode(ctx).to_frame().set_index("name").loc["attention_decode", "time"]
+    assert frame.loc["attention_decode", "time"] == pytest.approx(want, rel=1e-12)
+    assert sm.decode_time(ctx) == pytest.approx(frame["time"].sum(), rel=1e-12)
+    # a mixed step whose prefill is measured but whose decode is not: no block for either phase
+    new, cached = np.concatenate([[512], np.ones(2048, int)]), np.concatenate([[0], ctx])
+    assert "mla_block" not in sm.explain_step(new, cached).to_frame().set_index("name").index
+
+
+def test_mla_with_another_geometry_or_sparse_attention_is_not_priced_from_deepseeks_module(h200):
+    deepseek = load_model("DeepSeek-V3")
+    # the same MLA with a wider latent was not measured; GLM-5's DSA indexer is no part of it
+    wider = dataclasses.replace(deepseek, kv_lora_rank=1024)
+    for model in (wider, load_model("GLM-5"), load_model("DeepSeek-V3.2")):
+        sm = StepModel(model, h200, InstanceConfig(tp=8, ep=8, **FP8), runtime="vllm")
+        frame = sm.explain_decode(np.full(16, 1000)).to_frame().set_index("name")
+        assert "mla_block" not in frame.index and "attention_decode" in frame.index

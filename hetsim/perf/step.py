@@ -9,7 +9,10 @@ The ops (GEMMs, attention, elementwise passes, collectives) come from
 :class:`~hetsim.perf.ops.OpInventory`; each costs what the instance's
 :class:`~hetsim.perf.cost.KernelCostPredictor` says, and the step adds the predictor's fixed
 overhead. Every op records the source that priced it; the step model's :attr:`provenance` is the
-predictor's.
+predictor's. A predictor with measured fused kernels prices the routed experts as one MoE kernel
+per layer and, when every phase of a step is inside its tables, a dense MLA block (projections,
+``kv_b``, attention) as one time per layer in place of those ops; elsewhere the ops stand as
+they are.
 
 The simulator calls :meth:`StepModel.step_time` and the decode paths millions of times, so the
 ops whose cost depends only on the token and sequence counts are memoised, and a roofline-priced
@@ -38,8 +41,15 @@ from hetsim.perf.cost import (
     predictor_for,
     price_collective,
 )
-from hetsim.perf.cost.measured import FusedExpertsPricer
-from hetsim.perf.ops import AttentionWork, Collective, Gemm, InstanceConfig, OpInventory
+from hetsim.perf.cost.measured import FusedExpertsPricer, MlaBlockPricer
+from hetsim.perf.ops import (
+    MLA_BLOCK_GEMMS,
+    AttentionWork,
+    Collective,
+    Gemm,
+    InstanceConfig,
+    OpInventory,
+)
 from hetsim.spec.hardware import AcceleratorProfile
 from hetsim.spec.model import ModelConfig
 from hetsim.spec.scenario import PoolSpec
@@ -95,6 +105,9 @@ class StepModel:
     # traffic per sequence (None otherwise)
     _decode_coefficients: tuple[float, float, float] | None = field(init=False, repr=False)
     _linear_cache: dict[int, float] = field(init=False, default_factory=dict, repr=False)
+    # whether the predictor may price whole MLA blocks (then their GEMMs' time per token count)
+    _mla_blocks: bool = field(init=False, repr=False)
+    _mla_gemm_cache: dict[int, float] = field(init=False, default_factory=dict, repr=False)
     _head_cache: dict[int, float] = field(init=False, default_factory=dict, repr=False)
 
     def __post_init__(self, predictor: KernelCostPredictor | None) -> None:
@@ -108,6 +121,7 @@ class StepModel:
             self.ops.modeled_kernels_per_layer, self.model.num_layers
         )
         self._decode_coefficients = self._closed_form_decode()
+        self._mla_blocks = isinstance(self.cost, MlaBlockPricer) and self.ops.has_mla_block
 
     def _closed_form_decode(self) -> tuple[float, float, float] | None:
         ops = self.ops
@@ -195,6 +209,40 @@ class StepModel:
             per_layer += kernel(k)[0]
         return self.model.num_layers * per_layer
 
+    def _mla_block_time(self, work: AttentionWork) -> tuple[float, Source] | None:
+        """Seconds per step of the measured MLA blocks of a batch (every layer, every phase), or
+        None unless the predictor measured each phase."""
+        price = self.cost.mla_block  # type: ignore[attr-defined]  # _mla_blocks says it has one
+        total, source = 0.0, None
+        for k in self.ops.mla_blocks(work):
+            found = price(k)
+            if found is None:
+                return None
+            total, source = total + found[0], found[1]
+        return (self.model.num_layers * total, source) if source is not None else None
+
+    def _mla_gemm_time(self, tokens: int) -> float:
+        """What the token-count ops charge for the MLA block's GEMMs, memoised by tokens."""
+        t = self._mla_gemm_cache.get(tokens)
+        if t is None:
+            per_rank = tokens / self.config.dp
+            t = sum(
+                self._gemm_cost(g, per_rank).time
+                for g in self.ops.gemms
+                if g.name in MLA_BLOCK_GEMMS
+            )
+            self._mla_gemm_cache[tokens] = t
+        return t
+
+    def _block_time(self, work: AttentionWork, tokens: int) -> float:
+        """Attention of a step; where the predictor measured the whole MLA block, the blocks'
+        time less their GEMMs, which :meth:`_linear_time` (memoised by tokens alone) charged."""
+        if self._mla_blocks:
+            found = self._mla_block_time(work)
+            if found is not None:
+                return found[0] - self._mla_gemm_time(tokens)
+        return self._attention_time(work)
+
     def _attention_ops(self, work: AttentionWork) -> list[OpCost]:
         layers = self.model.num_layers
         ops = []
@@ -228,7 +276,7 @@ class StepModel:
         b = int(context.size)
         if b == 0:
             return 0.0
-        return self._linear_time(b, b) + self._attention_time(self.ops.decode_work(context))
+        return self._linear_time(b, b) + self._block_time(self.ops.decode_work(context), b)
 
     def decode_time_from_sum(self, batch: int, context_sum: int) -> float:
         """:meth:`decode_time` from the batch size and the sum of contexts alone (exact for
@@ -248,7 +296,7 @@ class StepModel:
             attention = (compute if compute >= memory else memory) * self.model.num_layers
             return self._linear_time(batch, batch) + attention
         work = AttentionWork(batch, attended, attended, 0, 0, 0, 0, 0)
-        return self._linear_time(batch, batch) + self._attention_time(work)
+        return self._linear_time(batch, batch) + self._block_time(work, batch)
 
     def prefill_time(self, new: np.ndarray, cached: np.ndarray | None = None) -> float:
         """Seconds for one prefill step over chunks of ``new`` tokens after ``cached`` tokens."""
@@ -260,8 +308,9 @@ class StepModel:
         cached = np.zeros_like(new) if cached is None else np.asarray(cached)
         if new.size == 0:
             return 0.0
-        return self._linear_time(int(new.sum()), int(new.size)) + self._attention_time(
-            self.ops.work(new, cached)
+        tokens = int(new.sum())
+        return self._linear_time(tokens, int(new.size)) + self._block_time(
+            self.ops.work(new, cached), tokens
         )
 
     # ---- public: explanations -----------------------------------------------------------------
@@ -271,7 +320,18 @@ class StepModel:
         new = np.asarray(new)
         cached = np.zeros_like(new) if cached is None else np.asarray(cached)
         ops = self._linear_ops(int(new.sum()), int(new.size))
-        ops += self._attention_ops(self.ops.work(new, cached))
+        work = self.ops.work(new, cached)
+        block = self._mla_block_time(work) if self._mla_blocks else None
+        if block is None:
+            ops += self._attention_ops(work)
+        else:
+            # one measured row for the MLA block: its GEMMs, kv_b and attention
+            parts = [op for op in ops if op.name in MLA_BLOCK_GEMMS] + self._attention_ops(work)
+            ops = [op for op in ops if op.name not in MLA_BLOCK_GEMMS]
+            bound = max(parts, key=lambda op: op.time).bound
+            flops, nbytes = sum(op.flops for op in parts), sum(op.bytes for op in parts)
+            layers = self.model.num_layers
+            ops.append(OpCost("mla_block", flops, nbytes, block[0], bound, layers, block[1]))
         ops.append(
             OpCost("step_overhead", 0.0, 0.0, self.overhead, "overhead", 1, self.overhead_source)
         )

@@ -24,6 +24,13 @@ maps onto its ops, and keeps each as :class:`~hetsim.perf.measured.grid.LogGrid`
   busiest device's excess itself (``expert_imbalance``); the ``power_law`` tables would count a
   skew twice.
 
+* ``mla/mla_context_module_perf.parquet`` and ``mla_generation_module_perf.parquet``
+  (optional) — DeepSeek-V3's whole MLA attention block (the q/kv down-projections, ``q_b``,
+  ``kv_b``, attention and ``o_proj``) per layer, at ``batch_size × isl`` (context) and
+  ``batch_size × (step + 1)`` (generation, as the GQA table), per (query heads per device,
+  ``kv_cache_dtype``, ``gemm_type``): ``bfloat16`` → ``bf16``, ``fp8_block`` → ``fp8`` as for
+  MoE. Only DeepSeek-V3's geometry was measured (``model`` column); the predictor checks it.
+
 The optional tables are read where the version has them: a version without them loads, and its
 routed experts stay on the roofline.
 
@@ -71,6 +78,8 @@ _FILES = {
     "generation_attention": ("attention", "generation_attention_perf.parquet"),
     "allreduce": ("comm", "custom_allreduce_perf.parquet"),
     "moe": ("moe", "moe_perf.parquet"),
+    "mla_context": ("mla", "mla_context_module_perf.parquet"),
+    "mla_generation": ("mla", "mla_generation_module_perf.parquet"),
 }
 _REQUIRED = ("gemm", "context_attention", "generation_attention")
 _MOE_DTYPES = {"bfloat16": "bf16", "fp8_block": "fp8"}
@@ -79,6 +88,9 @@ AttentionKey = tuple[int, int, int, str]  # (query heads, KV heads, head dim, KV
 #: (compute format, hidden, expert intermediate, top-k, experts, moe tp, moe ep)
 MoeKey = tuple[str, int, int, int, int, int, int]
 _MOE_COLS = ["dtype", "hidden", "inter", "topk", "experts", "tp", "ep"]
+MlaKey = tuple[int, str, str]  # (query heads per device, KV format, projection format)
+#: the model whose MLA block the module tables measured
+MLA_MODULE_ARCHITECTURE = "DeepseekV3ForCausalLM"
 
 
 @dataclass(frozen=True, eq=False)
@@ -94,6 +106,8 @@ class MeasuredTables:
     generation: dict[AttentionKey, LogGrid] = field(init=False, repr=False)  # (batch, attended)
     allreduce: dict[int, LogGrid] = field(init=False, repr=False)  # ranks -> (elements,)
     moe: dict[MoeKey, LogGrid] = field(init=False, repr=False)  # (tokens,); empty without it
+    mla_context: dict[MlaKey, LogGrid] = field(init=False, repr=False)  # (batch, isl)
+    mla_generation: dict[MlaKey, LogGrid] = field(init=False, repr=False)  # (batch, attended)
 
     def __post_init__(self) -> None:
         g = self.rows["gemm"]
@@ -118,6 +132,8 @@ class MeasuredTables:
             for key, s in moe.groupby(_MOE_COLS)
         }  # fmt: skip
         object.__setattr__(self, "moe", moe_grids)
+        object.__setattr__(self, "mla_context", _mla_grids(self.rows.get("mla_context")))
+        object.__setattr__(self, "mla_generation", _mla_grids(self.rows.get("mla_generation")))
 
     @property
     def label(self) -> str:
@@ -131,6 +147,16 @@ def _attention_grids(rows: pd.DataFrame) -> dict[AttentionKey, LogGrid]:
         h, kvh, d, kv = key
         coords = [s.batch.to_numpy(), s.length.to_numpy()]
         out[(int(h), int(kvh), int(d), str(kv))] = LogGrid.from_points(coords, s.latency)
+    return out
+
+
+def _mla_grids(rows: pd.DataFrame | None) -> dict[MlaKey, LogGrid]:
+    if rows is None:
+        return {}
+    out = {}
+    for (heads, kv, dtype), s in rows.groupby(["heads", "kv", "dtype"]):
+        coords = [s.batch.to_numpy(), s.length.to_numpy()]
+        out[(int(heads), str(kv), str(dtype))] = LogGrid.from_points(coords, s.latency)
     return out
 
 
@@ -259,12 +285,29 @@ def _moe_rows(df: pd.DataFrame) -> pd.DataFrame:
     }).reset_index(drop=True)  # fmt: skip
 
 
+def _mla_rows(df: pd.DataFrame, attended_offset: int) -> pd.DataFrame:
+    df = df[
+        (df.architecture == MLA_MODULE_ARCHITECTURE)
+        & (df.mla_dtype == "bfloat16")
+        & df.kv_cache_dtype.isin(list(_KV_DTYPES))
+        & df.gemm_type.isin(list(_MOE_DTYPES))
+    ]
+    length = df.step + 1 if attended_offset else df.isl
+    return pd.DataFrame({
+        "heads": df.num_heads, "kv": df.kv_cache_dtype.map(_KV_DTYPES),
+        "dtype": df.gemm_type.map(_MOE_DTYPES), "batch": df.batch_size, "length": length,
+        "latency": df.latency * 1e-3,
+    }).reset_index(drop=True)  # fmt: skip
+
+
 _NORMALISE = {
     "gemm": _gemm_rows,
     "context_attention": lambda df: _attention_rows(df, 0),
     "generation_attention": lambda df: _attention_rows(df, 1),
     "allreduce": _allreduce_rows,
     "moe": _moe_rows,
+    "mla_context": lambda df: _mla_rows(df, 0),
+    "mla_generation": lambda df: _mla_rows(df, 1),
 }
 
 

@@ -55,6 +55,9 @@ CUTS = {
     ("attention", "generation_attention_perf.parquet"): _attention,
     ("comm", "custom_allreduce_perf.parquet"): lambda df: df,
     ("moe", "moe_perf.parquet"): _moe,
+    # DeepSeek-V3's MLA block at tp 8 (16 query heads per device)
+    ("mla", "mla_context_module_perf.parquet"): lambda df: df[df.num_heads == 16],
+    ("mla", "mla_generation_module_perf.parquet"): lambda df: df[df.num_heads == 16],
 }
 
 
