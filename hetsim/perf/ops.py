@@ -45,6 +45,9 @@ MLA_BLOCK_GEMMS = frozenset({"q_a_proj", "q_b_proj", "q_proj", "kv_a_proj", "o_p
 #: RMSNorms of six ops and two residual adds on the hidden state, rotary embedding on queries
 #: and keys, SiLU and the gate product, writing K and V into the cache
 EAGER_ELEMENTWISE = ((14, "hidden"), (6, "q"), (6, "kh"), (2, "ffn"), (2, "kh"))
+#: a serving engine's fused elementwise passes per decoder layer: add+RMSNorm twice, rotary
+#: embedding, SiLU·mul and the KV-cache write
+FUSED_ELEMENTWISE_KERNELS = 5
 
 
 @dataclass(frozen=True)
@@ -236,6 +239,15 @@ class OpInventory:
         gemms = len({g.name for g in self.gemms if g.count == layers})
         return gemms + 1 + sum(n for n, _ in EAGER_ELEMENTWISE)
 
+    @property
+    def serving_kernels_per_layer(self) -> int:
+        """Kernels a serving engine launches per layer: the per-layer GEMMs, attention, the
+        fused elementwise passes and, with tensor parallelism, two all-reduces."""
+        layers = self.model.num_layers
+        gemms = len({g.name for g in self.gemms if g.count == layers})
+        allreduces = 2 if self.config.tp > 1 else 0
+        return gemms + 1 + FUSED_ELEMENTWISE_KERNELS + allreduces
+
     # ---- the ops of a step --------------------------------------------------------------------
 
     def routed_experts(self, tokens: int, per_rank: float) -> RoutedExperts:
@@ -325,10 +337,13 @@ class OpInventory:
             return out
         # fused: add+norm twice (read 2, write 2 rows of h), rotary on q and k (read + write),
         # SiLU·mul (read 2, write 1 of ffn), the new K/V into the cache (write); the passes
-        # stream their bytes once, so they are priced as a copy of half of them
+        # stream their bytes once, so they are priced as a copy of half of them. They are five
+        # kernels, not one: at decode each is latency-bound, which a predictor with a kernel
+        # floor charges per launch
         per_token = 2 * 4 * h + 2 * (q + k / 2) + 3 * ffn + k
-        nbytes = tokens * per_token * self.residual_bytes
-        return [(1, Kernel("elementwise", "memcpy", "bytes", 0.0, nbytes, {"bytes": nbytes / 2}))]
+        nbytes = tokens * per_token * self.residual_bytes / FUSED_ELEMENTWISE_KERNELS
+        kernel = Kernel("elementwise", "memcpy", "bytes", 0.0, nbytes, {"bytes": nbytes / 2})
+        return [(FUSED_ELEMENTWISE_KERNELS, kernel)]
 
     def attention_kernels(self, w: AttentionWork) -> list[Kernel]:
         """Per-layer attention kernels of a batch: attention itself, MLA's ``kv_b`` projection

@@ -128,7 +128,7 @@ class StepModel:
         self.host = None if self.runtime is None else runtime_overheads(self.runtime)
         if self.host is not None:
             self.overhead = 0.0
-        self._kernels = self.ops.modeled_kernels_per_layer * self.model.num_layers
+        self._kernels = self.ops.serving_kernels_per_layer * self.model.num_layers
         self._decode_coefficients = self._closed_form_decode()
         self._mla_blocks = isinstance(self.cost, MlaBlockPricer) and self.ops.has_mla_block
 
