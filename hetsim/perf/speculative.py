@@ -17,13 +17,14 @@ norms, small beside an expert layer; the drafts' own context growth within a ste
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import numpy as np
 
 from hetsim.perf.ops import Kernel
 from hetsim.perf.step import StepModel
 
-__all__ = ["SpeculativeStep", "mtp_module_model"]
+__all__ = ["SpeculativeStep", "mtp_module_model", "speculative_step"]
 
 
 def mtp_module_model(step_model: StepModel) -> StepModel:
@@ -54,58 +55,62 @@ class SpeculativeStep:
 
     __slots__ = ("step_model", "tokens", "module", "_module_overhead", "_linear", "_offsets")
 
+    #: distinct (tokens, sequences) pairs whose token-count ops are kept
+    MEMO = 1 << 16
+
     def __init__(self, step_model: StepModel, tokens: int) -> None:
         self.step_model = step_model
         self.tokens = tokens
         self.module = mtp_module_model(step_model)
         self._module_overhead = self.module.overhead
-        self._linear: dict[int, float] = {}
+        self._linear: dict[tuple[int, int], float] = {}
         self._offsets = np.arange(tokens + 1, dtype=np.int64)
 
     def _attention(self, kernels: list[Kernel]) -> float:
         kernel = self.step_model.cost.kernel
         return self.step_model.model.num_layers * sum(kernel(k)[0] for k in kernels)
 
-    def _linear_time(self, rows: int) -> float:
-        """Seconds of everything but attention for ``rows`` query tokens (one LM-head row each),
-        overhead included: a decode step of ``rows`` empty sequences less its attention."""
-        found = self._linear.get(rows)
+    def _linear_time(self, tokens: int, seqs: int) -> float:
+        """Seconds of everything but attention for ``tokens`` tokens and ``seqs`` LM-head rows,
+        overhead included: a step of that many tokens and sequences less its attention."""
+        key = (tokens, seqs)
+        found = self._linear.get(key)
         if found is None:
             sm = self.step_model
-            empty = np.zeros(rows, dtype=np.int64)
-            found = sm.decode_time(empty) - self._attention(
-                sm.ops.attention_kernels(sm.ops.decode_work(empty))
+            new = np.ones(seqs, dtype=np.int64)
+            new[0] += tokens - seqs
+            empty = np.zeros(seqs, dtype=np.int64)
+            found = sm.step_time(new, empty) - self._attention(
+                sm.ops.attention_kernels(sm.ops.work(new, empty))
             )
-            self._linear[rows] = found
+            if len(self._linear) >= self.MEMO:
+                self._linear.clear()
+            self._linear[key] = found
         return found
 
-    def verify_time(self, context: np.ndarray) -> float:
-        """Seconds of the target model over ``k + 1`` query positions per sequence after these
-        cached lengths."""
-        n = int(context.size)
-        if n == 0:
-            return 0.0
+    def _verify_kernels(self, context: np.ndarray) -> list[Kernel]:
+        """Per-layer attention kernels of ``k + 1`` query positions per sequence."""
         sm, q = self.step_model, self.tokens + 1
         ops = sm.ops
         # position j of sequence i attends context[i] + j + 1 tokens
         queries = (context[:, None] + self._offsets).ravel()
         kernels = ops.attention_kernels(ops.decode_work(queries))
-        if q > 1:
-            dp = sm.config.dp
-            last = context + q
-            topk = sm.model.index_topk
-            once = float((np.minimum(last, topk) if sm.model.is_sparse_attention else last).sum())
-            kernels = [
-                k._replace(
-                    bytes=once / dp * ops.kv_bytes_per_token_layer
-                    + 4.0 * n * q / dp * ops.heads_per_device * ops.decode_head_dim,
-                    shape={**k.shape, "batch": n / dp, "heads": k.shape["heads"] * q},
-                )
-                if k.family == "attention_decode"
-                else k
-                for k in kernels
-            ]
-        return self._linear_time(n * q) + self._attention(kernels)
+        if q == 1:
+            return kernels
+        n, dp = int(context.size), sm.config.dp
+        last = context + q
+        once = np.minimum(last, sm.model.index_topk) if sm.model.is_sparse_attention else last
+        kv_bytes = float(once.sum()) / dp * ops.kv_bytes_per_token_layer
+        qo_bytes = 4.0 * n * q / dp * ops.heads_per_device * ops.decode_head_dim
+        return [
+            k._replace(
+                bytes=kv_bytes + qo_bytes,
+                shape={**k.shape, "batch": n / dp, "heads": float(k.shape["heads"]) * q},
+            )
+            if k.family == "attention_decode"
+            else k
+            for k in kernels
+        ]
 
     def draft_time(self, context: np.ndarray) -> float:
         """Seconds of the ``k`` MTP passes over sequences with these cached lengths."""
@@ -114,7 +119,38 @@ class SpeculativeStep:
         per_pass = self.module.decode_time(context) - self._module_overhead
         return self.tokens * per_pass
 
-    def step_time(self, context: np.ndarray) -> float:
-        """Seconds of one speculative decode step: verify ``k + 1`` tokens per sequence, then
-        draft ``k``."""
-        return self.verify_time(context) + self.draft_time(context)
+    def step_time(
+        self,
+        context: np.ndarray,
+        new: np.ndarray | None = None,
+        cached: np.ndarray | None = None,
+    ) -> float:
+        """Seconds of one step: verify ``k + 1`` positions of each sequence with these cached
+        lengths and draft ``k`` more, beside optional prefill chunks of ``new`` tokens after
+        ``cached`` (a colocated step's prompts, a preempted sequence's recompute), which do
+        not speculate."""
+        q = self.tokens + 1
+        tokens = seqs = int(context.size) * q
+        kernels = self._verify_kernels(context) if context.size else []
+        if new is not None and new.size:
+            ops = self.step_model.ops
+            cached = np.zeros_like(new) if cached is None else cached
+            tokens += int(new.sum())
+            seqs += int(new.size)
+            kernels += ops.attention_kernels(ops.work(new, cached))
+        if seqs == 0:
+            return 0.0
+        return self._linear_time(tokens, seqs) + self._attention(kernels) + self.draft_time(context)
+
+    def verify_time(self, context: np.ndarray) -> float:
+        """Seconds of the target model alone over ``k + 1`` positions per sequence."""
+        if context.size == 0:
+            return 0.0
+        q = int(context.size) * (self.tokens + 1)
+        return self._linear_time(q, q) + self._attention(self._verify_kernels(context))
+
+
+@functools.lru_cache(maxsize=64)
+def speculative_step(step_model: StepModel, tokens: int) -> SpeculativeStep:
+    """The shared :class:`SpeculativeStep` of a step model (its instances share it)."""
+    return SpeculativeStep(step_model, tokens)
