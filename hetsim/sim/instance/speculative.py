@@ -5,7 +5,9 @@ arrays rather than as offsets from a shared step counter (:class:`DecodeBatch`).
 Each step verifies ``k`` drafts per sequence: the KV of ``k + 1`` positions is written (their
 blocks are taken before the step, :meth:`SpeculativeBatch.blocks_needed`), the sequence keeps
 1 + its accepted drafts, clipped at its output length, and the rejected positions' blocks are
-given back after the step (:attr:`SpeculativeBatch.released`). Acceptance is sampled per step
+given back after the step (:attr:`SpeculativeBatch.released`). A sequence's first output token
+comes from its prompt alone (no drafts exist yet): that step keeps one token and is not counted
+in the acceptance figures. Acceptance is sampled per step
 and sequence: draft ``j`` is accepted with probability ``acceptance[j]`` if every draft before it
 was. Between steps a sequence holds exactly the blocks of its context, as in the plain batch.
 """
@@ -33,7 +35,8 @@ class SpeculativeBatch:
         self.n = 0
         self.page = page
         self.k = spec.tokens
-        self.rates = np.asarray(spec.acceptance, dtype=np.float64)
+        # P(at most a drafts accepted) for a = 0..k-1: 1 - P(drafts 1..a+1 all accepted)
+        self.cdf = 1.0 - np.cumprod(np.asarray(spec.acceptance, dtype=np.float64))
         self.rng = np.random.default_rng([spec.seed, _STREAM, instance])
         self.ctx = np.zeros(capacity, dtype=np.int64)
         self.gen = np.zeros(capacity, dtype=np.int64)
@@ -45,6 +48,7 @@ class SpeculativeBatch:
         self.emitted = 0
         self.released = 0
         self.writing = False  # between a step's block allocation and its end
+        self.fresh_in_step = False  # a sequence without output yet takes part in the next step
         self.orphaned = 0  # draft blocks of sequences removed during the step
 
     def add(self, req: Req) -> None:
@@ -57,6 +61,7 @@ class SpeculativeBatch:
         self.reqs.append(req)
         if req.generated == 0:
             self.fresh.append(req)
+            self.fresh_in_step = True
         self.n = i + 1
 
     def context_sum(self) -> int:
@@ -90,18 +95,27 @@ class SpeculativeBatch:
         if n == 0:
             self.emitted, self.released = 0, orphaned
             return []
-        draws = self.rng.random((n, k)) < self.rates
-        kept = 1 + np.cumprod(draws, axis=1).sum(axis=1)
+        # one uniform draw per sequence, inverted through the accepted-drafts distribution
+        kept = 1 + np.searchsorted(self.cdf, self.rng.random(n), side="right")
+        gen = self.gen[:n]
+        drafted = gen > 0  # a sequence's first token comes from its prompt: no drafts yet
+        if self.fresh_in_step:
+            kept[~drafted] = 1
         left = self.left[:n]
         out = np.minimum(kept, left)
         ctx = self.ctx[:n]
         written = self._blocks(ctx + k + 1)
         ctx += out
         self.released = int((written - self._blocks(ctx)).sum()) + orphaned
-        self.gen[:n] += out
+        gen += out
         left -= out
-        self.steps[:n] += 1
-        self.accepted[:n] += kept
+        if self.fresh_in_step:
+            self.steps[:n] += drafted
+            self.accepted[:n] += kept * drafted
+            self.fresh_in_step = False
+        else:
+            self.steps[:n] += 1
+            self.accepted[:n] += kept
         self.emitted = int(out.sum())
         return np.flatnonzero(left == 0)[::-1].tolist()
 
