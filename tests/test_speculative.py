@@ -318,12 +318,14 @@ def test_every_requested_output_token_comes_out_exactly_once():
     assert out.facts.kv_blocks_leaked == 0
 
 
-def test_tokens_are_conserved_when_kv_runs_out_and_sequences_are_preempted():
+@pytest.mark.parametrize("preemption", ["recompute", "swap"])
+def test_tokens_are_conserved_when_kv_runs_out_and_sequences_are_preempted(preemption):
     # KV room for about 13k tokens: the decode batch outgrows it and preempts
-    out, ends = run_counting(dsv3_pd(requests=120, rate=8.0, speculative=MTP2,
-                                     memory_utilization=0.57))  # fmt: skip
+    data = dsv3_pd(requests=120, rate=8.0, speculative=MTP2, memory_utilization=0.57,
+                   preemption=preemption)  # fmt: skip
+    out, ends = run_counting(data)
     assert out.facts.preemptions > 0
-    assert all(got == want for got, want in ends)
+    assert len(ends) == 120 and all(got == want for got, want in ends)
     assert out.facts.kv_blocks_leaked == 0
 
 
