@@ -16,8 +16,10 @@ order, until ``requests`` (or ``max_requests``) have been sent.
 TTFT counts from arrival to the first output token, which the decode side produces in its first
 step after the KV has arrived (as vLLM and SGLang do); in colocated serving it is the step that
 finishes the prompt. Where the pools that take arrivals name a serving ``runtime``, a request
-reaches them after that runtime's frontend (HTTP and tokenisation,
-:meth:`~hetsim.perf.runtimes.RuntimeOverheads.admission`): its arrival is the client's send.
+reaches them after that runtime's frontend, one server that handles requests in turn (HTTP and
+tokenisation, :meth:`~hetsim.perf.runtimes.RuntimeOverheads.admission`): its arrival is the
+client's send. Requests sent together therefore reach the engine one service time apart, which
+is what disperses a closed loop's clients that all start at once.
 """
 
 from __future__ import annotations
@@ -167,13 +169,20 @@ class Simulation:
     def _admitting(
         self, hand_in: Callable[[Req], None], frontend: RuntimeOverheads | None
     ) -> Callable[[Req], None]:
-        """``hand_in`` after the runtime's frontend delay (one timeout event per request)."""
+        """``hand_in`` after the runtime's frontend: one server that parses and tokenises
+        requests one after another (vLLM's API server, SGLang's tokenizer manager and
+        trtllm-serve are single Python processes), so requests sent together reach the engine
+        spread by their service times. One timeout event per request."""
         if frontend is None:
             return hand_in
         env, admission = self.env, frontend.admission
+        free_at = 0.0  # when the frontend finishes the requests it already holds
 
         def admit(req: Req) -> None:
-            env.timeout(admission(req.input)).callbacks.append(lambda _e: hand_in(req))
+            nonlocal free_at
+            now = env.now
+            free_at = (free_at if free_at > now else now) + admission(req.input)
+            env.timeout(free_at - now).callbacks.append(lambda _e: hand_in(req))
 
         return admit
 

@@ -69,7 +69,9 @@ RUNTIMES = ("vllm", "sglang", "trtllm")
 EXTRA_FIX = "install the measured tables with `pip install -e '.[nvidia]'`, or drop `runtime:`"
 LICENCE = "aiconfigurator-core 0.12.0 (NVIDIA), Apache-2.0"
 
-_GEMM_DTYPES = {"bfloat16": "bf16", "fp8": "fp8"}
+#: NVFP4 (16-element groups, fp8 scales: hetsim's fp4, :mod:`hetsim.spec.precision`) was measured
+#: on Blackwell only; MXFP4 variants (32-element groups) are not hetsim's fp4 and are left out
+_GEMM_DTYPES = {"bfloat16": "bf16", "fp8": "fp8", "nvfp4": "fp4"}
 _KV_DTYPES = {"bfloat16": "bf16", "fp8": "fp8_e4m3"}
 _ATTN_COLS = ["batch", "length", "heads", "kv_heads", "head_dim", "kv", "latency"]
 #: (table, op folder, file, columns hetsim keeps); ``latency`` in seconds
@@ -83,7 +85,7 @@ _FILES = {
     "mla_generation": ("mla", "mla_generation_module_perf.parquet"),
 }
 _REQUIRED = ("gemm", "context_attention", "generation_attention")
-_MOE_DTYPES = {"bfloat16": "bf16", "fp8_block": "fp8"}
+_MOE_DTYPES = {"bfloat16": "bf16", "fp8_block": "fp8", "nvfp4": "fp4"}
 
 AttentionKey = tuple[int, int, int, str]  # (query heads, KV heads, head dim, KV format)
 #: (compute format, hidden, expert intermediate, top-k, experts, moe tp, moe ep)
