@@ -33,7 +33,16 @@ from hetsim.spec.precision import (
     gemm_compute_format,
 )
 
-__all__ = ["AcceleratorProfile", "Source"]
+__all__ = ["TRANSFER_SYSTEMS", "AcceleratorProfile", "Source", "TransferSource"]
+
+#: measured architectures whose efficiency surfaces hetsim ships (hetsim/perf/transferred/), with
+#: the profile whose datasheet peaks they were derived against; the rule that picks one for a
+#: device without tables is :func:`hetsim.perf.transferred.nearest_measured`
+TRANSFER_SYSTEMS = {
+    "a100_sxm": "nvidia-a100-80gb-sxm",
+    "h100_sxm": "nvidia-h100-sxm",
+    "h200_sxm": "nvidia-h200-sxm",
+}
 
 BytesFigure = figure_model(Bytes, "80 GiB")
 BandwidthFigure = figure_model(Bandwidth, "3.35 TB/s")
@@ -117,6 +126,23 @@ class Efficiency(StrictModel):
     step_overhead: SecondsFigure = Field(description="fixed runtime cost per batch step")
 
 
+class TransferSource(StrictModel):
+    """The measured architecture whose per-op efficiency surfaces a device without tables of its
+    own borrows (``transferred:<system>/<runtime>-<version>``), and why it is the nearest."""
+
+    system: str = Field(description=f"one of {', '.join(TRANSFER_SYSTEMS)}")
+    note: str = Field(description="why this architecture (compute/bandwidth class, formats)")
+
+    @field_validator("system")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        if v not in TRANSFER_SYSTEMS:
+            raise ValueError(
+                f"no efficiency surfaces for {v!r}; transferable: {', '.join(TRANSFER_SYSTEMS)}"
+            )
+        return v
+
+
 class AcceleratorProfile(StrictModel):
     name: str = Field(description="id used by scenarios, e.g. 'nvidia-h100-sxm'")
     display_name: str
@@ -146,6 +172,17 @@ class AcceleratorProfile(StrictModel):
         "aiconfigurator system (e.g. h200_sxm; needs `pip install -e '.[nvidia]'`) or a .npz file "
         "written by `hetsim calibrate --from aiconfigurator`",
     )
+    transferred_from: TransferSource | None = Field(
+        default=None,
+        description="a device without measured tables: the measured architecture whose "
+        "efficiency surfaces price its ops by default (`transferred`), instead of the bare "
+        "roofline at `efficiency`",
+    )
+    efficiency_source: Literal["transferred", "roofline"] | None = Field(
+        default=None,
+        description="`roofline` opts out of the transferred surfaces (the default efficiencies "
+        "price every op); `transferred` (the default where `transferred_from` is set) requires it",
+    )
     sources: list[Source] = Field(min_length=1)
     notes: str | None = None
 
@@ -171,6 +208,13 @@ class AcceleratorProfile(StrictModel):
                         f"formats allow weights={w} with activations={act}, which computes at "
                         f"{key}, but `compute` has no {key} peak"
                     )
+        if self.efficiency_source == "transferred" and self.transferred_from is None:
+            raise ValueError("efficiency_source 'transferred' needs `transferred_from`")
+        if self.transferred_from is not None and self.measured_tables is not None:
+            raise ValueError(
+                "a profile with measured_tables needs no transferred_from: pools without "
+                "`runtime:` stay on the roofline or calibration"
+            )
         ids = {s.id for s in self.sources}
         for path, fig in self._figures():
             if fig.source and not fig.source.startswith("http") and fig.source not in ids:
@@ -206,6 +250,11 @@ class AcceleratorProfile(StrictModel):
     def peak_flops(self, compute_key: str) -> float:
         """Dense peak for a compute format, in operations per second."""
         return self.compute[compute_key].value
+
+    @property
+    def transfers(self) -> bool:
+        """Whether its ops are priced by borrowed efficiency surfaces unless calibrated."""
+        return self.transferred_from is not None and self.efficiency_source != "roofline"
 
     @property
     def price(self) -> float:
