@@ -247,3 +247,30 @@ def test_int8_gemms_borrow_the_bf16_surface_at_the_int8_peak():
     cap = C600.efficiency.memory.value
     assert t == pytest.approx(peak_time(C600, "int8", g.flops, g.bytes) / min(eff, cap))
     assert math.isfinite(t)
+
+
+# ---- what plans and reports say ------------------------------------------------------------
+
+
+def test_labels_printed_as_strings_keep_their_kind():
+    assert Provenance.kind_of("transferred:h100_sxm/vllm-0.24.0") is Provenance.TRANSFERRED
+    assert Provenance.kind_of("measured:h200_sxm/vllm-0.24.0") is Provenance.MEASURED
+    assert Provenance.kind_of("roofline-default") is Provenance.ROOFLINE_DEFAULT
+
+
+def test_the_plan_note_names_pools_on_roofline_or_transferred_figures():
+    from hetsim.report.describe import unmeasured_note
+
+    note = unmeasured_note(
+        {
+            "prefill": "transferred:h100_sxm/vllm-0.24.0",
+            "decode": "measured:h200_sxm/vllm-0.24.0",
+            "cpu": "roofline-default",
+            "cal": "calibrated",
+        }
+    )
+    assert note is not None
+    assert "prefill (transferred:h100_sxm/vllm-0.24.0)" in note
+    assert "cpu (roofline-default)" in note
+    assert "decode (" not in note and "cal (" not in note
+    assert unmeasured_note({"decode": "measured:h200_sxm/vllm-0.24.0"}) is None

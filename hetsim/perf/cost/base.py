@@ -44,6 +44,12 @@ class Provenance(StrEnum):
     # another architecture's measured efficiencies on this device's peaks; see TransferredSource
     TRANSFERRED = "transferred"
 
+    @classmethod
+    def kind_of(cls, label: str) -> Provenance:
+        """The kind of a printed label: ``measured:<…>`` is MEASURED, ``transferred:<…>``
+        TRANSFERRED (reports hold labels as plain strings)."""
+        return cls(str(label).split(":", 1)[0])
+
 
 class MeasuredSource(str):
     """``measured:<system>/<runtime>-<version>``: the kind :attr:`Provenance.MEASURED` with the
