@@ -274,3 +274,15 @@ def test_the_plan_note_names_pools_on_roofline_or_transferred_figures():
     assert "cpu (roofline-default)" in note
     assert "decode (" not in note and "cal (" not in note
     assert unmeasured_note({"decode": "measured:h200_sxm/vllm-0.24.0"}) is None
+
+
+def test_an_unmeasured_kv_format_borrows_the_surface_of_one_as_wide():
+    """The A100 tables measured no fp16 or int8 KV: an Ascend 910B serving them still gets the
+    bf16 surface of the same head shape, not the bare roofline."""
+    ascend = load_profile("huawei-ascend-910b")
+    cost = predictor_for(ascend)
+    model = load_model("Llama-3.1-8B")
+    for kv in ("bf16", "fp16", "int8"):
+        sm = StepModel(model, ascend, InstanceConfig(kv=kv), predictor=cost)
+        op = {o.name: o for o in sm.explain_decode(np.full(8, 1023)).ops}["attention_decode"]
+        assert op.source == "transferred:a100_sxm/vllm-0.14.0", kv

@@ -24,6 +24,8 @@ It covers what the measured predictor covers, looked up the same way: dense GEMM
 per compute format; a format the source did not measure, such as int8, takes the bf16 surface
 at the device's own int8 peak), GQA attention per (heads, KV heads, head dim, KV format) family,
 and the TP all-reduce per rank count (the link's full rate plus its latency over measured time).
+A KV format the source did not measure (fp16, int8 on an Ampere source) borrows the surface of
+the same head shape in a format as wide, else in bf16.
 Outside a surface — a shape beyond the grid, an attention family the source did not measure,
 grouped MoE GEMMs, MLA attention, elementwise passes, the step overhead — the op is priced on
 the roofline at the profile's default efficiencies and records ``roofline-default``; the rest
@@ -51,6 +53,9 @@ __all__ = ["TransferredPredictor"]
 #: GEMMs a runtime runs as one grouped kernel, not described by the dense GEMM surface
 _GROUPED = frozenset({"routed_experts"})
 _MEMO_SIZE = 200_000
+#: a KV format the source did not measure borrows the surface of one as wide, else bf16's (the
+#: efficiency is relative to the roofline on the op's own bytes, so the width is accounted)
+_SAME_WIDTH = {"fp16": "bf16", "int8": "fp8_e4m3", "fp8_e5m2": "fp8_e4m3"}
 
 
 @dataclass(frozen=True, eq=False)
@@ -121,10 +126,16 @@ class TransferredPredictor:
         heads, kv_heads = s["heads"], s["kv_heads"]
         if heads != int(heads) or kv_heads != int(kv_heads):
             return None
-        family = (int(heads), int(kv_heads), int(s["head_dim"]), str(s["kv"]))
+        grids = surfaces.context if k.family == "attention_prefill" else surfaces.generation
+        shape = (int(heads), int(kv_heads), int(s["head_dim"]))
+        kv = str(s["kv"])
+        grid = next(
+            (grids[g] for f in (kv, _SAME_WIDTH.get(kv), "bf16") if (g := (*shape, f)) in grids),
+            None,
+        )
         if k.family == "attention_prefill":
-            return _at(surfaces.context.get(family), s["batch"], s["seq_len"])
-        return _at(surfaces.generation.get(family), s["batch"], s["context"])
+            return _at(grid, s["batch"], s["seq_len"])
+        return _at(grid, s["batch"], s["context"])
 
     def collective(self, c: Collective, ranks: int) -> tuple[float, Source]:
         if c.name == "tp_allreduce" and c.bytes and self.profile.scale_up is not None:
