@@ -286,3 +286,17 @@ def test_an_unmeasured_kv_format_borrows_the_surface_of_one_as_wide():
         sm = StepModel(model, ascend, InstanceConfig(kv=kv), predictor=cost)
         op = {o.name: o for o in sm.explain_decode(np.full(8, 1023)).ops}["attention_decode"]
         assert op.source == "transferred:a100_sxm/vllm-0.14.0", kv
+
+
+def test_the_transferred_default_needs_no_nvidia_extra():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['aiconfigurator_core'] = None\n"
+        "from hetsim.perf.cost import predictor_for, provenance\n"
+        "from hetsim.spec.hardware import load_profile\n"
+        "p = load_profile('metax-c600'); predictor_for(p); print(provenance(p))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "transferred:h100_sxm/vllm-0.24.0"
