@@ -3,8 +3,11 @@
 A profile lives in ``hardware_profiles/<name>.yaml``. Every figure is either a plain value, read
 as taken from the vendor's datasheet, or a mapping ``{value, confidence, note, source}`` for
 figures that are not (third-party pages, measurements, our estimates, assumptions). Prices are
-always assumptions. The default roofline efficiencies are assumptions too, used only where no
-calibration table exists for the device (then predictions say ``roofline-default``).
+always assumptions. The default roofline efficiencies are assumptions too, used where no
+calibration table exists for the device (then predictions say ``roofline-default``). A device
+without measured tables may name the measured architecture it borrows per-op efficiency surfaces
+from (``transferred_from``; predictions say ``transferred:<system>/<runtime>-<version>``): its
+default efficiencies then cap the borrowed ones.
 """
 
 from __future__ import annotations
@@ -118,7 +121,8 @@ class Host(StrictModel):
 
 
 class Efficiency(StrictModel):
-    """Roofline defaults, used when no calibration table exists. These are assumptions."""
+    """Roofline defaults, used when no calibration table exists, and the ceiling of efficiencies
+    transferred from another architecture. These are assumptions."""
 
     compute: FractionFigure = Field(description="achieved / peak for large GEMMs")
     memory: FractionFigure = Field(description="achieved / peak for streaming reads")
