@@ -4,8 +4,10 @@ Reads the silicon sample (aiconfigurator-core's ``systems/silicon_sample.csv`` w
 ``nvidia`` extra is installed, else the excerpt under ``tests/data/silicon``), collapses repeated
 measurements, takes a fixed seeded subset, simulates each row hetsim can pose under a closed loop
 at its concurrency, and prints median |error|, p90 |error| and signed median of mean TTFT and
-TPOT by system, runtime, model and mode, the coverage by reason, and the issue's targets beside
-the overall figures. The sample is the validation set: nothing here is fitted to it.
+TPOT by system, runtime, model, model family and mode, the coverage by reason per model family
+and per system, and the issue's targets beside the overall figures. A family is the architecture a
+checkpoint is posed on (DeepSeek-R1 and the NVFP4 checkpoints count as DeepSeek-V3). The sample
+is the validation set: nothing here is fitted to it.
 
     python benchmarks/bench_accuracy.py [--limit 200] [--seed 0] [--systems h200_sxm] [--out DIR]
 """
@@ -59,7 +61,9 @@ def main() -> None:
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(result.error_table().round(1).to_string(index=False))
         print()
-        print(result.coverage().to_string(index=False))
+        print(result.coverage(by="family").to_string(index=False))
+        print()
+        print(result.coverage(by="system").to_string(index=False))
     _targets(result.error_table())
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)

@@ -8,6 +8,9 @@ Definitions (those of DistServe, vLLM and SGLang benchmarks):
   TPOT within the SLA bounds (a one-token answer has no TPOT and meets that bound trivially).
 * throughput = output tokens of completed requests per second, from the first arrival to the
   last finish; cost per million tokens = cost per hour × that span / (output tokens / 10⁶).
+* acceptance length (speculative decoding) = tokens accepted per sequence per decode step, 1 +
+  accepted drafts, over the completed requests' speculative steps (vLLM's and SGLang's "mean
+  acceptance length"; counted before a sequence's last step is clipped at its output length).
 """
 
 from __future__ import annotations
@@ -136,6 +139,7 @@ class RequestFigures:
     preemptions: int
     cost_per_hour: float
     cost_per_million_tokens: float | None
+    acceptance_length: float | None  # None: no speculative decoding in the run
 
 
 @dataclass(frozen=True)
@@ -219,7 +223,15 @@ def summarise(requests: pd.DataFrame, sla: SLASpec, cost_per_hour: float) -> Req
         cost_per_million_tokens=(cost_per_hour * span / 3600) / (out_tokens / 1e6)
         if out_tokens
         else None,
+        acceptance_length=_acceptance_length(done),
     )
+
+
+def _acceptance_length(done: pd.DataFrame) -> float | None:
+    if "speculative_steps" not in done:
+        return None
+    steps = int(done["speculative_steps"].sum())
+    return float(done["accepted_tokens"].sum()) / steps if steps else None
 
 
 def _pct(values: pd.Series, p: float) -> float | None:

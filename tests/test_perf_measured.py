@@ -153,9 +153,21 @@ def test_ops_outside_the_grid_fall_back_to_the_roofline_and_say_so(tables):
     for k in (gemm_kernel(64, 128256, 4096),  # n beyond the excerpt's 51200
               gemm_kernel(16384, 4096, 4096),  # m beyond its 8192
               gemm_kernel(64, 4096, 4096, "int8"),  # a format without a table
-              Kernel("elementwise", "memcpy", "bytes", 0.0, 1e6, {"bytes": 5e5})):  # fmt: skip
+              Kernel("elementwise", "memcpy", "bytes", 0.0, 1e9, {"bytes": 5e8})):  # fmt: skip
         assert p.kernel(k) == roof.kernel(k)
         assert p.kernel(k)[2] == Provenance.ROOFLINE_DEFAULT
+
+
+def test_no_kernel_is_faster_than_the_shortest_the_tables_measured(tables):
+    p, roof = MeasuredPredictor.of(H200, tables), RooflinePredictor.of(H200)
+    shortest = pd.read_parquet(RAW / "gemm/vllm/0.24.0/gemm_perf.parquet").latency.min() * 1e-3
+    assert p.floor == pytest.approx(shortest, rel=1e-12)
+    tiny = Kernel("elementwise", "memcpy", "bytes", 0.0, 1e6, {"bytes": 5e5})
+    assert roof.kernel(tiny)[0] < shortest  # 0.26 us of bandwidth
+    assert p.kernel(tiny) == (pytest.approx(shortest, rel=1e-12), "overhead", LABEL)
+    # a fused-MoE expert shares its kernel's launch: no floor per expert
+    expert = Kernel("routed_experts", "gemm", "bf16", 1e3, 1e3, {"m": 1, "n": 4096, "k": 4096})
+    assert p.kernel(expert) == roof.kernel(expert) and roof.kernel(expert)[0] < shortest
 
 
 def test_decode_attention_with_its_kv_family_is_read_from_the_generation_table(tables):
@@ -167,7 +179,7 @@ def test_decode_attention_with_its_kv_family_is_read_from_the_generation_table(t
     # heads that do not split evenly over ranks have no table family
     uneven = {**shape, "heads": 10.5}
     assert (
-        p.kernel(Kernel("a", "attention_decode", "bf16", 1.0, 1.0, uneven))[2] == "roofline-default"
+        p.kernel(Kernel("a", "attention_decode", "bf16", 1e12, 1e9, uneven))[2] == "roofline-default"
     )
 
 

@@ -43,18 +43,18 @@ def hetsim(*args: str) -> subprocess.CompletedProcess[str]:
 
 def test_cli_writes_one_csv_row_per_unique_measurement_and_the_tables(tmp_path):
     done = hetsim(
-        "validate", "--silicon", str(EXCERPT), "--systems", "b300_sxm", "--out", str(tmp_path)
+        "validate", "--silicon", str(EXCERPT), "--systems", "gb200", "--out", str(tmp_path)
     )
     assert done.returncode == 0, done.stderr
     with (tmp_path / "silicon.csv").open() as f:
         written = list(csv.DictReader(f))
-    # the excerpt's two B300 rows: no profile, so not simulated
-    assert [r["reason"] for r in written] == ["unknown_system", "unknown_system"]
-    assert float(written[0]["measured_ttft_ms"]) == pytest.approx(972.3109823355117)
+    # the excerpt's one GB200 row records no concurrency, so it is not simulated
+    assert [r["reason"] for r in written] == ["no_concurrency"]
+    assert float(written[0]["measured_ttft_ms"]) == pytest.approx(39682.8381495343)
     assert (tmp_path / "silicon_errors.csv").exists() and (
         tmp_path / "silicon_coverage.csv"
     ).exists()
-    assert "Coverage" in done.stdout and "unknown_system" in done.stdout
+    assert "Coverage" in done.stdout and "no_concurrency" in done.stdout
 
 
 @pytest.mark.parametrize(

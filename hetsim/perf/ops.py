@@ -32,15 +32,22 @@ __all__ = [
     "Gemm",
     "InstanceConfig",
     "Kernel",
+    "MLA_BLOCK_GEMMS",
     "OpInventory",
     "RoutedExperts",
     "ring_allreduce_bytes",
 ]
 
+#: the per-layer GEMMs of an MLA attention block besides ``kv_b`` (which comes with attention):
+#: what a measured MLA module prices together with attention
+MLA_BLOCK_GEMMS = frozenset({"q_a_proj", "q_b_proj", "q_proj", "kv_a_proj", "o_proj"})
 #: an eager (unfused) decoder layer's elementwise ops: (count, width they run over) — two
 #: RMSNorms of six ops and two residual adds on the hidden state, rotary embedding on queries
 #: and keys, SiLU and the gate product, writing K and V into the cache
 EAGER_ELEMENTWISE = ((14, "hidden"), (6, "q"), (6, "kh"), (2, "ffn"), (2, "kh"))
+#: a serving engine's fused elementwise passes per decoder layer: add+RMSNorm twice, rotary
+#: embedding, SiLU·mul and the KV-cache write
+FUSED_ELEMENTWISE_KERNELS = 5
 
 
 @dataclass(frozen=True)
@@ -77,7 +84,7 @@ class Kernel(NamedTuple):
     and the shape a calibrated efficiency surface is read at."""
 
     name: str
-    family: str  # gemm, attention_prefill, attention_decode, memcpy, elementwise
+    family: str  # gemm, moe, attention_prefill, attention_decode, memcpy, elementwise
     dtype: str
     flops: float
     bytes: float
@@ -175,6 +182,8 @@ class OpInventory:
     #: what names a measured attention kernel besides its heads and head size: KV heads per
     #: device and the KV format (GQA; MLA's latent attention has no such family, so empty)
     attention_family: dict[str, float | str]
+    #: a dense MLA block's geometry, heads per device, KV and weight formats (None without one)
+    mla_block_shape: dict[str, float | str] | None
 
     @classmethod
     def build(
@@ -219,6 +228,7 @@ class OpInventory:
             attention_family={}
             if m.is_mla
             else {"kv_heads": max(1.0, m.num_kv_heads / c.tp), "kv": c.kv},
+            mla_block_shape=_mla_block_shape(m, c, heads),
         )
 
     @property
@@ -228,6 +238,15 @@ class OpInventory:
         layers = self.model.num_layers
         gemms = len({g.name for g in self.gemms if g.count == layers})
         return gemms + 1 + sum(n for n, _ in EAGER_ELEMENTWISE)
+
+    @property
+    def serving_kernels_per_layer(self) -> int:
+        """Kernels a serving engine launches per layer: the per-layer GEMMs, attention, the
+        fused elementwise passes and, with tensor parallelism, two all-reduces."""
+        layers = self.model.num_layers
+        gemms = len({g.name for g in self.gemms if g.count == layers})
+        allreduces = 2 if self.config.tp > 1 else 0
+        return gemms + 1 + FUSED_ELEMENTWISE_KERNELS + allreduces
 
     # ---- the ops of a step --------------------------------------------------------------------
 
@@ -246,6 +265,31 @@ class OpInventory:
         touched = max(touched, 1e-9)
         assert self.expert_up is not None and self.expert_down is not None
         return RoutedExperts(self.expert_up, self.expert_down, routed / touched, touched)
+
+    def fused_experts(self, tokens: int, per_rank: float) -> Kernel:
+        """The routed experts of one MoE layer as the one fused (grouped-GEMM) kernel the
+        runtimes launch, for a measured table: ``tokens`` is what enters the layer on a device
+        before routing — every token of the step under expert parallelism (scaled by
+        ``expert_imbalance``: the busiest device runs what a balanced routing of that many
+        tokens gives it), the device's own ``per_rank`` tokens with tensor-parallel experts.
+        Flops and bytes are those of :meth:`routed_experts`."""
+        m, c = self.model, self.config
+        r = self.routed_experts(tokens, per_rank)
+        up, down = r.up.kernel(r.rows), r.down.kernel(r.rows)
+        entering = tokens * c.expert_imbalance if c.ep > 1 else per_rank
+        shape: dict[str, float | str] = {
+            "tokens": entering,
+            "hidden": m.hidden_size,
+            "inter": m.moe_intermediate_size,
+            "topk": m.experts_per_token,
+            "experts": m.num_experts,
+            "tp": 1 if c.ep > 1 else c.tp,
+            "ep": c.ep,
+            "weights": c.weights,
+        }
+        flops = (up.flops + down.flops) * r.touched
+        nbytes = (up.bytes + down.bytes) * r.touched
+        return Kernel("routed_experts", "moe", self.gemm_format, flops, nbytes, shape)
 
     def moe_all_to_all(self, tokens: int) -> Collective:
         """Dispatch and combine: each token's hidden state to its k experts, (ep−1)/ep of them
@@ -293,10 +337,13 @@ class OpInventory:
             return out
         # fused: add+norm twice (read 2, write 2 rows of h), rotary on q and k (read + write),
         # SiLU·mul (read 2, write 1 of ffn), the new K/V into the cache (write); the passes
-        # stream their bytes once, so they are priced as a copy of half of them
+        # stream their bytes once, so they are priced as a copy of half of them. They are five
+        # kernels, not one: at decode each is latency-bound, which a predictor with a kernel
+        # floor charges per launch
         per_token = 2 * 4 * h + 2 * (q + k / 2) + 3 * ffn + k
-        nbytes = tokens * per_token * self.residual_bytes
-        return [(1, Kernel("elementwise", "memcpy", "bytes", 0.0, nbytes, {"bytes": nbytes / 2}))]
+        nbytes = tokens * per_token * self.residual_bytes / FUSED_ELEMENTWISE_KERNELS
+        kernel = Kernel("elementwise", "memcpy", "bytes", 0.0, nbytes, {"bytes": nbytes / 2})
+        return [(FUSED_ELEMENTWISE_KERNELS, kernel)]
 
     def attention_kernels(self, w: AttentionWork) -> list[Kernel]:
         """Per-layer attention kernels of a batch: attention itself, MLA's ``kv_b`` projection
@@ -351,6 +398,36 @@ class OpInventory:
             shape = {"m": max(scored, 1.0), "n": m.index_n_heads, "k": m.index_head_dim}
             kernels.append(Kernel("dsa_indexer", "gemm", self.gemm_format, flops, nbytes, shape))
         return kernels
+
+    @property
+    def has_mla_block(self) -> bool:
+        """Whether a layer's attention is a dense MLA block (:meth:`mla_blocks`)."""
+        return self.mla_block_shape is not None
+
+    def mla_blocks(self, w: AttentionWork) -> list[Kernel]:
+        """The MLA attention block of a layer (the GEMMs of :data:`MLA_BLOCK_GEMMS`, MLA's
+        ``kv_b`` projection and attention) as one kernel per phase, family ``mla_decode``
+        (``batch`` sequences attending ``length`` tokens each on average, as
+        ``attention_decode``) or ``mla_prefill`` (``batch`` prompts of ``length`` tokens, as
+        ``attention_prefill``), with the model's MLA geometry, KV and weight formats to match
+        a measured module table. Empty for a model without a dense MLA block (sparse
+        attention's indexer is no part of a measured one). No flops or bytes: an explanation
+        sums those of the ops a block replaces."""
+        geometry = self.mla_block_shape
+        if geometry is None:
+            return []
+        dp = self.config.dp
+        out = []
+        if w.decode_seqs:
+            shape = {"batch": w.decode_seqs / dp, "length": w.decode_context / w.decode_seqs}
+            out.append(Kernel("mla_block", "mla_decode", self.gemm_format, 0.0, 0.0,
+                              shape | geometry))  # fmt: skip
+        if w.prefill_seqs:
+            length = (w.prefill_tokens + w.prefill_cached) / w.prefill_seqs
+            shape = {"batch": w.prefill_seqs / dp, "length": length}
+            out.append(Kernel("mla_block", "mla_prefill", self.gemm_format, 0.0, 0.0,
+                              shape | geometry))  # fmt: skip
+        return out
 
     # ---- a batch's attention work -------------------------------------------------------------
 
@@ -470,6 +547,22 @@ def _mla_kv_b(m: ModelConfig, heads: float, w: float, fmt: str, act: float) -> G
         return None
     n = heads * (m.qk_nope_head_dim + m.v_head_dim)
     return Gemm("mla_kv_b_proj", n, m.kv_lora_rank, m.num_layers, w, fmt, act)
+
+
+def _mla_block_shape(m: ModelConfig, c: InstanceConfig, heads: float) -> dict | None:
+    if not m.is_mla or m.is_sparse_attention:
+        return None
+    return {
+        "hidden": m.hidden_size,
+        "q_lora_rank": m.q_lora_rank,
+        "kv_lora_rank": m.kv_lora_rank,
+        "qk_nope_head_dim": m.qk_nope_head_dim,
+        "qk_rope_head_dim": m.qk_rope_head_dim,
+        "v_head_dim": m.v_head_dim,
+        "heads": heads,
+        "kv": c.kv,
+        "weights": c.weights,
+    }
 
 
 def _attention_widths(m: ModelConfig, heads: float) -> tuple[float, float, float, float]:

@@ -9,7 +9,10 @@ The ops (GEMMs, attention, elementwise passes, collectives) come from
 :class:`~hetsim.perf.ops.OpInventory`; each costs what the instance's
 :class:`~hetsim.perf.cost.KernelCostPredictor` says, and the step adds the predictor's fixed
 overhead. Every op records the source that priced it; the step model's :attr:`provenance` is the
-predictor's.
+predictor's. A predictor with measured fused kernels prices the routed experts as one MoE kernel
+per layer and, when every phase of a step is inside its tables, a dense MLA block (projections,
+``kv_b``, attention) as one time per layer in place of those ops; elsewhere the ops stand as
+they are.
 
 The simulator calls :meth:`StepModel.step_time` and the decode paths millions of times, so the
 ops whose cost depends only on the token and sequence counts are memoised, and a roofline-priced
@@ -38,7 +41,16 @@ from hetsim.perf.cost import (
     predictor_for,
     price_collective,
 )
-from hetsim.perf.ops import AttentionWork, Collective, Gemm, InstanceConfig, OpInventory
+from hetsim.perf.cost.measured import FusedExpertsPricer, MlaBlockPricer
+from hetsim.perf.ops import (
+    MLA_BLOCK_GEMMS,
+    AttentionWork,
+    Collective,
+    Gemm,
+    InstanceConfig,
+    OpInventory,
+)
+from hetsim.perf.runtimes import RuntimeOverheads, runtime_overheads
 from hetsim.spec.hardware import AcceleratorProfile
 from hetsim.spec.model import ModelConfig
 from hetsim.spec.scenario import PoolSpec
@@ -89,11 +101,18 @@ class StepModel:
     ops: OpInventory = field(init=False, repr=False)
     overhead: float = field(init=False)  # seconds per step besides the costed ops
     overhead_source: Source = field(init=False)
+    # a named runtime's host costs (overlapped scheduling, eager launches) replace the
+    # profile's fixed step overhead
+    host: RuntimeOverheads | None = field(init=False, repr=False)
+    _kernels: int = field(init=False, repr=False)  # kernels one step launches
     # decode attention in closed form where the predictor charges a plain roofline over GQA
     # heads: seconds of compute per attended token, of KV reads per attended token and of Q/O
     # traffic per sequence (None otherwise)
     _decode_coefficients: tuple[float, float, float] | None = field(init=False, repr=False)
     _linear_cache: dict[int, float] = field(init=False, default_factory=dict, repr=False)
+    # whether the predictor may price whole MLA blocks (then their GEMMs' time per token count)
+    _mla_blocks: bool = field(init=False, repr=False)
+    _mla_gemm_cache: dict[int, float] = field(init=False, default_factory=dict, repr=False)
     _head_cache: dict[int, float] = field(init=False, default_factory=dict, repr=False)
 
     def __post_init__(self, predictor: KernelCostPredictor | None) -> None:
@@ -106,7 +125,12 @@ class StepModel:
         self.overhead, self.overhead_source = self.cost.step_overhead(
             self.ops.modeled_kernels_per_layer, self.model.num_layers
         )
+        self.host = None if self.runtime is None else runtime_overheads(self.runtime)
+        if self.host is not None:
+            self.overhead = 0.0
+        self._kernels = self.ops.serving_kernels_per_layer * self.model.num_layers
         self._decode_coefficients = self._closed_form_decode()
+        self._mla_blocks = isinstance(self.cost, MlaBlockPricer) and self.ops.has_mla_block
 
     def _closed_form_decode(self) -> tuple[float, float, float] | None:
         ops = self.ops
@@ -144,10 +168,13 @@ class StepModel:
         r = self.ops.routed_experts(tokens, per_rank)
         a, b = self._gemm_cost(r.up, r.rows, r.touched), self._gemm_cost(r.down, r.rows, r.touched)
         bound = a.bound if a.time >= b.time else b.bound
-        t = a.time + b.time
-        return OpCost(
-            r.up.name, a.flops + b.flops, a.bytes + b.bytes, t, bound, r.up.count, a.source
-        )
+        t, source = a.time + b.time, a.source
+        if isinstance(self.cost, FusedExpertsPricer):
+            # one fused kernel per layer where the predictor measured it; else the grouped GEMMs
+            found = self.cost.fused_experts(self.ops.fused_experts(tokens, per_rank))
+            if found is not None:
+                t, source = found[0] * r.up.count, found[1]
+        return OpCost(r.up.name, a.flops + b.flops, a.bytes + b.bytes, t, bound, r.up.count, source)
 
     def _collective(self, c: Collective) -> OpCost:
         t, source = price_collective(self.cost, c, self.config.tp)
@@ -191,6 +218,40 @@ class StepModel:
             per_layer += kernel(k)[0]
         return self.model.num_layers * per_layer
 
+    def _mla_block_time(self, work: AttentionWork) -> tuple[float, Source] | None:
+        """Seconds per step of the measured MLA blocks of a batch (every layer, every phase), or
+        None unless the predictor measured each phase."""
+        price = self.cost.mla_block  # type: ignore[attr-defined]  # _mla_blocks says it has one
+        total, source = 0.0, None
+        for k in self.ops.mla_blocks(work):
+            found = price(k)
+            if found is None:
+                return None
+            total, source = total + found[0], found[1]
+        return (self.model.num_layers * total, source) if source is not None else None
+
+    def _mla_gemm_time(self, tokens: int) -> float:
+        """What the token-count ops charge for the MLA block's GEMMs, memoised by tokens."""
+        t = self._mla_gemm_cache.get(tokens)
+        if t is None:
+            per_rank = tokens / self.config.dp
+            t = sum(
+                self._gemm_cost(g, per_rank).time
+                for g in self.ops.gemms
+                if g.name in MLA_BLOCK_GEMMS
+            )
+            self._mla_gemm_cache[tokens] = t
+        return t
+
+    def _block_time(self, work: AttentionWork, tokens: int) -> float:
+        """Attention of a step; where the predictor measured the whole MLA block, the blocks'
+        time less their GEMMs, which :meth:`_linear_time` (memoised by tokens alone) charged."""
+        if self._mla_blocks:
+            found = self._mla_block_time(work)
+            if found is not None:
+                return found[0] - self._mla_gemm_time(tokens)
+        return self._attention_time(work)
+
     def _attention_ops(self, work: AttentionWork) -> list[OpCost]:
         layers = self.model.num_layers
         ops = []
@@ -224,7 +285,8 @@ class StepModel:
         b = int(context.size)
         if b == 0:
             return 0.0
-        return self._linear_time(b, b) + self._attention_time(self.ops.decode_work(context))
+        gpu = self._linear_time(b, b) + self._block_time(self.ops.decode_work(context), b)
+        return gpu if self.host is None else self.host.step(gpu, self._kernels, b, False)
 
     def decode_time_from_sum(self, batch: int, context_sum: int) -> float:
         """:meth:`decode_time` from the batch size and the sum of contexts alone (exact for
@@ -242,9 +304,11 @@ class StepModel:
             compute = flops_coef * a
             memory = kv_coef * a + qo_coef * batch / self.config.dp
             attention = (compute if compute >= memory else memory) * self.model.num_layers
-            return self._linear_time(batch, batch) + attention
-        work = AttentionWork(batch, attended, attended, 0, 0, 0, 0, 0)
-        return self._linear_time(batch, batch) + self._attention_time(work)
+            gpu = self._linear_time(batch, batch) + attention
+        else:
+            work = AttentionWork(batch, attended, attended, 0, 0, 0, 0, 0)
+            gpu = self._linear_time(batch, batch) + self._block_time(work, batch)
+        return gpu if self.host is None else self.host.step(gpu, self._kernels, batch, False)
 
     def prefill_time(self, new: np.ndarray, cached: np.ndarray | None = None) -> float:
         """Seconds for one prefill step over chunks of ``new`` tokens after ``cached`` tokens."""
@@ -256,9 +320,13 @@ class StepModel:
         cached = np.zeros_like(new) if cached is None else np.asarray(cached)
         if new.size == 0:
             return 0.0
-        return self._linear_time(int(new.sum()), int(new.size)) + self._attention_time(
-            self.ops.work(new, cached)
+        tokens = int(new.sum())
+        gpu = self._linear_time(tokens, int(new.size)) + self._block_time(
+            self.ops.work(new, cached), tokens
         )
+        if self.host is None:
+            return gpu
+        return self.host.step(gpu, self._kernels, int(new.size), bool(new.max() > 1))
 
     # ---- public: explanations -----------------------------------------------------------------
 
@@ -267,10 +335,24 @@ class StepModel:
         new = np.asarray(new)
         cached = np.zeros_like(new) if cached is None else np.asarray(cached)
         ops = self._linear_ops(int(new.sum()), int(new.size))
-        ops += self._attention_ops(self.ops.work(new, cached))
-        ops.append(
-            OpCost("step_overhead", 0.0, 0.0, self.overhead, "overhead", 1, self.overhead_source)
-        )
+        work = self.ops.work(new, cached)
+        block = self._mla_block_time(work) if self._mla_blocks else None
+        if block is None:
+            ops += self._attention_ops(work)
+        else:
+            # one measured row for the MLA block: its GEMMs, kv_b and attention
+            parts = [op for op in ops if op.name in MLA_BLOCK_GEMMS] + self._attention_ops(work)
+            ops = [op for op in ops if op.name not in MLA_BLOCK_GEMMS]
+            bound = max(parts, key=lambda op: op.time).bound
+            flops, nbytes = sum(op.flops for op in parts), sum(op.bytes for op in parts)
+            layers = self.model.num_layers
+            ops.append(OpCost("mla_block", flops, nbytes, block[0], bound, layers, block[1]))
+        gpu = sum(op.time for op in ops)
+        host = self.overhead
+        if self.host is not None:
+            host = self.host.step(gpu, self._kernels, int(new.size), bool(new.max() > 1)) - gpu
+        # with a runtime: what its host work adds (launches not hidden, scheduling not overlapped)
+        ops.append(OpCost("step_overhead", 0.0, 0.0, host, "overhead", 1, self.overhead_source))
         phase = "decode" if np.all(new == 1) else "prefill" if np.all(new > 1) else "mixed"
         return StepBreakdown(phase, _merge(ops), self.provenance)
 

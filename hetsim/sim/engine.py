@@ -15,7 +15,9 @@ order, until ``requests`` (or ``max_requests``) have been sent.
 
 TTFT counts from arrival to the first output token, which the decode side produces in its first
 step after the KV has arrived (as vLLM and SGLang do); in colocated serving it is the step that
-finishes the prompt.
+finishes the prompt. Where the pools that take arrivals name a serving ``runtime``, a request
+reaches them after that runtime's frontend (HTTP and tokenisation,
+:meth:`~hetsim.perf.runtimes.RuntimeOverheads.admission`): its arrival is the client's send.
 """
 
 from __future__ import annotations
@@ -26,7 +28,9 @@ from collections.abc import Callable, Generator, Iterable, Iterator
 import numpy as np
 import simpy
 
+from hetsim.errors import InputError
 from hetsim.kv.lifecycle import DECODE, PREFILL
+from hetsim.perf.runtimes import RuntimeOverheads, runtime_overheads
 from hetsim.sim.book import RequestBook
 from hetsim.sim.dispatch import Dispatcher
 from hetsim.sim.faults import FaultInjector
@@ -79,6 +83,7 @@ class Simulation:
         # the ports both the lifecycle protocol and recovery act through
         ports = (env, self.stats, self.ledger, self.network, self.topology, self.book)
         self.handoff: Handoff = PROTOCOLS.get(self.protocol, Colocated)(*ports, self.dispatch)
+        self._hand_in = self._admitting(self.handoff.arrive, _frontend(scenario))
         self.recovery = Recovery(*ports, self.dispatch, self.handoff)
         self.faults = FaultInjector(
             env,
@@ -122,7 +127,7 @@ class Simulation:
         return ClientLoop(
             self.env,
             self.book,
-            self.handoff.arrive,
+            self._hand_in,
             self._chunks(),
             total,
             closed.think_time,
@@ -131,7 +136,7 @@ class Simulation:
 
     def _arrivals(self) -> Generator[simpy.Event, None, None]:
         env, stats, limit = self.env, self.stats, self.max_requests
-        arrive, hand_in = self.book.arrive, self.handoff.arrive
+        arrive, hand_in = self.book.arrive, self._hand_in
         for chunk in self._chunks():
             if np.isnan(chunk.arrival_s).any():
                 raise ValueError(
@@ -158,6 +163,19 @@ class Simulation:
                 )
                 arrive(req)
                 hand_in(req)
+
+    def _admitting(
+        self, hand_in: Callable[[Req], None], frontend: RuntimeOverheads | None
+    ) -> Callable[[Req], None]:
+        """``hand_in`` after the runtime's frontend delay (one timeout event per request)."""
+        if frontend is None:
+            return hand_in
+        env, admission = self.env, frontend.admission
+
+        def admit(req: Req) -> None:
+            env.timeout(admission(req.input)).callbacks.append(lambda _e: hand_in(req))
+
+        return admit
 
     # ---- running ------------------------------------------------------------------------------
 
@@ -291,3 +309,20 @@ class ClientLoop:
         self.sent += 1
         if self.sent == self.total:
             self.book.arrivals_done = True
+
+
+def _frontend(scenario: Scenario) -> RuntimeOverheads | None:
+    """The frontend requests pass: the runtime the pools that take arrivals name (prefill and
+    colocated pools). One server fronts a scenario, so they must name the same one."""
+    named = {p.runtime for p in scenario.spec.pools if p.role in ("prefill", "colocated")}
+    if named == {None}:
+        return None
+    if len(named) > 1:
+        shown = sorted(str(r) for r in named)
+        raise InputError(
+            "the pools that take arrivals name different runtimes; one frontend serves them",
+            field="pools[].runtime",
+            value=", ".join(shown),
+            allowed="one runtime on every prefill/colocated pool, or none",
+        )
+    return runtime_overheads(named.pop())

@@ -36,7 +36,7 @@ class Req:
         "t_prefill_start", "t_prefill_end", "t_transfer_start", "t_transfer_end",
         "t_decode_start", "t_first", "t_finish", "prefill", "decode", "p_blocks", "d_blocks",
         "p_state", "d_state", "context", "preemptions", "recomputed_tokens", "retries",
-        "corrupted", "transfer",
+        "corrupted", "transfer", "spec_steps", "spec_accepted",
     )  # fmt: skip
 
     def __init__(self, rid: int, arrival: float, input_tokens: int, output_tokens: int,
@@ -68,6 +68,8 @@ class Req:
         self.retries = 0
         self.corrupted = False  # its KV was read after the producer freed it (a silent error)
         self.transfer = None  # the network transfer moving its KV, while one is under way
+        self.spec_steps = 0  # speculative decode steps it took part in (over all attempts)
+        self.spec_accepted = 0  # tokens those steps accepted: 1 + accepted drafts, unclipped
 
     def reset_attempt(self) -> None:
         """Forget everything but the arrival: the request starts over (a retry)."""
@@ -100,6 +102,8 @@ LOG_COLUMNS = {
     "recomputed_tokens": np.int64,
     "retries": np.int32,
     "corrupted": np.bool_,
+    "speculative_steps": np.int32,
+    "accepted_tokens": np.int64,
 }
 
 
@@ -149,6 +153,8 @@ class RequestLog:
         c["recomputed_tokens"][i] = r.recomputed_tokens
         c["retries"][i] = r.retries
         c["corrupted"][i] = r.corrupted
+        c["speculative_steps"][i] = r.spec_steps
+        c["accepted_tokens"][i] = r.spec_accepted
         if failed_reason is None:
             self._status[i] = 0
             self._reason[i] = 0

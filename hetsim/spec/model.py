@@ -32,11 +32,13 @@ _SUPPORTED_TYPES = {
     "qwen3": "dense GQA",
     "mistral": "dense GQA",
     "mixtral": "MoE GQA",
+    "minimax_m2": "MoE GQA",
     "qwen2_moe": "MoE GQA",
     "qwen3_moe": "MoE GQA",
     "glm4_moe": "MoE GQA",
     "deepseek_v2": "MoE MLA",
     "deepseek_v3": "MoE MLA",
+    "kimi_k2": "MoE MLA",  # Kimi-K2/K2.5's language model: DeepseekV3ForCausalLM
     "deepseek_v32": "MoE MLA + sparse attention",
     "glm_moe_dsa": "MoE MLA + sparse attention",
 }
@@ -394,7 +396,8 @@ class ModelConfig:
             source=source,
             raw=config,
         )
-        if model_type == "mixtral":
+        if model_type in ("mixtral", "minimax_m2"):
+            # every layer MoE, intermediate_size is one expert's; MiniMax-M2 has no shared expert
             text.update(
                 num_experts=num("num_local_experts"),
                 experts_per_token=num("num_experts_per_tok"),
@@ -420,6 +423,7 @@ class ModelConfig:
             "glm4_moe",
             "deepseek_v2",
             "deepseek_v3",
+            "kimi_k2",
             "deepseek_v32",
             "glm_moe_dsa",
         ):

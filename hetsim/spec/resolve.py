@@ -213,8 +213,27 @@ def _check_pool(scenario: Scenario, i: int, pool: PoolSpec) -> None:
             field=f"{where}.tp",
             value=pool.tp,
         )
+    if pool.speculative is not None:
+        _check_speculative(scenario, where, pool)
     # whether it fits is judged in hetsim.checks, with the other cross-layer checks
     scenario.footprints[pool.name] = footprint(model, profile, pool)
+
+
+def _check_speculative(scenario: Scenario, where: str, pool: PoolSpec) -> None:
+    """MTP drafts need the model's own next-token-prediction layers; acceptance is sampled from
+    the scenario's seed (kept on the pool's speculative spec, which the instances read)."""
+    spec = pool.speculative
+    assert spec is not None
+    layers = scenario.model.raw.get("num_nextn_predict_layers") or 0
+    if spec.method == "mtp" and not layers:
+        raise InputError(
+            "method mtp drafts with the model's multi-token-prediction layers; "
+            f"{scenario.model.name} has none (config.json num_nextn_predict_layers is 0 or absent)",
+            field=f"{where}.speculative.method",
+            value=spec.method,
+            allowed="a model with MTP layers (DeepSeek-V3/R1, GLM-4.5+), or no speculative",
+        )
+    spec._seed = scenario.spec.seed  # noqa: SLF001 - set once, where the scenario resolves
 
 
 def _check_kv(spec: ScenarioSpec, profiles: dict[str, AcceleratorProfile]) -> None:

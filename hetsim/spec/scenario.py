@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, PrivateAttr, ValidationInfo, field_validator, model_validator
 
 from hetsim.spec._types import Bandwidth, Bytes, PricePerHour, Seconds, StrictModel
 from hetsim.spec.faults import FaultsSpec
@@ -25,6 +25,7 @@ from hetsim.spec.workload import WorkloadSpec
 __all__ = [
     "PrecisionPolicy",
     "Batching",
+    "SpeculativeSpec",
     "PoolSpec",
     "Hop",
     "PathSpec",
@@ -120,6 +121,74 @@ class Batching(StrictModel):
     )
 
 
+SPECULATIVE_METHODS = ("mtp",)
+
+
+class SpeculativeSpec(StrictModel):
+    """Speculative decoding on a decode (or colocated) pool, as vLLM, SGLang and TRT-LLM run it.
+
+    Each decode step verifies ``tokens`` draft tokens plus one: the target model takes
+    ``tokens + 1`` tokens per sequence after its cached context, and the draft is ``tokens``
+    sequential passes of the model's MTP module (about one extra decoder layer and the LM head
+    each, at one token per sequence). A sequence keeps 1 + the accepted drafts (draft ``j`` is
+    accepted with ``acceptance[j]`` only if every draft before it was), never more than its
+    output length; its KV grows by the tokens kept and the rejected drafts' slots are released
+    in the same step. Acceptance is sampled per step and sequence from the scenario's seed."""
+
+    method: str = Field(
+        default="mtp",
+        description="draft source; one of: mtp (the model's own multi-token-prediction "
+        "layers, config.json num_nextn_predict_layers >= 1). draft_model is not modelled",
+    )
+    tokens: int = Field(
+        ge=1, le=16, description="draft tokens proposed per step (SGLang speculative_num_steps)"
+    )
+    acceptance: list[float] = Field(
+        description="per-position acceptance rate: acceptance[j] is the probability that draft "
+        "j+1 is accepted given drafts 1..j were; one entry per draft token, each in (0, 1]. "
+        "The mean accepted length is 1 + a1 + a1·a2 + ...",
+    )
+    _seed: int = PrivateAttr(default=0)  # the scenario's seed, set when the scenario resolves
+
+    @field_validator("method")
+    @classmethod
+    def _method(cls, v: str) -> str:
+        return _one_of(v, SPECULATIVE_METHODS, "speculative method")
+
+    @field_validator("acceptance")
+    @classmethod
+    def _rates(cls, v: list[float]) -> list[float]:
+        bad = [p for p in v if not 0.0 < p <= 1.0]
+        if bad:
+            raise ValueError(
+                f"acceptance rate {bad[0]!r} out of range; allowed: each in (0, 1], e.g. [0.8, 0.6]"
+            )
+        return v
+
+    @model_validator(mode="after")
+    def _one_rate_per_token(self) -> SpeculativeSpec:
+        if len(self.acceptance) != self.tokens:
+            raise ValueError(
+                f"acceptance has {len(self.acceptance)} rate(s) for tokens={self.tokens}; "
+                f"allowed: exactly {self.tokens} (one per draft position)"
+            )
+        return self
+
+    @property
+    def mean_accepted(self) -> float:
+        """Expected tokens kept per step and sequence: 1 + a1 + a1·a2 + ... (before clipping at
+        the output length)."""
+        total, run = 1.0, 1.0
+        for p in self.acceptance:
+            run *= p
+            total += run
+        return total
+
+    @property
+    def seed(self) -> int:
+        return self._seed
+
+
 class PoolSpec(StrictModel):
     """A set of identical instances of one role on one accelerator type."""
 
@@ -168,12 +237,29 @@ class PoolSpec(StrictModel):
     router: Literal["round_robin", "least_outstanding_tokens", "prefix_aware", "least_kv_load"] = (
         Field(default="round_robin", description="how requests are spread over this pool")
     )
+    speculative: SpeculativeSpec | None = Field(
+        default=None,
+        description="speculative decoding on decode steps (decode and colocated pools), e.g. "
+        "{method: mtp, tokens: 2, acceptance: [0.8, 0.6]}; null: one token per step",
+    )
 
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:
         if not _NAME.match(v):
             raise ValueError("a pool name starts with a letter and has only letters, digits, _ -")
+        return v
+
+    @field_validator("speculative")
+    @classmethod
+    def _decoding_pool(
+        cls, v: SpeculativeSpec | None, info: ValidationInfo
+    ) -> SpeculativeSpec | None:
+        if v is not None and info.data.get("role") == "prefill":
+            raise ValueError(
+                "speculative decoding applies to decode steps; allowed on decode and colocated "
+                "pools, not on a prefill pool"
+            )
         return v
 
     @model_validator(mode="after")

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from hetsim.errors import InputError
-from hetsim.validation.pose import Posed, Unposed, pose
+from hetsim.validation.pose import Posed, Unposed, family, pose
 from hetsim.validation.silicon import Runtime, SiliconRow
 
 __all__ = [
@@ -31,8 +31,9 @@ __all__ = [
     "GROUPINGS",
 ]
 
-#: the dimensions of the error table, each tabulated on its own
-GROUPINGS = ("system", "runtime", "model", "mode")
+#: the dimensions of the error table, each tabulated on its own; ``family`` groups the HF ids
+#: by the architecture they are posed on (:func:`hetsim.validation.pose.family`)
+GROUPINGS = ("system", "runtime", "model", "family", "mode")
 
 
 class Outcome(enum.Enum):
@@ -174,6 +175,7 @@ class SiliconValidation:
     def to_frame(self) -> pd.DataFrame:
         """One row per measurement: measured and predicted in ms, signed errors in %."""
         frame = pd.DataFrame([asdict(r) for r in self.results], columns=_COLUMNS)
+        frame.insert(frame.columns.get_loc("model") + 1, "family", frame["model"].map(family))
         frame["outcome"] = [r.outcome.value for r in self.results]
         for what in ("ttft", "tpot"):
             for side in ("measured", "predicted"):

@@ -29,7 +29,9 @@ __all__ = [
     "Unposed",
     "SYSTEM_PROFILES",
     "MODEL_ARCHITECTURES",
+    "UNMODELLED_ARCHITECTURES",
     "FORMATS",
+    "family",
     "pose",
     "contradiction",
 ]
@@ -42,6 +44,7 @@ class Reason(enum.Enum):
     CONTRADICTORY_PARALLELISM = "contradictory_parallelism"
     UNKNOWN_SYSTEM = "unknown_system"
     MODEL_NOT_BUNDLED = "model_not_bundled"
+    ARCHITECTURE = "architecture"  # the model needs a feature hetsim's model spec lacks
     FORMAT = "format"
     PIPELINE_PARALLEL = "pipeline_parallel"
     MIXED_MOE_PARALLELISM = "mixed_moe_parallelism"
@@ -68,11 +71,15 @@ class Unposed:
     detail: str
 
 
-#: the sample's system names -> hetsim hardware profiles (B300, GB200, GB300 have none yet)
+#: the sample's system names -> hetsim hardware profiles. GB200 and GB300 are NVL72 racks: their
+#: profiles' scale-up domain is the rack's 72 GPUs, which the domain checks below use
 SYSTEM_PROFILES: dict[str, str] = {
     "h100_sxm": "nvidia-h100-sxm",
     "h200_sxm": "nvidia-h200-sxm",
     "b200_sxm": "nvidia-b200",
+    "b300_sxm": "nvidia-b300",
+    "gb200": "nvidia-gb200",
+    "gb300": "nvidia-gb300",
 }
 
 #: HF ids -> a bundled architecture, only where the shapes are the same (config.json layer
@@ -89,7 +96,43 @@ MODEL_ARCHITECTURES: dict[str, tuple[str, str]] = {
     "nvidia/Qwen3-32B-NVFP4": ("Qwen3-32B", "NVFP4 checkpoint of Qwen3-32B"),
     "Qwen/Qwen3-235B-A22B-FP8": ("Qwen3-235B-A22B", "FP8 checkpoint of Qwen3-235B-A22B"),
     "zhipuai/GLM-5": ("GLM-5", "bundled"),
+    "moonshotai/Kimi-K2.5": (
+        "Kimi-K2.5",
+        "bundled: its language model (DeepSeek-V3's architecture, 384 experts, 64 heads); "
+        "the vision tower is not served by text-only rows",
+    ),
+    "nvidia/Kimi-K2.5-NVFP4": ("Kimi-K2.5", "NVFP4 checkpoint of Kimi-K2.5 (same text_config)"),
+    "MiniMaxAI/MiniMax-M2.5": ("MiniMax-M2.5", "bundled"),
+    "nvidia/MiniMax-M2.5-NVFP4": ("MiniMax-M2.5", "NVFP4 checkpoint of MiniMax-M2.5 (same shapes)"),
 }
+
+#: HF ids whose architecture needs a feature hetsim's model spec and cost model do not have:
+#: posing them on the nearest bundled shape would be a silent approximation, so they are a reason
+_GPT_OSS = (
+    "sliding-window attention with sinks (gpt-oss: every other layer attends the last 128 tokens) "
+    "is not modelled"
+)
+_QWEN3_5 = (
+    "hybrid linear attention (Qwen3.5: Gated DeltaNet in 3 of every 4 layers, with a "
+    "fixed-size recurrent state instead of a KV cache) is not modelled"
+)
+UNMODELLED_ARCHITECTURES: dict[str, tuple[str, str]] = {
+    "openai/gpt-oss-120b": ("gpt-oss", _GPT_OSS),
+    "openai/gpt-oss-20b": ("gpt-oss", _GPT_OSS),
+    "Qwen/Qwen3.5-397B-A17B": ("Qwen3.5-MoE", _QWEN3_5),
+    "nvidia/Qwen3.5-397B-A17B-NVFP4": ("Qwen3.5-MoE", _QWEN3_5),
+}
+
+
+def family(model: str) -> str:
+    """The architecture family of an HF id: the bundled architecture it is posed on (R1 and the
+    NVFP4 checkpoints count as DeepSeek-V3), the family of an unmodelled one, else the id."""
+    if model in MODEL_ARCHITECTURES:
+        return MODEL_ARCHITECTURES[model][0]
+    if model in UNMODELLED_ARCHITECTURES:
+        return UNMODELLED_ARCHITECTURES[model][0]
+    return model
+
 
 #: the row's precision -> (weights, activations, KV). The sample does not record the KV dtype;
 #: the quantised deployments it measures (TRT-LLM FP8/NVFP4 checkpoints, SGLang/vLLM FP8) store
@@ -158,6 +201,8 @@ def pose(row: SiliconRow, requests_per_client: int = 4) -> Posed | Unposed:
         return Unposed(
             row, Reason.UNKNOWN_SYSTEM, f"no hardware profile for {row.system} ({known})"
         )
+    if row.model in UNMODELLED_ARCHITECTURES:
+        return Unposed(row, Reason.ARCHITECTURE, UNMODELLED_ARCHITECTURES[row.model][1])
     if row.model not in MODEL_ARCHITECTURES:
         return Unposed(row, Reason.MODEL_NOT_BUNDLED, f"{row.model}: no bundled architecture")
     model, note = MODEL_ARCHITECTURES[row.model]

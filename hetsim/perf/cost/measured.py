@@ -15,9 +15,27 @@ How ops map onto tables:
   attention at (``batch``, ``context``). Needs ``kv_heads`` and ``kv`` in the kernel's shape;
   a prefill chunk after a cached prefix is priced as a full prompt of ``seq_len`` tokens.
 * ``tp_allreduce`` → the custom all-reduce table at (ranks, message elements).
-* routed experts (one fused grouped-GEMM kernel in the runtimes, not ``touched`` dense GEMMs:
-  the MoE tables are for a later session), elementwise passes, MoE all-to-all, MLA attention
-  and the step overhead stay on the roofline.
+* routed experts → the fused MoE table (:meth:`MeasuredPredictor.fused_experts`), one kernel
+  per layer at (tokens entering the layer, hidden, expert intermediate, top-k, experts, moe tp,
+  moe ep) for bf16 weights and activations or block-scaled fp8 ones, from the same runtime
+  version as the other tables (a version without the MoE table prices them on the roofline as
+  ``touched`` grouped GEMMs). The dense GEMM table never prices them: it would charge each
+  expert's small GEMM a launch of its own.
+* a dense MLA attention block with DeepSeek-V3's geometry (DeepSeek-V3/R1, Kimi K2 at its
+  heads per device) → the MLA module tables (:meth:`MeasuredPredictor.mla_block`): the
+  block's projections, ``kv_b``, attention and ``o_proj`` as one time per layer at (batch,
+  attended tokens) for decode and (batch, prompt length) for prefill, per (heads per device,
+  KV format, projection format). The step model uses it only when every phase of the step is
+  inside the tables, in place of those GEMMs and attention; other MLA models (GLM-5's
+  geometry, sparse attention) keep their GEMMs and roofline attention.
+* elementwise passes, MoE all-to-all (the runtimes' measured all-to-all tables are DeepEP's, a
+  backend vLLM runs only when asked to) and the step overhead stay on the roofline.
+
+Kernel floor: no kernel finishes faster than the shortest the tables measured on this system and
+runtime (the smallest GEMM's latency: launch and scheduling of one kernel inside a CUDA graph,
+~2.4 us on H100/H200, ~1.8 us on B200). Roofline-priced ops, each one kernel call, are charged at
+least that (the op is then labelled with the tables' source, which set its time): a decode step's
+fused elementwise passes are latency-bound, not bandwidth-bound.
 
 Mixed provenance: a step model's :attr:`provenance` is the measured label when a table set is
 loaded, even though some of its ops may be ``roofline-default``; each op of
@@ -27,6 +45,7 @@ loaded, even though some of its ops may be ``roofline-default``; each op of
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
 
 from hetsim.perf.cost.base import Bound, MeasuredSource, Provenance, ScaleUpLink, Source
 from hetsim.perf.cost.roofline import RooflinePredictor
@@ -34,13 +53,48 @@ from hetsim.perf.measured.tables import MeasuredTables
 from hetsim.perf.ops import Collective, Kernel
 from hetsim.spec.hardware import AcceleratorProfile
 
-__all__ = ["MeasuredPredictor"]
+__all__ = ["FusedExpertsPricer", "MeasuredPredictor", "MlaBlockPricer"]
 
 #: GEMMs a runtime runs as one grouped (fused MoE) kernel: the dense GEMM table, which would
 #: charge each expert's small GEMM a launch of its own, does not describe them
 _GROUPED = frozenset({"routed_experts"})
 #: shapes memoised per predictor before the memo is cleared
 _MEMO_SIZE = 200_000
+#: (compute format, weight format) of a fused MoE kernel or an MLA block's projections ->
+#: the format the MoE and MLA module tables name
+_QUANT_FORMATS = {("bf16", "bf16"): "bf16", ("fp8", "fp8_e4m3"): "fp8"}
+
+
+@runtime_checkable
+class FusedExpertsPricer(Protocol):
+    """A predictor that measured the routed experts as one fused kernel (the others price them
+    as grouped GEMMs)."""
+
+    def fused_experts(self, k: Kernel) -> tuple[float, Source] | None:
+        """(seconds, source) of one call of the fused MoE kernel ``k``
+        (:meth:`~hetsim.perf.ops.OpInventory.fused_experts`), or None where not measured."""
+        ...
+
+
+#: the MLA geometry the module tables measured (DeepSeek-V3's)
+_MLA_MODULE_GEOMETRY = (
+    ("hidden", 7168),
+    ("q_lora_rank", 1536),
+    ("kv_lora_rank", 512),
+    ("qk_nope_head_dim", 128),
+    ("qk_rope_head_dim", 64),
+    ("v_head_dim", 128),
+)
+
+
+@runtime_checkable
+class MlaBlockPricer(Protocol):
+    """A predictor that measured whole MLA attention blocks (projections and attention)."""
+
+    def mla_block(self, k: Kernel) -> tuple[float, Source] | None:
+        """(seconds, source) of one layer's MLA block ``k``
+        (:meth:`~hetsim.perf.ops.OpInventory.mla_blocks`), or None where not measured."""
+        ...
 
 
 @dataclass(frozen=True, eq=False)
@@ -51,13 +105,15 @@ class MeasuredPredictor:
     fallback: RooflinePredictor
     source: MeasuredSource
     eager_elementwise: bool = False
+    floor: float = 0.0  # seconds: the shortest kernel the tables measured
     _memo: dict[tuple, tuple[float, Bound, Source]] = field(
         default_factory=dict, repr=False, compare=False
     )
 
     @classmethod
     def of(cls, profile: AcceleratorProfile, tables: MeasuredTables) -> MeasuredPredictor:
-        return cls(tables, RooflinePredictor.of(profile), MeasuredSource(tables.label))
+        floor = float(tables.rows["gemm"]["latency"].min())
+        return cls(tables, RooflinePredictor.of(profile), MeasuredSource(tables.label), floor=floor)
 
     @property
     def provenance(self) -> MeasuredSource:
@@ -82,7 +138,11 @@ class MeasuredPredictor:
     def _price(self, k: Kernel) -> tuple[float, Bound, Source]:
         t = self._lookup(k)
         if t is None:
-            return self.fallback.kernel(k)
+            t, bound, source = self.fallback.kernel(k)
+            # a grouped (fused MoE) GEMM's experts share one launch: no floor per expert
+            if t < self.floor and k.name not in _GROUPED:
+                return self.floor, "overhead", self.source
+            return t, bound, source
         # the bound the roofline would name: a measured time has no bound of its own
         return t, self.fallback.kernel(k)[1], self.source
 
@@ -103,6 +163,30 @@ class MeasuredPredictor:
             return None if grid is None else grid(s["batch"], s["seq_len"])
         grid = tables.generation.get(family)
         return None if grid is None else grid(s["batch"], s["context"])
+
+    def fused_experts(self, k: Kernel) -> tuple[float, Source] | None:
+        s = k.shape
+        fmt = _QUANT_FORMATS.get((k.dtype, str(s["weights"])))
+        if fmt is None:
+            return None
+        key = (fmt, *(int(s[a]) for a in ("hidden", "inter", "topk", "experts", "tp", "ep")))
+        grid = self.tables.moe.get(key)  # type: ignore[arg-type]
+        t = None if grid is None else grid(float(s["tokens"]))
+        return None if t is None else (t, self.source)
+
+    def mla_block(self, k: Kernel) -> tuple[float, Source] | None:
+        s = k.shape
+        fmt = _QUANT_FORMATS.get((k.dtype, str(s["weights"])))
+        heads = float(s["heads"])
+        if fmt is None or heads != int(heads):
+            return None
+        for name, value in _MLA_MODULE_GEOMETRY:
+            if s[name] != value:
+                return None
+        grids = self.tables.mla_generation if k.family == "mla_decode" else self.tables.mla_context
+        grid = grids.get((int(heads), str(s["kv"]), fmt))
+        t = None if grid is None else grid(float(s["batch"]), float(s["length"]))
+        return None if t is None else (t, self.source)
 
     def collective(self, c: Collective, ranks: int) -> tuple[float, Source]:
         if c.name == "tp_allreduce" and c.bytes:

@@ -2,7 +2,7 @@
 
 aiconfigurator-core 0.12.0 (Apache-2.0) ships, per system, op family, runtime and runtime version,
 Parquet tables of measured kernel latencies (ms) under
-``aiconfigurator_core/systems/data/<system>/<op>/<runtime>/<version>/``. hetsim reads the four it
+``aiconfigurator_core/systems/data/<system>/<op>/<runtime>/<version>/``. hetsim reads those it
 maps onto its ops, and keeps each as :class:`~hetsim.perf.measured.grid.LogGrid` per shape family:
 
 * ``gemm/gemm_perf.parquet`` — ``m, n, k`` per ``gemm_dtype``: ``bfloat16`` → hetsim ``bf16``,
@@ -13,7 +13,27 @@ maps onto its ops, and keeps each as :class:`~hetsim.perf.measured.grid.LogGrid`
 * ``attention/generation_attention_perf.parquet`` — ``batch_size × (step + 1)``: ``step`` is the
   cached length, so ``step + 1`` tokens are attended, the measure hetsim's decode shape uses.
 * ``comm/custom_allreduce_perf.parquet`` — ``message_size`` (elements of bf16) per ``num_gpus``,
-  the CUDA-graph variant (vLLM captures its decode steps in graphs).
+  the CUDA-graph variant where an eager one was measured too (vLLM and SGLang capture their decode
+  steps in graphs).
+* ``moe/moe_perf.parquet`` (optional) — the fused MoE kernel (routed experts' grouped GEMMs)
+  at ``num_tokens`` per (format, hidden, expert intermediate, top-k, experts, ``moe_tp_size``,
+  ``moe_ep_size``); ``num_tokens`` is what enters one MoE layer (aiconfigurator's convention:
+  all tokens of the attention data-parallel group, before routing). ``moe_dtype`` ``bfloat16``
+  → ``bf16``, ``fp8_block`` → ``fp8`` (hetsim's fp8 weights carry one scale per 128×128 block,
+  :mod:`hetsim.spec.precision`; the per-tensor ``fp8`` rows are left out). Only the
+  ``balanced`` routing distribution is kept: hetsim routes uniformly at random and charges the
+  busiest device's excess itself (``expert_imbalance``); the ``power_law`` tables would count a
+  skew twice.
+
+* ``mla/mla_context_module_perf.parquet`` and ``mla_generation_module_perf.parquet``
+  (optional) — DeepSeek-V3's whole MLA attention block (the q/kv down-projections, ``q_b``,
+  ``kv_b``, attention and ``o_proj``) per layer, at ``batch_size × isl`` (context) and
+  ``batch_size × (step + 1)`` (generation, as the GQA table), per (query heads per device,
+  ``kv_cache_dtype``, ``gemm_type``): ``bfloat16`` → ``bf16``, ``fp8_block`` → ``fp8`` as for
+  MoE. Only DeepSeek-V3's geometry was measured (``model`` column); the predictor checks it.
+
+The optional tables are read where the version has them: a version without them loads, and its
+routed experts stay on the roofline.
 
 The tables come either from the installed ``aiconfigurator_core`` package (the ``nvidia`` extra)
 or from a directory in the same layout (tests/data/measured holds an excerpt), or from the one
@@ -58,10 +78,20 @@ _FILES = {
     "context_attention": ("attention", "context_attention_perf.parquet"),
     "generation_attention": ("attention", "generation_attention_perf.parquet"),
     "allreduce": ("comm", "custom_allreduce_perf.parquet"),
+    "moe": ("moe", "moe_perf.parquet"),
+    "mla_context": ("mla", "mla_context_module_perf.parquet"),
+    "mla_generation": ("mla", "mla_generation_module_perf.parquet"),
 }
 _REQUIRED = ("gemm", "context_attention", "generation_attention")
+_MOE_DTYPES = {"bfloat16": "bf16", "fp8_block": "fp8"}
 
 AttentionKey = tuple[int, int, int, str]  # (query heads, KV heads, head dim, KV format)
+#: (compute format, hidden, expert intermediate, top-k, experts, moe tp, moe ep)
+MoeKey = tuple[str, int, int, int, int, int, int]
+_MOE_COLS = ["dtype", "hidden", "inter", "topk", "experts", "tp", "ep"]
+MlaKey = tuple[int, str, str]  # (query heads per device, KV format, projection format)
+#: the model whose MLA block the module tables measured
+MLA_MODULE_ARCHITECTURE = "DeepseekV3ForCausalLM"
 
 
 @dataclass(frozen=True, eq=False)
@@ -76,6 +106,9 @@ class MeasuredTables:
     context: dict[AttentionKey, LogGrid] = field(init=False, repr=False)  # (batch, isl)
     generation: dict[AttentionKey, LogGrid] = field(init=False, repr=False)  # (batch, attended)
     allreduce: dict[int, LogGrid] = field(init=False, repr=False)  # ranks -> (elements,)
+    moe: dict[MoeKey, LogGrid] = field(init=False, repr=False)  # (tokens,); empty without it
+    mla_context: dict[MlaKey, LogGrid] = field(init=False, repr=False)  # (batch, isl)
+    mla_generation: dict[MlaKey, LogGrid] = field(init=False, repr=False)  # (batch, attended)
 
     def __post_init__(self) -> None:
         g = self.rows["gemm"]
@@ -92,6 +125,16 @@ class MeasuredTables:
         object.__setattr__(self, "context", _attention_grids(self.rows["context_attention"]))
         object.__setattr__(self, "generation", _attention_grids(self.rows["generation_attention"]))
         object.__setattr__(self, "allreduce", allreduce)
+        moe = self.rows.get("moe")
+        moe_grids = {} if moe is None else {
+            (str(key[0]), *(int(v) for v in key[1:])): LogGrid.from_points(
+                [s.tokens.to_numpy()], s.latency.to_numpy()
+            )
+            for key, s in moe.groupby(_MOE_COLS)
+        }  # fmt: skip
+        object.__setattr__(self, "moe", moe_grids)
+        object.__setattr__(self, "mla_context", _mla_grids(self.rows.get("mla_context")))
+        object.__setattr__(self, "mla_generation", _mla_grids(self.rows.get("mla_generation")))
 
     @property
     def label(self) -> str:
@@ -105,6 +148,16 @@ def _attention_grids(rows: pd.DataFrame) -> dict[AttentionKey, LogGrid]:
         h, kvh, d, kv = key
         coords = [s.batch.to_numpy(), s.length.to_numpy()]
         out[(int(h), int(kvh), int(d), str(kv))] = LogGrid.from_points(coords, s.latency)
+    return out
+
+
+def _mla_grids(rows: pd.DataFrame | None) -> dict[MlaKey, LogGrid]:
+    if rows is None:
+        return {}
+    out = {}
+    for (heads, kv, dtype), s in rows.groupby(["heads", "kv", "dtype"]):
+        coords = [s.batch.to_numpy(), s.length.to_numpy()]
+        out[(int(heads), str(kv), str(dtype))] = LogGrid.from_points(coords, s.latency)
     return out
 
 
@@ -217,9 +270,36 @@ def _attention_rows(df: pd.DataFrame, attended_offset: int) -> pd.DataFrame:
 
 
 def _allreduce_rows(df: pd.DataFrame) -> pd.DataFrame:
-    df = df[(df.allreduce_dtype == "bfloat16") & df.kernel_source.str.contains("graph")]
+    # vLLM and SGLang measured a CUDA-graph and an eager variant (their decode steps replay
+    # graphs); TensorRT-LLM measured one kernel (source "TRTLLM"), kept as it is
+    df = df[(df.allreduce_dtype == "bfloat16") & ~df.kernel_source.str.contains("eager")]
     return pd.DataFrame({
         "ranks": df.num_gpus, "elements": df.message_size, "latency": df.latency * 1e-3,
+    }).reset_index(drop=True)  # fmt: skip
+
+
+def _moe_rows(df: pd.DataFrame) -> pd.DataFrame:
+    df = df[(df.distribution == "balanced") & df.moe_dtype.isin(list(_MOE_DTYPES))]
+    return pd.DataFrame({
+        "dtype": df.moe_dtype.map(_MOE_DTYPES), "hidden": df.hidden_size,
+        "inter": df.inter_size, "topk": df.topk, "experts": df.num_experts,
+        "tp": df.moe_tp_size, "ep": df.moe_ep_size, "tokens": df.num_tokens,
+        "latency": df.latency * 1e-3,
+    }).reset_index(drop=True)  # fmt: skip
+
+
+def _mla_rows(df: pd.DataFrame, attended_offset: int) -> pd.DataFrame:
+    df = df[
+        (df.architecture == MLA_MODULE_ARCHITECTURE)
+        & (df.mla_dtype == "bfloat16")
+        & df.kv_cache_dtype.isin(list(_KV_DTYPES))
+        & df.gemm_type.isin(list(_MOE_DTYPES))
+    ]
+    length = df.step + 1 if attended_offset else df.isl
+    return pd.DataFrame({
+        "heads": df.num_heads, "kv": df.kv_cache_dtype.map(_KV_DTYPES),
+        "dtype": df.gemm_type.map(_MOE_DTYPES), "batch": df.batch_size, "length": length,
+        "latency": df.latency * 1e-3,
     }).reset_index(drop=True)  # fmt: skip
 
 
@@ -228,6 +308,9 @@ _NORMALISE = {
     "context_attention": lambda df: _attention_rows(df, 0),
     "generation_attention": lambda df: _attention_rows(df, 1),
     "allreduce": _allreduce_rows,
+    "moe": _moe_rows,
+    "mla_context": lambda df: _mla_rows(df, 0),
+    "mla_generation": lambda df: _mla_rows(df, 1),
 }
 
 

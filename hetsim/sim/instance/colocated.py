@@ -1,5 +1,7 @@
 """A colocated instance, the aggregated baseline: decodes first, then prefill chunks in the
-remaining token budget, in one step (vLLM V1's scheduler)."""
+remaining token budget, in one step (vLLM V1's scheduler). With ``speculative`` on the pool the
+decodes verify ``k + 1`` positions each (and take that much of the token budget); prefill chunks
+do not speculate."""
 
 from __future__ import annotations
 
@@ -9,9 +11,11 @@ from collections.abc import Iterator
 import numpy as np
 
 from hetsim.kv.lifecycle import COMPUTING, PREFILL, QUEUED
+from hetsim.perf.speculative import speculative_step
 from hetsim.sim.instance.base import Instance
 from hetsim.sim.instance.batch import DecodeBatch
 from hetsim.sim.instance.prefill import PrefillInstance
+from hetsim.sim.instance.speculative import SpeculativeBatch
 from hetsim.sim.scheduler import prefill_chunks
 from hetsim.sim.state import Req
 
@@ -27,7 +31,15 @@ class ColocatedInstance(Instance):
         self.waiting: deque[Req] = deque()
         self.prefilling: list[Req] = []
         super().__init__(*args, **kwargs)
-        self.batch = DecodeBatch(self.max_seqs, self.page)
+        spec = self.pool.speculative
+        self.spec = None if spec is None else speculative_step(self.step_model, spec.tokens)
+        # tokens a running sequence brings to a step: one, or k + 1 under speculation
+        self.per_decode = 1 if spec is None else spec.tokens + 1
+        self.batch: DecodeBatch | SpeculativeBatch = (
+            DecodeBatch(self.max_seqs, self.page)
+            if spec is None
+            else SpeculativeBatch(self.max_seqs, self.page, spec, self.gid)
+        )
 
     @property
     def queue_len(self) -> int:
@@ -53,6 +65,8 @@ class ColocatedInstance(Instance):
         while self.batch.n:
             out.append((self.batch.remove(self.batch.n - 1), True))
         self.batch.fresh.clear()
+        if isinstance(self.batch, SpeculativeBatch):
+            self.batch.abandon()
         self.waiting.clear()
         self.prefilling.clear()
         for req, _ in out:
@@ -75,14 +89,14 @@ class ColocatedInstance(Instance):
             if need:
                 blocks.allocate(now, need)
             prefills = self.prefilling[: len(chunks)]
-            new = np.concatenate([np.ones(n_dec, dtype=np.int64), np.asarray(chunks, np.int64)])
-            cached = np.concatenate(
-                [
-                    batch.contexts(),
-                    np.fromiter((r.computed for r in prefills), np.int64, count=len(prefills)),
-                ]
-            )
-            yield self._step(self.step_model.step_time(new, cached))
+            computed = np.fromiter((r.computed for r in prefills), np.int64, count=len(prefills))
+            if self.spec is not None:
+                batch.begin()
+                dt = self.spec.step_time(batch.contexts(), np.asarray(chunks, np.int64), computed)
+            else:
+                new = np.concatenate([np.ones(n_dec, np.int64), np.asarray(chunks, np.int64)])
+                dt = self.step_model.step_time(new, np.concatenate([batch.contexts(), computed]))
+            yield self._step(dt)
             self._apply_step(self.env.now, n_dec, prefills, chunks)
 
     def _make_room(self, now: float) -> int:
@@ -108,7 +122,7 @@ class ColocatedInstance(Instance):
         chunks, _ = prefill_chunks(
             [self._prefill_target(req) - req.computed for req in self.prefilling],
             self._admit(now, need),
-            token_budget=self.max_tokens - n_dec,
+            token_budget=self.max_tokens - n_dec * self.per_decode,
             chunk=self.chunk,
             max_seqs=self.max_seqs - n_dec,
         )
@@ -137,8 +151,14 @@ class ColocatedInstance(Instance):
     def _apply_step(self, now: float, n_dec: int, prefills: list[Req], chunks: list[int]) -> None:
         batch, blocks = self.batch, self.blocks
         batch.fresh.clear()  # colocated sequences join with their first token already out
-        self.outstanding_tokens -= n_dec
-        for i in batch.advance():
+        finished = batch.advance()
+        if self.spec is None:
+            self.outstanding_tokens -= n_dec
+        else:
+            self.outstanding_tokens -= batch.emitted
+            if batch.released:  # the rejected drafts' slots
+                blocks.release(now, batch.released)
+        for i in finished:
             req = batch.remove(i)
             blocks.release(now, blocks.blocks_for(req.context))
             req.p_blocks = 0

@@ -1,6 +1,8 @@
 """A decode instance: continuous batching up to ``max_num_seqs``; the lifecycle protocol decides
 when a request is admitted; a sequence takes a new block each time its context crosses a page;
-when blocks run out the newest sequence is preempted (recomputed, or swapped to host)."""
+when blocks run out the newest sequence is preempted (recomputed, or swapped to host). With
+``speculative`` on the pool, each step verifies drafts and sequences advance by the tokens they
+keep (:mod:`hetsim.sim.instance.speculative`)."""
 
 from __future__ import annotations
 
@@ -10,8 +12,10 @@ import numpy as np
 
 from hetsim.kv.blocks import BlockState
 from hetsim.kv.lifecycle import DECODE, WAITING
+from hetsim.perf.speculative import speculative_step
 from hetsim.sim.instance.base import Instance
 from hetsim.sim.instance.batch import DecodeBatch
+from hetsim.sim.instance.speculative import SpeculativeBatch
 from hetsim.sim.state import Req
 
 __all__ = ["DecodeInstance"]
@@ -28,7 +32,13 @@ class DecodeInstance(Instance):
         self.preempted: deque[Req] = deque()
         self.recompute: list[Req] = []
         super().__init__(*args, **kwargs)
-        self.batch = DecodeBatch(self.max_seqs, self.page)
+        spec = self.pool.speculative
+        self.spec = None if spec is None else speculative_step(self.step_model, spec.tokens)
+        self.batch: DecodeBatch | SpeculativeBatch = (
+            DecodeBatch(self.max_seqs, self.page)
+            if spec is None
+            else SpeculativeBatch(self.max_seqs, self.page, spec, self.gid)
+        )
         self.swap = self.pool.preemption == "swap"
         self.queued_blocks = 0
         self._capacity = max(self.blocks.capacity, 1)
@@ -93,6 +103,8 @@ class DecodeInstance(Instance):
         while self.batch.n:
             out.append((self.batch.remove(self.batch.n - 1), True))
         self.batch.fresh.clear()
+        if isinstance(self.batch, SpeculativeBatch):
+            self.batch.abandon()
         self.waiting.clear()
         self.receiving.clear()
         self.ready.clear()
@@ -144,6 +156,7 @@ class DecodeInstance(Instance):
         blocks = self.blocks
         sm = self.step_model
         sparse = sm.model.is_sparse_attention
+        spec = self.spec
         while True:
             self._admit()
             now = self.env.now
@@ -163,8 +176,14 @@ class DecodeInstance(Instance):
                     continue
             if need:
                 blocks.allocate(now, need)
+            if spec is not None:
+                batch.begin()
             n = batch.n
-            if recompute:
+            if spec is not None:
+                # verify k + 1 positions per sequence and draft k; recomputes do not speculate
+                rebuild = np.fromiter((r.context for r in recompute), np.int64, len(recompute))
+                dt = spec.step_time(batch.contexts(), rebuild)
+            elif recompute:
                 # rebuild preempted sequences' KV in the same step as the decodes
                 new = np.concatenate([np.ones(n, dtype=np.int64), [r.context for r in recompute]])
                 cached = np.concatenate([batch.contexts(), np.zeros(len(recompute), np.int64)])
@@ -178,8 +197,14 @@ class DecodeInstance(Instance):
             for req in batch.fresh:
                 req.t_first = now
             batch.fresh.clear()
-            self.outstanding_tokens -= n
-            for i in batch.advance():
+            finished = batch.advance()
+            if spec is None:
+                self.outstanding_tokens -= n
+            else:
+                self.outstanding_tokens -= batch.emitted
+                if batch.released:  # the rejected drafts' slots
+                    blocks.release(now, batch.released)
+            for i in finished:
                 req = batch.remove(i)
                 req.d_blocks = blocks.blocks_for(req.context)
                 self.free(req)

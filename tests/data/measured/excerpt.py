@@ -14,6 +14,29 @@ M = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192]
 NK = [1024, 2048, 3072, 3584, 4096, 6144, 7168, 8192, 12288, 16384, 51200]
 # (query heads, KV heads, head dim) of Llama-3.1-8B at tp 1 and 2, and of Llama-3.1-70B at tp 8
 FAMILIES = [(32, 8, 128), (16, 4, 128), (8, 1, 128)]
+# (hidden, expert intermediate, top-k, experts, moe_dtype) of DeepSeek-V3 (block fp8) and
+# Qwen3-235B-A22B (bf16 and block fp8); (moe_tp_size, moe_ep_size) of tp 1, 2, 4, 8 and ep 4, 8
+MOE_SHAPES = [(7168, 2048, 8, 256, "fp8_block"), (4096, 1536, 8, 128, "bfloat16"),
+              (4096, 1536, 8, 128, "fp8_block")]  # fmt: skip
+MOE_SPLITS = [(1, 1), (2, 1), (4, 1), (8, 1), (1, 4), (1, 8)]
+
+
+def _moe(df: pd.DataFrame) -> pd.DataFrame:
+    shape = pd.Series(False, index=df.index)
+    for h, i, k, e, dtype in MOE_SHAPES:
+        shape |= (
+            (df.hidden_size == h) & (df.inter_size == i) & (df.topk == k)
+            & (df.num_experts == e) & (df.moe_dtype == dtype)
+        )  # fmt: skip
+    split = pd.Series(False, index=df.index)
+    for tp, ep in MOE_SPLITS:
+        split |= (df.moe_tp_size == tp) & (df.moe_ep_size == ep)
+    # balanced routing (what hetsim reads), and one power-law split to show it is left out
+    deepseek_ep8 = (df.hidden_size == 7168) & (df.moe_tp_size == 1) & (df.moe_ep_size == 8)
+    routing = (df.distribution == "balanced") | (
+        (df.distribution == "power_law_1.01") & deepseek_ep8
+    )
+    return df[shape & split & routing]
 
 
 def _attention(df: pd.DataFrame) -> pd.DataFrame:
@@ -31,6 +54,10 @@ CUTS = {
     ("attention", "context_attention_perf.parquet"): _attention,
     ("attention", "generation_attention_perf.parquet"): _attention,
     ("comm", "custom_allreduce_perf.parquet"): lambda df: df,
+    ("moe", "moe_perf.parquet"): _moe,
+    # DeepSeek-V3's MLA block at tp 8 (16 query heads per device)
+    ("mla", "mla_context_module_perf.parquet"): lambda df: df[df.num_heads == 16],
+    ("mla", "mla_generation_module_perf.parquet"): lambda df: df[df.num_heads == 16],
 }
 
 
