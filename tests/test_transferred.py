@@ -300,3 +300,16 @@ def test_the_transferred_default_needs_no_nvidia_extra():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "transferred:h100_sxm/vllm-0.24.0"
+
+
+def test_no_kernel_is_charged_less_than_the_sources_shortest_launch():
+    """A decode step's fused elementwise passes on a C600 are latency-bound: each is charged the
+    H100 tables' shortest kernel, and labelled with the source that set its time."""
+    cost = predictor_for(C600)
+    floor = load_surfaces("h100_sxm").floor
+    assert 2e-6 < floor < 3e-6
+    tiny = Kernel("elementwise", "memcpy", "bytes", 0.0, 1e3, {"bytes": 5e2})
+    assert cost.kernel(tiny) == (floor, "overhead", cost.provenance)
+    sm = StepModel(load_model("Qwen3-32B"), C600, InstanceConfig(tp=4), predictor=cost)
+    op = {o.name: o for o in sm.explain_decode(np.full(1, 100)).ops}["elementwise"]
+    assert op.source == cost.provenance and op.time == pytest.approx(floor * op.count * 5)

@@ -30,6 +30,11 @@ Outside a surface — a shape beyond the grid, an attention family the source di
 grouped MoE GEMMs, MLA attention, elementwise passes, the step overhead — the op is priced on
 the roofline at the profile's default efficiencies and records ``roofline-default``; the rest
 record ``transferred:<system>/<runtime>-<version>``.
+
+Kernel floor: as in the measured predictor, no kernel is charged less than the shortest kernel
+the source's tables measured (one launch inside a CUDA graph, ~2.4 us on H100/H200); an op the
+floor set (a decode step's latency-bound fused elementwise passes) records the transferred
+label. A target's own launch cost is unknown: the source's is the optimistic end of it.
 """
 
 from __future__ import annotations
@@ -106,13 +111,16 @@ class TransferredPredictor:
 
     def _price(self, k: Kernel) -> tuple[float, Bound, Source]:
         eff = self._efficiency(k)
-        if eff is None:
-            return self.fallback.kernel(k)
-        bound = self.fallback.kernel(k)[1]
-        e = self.profile.efficiency
-        cap = e.compute.value if bound == "compute" else e.memory.value
-        time = peak_time(self.profile, k.dtype, k.flops, k.bytes) / min(eff, cap, 1.0)
-        return time, bound, self.source
+        time, bound, source = self.fallback.kernel(k)
+        if eff is not None:
+            e = self.profile.efficiency
+            cap = e.compute.value if bound == "compute" else e.memory.value
+            time = peak_time(self.profile, k.dtype, k.flops, k.bytes) / min(eff, cap, 1.0)
+            source = self.source
+        # one launch at least; a grouped (fused MoE) GEMM's experts share one launch
+        if time < self.surfaces.floor and k.name not in _GROUPED:
+            return self.surfaces.floor, "overhead", self.source
+        return time, bound, source
 
     def _efficiency(self, k: Kernel) -> float | None:
         s, surfaces = k.shape, self.surfaces

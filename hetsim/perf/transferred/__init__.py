@@ -16,7 +16,9 @@ What transfers and what does not: an efficiency folds the source's fixed launch 
 synchronisation costs into a ratio, so on a slower device those costs scale with its roofline
 time (a launch-bound decode kernel on a device with half the bandwidth costs twice the source's
 launch time). The step overhead, elementwise passes, grouped MoE GEMMs and MLA attention are not
-in the tables: they stay on the profile's roofline and say ``roofline-default``.
+in the tables: they stay on the profile's roofline and say ``roofline-default``. What does
+transfer as an absolute time is the source's kernel floor (its shortest measured GEMM: one
+launch inside a CUDA graph), the least any kernel is charged, as the measured predictor does.
 
 The ``<system>-<runtime>.npz`` files next to this module are derived from aiconfigurator-core
 0.12.0 (Apache-2.0; see NOTICE) by ``tools/derive_transferred.py``; reading them needs no extra.
@@ -72,6 +74,7 @@ class EfficiencySurfaces:
     context: dict[AttentionKey, LogGrid]  # (batch, prompt length)
     generation: dict[AttentionKey, LogGrid]  # (batch, attended length)
     allreduce: dict[int, LogGrid]  # ranks -> (bf16 elements,)
+    floor: float = 0.0  # seconds: the shortest kernel the source's tables measured
 
     @property
     def label(self) -> str:
@@ -160,8 +163,9 @@ def derive_surfaces(tables, profile: AcceleratorProfile) -> EfficiencySurfaces:
             return peak_link_time(profile, ring_allreduce_bytes(2.0 * elements, ranks), 1)
 
         allreduce[ranks] = _efficiency(grid, link)
+    floor = float(tables.rows["gemm"]["latency"].min())
     return EfficiencySurfaces(
-        tables.system, tables.runtime, tables.version, gemm, context, generation, allreduce
+        tables.system, tables.runtime, tables.version, gemm, context, generation, allreduce, floor
     )
 
 
@@ -216,6 +220,7 @@ def save_surfaces(s: EfficiencySurfaces, path: Path | str, derived_against: str)
         "runtime": s.runtime,
         "version": s.version,
         "derived_against": derived_against,
+        "floor_s": s.floor,
         "licence": LICENCE,
         "quantity": "log(roofline time at 100% of the profile's datasheet peaks / measured time)",
         "grids": grids,
@@ -259,7 +264,9 @@ def load_surfaces(system: str, runtime: str = RUNTIME) -> EfficiencySurfaces:
         tables[family][tuple(key) if isinstance(key, list) else key] = LogGrid(
             tuple(axes), log_axes, log_eff
         )
-    return EfficiencySurfaces(meta["system"], meta["runtime"], meta["version"], **tables)
+    return EfficiencySurfaces(
+        meta["system"], meta["runtime"], meta["version"], **tables, floor=meta.get("floor_s", 0.0)
+    )
 
 
 # ---- the rule: the nearest measured architecture -------------------------------------------
