@@ -170,7 +170,7 @@ def test_fast_path_equals_explanation():
     new, cached = np.array([4096, 1, 1, 2000]), np.array([60000, 500, 80000, 0])
     assert sm.step_time(new, cached) == pytest.approx(sm.explain_step(new, cached).time)
     assert sm.explain_step(new, cached).phase == "mixed"
-    assert sm.provenance == "roofline-default"
+    assert sm.provenance == "transferred:h100_sxm/vllm-0.24.0"
 
 
 @settings(max_examples=40, deadline=None)

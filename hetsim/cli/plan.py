@@ -103,6 +103,7 @@ def plan(
         render.print_json(result.to_dict())
     else:
         render.plan(result, top)
+        _warn_unmeasured(result)
         render.wrote(written, out, names=True)
     if result.best is None:
         if not as_json:
@@ -118,3 +119,17 @@ def _write(result: PlanResult, out: Path, plots: bool, html: bool) -> list[Path]
     if html:
         written.append(report.write_plan_report(result, out / "plan.html"))
     return written
+
+
+def _warn_unmeasured(result: PlanResult) -> None:
+    """A warning line naming the recommended pools on roofline-default or transferred figures."""
+    from rich.markup import escape
+
+    from hetsim.report.describe import unmeasured_note
+
+    best = result.best
+    if best is None or best.summary is None:
+        return
+    note = unmeasured_note(best.summary.provenance)
+    if note is not None:
+        render.console.print(f"[yellow]warning:[/] {escape(note)}")

@@ -13,10 +13,32 @@ from typing import Any
 
 from hetsim.checks import EXAMPLE_TOKENS, HandoffPlan, handoff_plans
 from hetsim.perf import provenance
+from hetsim.perf.cost.base import Provenance
 from hetsim.spec.resolve import Scenario
 from hetsim.spec.scenario import PoolSpec
 
-__all__ = ["describe", "transfer_paths"]
+__all__ = ["describe", "transfer_paths", "unmeasured_note"]
+
+#: step-time sources that rest on assumed or borrowed figures, not on the device's own kernels
+_UNMEASURED = (Provenance.ROOFLINE_DEFAULT, Provenance.TRANSFERRED)
+
+
+def unmeasured_note(provenance_of_pools: Mapping[str, str]) -> str | None:
+    """One line naming the pools whose step times rest on the bare roofline
+    (``roofline-default``) or on another architecture's efficiencies (``transferred:…``); None
+    when every pool is measured or calibrated."""
+    pools = [
+        f"{pool} ({label})"
+        for pool, label in provenance_of_pools.items()
+        if Provenance.kind_of(label) in _UNMEASURED
+    ]
+    if not pools:
+        return None
+    return (
+        "step times not measured on the device itself: "
+        + ", ".join(pools)
+        + "; calibrate (`hetsim calibrate`) before trusting a cross-vendor comparison"
+    )
 
 
 def describe(scenario: Scenario) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from hetsim.planner.verdict import Verdict
+from hetsim.report.describe import unmeasured_note
 from hetsim.report.html import Section, html_report
 from hetsim.report.plots import latency_vs_rate, pareto, save_figure
 
@@ -76,6 +77,9 @@ def write_plan_report(result: PlanResult, path: str | Path) -> Path:
                 f"colocated baseline: {c.label}: goodput {c.goodput:.3g} req/s at "
                 f"{c.cost_per_hour:,.2f} $/h (objective {c.objective:.4g})"
             )
+        note = unmeasured_note(b.summary.provenance if b.summary is not None else {})
+        if note is not None:
+            lines.append(note)
         sections.append(Section("Recommendation", text="\n".join(lines)))
     else:
         sections.append(Section("No deployment meets the SLA", text=result.explain_failure()))

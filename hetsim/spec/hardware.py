@@ -3,8 +3,11 @@
 A profile lives in ``hardware_profiles/<name>.yaml``. Every figure is either a plain value, read
 as taken from the vendor's datasheet, or a mapping ``{value, confidence, note, source}`` for
 figures that are not (third-party pages, measurements, our estimates, assumptions). Prices are
-always assumptions. The default roofline efficiencies are assumptions too, used only where no
-calibration table exists for the device (then predictions say ``roofline-default``).
+always assumptions. The default roofline efficiencies are assumptions too, used where no
+calibration table exists for the device (then predictions say ``roofline-default``). A device
+without measured tables may name the measured architecture it borrows per-op efficiency surfaces
+from (``transferred_from``; predictions say ``transferred:<system>/<runtime>-<version>``): its
+default efficiencies then cap the borrowed ones.
 """
 
 from __future__ import annotations
@@ -33,7 +36,16 @@ from hetsim.spec.precision import (
     gemm_compute_format,
 )
 
-__all__ = ["AcceleratorProfile", "Source"]
+__all__ = ["TRANSFER_SYSTEMS", "AcceleratorProfile", "Source", "TransferSource"]
+
+#: measured architectures whose efficiency surfaces hetsim ships (hetsim/perf/transferred/), with
+#: the profile whose datasheet peaks they were derived against; the rule that picks one for a
+#: device without tables is :func:`hetsim.perf.transferred.nearest_measured`
+TRANSFER_SYSTEMS = {
+    "a100_sxm": "nvidia-a100-80gb-sxm",
+    "h100_sxm": "nvidia-h100-sxm",
+    "h200_sxm": "nvidia-h200-sxm",
+}
 
 BytesFigure = figure_model(Bytes, "80 GiB")
 BandwidthFigure = figure_model(Bandwidth, "3.35 TB/s")
@@ -109,12 +121,30 @@ class Host(StrictModel):
 
 
 class Efficiency(StrictModel):
-    """Roofline defaults, used when no calibration table exists. These are assumptions."""
+    """Roofline defaults, used when no calibration table exists, and the ceiling of efficiencies
+    transferred from another architecture. These are assumptions."""
 
     compute: FractionFigure = Field(description="achieved / peak for large GEMMs")
     memory: FractionFigure = Field(description="achieved / peak for streaming reads")
     network: FractionFigure = Field(description="achieved / line rate for large transfers")
     step_overhead: SecondsFigure = Field(description="fixed runtime cost per batch step")
+
+
+class TransferSource(StrictModel):
+    """The measured architecture whose per-op efficiency surfaces a device without tables of its
+    own borrows (``transferred:<system>/<runtime>-<version>``), and why it is the nearest."""
+
+    system: str = Field(description=f"one of {', '.join(TRANSFER_SYSTEMS)}")
+    note: str = Field(description="why this architecture (compute/bandwidth class, formats)")
+
+    @field_validator("system")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        if v not in TRANSFER_SYSTEMS:
+            raise ValueError(
+                f"no efficiency surfaces for {v!r}; transferable: {', '.join(TRANSFER_SYSTEMS)}"
+            )
+        return v
 
 
 class AcceleratorProfile(StrictModel):
@@ -146,6 +176,17 @@ class AcceleratorProfile(StrictModel):
         "aiconfigurator system (e.g. h200_sxm; needs `pip install -e '.[nvidia]'`) or a .npz file "
         "written by `hetsim calibrate --from aiconfigurator`",
     )
+    transferred_from: TransferSource | None = Field(
+        default=None,
+        description="a device without measured tables: the measured architecture whose "
+        "efficiency surfaces price its ops by default (`transferred`), instead of the bare "
+        "roofline at `efficiency`",
+    )
+    efficiency_source: Literal["transferred", "roofline"] | None = Field(
+        default=None,
+        description="`roofline` opts out of the transferred surfaces (the default efficiencies "
+        "price every op); `transferred` (the default where `transferred_from` is set) requires it",
+    )
     sources: list[Source] = Field(min_length=1)
     notes: str | None = None
 
@@ -171,6 +212,13 @@ class AcceleratorProfile(StrictModel):
                         f"formats allow weights={w} with activations={act}, which computes at "
                         f"{key}, but `compute` has no {key} peak"
                     )
+        if self.efficiency_source == "transferred" and self.transferred_from is None:
+            raise ValueError("efficiency_source 'transferred' needs `transferred_from`")
+        if self.transferred_from is not None and self.measured_tables is not None:
+            raise ValueError(
+                "a profile with measured_tables needs no transferred_from: pools without "
+                "`runtime:` stay on the roofline or calibration"
+            )
         ids = {s.id for s in self.sources}
         for path, fig in self._figures():
             if fig.source and not fig.source.startswith("http") and fig.source not in ids:
@@ -206,6 +254,11 @@ class AcceleratorProfile(StrictModel):
     def peak_flops(self, compute_key: str) -> float:
         """Dense peak for a compute format, in operations per second."""
         return self.compute[compute_key].value
+
+    @property
+    def transfers(self) -> bool:
+        """Whether its ops are priced by borrowed efficiency surfaces unless calibrated."""
+        return self.transferred_from is not None and self.efficiency_source != "roofline"
 
     @property
     def price(self) -> float:

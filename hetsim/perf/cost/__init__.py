@@ -3,7 +3,10 @@
 * :mod:`~hetsim.perf.cost.roofline` — datasheet peaks × the profile's default efficiencies;
 * :mod:`~hetsim.perf.cost.calibrated` — hetsim's own microkernel calibration tables;
 * :mod:`~hetsim.perf.cost.measured` — NVIDIA's measured per-op tables for a serving runtime,
-  chosen when a pool names its ``runtime`` on a profile with ``measured_tables``.
+  chosen when a pool names its ``runtime`` on a profile with ``measured_tables``;
+* :mod:`~hetsim.perf.cost.transferred` — a measured architecture's efficiency surfaces on the
+  peaks of a device without tables (its profile's ``transferred_from``), the default for such a
+  device unless it is calibrated or opts out (``efficiency_source: roofline``).
 
 This package owns the provenance label: :func:`provenance` is what a step model on a profile
 says, and every op records the source that priced it.
@@ -23,12 +26,15 @@ from hetsim.perf.cost.base import (
     Provenance,
     ScaleUpLink,
     Source,
+    TransferredSource,
     price_collective,
 )
 from hetsim.perf.cost.calibrated import CalibratedPredictor
 from hetsim.perf.cost.measured import MeasuredPredictor
 from hetsim.perf.cost.roofline import RooflinePredictor
+from hetsim.perf.cost.transferred import TransferredPredictor
 from hetsim.perf.measured.tables import EXTRA_FIX, MeasuredTables, load_tables, read_tables_file
+from hetsim.perf.transferred import load_surfaces
 from hetsim.spec.hardware import AcceleratorProfile
 
 __all__ = [
@@ -42,6 +48,8 @@ __all__ = [
     "RooflinePredictor",
     "ScaleUpLink",
     "Source",
+    "TransferredPredictor",
+    "TransferredSource",
     "measured_tables_for",
     "predictor_for",
     "price_collective",
@@ -55,13 +63,16 @@ def predictor_for(
     runtime: str | None = None,
 ) -> KernelCostPredictor:
     """The predictor of a profile: measured when a ``runtime`` is named (its tables must exist),
-    else calibrated where a calibration table is given, else the roofline at the profile's
-    default efficiencies."""
+    else calibrated where a calibration table is given, else the transferred surfaces of the
+    architecture the profile names in ``transferred_from`` (unless it opts out with
+    ``efficiency_source: roofline``), else the roofline at the profile's default efficiencies."""
     if runtime is not None:
         return MeasuredPredictor.of(profile, measured_tables_for(profile, runtime))
-    if calibration is None:
-        return RooflinePredictor.of(profile)
-    return CalibratedPredictor.of(profile, calibration)
+    if calibration is not None:
+        return CalibratedPredictor.of(profile, calibration)
+    if profile.transfers:
+        return TransferredPredictor.of(profile)
+    return RooflinePredictor.of(profile)
 
 
 def measured_tables_for(profile: AcceleratorProfile, runtime: str) -> MeasuredTables:
@@ -102,10 +113,13 @@ def provenance(
 ) -> Source:
     """The provenance of step times on ``profile``: the measured label when a ``runtime`` is
     named, ``calibrated`` when a calibration table is given or the profile names one (step
-    models load it), else ``roofline-default``. Only the measured label reads tables (once,
-    cached), since it names their version."""
+    models load it), the transferred label where the profile borrows a measured architecture's
+    efficiencies, else ``roofline-default``. The measured and transferred labels read their
+    tables (once, cached), since they name their version."""
     if runtime is not None:
         return MeasuredSource(measured_tables_for(profile, runtime).label)
-    if calibration is None and not profile.calibration:
-        return Provenance.ROOFLINE_DEFAULT
-    return Provenance.CALIBRATED
+    if calibration is not None or profile.calibration:
+        return Provenance.CALIBRATED
+    if profile.transfers:
+        return TransferredSource(load_surfaces(profile.transferred_from.system).label)
+    return Provenance.ROOFLINE_DEFAULT

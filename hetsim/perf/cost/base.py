@@ -2,8 +2,10 @@
 
 A predictor turns the ops of :mod:`hetsim.perf.ops` into seconds on one device. Each source of
 kernel costs is one predictor: the profile's roofline with its documented default efficiencies
-(``roofline-default``), hetsim's own microkernel calibration (``calibrated``), and vendor per-op
-tables (``measured:<system>/<runtime>-<version>``, a :class:`MeasuredSource`). A predictor says,
+(``roofline-default``), hetsim's own microkernel calibration (``calibrated``), vendor per-op
+tables (``measured:<system>/<runtime>-<version>``, a :class:`MeasuredSource`), and a measured
+architecture's efficiency surfaces borrowed by a device without tables
+(``transferred:<system>/<runtime>-<version>``, a :class:`TransferredSource`). A predictor says,
 per op, which source it used.
 """
 
@@ -25,6 +27,7 @@ __all__ = [
     "Provenance",
     "ScaleUpLink",
     "Source",
+    "TransferredSource",
     "link_time",
     "price_collective",
 ]
@@ -38,6 +41,14 @@ class Provenance(StrEnum):
     ROOFLINE_DEFAULT = "roofline-default"  # datasheet peaks × the profile's default efficiencies
     CALIBRATED = "calibrated"  # efficiency surfaces fitted to hetsim's microkernel timings
     MEASURED = "measured"  # vendor per-op tables; labelled per table set by MeasuredSource
+    # another architecture's measured efficiencies on this device's peaks; see TransferredSource
+    TRANSFERRED = "transferred"
+
+    @classmethod
+    def kind_of(cls, label: str) -> Provenance:
+        """The kind of a printed label: ``measured:<…>`` is MEASURED, ``transferred:<…>``
+        TRANSFERRED (reports hold labels as plain strings)."""
+        return cls(str(label).split(":", 1)[0])
 
 
 class MeasuredSource(str):
@@ -48,8 +59,17 @@ class MeasuredSource(str):
     kind = Provenance.MEASURED
 
 
-#: the source of one op or one step: a provenance kind, or the measured table set
-Source = Provenance | MeasuredSource
+class TransferredSource(str):
+    """``transferred:<system>/<runtime>-<version>``: the kind :attr:`Provenance.TRANSFERRED`
+    with the measured table set whose efficiencies (measured time over that device's roofline)
+    were applied to this device's peaks. A plain string to everything that prints it."""
+
+    __slots__ = ()
+    kind = Provenance.TRANSFERRED
+
+
+#: the source of one op or one step: a provenance kind, or the (measured or borrowed) table set
+Source = Provenance | MeasuredSource | TransferredSource
 
 
 @dataclass(frozen=True)
