@@ -262,7 +262,9 @@ def _gemm_rows(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _attention_rows(df: pd.DataFrame, attended_offset: int) -> pd.DataFrame:
-    df = df[(df.window_size == 0) & df.kv_cache_dtype.isin(list(_KV_DTYPES))]
+    # older collections (a100_sxm vLLM 0.14) measured full attention only and have no column
+    full = df.window_size == 0 if "window_size" in df.columns else True
+    df = df[full & df.kv_cache_dtype.isin(list(_KV_DTYPES))]
     length = df.step + 1 if attended_offset else df.isl
     return pd.DataFrame({
         "batch": df.batch_size, "length": length, "heads": df.num_heads,
