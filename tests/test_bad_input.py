@@ -423,8 +423,8 @@ CASES: list[Case] = [
     ),
     Case(
         "price-for-unknown-accelerator",
-        mutated({"costs": {"prices": {"nvidia-b300": 9}}}),
-        ("costs.prices.nvidia-b300", "nvidia-h100-sxm"),
+        mutated({"costs": {"prices": {"nvidia-x900": 9}}}),
+        ("costs.prices.nvidia-x900", "nvidia-h100-sxm"),
     ),
     Case(
         "search-unknown-accelerator",
