@@ -13,9 +13,14 @@ H200 (140 GiB as nvidia-smi reports it), max_batched_tokens 8192, max_num_seqs 2
 from __future__ import annotations
 
 import copy
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 import hetsim
 from hetsim.errors import InputError
@@ -139,8 +144,6 @@ def test_a_pool_that_does_not_fit_under_its_runtime_rule_is_an_input_error() -> 
 
 
 def test_every_memory_figure_is_labelled() -> None:
-    import yaml
-
     raw = yaml.safe_load(RUNTIME_FILE.read_text())
     for runtime, figures in raw.items():
         for name, figure in figures["memory"].items():
@@ -155,3 +158,31 @@ def _pool(**fields: Any) -> Any:
     data = copy.deepcopy(BASE)
     data["pools"][0].update(fields)
     return hetsim.scenario_from_dict(data).spec.pools[0]
+
+
+@pytest.mark.parametrize(
+    ("runtime", "printed"),
+    [
+        (None, "KV pool: hetsim memory_utilization 0.9 of 140 GiB − weights − activations"),
+        ("vllm", "KV pool: vLLM gpu_memory_utilization 0.92 of 140 GiB − weights − activations"),
+        ("sglang", "KV pool: SGLang mem_fraction_static 0.905 of 140 GiB − weights"),
+        ("trtllm", "KV pool: TRT-LLM free_gpu_memory_fraction 0.9 of (140 GiB − weights"),
+    ],
+)
+def test_check_prints_the_rule_that_sized_the_kv_pool(
+    runtime: str | None, printed: str, tmp_path: Path
+) -> None:
+    data = copy.deepcopy(BASE)
+    if runtime:
+        data["pools"][0]["runtime"] = runtime
+    path = tmp_path / "scenario.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True))
+    result = subprocess.run(
+        [sys.executable, "-m", "hetsim", "check", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "COLUMNS": "250"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert printed in " ".join(result.stdout.split())

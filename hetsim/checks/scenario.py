@@ -21,7 +21,7 @@ from hetsim.spec.resolve import Scenario
 from hetsim.spec.scenario import PathSpec, ScenarioSpec
 from hetsim.units import format_bytes
 
-__all__ = ["check_scenario", "load_scenario", "scenario_from_dict"]
+__all__ = ["apply_runtime_kv_budgets", "check_scenario", "load_scenario", "scenario_from_dict"]
 
 #: the pool field holding each conversion kind's value, for messages
 _POOL_FIELD = {"dtype": "precision.kv", "layout": "kv_layout", "page_size": "kv_page_tokens",

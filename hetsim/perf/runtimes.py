@@ -27,6 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal, cast
 
 import yaml
 
@@ -125,7 +126,7 @@ class RuntimeMemory:
     """
 
     name: str
-    rule: str
+    rule: Literal["total", "static", "free"]
     fraction: float | None
     reserve: float
     sglang: dict[str, float] | None = None
@@ -142,7 +143,7 @@ class RuntimeMemory:
             return KvBudget("static", fraction, reserved, label)
         assert self.fraction is not None
         fraction = pool.memory_utilization if explicit else self.fraction
-        return KvBudget(self.rule, fraction, self.reserve, label)  # type: ignore[arg-type]
+        return KvBudget(self.rule, fraction, self.reserve, label)
 
     def sglang_reserved(self, capacity: float, pool: PoolSpec) -> float:
         """Bytes SGLang's ``_handle_gpu_memory_settings`` keeps out of ``mem_fraction_static``."""
@@ -194,7 +195,7 @@ def _memory_table(path: Path) -> dict[str, RuntimeMemory]:
             )
         out[name] = RuntimeMemory(
             name=name,
-            rule=value["rule"],
+            rule=cast(Literal["total", "static", "free"], value["rule"]),
             fraction=float(value["fraction"]) if "fraction" in value else None,
             reserve=parse_bytes(value.get("cuda_graph", 0))
             + parse_bytes(value.get("non_torch", 0)),
