@@ -14,12 +14,14 @@ from typing import Any
 from hetsim.checks.handoff import HandoffPlan, handoff_plans, pool_pairs
 from hetsim.errors import InputError
 from hetsim.kv.portability import Conversion
+from hetsim.perf.runtimes import runtime_memory
 from hetsim.spec import resolve
+from hetsim.spec.footprint import footprint
 from hetsim.spec.resolve import Scenario
 from hetsim.spec.scenario import PathSpec, ScenarioSpec
 from hetsim.units import format_bytes
 
-__all__ = ["check_scenario", "load_scenario", "scenario_from_dict"]
+__all__ = ["apply_runtime_kv_budgets", "check_scenario", "load_scenario", "scenario_from_dict"]
 
 #: the pool field holding each conversion kind's value, for messages
 _POOL_FIELD = {"dtype": "precision.kv", "layout": "kv_layout", "page_size": "kv_page_tokens",
@@ -29,7 +31,9 @@ _POOL_FIELD = {"dtype": "precision.kv", "layout": "kv_layout", "page_size": "kv_
 def check_scenario(scenario: Scenario) -> None:
     """Every pair has a path and every path joins a prefill to a decode pool, every pool fits
     in memory, and every pair can use the KV it is handed. Raises one
-    :class:`~hetsim.errors.InputError` listing all problems found."""
+    :class:`~hetsim.errors.InputError` listing all problems found. A pool that names a runtime
+    has its KV pool sized by that runtime's rule first (:func:`apply_runtime_kv_budgets`)."""
+    apply_runtime_kv_budgets(scenario)
     problems = [
         *_path_problems(scenario.spec),
         *_memory_problems(scenario),
@@ -40,6 +44,18 @@ def check_scenario(scenario: Scenario) -> None:
     if problems:
         listed = "\n".join(f"  {k}. {p.render()}" for k, p in enumerate(problems, 1))
         raise InputError(f"{len(problems)} problems:\n{listed}", file=scenario.path)
+
+
+def apply_runtime_kv_budgets(scenario: Scenario) -> None:
+    """Size the KV pool of every pool that names ``runtime:`` as that runtime does (its memory
+    rule lives in the perf layer, above the spec that resolved the footprint); pools without a
+    runtime keep hetsim's own rule."""
+    for pool in scenario.spec.pools:
+        if pool.runtime is None:
+            continue
+        profile = scenario.profiles[pool.name]
+        budget = runtime_memory(pool.runtime).budget(profile.memory_bytes, pool)
+        scenario.footprints[pool.name] = footprint(scenario.model, profile, pool, budget)
 
 
 def load_scenario(path: str | Path, overrides: list[str] | None = None) -> Scenario:
@@ -112,14 +128,18 @@ def _memory_problems(scenario: Scenario) -> list[InputError]:
         if fp.fits:
             continue
         name = scenario.profiles[pool.name].name
+        share = (
+            f"{pool.memory_utilization:.0%} of {format_bytes(fp.capacity_per_device)}"
+            if pool.runtime is None
+            else f"{format_bytes(fp.capacity_per_device)}; KV pool: {fp.kv_rule}"
+        )
         out.append(
             InputError(
                 f"{scenario.model.name} does not fit: {format_bytes(fp.weights_per_device)} of "
                 f"{pool.precision.weights} weights + {format_bytes(fp.activations_per_device)} "
                 f"activations (estimate) + {format_bytes(fp.runtime_reserve_per_device)} "
                 f"runtime reserve per device, but {name} offers "
-                f"{format_bytes(fp.usable_per_device)} ({pool.memory_utilization:.0%} of "
-                f"{format_bytes(fp.capacity_per_device)}); left for KV: "
+                f"{format_bytes(fp.usable_per_device)} ({share}); left for KV: "
                 f"{format_bytes(fp.kv_room_per_device)}. Raise tp/ep, use a smaller weight "
                 "format or max_batched_tokens, or a larger accelerator",
                 field=f"pools[{i}]",

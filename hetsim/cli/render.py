@@ -340,6 +340,8 @@ def _check_notes(pools: list[dict[str, Any]], paths: list[dict[str, Any]]) -> li
                 + ", ".join(p["uncertain_figures"])
             )
         notes.append(f"{p['name']}: step-time provenance {p['provenance']}")
+        if p["memory"].get("kv_rule"):
+            notes.append(f"{p['name']}: KV pool: {p['memory']['kv_rule']}")
     return list(dict.fromkeys(notes))
 
 

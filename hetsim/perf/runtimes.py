@@ -15,6 +15,11 @@ end-to-end benchmark):
   them: ``gpu >= kernels x launch``.
 * **Frontend.** Before the engine schedules a request the runtime's server parses it and
   tokenises the prompt: ``request_fixed + input_tokens / tokenize_rate``, part of TTFT.
+* **KV pool sizing** (the ``memory:`` group, :class:`RuntimeMemory`). Each runtime sizes its KV
+  pool by its own rule (vLLM ``gpu_memory_utilization`` of total memory, SGLang
+  ``mem_fraction_static`` derived at start-up, TensorRT-LLM ``free_gpu_memory_fraction`` of the
+  memory left free): :meth:`RuntimeMemory.budget` turns it into the
+  :class:`~hetsim.spec.footprint.KvBudget` that :func:`~hetsim.spec.footprint.footprint` applies.
 """
 
 from __future__ import annotations
@@ -22,13 +27,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal, cast
 
 import yaml
 
 from hetsim.errors import InputError
-from hetsim.units import parse_time
+from hetsim.spec.footprint import KvBudget
+from hetsim.spec.scenario import PoolSpec
+from hetsim.units import parse_bytes, parse_time
 
-__all__ = ["RUNTIME_FILE", "RuntimeOverheads", "runtime_overheads"]
+__all__ = [
+    "RUNTIME_FILE",
+    "RuntimeMemory",
+    "RuntimeOverheads",
+    "runtime_memory",
+    "runtime_overheads",
+]
 
 RUNTIME_FILE = Path(__file__).resolve().parent / "runtimes.yaml"
 
@@ -65,7 +79,7 @@ def _table(path: Path) -> dict[str, RuntimeOverheads]:
     raw = yaml.safe_load(path.read_text())
     out = {}
     for name, figures in raw.items():
-        value = {k: v["value"] for k, v in figures.items()}
+        value = {k: v["value"] for k, v in figures.items() if k != "memory"}
         out[name] = RuntimeOverheads(
             name=name,
             step_host=parse_time(value["step_host"]),
@@ -84,6 +98,119 @@ def runtime_overheads(runtime: str) -> RuntimeOverheads:
     if runtime not in table:
         raise InputError(
             "no runtime overheads for this runtime",
+            field="runtime",
+            value=runtime,
+            allowed=sorted(table),
+        )
+    return table[runtime]
+
+
+#: each runtime's name for its KV memory setting, for ``hetsim check``
+_SETTING = {
+    "vllm": "vLLM gpu_memory_utilization",
+    "sglang": "SGLang mem_fraction_static",
+    "trtllm": "TRT-LLM free_gpu_memory_fraction",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeMemory:
+    """How one runtime sizes its KV pool (``runtimes.yaml``'s ``memory:`` group; bytes).
+
+    ``fraction`` is the runtime's default setting (None for SGLang, which derives it);
+    ``reserve`` what the rule subtracts besides weights and activations. SGLang's
+    ``mem_fraction_static`` is ``(capacity - reserved) / capacity`` rounded to 3 places, with
+    ``reserved = base + per_chunk_token x max(chunk, min_chunk) + per_graph_seq x graph_bs +
+    per_tp x tp`` (+ DP-attention and speculative terms), at least ``floor`` on devices above
+    ``floor_above``; ``graph_bs`` comes from ``graph_tiers`` (below, tp < 4, tp >= 4).
+    """
+
+    name: str
+    rule: Literal["total", "static", "free"]
+    fraction: float | None
+    reserve: float
+    sglang: dict[str, float] | None = None
+    graph_tiers: tuple[tuple[float, int, int], ...] = ()
+
+    def budget(self, capacity: float, pool: PoolSpec) -> KvBudget:
+        """The KV budget of one device of ``capacity`` bytes in ``pool``; a pool's explicit
+        ``memory_utilization`` replaces the runtime's fraction."""
+        label = _SETTING[self.name]
+        explicit = "memory_utilization" in pool.model_fields_set
+        if self.rule == "static":
+            reserved = self.sglang_reserved(capacity, pool)
+            fraction = pool.memory_utilization if explicit else self.sglang_fraction(capacity, pool)
+            return KvBudget("static", fraction, reserved, label)
+        assert self.fraction is not None
+        fraction = pool.memory_utilization if explicit else self.fraction
+        return KvBudget(self.rule, fraction, self.reserve, label)
+
+    def sglang_reserved(self, capacity: float, pool: PoolSpec) -> float:
+        """Bytes SGLang's ``_handle_gpu_memory_settings`` keeps out of ``mem_fraction_static``."""
+        c = self.sglang
+        assert c is not None
+        graph_bs = next(
+            (small if pool.tp < 4 else large)
+            for below, small, large in self.graph_tiers
+            if capacity < below
+        )
+        chunk = max(pool.batching.max_batched_tokens, c["reserve_min_chunk"])
+        reserved = (
+            c["reserve_base"]
+            + c["reserve_per_chunk_token"] * chunk
+            + c["reserve_per_graph_seq"] * graph_bs
+            + c["reserve_per_tp"] * pool.tp
+        )
+        if pool.dp > 1:  # DP attention
+            per = c["reserve_per_dp_graph_seq"] * graph_bs * pool.dp
+            reserved += per + (per / 2 if graph_bs > 300 else 0.0)
+        if capacity > c["reserve_floor_above"]:
+            reserved = max(reserved, c["reserve_floor"])
+        if pool.speculative is not None:
+            reserved += c["reserve_speculative"]
+        return reserved
+
+    def sglang_fraction(self, capacity: float, pool: PoolSpec) -> float:
+        """SGLang's derived ``mem_fraction_static`` (rounded to 3 places, as SGLang does)."""
+        return round((capacity - self.sglang_reserved(capacity, pool)) / capacity, 3)
+
+
+@lru_cache(maxsize=4)
+def _memory_table(path: Path) -> dict[str, RuntimeMemory]:
+    raw = yaml.safe_load(path.read_text())
+    out = {}
+    for name, figures in raw.items():
+        value = {k: v["value"] for k, v in figures["memory"].items()}
+        sglang = None
+        tiers: tuple[tuple[float, int, int], ...] = ()
+        if value["rule"] == "static":
+            sglang = {
+                k: (float(v) if k == "reserve_min_chunk" else parse_bytes(v))
+                for k, v in value.items()
+                if k.startswith("reserve_")
+            }
+            tiers = tuple(
+                (float("inf") if below is None else parse_bytes(below), int(s), int(big))
+                for below, s, big in value["cuda_graph_max_bs"]
+            )
+        out[name] = RuntimeMemory(
+            name=name,
+            rule=cast(Literal["total", "static", "free"], value["rule"]),
+            fraction=float(value["fraction"]) if "fraction" in value else None,
+            reserve=parse_bytes(value.get("cuda_graph", 0))
+            + parse_bytes(value.get("non_torch", 0)),
+            sglang=sglang,
+            graph_tiers=tiers,
+        )
+    return out
+
+
+def runtime_memory(runtime: str) -> RuntimeMemory:
+    """How ``runtime`` (``vllm``, ``sglang``, ``trtllm``) sizes its KV pool."""
+    table = _memory_table(RUNTIME_FILE)
+    if runtime not in table:
+        raise InputError(
+            "no KV memory rule for this runtime",
             field="runtime",
             value=runtime,
             allowed=sorted(table),
