@@ -203,7 +203,10 @@ class PoolSpec(StrictModel):
     ep: int = Field(
         default=1,
         ge=1,
-        description="expert-parallel degree for MoE; 1 (experts split by tp) or tp·dp",
+        description="expert-parallel degree for MoE: the routed experts are split ep ways by "
+        "expert and tp·dp/ep ways within each expert (moe_tp); a divisor of tp·dp and of the "
+        "model's expert count. 1: every expert tensor-parallel over all devices; tp·dp: whole "
+        "experts, experts/ep per device",
     )
     expert_imbalance: float = Field(
         default=1.2,
@@ -264,10 +267,11 @@ class PoolSpec(StrictModel):
 
     @model_validator(mode="after")
     def _ep(self) -> PoolSpec:
-        if self.ep not in (1, self.devices):
+        if self.devices % self.ep:
+            allowed = ", ".join(str(d) for d in range(1, self.devices + 1) if self.devices % d == 0)
             raise ValueError(
-                f"ep={self.ep} must be 1 or tp·dp={self.devices} (experts spread over all "
-                "devices of the instance)"
+                f"ep={self.ep} must divide the instance's tp·dp={self.devices} devices (the "
+                f"routed experts are split ep × moe_tp over them); allowed: {allowed}"
             )
         return self
 
