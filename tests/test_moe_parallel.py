@@ -2,6 +2,7 @@
 ep`` ways within each expert (TRT-LLM's moe_tp × moe_ep = tp × attention dp), with attention and
 dense layers replicated over the ``dp`` attention ranks."""
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -138,3 +139,11 @@ def test_a_gb200_row_whose_tp_no_attention_split_allows_is_contradictory_and_say
     posed = pose(row)
     assert isinstance(posed, Unposed) and posed.reason is Reason.CONTRADICTORY_PARALLELISM
     assert "tp=72 does not divide the 128 attention heads" in posed.detail
+
+
+def test_a_moe_split_that_does_not_cover_the_devices_is_still_refused():
+    (row,) = [r for r in read_silicon(EXCERPT) if r.id.endswith("_c4_tp4_0_ep4_0_926")]
+    short = dataclasses.replace(row.decode, moe_tp=1)  # 1 x 4 on 8 devices
+    posed = pose(dataclasses.replace(row, decode=short))
+    assert isinstance(posed, Unposed) and posed.reason is Reason.MOE_SPLIT
+    assert "moe_tp=1 x moe_ep=4 is not the engine's 8 devices" in posed.detail

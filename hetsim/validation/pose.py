@@ -47,7 +47,7 @@ class Reason(enum.Enum):
     ARCHITECTURE = "architecture"  # the model needs a feature hetsim's model spec lacks
     FORMAT = "format"
     PIPELINE_PARALLEL = "pipeline_parallel"
-    MIXED_MOE_PARALLELISM = "mixed_moe_parallelism"
+    MOE_SPLIT = "moe_split"  # moe_tp x moe_ep is not the devices, or the experts do not divide
     INSTANCE_SPANS_DOMAIN = "instance_spans_domain"
 
 
@@ -220,7 +220,7 @@ def pose(row: SiliconRow, requests_per_client: int = 4) -> Posed | Unposed:
             return Unposed(row, Reason.CONTRADICTORY_PARALLELISM, heads)
         problem = _moe_problem(engine, spec) if moe else None
         if problem:
-            return Unposed(row, Reason.MIXED_MOE_PARALLELISM, problem)
+            return Unposed(row, Reason.MOE_SPLIT, problem)
         if domain is not None and engine.devices > domain:
             return Unposed(
                 row,
