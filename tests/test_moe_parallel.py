@@ -147,3 +147,14 @@ def test_a_moe_split_that_does_not_cover_the_devices_is_still_refused():
     posed = pose(dataclasses.replace(row, decode=short))
     assert isinstance(posed, Unposed) and posed.reason is Reason.MOE_SPLIT
     assert "moe_tp=1 x moe_ep=4 is not the engine's 8 devices" in posed.detail
+
+
+def test_a_scenario_ep_that_does_not_divide_the_devices_names_the_field():
+    with pytest.raises(InputError) as err:
+        hetsim.load_scenario(
+            Path("scenarios/qwen3-32b-colocated.yaml"),
+            ["model=Qwen3-235B-A22B", "pools.serve.tp=8", "pools.serve.ep=3"],
+        )
+    assert "pools[0].ep: ep=3 must divide" in str(err.value) and "allowed: 1, 2, 4, 8" in str(
+        err.value
+    )

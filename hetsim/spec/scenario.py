@@ -265,15 +265,17 @@ class PoolSpec(StrictModel):
             )
         return v
 
-    @model_validator(mode="after")
-    def _ep(self) -> PoolSpec:
-        if self.devices % self.ep:
-            allowed = ", ".join(str(d) for d in range(1, self.devices + 1) if self.devices % d == 0)
+    @field_validator("ep")
+    @classmethod
+    def _ep(cls, v: int, info: ValidationInfo) -> int:
+        devices = info.data.get("tp", 1) * info.data.get("dp", 1)
+        if devices % v:
+            allowed = ", ".join(str(d) for d in range(1, devices + 1) if devices % d == 0)
             raise ValueError(
-                f"ep={self.ep} must divide the instance's tp·dp={self.devices} devices (the "
-                f"routed experts are split ep × moe_tp over them); allowed: {allowed}"
+                f"ep={v} must divide the instance's tp·dp={devices} devices (the routed experts "
+                f"are split ep × moe_tp over them); allowed: {allowed}"
             )
-        return self
+        return v
 
     @property
     def devices(self) -> int:
