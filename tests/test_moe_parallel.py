@@ -155,6 +155,5 @@ def test_a_scenario_ep_that_does_not_divide_the_devices_names_the_field():
             Path("scenarios/qwen3-32b-colocated.yaml"),
             ["model=Qwen3-235B-A22B", "pools.serve.tp=8", "pools.serve.ep=3"],
         )
-    assert "pools[0].ep: ep=3 must divide" in str(err.value) and "allowed: 1, 2, 4, 8" in str(
-        err.value
-    )
+    text = str(err.value)
+    assert "pools[0].ep: ep=3 must divide" in text and "allowed: 1, 2, 4, 8" in text
