@@ -78,6 +78,11 @@ class InstanceConfig:
     def devices(self) -> int:
         return self.tp * self.dp
 
+    @property
+    def moe_tp(self) -> int:
+        """Ways each routed expert's weights are split: the devices over the expert split."""
+        return self.devices // self.ep
+
 
 class Kernel(NamedTuple):
     """One kernel call per layer: its family and format (what a predictor looks up), the work,
@@ -251,45 +256,57 @@ class OpInventory:
     # ---- the ops of a step --------------------------------------------------------------------
 
     def routed_experts(self, tokens: int, per_rank: float) -> RoutedExperts:
-        """How many experts the busiest device runs for ``tokens`` and how many rows each gets."""
+        """How many experts the busiest device runs for ``tokens`` and how many rows each gets.
+
+        Every device holds ``experts / ep`` experts (a ``1 / moe_tp`` slice of each) and sees the
+        routing of all the step's ``tokens`` (``per_rank`` is kept for the callers: with ``dp ==
+        1`` it equals ``tokens``)."""
         m, c = self.model, self.config
         e, k = m.num_experts, m.experts_per_token
-        if c.ep > 1:
-            # every device owns e/ep experts and sees all tokens' routing
-            routed = tokens * k / c.ep * c.expert_imbalance
-            touched = e / c.ep * (1.0 - (1.0 - k / e) ** tokens)
-        else:
-            # tensor-parallel experts: every device holds a 1/tp slice of every expert
-            routed = per_rank * k
-            touched = e * (1.0 - (1.0 - k / e) ** per_rank)
-        touched = max(touched, 1e-9)
+        imbalance = c.expert_imbalance if c.ep > 1 else 1.0
+        routed = tokens * k / c.ep * imbalance
+        touched = max(e / c.ep * (1.0 - (1.0 - k / e) ** tokens), 1e-9)
         assert self.expert_up is not None and self.expert_down is not None
         return RoutedExperts(self.expert_up, self.expert_down, routed / touched, touched)
 
     def fused_experts(self, tokens: int, per_rank: float) -> Kernel:
         """The routed experts of one MoE layer as the one fused (grouped-GEMM) kernel the
-        runtimes launch, for a measured table: ``tokens`` is what enters the layer on a device
-        before routing — every token of the step under expert parallelism (scaled by
-        ``expert_imbalance``: the busiest device runs what a balanced routing of that many
-        tokens gives it), the device's own ``per_rank`` tokens with tensor-parallel experts.
-        Flops and bytes are those of :meth:`routed_experts`."""
+        runtimes launch, for a measured table keyed by (moe_tp, ep): ``tokens`` is what enters
+        the layer on a device before routing — every token of the step (scaled by
+        ``expert_imbalance`` under expert parallelism: the busiest device runs what a balanced
+        routing of that many tokens gives it). Flops and bytes are those of
+        :meth:`routed_experts`."""
         m, c = self.model, self.config
         r = self.routed_experts(tokens, per_rank)
         up, down = r.up.kernel(r.rows), r.down.kernel(r.rows)
-        entering = tokens * c.expert_imbalance if c.ep > 1 else per_rank
         shape: dict[str, float | str] = {
-            "tokens": entering,
+            "tokens": tokens * c.expert_imbalance if c.ep > 1 else tokens,
             "hidden": m.hidden_size,
             "inter": m.moe_intermediate_size,
             "topk": m.experts_per_token,
             "experts": m.num_experts,
-            "tp": 1 if c.ep > 1 else c.tp,
+            "tp": c.moe_tp,
             "ep": c.ep,
             "weights": c.weights,
         }
         flops = (up.flops + down.flops) * r.touched
         nbytes = (up.bytes + down.bytes) * r.touched
         return Kernel("routed_experts", "moe", self.gemm_format, flops, nbytes, shape)
+
+    def moe_collectives(self, tokens: int) -> list[Collective]:
+        """What the MoE layers move besides the TP all-reduce: the all-to-all of whole-expert
+        parallelism (``ep == devices``); with split experts (``moe_tp > 1``) over several
+        attention ranks, the all-gather of the ranks' tokens and the reduce-scatter of the
+        outputs; nothing with one attention rank (its all-reduce sums the partial outputs)."""
+        c = self.config
+        if c.ep > 1 and c.moe_tp == 1:
+            return [self.moe_all_to_all(tokens)]
+        if c.dp > 1:
+            # ring all-gather + reduce-scatter over the dp ranks of the 16-bit hidden states
+            message = tokens * self.model.hidden_size * 2.0
+            sent = ring_allreduce_bytes(message, c.dp)
+            return [Collective("moe_gather_scatter", sent, self.model.num_moe_layers, 2)]
+        return []
 
     def moe_all_to_all(self, tokens: int) -> Collective:
         """Dispatch and combine: each token's hidden state to its k experts, (ep−1)/ep of them
@@ -529,14 +546,12 @@ def _lm_head(m: ModelConfig, c: InstanceConfig, fmt: str, act: float) -> Gemm:
 def _expert_gemms(
     m: ModelConfig, c: InstanceConfig, w: float, fmt: str, act: float
 ) -> tuple[Gemm | None, Gemm | None]:
-    """The up (gate and up) and down GEMMs of one routed expert on one device."""
+    """The up (gate and up) and down GEMMs of one routed expert on one device: a ``1 / moe_tp``
+    slice of its intermediate width (whole experts when ``ep`` is every device)."""
     if not m.is_moe:
         return None, None
-    if c.ep > 1:  # whole experts, e/ep of them per device
-        n_gate, n_down, k_down = 2 * m.moe_intermediate_size, m.hidden_size, m.moe_intermediate_size
-    else:  # a 1/tp slice of every expert
-        n_gate = 2 * m.moe_intermediate_size / c.tp
-        n_down, k_down = m.hidden_size, m.moe_intermediate_size / c.tp
+    inter = m.moe_intermediate_size / c.moe_tp
+    n_gate, n_down, k_down = 2 * inter, m.hidden_size, inter
     layers = m.num_moe_layers
     up = Gemm("routed_experts", n_gate, m.hidden_size, layers, w, fmt, act)
     return up, Gemm("routed_experts", n_down, k_down, layers, w, fmt, act)
@@ -589,8 +604,7 @@ def _kv_width(m: ModelConfig, tp: int) -> float:
 def _ffn_width(m: ModelConfig, c: InstanceConfig) -> float:
     """The MLP's intermediate width per device, averaged over dense and MoE layers."""
     dense, moe, tp = m.num_dense_layers_effective, m.num_moe_layers, c.tp
-    shards = c.ep if c.ep > 1 else tp
-    moe_ffn = m.experts_per_token * m.moe_intermediate_size / shards
+    moe_ffn = m.experts_per_token * m.moe_intermediate_size / c.devices
     moe_ffn += m.shared_expert_intermediate_size / tp
     return (dense * m.intermediate_size / tp + moe * moe_ffn) / max(dense + moe, 1)
 

@@ -204,8 +204,7 @@ class StepModel:
         ]
         if self.model.is_moe:
             out.append(self._routed_experts(tokens, per_rank))
-            if c.ep > 1:
-                out.append(self._collective(ops.moe_all_to_all(tokens)))
+            out.extend(self._collective(m) for m in ops.moe_collectives(tokens))
         out.append(self._elementwise(per_rank))
         if c.tp > 1:
             out.append(self._collective(ops.tp_allreduce(per_rank)))

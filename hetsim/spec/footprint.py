@@ -1,10 +1,12 @@
 """Memory of one instance: weights, activation workspace, and what is left for KV.
 
 Sharding follows the engines: attention, dense MLPs, shared experts, embeddings and LM head are
-split over ``tp`` (and replicated across ``dp`` ranks); routed experts are split over ``ep`` when
-expert parallelism is on, else over ``tp``. GQA KV heads are split over ``tp`` (replicated once
-``tp`` exceeds the KV heads); the MLA latent is not split by head, so every TP rank stores the
-whole latent of its requests. With ``dp`` attention ranks each rank serves its own requests.
+split over ``tp`` (and replicated across ``dp`` ranks); routed experts are split over every
+device of the instance, ``ep`` ways by expert and ``moe_tp = tp·dp / ep`` ways within each expert
+(TRT-LLM's moe_tp × moe_ep = tp × attention dp; SGLang and vLLM split them the same way). GQA
+KV heads are split over ``tp`` (replicated once ``tp`` exceeds the KV heads); the MLA latent is
+not split by head, so every TP rank stores the whole latent of its requests. With ``dp``
+attention ranks each rank serves its own requests.
 
 The activation workspace and the runtime reserve are estimates (labelled as such by
 ``hetsim check``): vLLM measures the peak with a profiling run at start-up, which we cannot do.
@@ -100,7 +102,7 @@ def activation_workspace_bytes(model: ModelConfig, pool: PoolSpec) -> float:
     tokens = pool.batching.max_batched_tokens
     tp = pool.tp
     if model.is_moe:
-        shards = pool.ep if pool.ep > 1 else tp
+        shards = pool.devices  # the routed experts' rows and widths spread over every device
         ffn = max(
             model.intermediate_size / tp if model.num_dense_layers else 0.0,
             model.experts_per_token * model.moe_intermediate_size / shards
@@ -123,8 +125,8 @@ def activation_workspace_bytes(model: ModelConfig, pool: PoolSpec) -> float:
 
 def weights_per_device(model: ModelConfig, pool: PoolSpec) -> float:
     experts, other = model.weight_bytes_split(pool.precision.weights)
-    expert_shards = pool.ep if pool.ep > 1 else pool.tp
-    return other / pool.tp + experts / expert_shards
+    # ep experts' groups of moe_tp slices: every device holds 1/(tp·dp) of the routed experts
+    return other / pool.tp + experts / pool.devices
 
 
 def footprint(

@@ -197,6 +197,11 @@ def _check_pool(scenario: Scenario, i: int, pool: PoolSpec) -> None:
             f"ep must divide the {model.num_experts} experts of {model.name}",
             field=f"{where}.ep",
             value=pool.ep,
+            allowed=", ".join(
+                str(d)
+                for d in range(1, pool.devices + 1)
+                if pool.devices % d == 0 and model.num_experts % d == 0
+            ),
         )
     if profile.scale_up is None and pool.devices > 1:
         raise InputError(

@@ -203,7 +203,10 @@ class PoolSpec(StrictModel):
     ep: int = Field(
         default=1,
         ge=1,
-        description="expert-parallel degree for MoE; 1 (experts split by tp) or tp·dp",
+        description="expert-parallel degree for MoE: the routed experts are split ep ways by "
+        "expert and tp·dp/ep ways within each expert (moe_tp); a divisor of tp·dp and of the "
+        "model's expert count. 1: every expert tensor-parallel over all devices; tp·dp: whole "
+        "experts, experts/ep per device",
     )
     expert_imbalance: float = Field(
         default=1.2,
@@ -262,14 +265,17 @@ class PoolSpec(StrictModel):
             )
         return v
 
-    @model_validator(mode="after")
-    def _ep(self) -> PoolSpec:
-        if self.ep not in (1, self.devices):
+    @field_validator("ep")
+    @classmethod
+    def _ep(cls, v: int, info: ValidationInfo) -> int:
+        devices = info.data.get("tp", 1) * info.data.get("dp", 1)
+        if devices % v:
+            allowed = ", ".join(str(d) for d in range(1, devices + 1) if devices % d == 0)
             raise ValueError(
-                f"ep={self.ep} must be 1 or tp·dp={self.devices} (experts spread over all "
-                "devices of the instance)"
+                f"ep={v} must divide the instance's tp·dp={devices} devices (the routed experts "
+                f"are split ep × moe_tp over them); allowed: {allowed}"
             )
-        return self
+        return v
 
     @property
     def devices(self) -> int:

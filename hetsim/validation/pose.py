@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hetsim.spec.hardware import AcceleratorProfile, available_profiles, load_profile
-from hetsim.spec.model import load_model
+from hetsim.spec.model import ModelConfig, load_model
 from hetsim.validation.silicon import Parallelism, SiliconRow
 
 __all__ = [
@@ -47,7 +47,7 @@ class Reason(enum.Enum):
     ARCHITECTURE = "architecture"  # the model needs a feature hetsim's model spec lacks
     FORMAT = "format"
     PIPELINE_PARALLEL = "pipeline_parallel"
-    MIXED_MOE_PARALLELISM = "mixed_moe_parallelism"
+    MOE_SPLIT = "moe_split"  # moe_tp x moe_ep is not the devices, or the experts do not divide
     INSTANCE_SPANS_DOMAIN = "instance_spans_domain"
 
 
@@ -212,11 +212,15 @@ def pose(row: SiliconRow, requests_per_client: int = 4) -> Posed | Unposed:
     engines = [e for e in (row.agg, row.prefill, row.decode) if e is not None]
     if any(e.pp > 1 for e in engines):
         return Unposed(row, Reason.PIPELINE_PARALLEL, "pipeline parallelism (pp > 1)")
-    moe = load_model(model).is_moe
+    spec = load_model(model)
+    moe = spec.is_moe
     for engine in engines:
-        problem = _moe_problem(engine) if moe else None
+        heads = _heads_problem(engine, spec)
+        if heads:
+            return Unposed(row, Reason.CONTRADICTORY_PARALLELISM, heads)
+        problem = _moe_problem(engine, spec) if moe else None
         if problem:
-            return Unposed(row, Reason.MIXED_MOE_PARALLELISM, problem)
+            return Unposed(row, Reason.MOE_SPLIT, problem)
         if domain is not None and engine.devices > domain:
             return Unposed(
                 row,
@@ -250,17 +254,43 @@ def _formats(row: SiliconRow, profile: AcceleratorProfile) -> tuple[str, str, st
     return weights, activations, kv
 
 
-def _moe_problem(engine: Parallelism) -> str | None:
-    """hetsim splits experts either over every device (ep = tp x dp) or by tp (ep = 1), the
-    latter being the runtime's moe_tp only where no attention dp replicates the experts."""
-    if (engine.moe_tp, engine.moe_ep) == (1, engine.devices):
-        return None
-    if engine.dp == 1 and (engine.moe_tp, engine.moe_ep) == (engine.tp, 1):
+def _heads_problem(engine: Parallelism, model: ModelConfig) -> str | None:
+    """Why an engine's attention tp cannot be what ran, or None.
+
+    A tp that does not divide the attention heads (the GB200 rows' tp = 12, 20, ..., 72) is no
+    tensor-parallel attention any runtime runs. Written as tp, an attention-dp + expert-parallel
+    engine would show moe_tp 1 and moe_ep = tp (the experts over every device); no row of the
+    sample does: they record moe_tp = tp (experts tensor-parallel over all the devices, which the
+    expert width does not divide either) or a mixed split whose product is tp, so what ran cannot
+    be read from the columns, and they are contradictory rather than re-interpreted."""
+    heads = model.num_attention_heads
+    if heads % engine.tp == 0:
         return None
     return (
-        f"MoE split moe_tp={engine.moe_tp} x moe_ep={engine.moe_ep} on {engine.devices} devices; "
-        "hetsim has ep = 1 or ep = all devices of the engine"
+        f"tp={engine.tp} does not divide the {heads} attention heads of {model.name}; the "
+        f"columns (attention dp={engine.dp}, moe_tp={engine.moe_tp}, moe_ep={engine.moe_ep}) do "
+        "not describe an attention-dp + expert-parallel engine either (moe_tp=1, moe_ep=tp), so "
+        "what ran cannot be read from them"
     )
+
+
+def _moe_problem(engine: Parallelism, model: ModelConfig) -> str | None:
+    """Why an engine's MoE split is impossible, or None. hetsim splits the routed experts as the
+    runtimes do, moe_ep ways by expert and moe_tp ways within each over every device of the
+    engine (moe_tp x moe_ep = tp x attention dp), so only a split that does not cover the
+    devices, or that the expert count or width does not divide, is refused."""
+    devices = engine.tp * engine.dp
+    split = f"MoE split moe_tp={engine.moe_tp} x moe_ep={engine.moe_ep}"
+    if engine.moe_tp * engine.moe_ep != devices:
+        return f"{split} is not the engine's {devices} devices (tp x attention dp)"
+    if model.num_experts % engine.moe_ep:
+        return f"{split}: moe_ep does not divide the {model.num_experts} experts"
+    if model.moe_intermediate_size % engine.moe_tp:
+        return (
+            f"{split}: moe_tp does not divide the experts' intermediate width "
+            f"{model.moe_intermediate_size}"
+        )
+    return None
 
 
 def _scenario(
@@ -290,7 +320,7 @@ def _scenario(
             "instances": engine.workers,
             "tp": engine.tp,
             "dp": engine.dp,
-            "ep": engine.devices if moe and engine.moe_ep > 1 else 1,
+            "ep": engine.moe_ep if moe else 1,
             "precision": dict(precision),
             "batching": batching,
         }
