@@ -245,3 +245,23 @@ def test_coverage_and_errors_are_tabulated_by_family():
     errors = validation.error_table().set_index(["by", "group"])
     assert errors.loc[("family", "DeepSeek-V3"), "rows"] == 2
     assert errors.loc[("family", "DeepSeek-V3"), "ttft_signed_median_pct"] == pytest.approx(20)
+
+
+# --- batch sizes --------------------------------------------------------------------------------
+
+
+def _agg(rows, batch: int, tp: int, concurrency: int):
+    row = by_id(rows, "minimaxm2_5_b300_vllm_fp8_agg_8192x1024_c128")
+    par = Parallelism(batch_size=batch, workers=1, tp=tp, pp=1, dp=1, moe_tp=tp, moe_ep=1)
+    return dataclasses.replace(row, agg=par, concurrency=concurrency)
+
+
+def test_a_batch_column_holding_clients_per_device_does_not_cap_the_engine(rows):
+    # one collection writes concurrency / devices as the batch size: c80 on tp8 -> batch 10
+    (pool,) = pose(_agg(rows, batch=10, tp=8, concurrency=80)).scenario["pools"]
+    assert pool["batching"]["max_num_seqs"] == 80
+    # a batch size below the clients that is not that signature stays a cap
+    (pool,) = pose(_agg(rows, batch=10, tp=8, concurrency=100)).scenario["pools"]
+    assert pool["batching"]["max_num_seqs"] == 10
+    (pool,) = pose(_agg(rows, batch=64, tp=4, concurrency=32)).scenario["pools"]
+    assert pool["batching"]["max_num_seqs"] == 64

@@ -308,6 +308,10 @@ def _scenario(
     def pool(name: str, role: str, engine: Parallelism, prefill: bool) -> dict[str, Any]:
         # the sample's batch size is per attention-dp rank; no batch size: the clients bound it
         seqs = engine.batch_size * engine.dp if engine.batch_size else n
+        if role == "colocated" and seqs < n and engine.batch_size * engine.devices == n:
+            # 21 agg rows (one collection) write the clients per device as the batch size
+            # (c80 on tp8: batch 10); the engine was not capped below its clients
+            seqs = n
         batching: dict[str, Any] = {"max_num_seqs": seqs}
         batching["max_batched_tokens"] = max(STEP_TOKENS, seqs) if prefill else seqs
         if prefill:
