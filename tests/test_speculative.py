@@ -374,6 +374,9 @@ def test_same_seed_same_run_other_seed_other_acceptance():
     data["seed"] = 1
     other = simulate(scenario_from_dict(data))
     assert not a.requests["accepted_tokens"].equals(other.requests["accepted_tokens"])
+    # a seed given to the run (hetsim simulate --seed) reaches the acceptance draws too
+    overridden = simulate(scenario_from_dict(dsv3_pd(requests=80, speculative=MTP2)), seed=1)
+    assert overridden.requests["accepted_tokens"].equals(other.requests["accepted_tokens"])
 
 
 def test_no_block_leaks_under_faults_with_speculation(tmp_path):

@@ -32,6 +32,7 @@ class Topology:
         network: Network,
         stats: Stats,
         ledger: Ledger,
+        seed: int = 0,
     ) -> None:
         self.scenario = scenario
         self.network = network
@@ -44,7 +45,7 @@ class Topology:
             fp = scenario.footprints[pool.name]
             for i in range(pool.instances):
                 gid = len(self.instances)
-                inst = _KINDS[pool.role](env, pool, i, gid, step_model, fp, stats, ledger)
+                inst = _KINDS[pool.role](env, pool, i, gid, step_model, fp, stats, ledger, seed)
                 self.instances.append(inst)
                 getattr(self, pool.role).append(inst)
         # the instances that take arriving requests and compute their prompts

@@ -226,7 +226,7 @@ def _check_pool(scenario: Scenario, i: int, pool: PoolSpec) -> None:
 
 def _check_speculative(scenario: Scenario, where: str, pool: PoolSpec) -> None:
     """MTP drafts need the model's own next-token-prediction layers; acceptance is sampled from
-    the scenario's seed (kept on the pool's speculative spec, which the instances read)."""
+    the simulation's seed by the instances."""
     spec = pool.speculative
     assert spec is not None
     layers = scenario.model.raw.get("num_nextn_predict_layers") or 0
@@ -238,7 +238,6 @@ def _check_speculative(scenario: Scenario, where: str, pool: PoolSpec) -> None:
             value=spec.method,
             allowed="a model with MTP layers (DeepSeek-V3/R1, GLM-4.5+), or no speculative",
         )
-    spec._seed = scenario.spec.seed  # noqa: SLF001 - set once, where the scenario resolves
 
 
 def _check_kv(spec: ScenarioSpec, profiles: dict[str, AcceleratorProfile]) -> None:

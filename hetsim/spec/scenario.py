@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import Field, PrivateAttr, ValidationInfo, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from hetsim.spec._types import Bandwidth, Bytes, PricePerHour, Seconds, StrictModel
 from hetsim.spec.faults import FaultsSpec
@@ -148,7 +148,6 @@ class SpeculativeSpec(StrictModel):
         "j+1 is accepted given drafts 1..j were; one entry per draft token, each in (0, 1]. "
         "The mean accepted length is 1 + a1 + a1·a2 + ...",
     )
-    _seed: int = PrivateAttr(default=0)  # the scenario's seed, set when the scenario resolves
 
     @field_validator("method")
     @classmethod
@@ -183,10 +182,6 @@ class SpeculativeSpec(StrictModel):
             run *= p
             total += run
         return total
-
-    @property
-    def seed(self) -> int:
-        return self._seed
 
 
 class PoolSpec(StrictModel):

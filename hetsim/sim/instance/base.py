@@ -34,8 +34,10 @@ class Instance:
         footprint,
         stats: Stats,
         ledger: Ledger,
+        seed: int = 0,
     ) -> None:
         self.env = env
+        self.seed = seed  # the simulation's: instances that draw at random mix it in
         self.stats = stats
         self._mark = ledger.mark
         self.pool = pool

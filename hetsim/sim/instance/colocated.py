@@ -38,7 +38,7 @@ class ColocatedInstance(Instance):
         self.batch: DecodeBatch | SpeculativeBatch = (
             DecodeBatch(self.max_seqs, self.page)
             if spec is None
-            else SpeculativeBatch(self.max_seqs, self.page, spec, self.gid)
+            else SpeculativeBatch(self.max_seqs, self.page, spec, self.gid, self.seed)
         )
 
     @property

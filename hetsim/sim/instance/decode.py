@@ -37,7 +37,7 @@ class DecodeInstance(Instance):
         self.batch: DecodeBatch | SpeculativeBatch = (
             DecodeBatch(self.max_seqs, self.page)
             if spec is None
-            else SpeculativeBatch(self.max_seqs, self.page, spec, self.gid)
+            else SpeculativeBatch(self.max_seqs, self.page, spec, self.gid, self.seed)
         )
         self.swap = self.pool.preemption == "swap"
         self.queued_blocks = 0

@@ -21,7 +21,7 @@ from hetsim.spec.scenario import SpeculativeSpec
 
 __all__ = ["SpeculativeBatch"]
 
-#: mixed into the scenario's seed (with the instance's index) for the acceptance draws
+#: mixed into the simulation's seed (with the instance's index) for the acceptance draws
 _STREAM = 0x5BEC
 
 
@@ -31,13 +31,15 @@ class SpeculativeBatch:
     :meth:`advance` also leaves :attr:`emitted` (output tokens produced by the step) and
     :attr:`released` (blocks of rejected draft positions, to give back)."""
 
-    def __init__(self, capacity: int, page: int, spec: SpeculativeSpec, instance: int) -> None:
+    def __init__(
+        self, capacity: int, page: int, spec: SpeculativeSpec, instance: int, seed: int = 0
+    ) -> None:
         self.n = 0
         self.page = page
         self.k = spec.tokens
         # P(at most a drafts accepted) for a = 0..k-1: 1 - P(drafts 1..a+1 all accepted)
         self.cdf = 1.0 - np.cumprod(np.asarray(spec.acceptance, dtype=np.float64))
-        self.rng = np.random.default_rng([spec.seed, _STREAM, instance])
+        self.rng = np.random.default_rng([seed, _STREAM, instance])
         self.ctx = np.zeros(capacity, dtype=np.int64)
         self.gen = np.zeros(capacity, dtype=np.int64)
         self.left = np.zeros(capacity, dtype=np.int64)  # output tokens still to produce
