@@ -77,3 +77,13 @@ def test_a_request_reaches_the_engine_after_the_runtimes_frontend():
 def test_without_a_runtime_the_engine_sees_the_request_when_it_is_sent():
     rows = simulate(scenario_from_dict(_one_request(None)), sample_interval=None).requests
     assert np.allclose(rows.prefill_start_s, rows.arrival_s)
+
+
+def test_entry_pools_naming_two_runtimes_is_an_input_error_naming_both():
+    data = _one_request("vllm")
+    other = {**data["pools"][0], "name": "engine2", "runtime": "sglang"}
+    data["pools"].append(other)
+    with pytest.raises(InputError) as e:
+        scenario_from_dict(data)
+    text = e.value.render()
+    assert "vllm" in text and "sglang" in text and "pools[1].runtime" in text

@@ -38,6 +38,7 @@ def check_scenario(scenario: Scenario) -> None:
         *_path_problems(scenario.spec),
         *_memory_problems(scenario),
         *_portability_problems(scenario),
+        *_frontend_problems(scenario.spec),
     ]
     if len(problems) == 1:
         raise problems[0].with_context(file=scenario.path)
@@ -72,6 +73,26 @@ def scenario_from_dict(
     scenario = resolve.scenario_from_dict(data, path=path, overrides=overrides)
     check_scenario(scenario)
     return scenario
+
+
+def _frontend_problems(spec: ScenarioSpec) -> list[InputError]:
+    """Requests enter through one frontend: the pools that take them (prefill, colocated) may
+    name at most one serving runtime between them."""
+    named = {}
+    for i, pool in enumerate(spec.pools):
+        if pool.role in ("prefill", "colocated") and pool.runtime is not None:
+            named.setdefault(pool.runtime, f"pools[{i}].runtime")
+    if len(named) < 2:
+        return []
+    return [
+        InputError(
+            "the pools that take arriving requests name different serving runtimes; one "
+            "frontend admits every request",
+            field=", ".join(named.values()),
+            value=", ".join(named),
+            allowed="one runtime on every prefill/colocated pool that names one",
+        )
+    ]
 
 
 def _path_problems(spec: ScenarioSpec) -> list[InputError]:

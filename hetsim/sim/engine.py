@@ -323,10 +323,12 @@ class ClientLoop:
 
 
 def _frontend(scenario: Scenario) -> RuntimeOverheads | None:
-    """The frontend requests pass: the runtime the pools that take arrivals name (prefill and
-    colocated pools). One server fronts a scenario, so they must name the same one."""
+    """The frontend requests pass: the runtime named by the pools that take arrivals (prefill
+    and colocated pools; those without one run behind it). One server fronts a scenario, so they
+    must not name two (``hetsim.checks`` reports it with the scenario's other problems)."""
     named = {p.runtime for p in scenario.spec.pools if p.role in ("prefill", "colocated")}
-    if named == {None}:
+    named.discard(None)
+    if not named:
         return None
     if len(named) > 1:
         shown = sorted(str(r) for r in named)
