@@ -396,3 +396,12 @@ def test_no_block_leaks_under_faults_with_speculation(tmp_path):
     assert len(rows) == 600 == s.completed + s.failed
     assert s.kv_blocks_leaked == 0
     assert s.acceptance_length is not None
+
+
+def test_simulate_prints_the_acceptance_length(capsys):
+    from hetsim.cli import render
+
+    res = simulate(scenario_from_dict(dsv3_pd(requests=40, speculative=MTP2)))
+    render.simulation_summary(res.summary)
+    out = capsys.readouterr().out
+    assert f"{res.summary.acceptance_length:.2f} tokens accepted per step" in out

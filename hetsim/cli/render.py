@@ -415,6 +415,11 @@ def simulation_summary(s: RunSummary) -> None:
         f"prefix-cached {s.prefix_cached_share:.0%} of prompt tokens; "
         f"{s.preemptions:,} preemptions; KV blocks leaked {s.kv_blocks_leaked}"
     )
+    if s.acceptance_length is not None:
+        console.print(
+            f"speculative decoding: {s.acceptance_length:.2f} tokens accepted per step "
+            "(1 + accepted drafts, as vLLM and SGLang report it)"
+        )
     console.print(_utilisation_table(s))
     cost = s.cost_per_million_tokens
     console.print(
