@@ -405,3 +405,28 @@ def test_simulate_prints_the_acceptance_length(capsys):
     render.simulation_summary(res.summary)
     out = capsys.readouterr().out
     assert f"{res.summary.acceptance_length:.2f} tokens accepted per step" in out
+
+
+def test_the_planner_screen_bounds_tpot_by_the_most_tokens_a_speculative_step_emits():
+    from hetsim.perf.speculative import speculative_step
+    from hetsim.planner.capacity import PoolCosts
+    from hetsim.planner.screen import WorkloadSample, screen
+
+    plain = scenario_from_dict(dsv3_pd())
+    spec = scenario_from_dict(dsv3_pd(speculative=MTP2))
+    costs = PoolCosts()
+    p0 = screen(plain, WorkloadSample.of(plain), costs)
+    p2 = screen(spec, WorkloadSample.of(spec), costs)
+    # a bound on TPOT: never above what one plain step per token gives, never below one
+    # verify-and-draft step per k + 1 tokens
+    assert p2.zero_load_tpot_s < p0.zero_load_tpot_s
+    decode = next(p for p in spec.spec.pools if p.role == "decode")
+    sm = costs.step_model(spec, decode)
+    sample = WorkloadSample.of(spec)
+    mids = (sample.input + sample.output / 2)[sample.output > 1]
+    step = speculative_step(sm, 2)
+    per_token = [step.step_time(np.array([int(x)])) / 3 for x in mids]
+    assert p2.zero_load_tpot_s == pytest.approx(
+        float(np.percentile(per_token, spec.spec.sla.percentile)), rel=1e-9
+    )
+    assert p2.bounds["decode"] > p0.bounds["decode"]

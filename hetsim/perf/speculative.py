@@ -140,7 +140,9 @@ class SpeculativeStep:
             kernels += ops.attention_kernels(ops.work(new, cached))
         if seqs == 0:
             return 0.0
-        return self._linear_time(tokens, seqs) + self._attention(kernels) + self.draft_time(context)
+        gpu = self._linear_time(tokens, seqs) + self._attention(kernels) + self.draft_time(context)
+        # a named runtime's host work, as for a plain step
+        return self.step_model.with_host(gpu, seqs, new is not None and bool(new.size))
 
     def verify_time(self, context: np.ndarray) -> float:
         """Seconds of the target model alone over ``k + 1`` positions per sequence."""

@@ -104,7 +104,7 @@ class StepModel:
     # a named runtime's host costs (overlapped scheduling, eager launches) replace the
     # profile's fixed step overhead
     host: RuntimeOverheads | None = field(init=False, repr=False)
-    _kernels: int = field(init=False, repr=False)  # kernels one step launches
+    kernels_per_step: int = field(init=False, repr=False)  # kernels one step launches
     # decode attention in closed form where the predictor charges a plain roofline over GQA
     # heads: seconds of compute per attended token, of KV reads per attended token and of Q/O
     # traffic per sequence (None otherwise)
@@ -128,7 +128,7 @@ class StepModel:
         self.host = None if self.runtime is None else runtime_overheads(self.runtime)
         if self.host is not None:
             self.overhead = 0.0
-        self._kernels = self.ops.serving_kernels_per_layer * self.model.num_layers
+        self.kernels_per_step = self.ops.serving_kernels_per_layer * self.model.num_layers
         self._decode_coefficients = self._closed_form_decode()
         self._mla_blocks = isinstance(self.cost, MlaBlockPricer) and self.ops.has_mla_block
 
@@ -265,6 +265,14 @@ class StepModel:
 
     # ---- public: fast paths -------------------------------------------------------------------
 
+    def with_host(self, gpu: float, batch: int, prefill: bool) -> float:
+        """A step whose kernels take ``gpu`` seconds, with the named runtime's host work
+        (:meth:`~hetsim.perf.runtimes.RuntimeOverheads.step`); without a runtime, the profile's
+        overhead is already in ``gpu``."""
+        if self.host is None:
+            return gpu
+        return self.host.step(gpu, self.kernels_per_step, batch, prefill)
+
     def _linear_time(self, tokens: int, seqs: int) -> float:
         """Token-count-only ops, memoised by tokens (everything but the LM head) and by
         sequences (the LM head), so prefill steps of any mix hit the cache after warm-up."""
@@ -285,7 +293,7 @@ class StepModel:
         if b == 0:
             return 0.0
         gpu = self._linear_time(b, b) + self._block_time(self.ops.decode_work(context), b)
-        return gpu if self.host is None else self.host.step(gpu, self._kernels, b, False)
+        return self.with_host(gpu, b, False)
 
     def decode_time_from_sum(self, batch: int, context_sum: int) -> float:
         """:meth:`decode_time` from the batch size and the sum of contexts alone (exact for
@@ -307,7 +315,7 @@ class StepModel:
         else:
             work = AttentionWork(batch, attended, attended, 0, 0, 0, 0, 0)
             gpu = self._linear_time(batch, batch) + self._block_time(work, batch)
-        return gpu if self.host is None else self.host.step(gpu, self._kernels, batch, False)
+        return self.with_host(gpu, batch, False)
 
     def prefill_time(self, new: np.ndarray, cached: np.ndarray | None = None) -> float:
         """Seconds for one prefill step over chunks of ``new`` tokens after ``cached`` tokens."""
@@ -323,9 +331,7 @@ class StepModel:
         gpu = self._linear_time(tokens, int(new.size)) + self._block_time(
             self.ops.work(new, cached), tokens
         )
-        if self.host is None:
-            return gpu
-        return self.host.step(gpu, self._kernels, int(new.size), bool(new.max() > 1))
+        return self.with_host(gpu, int(new.size), bool(new.max() > 1))
 
     # ---- public: explanations -----------------------------------------------------------------
 
@@ -349,7 +355,7 @@ class StepModel:
         gpu = sum(op.time for op in ops)
         host = self.overhead
         if self.host is not None:
-            host = self.host.step(gpu, self._kernels, int(new.size), bool(new.max() > 1)) - gpu
+            host = self.with_host(gpu, int(new.size), bool(new.max() > 1)) - gpu
         # with a runtime: what its host work adds (launches not hidden, scheduling not overlapped)
         ops.append(OpCost("step_overhead", 0.0, 0.0, host, "overhead", 1, self.overhead_source))
         phase = "decode" if np.all(new == 1) else "prefill" if np.all(new > 1) else "mixed"

@@ -13,13 +13,14 @@ from collections import deque
 
 import numpy as np
 
+from hetsim.perf.speculative import speculative_step
 from hetsim.perf.step import StepModel, StepModels
 from hetsim.planner.sample import WorkloadSample
 from hetsim.sim.scheduler import prefill_chunks
 from hetsim.spec.resolve import Scenario
 from hetsim.spec.scenario import PoolSpec
 
-__all__ = ["PoolCosts", "decode_time"]
+__all__ = ["PoolCosts", "decode_time", "token_time"]
 
 #: a decode batch may run steps up to this multiple of the TPOT bound: requests average their
 #: steps and the attainment target lets a share of them miss
@@ -31,6 +32,18 @@ def decode_time(sm: StepModel, batch: int, context: float) -> float:
     if sm.model.is_sparse_attention:
         return sm.decode_time(np.full(batch, int(context), dtype=np.int64))
     return sm.decode_time_from_sum(batch, int(batch * context))
+
+
+def token_time(sm: StepModel, pool: PoolSpec, batch: int, context: float) -> float:
+    """Seconds per output token of each of ``batch`` sequences with ``context`` tokens cached:
+    one decode step, or under speculative decoding one verify-and-draft step over the most
+    tokens it can emit (k + 1). A lower bound either way, as the screen needs: rejected drafts
+    only lengthen it."""
+    spec = pool.speculative
+    if spec is None:
+        return decode_time(sm, batch, context)
+    contexts = np.full(batch, int(context), dtype=np.int64)
+    return speculative_step(sm, spec.tokens).step_time(contexts) / (spec.tokens + 1)
 
 
 class PoolCosts:
@@ -133,15 +146,15 @@ def _decode_capacity(
 ) -> tuple[float, int, float]:
     context = float(np.mean(sample.input + sample.output / 2))
     cap = max(1, min(pool.batching.max_num_seqs, int(kv_tokens // max(context, 1.0))))
-    if decode_time(sm, 1, context) > step_bound:
-        return 0.0, 1, decode_time(sm, 1, context)
+    if token_time(sm, pool, 1, context) > step_bound:
+        return 0.0, 1, token_time(sm, pool, 1, context)
     # step time grows with the batch: the largest batch whose step meets the bound
     lo, hi = 1, cap
     while lo < hi:
         mid = (lo + hi + 1) // 2
-        if decode_time(sm, mid, context) <= step_bound:
+        if token_time(sm, pool, mid, context) <= step_bound:
             lo = mid
         else:
             hi = mid - 1
-    step = decode_time(sm, lo, context)
+    step = token_time(sm, pool, lo, context)
     return lo / step, lo, step

@@ -32,7 +32,7 @@ import numpy as np
 
 from hetsim.checks import HandoffPlan, handoff_plan, pool_pairs
 from hetsim.perf.step import StepModel
-from hetsim.planner.capacity import PoolCosts, decode_time
+from hetsim.planner.capacity import PoolCosts, decode_time, token_time
 from hetsim.planner.queueing import queueing_estimate
 from hetsim.planner.sample import WorkloadSample
 from hetsim.spec.resolve import Scenario
@@ -238,7 +238,7 @@ def screen(
     tokens_s, batch, step = costs.decode(d_sm, d, kv_tokens, sample, sla.tpot, d_key)
     bounds["decode"] = d.instances * tokens_s / float(np.mean(sample.output)) if tokens_s else 0.0
     mids = (sample.input + sample.output / 2).tolist()
-    tpot0 = np.array([decode_time(d_sm, 1, x) for x in mids])
+    tpot0 = np.array([token_time(d_sm, d, 1, x) for x in mids])
     tpot0 = np.where(sample.output > 1, tpot0, 0.0)
     attainment, ttft_p, tpot_p, hopeless = _zero_load(scenario, sample, ttft0, tpot0, kv_tokens)
     bound_by = min(bounds, key=bounds.__getitem__)
