@@ -284,3 +284,26 @@ def test_mla_with_another_geometry_or_sparse_attention_is_not_priced_from_deepse
         sm = StepModel(model, h200, InstanceConfig(tp=8, ep=8, **FP8), runtime="vllm")
         frame = sm.explain_decode(np.full(16, 1000)).to_frame().set_index("name")
         assert "mla_block" not in frame.index and "attention_decode" in frame.index
+
+
+def test_real_wheel_nvfp4_gemms_and_experts_price_hetsims_fp4_on_b200():
+    pytest.importorskip("aiconfigurator_core")
+    import pandas as pd
+
+    from hetsim.perf.measured.tables import aiconfigurator_root, load_tables
+    from hetsim.spec.hardware import load_profile
+
+    b200 = load_profile("nvidia-b200")
+    fp4 = dict(weights="fp4", activations="fp4", kv="fp8_e4m3")
+    sm = StepModel(load_model("DeepSeek-V3"), b200, InstanceConfig(tp=8, **fp4), runtime="trtllm")
+    ops = sm.explain_prefill(np.array([1024])).to_frame().set_index("name")
+    assert str(ops.loc["routed_experts", "source"]).startswith("measured:b200_sxm/trtllm-")
+    assert str(ops.loc["shared_expert_gate_up", "source"]).startswith("measured:b200_sxm/trtllm-")
+    # the fp4 GEMM grid is exact at a measured nvfp4 point
+    tables = load_tables("b200_sxm", "trtllm")
+    raw = pd.read_parquet(
+        aiconfigurator_root() / "b200_sxm/gemm/trtllm" / tables.version / "gemm_perf.parquet"
+    )
+    row = raw[raw.gemm_dtype == "nvfp4"].groupby(["m", "n", "k"]).latency.min().iloc[[100]]
+    (m, n, k), latency = row.index[0], row.iloc[0]
+    assert tables.gemm["fp4"](m, n, k) == pytest.approx(latency * 1e-3, rel=1e-9)

@@ -62,7 +62,7 @@ _GROUPED = frozenset({"routed_experts"})
 _MEMO_SIZE = 200_000
 #: (compute format, weight format) of a fused MoE kernel or an MLA block's projections ->
 #: the format the MoE and MLA module tables name
-_QUANT_FORMATS = {("bf16", "bf16"): "bf16", ("fp8", "fp8_e4m3"): "fp8"}
+_QUANT_FORMATS = {("bf16", "bf16"): "bf16", ("fp8", "fp8_e4m3"): "fp8", ("fp4", "fp4"): "fp4"}
 
 
 @runtime_checkable
