@@ -150,6 +150,7 @@ def test_an_agg_row_is_one_colocated_engine_under_a_closed_loop_at_its_concurren
             "concurrency": 4,
             "requests": 16,  # four requests per client
             "think_time": "0 s",
+            "ramp_up": {"strategy": "none"},  # as the benchmark tools start their clients
             "input_tokens": {"dist": "fixed", "value": 1024},
             "output_tokens": {"dist": "fixed", "value": 1024},
         },

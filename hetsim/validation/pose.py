@@ -5,7 +5,8 @@ pool of one engine with the row's tp / attention dp / expert parallelism and its
 ``max_num_seqs``; ``disagg`` -> a prefill and a decode pool with the row's worker counts, batch
 sizes and parallelism, joined by the system's NVLink when every worker fits in one scale-up
 domain and by its scale-out NICs otherwise. The workload is a closed loop at the row's
-concurrency with the row's fixed ISL and OSL, the way the sample was measured.
+concurrency with the row's fixed ISL and OSL, every client starting at once, the way the sample
+was measured.
 
 What hetsim cannot honour is a :class:`Reason`, never a silent approximation. The mappings below
 that are judgements (which HF checkpoints share a bundled architecture, which KV format a
@@ -350,6 +351,11 @@ def _scenario(
                 "concurrency": n,
                 "requests": n * requests_per_client,
                 "think_time": "0 s",
+                # the tools that measured the sample (AIPerf / genai-perf, vllm bench serve,
+                # SGLang's bench_serving) start every client at once in concurrency mode unless
+                # told to ramp (AIPerf documents the spike); the runtime's frontend then admits
+                # them one at a time
+                "ramp_up": {"strategy": "none"},
                 "input_tokens": {"dist": "fixed", "value": row.isl},
                 "output_tokens": {"dist": "fixed", "value": row.osl},
             },
