@@ -14,7 +14,6 @@ from typing import Any
 from hetsim.checks.handoff import HandoffPlan, handoff_plans, pool_pairs
 from hetsim.errors import InputError
 from hetsim.kv.portability import Conversion
-from hetsim.perf.runtimes import runtime_memory
 from hetsim.spec import resolve
 from hetsim.spec.footprint import footprint
 from hetsim.spec.resolve import Scenario
@@ -51,6 +50,9 @@ def apply_runtime_kv_budgets(scenario: Scenario) -> None:
     """Size the KV pool of every pool that names ``runtime:`` as that runtime does (its memory
     rule lives in the perf layer, above the spec that resolved the footprint); pools without a
     runtime keep hetsim's own rule."""
+    # imported here: hetsim.perf's package pulls numpy, which `hetsim --help` must not load
+    from hetsim.perf.runtimes import runtime_memory
+
     for pool in scenario.spec.pools:
         if pool.runtime is None:
             continue
