@@ -82,9 +82,11 @@ def test_split_experts_over_attention_ranks_gather_and_scatter_the_ranks_tokens(
 @pytest.mark.parametrize(
     ("parallel", "decode", "mixed"),
     [
-        # ep = 1 and ep = all devices: the numbers hetsim gave before mixed splits existed
+        # ep = 1 and ep = all devices: the numbers hetsim gave before mixed splits existed,
         (dict(tp=8, ep=1), 0.024699110309509432, 0.10513665708741682),
-        (dict(tp=8, ep=8), 0.025874948176176093, 0.10731077548741683),
+        # less the all-to-all hetsim charged with one attention rank (1.315 ms, 11.10 ms):
+        # every device holds every token there, the MLP all-reduce combines
+        (dict(tp=8, ep=8), 0.024559737082842762, 0.09621241516741683),
         (dict(tp=1, dp=8, ep=8), 0.02678952069639388, 0.05820253950555884),
         (dict(tp=2, dp=4, ep=8), 0.026016644140838333, 0.06599926163557165),
     ],

@@ -294,11 +294,15 @@ class OpInventory:
         return Kernel("routed_experts", "moe", self.gemm_format, flops, nbytes, shape)
 
     def moe_collectives(self, tokens: int) -> list[Collective]:
-        """What the MoE layers move besides the TP all-reduce: the all-to-all of whole-expert
-        parallelism (``ep == devices``); with split experts (``moe_tp > 1``) over several
-        attention ranks, the all-gather of the ranks' tokens and the reduce-scatter of the
-        outputs; nothing with one attention rank (its all-reduce sums the partial outputs)."""
+        """What the MoE layers move besides the TP all-reduce: with several attention ranks,
+        the all-to-all of whole-expert parallelism (``ep == devices``), or for split experts
+        (``moe_tp > 1``) the all-gather of the ranks' tokens and the reduce-scatter of the
+        outputs; nothing with one attention rank, whose tokens every device already holds
+        after the attention all-reduce, so each computes its experts' share and the MLP
+        all-reduce sums the partial outputs (vLLM's and TensorRT-LLM's EP under TP)."""
         c = self.config
+        if c.dp == 1:
+            return []
         if c.ep > 1 and c.moe_tp == 1:
             return [self.moe_all_to_all(tokens)]
         if c.dp > 1:
