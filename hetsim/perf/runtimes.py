@@ -27,7 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal, cast
+from typing import Literal, TypeVar, cast
 
 import yaml
 
@@ -94,13 +94,16 @@ def _table(path: Path) -> dict[str, RuntimeOverheads]:
 
 def runtime_overheads(runtime: str) -> RuntimeOverheads:
     """The overheads of ``runtime`` (``vllm``, ``sglang``, ``trtllm``)."""
-    table = _table(RUNTIME_FILE)
+    return _entry(_table(RUNTIME_FILE), runtime, "runtime overheads")
+
+
+_T = TypeVar("_T")
+
+
+def _entry(table: dict[str, _T], runtime: str, what: str) -> _T:
     if runtime not in table:
         raise InputError(
-            "no runtime overheads for this runtime",
-            field="runtime",
-            value=runtime,
-            allowed=sorted(table),
+            f"no {what} for this runtime", field="runtime", value=runtime, allowed=sorted(table)
         )
     return table[runtime]
 
@@ -207,12 +210,4 @@ def _memory_table(path: Path) -> dict[str, RuntimeMemory]:
 
 def runtime_memory(runtime: str) -> RuntimeMemory:
     """How ``runtime`` (``vllm``, ``sglang``, ``trtllm``) sizes its KV pool."""
-    table = _memory_table(RUNTIME_FILE)
-    if runtime not in table:
-        raise InputError(
-            "no KV memory rule for this runtime",
-            field="runtime",
-            value=runtime,
-            allowed=sorted(table),
-        )
-    return table[runtime]
+    return _entry(_memory_table(RUNTIME_FILE), runtime, "KV memory rule")

@@ -47,7 +47,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-from hetsim.perf.cost.base import Bound, MeasuredSource, Provenance, ScaleUpLink, Source
+from hetsim.perf.cost.base import (
+    Bound,
+    MeasuredSource,
+    Provenance,
+    ScaleUpLink,
+    Source,
+    memoised,
+)
 from hetsim.perf.cost.roofline import RooflinePredictor
 from hetsim.perf.measured.tables import MeasuredTables
 from hetsim.perf.ops import Collective, Kernel
@@ -58,8 +65,6 @@ __all__ = ["FusedExpertsPricer", "MeasuredPredictor", "MlaBlockPricer"]
 #: GEMMs a runtime runs as one grouped (fused MoE) kernel: the dense GEMM table, which would
 #: charge each expert's small GEMM a launch of its own, does not describe them
 _GROUPED = frozenset({"routed_experts"})
-#: shapes memoised per predictor before the memo is cleared
-_MEMO_SIZE = 200_000
 #: (compute format, weight format) of a fused MoE kernel or an MLA block's projections ->
 #: the format the MoE and MLA module tables name
 _QUANT_FORMATS = {("bf16", "bf16"): "bf16", ("fp8", "fp8_e4m3"): "fp8", ("fp4", "fp4"): "fp4"}
@@ -124,16 +129,7 @@ class MeasuredPredictor:
         return self.fallback.link
 
     def kernel(self, k: Kernel) -> tuple[float, Bound, Source]:
-        if k.family == "attention_decode":
-            # its mean context changes every step: a memo would only grow
-            return self._price(k)
-        key = (k.family, k.dtype, k.flops, k.bytes, *k.shape.values())
-        found = self._memo.get(key)
-        if found is None:
-            if len(self._memo) >= _MEMO_SIZE:
-                self._memo.clear()
-            found = self._memo[key] = self._price(k)
-        return found
+        return memoised(self._memo, k, self._price)
 
     def _price(self, k: Kernel) -> tuple[float, Bound, Source]:
         t = self._lookup(k)

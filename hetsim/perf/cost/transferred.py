@@ -41,7 +41,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from hetsim.perf.cost.base import Bound, Provenance, ScaleUpLink, Source, TransferredSource
+from hetsim.perf.cost.base import (
+    Bound,
+    Provenance,
+    ScaleUpLink,
+    Source,
+    TransferredSource,
+    memoised,
+)
 from hetsim.perf.cost.roofline import RooflinePredictor
 from hetsim.perf.measured.grid import LogGrid
 from hetsim.perf.ops import Collective, Kernel
@@ -57,7 +64,6 @@ __all__ = ["TransferredPredictor"]
 
 #: GEMMs a runtime runs as one grouped kernel, not described by the dense GEMM surface
 _GROUPED = frozenset({"routed_experts"})
-_MEMO_SIZE = 200_000
 #: a KV format the source did not measure borrows the surface of one as wide, else bf16's (the
 #: efficiency is relative to the roofline on the op's own bytes, so the width is accounted)
 _SAME_WIDTH = {"fp16": "bf16", "int8": "fp8_e4m3", "fp8_e5m2": "fp8_e4m3"}
@@ -99,15 +105,7 @@ class TransferredPredictor:
         return self.fallback.link
 
     def kernel(self, k: Kernel) -> tuple[float, Bound, Source]:
-        if k.family == "attention_decode":
-            return self._price(k)  # its mean context changes every step: a memo would only grow
-        key = (k.family, k.dtype, k.flops, k.bytes, *k.shape.values())
-        found = self._memo.get(key)
-        if found is None:
-            if len(self._memo) >= _MEMO_SIZE:
-                self._memo.clear()
-            found = self._memo[key] = self._price(k)
-        return found
+        return memoised(self._memo, k, self._price)
 
     def _price(self, k: Kernel) -> tuple[float, Bound, Source]:
         eff = self._efficiency(k)
