@@ -132,6 +132,17 @@ class Instance:
         self.blocks.release(self.env.now, blocks, state)
         self.kick()
 
+    def _emitted(self, now: float, decodes: int) -> None:
+        """A step's output tokens leave the routing signal: one per decode, or under
+        speculation what the batch emitted, whose rejected drafts give their blocks back."""
+        if self.spec is None:
+            self.outstanding_tokens -= decodes
+            return
+        batch = self.batch
+        self.outstanding_tokens -= batch.emitted
+        if batch.released:
+            self.blocks.release(now, batch.released)
+
     def kick(self) -> None:
         """Wake the loop if it sleeps (new work or freed capacity)."""
         if self._wake is not None and not self._wake.triggered:

@@ -152,12 +152,7 @@ class ColocatedInstance(Instance):
         batch, blocks = self.batch, self.blocks
         batch.fresh.clear()  # colocated sequences join with their first token already out
         finished = batch.advance()
-        if self.spec is None:
-            self.outstanding_tokens -= n_dec
-        else:
-            self.outstanding_tokens -= batch.emitted
-            if batch.released:  # the rejected drafts' slots
-                blocks.release(now, batch.released)
+        self._emitted(now, n_dec)
         for i in finished:
             req = batch.remove(i)
             blocks.release(now, blocks.blocks_for(req.context))

@@ -198,12 +198,7 @@ class DecodeInstance(Instance):
                 req.t_first = now
             batch.fresh.clear()
             finished = batch.advance()
-            if spec is None:
-                self.outstanding_tokens -= n
-            else:
-                self.outstanding_tokens -= batch.emitted
-                if batch.released:  # the rejected drafts' slots
-                    blocks.release(now, batch.released)
+            self._emitted(now, n)
             for i in finished:
                 req = batch.remove(i)
                 req.d_blocks = blocks.blocks_for(req.context)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from hetsim.sim.instance.batch import DecodeBatch
 from hetsim.sim.state import Req
 from hetsim.spec.scenario import SpeculativeSpec
 
@@ -140,9 +141,4 @@ class SpeculativeBatch:
         self.n = last
         return req
 
-    def pop_newest(self) -> Req:
-        """Remove the most recently added sequence (vLLM preempts the newest first)."""
-        req = self.remove(self.n - 1)
-        if req in self.fresh:
-            self.fresh.remove(req)
-        return req
+    pop_newest = DecodeBatch.pop_newest
