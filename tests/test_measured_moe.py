@@ -307,3 +307,23 @@ def test_real_wheel_nvfp4_gemms_and_experts_price_hetsims_fp4_on_b200():
     row = raw[raw.gemm_dtype == "nvfp4"].groupby(["m", "n", "k"]).latency.min().iloc[[100]]
     (m, n, k), latency = row.index[0], row.iloc[0]
     assert tables.gemm["fp4"](m, n, k) == pytest.approx(latency * 1e-3, rel=1e-9)
+
+
+def test_decode_experts_convert_the_tables_balanced_routing_to_random_routing(h200, tables):
+    # 32 decode tokens on ep 8: the busiest device gets 32 x 8 / 8 x 1.2 = 38.4 assignments.
+    # The table routed them evenly over 38.4 >= 32 local experts: all 32 touched. Uniformly
+    # random routing touches 32 (1 - (1 - 8/256)^32) = 20.4 of them. Memory-bound, the time
+    # scales with the bytes: weights of the touched experts plus each assignment's rows.
+    config = InstanceConfig(tp=8, ep=8, **FP8)
+    sm = StepModel(load_model("DeepSeek-V3"), h200, config, runtime="vllm")
+    got = sm.explain_decode(np.full(32, 2000)).to_frame().set_index("name").loc["routed_experts"]
+    weights = 3 * 7168 * 2048 * 1.0  # gate+up and down, fp8
+    row = (7168 * 1 + 4096 * 2) + (2048 * 1 + 7168 * 2)  # each GEMM's input and 16-bit output
+    assignments = 38.4
+    random = 32 * (1 - (1 - 8 / 256) ** 32)
+    ratio = (random * weights + assignments * row) / (32 * weights + assignments * row)
+    grid = tables.moe[("fp8", 7168, 2048, 8, 256, 1, 8)]
+    assert 0.6 < ratio < 0.7
+    # (the fp8 weights' block scales, ignored here, move the ratio by 1e-7)
+    assert got.time == pytest.approx(grid(assignments) * ratio * 58, rel=1e-5)
+    assert got.source == LABEL

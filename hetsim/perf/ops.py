@@ -279,6 +279,12 @@ class OpInventory:
         m, c = self.model, self.config
         r = self.routed_experts(tokens, per_rank)
         up, down = r.up.kernel(r.rows), r.down.kernel(r.rows)
+        # the tables routed the tokens evenly, touching min(experts, assignments) experts where
+        # hetsim's uniformly random routing touches r.touched: the bytes of that balanced
+        # routing let a predictor convert the measured time (weights dominate at decode)
+        weight_bytes = r.up.kernel(0.0).bytes + r.down.kernel(0.0).bytes
+        assignments = r.rows * r.touched
+        balanced = min(m.num_experts / c.ep, assignments)
         shape: dict[str, float | str] = {
             "tokens": tokens * c.expert_imbalance if c.ep > 1 else tokens,
             "hidden": m.hidden_size,
@@ -291,6 +297,7 @@ class OpInventory:
         }
         flops = (up.flops + down.flops) * r.touched
         nbytes = (up.bytes + down.bytes) * r.touched
+        shape["balanced_bytes"] = nbytes + (balanced - r.touched) * weight_bytes
         return Kernel("routed_experts", "moe", self.gemm_format, flops, nbytes, shape)
 
     def moe_collectives(self, tokens: int) -> list[Collective]:

@@ -168,7 +168,12 @@ class MeasuredPredictor:
         key = (fmt, *(int(s[a]) for a in ("hidden", "inter", "topk", "experts", "tp", "ep")))
         grid = self.tables.moe.get(key)  # type: ignore[arg-type]
         t = None if grid is None else grid(float(s["tokens"]))
-        return None if t is None else (t, self.source)
+        if t is None:
+            return None
+        # measured under balanced routing; hetsim routes uniformly at random, touching fewer
+        # experts: scale by the two routings' roofline times (1 where compute-bound)
+        balanced = k._replace(bytes=float(s.get("balanced_bytes", k.bytes)))
+        return t * self.fallback.kernel(k)[0] / self.fallback.kernel(balanced)[0], self.source
 
     def mla_block(self, k: Kernel) -> tuple[float, Source] | None:
         s = k.shape

@@ -23,7 +23,9 @@ maps onto its ops, and keeps each as :class:`~hetsim.perf.measured.grid.LogGrid`
   :mod:`hetsim.spec.precision`; the per-tensor ``fp8`` rows are left out). Only the
   ``balanced`` routing distribution is kept: hetsim routes uniformly at random and charges the
   busiest device's excess itself (``expert_imbalance``); the ``power_law`` tables would count a
-  skew twice.
+  skew twice. Balanced routing touches every expert as soon as there are as many assignments;
+  random routing touches fewer, so the predictor converts the measured time by the two
+  routings' roofline times (:meth:`~hetsim.perf.cost.measured.MeasuredPredictor.fused_experts`).
 
 * ``mla/mla_context_module_perf.parquet`` and ``mla_generation_module_perf.parquet``
   (optional) — DeepSeek-V3's whole MLA attention block (the q/kv down-projections, ``q_b``,
