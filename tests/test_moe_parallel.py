@@ -130,6 +130,15 @@ def test_an_ep_that_does_not_divide_the_experts_is_an_input_error_naming_field_a
 def test_a_mixed_moe_row_of_the_silicon_excerpt_is_posed_with_its_split():
     (row,) = [r for r in read_silicon(EXCERPT) if r.id.endswith("_c4_tp4_0_ep4_0_926")]
     assert (row.decode.tp, row.decode.moe_tp, row.decode.moe_ep) == (8, 2, 4)
+    # the row records no worker counts, so as it stands it is not posed; with one worker
+    # per role recorded, its split is
+    assert pose(row).reason is Reason.WORKERS_NOT_RECORDED
+    one = {"workers": 1, "workers_recorded": True}
+    row = dataclasses.replace(
+        row,
+        prefill=dataclasses.replace(row.prefill, **one),
+        decode=dataclasses.replace(row.decode, **one),
+    )
     posed = pose(row)
     assert isinstance(posed, Posed)
     decode = posed.scenario["pools"][1]

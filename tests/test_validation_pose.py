@@ -265,3 +265,13 @@ def test_a_batch_column_holding_clients_per_device_does_not_cap_the_engine(rows)
     assert pool["batching"]["max_num_seqs"] == 10
     (pool,) = pose(_agg(rows, batch=64, tp=4, concurrency=32)).scenario["pools"]
     assert pool["batching"]["max_num_seqs"] == 64
+
+
+def test_a_disagg_row_without_worker_counts_is_posed_only_with_one_client(rows):
+    row = by_id(rows, "_c4_tp4_0_ep4_0_926")
+    assert not row.prefill.workers_recorded and not row.decode.workers_recorded
+    unposed = pose(row)
+    assert isinstance(unposed, Unposed) and unposed.reason is Reason.WORKERS_NOT_RECORDED
+    assert "concurrency 4" in unposed.detail
+    # one request in flight: how many workers served it cannot matter
+    assert isinstance(pose(dataclasses.replace(row, concurrency=1)), Posed)

@@ -50,6 +50,7 @@ class Reason(enum.Enum):
     PIPELINE_PARALLEL = "pipeline_parallel"
     MOE_SPLIT = "moe_split"  # moe_tp x moe_ep is not the devices, or the experts do not divide
     INSTANCE_SPANS_DOMAIN = "instance_spans_domain"
+    WORKERS_NOT_RECORDED = "workers_not_recorded"  # disagg, and more than one client
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,6 +229,15 @@ def pose(row: SiliconRow, requests_per_client: int = 4) -> Posed | Unposed:
                 Reason.INSTANCE_SPANS_DOMAIN,
                 f"an engine of {engine.devices} devices spans more than one {domain}-device domain",
             )
+    if (row.concurrency or 1) > 1 and not all(e.workers_recorded for e in engines):
+        # with one client a worker count cannot matter; with more, assuming one worker per
+        # role would be a silent guess at the deployment's size
+        return Unposed(
+            row,
+            Reason.WORKERS_NOT_RECORDED,
+            "disaggregated row without prefill/decode worker counts, at concurrency "
+            f"{row.concurrency}: the deployment's size is not known",
+        )
     scenario = _scenario(row, model, profile, formats, moe, requests_per_client)
     return Posed(row, scenario, model, note, profile.name)
 

@@ -75,7 +75,9 @@ class Parallelism:
     """How one engine (an agg instance, or a prefill/decode worker) is split.
 
     The sample leaves degrees empty or 0 where they do not apply; both read as 1. ``batch_size``
-    is the engine's maximum running batch (None where the row has none)."""
+    is the engine's maximum running batch (None where the row has none). A disaggregated row
+    may leave its worker counts empty (1,328 of 1,602 do): ``workers`` then reads 1 and
+    ``workers_recorded`` says the count is not known."""
 
     batch_size: int | None
     workers: int
@@ -84,6 +86,7 @@ class Parallelism:
     dp: int
     moe_tp: int
     moe_ep: int
+    workers_recorded: bool = True
 
     @property
     def devices(self) -> int:
@@ -223,6 +226,7 @@ def _parallelism(
         return degree(column) or 1
 
     workers = one("num_workers") if prefix else 1
+    recorded = not prefix or degree("num_workers") is not None
     return Parallelism(
         batch_size=degree("batch_size") or None,
         workers=workers,
@@ -231,6 +235,7 @@ def _parallelism(
         dp=one("attention_dp_size"),
         moe_tp=one("moe_tp_size"),
         moe_ep=one("moe_ep_size"),
+        workers_recorded=recorded,
     )
 
 
