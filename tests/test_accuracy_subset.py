@@ -27,8 +27,9 @@ aiconfigurator_core = pytest.importorskip("aiconfigurator_core")
 
 SAMPLE = Path(aiconfigurator_core.__file__).parent / "systems" / "silicon_sample.csv"
 ROWS, SEED = 60, 13
-#: (median |error|, p90 |error|) that today's model stays within on this subset
-GUARDS = {"ttft": (0.85, 2.60), "tpot": (0.25, 0.55)}
+#: (median |error|, p90 |error|) that today's model stays within on this subset (it measures
+#: TTFT 66 % / 129 %, TPOT 16 % / 31 % on its 38 predicted rows)
+GUARDS = {"ttft": (0.85, 1.80), "tpot": (0.25, 0.45)}
 
 
 @pytest.fixture(scope="module")
