@@ -9,6 +9,7 @@ import simpy
 
 from hetsim.kv.blocks import BlockPool, BlockState
 from hetsim.kv.prefix_cache import PrefixCache
+from hetsim.perf.speculative import SpeculativeStep
 from hetsim.sim.network import Link
 from hetsim.sim.ports import Handover, Ledger, Stats, Swap
 from hetsim.sim.state import Req
@@ -23,6 +24,8 @@ class Instance:
     (``handover``), host swap, the request book's ``finish`` and the prefix caches."""
 
     role = "instance"
+    #: the speculative step of a pool that speculates (decode and colocated instances set it)
+    spec: SpeculativeStep | None = None
 
     def __init__(
         self,
