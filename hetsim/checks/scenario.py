@@ -20,7 +20,13 @@ from hetsim.spec.resolve import Scenario
 from hetsim.spec.scenario import PathSpec, ScenarioSpec
 from hetsim.units import format_bytes
 
-__all__ = ["apply_runtime_kv_budgets", "check_scenario", "load_scenario", "scenario_from_dict"]
+__all__ = [
+    "apply_runtime_kv_budgets",
+    "check_scenario",
+    "frontend_runtime",
+    "load_scenario",
+    "scenario_from_dict",
+]
 
 #: the pool field holding each conversion kind's value, for messages
 _POOL_FIELD = {"dtype": "precision.kv", "layout": "kv_layout", "page_size": "kv_page_tokens",
@@ -77,24 +83,31 @@ def scenario_from_dict(
     return scenario
 
 
-def _frontend_problems(spec: ScenarioSpec) -> list[InputError]:
-    """Requests enter through one frontend: the pools that take them (prefill, colocated) may
-    name at most one serving runtime between them."""
-    named = {}
+def frontend_runtime(spec: ScenarioSpec) -> str | None:
+    """The serving runtime whose frontend admits every request: the one the pools that take
+    arrivals (prefill, colocated) name, those without one running behind it; None where none
+    names one. Two named is an InputError (one frontend admits every request)."""
+    named: dict[str, str] = {}
     for i, pool in enumerate(spec.pools):
         if pool.role in ("prefill", "colocated") and pool.runtime is not None:
             named.setdefault(pool.runtime, f"pools[{i}].runtime")
-    if len(named) < 2:
-        return []
-    return [
-        InputError(
+    if len(named) > 1:
+        raise InputError(
             "the pools that take arriving requests name different serving runtimes; one "
             "frontend admits every request",
             field=", ".join(named.values()),
             value=", ".join(named),
             allowed="one runtime on every prefill/colocated pool that names one",
         )
-    ]
+    return next(iter(named), None)
+
+
+def _frontend_problems(spec: ScenarioSpec) -> list[InputError]:
+    try:
+        frontend_runtime(spec)
+    except InputError as e:
+        return [e]
+    return []
 
 
 def _path_problems(spec: ScenarioSpec) -> list[InputError]:

@@ -30,7 +30,7 @@ from collections.abc import Callable, Generator, Iterable, Iterator
 import numpy as np
 import simpy
 
-from hetsim.errors import InputError
+from hetsim.checks.scenario import frontend_runtime
 from hetsim.kv.lifecycle import DECODE, PREFILL
 from hetsim.perf.runtimes import RuntimeOverheads, runtime_overheads
 from hetsim.sim.book import RequestBook
@@ -323,19 +323,6 @@ class ClientLoop:
 
 
 def _frontend(scenario: Scenario) -> RuntimeOverheads | None:
-    """The frontend requests pass: the runtime named by the pools that take arrivals (prefill
-    and colocated pools; those without one run behind it). One server fronts a scenario, so they
-    must not name two (``hetsim.checks`` reports it with the scenario's other problems)."""
-    named = {p.runtime for p in scenario.spec.pools if p.role in ("prefill", "colocated")}
-    named.discard(None)
-    if not named:
-        return None
-    if len(named) > 1:
-        shown = sorted(str(r) for r in named)
-        raise InputError(
-            "the pools that take arrivals name different runtimes; one frontend serves them",
-            field="pools[].runtime",
-            value=", ".join(shown),
-            allowed="one runtime on every prefill/colocated pool, or none",
-        )
-    return runtime_overheads(named.pop())
+    """The overheads of the runtime whose frontend admits the requests, if any names one."""
+    runtime = frontend_runtime(scenario.spec)
+    return None if runtime is None else runtime_overheads(runtime)
