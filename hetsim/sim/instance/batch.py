@@ -93,3 +93,9 @@ class DecodeBatch:
         if req in self.fresh:
             self.fresh.remove(req)
         return req
+
+    def drain(self) -> list[Req]:
+        """Remove every sequence (the instance crashed), newest first."""
+        out = [self.remove(self.n - 1) for _ in range(self.n)]
+        self.fresh.clear()
+        return out

@@ -62,11 +62,7 @@ class ColocatedInstance(Instance):
 
     def _drop_requests(self) -> list[tuple[Req, bool]]:
         out = [(r, False) for r in self.waiting] + [(r, True) for r in self.prefilling]
-        while self.batch.n:
-            out.append((self.batch.remove(self.batch.n - 1), True))
-        self.batch.fresh.clear()
-        if isinstance(self.batch, SpeculativeBatch):
-            self.batch.abandon()
+        out += [(r, True) for r in self.batch.drain()]
         self.waiting.clear()
         self.prefilling.clear()
         for req, _ in out:

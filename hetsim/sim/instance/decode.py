@@ -100,11 +100,7 @@ class DecodeInstance(Instance):
         out = [(r, False) for r in self.waiting]
         out += [(r, True) for r in self.receiving.values()]
         out += [(r, True) for r in self.ready + self.recompute + list(self.preempted)]
-        while self.batch.n:
-            out.append((self.batch.remove(self.batch.n - 1), True))
-        self.batch.fresh.clear()
-        if isinstance(self.batch, SpeculativeBatch):
-            self.batch.abandon()
+        out += [(r, True) for r in self.batch.drain()]
         self.waiting.clear()
         self.receiving.clear()
         self.ready.clear()

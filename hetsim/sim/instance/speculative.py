@@ -142,3 +142,9 @@ class SpeculativeBatch:
         return req
 
     pop_newest = DecodeBatch.pop_newest
+
+    def drain(self) -> list[Req]:
+        """Remove every sequence (the instance crashed); its blocks are gone with the step."""
+        out = DecodeBatch.drain(self)
+        self.abandon()
+        return out
