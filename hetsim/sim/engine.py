@@ -46,6 +46,7 @@ from hetsim.sim.sampler import Sampler
 from hetsim.sim.state import Req
 from hetsim.sim.swap import HostSwap
 from hetsim.sim.topology import Topology
+from hetsim.sim.wiring import Wiring
 from hetsim.spec.resolve import Scenario
 from hetsim.workload import RequestChunk, client_starts, iter_requests
 
@@ -84,11 +85,13 @@ class Simulation:
         self.book = RequestBook(env, self.stats, self.ledger, self.network, final_side, progress)
         self.prefix = PrefixCaches(scenario, self.topology)
         self.dispatch = Dispatcher(self.topology, self.prefix, self.network, self.book)
-        # the ports both the lifecycle protocol and recovery act through
-        ports = (env, self.stats, self.ledger, self.network, self.topology, self.book)
-        self.handoff: Handoff = PROTOCOLS.get(self.protocol, Colocated)(*ports, self.dispatch)
+        # the parts both the lifecycle protocol and recovery act through
+        wiring = Wiring(
+            env, self.stats, self.ledger, self.network, self.topology, self.book, self.dispatch
+        )
+        self.handoff: Handoff = PROTOCOLS.get(self.protocol, Colocated)(wiring)
         self._hand_in = self._admitting(self.handoff.arrive, _frontend(scenario))
-        self.recovery = Recovery(*ports, self.dispatch, self.handoff)
+        self.recovery = Recovery(wiring, self.handoff)
         self.faults = FaultInjector(
             env,
             spec.faults,

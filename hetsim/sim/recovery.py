@@ -10,8 +10,6 @@ it to 2/3 of its length past the last one), a push reservation after two missed 
 
 from __future__ import annotations
 
-import simpy
-
 from hetsim.kv.blocks import BlockState
 from hetsim.kv.lifecycle import (
     COMMITTED,
@@ -25,40 +23,21 @@ from hetsim.kv.lifecycle import (
     WAITING,
     Side,
 )
-from hetsim.sim.book import RequestBook
-from hetsim.sim.dispatch import Dispatcher
 from hetsim.sim.instance import Instance
-from hetsim.sim.network import Network
-from hetsim.sim.ports import Handover, Ledger, Stats
+from hetsim.sim.ports import Handover
 from hetsim.sim.state import Req
-from hetsim.sim.topology import Topology
+from hetsim.sim.wiring import Wired, Wiring
 
 __all__ = ["Recovery"]
 
 _ENDED = frozenset({NONE, FREED, EXPIRED, FAILED})
 
 
-class Recovery:
-    def __init__(
-        self,
-        env: simpy.Environment,
-        stats: Stats,
-        ledger: Ledger,
-        network: Network,
-        topology: Topology,
-        book: RequestBook,
-        dispatch: Dispatcher,
-        handoff: Handover,
-    ) -> None:
-        self.env = env
-        self.stats = stats
-        self.ledger = ledger
-        self.network = network
-        self.topology = topology
-        self.dispatch = dispatch
-        self.requests = book
+class Recovery(Wired):
+    def __init__(self, wiring: Wiring, handoff: Handover) -> None:
+        super().__init__(wiring)
         self.handoff = handoff
-        spec = topology.scenario.spec
+        spec = self.topology.scenario.spec
         self.policy = spec.faults.recovery
         self.max_retries = spec.faults.max_retries
         # pull: decode's heartbeats extend a lease to 2/3 of its length past the last one, so
@@ -66,9 +45,9 @@ class Recovery:
         self.lease_remaining = spec.lifecycle.lease * 2 / 3
         self.heartbeat = spec.lifecycle.heartbeat
         # only pull lends blocks under a lease that an unreachable consumer lets run out
-        self.leases = ledger.protocol == "pull"
+        self.leases = self.ledger.protocol == "pull"
         # only push reserves decode blocks before the producer has computed anything
-        self.reservations = ledger.protocol == "push"
+        self.reservations = self.ledger.protocol == "push"
 
     def crash(self, inst: Instance) -> None:
         """An instance dies: requests it only queued go elsewhere; those whose KV it held are

@@ -14,40 +14,22 @@ import simpy
 
 from hetsim.checks import HandoffPlan, handoff_plan
 from hetsim.kv.lifecycle import COMMITTED, DECODE, RECEIVING, RESERVED
-from hetsim.sim.book import RequestBook
-from hetsim.sim.dispatch import Dispatcher
 from hetsim.sim.faults import FaultInjector
 from hetsim.sim.instance import DecodeInstance, Instance, PrefillInstance
-from hetsim.sim.network import Link, Network, Transfer, TransferFailed
-from hetsim.sim.ports import Ledger, Stats
+from hetsim.sim.network import Link, Transfer, TransferFailed
 from hetsim.sim.recovery import Recovery
 from hetsim.sim.state import Req
-from hetsim.sim.topology import Topology
+from hetsim.sim.wiring import Wired, Wiring
 
 __all__ = ["Handoff"]
 
 
-class Handoff:
+class Handoff(Wired):
     """A lifecycle protocol as the simulator drives it; subclasses own the block transitions."""
 
-    def __init__(
-        self,
-        env: simpy.Environment,
-        stats: Stats,
-        ledger: Ledger,
-        network: Network,
-        topology: Topology,
-        book: RequestBook,
-        dispatch: Dispatcher,
-    ) -> None:
-        self.env = env
-        self.stats = stats
-        self.ledger = ledger
-        self.network = network
-        self.topology = topology
-        self.dispatch = dispatch
-        self.requests = book
-        self.scenario = scenario = topology.scenario
+    def __init__(self, wiring: Wiring) -> None:
+        super().__init__(wiring)
+        self.scenario = scenario = self.topology.scenario
         spec = scenario.spec
         self.lifecycle = spec.lifecycle
         self.transfer_format = spec.kv.transfer_format
