@@ -11,7 +11,6 @@ per op, which source it used.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Literal, Protocol, runtime_checkable
@@ -30,7 +29,6 @@ __all__ = [
     "Source",
     "TransferredSource",
     "link_time",
-    "memoised",
     "price_collective",
 ]
 
@@ -164,24 +162,3 @@ def price_collective(cost: KernelCostPredictor, c: Collective, ranks: int) -> tu
         return cost.collective(c, ranks)
     return cost.link.time(c.bytes, c.latencies), Provenance.ROOFLINE_DEFAULT
 
-
-#: kernel shapes a table-backed predictor memoises before it starts over
-MEMO_SIZE = 200_000
-
-
-def memoised(
-    memo: dict[tuple, tuple[float, Bound, Source]],
-    k: Kernel,
-    price: Callable[[Kernel], tuple[float, Bound, Source]],
-) -> tuple[float, Bound, Source]:
-    """``price(k)``, memoised by the kernel's value in ``memo`` (cleared when full). Decode
-    attention is priced afresh: its mean context changes every step, a memo would only grow."""
-    if k.family == "attention_decode":
-        return price(k)
-    key = (k.family, k.dtype, k.flops, k.bytes, *k.shape.values())
-    found = memo.get(key)
-    if found is None:
-        if len(memo) >= MEMO_SIZE:
-            memo.clear()
-        found = memo[key] = price(k)
-    return found

@@ -51,20 +51,16 @@ from hetsim.perf.cost.base import (
     Bound,
     MeasuredSource,
     Provenance,
-    ScaleUpLink,
     Source,
-    memoised,
 )
 from hetsim.perf.cost.roofline import RooflinePredictor
+from hetsim.perf.cost.tabled import GROUPED_GEMMS, TableBacked
 from hetsim.perf.measured.tables import MeasuredTables
 from hetsim.perf.ops import Collective, Kernel
 from hetsim.spec.hardware import AcceleratorProfile
 
 __all__ = ["FusedExpertsPricer", "MeasuredPredictor", "MlaBlockPricer"]
 
-#: GEMMs a runtime runs as one grouped (fused MoE) kernel: the dense GEMM table, which would
-#: charge each expert's small GEMM a launch of its own, does not describe them
-_GROUPED = frozenset({"routed_experts"})
 #: (compute format, weight format) of a fused MoE kernel or an MLA block's projections ->
 #: the format the MoE and MLA module tables name
 _QUANT_FORMATS = {("bf16", "bf16"): "bf16", ("fp8", "fp8_e4m3"): "fp8", ("fp4", "fp4"): "fp4"}
@@ -103,7 +99,7 @@ class MlaBlockPricer(Protocol):
 
 
 @dataclass(frozen=True, eq=False)
-class MeasuredPredictor:
+class MeasuredPredictor(TableBacked):
     """One table set on one profile (whose roofline prices what the tables do not cover)."""
 
     tables: MeasuredTables
@@ -120,32 +116,17 @@ class MeasuredPredictor:
         floor = float(tables.rows["gemm"]["latency"].min())
         return cls(tables, RooflinePredictor.of(profile), MeasuredSource(tables.label), floor=floor)
 
-    @property
-    def provenance(self) -> MeasuredSource:
-        return self.source
-
-    @property
-    def link(self) -> ScaleUpLink:
-        return self.fallback.link
-
-    def kernel(self, k: Kernel) -> tuple[float, Bound, Source]:
-        return memoised(self._memo, k, self._price)
-
     def _price(self, k: Kernel) -> tuple[float, Bound, Source]:
         t = self._lookup(k)
         if t is None:
-            t, bound, source = self.fallback.kernel(k)
-            # a grouped (fused MoE) GEMM's experts share one launch: no floor per expert
-            if t < self.floor and k.name not in _GROUPED:
-                return self.floor, "overhead", self.source
-            return t, bound, source
+            return self._floored(k, self.fallback.kernel(k), self.floor)
         # the bound the roofline would name: a measured time has no bound of its own
         return t, self.fallback.kernel(k)[1], self.source
 
     def _lookup(self, k: Kernel) -> float | None:
         s, tables = k.shape, self.tables
         if k.family == "gemm":
-            if k.name in _GROUPED:
+            if k.name in GROUPED_GEMMS:
                 return None
             grid = tables.gemm.get(k.dtype)
             return None if grid is None else grid(s["m"], s["n"], s["k"])

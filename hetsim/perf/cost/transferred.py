@@ -44,12 +44,11 @@ from dataclasses import dataclass, field
 from hetsim.perf.cost.base import (
     Bound,
     Provenance,
-    ScaleUpLink,
     Source,
     TransferredSource,
-    memoised,
 )
 from hetsim.perf.cost.roofline import RooflinePredictor
+from hetsim.perf.cost.tabled import GROUPED_GEMMS, TableBacked
 from hetsim.perf.measured.grid import LogGrid
 from hetsim.perf.ops import Collective, Kernel
 from hetsim.perf.transferred import (
@@ -62,15 +61,13 @@ from hetsim.spec.hardware import AcceleratorProfile
 
 __all__ = ["TransferredPredictor"]
 
-#: GEMMs a runtime runs as one grouped kernel, not described by the dense GEMM surface
-_GROUPED = frozenset({"routed_experts"})
 #: a KV format the source did not measure borrows the surface of one as wide, else bf16's (the
 #: efficiency is relative to the roofline on the op's own bytes, so the width is accounted)
 _SAME_WIDTH = {"fp16": "bf16", "int8": "fp8_e4m3", "fp8_e5m2": "fp8_e4m3"}
 
 
 @dataclass(frozen=True, eq=False)
-class TransferredPredictor:
+class TransferredPredictor(TableBacked):
     """One source's efficiency surfaces on one profile (whose roofline prices what they do not
     cover)."""
 
@@ -96,17 +93,6 @@ class TransferredPredictor:
             profile, surfaces, RooflinePredictor.of(profile), TransferredSource(surfaces.label)
         )
 
-    @property
-    def provenance(self) -> TransferredSource:
-        return self.source
-
-    @property
-    def link(self) -> ScaleUpLink:
-        return self.fallback.link
-
-    def kernel(self, k: Kernel) -> tuple[float, Bound, Source]:
-        return memoised(self._memo, k, self._price)
-
     def _price(self, k: Kernel) -> tuple[float, Bound, Source]:
         eff = self._efficiency(k)
         time, bound, source = self.fallback.kernel(k)
@@ -115,15 +101,12 @@ class TransferredPredictor:
             cap = e.compute.value if bound == "compute" else e.memory.value
             time = peak_time(self.profile, k.dtype, k.flops, k.bytes) / min(eff, cap, 1.0)
             source = self.source
-        # one launch at least; a grouped (fused MoE) GEMM's experts share one launch
-        if time < self.surfaces.floor and k.name not in _GROUPED:
-            return self.surfaces.floor, "overhead", self.source
-        return time, bound, source
+        return self._floored(k, (time, bound, source), self.surfaces.floor)
 
     def _efficiency(self, k: Kernel) -> float | None:
         s, surfaces = k.shape, self.surfaces
         if k.family == "gemm":
-            if k.name in _GROUPED:
+            if k.name in GROUPED_GEMMS:
                 return None
             grid = surfaces.gemm.get(k.dtype) or surfaces.gemm.get("bf16")
             return _at(grid, s["m"], s["n"], s["k"])
