@@ -327,11 +327,10 @@ class StepModel:
         cached = np.zeros_like(new) if cached is None else np.asarray(cached)
         if new.size == 0:
             return 0.0
-        tokens = int(new.sum())
-        gpu = self._linear_time(tokens, int(new.size)) + self._block_time(
-            self.ops.work(new, cached), tokens
-        )
-        return self.with_host(gpu, int(new.size), bool(new.max() > 1))
+        tokens, seqs = int(new.sum()), int(new.size)
+        gpu = self._linear_time(tokens, seqs) + self._block_time(self.ops.work(new, cached), tokens)
+        # every sequence brings at least one token: more tokens than sequences is a prompt chunk
+        return self.with_host(gpu, seqs, tokens > seqs)
 
     # ---- public: explanations -----------------------------------------------------------------
 
@@ -355,7 +354,7 @@ class StepModel:
         gpu = sum(op.time for op in ops)
         host = self.overhead
         if self.host is not None:
-            host = self.with_host(gpu, int(new.size), bool(new.max() > 1)) - gpu
+            host = self.with_host(gpu, int(new.size), int(new.sum()) > new.size) - gpu
         # with a runtime: what its host work adds (launches not hidden, scheduling not overlapped)
         ops.append(OpCost("step_overhead", 0.0, 0.0, host, "overhead", 1, self.overhead_source))
         phase = "decode" if np.all(new == 1) else "prefill" if np.all(new > 1) else "mixed"
