@@ -430,3 +430,20 @@ def test_the_planner_screen_bounds_tpot_by_the_most_tokens_a_speculative_step_em
         float(np.percentile(per_token, spec.spec.sla.percentile)), rel=1e-9
     )
     assert p2.bounds["decode"] > p0.bounds["decode"]
+
+
+def test_mtp_drafts_run_inside_the_step_without_a_runtimes_host_work_of_their_own():
+    pytest.importorskip("aiconfigurator_core")
+    from hetsim.perf.speculative import speculative_step
+    from hetsim.perf.step import InstanceConfig, StepModel
+    from hetsim.spec.hardware import load_profile
+    from hetsim.spec.model import load_model
+
+    sm = StepModel(load_model("DeepSeek-V3"), load_profile("nvidia-h200-sxm"),
+                   InstanceConfig(tp=8, ep=8, **FP8), runtime="vllm")  # fmt: skip
+    spec, ctx = speculative_step(sm, 2), np.full(32, 2000)
+    one_pass = spec.module.decode_kernels_time(ctx)
+    # a one-layer pass is well under the runtime's 2 ms of host work per step, which the
+    # step as a whole pays once (overlapped), not each draft pass again
+    assert 0 < one_pass < sm.host.step_host
+    assert spec.draft_time(ctx) == pytest.approx(2 * one_pass, rel=1e-12)

@@ -50,43 +50,20 @@ class SpeculativeStep:
     attention FLOPs (position ``j`` attends ``context + j + 1`` tokens), while each sequence's
     cached KV is read once. Pricing it as a prefill chunk of ``k + 1`` tokens would decompress
     an MLA model's whole cached latent every step, which no runtime does. The token-count ops
-    are memoised per batch size; with ``tokens == 0`` the verify step is exactly the step
-    model's decode step."""
+    are the step model's own (memoised by token count); with ``tokens == 0`` the verify step
+    is exactly the step model's decode step."""
 
-    __slots__ = ("step_model", "tokens", "module", "_module_overhead", "_linear", "_offsets")
-
-    #: distinct (tokens, sequences) pairs whose token-count ops are kept
-    MEMO = 1 << 16
+    __slots__ = ("step_model", "tokens", "module", "_offsets")
 
     def __init__(self, step_model: StepModel, tokens: int) -> None:
         self.step_model = step_model
         self.tokens = tokens
         self.module = mtp_module_model(step_model)
-        self._module_overhead = self.module.overhead
-        self._linear: dict[tuple[int, int], float] = {}
         self._offsets = np.arange(tokens + 1, dtype=np.int64)
 
     def _attention(self, kernels: list[Kernel]) -> float:
         kernel = self.step_model.cost.kernel
         return self.step_model.model.num_layers * sum(kernel(k)[0] for k in kernels)
-
-    def _linear_time(self, tokens: int, seqs: int) -> float:
-        """Seconds of everything but attention for ``tokens`` tokens and ``seqs`` LM-head rows,
-        overhead included: a step of that many tokens and sequences less its attention."""
-        key = (tokens, seqs)
-        found = self._linear.get(key)
-        if found is None:
-            sm = self.step_model
-            new = np.ones(seqs, dtype=np.int64)
-            new[0] += tokens - seqs
-            empty = np.zeros(seqs, dtype=np.int64)
-            found = sm.step_time(new, empty) - self._attention(
-                sm.ops.attention_kernels(sm.ops.work(new, empty))
-            )
-            if len(self._linear) >= self.MEMO:
-                self._linear.clear()
-            self._linear[key] = found
-        return found
 
     def _verify_kernels(self, context: np.ndarray) -> list[Kernel]:
         """Per-layer attention kernels of ``k + 1`` query positions per sequence."""
@@ -116,8 +93,8 @@ class SpeculativeStep:
         """Seconds of the ``k`` MTP passes over sequences with these cached lengths."""
         if context.size == 0 or self.tokens == 0:
             return 0.0
-        per_pass = self.module.decode_time(context) - self._module_overhead
-        return self.tokens * per_pass
+        # the passes run inside the step: no step overhead or host work of their own
+        return self.tokens * self.module.decode_kernels_time(context)
 
     def step_time(
         self,
@@ -140,7 +117,8 @@ class SpeculativeStep:
             kernels += ops.attention_kernels(ops.work(new, cached))
         if seqs == 0:
             return 0.0
-        gpu = self._linear_time(tokens, seqs) + self._attention(kernels) + self.draft_time(context)
+        gpu = self.step_model.token_ops_time(tokens, seqs) + self._attention(kernels)
+        gpu += self.draft_time(context)
         # a named runtime's host work, as for a plain step
         return self.step_model.with_host(gpu, seqs, new is not None and bool(new.size))
 
@@ -149,7 +127,7 @@ class SpeculativeStep:
         if context.size == 0:
             return 0.0
         q = int(context.size) * (self.tokens + 1)
-        return self._linear_time(q, q) + self._attention(self._verify_kernels(context))
+        return self.step_model.token_ops_time(q, q) + self._attention(self._verify_kernels(context))
 
 
 @functools.lru_cache(maxsize=64)

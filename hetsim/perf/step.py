@@ -287,6 +287,21 @@ class StepModel:
             self._head_cache[seqs] = head
         return body + head
 
+    def token_ops_time(self, tokens: int, seqs: int) -> float:
+        """Seconds of the ops whose cost depends only on a step's ``tokens`` and its ``seqs``
+        LM-head rows (everything but attention), with the profile's fixed step overhead where
+        no runtime is named."""
+        return self._linear_time(tokens, seqs)
+
+    def decode_kernels_time(self, context: np.ndarray) -> float:
+        """A decode step's kernels alone, without the fixed step overhead or a runtime's host
+        work: a pass that runs inside another step's launch (an MTP draft)."""
+        b = int(context.size)
+        if b == 0:
+            return 0.0
+        gpu = self._linear_time(b, b) + self._block_time(self.ops.decode_work(context), b)
+        return gpu - self.overhead
+
     def decode_time(self, context: np.ndarray) -> float:
         """Seconds for one decode step of ``len(context)`` sequences with these cached lengths."""
         b = int(context.size)
