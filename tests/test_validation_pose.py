@@ -225,9 +225,9 @@ def test_checkpoints_group_into_the_family_they_are_posed_on():
 def result(model, outcome=Outcome.PREDICTED, reason=""):
     return RowResult(
         id=f"{model}-{outcome.value}", line=2, system="b200_sxm", runtime="sglang", model=model,
-        mode="agg", isl=1024, osl=128, concurrency=4, repeats=1, measured_ttft_s=1.0,
-        measured_tpot_s=0.01, predicted_ttft_s=1.2, predicted_tpot_s=0.012, outcome=outcome,
-        reason=reason, detail="", provenance="roofline-default",
+        mode="agg", protocol="unrecorded", isl=1024, osl=128, concurrency=4, repeats=1,
+        measured_ttft_s=1.0, measured_tpot_s=0.01, predicted_ttft_s=1.2, predicted_tpot_s=0.012,
+        outcome=outcome, reason=reason, detail="", provenance="roofline-default",
     )  # fmt: skip
 
 

@@ -14,6 +14,8 @@ import pytest
 
 from hetsim.errors import InputError
 from hetsim.validation import (
+    INFERENCEX,
+    UNRECORDED,
     Mode,
     Outcome,
     Posed,
@@ -24,6 +26,7 @@ from hetsim.validation import (
     Unposed,
     collapse_duplicates,
     pose,
+    protocol_of,
     read_silicon,
     select_rows,
 )
@@ -145,16 +148,19 @@ def test_an_agg_row_is_one_colocated_engine_under_a_closed_loop_at_its_concurren
         }
     ]
     assert scenario["interconnect"] == {"paths": []}
+    # an InferenceX run (db-dump source): lengths uniform in [0.8 L, L], ten requests per
+    # client, every client at once, every request measured
+    assert posed.protocol is INFERENCEX
     assert scenario["workload"] == {
         "closed_loop": {
             "concurrency": 4,
-            "requests": 16,  # four requests per client
+            "requests": 40,
             "think_time": "0 s",
-            "ramp_up": {"strategy": "none"},  # as the benchmark tools start their clients
-            "input_tokens": {"dist": "fixed", "value": 1024},
-            "output_tokens": {"dist": "fixed", "value": 1024},
+            "ramp_up": {"strategy": "none"},
+            "input_tokens": {"dist": "uniform", "min": 819, "max": 1024},
+            "output_tokens": {"dist": "uniform", "min": 819, "max": 1024},
         },
-        "warmup_requests": 4,  # the first wave, every client starting together
+        "warmup_requests": 0,
     }
     assert scenario["model"] == "DeepSeek-V3"
 
@@ -197,6 +203,34 @@ def test_disagg_workers_within_one_node_hand_kv_over_nvlink(rows):
     }  # fmt: skip
     fp4 = posed.scenario["pools"][0]["precision"]
     assert fp4 == {"weights": "fp4", "activations": "fp4", "kv": "fp8_e4m3"}
+
+
+@pytest.mark.parametrize(
+    ("source", "protocol"),
+    [("db-dump/2026-04-27; config_id=81; silicon_concurrency=4", INFERENCEX),
+     ("source_file=2026-04-06.csv; model=Llama-3.1-70B; silicon_concurrency=8", INFERENCEX),
+     ("source_file=kimi-k2.5-gap-analysis.csv; silicon_concurrency=4", INFERENCEX),
+     ("source_file=/Users/x/aic-auto-gap-analysis/data/h100_sxm/trtllm/1.0.0rc3/Qwen_Qwen3-32B.csv",
+      UNRECORDED),
+     ("", UNRECORDED)],
+)  # fmt: skip
+def test_the_benchmark_protocol_is_read_from_the_data_source(rows, source, protocol):
+    row = by_id(rows, "dsr1_h200_sglang_fp8_agg_1024x1024_c4_cfg81")
+    assert protocol_of(dataclasses.replace(row, source=source)) is protocol
+
+
+def test_every_inferencex_row_of_the_excerpt_is_one_of_its_fixed_length_scenarios(rows):
+    scenarios = {(r.isl, r.osl) for r in rows if protocol_of(r) is INFERENCEX}
+    assert scenarios <= {(1024, 1024), (1024, 8192), (8192, 1024)} and scenarios
+
+
+def test_an_unrecorded_client_is_posed_with_the_rows_exact_lengths(rows):
+    row = by_id(rows, "dsr1_h200_sglang_fp8_agg_1024x1024_c4_cfg81")
+    posed = pose(dataclasses.replace(row, source="source_file=/data/h200_sxm/x.csv"))
+    assert posed.protocol is UNRECORDED
+    loop = posed.scenario["workload"]["closed_loop"]
+    assert loop["input_tokens"] == loop["output_tokens"] == {"dist": "fixed", "value": 1024}
+    assert loop["requests"] == 40 and posed.scenario["workload"]["warmup_requests"] == 0
 
 
 def test_deepseek_r1_is_posed_on_the_deepseek_v3_architecture_and_says_so(rows):
@@ -256,7 +290,8 @@ def result(system, runtime, measured, predicted, reason="", outcome=Outcome.PRED
     """A row result with the same relative error on TTFT and TPOT."""
     return RowResult(
         id=f"{system}-{runtime}-{measured}-{predicted}", line=2, system=system, runtime=runtime,
-        model="Qwen/Qwen3-32B", mode="agg", isl=1024, osl=128, concurrency=4, repeats=1,
+        model="Qwen/Qwen3-32B", mode="agg", protocol="unrecorded", isl=1024, osl=128,
+        concurrency=4, repeats=1,
         measured_ttft_s=measured, measured_tpot_s=measured / 100,
         predicted_ttft_s=predicted, predicted_tpot_s=predicted / 100,
         outcome=outcome, reason=reason, detail="", provenance="roofline-default",
@@ -287,7 +322,7 @@ def test_error_table_gives_median_p90_and_signed_median_of_relative_errors(valid
     h200 = table.loc[("system", "h200_sxm")]
     assert h200["rows"] == 2 and h200["ttft_signed_median_pct"] == pytest.approx(-5.0)
     assert table.loc[("runtime", "sglang")]["tpot_median_abs_pct"] == pytest.approx(20.0)
-    groupings = {"all", "system", "runtime", "model", "family", "mode"}
+    groupings = {"all", "system", "runtime", "model", "family", "mode", "protocol"}
     assert set(table.index.get_level_values("by")) == groupings
 
 

@@ -1,7 +1,8 @@
 """Predictions against end-to-end measurements.
 
-:mod:`~hetsim.validation.silicon` reads NVIDIA's silicon sample, :mod:`~hetsim.validation.pose`
-turns its rows into scenarios (or says why not), :mod:`~hetsim.validation.accuracy` simulates
+:mod:`~hetsim.validation.silicon` reads NVIDIA's silicon sample, :mod:`~hetsim.validation.protocols`
+says which benchmark client measured each row, :mod:`~hetsim.validation.pose` turns its rows into
+scenarios (or says why not), :mod:`~hetsim.validation.accuracy` simulates
 them and tabulates the errors. This layer sits above the simulator and the planner: it is a
 client of :func:`hetsim.simulate`, like the CLI, and fits nothing to what it compares against.
 """
@@ -16,6 +17,7 @@ from hetsim.validation.accuracy import (
     validate_silicon,
 )
 from hetsim.validation.pose import Posed, Reason, Unposed, contradiction, pose
+from hetsim.validation.protocols import INFERENCEX, UNRECORDED, BenchmarkProtocol, protocol_of
 from hetsim.validation.silicon import (
     Mode,
     Parallelism,
@@ -26,6 +28,8 @@ from hetsim.validation.silicon import (
 )
 
 __all__ = [
+    "BenchmarkProtocol",
+    "INFERENCEX",
     "Mode",
     "Outcome",
     "Parallelism",
@@ -35,10 +39,12 @@ __all__ = [
     "Runtime",
     "SiliconRow",
     "SiliconValidation",
+    "UNRECORDED",
     "Unposed",
     "collapse_duplicates",
     "contradiction",
     "pose",
+    "protocol_of",
     "read_silicon",
     "select_rows",
     "validate_silicon",

@@ -20,6 +20,7 @@ import pandas as pd
 
 from hetsim.errors import InputError
 from hetsim.validation.pose import Posed, Unposed, family, pose
+from hetsim.validation.protocols import protocol_of
 from hetsim.validation.silicon import Runtime, SiliconRow
 
 __all__ = [
@@ -32,8 +33,9 @@ __all__ = [
 ]
 
 #: the dimensions of the error table, each tabulated on its own; ``family`` groups the HF ids
-#: by the architecture they are posed on (:func:`hetsim.validation.pose.family`)
-GROUPINGS = ("system", "runtime", "model", "family", "mode")
+#: by the architecture they are posed on (:func:`hetsim.validation.pose.family`), ``protocol``
+#: the rows by the benchmark client that measured them (:mod:`hetsim.validation.protocols`)
+GROUPINGS = ("system", "runtime", "model", "family", "mode", "protocol")
 
 
 class Outcome(enum.Enum):
@@ -52,6 +54,7 @@ class RowResult:
     runtime: str
     model: str
     mode: str
+    protocol: str
     isl: int
     osl: int
     concurrency: int | None
@@ -97,21 +100,20 @@ def select_rows(
 def validate_silicon(
     rows: Iterable[SiliconRow],
     *,
-    requests_per_client: int = 4,
     progress: Callable[[int, int], None] | None = None,
 ) -> SiliconValidation:
     """Pose, simulate and compare every row; ``progress(done, total)`` after each row."""
     rows = list(rows)
     results = []
     for done, row in enumerate(rows, start=1):
-        results.append(_one(row, requests_per_client))
+        results.append(_one(row))
         if progress is not None:
             progress(done, len(rows))
     return SiliconValidation(tuple(results))
 
 
-def _one(row: SiliconRow, requests_per_client: int) -> RowResult:
-    posed = pose(row, requests_per_client)
+def _one(row: SiliconRow) -> RowResult:
+    posed = pose(row)
     if isinstance(posed, Unposed):
         return _result(row, Outcome.UNPOSED, posed.reason.value, posed.detail)
     try:
@@ -151,6 +153,7 @@ def _result(
         runtime=row.runtime.value,
         model=row.model,
         mode=row.mode.value,
+        protocol=protocol_of(row).name,
         isl=row.isl,
         osl=row.osl,
         concurrency=row.concurrency,

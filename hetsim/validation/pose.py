@@ -4,9 +4,9 @@ A row becomes a scenario dict (the YAML structure, before validation): ``agg`` -
 pool of one engine with the row's tp / attention dp / expert parallelism and its batch size as
 ``max_num_seqs``; ``disagg`` -> a prefill and a decode pool with the row's worker counts, batch
 sizes and parallelism, joined by the system's NVLink when every worker fits in one scale-up
-domain and by its scale-out NICs otherwise. The workload is a closed loop at the row's
-concurrency with the row's fixed ISL and OSL, every client starting at once, the way the sample
-was measured.
+domain and by its scale-out NICs otherwise. The workload is the closed loop the row's benchmark
+client ran (:mod:`hetsim.validation.protocols`): its concurrency, its lengths around the row's ISL
+and OSL, its requests per client, every client starting at once, every request measured.
 
 What hetsim cannot honour is a :class:`Reason`, never a silent approximation. The mappings below
 that are judgements (which HF checkpoints share a bundled architecture, which KV format a
@@ -22,6 +22,7 @@ from typing import Any
 
 from hetsim.spec.hardware import AcceleratorProfile, available_profiles, load_profile
 from hetsim.spec.model import ModelConfig, load_model
+from hetsim.validation.protocols import BenchmarkProtocol, protocol_of
 from hetsim.validation.silicon import Parallelism, SiliconRow
 
 __all__ = [
@@ -62,6 +63,7 @@ class Posed:
     model: str
     model_note: str
     profile: str
+    protocol: BenchmarkProtocol
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,11 +187,8 @@ def contradiction(row: SiliconRow, domain: int | None) -> str | None:
     return None
 
 
-def pose(row: SiliconRow, requests_per_client: int = 4) -> Posed | Unposed:
-    """The row as a scenario dict, or the first reason it cannot be one.
-
-    The closed loop runs ``requests_per_client`` requests per client; the first wave (one
-    request per client, all started together) is warm-up, left out of the summary."""
+def pose(row: SiliconRow) -> Posed | Unposed:
+    """The row as a scenario dict, or the first reason it cannot be one."""
     if row.concurrency is None:
         return Unposed(row, Reason.NO_CONCURRENCY, "silicon_data_source has no silicon_concurrency")
     profile_name = SYSTEM_PROFILES.get(row.system)
@@ -238,8 +237,9 @@ def pose(row: SiliconRow, requests_per_client: int = 4) -> Posed | Unposed:
             "disaggregated row without prefill/decode worker counts, at concurrency "
             f"{row.concurrency}: the deployment's size is not known",
         )
-    scenario = _scenario(row, model, profile, formats, moe, requests_per_client)
-    return Posed(row, scenario, model, note, profile.name)
+    protocol = protocol_of(row)
+    scenario = _scenario(row, model, profile, formats, moe, protocol)
+    return Posed(row, scenario, model, note, profile.name, protocol)
 
 
 def _profile(name: str | None) -> AcceleratorProfile | None:
@@ -310,7 +310,7 @@ def _scenario(
     profile: AcceleratorProfile,
     formats: tuple[str, str, str],
     moe: bool,
-    requests_per_client: int,
+    protocol: BenchmarkProtocol,
 ) -> dict[str, Any]:
     n = row.concurrency or 1
     weights, activations, kv = formats
@@ -356,21 +356,7 @@ def _scenario(
         "model": model,
         "pools": pools,
         "interconnect": interconnect,
-        "workload": {
-            "closed_loop": {
-                "concurrency": n,
-                "requests": n * requests_per_client,
-                "think_time": "0 s",
-                # the tools that measured the sample (AIPerf / genai-perf, vllm bench serve,
-                # SGLang's bench_serving) start every client at once in concurrency mode unless
-                # told to ramp (AIPerf documents the spike); the runtime's frontend then admits
-                # them one at a time
-                "ramp_up": {"strategy": "none"},
-                "input_tokens": {"dist": "fixed", "value": row.isl},
-                "output_tokens": {"dist": "fixed", "value": row.osl},
-            },
-            "warmup_requests": n,
-        },
+        "workload": protocol.workload(n, row.isl, row.osl),
         # required by the schema; validation reads latencies, not attainment
         "sla": {"ttft": "1 h", "tpot": "1 h"},
         "seed": 0,
