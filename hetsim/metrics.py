@@ -2,10 +2,8 @@
 
 Definitions (those of DistServe, vLLM and SGLang benchmarks):
 
-* TTFT = first output chunk the client receives − arrival; TPOT = (finish − first chunk) /
-  (output tokens − 1), for requests with more than one output token (``vllm bench serve``'s
-  definitions); E2E = finish − arrival. The first chunk is the first token unless the pool streams
-  every N tokens (``stream_interval``, :func:`hetsim.sim.state.first_chunk_time`).
+* TTFT = first output token − arrival; TPOT = (finish − first token) / (output tokens − 1), for
+  requests with more than one output token; E2E = finish − arrival.
 * attainment = share of *all* requests (failed ones count as misses) that completed with TTFT and
   TPOT within the SLA bounds (a one-token answer has no TPOT and meets that bound trivially).
 * throughput = output tokens of completed requests per second, from the first arrival to the
@@ -45,9 +43,9 @@ PERCENTILES = (50, 90, 99)
 def add_latency_columns(requests: pd.DataFrame) -> pd.DataFrame:
     """ttft_s, tpot_s and e2e_s from the timestamps (NaN where undefined)."""
     r = requests
-    r["ttft_s"] = r["first_chunk_s"] - r["arrival_s"]
+    r["ttft_s"] = r["first_token_s"] - r["arrival_s"]
     gaps = (r["output_tokens"] - 1).where(r["output_tokens"] > 1)
-    r["tpot_s"] = (r["finish_s"] - r["first_chunk_s"]) / gaps
+    r["tpot_s"] = (r["finish_s"] - r["first_token_s"]) / gaps
     r["e2e_s"] = r["finish_s"] - r["arrival_s"]
     return r
 

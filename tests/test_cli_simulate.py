@@ -8,9 +8,9 @@ import pandas as pd
 
 REQUEST_COLUMNS = [
     "request_id", "arrival_s", "prefill_start_s", "prefill_end_s", "transfer_start_s",
-    "transfer_end_s", "decode_start_s", "first_token_s", "first_chunk_s", "finish_s",
-    "input_tokens", "cached_tokens", "output_tokens", "prefill_instance", "decode_instance",
-    "status", "failure_reason",
+    "transfer_end_s", "decode_start_s", "first_token_s", "finish_s", "input_tokens",
+    "cached_tokens", "output_tokens", "prefill_instance", "decode_instance", "status",
+    "failure_reason",
 ]  # fmt: skip
 SUMMARY_KEYS = [
     "requests", "completed", "failed", "ttft_s", "tpot_s", "e2e_s", "throughput_tokens_per_s",

@@ -92,7 +92,6 @@ LOG_COLUMNS = {
     "transfer_end_s": np.float64,
     "decode_start_s": np.float64,
     "first_token_s": np.float64,
-    "first_chunk_s": np.float64,
     "finish_s": np.float64,
     "input_tokens": np.int64,
     "cached_tokens": np.int64,
@@ -106,21 +105,6 @@ LOG_COLUMNS = {
     "speculative_steps": np.int32,
     "accepted_tokens": np.int64,
 }
-
-
-def first_chunk_time(r: Req) -> float:
-    """When the client receives its first output: the server streams every ``stream_interval``
-    tokens of the pool that decodes the request, so the first chunk leaves with token
-    k = min(interval, output). The log keeps a request's first and last token times, not every
-    token's: token k is placed at ``t_first + (k - 1)`` mean inter-token gaps, exact when the
-    request's decode steps are equally long (a step that also prefills another prompt is spread
-    over the request's gaps)."""
-    streamer = r.decode if r.decode is not None else r.prefill
-    interval = streamer.pool.stream_interval if streamer is not None else 1
-    k = min(interval, r.output)
-    if k <= 1:
-        return r.t_first
-    return r.t_first + (k - 1) * (r.t_finish - r.t_first) / (r.output - 1)
 
 
 class RequestLog:
@@ -159,7 +143,6 @@ class RequestLog:
         c["transfer_end_s"][i] = r.t_transfer_end
         c["decode_start_s"][i] = r.t_decode_start
         c["first_token_s"][i] = r.t_first
-        c["first_chunk_s"][i] = first_chunk_time(r)
         c["finish_s"][i] = r.t_finish
         c["input_tokens"][i] = r.input
         c["cached_tokens"][i] = r.cached

@@ -240,14 +240,6 @@ class PoolSpec(StrictModel):
         description="speculative decoding on decode steps (decode and colocated pools), e.g. "
         "{method: mtp, tokens: 2, acceptance: [0.8, 0.6]}; null: one token per step",
     )
-    stream_interval: int = Field(
-        default=1,
-        ge=1,
-        le=1024,
-        description="the server sends a streaming request's output every N tokens (SGLang "
-        "--stream-interval): the client's first chunk, and so its TTFT, comes when N tokens "
-        "exist. Decode and colocated pools, the ones that stream to the client",
-    )
 
     @field_validator("name")
     @classmethod
@@ -265,16 +257,6 @@ class PoolSpec(StrictModel):
             raise ValueError(
                 "speculative decoding applies to decode steps; allowed on decode and colocated "
                 "pools, not on a prefill pool"
-            )
-        return v
-
-    @field_validator("stream_interval")
-    @classmethod
-    def _streaming_pool(cls, v: int, info: ValidationInfo) -> int:
-        if v != 1 and info.data.get("role") == "prefill":
-            raise ValueError(
-                "a prefill pool does not stream to the client; stream_interval is set on the "
-                "decode or colocated pool that does"
             )
         return v
 
