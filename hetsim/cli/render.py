@@ -514,6 +514,8 @@ def plan(result: PlanResult, top: int) -> None:
         f"({result.backend} x{result.workers})"
     )
     console.print(_ranking_table(result, top))
+    for line in result.skipped_faults():
+        console.print(f"[yellow]faults:[/] {escape(line)}")
     if result.best is not None:
         b = result.best
         provenance = b.summary.provenance if b.summary is not None else {}

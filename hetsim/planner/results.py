@@ -91,6 +91,7 @@ class CandidateResult:
             "transfer_format": c.transfer_format,
             "protocol": c.protocol,
             "boundary": self.boundary,
+            "skipped_faults": "; ".join(c.skipped_faults),
         }
         for role in ("prefill", "decode", "serve"):
             choice = c.roles.get(role)
@@ -175,6 +176,21 @@ class PlanResult:
         """Ids of the candidates on the cost/goodput Pareto front, cheapest first."""
         return [int(i) for i in pareto_front(self.to_frame())["id"]]
 
+    def skipped_faults(self) -> list[str]:
+        """One line per set of the scenario's faults some candidates were simulated without
+        (they lack the instance or hop the fault names), with those candidates' ids."""
+        groups: dict[tuple[str, ...], list[int]] = {}
+        for r in sorted(self.results, key=lambda r: r.id):
+            if r.candidate.skipped_faults:
+                groups.setdefault(r.candidate.skipped_faults, []).append(r.id)
+        return [
+            f"{', '.join(faults)}: not applied to candidate"
+            + ("s " if len(ids) > 1 else " ")
+            + ", ".join(f"#{i}" for i in ids)
+            + " (no such target there)"
+            for faults, ids in groups.items()
+        ]
+
     def explain_failure(self) -> str:
         """Why no candidate meets the SLA: which bound failed, by how much."""
         sla = self.scenario.spec.sla
@@ -224,6 +240,7 @@ class PlanResult:
                 "attainment": spec.sla.attainment,
             },
             "settings": self.settings,
+            "skipped_faults": self.skipped_faults(),
             "counts": {v.value: n for v, n in self.counts().items()},
             "best": _deployment(self.best, by_id) if self.best else None,
             "colocated_baseline": _deployment(self.baseline, by_id) if self.baseline else None,
