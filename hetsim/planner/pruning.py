@@ -175,9 +175,18 @@ def with_search(
         reason = f"goodput {r.goodput:.3g} req/s is below min_rate {min_rate:g}"
         return replace(r, verdict=Verdict.FAILS_SLA, reason=reason)
     score = _score(objective, r, r.goodput)
+    reason = f"goodput {r.goodput:.3g} req/s, {score:.4g} {objective.unit}"
+    if out.get("at_limit"):
+        assert r.screen is not None
+        reason = (
+            f"meets the SLA at every rate searched, up to its {r.screen.bound_by} bound "
+            f"({r.screen.rate_bound:.3g} req/s): goodput at least {r.goodput:.3g} req/s, "
+            f"{score:.4g} {objective.unit}"
+        )
     return replace(
         r,
         verdict=Verdict.RANKED,
         objective=score,
-        reason=f"goodput {r.goodput:.3g} req/s, {score:.4g} {objective.unit}",
+        reason=reason,
+        goodput_at_limit=bool(out.get("at_limit")),
     )

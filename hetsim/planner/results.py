@@ -59,6 +59,8 @@ class CandidateResult:
     objective: float = math.nan
     boundary: str | None = None  # identical / convertible (disaggregated only)
     baseline: bool = False
+    # met the SLA at every rate searched up to its capacity bound: ``goodput`` is a lower bound
+    goodput_at_limit: bool = False
 
     @property
     def id(self) -> int:
@@ -107,6 +109,7 @@ class CandidateResult:
         return {
             "cost_per_hour": self.cost_per_hour,
             "goodput": self.goodput,
+            "goodput_at_limit": self.goodput_at_limit,
             "goodput_per_device": self.goodput / c.devices if c.devices else math.nan,
             "requests_per_dollar": self.goodput * 3600 / self.cost_per_hour
             if self.cost_per_hour
