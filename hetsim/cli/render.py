@@ -518,7 +518,8 @@ def plan(result: PlanResult, top: int) -> None:
         console.print(f"[yellow]faults:[/] {escape(line)}")
     if any(r.goodput_at_limit for r in result.ranked):
         console.print(
-            "≥: met the SLA at every rate searched, up to the deployment's capacity bound; "
+            "≥: met the SLA at every rate searched, up to the deployment's capacity bound (see "
+            "its reason); "
             "a longer workload would find where it stops"
         )
     if result.best is not None:

@@ -4,6 +4,7 @@ candidate's new result; which candidates to consider in which order is :mod:`sea
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from typing import Any
 
@@ -177,11 +178,16 @@ def with_search(
     score = _score(objective, r, r.goodput)
     reason = f"goodput {r.goodput:.3g} req/s, {score:.4g} {objective.unit}"
     if out.get("at_limit"):
-        assert r.screen is not None
+        sr = r.screen
+        # search_task passes the bound as the limit only where it is a finite rate
+        limit = (
+            f"its {sr.bound_by} bound ({sr.rate_bound:.3g} req/s)"
+            if sr is not None and 0 < sr.rate_bound < math.inf
+            else "the search's limit"
+        )
         reason = (
-            f"meets the SLA at every rate searched, up to its {r.screen.bound_by} bound "
-            f"({r.screen.rate_bound:.3g} req/s): goodput at least {r.goodput:.3g} req/s, "
-            f"{score:.4g} {objective.unit}"
+            f"meets the SLA at every rate searched, up to {limit}: goodput at least "
+            f"{r.goodput:.3g} req/s, {score:.4g} {objective.unit}"
         )
     return replace(
         r,

@@ -204,6 +204,8 @@ class _Search:
         reason = f"best {self.objective.unit} of all candidates" + (
             " (ties broken by tail latency)" if tied else ""
         )
+        if best.goodput_at_limit:  # its ranked reason said so; the recommendation must too
+            reason += "; its goodput is a lower bound (SLA met up to its capacity bound)"
         best = replace(best, verdict=Verdict.RECOMMENDED, reason=reason)
         self.results[best.id] = best
         return best
