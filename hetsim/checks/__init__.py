@@ -14,7 +14,12 @@ from hetsim.checks.handoff import (
     handoff_plans,
     pool_pairs,
 )
-from hetsim.checks.scenario import check_scenario, load_scenario, scenario_from_dict
+from hetsim.checks.scenario import (
+    absent_fault_targets,
+    check_scenario,
+    load_scenario,
+    scenario_from_dict,
+)
 
 __all__ = [
     "EfficiencySource",
@@ -24,6 +29,7 @@ __all__ = [
     "pool_pairs",
     "handoff_plans",
     "handoff_plan",
+    "absent_fault_targets",
     "check_scenario",
     "load_scenario",
     "scenario_from_dict",

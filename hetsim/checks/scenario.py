@@ -15,6 +15,7 @@ from hetsim.checks.handoff import HandoffPlan, handoff_plans, pool_pairs
 from hetsim.errors import InputError
 from hetsim.kv.portability import Conversion
 from hetsim.spec import resolve
+from hetsim.spec.faults import allowed_targets, target_exists
 from hetsim.spec.footprint import footprint
 from hetsim.spec.resolve import Scenario
 from hetsim.spec.scenario import PathSpec, ScenarioSpec
@@ -23,6 +24,7 @@ from hetsim.units import format_bytes
 __all__ = [
     "apply_runtime_kv_budgets",
     "check_scenario",
+    "absent_fault_targets",
     "frontend_runtime",
     "load_scenario",
     "scenario_from_dict",
@@ -44,6 +46,7 @@ def check_scenario(scenario: Scenario) -> None:
         *_memory_problems(scenario),
         *_portability_problems(scenario),
         *_frontend_problems(scenario.spec),
+        *_fault_problems(scenario.spec),
     ]
     if len(problems) == 1:
         raise problems[0].with_context(file=scenario.path)
@@ -108,6 +111,37 @@ def _frontend_problems(spec: ScenarioSpec) -> list[InputError]:
     except InputError as e:
         return [e]
     return []
+
+
+def _fault_targets(spec: ScenarioSpec) -> tuple[dict[str, int], list[str]]:
+    """What faults can target: instances per pool, and the hops of the paths that join pools
+    (the links the simulator builds)."""
+    instances = {p.name: p.instances for p in spec.pools}
+    hops = [h.name for pair in pool_pairs(spec) if pair.path for h in pair.path.hops]
+    return instances, list(dict.fromkeys(hops))
+
+
+def absent_fault_targets(spec: ScenarioSpec) -> list[int]:
+    """Indices into ``faults.events`` of the faults whose target this deployment lacks."""
+    instances, hops = _fault_targets(spec)
+    return [i for i, f in enumerate(spec.faults.events) if not target_exists(f, instances, hops)]
+
+
+def _fault_problems(spec: ScenarioSpec) -> list[InputError]:
+    instances, hops = _fault_targets(spec)
+    out = []
+    for i in absent_fault_targets(spec):
+        fault = spec.faults.events[i]
+        what = "a hop of a transfer path" if "link" in fault.kind else "a pool or pool[index]"
+        out.append(
+            InputError(
+                f"{fault.kind} targets {what} that this scenario does not have",
+                field=f"faults.events[{i}].target",
+                value=fault.target,
+                allowed=allowed_targets(fault.kind, instances, hops),
+            )
+        )
+    return out
 
 
 def _path_problems(spec: ScenarioSpec) -> list[InputError]:

@@ -29,12 +29,14 @@ Address = Annotated[
     str | None, typer.Option("--address", help="Ray cluster address (default: a local Ray).")
 ]
 Workers = Annotated[
-    int | None, typer.Option("--workers", help="Local worker processes (default: all cores).")
+    int | None,
+    typer.Option("--workers", min=1, help="Local worker processes (default: all cores)."),
 ]
 Wave = Annotated[
     int,
     typer.Option(
         "--wave",
+        min=1,
         help="Candidates simulated per round. Results depend on it, not on the backend; "
         "raise it on a big cluster.",
     ),
@@ -56,7 +58,7 @@ Plots = Annotated[
 Report = Annotated[
     bool, typer.Option("--report", help="Write a self-contained plan.html to --out.")
 ]
-Top = Annotated[int, typer.Option("--top", help="Runners-up to show.")]
+Top = Annotated[int, typer.Option("--top", min=0, help="Runners-up to show.")]
 
 
 def plan(

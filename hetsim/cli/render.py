@@ -514,6 +514,14 @@ def plan(result: PlanResult, top: int) -> None:
         f"({result.backend} x{result.workers})"
     )
     console.print(_ranking_table(result, top))
+    for line in result.skipped_faults():
+        console.print(f"[yellow]faults:[/] {escape(line)}")
+    if any(r.goodput_at_limit for r in result.ranked):
+        console.print(
+            "≥: met the SLA at every rate searched, up to the deployment's capacity bound (see "
+            "its reason); "
+            "a longer workload would find where it stops"
+        )
     if result.best is not None:
         b = result.best
         provenance = b.summary.provenance if b.summary is not None else {}
@@ -538,7 +546,7 @@ def _ranking_table(result: PlanResult, top: int) -> Table:
         t.add_row(
             "best" if r is result.best else ("colocated" if r.baseline else ""),
             escape(r.label),
-            f"{r.goodput:.3g}",
+            ("≥ " if r.goodput_at_limit else "") + f"{r.goodput:.3g}",
             f"{r.objective:.4g}",
             f"{r.cost_per_hour:,.2f}",
             f"{(s and s.cost_per_million_tokens) or float('nan'):.3g}",

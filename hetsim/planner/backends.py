@@ -31,6 +31,7 @@ def run_task(task: Task) -> dict[str, Any]:
     result = goodput(
         scenario,
         start=task.get("start"),
+        high=task.get("high"),
         must_reach=task.get("must_reach"),
         rel_tol=task["rel_tol"],
         max_requests=task.get("max_requests"),
@@ -44,6 +45,7 @@ def run_task(task: Task) -> dict[str, Any]:
         "points": result.points,
         "summary": result.summary,
         "beaten_at": result.beaten_at,
+        "at_limit": result.at_limit,
     }
 
 

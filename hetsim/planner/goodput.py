@@ -10,7 +10,12 @@ Rates are searched on a fixed geometric grid, ``(1 + rel_tol)^k`` requests/s for
 the answer does not depend on where the search starts: the planner may start each candidate
 from its own analytic estimate, or first test only the rate it would need to beat the best so
 far, and still get exactly the goodput a plain search would. The reported goodput meets the
-SLA; one grid step above it (``rate·(1 + rel_tol)``) does not.
+SLA; one grid step above it (``rate·(1 + rel_tol)``) does not — or, when the deployment meets
+the SLA at every rate up to the search's upper limit, the result says so (``at_limit``) and the
+goodput is that limit's grid rate, a lower bound. The limit is the caller's ``high`` (the planner
+passes the candidate's capacity bound: above it no long run can keep up, and a short workload
+that still meets the SLA there only shows it ends before its queues do), else
+:data:`MAX_RATE_OVER_START` times the starting rate.
 """
 
 from __future__ import annotations
@@ -29,7 +34,19 @@ from hetsim.simulation import simulate
 from hetsim.spec.resolve import Scenario
 from hetsim.spec.workload import WorkloadSpec
 
-__all__ = ["GoodputResult", "RateGrid", "goodput", "with_rate", "workload_rate"]
+__all__ = [
+    "MAX_RATE_OVER_START",
+    "GoodputResult",
+    "RateGrid",
+    "goodput",
+    "with_rate",
+    "workload_rate",
+]
+
+#: without a ``high``, the search stops this far above its starting rate (an estimate or the
+#: scenario's own rate): a deployment that still meets the SLA there is reported ``at_limit``
+#: rather than searched until the rate overflows a float
+MAX_RATE_OVER_START = 1000.0
 
 
 def workload_rate(scenario: Scenario) -> float | None:
@@ -106,6 +123,9 @@ class GoodputResult:
     points: list[dict[str, Any]] = field(default_factory=list)  # one row per rate tried
     # set when the search stopped early: the rate it had to reach and did not
     beaten_at: float | None = None
+    # the SLA was met at every grid rate up to the search's upper limit: ``rate`` is that
+    # limit's grid rate, a lower bound on the goodput
+    at_limit: bool = False
 
     @property
     def per_dollar(self) -> float:
@@ -163,7 +183,9 @@ class _RateSearch:
     def spent(self) -> bool:
         return len(self.order) >= self.max_evaluations
 
-    def result(self, k: int | None, beaten_at: float | None = None) -> GoodputResult:
+    def result(
+        self, k: int | None, beaten_at: float | None = None, at_limit: bool = False
+    ) -> GoodputResult:
         """Goodput at index ``k`` (None: none met the SLA) with every rate tried."""
         target = self.target
         points = [_point(self.grid.rate(j), self.summaries[j], target) for j in self.order]
@@ -172,15 +194,18 @@ class _RateSearch:
             last = self.summaries[self.order[-1]]
             return GoodputResult(0.0, last.attainment, target, evaluations, last, points, beaten_at)
         s = self.summaries[k]
-        return GoodputResult(self.grid.rate(k), s.attainment, target, evaluations, s, points)
+        rate = self.grid.rate(k)
+        return GoodputResult(rate, s.attainment, target, evaluations, s, points, None, at_limit)
 
-    def up(self, ok: int, k_high: int | None) -> tuple[int, int | None]:
+    def up(self, ok: int, k_high: int) -> tuple[int, int | None]:
         """Widen upwards from a passing index, doubling the step, to a failing one; (the
         highest passing, the failing or None when the bound or the evaluations ran out)."""
         step = 1
         while True:
+            if ok >= k_high:
+                return ok, None
             k = ok + step
-            if k_high is not None and k > k_high:
+            if k > k_high:
                 k = k_high
                 if k == ok:
                     return ok, None
@@ -244,7 +269,9 @@ def goodput(
 
     The answer lies on the grid ``(1 + rel_tol)^k``: attainment is at or above target at
     ``rate`` and below it at ``rate·(1 + rel_tol)``. ``start`` is where the search begins (an
-    estimate; default the scenario's own rate); ``low``/``high`` optionally bound it.
+    estimate; default the scenario's own rate); ``low``/``high`` optionally bound it (``high``
+    default: :data:`MAX_RATE_OVER_START` times the start; a deployment meeting the SLA there
+    is reported ``at_limit``).
     ``must_reach``: test that rate (rounded up to the grid) first and stop if it misses — the
     result then carries ``beaten_at`` and no goodput, which is how the planner drops a
     candidate that cannot beat the best so far with one simulation instead of a search.
@@ -260,7 +287,7 @@ def goodput(
 
     search = _RateSearch(scenario, grid, run, max_evaluations)
     k_low = grid.ceil(low) if low is not None else None
-    k_high = grid.floor(high) if high is not None else None
+    k_high = grid.floor(high if high is not None else guess * MAX_RATE_OVER_START)
     ok: int | None
     bad: int | None
     if must_reach is not None:
@@ -272,13 +299,12 @@ def goodput(
         k0 = grid.floor(guess)
         if k_low is not None:
             k0 = max(k0, k_low)
-        if k_high is not None:
-            k0 = min(k0, k_high)
+        k0 = min(k0, k_high)
         ok, bad = (k0, None) if search.meets(k0) else (None, k0)
     if ok is not None:
         ok, bad = search.up(ok, k_high)
         if bad is None:
-            return search.result(ok)
+            return search.result(ok, at_limit=ok >= k_high)
     else:
         assert bad is not None
         # below a fiftieth of the start the deployment is hopeless, not slow (and each slower

@@ -4,6 +4,7 @@ candidate's new result; which candidates to consider in which order is :mod:`sea
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from typing import Any
 
@@ -175,9 +176,23 @@ def with_search(
         reason = f"goodput {r.goodput:.3g} req/s is below min_rate {min_rate:g}"
         return replace(r, verdict=Verdict.FAILS_SLA, reason=reason)
     score = _score(objective, r, r.goodput)
+    reason = f"goodput {r.goodput:.3g} req/s, {score:.4g} {objective.unit}"
+    if out.get("at_limit"):
+        sr = r.screen
+        # search_task passes the bound as the limit only where it is a finite rate
+        limit = (
+            f"its {sr.bound_by} bound ({sr.rate_bound:.3g} req/s)"
+            if sr is not None and 0 < sr.rate_bound < math.inf
+            else "the search's limit"
+        )
+        reason = (
+            f"meets the SLA at every rate searched, up to {limit}: goodput at least "
+            f"{r.goodput:.3g} req/s, {score:.4g} {objective.unit}"
+        )
     return replace(
         r,
         verdict=Verdict.RANKED,
         objective=score,
-        reason=f"goodput {r.goodput:.3g} req/s, {score:.4g} {objective.unit}",
+        reason=reason,
+        goodput_at_limit=bool(out.get("at_limit")),
     )

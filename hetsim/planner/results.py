@@ -59,6 +59,8 @@ class CandidateResult:
     objective: float = math.nan
     boundary: str | None = None  # identical / convertible (disaggregated only)
     baseline: bool = False
+    # met the SLA at every rate searched up to its capacity bound: ``goodput`` is a lower bound
+    goodput_at_limit: bool = False
 
     @property
     def id(self) -> int:
@@ -91,6 +93,7 @@ class CandidateResult:
             "transfer_format": c.transfer_format,
             "protocol": c.protocol,
             "boundary": self.boundary,
+            "skipped_faults": "; ".join(c.skipped_faults),
         }
         for role in ("prefill", "decode", "serve"):
             choice = c.roles.get(role)
@@ -106,6 +109,7 @@ class CandidateResult:
         return {
             "cost_per_hour": self.cost_per_hour,
             "goodput": self.goodput,
+            "goodput_at_limit": self.goodput_at_limit,
             "goodput_per_device": self.goodput / c.devices if c.devices else math.nan,
             "requests_per_dollar": self.goodput * 3600 / self.cost_per_hour
             if self.cost_per_hour
@@ -175,6 +179,21 @@ class PlanResult:
         """Ids of the candidates on the cost/goodput Pareto front, cheapest first."""
         return [int(i) for i in pareto_front(self.to_frame())["id"]]
 
+    def skipped_faults(self) -> list[str]:
+        """One line per set of the scenario's faults some candidates were simulated without
+        (they lack the instance or hop the fault names), with those candidates' ids."""
+        groups: dict[tuple[str, ...], list[int]] = {}
+        for r in sorted(self.results, key=lambda r: r.id):
+            if r.candidate.skipped_faults:
+                groups.setdefault(r.candidate.skipped_faults, []).append(r.id)
+        return [
+            f"{', '.join(faults)}: not applied to candidate"
+            + ("s " if len(ids) > 1 else " ")
+            + ", ".join(f"#{i}" for i in ids)
+            + " (no such target there)"
+            for faults, ids in groups.items()
+        ]
+
     def explain_failure(self) -> str:
         """Why no candidate meets the SLA: which bound failed, by how much."""
         sla = self.scenario.spec.sla
@@ -224,6 +243,7 @@ class PlanResult:
                 "attainment": spec.sla.attainment,
             },
             "settings": self.settings,
+            "skipped_faults": self.skipped_faults(),
             "counts": {v.value: n for v, n in self.counts().items()},
             "best": _deployment(self.best, by_id) if self.best else None,
             "colocated_baseline": _deployment(self.baseline, by_id) if self.baseline else None,

@@ -21,6 +21,7 @@ whole rounds, in candidate order, so any backend and worker count give the same 
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -92,9 +93,12 @@ class _Search:
         return (-estimate, r.id)
 
     def task_data(self, r: CandidateResult, path: str | None) -> dict[str, Any]:
-        """What every task carries: the candidate as plain data and the search settings."""
+        """What every task carries: the candidate as plain data, the search settings, and the
+        highest rate to search (its capacity bound: no long run of it can serve more)."""
+        bound = r.screen.rate_bound if r.screen is not None else None
         return {
             "id": r.id,
+            "high": bound if bound is not None and 0 < bound < math.inf else None,
             "scenario": r.candidate.data,
             "path": path,
             "rel_tol": self.search.rel_tol,
@@ -200,6 +204,8 @@ class _Search:
         reason = f"best {self.objective.unit} of all candidates" + (
             " (ties broken by tail latency)" if tied else ""
         )
+        if best.goodput_at_limit:  # its ranked reason said so; the recommendation must too
+            reason += "; its goodput is a lower bound (SLA met up to its capacity bound)"
         best = replace(best, verdict=Verdict.RECOMMENDED, reason=reason)
         self.results[best.id] = best
         return best
@@ -239,6 +245,15 @@ def _search_spec(scenario: Scenario) -> SearchSpec:
     return search
 
 
+def _check_settings(workers: int | None, wave: int) -> None:
+    """Zero workers or a zero wave would never simulate anything (a wave of 0 loops for ever)."""
+    for name, value in (("--workers", workers), ("--wave", wave)):
+        if value is not None and value < 1:
+            raise InputError(
+                "the planner needs at least one", field=name, value=value, allowed="an integer ≥ 1"
+            )
+
+
 def plan(
     scenario: Scenario | str | Path,
     overrides: list[str] | None = None,
@@ -264,6 +279,7 @@ def plan(
     simulations.
     """
     started = time.perf_counter()
+    _check_settings(workers, wave)
     if not isinstance(scenario, Scenario):
         scenario = load_scenario(scenario, overrides or [])
     elif overrides:

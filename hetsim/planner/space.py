@@ -6,6 +6,12 @@ where it put it, one that a new format pairing needs is declared where the porta
 would place it by default (a cast before the wire on the producer, after it on the consumer),
 so every candidate is a scenario ``hetsim check`` accepts — or is reported invalid with the
 check's own message.
+
+Faults follow the deployment: a candidate is simulated under the base scenario's faults whose
+targets it has. One that names an instance it lacks (``decode[3]`` in a 2-decode candidate,
+``decode[1]`` in a colocated baseline) or a hop it does not use is left out for that
+candidate, and the candidate lists it in :attr:`Candidate.skipped_faults` for the plan to
+report: a fault is never dropped silently, and never moved to another instance by guesswork.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
-from hetsim.checks import EXAMPLE_TOKENS, pool_pairs, scenario_from_dict
+from hetsim.checks import EXAMPLE_TOKENS, absent_fault_targets, pool_pairs, scenario_from_dict
 from hetsim.errors import InputError
 from hetsim.kv.portability import portability
 from hetsim.kv.state import KVState
@@ -89,6 +95,9 @@ class Candidate:
     data: dict[str, Any] = field(repr=False)
     scenario: Scenario | None = field(default=None, repr=False)
     error: str | None = None
+    #: the base scenario's faults this deployment has no target for, e.g. "instance_crash
+    #: decode[1]": simulated without them
+    skipped_faults: tuple[str, ...] = ()
 
     @property
     def devices(self) -> int:
@@ -195,10 +204,23 @@ def _declare_conversions(data: dict[str, Any], base: Scenario) -> None:
     data["kv"]["conversions"] = kept
 
 
+def _skip_absent_faults(data: dict[str, Any]) -> tuple[str, ...]:
+    """Remove from ``data`` the faults whose targets the candidate lacks; returns them."""
+    try:
+        spec = ScenarioSpec.model_validate(data)
+    except ValidationError:
+        return ()  # scenario_from_dict reports it with the field path
+    absent = absent_fault_targets(spec)
+    events = data.get("faults", {}).get("events", [])
+    data["faults"]["events"] = [e for i, e in enumerate(events) if i not in absent]
+    return tuple(f"{events[i]['kind']} {events[i]['target']}" for i in absent)
+
+
 def _build(candidate: Candidate, base: Scenario) -> Candidate:
     try:
         if candidate.kind == "disaggregated":
             _declare_conversions(candidate.data, base)
+        candidate.skipped_faults = _skip_absent_faults(candidate.data)
         candidate.scenario = scenario_from_dict(candidate.data, path=base.path)
     except InputError as exc:
         candidate.error = exc.render()

@@ -63,6 +63,8 @@ def write_plan_report(result: PlanResult, path: str | Path) -> Path:
         + ", ".join(f"{n} {v}" for v, n in counts.items() if n)
         + ". Prices and roofline efficiencies not calibrated are assumptions (see provenance)."
     )
+    # faults some candidates lack a target for: they were simulated without them
+    question += "".join(f"\nFaults: {line}." for line in result.skipped_faults())
     sections = [Section("Question", text=question)]
     if result.best is not None:
         b = result.best

@@ -7,7 +7,6 @@ from the simulation's seeded generator, so a run with faults is as reproducible 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 
 import numpy as np
@@ -19,11 +18,9 @@ from hetsim.sim.ports import Stats
 from hetsim.sim.recovery import Recovery
 from hetsim.sim.state import Req
 from hetsim.sim.topology import Topology
-from hetsim.spec.faults import FaultSpec, FaultsSpec
+from hetsim.spec.faults import FaultSpec, FaultsSpec, instance_target
 
 __all__ = ["FaultInjector"]
-
-_INDEXED = re.compile(r"^(?P<pool>[^\[\]]+)\[(?P<i>\d+)\]$")
 
 
 class FaultInjector:
@@ -62,8 +59,7 @@ class FaultInjector:
     # -- targets --
 
     def instances(self, target: str | None) -> list[Instance]:
-        match = _INDEXED.match(target or "")
-        pool, index = (match["pool"], int(match["i"])) if match else (target, None)
+        pool, index = instance_target(target or "")
         found = [
             i
             for i in self.topology.instances
@@ -75,7 +71,8 @@ class FaultInjector:
 
     def links(self, hop: str | None) -> list[Link]:
         self.topology.build_all_paths()
-        found = [link for key, link in self.topology.link_items() if len(key) > 1 and key[1] == hop]
+        # the hops of transfer paths only: a tier's or host's link is no fault target
+        found = [link for key, link in self.topology.link_items() if key[:2] == ("hop", hop)]
         if not found:
             raise ValueError(f"fault target {hop!r} names no hop")
         return found

@@ -9,13 +9,24 @@ colocated instance would), or ``fail``.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Collection, Mapping
 from typing import Literal
 
 from pydantic import Field, model_validator
 
 from hetsim.spec._types import Seconds, StrictModel
 
-__all__ = ["FaultSpec", "FaultsSpec", "FAULT_KINDS"]
+__all__ = [
+    "FAULT_KINDS",
+    "INSTANCE_FAULTS",
+    "LINK_FAULTS",
+    "FaultSpec",
+    "FaultsSpec",
+    "allowed_targets",
+    "instance_target",
+    "target_exists",
+]
 
 FAULT_KINDS = (
     "link_down",
@@ -25,6 +36,39 @@ FAULT_KINDS = (
     "abort_mid_transfer",
     "lost_notification",
 )
+#: faults whose target is a hop name
+LINK_FAULTS = ("link_down", "link_degraded")
+#: faults whose target is ``pool`` (all its instances) or ``pool[i]``
+INSTANCE_FAULTS = ("instance_crash", "straggler")
+
+_INDEXED = re.compile(r"^(?P<pool>[^\[\]]+)\[(?P<i>\d+)\]$")
+
+
+def instance_target(target: str) -> tuple[str, int | None]:
+    """``pool[i]`` as (pool, i); a bare ``pool`` as (pool, None): every instance of it."""
+    match = _INDEXED.match(target)
+    return (match["pool"], int(match["i"])) if match else (target, None)
+
+
+def target_exists(fault: FaultSpec, instances: Mapping[str, int], hops: Collection[str]) -> bool:
+    """Whether a deployment with ``instances`` per pool name and these transfer ``hops`` has
+    what ``fault`` targets (a fault without a target applies to any deployment)."""
+    if fault.target is None or fault.kind not in LINK_FAULTS + INSTANCE_FAULTS:
+        return True
+    if fault.kind in LINK_FAULTS:
+        return fault.target in hops
+    pool, index = instance_target(fault.target)
+    return pool in instances and (index is None or index < instances[pool])
+
+
+def allowed_targets(kind: str, instances: Mapping[str, int], hops: Collection[str]) -> str:
+    """The targets a fault of ``kind`` may name in such a deployment, for messages."""
+    if kind in LINK_FAULTS:
+        return ", ".join(dict.fromkeys(hops)) or "none: no transfer path joins two pools"
+    return ", ".join(
+        f"{pool}, {pool}[0]" + (f"..{pool}[{n - 1}]" if n > 1 else "")
+        for pool, n in instances.items()
+    )
 
 
 class FaultSpec(StrictModel):
