@@ -152,7 +152,7 @@ def _run_summary(
         provenance={
             p.name: str(provenance(scenario.profiles[p.name], runtime=p.runtime)) for p in pools
         },
-        utilisation=_utilisation(facts, figures.span_s),
+        utilisation=_utilisation(facts),
         faults=facts.faults,
         silent_corruptions=int(reqs["corrupted"].sum()),
         retries=int(reqs["retries"].sum()),
@@ -182,13 +182,16 @@ def _double_residency(scenario: Scenario, requests: pd.DataFrame) -> float:
     return float((moving * blocks).sum())
 
 
-def _utilisation(facts: RunFacts, span: float) -> dict[str, PoolUtilisation]:
+def _utilisation(facts: RunFacts) -> dict[str, PoolUtilisation]:
+    """Busy time inside the measured window over that window, so warm-up steps never count
+    against a shorter span (each instance's share lies in [0, 1])."""
+    span = facts.window_s
     by_pool: dict[str, list[InstanceFacts]] = {}
     for inst in facts.instances:
         by_pool.setdefault(inst.pool, []).append(inst)
     out = {}
     for pool, insts in by_pool.items():
-        busy = sum(i.busy_s / span if span else 0.0 for i in insts)
+        busy = sum(i.window_busy_s / span if span > 0 else 0.0 for i in insts)
         out[pool] = PoolUtilisation(
             busy=busy / len(insts),
             instances=len(insts),
