@@ -153,6 +153,9 @@ class RunSummary(RequestFigures):
     """
 
     kv_blocks_leaked: int
+    # trace rows read but not replayed, by reason; the reader reads whole chunks, so under a
+    # --requests cap this counts rows of the chunks read, possibly beyond the cap
+    dropped_rows: dict[str, int]
     warmup_requests: int
     provenance: dict[str, str]
     utilisation: dict[str, PoolUtilisation]

@@ -22,7 +22,7 @@ from hetsim.perf import provenance
 from hetsim.sim.engine import Simulation
 from hetsim.sim.output import InstanceFacts, RunFacts
 from hetsim.spec.resolve import Scenario
-from hetsim.workload import RequestChunk, count_requests
+from hetsim.workload import ReadCounts, RequestChunk, count_requests, sized
 
 __all__ = ["SimulationResult", "simulate"]
 
@@ -85,8 +85,9 @@ def simulate(
 ) -> SimulationResult:
     """Simulate a scenario (an object or a file, with ``--set``-style overrides).
 
-    ``requests`` replaces the scenario's workload; ``max_requests`` stops arrivals after that
-    many; ``seed`` overrides the scenario's seed. Same scenario and seed: identical results.
+    ``requests`` replaces the scenario's workload; ``max_requests`` (at least 1) makes a
+    synthetic or closed-loop workload send that many and stops a trace's replay after that many
+    rows; ``seed`` overrides the scenario's seed. Same scenario and seed: identical results.
     ``progress(done, total)`` is called as requests end (``total`` counts the workload).
     ``sample_interval``: seconds between time-series samples; None records none.
     """
@@ -94,13 +95,21 @@ def simulate(
         scenario = load_scenario(scenario, overrides or [])
     elif overrides:
         raise ValueError("overrides apply to scenario files; pass a path or use load_scenario")
+    if max_requests is not None and max_requests < 1:
+        raise InputError(
+            "a run needs at least one request",
+            field="--requests",
+            value=str(max_requests),
+            allowed="an integer >= 1",
+        )
     report = None
     if progress is not None:
         if requests is not None:
             total = sum(len(c) for c in requests)
         else:
             run_seed = scenario.spec.seed if seed is None else seed
-            total = count_requests(scenario.spec.workload, scenario.base_dir, run_seed)
+            workload = sized(scenario.spec.workload, max_requests)
+            total = count_requests(workload, scenario.base_dir, run_seed)
         if max_requests is not None:
             total = min(total, max_requests)
 
@@ -148,6 +157,7 @@ def _run_summary(
     return RunSummary(
         **{f.name: getattr(figures, f.name) for f in fields(figures)},
         kv_blocks_leaked=facts.kv_blocks_leaked,
+        dropped_rows=_dropped_rows(sim.read_counts),
         warmup_requests=int(reqs["warmup"].sum()),
         provenance={
             p.name: str(provenance(scenario.profiles[p.name], runtime=p.runtime)) for p in pools
@@ -168,6 +178,19 @@ def _run_summary(
         occupancy_mean=facts.occupancy_area
         / max(facts.last_departure_s - facts.first_arrival_s, 1e-12),
     )
+
+
+def _dropped_rows(counts: ReadCounts) -> dict[str, int]:
+    """Trace rows read but not replayed, by reason (only reasons that dropped any): a row
+    never silently leaves the summary."""
+    reasons = {
+        "zero prompt or output tokens": counts.failed,
+        "unreadable (on_bad_row: skip)": counts.bad_rows,
+        "earlier than the row before (on_bad_row: skip)": counts.out_of_order,
+        "outside time_window": counts.outside_window,
+        "sampled out (sample)": counts.sampled_out,
+    }
+    return {reason: n for reason, n in reasons.items() if n}
 
 
 def _double_residency(scenario: Scenario, requests: pd.DataFrame) -> float:

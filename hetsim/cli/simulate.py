@@ -23,7 +23,13 @@ def simulate(
     ] = None,
     csv: Annotated[bool, typer.Option("--csv", help="Also write requests.csv.")] = False,
     requests: Annotated[
-        int | None, typer.Option("--requests", help="Stop arrivals after this many requests.")
+        int | None,
+        typer.Option(
+            "--requests",
+            min=1,
+            help="Generate this many requests (synthetic, closed loop) or replay at most this "
+            "many trace rows.",
+        ),
     ] = None,
     seed: Annotated[int | None, typer.Option("--seed", help="Override the scenario seed.")] = None,
     compare_lifecycles: Annotated[
@@ -56,12 +62,21 @@ def simulate(
     loaded = load(scenario, set_)
     with render.simulation_progress(loaded.name) as report:
         result = run_simulation(loaded, max_requests=requests, seed=seed, progress=report)
+    _note_short_trace(result, requests)
     written = _write(result, out, csv, plots, html) if out is not None else []
     if as_json:
         render.print_json(result.summary.to_json())
         return
     render.simulation_summary(result.summary)
     render.wrote(written, out)
+
+
+def _note_short_trace(result: SimulationResult, requests: int | None) -> None:
+    """A trace shorter than ``--requests`` is replayed whole: say so rather than cap silently."""
+    s = result.summary
+    replayed = s.requests + s.warmup_requests
+    if requests is not None and replayed < requests:
+        render.note(f"--requests {requests:,}: the trace holds {replayed:,} requests, all replayed")
 
 
 def _write(result: SimulationResult, out: Path, csv: bool, plots: bool, html: bool) -> list[Path]:

@@ -48,7 +48,7 @@ from hetsim.sim.swap import HostSwap
 from hetsim.sim.topology import Topology
 from hetsim.sim.wiring import Wiring
 from hetsim.spec.resolve import Scenario
-from hetsim.workload import RequestChunk, client_starts, iter_requests
+from hetsim.workload import ReadCounts, RequestChunk, client_starts, iter_requests, sized
 
 __all__ = ["Simulation"]
 
@@ -70,6 +70,9 @@ class Simulation:
         self.max_requests = max_requests
         self.sample_interval = sample_interval
         self._requests = requests
+        # the scenario's generators make max_requests requests; a trace stops after that many
+        self.workload = sized(spec.workload, max_requests)
+        self.read_counts = ReadCounts()  # what a trace read kept and dropped, filled as it goes
         self.env = env = simpy.Environment()
         self.network = Network(env)
         self.stats = Stats()
@@ -129,24 +132,22 @@ class Simulation:
     def _chunks(self) -> Iterator[RequestChunk]:
         if self._requests is not None:
             return iter(self._requests)
-        sc = self.scenario
-        return iter_requests(sc.spec.workload, sc.base_dir, self.seed)
+        return iter_requests(
+            self.workload, self.scenario.base_dir, self.seed, counts=self.read_counts
+        )
 
     def _client_loop(self) -> ClientLoop | None:
         """The closed loop's clients, when the scenario's workload is one (and no ``requests``
         replace it)."""
-        closed = self.scenario.spec.workload.closed_loop
+        closed = self.workload.closed_loop
         if closed is None or self._requests is not None:
             return None
-        total = closed.requests
-        if self.max_requests is not None:
-            total = min(total, self.max_requests)
         return ClientLoop(
             self.env,
             self.book,
             self._hand_in,
             self._chunks(),
-            total,
+            closed.requests,
             closed.think_time,
             client_starts(closed, self.seed).tolist(),
         )
