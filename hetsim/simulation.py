@@ -18,6 +18,7 @@ from hetsim.metrics import (
     add_latency_columns,
     summarise,
 )
+from hetsim.outputs import staged
 from hetsim.perf import provenance
 from hetsim.sim.engine import Simulation
 from hetsim.sim.output import InstanceFacts, RunFacts
@@ -43,9 +44,14 @@ class SimulationResult:
         return self.requests
 
     def write(self, out: str | Path, csv: bool = False) -> list[Path]:
-        """requests.parquet (and .csv), timeseries.parquet (instances and links), summary.json."""
-        out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
+        """requests.parquet (and .csv), timeseries.parquet (instances and links), summary.json,
+        written whole into ``out`` (see :mod:`hetsim.outputs`): files an earlier run wrote there
+        and this one does not are removed."""
+        with staged(out) as stage:
+            written = self._write_files(stage.dir, csv)
+        return stage.final(written)
+
+    def _write_files(self, out: Path, csv: bool) -> list[Path]:
         written = []
         # one time-series file: instance rows (kind "instance") and link rows (kind "link")
         series = pd.concat(

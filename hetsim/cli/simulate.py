@@ -12,6 +12,7 @@ from hetsim.cli.options import JsonOption, ScenarioArgument, SetOption, load, ne
 
 if TYPE_CHECKING:
     from hetsim import Scenario, SimulationResult
+    from hetsim.lifecycles import LifecycleComparison
 
 
 def simulate(
@@ -19,7 +20,12 @@ def simulate(
     set_: SetOption = None,
     out: Annotated[
         Path | None,
-        typer.Option("--out", help="Write requests.parquet, timeseries.parquet, summary.json."),
+        typer.Option(
+            "--out",
+            help="Write requests.parquet, timeseries.parquet, summary.json (with "
+            "--compare-lifecycles: comparison.json, comparison.csv); files an earlier run "
+            "wrote there and this one does not are removed.",
+        ),
     ] = None,
     csv: Annotated[bool, typer.Option("--csv", help="Also write requests.csv.")] = False,
     requests: Annotated[
@@ -54,9 +60,12 @@ def simulate(
     Example: [bold]hetsim simulate scenarios/qwen3-32b-6p2d.yaml --set lifecycle=push --out run/[/]
     """
     from hetsim import simulate as run_simulation
+    from hetsim.outputs import prepare
 
+    if out is not None:
+        prepare(out)  # before a long run: a folder that cannot take the outputs fails at once
     if compare_lifecycles:
-        _compare(load(scenario, set_), requests, seed, as_json)
+        _compare(load(scenario, set_), requests, seed, as_json, out)
         return
     need_out(out, plots, html)
     loaded = load(scenario, set_)
@@ -80,18 +89,24 @@ def _note_short_trace(result: SimulationResult, requests: int | None) -> None:
 
 
 def _write(result: SimulationResult, out: Path, csv: bool, plots: bool, html: bool) -> list[Path]:
-    written = result.write(out, csv=csv)
-    if plots or html:
-        from hetsim import report
+    """Every output of the run, committed together (see :mod:`hetsim.outputs`)."""
+    from hetsim.outputs import staged
 
-        if plots:
-            written += report.write_simulation_plots(result, out)
-        if html:
-            written.append(report.write_simulation_report(result, out / "report.html"))
-    return written
+    with staged(out) as stage:
+        written = result.write(stage.dir, csv=csv)
+        if plots or html:
+            from hetsim import report
+
+            if plots:
+                written += report.write_simulation_plots(result, stage.dir)
+            if html:
+                written.append(report.write_simulation_report(result, stage.dir / "report.html"))
+    return stage.final(written)
 
 
-def _compare(scenario: Scenario, requests: int | None, seed: int | None, as_json: bool) -> None:
+def _compare(
+    scenario: Scenario, requests: int | None, seed: int | None, as_json: bool, out: Path | None
+) -> None:
     from hetsim import compare_lifecycles
 
     with render.err_console.status("simulating...") as status:
@@ -101,7 +116,23 @@ def _compare(scenario: Scenario, requests: int | None, seed: int | None, as_json
             seed=seed,
             progress=lambda protocol: status.update(f"simulating {protocol}..."),
         )
+    written = _write_comparison(comparison, out) if out is not None else []
     if as_json:
         render.print_json(comparison.to_dict())
         return
     render.lifecycles(comparison)
+    render.wrote(written, out)
+
+
+def _write_comparison(comparison: LifecycleComparison, out: Path) -> list[Path]:
+    """comparison.json (each protocol's full summary) and comparison.csv (one row each)."""
+    import json
+
+    from hetsim.outputs import staged
+
+    with staged(out) as stage:
+        summaries = stage.dir / "comparison.json"
+        summaries.write_text(json.dumps(comparison.to_dict(), indent=2) + "\n")
+        table = stage.dir / "comparison.csv"
+        comparison.to_frame().to_csv(table)
+    return stage.final([summaries, table])
