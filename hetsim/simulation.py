@@ -110,14 +110,7 @@ def simulate(
         )
     report = None
     if progress is not None:
-        if requests is not None:
-            total = sum(len(c) for c in requests)
-        else:
-            run_seed = scenario.spec.seed if seed is None else seed
-            workload = sized(scenario.spec.workload, max_requests)
-            total = count_requests(workload, scenario.base_dir, run_seed)
-        if max_requests is not None:
-            total = min(total, max_requests)
+        total = _total(scenario, requests, max_requests, seed)
 
         def report(done: int) -> None:
             progress(done, total)
@@ -147,6 +140,22 @@ def simulate(
     measured = reqs[~reqs["warmup"]] if warmup else reqs
     summary = _run_summary(scenario, reqs, measured, out.facts, sim)
     return SimulationResult(scenario, reqs, out.timeseries, out.links, summary, out.lifecycle)
+
+
+def _total(
+    scenario: Scenario,
+    requests: list[RequestChunk] | None,
+    max_requests: int | None,
+    seed: int | None,
+) -> int:
+    """How many requests the run sends (what a progress bar counts up to)."""
+    if requests is not None:
+        total = sum(len(c) for c in requests)
+    else:
+        run_seed = scenario.spec.seed if seed is None else seed
+        workload = sized(scenario.spec.workload, max_requests)
+        total = count_requests(workload, scenario.base_dir, run_seed)
+    return total if max_requests is None else min(total, max_requests)
 
 
 def _run_summary(

@@ -81,18 +81,11 @@ class Simulation:
         self.ledger = Ledger(env, self.protocol)
         # instances start their loops as they are built: the order of these steps is the
         # order of same-time events, which a seed's results depend on
-        self.topology = Topology(
-            scenario, env, self.network, self.stats, self.ledger, self.seed
-        )
+        self.topology = Topology(scenario, env, self.network, self.stats, self.ledger, self.seed)
         final_side = DECODE if has_decode else PREFILL
+        warmup = spec.workload.warmup_requests
         self.book = RequestBook(
-            env,
-            self.stats,
-            self.ledger,
-            self.network,
-            final_side,
-            progress,
-            warmup=spec.workload.warmup_requests,
+            env, self.stats, self.ledger, self.network, final_side, progress, warmup
         )
         self.prefix = PrefixCaches(scenario, self.topology)
         self.dispatch = Dispatcher(self.topology, self.prefix, self.network, self.book)
