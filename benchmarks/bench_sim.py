@@ -3,7 +3,8 @@
 Issue target on one core of the 2-core dev machine: >= 10,000 simulated requests per wall-second,
 and a 1M-request trace under 2 GiB RSS (`--million`). Prints requests/s and events/s, with a
 baseline timed in the same run: a bare simpy loop that schedules the same number of events
-(the floor any simpy-based simulator pays).
+(the floor any simpy-based simulator pays). Both count the events simpy processed: the run
+summary's ``events`` is simpy's own count, not an estimate.
 
     python benchmarks/bench_sim.py [--requests 100000] [--million]
 """

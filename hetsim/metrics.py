@@ -97,8 +97,10 @@ class SLABounds:
 
 @dataclass(frozen=True)
 class PoolUtilisation:
-    """One pool over the run: mean busy share of its instances, the highest KV occupancy any of
-    them reached, and the block-seconds held for or reserved by transfers (summed)."""
+    """One pool over the run: mean busy share of its instances over the measured window (from
+    the first request after warm-up arrives until the last request leaves, so in [0, 1]), the
+    highest KV occupancy any of them reached, and the block-seconds held for or reserved by
+    transfers (summed)."""
 
     busy: float
     instances: int
@@ -151,6 +153,9 @@ class RunSummary(RequestFigures):
     """
 
     kv_blocks_leaked: int
+    # trace rows read but not replayed, by reason; the reader reads whole chunks, so under a
+    # --requests cap this counts rows of the chunks read, possibly beyond the cap
+    dropped_rows: dict[str, int]
     warmup_requests: int
     provenance: dict[str, str]
     utilisation: dict[str, PoolUtilisation]

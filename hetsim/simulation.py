@@ -18,11 +18,12 @@ from hetsim.metrics import (
     add_latency_columns,
     summarise,
 )
+from hetsim.outputs import staged
 from hetsim.perf import provenance
 from hetsim.sim.engine import Simulation
 from hetsim.sim.output import InstanceFacts, RunFacts
 from hetsim.spec.resolve import Scenario
-from hetsim.workload import RequestChunk, count_requests
+from hetsim.workload import ReadCounts, RequestChunk, count_requests, sized
 
 __all__ = ["SimulationResult", "simulate"]
 
@@ -43,9 +44,14 @@ class SimulationResult:
         return self.requests
 
     def write(self, out: str | Path, csv: bool = False) -> list[Path]:
-        """requests.parquet (and .csv), timeseries.parquet (instances and links), summary.json."""
-        out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
+        """requests.parquet (and .csv), timeseries.parquet (instances and links), summary.json,
+        written whole into ``out`` (see :mod:`hetsim.outputs`): files an earlier run wrote there
+        and this one does not are removed."""
+        with staged(out) as stage:
+            written = self._write_files(stage.dir, csv)
+        return stage.final(written)
+
+    def _write_files(self, out: Path, csv: bool) -> list[Path]:
         written = []
         # one time-series file: instance rows (kind "instance") and link rows (kind "link")
         series = pd.concat(
@@ -85,8 +91,9 @@ def simulate(
 ) -> SimulationResult:
     """Simulate a scenario (an object or a file, with ``--set``-style overrides).
 
-    ``requests`` replaces the scenario's workload; ``max_requests`` stops arrivals after that
-    many; ``seed`` overrides the scenario's seed. Same scenario and seed: identical results.
+    ``requests`` replaces the scenario's workload; ``max_requests`` (at least 1) makes a
+    synthetic or closed-loop workload send that many and stops a trace's replay after that many
+    rows; ``seed`` overrides the scenario's seed. Same scenario and seed: identical results.
     ``progress(done, total)`` is called as requests end (``total`` counts the workload).
     ``sample_interval``: seconds between time-series samples; None records none.
     """
@@ -94,15 +101,16 @@ def simulate(
         scenario = load_scenario(scenario, overrides or [])
     elif overrides:
         raise ValueError("overrides apply to scenario files; pass a path or use load_scenario")
+    if max_requests is not None and max_requests < 1:
+        raise InputError(
+            "a run needs at least one request",
+            field="--requests",
+            value=str(max_requests),
+            allowed="an integer >= 1",
+        )
     report = None
     if progress is not None:
-        if requests is not None:
-            total = sum(len(c) for c in requests)
-        else:
-            run_seed = scenario.spec.seed if seed is None else seed
-            total = count_requests(scenario.spec.workload, scenario.base_dir, run_seed)
-        if max_requests is not None:
-            total = min(total, max_requests)
+        total = _total(scenario, requests, max_requests, seed)
 
         def report(done: int) -> None:
             progress(done, total)
@@ -134,6 +142,22 @@ def simulate(
     return SimulationResult(scenario, reqs, out.timeseries, out.links, summary, out.lifecycle)
 
 
+def _total(
+    scenario: Scenario,
+    requests: list[RequestChunk] | None,
+    max_requests: int | None,
+    seed: int | None,
+) -> int:
+    """How many requests the run sends (what a progress bar counts up to)."""
+    if requests is not None:
+        total = sum(len(c) for c in requests)
+    else:
+        run_seed = scenario.spec.seed if seed is None else seed
+        workload = sized(scenario.spec.workload, max_requests)
+        total = count_requests(workload, scenario.base_dir, run_seed)
+    return total if max_requests is None else min(total, max_requests)
+
+
 def _run_summary(
     scenario: Scenario,
     reqs: pd.DataFrame,
@@ -148,11 +172,12 @@ def _run_summary(
     return RunSummary(
         **{f.name: getattr(figures, f.name) for f in fields(figures)},
         kv_blocks_leaked=facts.kv_blocks_leaked,
+        dropped_rows=_dropped_rows(sim.read_counts),
         warmup_requests=int(reqs["warmup"].sum()),
         provenance={
             p.name: str(provenance(scenario.profiles[p.name], runtime=p.runtime)) for p in pools
         },
-        utilisation=_utilisation(facts, figures.span_s),
+        utilisation=_utilisation(facts),
         faults=facts.faults,
         silent_corruptions=int(reqs["corrupted"].sum()),
         retries=int(reqs["retries"].sum()),
@@ -170,6 +195,19 @@ def _run_summary(
     )
 
 
+def _dropped_rows(counts: ReadCounts) -> dict[str, int]:
+    """Trace rows read but not replayed, by reason (only reasons that dropped any): a row
+    never silently leaves the summary."""
+    reasons = {
+        "zero prompt or output tokens": counts.failed,
+        "unreadable (on_bad_row: skip)": counts.bad_rows,
+        "earlier than the row before (on_bad_row: skip)": counts.out_of_order,
+        "outside time_window": counts.outside_window,
+        "sampled out (sample)": counts.sampled_out,
+    }
+    return {reason: n for reason, n in reasons.items() if n}
+
+
 def _double_residency(scenario: Scenario, requests: pd.DataFrame) -> float:
     """Block-seconds during which a request's KV is allocated on both sides of the boundary:
     the producer's copy while the consumer's reservation fills (every transfer)."""
@@ -182,13 +220,16 @@ def _double_residency(scenario: Scenario, requests: pd.DataFrame) -> float:
     return float((moving * blocks).sum())
 
 
-def _utilisation(facts: RunFacts, span: float) -> dict[str, PoolUtilisation]:
+def _utilisation(facts: RunFacts) -> dict[str, PoolUtilisation]:
+    """Busy time inside the measured window over that window, so warm-up steps never count
+    against a shorter span (each instance's share lies in [0, 1])."""
+    span = facts.window_s
     by_pool: dict[str, list[InstanceFacts]] = {}
     for inst in facts.instances:
         by_pool.setdefault(inst.pool, []).append(inst)
     out = {}
     for pool, insts in by_pool.items():
-        busy = sum(i.busy_s / span if span else 0.0 for i in insts)
+        busy = sum(i.window_busy_s / span if span > 0 else 0.0 for i in insts)
         out[pool] = PoolUtilisation(
             busy=busy / len(insts),
             instances=len(insts),

@@ -45,6 +45,7 @@ Requests = Annotated[
     int | None,
     typer.Option(
         "--requests",
+        min=1,
         help="Requests per planning simulation (default: search.max_requests, else the "
         "whole workload).",
     ),

@@ -398,6 +398,11 @@ def models(loaded: Sequence[ModelConfig]) -> None:
 # --- hetsim simulate ------------------------------------------------------------------------
 
 
+def note(message: str) -> None:
+    """A remark on stderr that is not an error (the run went on)."""
+    err_console.print(f"[yellow]note:[/] {escape(message)}", highlight=False, soft_wrap=True)
+
+
 def simulation_summary(s: RunSummary) -> None:
     """``simulate``: what the requests experienced, per pool utilisation, cost."""
     console.print(
@@ -407,6 +412,8 @@ def simulation_summary(s: RunSummary) -> None:
     )
     for reason, count in s.failure_reasons.items():
         console.print(f"  [red]failed[/] {count:,}: {escape(reason)}")
+    for reason, count in s.dropped_rows.items():
+        console.print(f"  [yellow]trace rows dropped[/] {count:,}: {escape(reason)}")
     console.print(_latency_table(s))
     verdict = "[green]met[/]" if s.sla_met else "[red]missed[/]"
     console.print(

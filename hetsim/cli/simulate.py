@@ -12,6 +12,7 @@ from hetsim.cli.options import JsonOption, ScenarioArgument, SetOption, load, ne
 
 if TYPE_CHECKING:
     from hetsim import Scenario, SimulationResult
+    from hetsim.lifecycles import LifecycleComparison
 
 
 def simulate(
@@ -19,11 +20,22 @@ def simulate(
     set_: SetOption = None,
     out: Annotated[
         Path | None,
-        typer.Option("--out", help="Write requests.parquet, timeseries.parquet, summary.json."),
+        typer.Option(
+            "--out",
+            help="Write requests.parquet, timeseries.parquet, summary.json (with "
+            "--compare-lifecycles: comparison.json, comparison.csv); files an earlier run "
+            "wrote there and this one does not are removed.",
+        ),
     ] = None,
     csv: Annotated[bool, typer.Option("--csv", help="Also write requests.csv.")] = False,
     requests: Annotated[
-        int | None, typer.Option("--requests", help="Stop arrivals after this many requests.")
+        int | None,
+        typer.Option(
+            "--requests",
+            min=1,
+            help="Generate this many requests (synthetic, closed loop) or replay at most this "
+            "many trace rows.",
+        ),
     ] = None,
     seed: Annotated[int | None, typer.Option("--seed", help="Override the scenario seed.")] = None,
     compare_lifecycles: Annotated[
@@ -48,14 +60,18 @@ def simulate(
     Example: [bold]hetsim simulate scenarios/qwen3-32b-6p2d.yaml --set lifecycle=push --out run/[/]
     """
     from hetsim import simulate as run_simulation
+    from hetsim.outputs import prepare
 
+    if out is not None:
+        prepare(out)  # before a long run: a folder that cannot take the outputs fails at once
     if compare_lifecycles:
-        _compare(load(scenario, set_), requests, seed, as_json)
+        _compare(load(scenario, set_), requests, seed, as_json, out)
         return
     need_out(out, plots, html)
     loaded = load(scenario, set_)
     with render.simulation_progress(loaded.name) as report:
         result = run_simulation(loaded, max_requests=requests, seed=seed, progress=report)
+    _note_short_trace(result, requests)
     written = _write(result, out, csv, plots, html) if out is not None else []
     if as_json:
         render.print_json(result.summary.to_json())
@@ -64,19 +80,33 @@ def simulate(
     render.wrote(written, out)
 
 
+def _note_short_trace(result: SimulationResult, requests: int | None) -> None:
+    """A trace shorter than ``--requests`` is replayed whole: say so rather than cap silently."""
+    s = result.summary
+    replayed = s.requests + s.warmup_requests
+    if requests is not None and replayed < requests:
+        render.note(f"--requests {requests:,}: the trace holds {replayed:,} requests, all replayed")
+
+
 def _write(result: SimulationResult, out: Path, csv: bool, plots: bool, html: bool) -> list[Path]:
-    written = result.write(out, csv=csv)
-    if plots or html:
-        from hetsim import report
+    """Every output of the run, committed together (see :mod:`hetsim.outputs`)."""
+    from hetsim.outputs import staged
 
-        if plots:
-            written += report.write_simulation_plots(result, out)
-        if html:
-            written.append(report.write_simulation_report(result, out / "report.html"))
-    return written
+    with staged(out) as stage:
+        written = result.write(stage.dir, csv=csv)
+        if plots or html:
+            from hetsim import report
+
+            if plots:
+                written += report.write_simulation_plots(result, stage.dir)
+            if html:
+                written.append(report.write_simulation_report(result, stage.dir / "report.html"))
+    return stage.final(written)
 
 
-def _compare(scenario: Scenario, requests: int | None, seed: int | None, as_json: bool) -> None:
+def _compare(
+    scenario: Scenario, requests: int | None, seed: int | None, as_json: bool, out: Path | None
+) -> None:
     from hetsim import compare_lifecycles
 
     with render.err_console.status("simulating...") as status:
@@ -86,7 +116,23 @@ def _compare(scenario: Scenario, requests: int | None, seed: int | None, as_json
             seed=seed,
             progress=lambda protocol: status.update(f"simulating {protocol}..."),
         )
+    written = _write_comparison(comparison, out) if out is not None else []
     if as_json:
         render.print_json(comparison.to_dict())
         return
     render.lifecycles(comparison)
+    render.wrote(written, out)
+
+
+def _write_comparison(comparison: LifecycleComparison, out: Path) -> list[Path]:
+    """comparison.json (each protocol's full summary) and comparison.csv (one row each)."""
+    import json
+
+    from hetsim.outputs import staged
+
+    with staged(out) as stage:
+        summaries = stage.dir / "comparison.json"
+        summaries.write_text(json.dumps(comparison.to_dict(), indent=2) + "\n")
+        table = stage.dir / "comparison.csv"
+        comparison.to_frame().to_csv(table)
+    return stage.final([summaries, table])

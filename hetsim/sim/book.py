@@ -34,6 +34,7 @@ class RequestBook:
         network: Network,
         final_side: Side,
         progress: Callable[[int], None] | None = None,
+        warmup: int = 0,
     ) -> None:
         self.env = env
         self.stats = stats
@@ -45,11 +46,19 @@ class RequestBook:
         self.in_flight: dict[int, Req] = {}
         self.arrivals_done = False
         self.first_arrival = math.nan
+        # the measured window opens at the first arrival after the warm-up requests
+        self.warmup = warmup
+        self.window_start = math.nan
+        self._open_window: Callable[[], None] = lambda: None
         self.last_departure = math.nan
         self.occupancy_area = 0.0  # ∫ requests-in-system dt, for Little's law
         self._occupancy_t = 0.0
         self._drop: Callable[[Req], None] = lambda req: None
         self._ended: Callable[[Req], None] | None = None
+
+    def on_window(self, open_window: Callable[[], None]) -> None:
+        """``open_window``: called once, as the first measured request arrives."""
+        self._open_window = open_window
 
     def connect(
         self, drop: Callable[[Req], None], ended: Callable[[Req], None] | None = None
@@ -79,6 +88,9 @@ class RequestBook:
         self.integrate_occupancy()
         if self.stats.arrivals == 0:
             self.first_arrival = req.arrival
+        if self.stats.arrivals == self.warmup:
+            self.window_start = req.arrival
+            self._open_window()
         self.stats.arrivals += 1
         self.in_flight[req.id] = req
 

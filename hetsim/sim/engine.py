@@ -48,7 +48,7 @@ from hetsim.sim.swap import HostSwap
 from hetsim.sim.topology import Topology
 from hetsim.sim.wiring import Wiring
 from hetsim.spec.resolve import Scenario
-from hetsim.workload import RequestChunk, client_starts, iter_requests
+from hetsim.workload import ReadCounts, RequestChunk, client_starts, iter_requests, sized
 
 __all__ = ["Simulation"]
 
@@ -70,6 +70,9 @@ class Simulation:
         self.max_requests = max_requests
         self.sample_interval = sample_interval
         self._requests = requests
+        # the scenario's generators make max_requests requests; a trace stops after that many
+        self.workload = sized(spec.workload, max_requests)
+        self.read_counts = ReadCounts()  # what a trace read kept and dropped, filled as it goes
         self.env = env = simpy.Environment()
         self.network = Network(env)
         self.stats = Stats()
@@ -78,11 +81,12 @@ class Simulation:
         self.ledger = Ledger(env, self.protocol)
         # instances start their loops as they are built: the order of these steps is the
         # order of same-time events, which a seed's results depend on
-        self.topology = Topology(
-            scenario, env, self.network, self.stats, self.ledger, self.seed
-        )
+        self.topology = Topology(scenario, env, self.network, self.stats, self.ledger, self.seed)
         final_side = DECODE if has_decode else PREFILL
-        self.book = RequestBook(env, self.stats, self.ledger, self.network, final_side, progress)
+        warmup = spec.workload.warmup_requests
+        self.book = RequestBook(
+            env, self.stats, self.ledger, self.network, final_side, progress, warmup
+        )
         self.prefix = PrefixCaches(scenario, self.topology)
         self.dispatch = Dispatcher(self.topology, self.prefix, self.network, self.book)
         # the parts both the lifecycle protocol and recovery act through
@@ -111,7 +115,9 @@ class Simulation:
         self.handoff.connect(self.recovery, self.faults)
         self.book.connect(self.handoff.drop, self.clients.ended if self.clients else None)
         swap = HostSwap(self.topology, self.network)
-        for inst in self.topology.instances:
+        instances = self.topology.instances
+        self.book.on_window(lambda: [inst.open_window() for inst in instances])
+        for inst in instances:
             inst.connect(self.handoff, swap, self.book.finish, self.prefix.prompt_cached)
 
     # ---- arrivals -----------------------------------------------------------------------------
@@ -119,24 +125,22 @@ class Simulation:
     def _chunks(self) -> Iterator[RequestChunk]:
         if self._requests is not None:
             return iter(self._requests)
-        sc = self.scenario
-        return iter_requests(sc.spec.workload, sc.base_dir, self.seed)
+        return iter_requests(
+            self.workload, self.scenario.base_dir, self.seed, counts=self.read_counts
+        )
 
     def _client_loop(self) -> ClientLoop | None:
         """The closed loop's clients, when the scenario's workload is one (and no ``requests``
         replace it)."""
-        closed = self.scenario.spec.workload.closed_loop
+        closed = self.workload.closed_loop
         if closed is None or self._requests is not None:
             return None
-        total = closed.requests
-        if self.max_requests is not None:
-            total = min(total, self.max_requests)
         return ClientLoop(
             self.env,
             self.book,
             self._hand_in,
             self._chunks(),
-            total,
+            closed.requests,
             closed.think_time,
             client_starts(closed, self.seed).tolist(),
         )
@@ -225,15 +229,17 @@ class Simulation:
 
     def _facts(self, wall: float, end_time: float) -> RunFacts:
         stats, book, instances = self.stats, self.book, self.topology.instances
-        samples = len(self.sampler.samples) // max(len(instances), 1)
+        # the measured window: from the first measured arrival until the system empties
+        window_end = book.last_departure
         return RunFacts(
             wall_s=wall,
-            events=stats.steps + stats.arrivals + stats.transfers + samples,
+            events=_processed_events(self.env),
             steps=stats.steps,
             arrivals=stats.arrivals,
             end_time_s=end_time,
             first_arrival_s=book.first_arrival,
             last_departure_s=book.last_departure,
+            window_s=window_end - book.window_start,
             preemptions=stats.preemptions,
             occupancy_area=book.occupancy_area,
             kv_blocks_leaked=sum(i.blocks.allocated for i in instances) + self.handoff.allocated,
@@ -245,6 +251,7 @@ class Simulation:
                     pool=i.pool.name,
                     role=i.role,
                     busy_s=i.busy_s,
+                    window_busy_s=i.busy_until(window_end) - i.busy_before_window,
                     steps=i.steps,
                     peak_blocks=i.blocks.peak,
                     capacity_blocks=i.blocks.capacity,
@@ -323,6 +330,13 @@ class ClientLoop:
         self.sent += 1
         if self.sent == self.total:
             self.book.arrivals_done = True
+
+
+def _processed_events(env: simpy.Environment) -> int:
+    """Events simpy processed: every event it scheduled (it numbers each one as it queues it,
+    so the count costs the loop nothing) less those still queued when the run stopped."""
+    scheduled = next(env._eid)  # noqa: SLF001 - simpy's own count; no public counter exists
+    return scheduled - len(env._queue)  # noqa: SLF001
 
 
 def _frontend(scenario: Scenario) -> RuntimeOverheads | None:

@@ -15,13 +15,15 @@ __all__ = ["InstanceFacts", "LinkFacts", "RunFacts", "SimOutput"]
 
 @dataclass(frozen=True)
 class InstanceFacts:
-    """One instance over the run: time busy stepping, steps taken, its KV block peak and
-    capacity, and the block-seconds spent used, reserved for incoming KV and held for readers."""
+    """One instance over the run: time busy stepping (in all, and inside the measured window),
+    steps taken, its KV block peak and capacity, and the block-seconds spent used, reserved for
+    incoming KV and held for readers."""
 
     name: str
     pool: str
     role: str
     busy_s: float
+    window_busy_s: float
     steps: int
     peak_blocks: int
     capacity_blocks: int
@@ -40,8 +42,9 @@ class LinkFacts:
 
 @dataclass(frozen=True)
 class RunFacts:
-    """Counts and integrals of one run. ``events`` counts arrivals, batch steps, KV transfers and
-    sampling rounds; ``occupancy_area`` is the integral of requests in the system over time."""
+    """Counts and integrals of one run. ``events`` counts the events simpy processed (every
+    timeout, process start and signal, as the bench's bare loop counts its own);
+    ``occupancy_area`` is the integral of requests in the system over time."""
 
     wall_s: float
     events: int
@@ -50,6 +53,7 @@ class RunFacts:
     end_time_s: float
     first_arrival_s: float
     last_departure_s: float
+    window_s: float  # the measured window: first measured arrival to the last departure
     preemptions: int
     occupancy_area: float
     kv_blocks_leaked: int

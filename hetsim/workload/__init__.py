@@ -45,6 +45,7 @@ __all__ = [
     "load_requests",
     "plot_trace_stats",
     "resolve_trace_path",
+    "sized",
     "trace_stats",
 ]
 
@@ -81,6 +82,16 @@ def load_requests(
 ) -> RequestChunk:
     """All of the workload's requests in one chunk (for small workloads and tests)."""
     return RequestChunk.concat(iter_requests(workload, base_dir, seed, chunk_size, counts))
+
+
+def sized(workload: WorkloadSpec, requests: int | None) -> WorkloadSpec:
+    """The workload sending ``requests`` requests: generators (synthetic, closed loop) make that
+    many, a trace is left as it is (a replay stops after ``requests`` rows). None: unchanged."""
+    if requests is None or workload.trace is not None:
+        return workload
+    name = "synthetic" if workload.synthetic is not None else "closed_loop"
+    generator = getattr(workload, name).model_copy(update={"requests": requests})
+    return workload.model_copy(update={name: generator})
 
 
 def count_requests(workload: WorkloadSpec, base_dir: Path, seed: int) -> int:

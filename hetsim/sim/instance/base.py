@@ -53,7 +53,9 @@ class Instance:
         self.max_seqs = pool.batching.max_num_seqs
         self.max_tokens = pool.batching.max_batched_tokens
         self.chunk = pool.batching.chunk_size or pool.batching.max_batched_tokens
-        self.busy_s = 0.0
+        self.busy_s = 0.0  # counts each step whole from its start
+        self.step_end = 0.0  # when the current (or last) step ends
+        self.busy_before_window = 0.0  # busy time before the measured window opened
         self.steps = 0
         self.outstanding_tokens = 0  # routing signal: work queued or running here
         self.prefix_cache = None  # set by the prefix caches when this instance computes prompts
@@ -98,6 +100,9 @@ class Instance:
             return []
         self.alive = False
         self.epoch += 1
+        # the interrupted step stops now: its unserved remainder was never busy
+        self.busy_s -= max(0.0, self.step_end - now)
+        self.step_end = min(self.step_end, now)
         self._restart = self.env.event()
         affected = self._drop_requests()
         self.blocks.clear(now)
@@ -155,9 +160,19 @@ class Instance:
         self._wake = self.env.event()
         return self._wake
 
+    def busy_until(self, t: float) -> float:
+        """Busy time up to ``t`` (not before the current step started): ``busy_s`` less
+        the part of a step still running at ``t``."""
+        return self.busy_s - max(0.0, self.step_end - t)
+
+    def open_window(self) -> None:
+        """The measured window opens now: busy time from here on is what utilisation counts."""
+        self.busy_before_window = self.busy_until(self.env.now)
+
     def _step(self, dt: float):
         dt *= self.slowdown
         self.busy_s += dt
+        self.step_end = self.env._now + dt  # noqa: SLF001 - the clock, no call
         self.steps += 1
         self.stats.steps += 1
         return self.env.timeout(dt)
