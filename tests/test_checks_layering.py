@@ -15,6 +15,7 @@ LAYERS: dict[str, float] = {
     "errors": 0,
     "units": 0,
     "_version": 0,
+    "outputs": 0.5,  # writes a run's files into a folder atomically; needs only errors
     "spec": 1,
     "workload": 1.5,  # beside spec: reads spec's workload models, feeds sim
     "perf": 2,
