@@ -327,7 +327,7 @@ def test_closed_loop_requests_cannot_be_replayed_open_loop():
         (
             {
                 "closed_loop": closed(),
-                "synthetic": {"rate": 1, "input_tokens": 5, "output_tokens": 5},
+                "synthetic": {"rate": "1 req/s", "input_tokens": 5, "output_tokens": 5},
             },
             "workload",
             "exactly one of `trace`, `synthetic` or `closed_loop`",

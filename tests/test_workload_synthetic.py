@@ -17,7 +17,7 @@ N = 100_000
 
 
 def synthetic(**fields) -> WorkloadSpec:
-    spec = {"rate": 5.0, "requests": N, "input_tokens": 1000, "output_tokens": 100}
+    spec = {"rate": "5.0 req/s", "requests": N, "input_tokens": 1000, "output_tokens": 100}
     spec.update(fields)
     return WorkloadSpec(synthetic=spec)
 
