@@ -57,7 +57,7 @@ def _quantity(kind: str, example: str, typical: float, positive: bool) -> Any:
 Bytes = _quantity("bytes", "80 GiB", 80e9, positive=True)
 Bandwidth = _quantity("bandwidth", "3.35 TB/s", 50e9, positive=True)
 Flops = _quantity("flops", "989 TFLOPS", 1e15, positive=True)
-Watts = _quantity("power", "700 W", 700.0, positive=True)
+Watts = _quantity("power", "700 W", 700.0, positive=False)  # 0: not measured (calibrated hosts)
 RequestRate = _quantity("rate", "12 req/s", 10.0, positive=True)
 PricePerHour = _quantity("price_per_hour", "$2.50/h", 2.5, positive=False)
 #: durations, by the magnitude a bare number most likely meant: whole-run times (timeouts, think
