@@ -61,7 +61,8 @@ Watts = _quantity("power", "700 W", 700.0, positive=False)  # 0: not measured (c
 RequestRate = _quantity("rate", "12 req/s", 10.0, positive=True)
 PricePerHour = _quantity("price_per_hour", "$2.50/h", 2.5, positive=False)
 #: durations, by the magnitude a bare number most likely meant: whole-run times (timeouts, think
-#: time, TTFT bounds), per-token times (TPOT bounds), per-hop and per-step latencies
+#: time, TTFT bounds), per-token and per-step times (TPOT bounds, step overheads), per-hop
+#: latencies
 Seconds = _quantity("time", "1.5 s", 1.0, positive=False)
 StepSeconds = _quantity("time", "50 ms", 0.03, positive=False)
 LatencySeconds = _quantity("time", "5 us", 5e-6, positive=False)
