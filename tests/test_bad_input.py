@@ -500,7 +500,7 @@ CASES: list[Case] = [
     ),
     Case(
         "price-for-unknown-accelerator",
-        mutated({"costs": {"prices": {"nvidia-x900": 9}}}),
+        mutated({"costs": {"prices": {"nvidia-x900": "$9/h"}}}),
         ("costs.prices.nvidia-x900", "nvidia-h100-sxm"),
     ),
     Case(

@@ -56,19 +56,19 @@ def profile_from_calibration(table: CalibrationTable) -> AcceleratorProfile:
         "kind": kind,
         "memory": {
             "capacity": {
-                "value": f"{_total_memory_bytes()!r} B",
+                "value": f"{float(_total_memory_bytes())!r} B",
                 "confidence": "measured",
                 "note": "physical memory of this machine",
             },
             "bandwidth": {
-                "value": f"{table.peak_bandwidth!r} B/s",
+                "value": f"{float(table.peak_bandwidth)!r} B/s",
                 "confidence": "measured",
                 "note": note,
             },
             "type": "local",
         },
         "compute": {
-            d: {"value": f"{v!r} FLOPS", "confidence": "measured", "note": note}
+            d: {"value": f"{float(v)!r} FLOPS", "confidence": "measured", "note": note}
             for d, v in table.peak_flops.items()
         },
         "formats": {
@@ -91,7 +91,7 @@ def profile_from_calibration(table: CalibrationTable) -> AcceleratorProfile:
             "memory": {"value": 1.0, "confidence": "assumption", "note": "calibrated instead"},
             "network": {"value": 1.0, "confidence": "assumption", "note": "no links"},
             "step_overhead": {
-                "value": f"{table.launch_overhead()!r} s",
+                "value": f"{float(table.launch_overhead())!r} s",
                 "confidence": "measured",
                 "note": "one trivial op's dispatch time",
             },

@@ -37,7 +37,8 @@ def _quantity(kind: str, example: str, typical: float, positive: bool) -> Any:
     unit = units.KINDS[kind].si_unit if kind in units.KINDS else None
 
     def dump(number: float) -> str:
-        return f"${number!r}/h" if unit is None else f"{number!r} {unit}"
+        text = repr(float(number))  # a numpy scalar set by model_copy would repr as np.float64()
+        return f"${text}/h" if unit is None else f"{text} {unit}"
 
     return Annotated[
         float,
