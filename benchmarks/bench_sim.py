@@ -66,7 +66,7 @@ SCENARIO = {
     },
     "workload": {
         "synthetic": {
-            "rate": 220,
+            "rate": "220 req/s",
             "requests": 100_000,
             # Azure LLM inference (conversation) 2023-like lengths; 220 req/s is just below the
             # knee where this cluster still meets its SLA (at 240 req/s attainment collapses)

@@ -1,12 +1,18 @@
 """Human quantities at the edges, SI inside.
 
-Users write "80 GiB", "3.35 TB/s", "400 Gbps", "989 TFLOPS", "5 us" or "$2.50/h"; the code works in
-bytes, bytes per second, operations per second, seconds and US dollars per hour. Each parser takes a
-plain number as already being in SI and a string as ``<number> <unit>``; an unknown unit is an
-error that lists the units accepted for that kind of quantity.
+Users write "80 GiB", "3.35 TB/s", "400 Gbit/s", "989 TFLOPS", "5 us", "12 req/s" or "$2.50/h";
+the code works in bytes, bytes per second, operations per second, seconds, requests per second and
+US dollars per hour. Each parser reads a string ``<number> <unit>``; an unknown unit is an error
+that lists the units accepted for that kind of quantity.
+
+A bare number is an error too, except zero (the same in every unit): read as SI, ``tpot: 50``
+would be 50 s and a link's ``bandwidth: 400`` 400 B/s, and nothing downstream could tell. The error
+suggests the unit that puts the number nearest the field's typical magnitude (``typical``, in SI,
+given by the field), so "tpot: 50" asks "did you mean '50 ms'?".
 
 A count may multiply a quantity: "8 x 400 Gbps" is eight NICs. Bits and bytes are told apart
-by case the way the field writes them: ``GB/s`` is bytes, ``Gb/s`` and ``Gbps`` are bits.
+by case the way the field writes them: ``GB/s`` is bytes, ``Gb/s``, ``Gbit/s`` and ``Gbps`` are
+bits.
 Decimal prefixes (k, M, G, T, P) are powers of 1000; binary ones (Ki, Mi, Gi, Ti, Pi) powers
 of 1024.
 """
@@ -26,12 +32,14 @@ __all__ = [
     "parse_time",
     "parse_price_per_hour",
     "parse_power",
+    "parse_rate",
     "format_bytes",
     "format_bandwidth",
     "format_flops",
     "format_time",
     "format_price_per_hour",
     "format_power",
+    "format_rate",
     "KINDS",
 ]
 
@@ -60,6 +68,7 @@ def _bandwidth_units() -> dict[str, float]:
         if p == "K":
             continue
         units[f"{p}b/s"] = f / 8
+        units[f"{p}bit/s"] = f / 8
         units[f"{p}bps"] = f / 8
     return units
 
@@ -77,11 +86,20 @@ def _flops_units() -> dict[str, float]:
 _TIME_UNITS = {
     "ns": 1e-9,
     "us": 1e-6,
-    "µs": 1e-6,
+    "µs": 1e-6,  # U+00B5 MICRO SIGN, what most keyboards type
+    "μs": 1e-6,  # U+03BC GREEK SMALL LETTER MU, what some editors substitute
     "ms": 1e-3,
     "s": 1.0,
     "min": 60.0,
     "h": 3600.0,
+}
+
+_RATE_UNITS = {
+    "req/s": 1.0,
+    "requests/s": 1.0,
+    "rps": 1.0,
+    "req/min": 1 / 60,
+    "req/h": 1 / 3600,
 }
 
 _POWER_UNITS = {"W": 1.0, "kW": 1e3}
@@ -125,23 +143,26 @@ KINDS: dict[str, _Kind] = {
     ),
     "time": _Kind("duration", _TIME_UNITS, "s", ("h", "min", "s", "ms", "us", "ns")),
     "power": _Kind("power", _POWER_UNITS, "W", ("kW", "W")),
+    "rate": _Kind("request rate", _RATE_UNITS, "req/s", ("req/s", "req/min", "req/h")),
 }
 
 
 _MULTIPLIER_RE = re.compile(r"^\s*(?P<count>\d+)\s*[x×*]\s*(?P<rest>.+)$")
 
 
-def _parse(kind: str, value: object) -> float:
-    """A quantity of ``kind``; "4 x 400 Gbps" (a count times a quantity) is accepted too."""
+def _parse(kind: str, value: object, typical: float | None = None) -> float:
+    """A quantity of ``kind``; "4 x 400 Gbps" (a count times a quantity) is accepted too.
+
+    ``typical`` (SI) picks the unit a bare number's error suggests; None: the kind's example."""
     spec = KINDS[kind]
     if isinstance(value, str):
         multiple = _MULTIPLIER_RE.match(value)
         if multiple:
-            return int(multiple.group("count")) * _parse(kind, multiple.group("rest"))
+            return int(multiple.group("count")) * _parse(kind, multiple.group("rest"), typical)
     if isinstance(value, bool):
         raise UnitError(f"expected a {spec.name}, got a boolean {value!r}")
     if isinstance(value, int | float):
-        number = float(value)
+        number = _bare(kind, float(value), typical)
     elif isinstance(value, str):
         match = _QUANTITY_RE.match(value)
         if match is None:
@@ -151,7 +172,7 @@ def _parse(kind: str, value: object) -> float:
             )
         unit = match.group("unit")
         if unit == "":
-            number = float(match.group("num"))
+            number = _bare(kind, float(match.group("num")), typical)
         elif unit in spec.units:
             number = float(match.group("num")) * spec.units[unit]
         else:
@@ -168,6 +189,43 @@ def _parse(kind: str, value: object) -> float:
     return number
 
 
+def _bare(kind: str, number: float, typical: float | None) -> float:
+    """A number written without a unit: zero is zero in every unit; anything else is refused
+    with the unit that would make it most plausible."""
+    if number == 0:
+        return 0.0
+    if not math.isfinite(number):
+        raise UnitError(f"{number!r} is not a finite {KINDS[kind].name}")
+    raise UnitError(
+        f"a {KINDS[kind].name} needs a unit; did you mean '{suggest(kind, number, typical)}'? "
+        f"(accepted units: {', '.join(KINDS[kind].units)})"
+    )
+
+
+_TYPICAL = {
+    "bytes": 80e9,
+    "bandwidth": 50e9,
+    "flops": 1e15,
+    "time": 1.0,
+    "power": 700.0,
+    "rate": 10.0,
+    "price_per_hour": 2.5,
+}
+
+
+def suggest(kind: str, number: float, typical: float | None = None) -> str:
+    """``number`` with the unit (of the kind's display units) that puts it nearest ``typical``
+    on a log scale: suggest("time", 50, 0.05) == "50 ms"; suggest("bandwidth", 400) == "400 GB/s"
+    (with the default typical magnitude of the kind)."""
+    if kind == "price_per_hour":
+        return f"${number:g}/h"
+    spec = KINDS[kind]
+    target = math.log10(typical if typical is not None else _TYPICAL[kind])
+    magnitude = math.log10(abs(number))
+    best = min(spec.display, key=lambda u: abs(magnitude + math.log10(spec.units[u]) - target))
+    return f"{number:g} {best}"
+
+
 def _example(kind: str) -> str:
     return {
         "bytes": "80 GiB",
@@ -175,39 +233,52 @@ def _example(kind: str) -> str:
         "flops": "989 TFLOPS",
         "time": "5 us",
         "power": "700 W",
+        "rate": "12 req/s",
     }[kind]
 
 
-def parse_bytes(value: object) -> float:
-    """Bytes from "80 GiB", "141 GB", "512 MiB" or a plain number of bytes."""
-    return _parse("bytes", value)
+def parse_bytes(value: object, typical: float | None = None) -> float:
+    """Bytes from "80 GiB", "141 GB", "512 MiB" (a bare number: only 0)."""
+    return _parse("bytes", value, typical)
 
 
-def parse_bandwidth(value: object) -> float:
-    """Bytes per second from "3.35 TB/s", "400 Gbps", "100 Gb/s" or a plain number in B/s."""
-    return _parse("bandwidth", value)
+def parse_bandwidth(value: object, typical: float | None = None) -> float:
+    """Bytes per second from "3.35 TB/s", "400 Gbps", "100 Gb/s", "400 Gbit/s"."""
+    return _parse("bandwidth", value, typical)
 
 
-def parse_flops(value: object) -> float:
-    """Operations per second from "989 TFLOPS", "1.98 PFLOPS", "1979 TOPS" or a number."""
-    return _parse("flops", value)
+def parse_flops(value: object, typical: float | None = None) -> float:
+    """Operations per second from "989 TFLOPS", "1.98 PFLOPS", "1979 TOPS"."""
+    return _parse("flops", value, typical)
 
 
-def parse_time(value: object) -> float:
-    """Seconds from "5 us", "2 ms", "1.5 s", "10 min" or a plain number of seconds."""
-    return _parse("time", value)
+def parse_time(value: object, typical: float | None = None) -> float:
+    """Seconds from "5 us", "5 µs", "2 ms", "1.5 s", "10 min" (a bare number: only 0)."""
+    return _parse("time", value, typical)
 
 
-def parse_power(value: object) -> float:
-    """Watts from "700 W", "1.2 kW" or a plain number of watts."""
-    return _parse("power", value)
+def parse_power(value: object, typical: float | None = None) -> float:
+    """Watts from "700 W", "1.2 kW"."""
+    return _parse("power", value, typical)
 
 
-def parse_price_per_hour(value: object) -> float:
-    """US dollars per hour from "$2.50/h", "2.5 USD/h", "$3/hr" or a plain number."""
+def parse_rate(value: object, typical: float | None = None) -> float:
+    """Requests per second from "12 req/s", "12 requests/s", "12 rps", "600 req/min"."""
+    return _parse("rate", value, typical)
+
+
+def parse_price_per_hour(value: object, typical: float | None = None) -> float:
+    """US dollars per hour from "$2.50/h", "2.5 USD/h", "$3/hr" (a bare number: only 0)."""
     if isinstance(value, bool):
         raise UnitError(f"expected a price per hour, got a boolean {value!r}")
+    if isinstance(value, str) and re.fullmatch(rf"\s*{_NUMBER}\s*", value):
+        value = float(value)  # a number in a string is as bare as one outside
     if isinstance(value, int | float):
+        if value != 0 and math.isfinite(value):
+            raise UnitError(
+                f"a price needs a unit; did you mean '{suggest('price_per_hour', value)}'? "
+                "(accepted: $N/h, $N/hr, $N/hour, N USD/h)"
+            )
         number = float(value)
     elif isinstance(value, str):
         match = _PRICE_RE.match(value)
@@ -267,16 +338,22 @@ def format_power(value: float, digits: int = 4) -> str:
     return _format("power", value, digits)
 
 
+def format_rate(value: float, digits: int = 4) -> str:
+    """ "12 req/s" for 12.0 requests per second."""
+    return _format("rate", value, digits)
+
+
 def format_price_per_hour(value: float) -> str:
     """ "$2.50/h" for 2.5 dollars per hour."""
     return f"${value:.2f}/h" if value >= 0.01 or value == 0 else f"${value:.3g}/h"
 
 
-PARSERS: dict[str, Callable[[object], float]] = {
+PARSERS: dict[str, Callable[[object, float | None], float]] = {
     "bytes": parse_bytes,
     "bandwidth": parse_bandwidth,
     "flops": parse_flops,
     "time": parse_time,
     "power": parse_power,
+    "rate": parse_rate,
     "price_per_hour": parse_price_per_hour,
 }

@@ -237,6 +237,59 @@ CASES: list[Case] = [
         mutated({"interconnect.paths.0.hops.0.bandwidth": "450 GB/sec"}),
         ("interconnect.paths[0].hops[0].bandwidth", "GB/sec", "GB/s", "Gbps"),
     ),
+    # bare numbers in dimensional fields were read as SI (tpot: 50 was 50 s): each is refused
+    # with the unit its field's magnitude makes likely
+    Case(
+        "tpot-bare-number",
+        mutated({"sla.tpot": 50}),
+        ("{file}", "sla.tpot", "needs a unit", "did you mean '50 ms'?"),
+    ),
+    Case(
+        "ttft-bare-number",
+        mutated({"sla.ttft": 2000}),
+        ("sla.ttft", "needs a unit", "did you mean '2000 ms'?"),
+    ),
+    Case(
+        "hop-bandwidth-bare-number",
+        mutated({"interconnect.paths.0.hops.0.bandwidth": 400}),
+        ("interconnect.paths[0].hops[0].bandwidth", "did you mean '400 GB/s'?", "Gbit/s"),
+    ),
+    Case(
+        "hop-latency-bare-number",
+        mutated({"interconnect.paths.0.hops.0.latency": 10}),
+        ("interconnect.paths[0].hops[0].latency", "did you mean '10 us'?"),
+    ),
+    Case(
+        "rate-bare-number",
+        mutated({"workload.synthetic.rate": 4}),
+        ("workload.synthetic.rate", "did you mean '4 req/s'?", "req/min"),
+    ),
+    # zero and non-finite values were accepted and divided by downstream
+    Case(
+        "hop-bandwidth-zero",
+        mutated({"interconnect.paths.0.hops.0.bandwidth": "0 GB/s"}),
+        ("interconnect.paths[0].hops[0].bandwidth", "must be above zero"),
+    ),
+    Case(
+        "hop-bandwidth-bare-zero",
+        mutated({"interconnect.paths.0.hops.0.bandwidth": 0}),
+        ("interconnect.paths[0].hops[0].bandwidth", "must be above zero"),
+    ),
+    Case(
+        "rate-infinite",
+        mutated({"workload.synthetic.rate": float("inf")}),
+        ("workload.synthetic.rate", "not a finite request rate"),
+    ),
+    Case(
+        "length-mean-infinite",
+        mutated({"workload.synthetic.input_tokens.mean": float("inf")}),
+        ("workload.synthetic.input_tokens", "finite"),
+    ),
+    Case(
+        "length-cv-nan",
+        mutated({"workload.synthetic.output_tokens.cv": float("nan")}),
+        ("workload.synthetic.output_tokens", "finite"),
+    ),
     Case("percentile-out-of-range", mutated({"sla.percentile": 150}), ("sla.percentile", "150")),
     Case(
         "hop-kind-unknown",
@@ -410,6 +463,30 @@ CASES: list[Case] = [
         },
     ),
     Case(
+        "profile-efficiency-above-one",
+        mutated({"pools.1.accelerator": "bad-gpu"}),
+        ("hardware_profiles/bad-gpu.yaml", "efficiency.compute", "less than or equal to 1"),
+        extra={
+            "hardware_profiles/bad-gpu.yaml": {
+                **h100_profile(),
+                "name": "bad-gpu",
+                "efficiency": {**h100_profile()["efficiency"], "compute": 5},
+            }
+        },
+    ),
+    Case(
+        "profile-memory-bandwidth-zero",
+        mutated({"pools.1.accelerator": "bad-gpu"}),
+        ("hardware_profiles/bad-gpu.yaml", "memory.bandwidth", "must be above zero"),
+        extra={
+            "hardware_profiles/bad-gpu.yaml": {
+                **h100_profile(),
+                "name": "bad-gpu",
+                "memory": {**h100_profile()["memory"], "bandwidth": "0 TB/s"},
+            }
+        },
+    ),
+    Case(
         "profile-not-yaml",
         mutated({"pools.1.accelerator": "bad-gpu"}),
         ("hardware_profiles/bad-gpu.yaml:", "not valid YAML"),
@@ -423,7 +500,7 @@ CASES: list[Case] = [
     ),
     Case(
         "price-for-unknown-accelerator",
-        mutated({"costs": {"prices": {"nvidia-x900": 9}}}),
+        mutated({"costs": {"prices": {"nvidia-x900": "$9/h"}}}),
         ("costs.prices.nvidia-x900", "nvidia-h100-sxm"),
     ),
     Case(

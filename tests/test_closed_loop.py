@@ -238,9 +238,9 @@ def test_goodput_and_plan_refuse_a_closed_loop_with_the_field_to_change():
 def test_ramp_up_strategies_place_the_first_requests():
     rng = np.random.default_rng(0)
     assert ramp_offsets(RampUpSpec(strategy="none"), 4, rng).tolist() == [0, 0, 0, 0]
-    linear = ramp_offsets(RampUpSpec(strategy="linear", duration=2.0), 4, rng)
+    linear = ramp_offsets(RampUpSpec(strategy="linear", duration="2 s"), 4, rng)
     assert linear.tolist() == [0.0, 0.5, 1.0, 1.5]
-    uniform = ramp_offsets(RampUpSpec(duration=2.0), 10_000, rng)
+    uniform = ramp_offsets(RampUpSpec(duration="2 s"), 10_000, rng)
     assert (np.diff(uniform) >= 0).all() and uniform[0] >= 0 and uniform[-1] < 2.0
     assert uniform.mean() == pytest.approx(1.0, abs=0.03)  # sd of the mean: 2/sqrt(12e4) = 0.006
 
@@ -327,7 +327,7 @@ def test_closed_loop_requests_cannot_be_replayed_open_loop():
         (
             {
                 "closed_loop": closed(),
-                "synthetic": {"rate": 1, "input_tokens": 5, "output_tokens": 5},
+                "synthetic": {"rate": "1 req/s", "input_tokens": 5, "output_tokens": 5},
             },
             "workload",
             "exactly one of `trace`, `synthetic` or `closed_loop`",

@@ -48,7 +48,7 @@ BASE: dict[str, Any] = {
         }
     ],
     "workload": {
-        "synthetic": {"requests": 10, "rate": 1.0, "input_tokens": 128, "output_tokens": 16}
+        "synthetic": {"requests": 10, "rate": "1.0 req/s", "input_tokens": 128, "output_tokens": 16}
     },
     "sla": {"ttft": "2 s", "tpot": "50 ms"},
 }

@@ -115,7 +115,7 @@ def scenario(protocol="pull", faults=None, **over):
             # slow on purpose: transfers take seconds, so faults land mid-transfer
             {"name": "wan", "kind": "nic", "bandwidth": "100 kbps", "latency": "1 ms"}]}]},
         "lifecycle": protocol,
-        "workload": {"synthetic": {"rate": 1, "requests": 10, "input_tokens": 256,
+        "workload": {"synthetic": {"rate": "1 req/s", "requests": 10, "input_tokens": 256,
                                    "output_tokens": 8}},
         "sla": {"ttft": "10 s", "tpot": "1 s"},
         "faults": faults or {},
@@ -160,7 +160,12 @@ def test_prefill_crash_under_push_releases_the_decode_reservation():
             "max_retries": 1,
         },  # fmt: skip
         workload={
-            "synthetic": {"rate": 1, "requests": 1, "input_tokens": 8000, "output_tokens": 4}
+            "synthetic": {
+                "rate": "1 req/s",
+                "requests": 1,
+                "input_tokens": 8000,
+                "output_tokens": 4,
+            }
         },
     )
     res = simulate(sc, requests=one(n_in=8000, n_out=4), sample_interval=0.5)
@@ -203,14 +208,15 @@ def test_lost_notification_holds_prefill_blocks_until_the_lease_runs_out():
 faults_strategy = st.lists(
     st.one_of(
         st.builds(lambda t, d, i: {"kind": "instance_crash", "target": f"decode[{i}]",
-                                   "at": t, "duration": d},
+                                   "at": f"{t!r} s", "duration": f"{d!r} s"},
                   st.floats(0, 20), st.floats(0.5, 20), st.integers(0, 1)),
-        st.builds(lambda t, d: {"kind": "instance_crash", "target": "prefill", "at": t,
-                                "duration": d}, st.floats(0, 20), st.floats(0.5, 20)),
-        st.builds(lambda t, d: {"kind": "link_down", "target": "wan", "at": t, "duration": d},
+        st.builds(lambda t, d: {"kind": "instance_crash", "target": "prefill", "at": f"{t!r} s",
+                                "duration": f"{d!r} s"}, st.floats(0, 20), st.floats(0.5, 20)),
+        st.builds(lambda t, d: {"kind": "link_down", "target": "wan", "at": f"{t!r} s",
+                                "duration": f"{d!r} s"},
                   st.floats(0, 20), st.floats(0.5, 40)),
-        st.builds(lambda t, d, f: {"kind": "link_degraded", "target": "wan", "at": t,
-                                   "duration": d, "factor": f},
+        st.builds(lambda t, d, f: {"kind": "link_degraded", "target": "wan", "at": f"{t!r} s",
+                                   "duration": f"{d!r} s", "factor": f},
                   st.floats(0, 20), st.floats(0.5, 20), st.floats(0.1, 0.9)),
         st.builds(lambda p: {"kind": "abort_mid_transfer", "probability": p}, st.floats(0, 0.5)),
         st.builds(lambda p: {"kind": "lost_notification", "probability": p}, st.floats(0, 1)),
@@ -224,7 +230,7 @@ faults_strategy = st.lists(
     protocol=st.sampled_from(["pull", "push", "store"]),
     events=faults_strategy,
     recovery=st.sampled_from(["retry", "fallback", "fail"]),
-    timeout=st.sampled_from([None, 5.0]),
+    timeout=st.sampled_from([None, "5 s"]),
     requests=st.integers(1, 12),
     seed=st.integers(0, 1000),
 )
@@ -252,7 +258,7 @@ def test_every_request_ends_and_no_block_leaks_under_random_faults(
                   interconnect={"paths": [{"from": "prefill", "to": "decode", "hops": [
                       {"name": "wan", "kind": "nic", "bandwidth": "1 Gbps",
                        "latency": "1 ms"}]}]},
-                  workload={"synthetic": {"rate": 2, "requests": requests,
+                  workload={"synthetic": {"rate": "2 req/s", "requests": requests,
                                           "input_tokens": {"dist": "uniform", "min": 16,
                                                            "max": 4000},
                                           "output_tokens": {"dist": "uniform", "min": 1,
@@ -316,7 +322,7 @@ def test_store_evicts_past_its_watermark_and_counts_evictions_before_fetch():
             {"name": "decode", "role": "decode", "accelerator": "nvidia-h100-sxm",
              "batching": {"max_num_seqs": 2}},
         ],
-        workload={"synthetic": {"rate": 200, "requests": 60, "input_tokens": 1024,
+        workload={"synthetic": {"rate": "200 req/s", "requests": 60, "input_tokens": 1024,
                                 "output_tokens": 64}},
     )  # fmt: skip
     res = simulate(sc, sample_interval=0.05)

@@ -26,7 +26,7 @@ def scenario(tmp_path: Path, accelerator: str, runtime: str | None) -> Path:
     pool.update(accelerator=accelerator, instances=1)
     if runtime:
         pool["runtime"] = runtime
-    data["workload"]["synthetic"].update(requests=40, rate=1.0)
+    data["workload"]["synthetic"].update(requests=40, rate="1 req/s")
     path = tmp_path / "scenario.yaml"
     path.write_text(yaml.safe_dump(data))
     return path

@@ -177,7 +177,7 @@ def test_cheapest_for_rate_picks_the_cheapest_that_serves_it():
         [
             "workload.synthetic.requests=600",
             "search.objective=cheapest_for_rate",
-            "search.min_rate=20",
+            "search.min_rate=20 req/s",
             "search.colocated=false",
         ],
     )

@@ -45,7 +45,12 @@ def tiny_pd(**over):
             ]
         },
         "workload": {
-            "synthetic": {"rate": 10, "requests": 100, "input_tokens": 1024, "output_tokens": 16}
+            "synthetic": {
+                "rate": "10 req/s",
+                "requests": 100,
+                "input_tokens": 1024,
+                "output_tokens": 16,
+            }
         },
         "sla": {"ttft": "1 s", "tpot": "50 ms"},
         "seed": 1,
@@ -199,7 +204,12 @@ def test_kv_never_exceeds_capacity_under_pressure(protocol):
     sc = tiny_pd(
         lifecycle=protocol,
         workload={
-            "synthetic": {"rate": 200, "requests": 400, "input_tokens": 3000, "output_tokens": 200}
+            "synthetic": {
+                "rate": "200 req/s",
+                "requests": 400,
+                "input_tokens": 3000,
+                "output_tokens": 200,
+            }
         },
     )
     sc.footprints["decode"] = type(sc.footprints["decode"])(

@@ -28,7 +28,7 @@ def scenario(protocol: str):
         "kv": {"tiers": [{"name": "pool", "kind": "dram", "capacity": "1 GiB",
                           "bandwidth": "1 GB/s", "scope": "cluster"}]},
         "lifecycle": {"protocol": protocol, "store_tier": "pool"},
-        "workload": {"synthetic": {"rate": 1, "requests": 1, "input_tokens": PROMPT,
+        "workload": {"synthetic": {"rate": "1 req/s", "requests": 1, "input_tokens": PROMPT,
                                    "output_tokens": 8}},
         "sla": {"ttft": "10 s", "tpot": "1 s"},
     }  # fmt: skip

@@ -74,7 +74,7 @@ def dsv3_pd(requests: int = 200, rate: float = 2.0, **decode) -> dict:
         "workload": {
             "synthetic": {
                 "arrival": "poisson",
-                "rate": rate,
+                "rate": f"{rate!r} req/s",
                 "requests": requests,
                 "input_tokens": {
                     "dist": "lognormal",

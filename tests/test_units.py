@@ -31,15 +31,52 @@ from hetsim.units import UnitError
         ("$2.50/h", units.parse_price_per_hour, 2.5),
         ("2.5 USD/h", units.parse_price_per_hour, 2.5),
         ("$3/hr", units.parse_price_per_hour, 3.0),
+        # the spellings users write for link speeds and latencies (hand-computed: bits / 8)
+        ("400 Gbit/s", units.parse_bandwidth, 50e9),
+        ("400 Gb/s", units.parse_bandwidth, 50e9),
+        ("25 GB/s", units.parse_bandwidth, 25e9),
+        ("1.6 Tbit/s", units.parse_bandwidth, 200e9),
+        ("5 µs", units.parse_time, 5e-6),  # U+00B5 micro sign
+        ("5 μs", units.parse_time, 5e-6),  # U+03BC Greek mu
+        ("12 req/s", units.parse_rate, 12.0),
+        ("12 rps", units.parse_rate, 12.0),
+        ("600 req/min", units.parse_rate, 10.0),
+        ("7200 req/h", units.parse_rate, 2.0),
     ],
 )
 def test_parses_the_units_people_write(text, parser, expected):
     assert parser(text) == pytest.approx(expected, rel=1e-12)
 
 
-def test_plain_numbers_are_already_si():
-    assert units.parse_bytes(1024) == 1024.0
-    assert units.parse_time(0.25) == 0.25
+@pytest.mark.parametrize(
+    ("bare", "parser", "typical", "suggestion"),
+    [
+        (50, units.parse_time, 0.03, "'50 ms'"),  # a TPOT bound
+        (2000, units.parse_time, 1.0, "'2000 ms'"),  # a TTFT bound
+        (2, units.parse_time, 1.0, "'2 s'"),
+        (5, units.parse_time, 5e-6, "'5 us'"),  # a hop latency
+        (400, units.parse_bandwidth, None, "'400 GB/s'"),
+        ("400", units.parse_bandwidth, None, "'400 GB/s'"),  # a number in a string is bare too
+        (80, units.parse_bytes, None, "'80 GB'"),
+        (989, units.parse_flops, None, "'989 TFLOPS'"),
+        (4, units.parse_rate, None, "'4 req/s'"),
+        (2.5, units.parse_price_per_hour, None, "'$2.5/h'"),
+    ],
+)
+def test_bare_number_is_an_error_that_suggests_the_likely_unit(bare, parser, typical, suggestion):
+    with pytest.raises(UnitError) as err:
+        parser(bare, typical)
+    assert "needs a unit" in str(err.value)
+    assert f"did you mean {suggestion}?" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "parser",
+    [units.parse_time, units.parse_bytes, units.parse_bandwidth, units.parse_price_per_hour],
+)
+def test_bare_zero_is_zero_in_every_unit(parser):
+    assert parser(0) == 0.0
+    assert parser("0") == 0.0
 
 
 def test_bits_and_bytes_differ_by_case():
@@ -64,7 +101,7 @@ def test_unit_typo_lists_accepted_units(text, parser, must_mention):
     assert must_mention in str(err.value)
 
 
-@pytest.mark.parametrize("bad", ["-5 GB", "nan GB", True, None, [1]])
+@pytest.mark.parametrize("bad", ["-5 GB", "nan GB", "inf GB", float("inf"), True, None, [1]])
 def test_rejects_negative_nonfinite_and_wrong_types(bad):
     with pytest.raises(UnitError):
         units.parse_bytes(bad)
@@ -106,3 +143,47 @@ def test_format_picks_a_readable_unit():
     assert units.format_time(5e-6) == "5 us"
     assert units.format_bytes(80 * 2**30, binary=True) == "80 GiB"
     assert units.format_price_per_hour(2.5) == "$2.50/h"
+
+
+# ---- the spec's quantity fields: one owner (hetsim.units), the field's typical magnitude ----
+
+
+def test_hop_reads_the_spellings_users_write_as_si():
+    from hetsim.spec.scenario import Hop
+
+    hop = Hop(name="nic", kind="nic", bandwidth="400 Gbit/s", latency="5 µs")
+    assert hop.bandwidth == 50e9  # 400e9 bits / 8
+    assert hop.latency == pytest.approx(5e-6, rel=1e-12)
+    assert Hop(name="nic", kind="nic", bandwidth="2 x 400 Gb/s", latency=0).latency == 0.0
+
+
+def test_sla_bare_numbers_suggest_ms_for_tpot_and_ttft():
+    from pydantic import ValidationError
+
+    from hetsim.spec.scenario import SLASpec
+
+    with pytest.raises(ValidationError) as err:
+        SLASpec(ttft=2000, tpot=50)
+    text = str(err.value)
+    assert "did you mean '2000 ms'?" in text
+    assert "did you mean '50 ms'?" in text
+
+
+def test_zero_bandwidth_is_refused_naming_the_field():
+    from pydantic import ValidationError
+
+    from hetsim.spec.scenario import Hop
+
+    with pytest.raises(ValidationError) as err:
+        Hop(name="nic", kind="nic", bandwidth="0 GB/s")
+    assert err.value.errors()[0]["loc"] == ("bandwidth",)
+    assert "must be above zero" in str(err.value)
+
+
+def test_a_dumped_quantity_is_valid_input_with_every_digit():
+    from hetsim.spec.scenario import Hop
+
+    hop = Hop(name="nic", kind="nic", bandwidth="1.1 Gbit/s", latency="3 us")
+    dumped = hop.model_dump()
+    assert dumped["bandwidth"] == f"{1.1e9 / 8!r} B/s"
+    assert Hop.model_validate(dumped) == hop

@@ -17,7 +17,7 @@ N = 100_000
 
 
 def synthetic(**fields) -> WorkloadSpec:
-    spec = {"rate": 5.0, "requests": N, "input_tokens": 1000, "output_tokens": 100}
+    spec = {"rate": "5.0 req/s", "requests": N, "input_tokens": 1000, "output_tokens": 100}
     spec.update(fields)
     return WorkloadSpec(synthetic=spec)
 
@@ -48,7 +48,7 @@ def hit_share(r: RequestChunk, block: int = 512) -> float:
 
 
 def test_poisson_rate_and_cv():
-    r = generate(arrival="poisson", rate=5.0)
+    r = generate(arrival="poisson", rate="5 req/s")
     rate, cv = rate_and_cv(r)
     assert len(r) == N and r.arrival_s[0] == 0.0
     assert rate == pytest.approx(5.0, rel=0.02)
@@ -59,14 +59,14 @@ def test_poisson_rate_and_cv():
 
 @pytest.mark.parametrize("target_cv", [2.0, 0.5])
 def test_gamma_cv(target_cv):
-    r = generate(arrival="gamma", rate=8.0, cv=target_cv)
+    r = generate(arrival="gamma", rate="8 req/s", cv=target_cv)
     rate, cv = rate_and_cv(r)
     assert rate == pytest.approx(8.0, rel=0.03)
     assert cv == pytest.approx(target_cv, rel=0.05)
 
 
 def test_bursty_mean_rate_and_silences():
-    r = generate(arrival="bursty", rate=10.0, on="5 s", off="15 s")
+    r = generate(arrival="bursty", rate="10 req/s", on="5 s", off="15 s")
     rate, cv = rate_and_cv(r)
     assert rate == pytest.approx(10.0 * 5 / 20, rel=0.03)
     assert cv > 1.5  # gaps mix short in-burst gaps and the silences

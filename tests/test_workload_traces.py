@@ -159,7 +159,7 @@ def test_rate_scaling_hits_the_target_and_keeps_burstiness(monkeypatch, cached):
         monkeypatch.setattr(traces_module, "_CACHE_BYTES", 0)
     t, _, _ = azure_rows(AZURE_CONV)
     original_gaps = np.diff(t)
-    got, counts = load(path=str(AZURE_CONV), format="azure", target_rate=12.5)
+    got, counts = load(path=str(AZURE_CONV), format="azure", target_rate="12.5 req/s")
     assert counts.kept == 2000
     span = got.arrival_s[-1] - got.arrival_s[0]
     assert len(got) / span == pytest.approx(12.5, rel=0.01)
@@ -179,7 +179,7 @@ def test_rate_scaling_of_a_trace_at_one_instant_is_an_error(tmp_path):
         )
     )
     with pytest.raises(InputError, match="one instant"):
-        load(path=str(f), format="mooncake", target_rate=2.0)
+        load(path=str(f), format="mooncake", target_rate="2 req/s")
 
 
 def test_time_window_keeps_offsets_in_range_and_restarts_the_clock():
@@ -201,7 +201,7 @@ def test_time_window_keeps_offsets_in_range_and_restarts_the_clock():
 
 def test_window_order_is_validated():
     with pytest.raises(ValueError, match="after its end"):
-        trace(path="x", format="azure", time_window=[10, 5])
+        trace(path="x", format="azure", time_window=["10 s", "5 s"])
 
 
 def test_sampling_is_seeded_and_keeps_order():

@@ -56,15 +56,19 @@ def profile_from_calibration(table: CalibrationTable) -> AcceleratorProfile:
         "kind": kind,
         "memory": {
             "capacity": {
-                "value": _total_memory_bytes(),
+                "value": f"{float(_total_memory_bytes())!r} B",
                 "confidence": "measured",
                 "note": "physical memory of this machine",
             },
-            "bandwidth": {"value": table.peak_bandwidth, "confidence": "measured", "note": note},
+            "bandwidth": {
+                "value": f"{float(table.peak_bandwidth)!r} B/s",
+                "confidence": "measured",
+                "note": note,
+            },
             "type": "local",
         },
         "compute": {
-            d: {"value": v, "confidence": "measured", "note": note}
+            d: {"value": f"{float(v)!r} FLOPS", "confidence": "measured", "note": note}
             for d, v in table.peak_flops.items()
         },
         "formats": {
@@ -87,7 +91,7 @@ def profile_from_calibration(table: CalibrationTable) -> AcceleratorProfile:
             "memory": {"value": 1.0, "confidence": "assumption", "note": "calibrated instead"},
             "network": {"value": 1.0, "confidence": "assumption", "note": "no links"},
             "step_overhead": {
-                "value": table.launch_overhead(),
+                "value": f"{float(table.launch_overhead())!r} s",
                 "confidence": "measured",
                 "note": "one trivial op's dispatch time",
             },

@@ -63,10 +63,12 @@ def with_rate(scenario: Scenario, rate: float) -> Scenario:
     _open_loop(scenario)
     data = scenario.spec.model_dump(by_alias=True, exclude_none=True)
     workload = data["workload"]
+    # re-validated as input is, so the rate carries its unit (every digit kept; float() so a
+    # numpy scalar does not repr as "np.float64(...)")
     if "synthetic" in workload:
-        workload["synthetic"]["rate"] = rate
+        workload["synthetic"]["rate"] = f"{float(rate)!r} req/s"
     else:
-        workload["trace"]["target_rate"] = rate
+        workload["trace"]["target_rate"] = f"{float(rate)!r} req/s"
     return scenario_from_dict(data, path=scenario.path)
 
 

@@ -61,7 +61,8 @@ def describe(scenario: Scenario) -> dict[str, Any]:
         "unused_conversions": _unused_conversions(scenario, portability),
         "lifecycle": spec.lifecycle.protocol,
         "workload": _workload(scenario),
-        "sla": spec.sla.model_dump(),
+        # the SI numbers (model_dump writes quantities as unit strings, for re-validation)
+        "sla": dict(spec.sla),
         "cost_per_hour": scenario.cost_per_hour(),
         "devices": sum(p.total_devices for p in spec.pools),
     }

@@ -4,44 +4,81 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    WithJsonSchema,
+)
 
 from hetsim import units
 
 
-def _quantity(kind: str, example: str) -> Any:
+def _quantity(kind: str, example: str, typical: float, positive: bool) -> Any:
+    """A field of ``kind`` read by :mod:`hetsim.units`; ``typical`` (SI) is the magnitude a bare
+    number's error suggests a unit for. ``positive`` refuses zero too: a zero bandwidth, capacity,
+    peak or rate is a divisor downstream, never a meaningful setting."""
     parser = units.PARSERS[kind]
+    name = units.KINDS[kind].name if kind in units.KINDS else kind.replace("_", " ")
 
     def parse(value: object) -> float:
         try:
-            return parser(value)
+            number = parser(value, typical)
         except units.UnitError as exc:
             raise ValueError(str(exc)) from None
+        if positive and number <= 0:
+            raise ValueError(f"a {name} must be above zero, e.g. '{example}'")
+        return number
+
+    # dumped with its SI unit and every digit (repr), so a dumped spec is valid input again (the
+    # planner re-validates edited dumps) and reads the same as it did in
+    unit = units.KINDS[kind].si_unit if kind in units.KINDS else None
+
+    def dump(number: float) -> str:
+        text = repr(float(number))  # a numpy scalar set by model_copy would repr as np.float64()
+        return f"${text}/h" if unit is None else f"{text} {unit}"
 
     return Annotated[
         float,
         BeforeValidator(parse),
+        PlainSerializer(dump),
         WithJsonSchema(
             {
-                "anyOf": [{"type": "string", "examples": [example]}, {"type": "number"}],
-                "description": f"{kind} (SI number, or a string such as '{example}')",
+                "type": "string",
+                "examples": [example],
+                "description": f"{kind} with its unit, e.g. '{example}' (a bare number is an "
+                "error, except 0" + (", and this one must be above zero)" if positive else ")"),
             }
         ),
     ]
 
 
-Bytes = _quantity("bytes", "80 GiB")
-Bandwidth = _quantity("bandwidth", "3.35 TB/s")
-Flops = _quantity("flops", "989 TFLOPS")
-Seconds = _quantity("time", "5 us")
-Watts = _quantity("power", "700 W")
-PricePerHour = _quantity("price_per_hour", "$2.50/h")
+Bytes = _quantity("bytes", "80 GiB", 80e9, positive=True)
+Bandwidth = _quantity("bandwidth", "3.35 TB/s", 50e9, positive=True)
+Flops = _quantity("flops", "989 TFLOPS", 1e15, positive=True)
+Watts = _quantity("power", "700 W", 700.0, positive=False)  # 0: not measured (calibrated hosts)
+RequestRate = _quantity("rate", "12 req/s", 10.0, positive=True)
+PricePerHour = _quantity("price_per_hour", "$2.50/h", 2.5, positive=False)
+#: durations, by the magnitude a bare number most likely meant: whole-run times (timeouts, think
+#: time, TTFT bounds), per-token and per-step times (TPOT bounds, step overheads), per-hop
+#: latencies
+Seconds = _quantity("time", "1.5 s", 1.0, positive=False)
+StepSeconds = _quantity("time", "50 ms", 0.03, positive=False)
+LatencySeconds = _quantity("time", "5 us", 5e-6, positive=False)
+#: a share of a nominal figure achieved in practice: zero would divide, above one is a typo
+Fraction = Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]
 
 
 class StrictModel(BaseModel):
     """Unknown keys are errors: a typo must never be silently ignored."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    # inf and nan pass gt/ge bounds (nan compares false, inf is above any bound): refuse them
+    # everywhere, as no input of hetsim is meaningful when infinite
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False
+    )
 
 
 Confidence = Literal["datasheet", "secondary", "measured", "estimate", "uncertain", "assumption"]

@@ -22,8 +22,10 @@ from hetsim.spec._types import (
     Bandwidth,
     Bytes,
     Flops,
+    Fraction,
+    LatencySeconds,
     PricePerHour,
-    Seconds,
+    StepSeconds,
     StrictModel,
     Watts,
     figure_model,
@@ -50,11 +52,12 @@ TRANSFER_SYSTEMS = {
 BytesFigure = figure_model(Bytes, "80 GiB")
 BandwidthFigure = figure_model(Bandwidth, "3.35 TB/s")
 FlopsFigure = figure_model(Flops, "989 TFLOPS")
-SecondsFigure = figure_model(Seconds, "2 us")
+SecondsFigure = figure_model(LatencySeconds, "2 us")
+StepSecondsFigure = figure_model(StepSeconds, "2 ms")
 WattsFigure = figure_model(Watts, "700 W")
 PriceFigure = figure_model(PricePerHour, "$2.50/h")
 CountFigure = figure_model(int, "8")
-FractionFigure = figure_model(float, "0.8")
+FractionFigure = figure_model(Fraction, "0.8")
 
 
 class Source(StrictModel):
@@ -127,7 +130,7 @@ class Efficiency(StrictModel):
     compute: FractionFigure = Field(description="achieved / peak for large GEMMs")
     memory: FractionFigure = Field(description="achieved / peak for streaming reads")
     network: FractionFigure = Field(description="achieved / line rate for large transfers")
-    step_overhead: SecondsFigure = Field(description="fixed runtime cost per batch step")
+    step_overhead: StepSecondsFigure = Field(description="fixed runtime cost per batch step")
 
 
 class TransferSource(StrictModel):

@@ -11,7 +11,16 @@ from typing import Annotated, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from hetsim.spec._types import Bandwidth, Bytes, PricePerHour, Seconds, StrictModel
+from hetsim.spec._types import (
+    Bandwidth,
+    Bytes,
+    LatencySeconds,
+    PricePerHour,
+    RequestRate,
+    Seconds,
+    StepSeconds,
+    StrictModel,
+)
 from hetsim.spec.faults import FaultsSpec
 from hetsim.spec.precision import (
     ACTIVATION_FORMATS,
@@ -291,7 +300,7 @@ class Hop(StrictModel):
         "network), host_staging (copy through host memory, e.g. across vendors)"
     )
     bandwidth: Bandwidth = Field(description="per direction, e.g. '400 Gbps' or '50 GB/s'")
-    latency: Seconds = Field(default=0.0, description="added once per transfer, e.g. '5 us'")
+    latency: LatencySeconds = Field(default=0.0, description="added once per transfer, e.g. '5 us'")
     shared_by: Literal["source_instance", "destination_instance", "path", "cluster"] = Field(
         default="source_instance",
         description="who shares this hop's bandwidth: each source instance has its own (its "
@@ -332,7 +341,7 @@ class TierSpec(StrictModel):
     kind: Literal["hbm", "dram", "ssd", "remote"]
     capacity: Bytes
     bandwidth: Bandwidth = Field(description="read bandwidth into device memory")
-    latency: Seconds = 0.0
+    latency: LatencySeconds = 0.0
     scope: Literal["instance", "pool", "cluster"] = Field(
         default="instance", description="one per instance, one per pool, or one shared pool"
     )
@@ -477,7 +486,7 @@ class LifecycleSpec(StrictModel):
 
 class SLASpec(StrictModel):
     ttft: Seconds = Field(gt=0, description="time-to-first-token bound, e.g. '2 s'")
-    tpot: Seconds = Field(gt=0, description="time-per-output-token bound, e.g. '50 ms'")
+    tpot: StepSeconds = Field(gt=0, description="time-per-output-token bound, e.g. '50 ms'")
     percentile: float = Field(
         default=90, gt=0, le=100, description="percentile at which the bounds are reported"
     )
@@ -552,7 +561,7 @@ class SearchSpec(StrictModel):
         "limited)",
     )
     budget_per_hour: PricePerHour | None = None
-    min_rate: float | None = Field(default=None, gt=0, description="requests/s to serve at least")
+    min_rate: RequestRate | None = Field(default=None, description="rate to serve at least")
     objective: Literal[
         "goodput", "goodput_per_device", "goodput_per_dollar", "cheapest_for_rate"
     ] = "goodput_per_dollar"

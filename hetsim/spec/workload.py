@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from hetsim.spec._types import Seconds, StrictModel
+from hetsim.spec._types import RequestRate, Seconds, StrictModel
 
 __all__ = [
     "TRACE_FORMATS",
@@ -73,10 +73,9 @@ class TraceSpec(StrictModel):
         description="[start, end] offsets from the trace's first arrival to replay, in the "
         "trace's own time (before `target_rate` rescaling)",
     )
-    target_rate: float | None = Field(
+    target_rate: RequestRate | None = Field(
         default=None,
-        gt=0,
-        description="rescale arrival times so the mean rate is this many requests/s (burstiness "
+        description="rescale arrival times so the mean rate is this, e.g. '12 req/s' (burstiness "
         "is kept: inter-arrival gaps are scaled by one factor)",
     )
     max_input_tokens: int | None = Field(default=None, gt=0, description="cap on prompt length")
@@ -185,10 +184,9 @@ class SyntheticSpec(StrictModel):
         description="poisson; gamma (inter-arrival CV = `cv`); bursty (on/off: Poisson at `rate` "
         "during `on` periods, silence during `off` periods)",
     )
-    rate: float = Field(
-        gt=0,
-        description="request rate in requests/s: the mean rate for poisson and gamma; for bursty "
-        "the rate during on periods (long-run mean: rate·on/(on+off))",
+    rate: RequestRate = Field(
+        description="request rate, e.g. '12 req/s': the mean rate for poisson and gamma; for "
+        "bursty the rate during on periods (long-run mean: rate·on/(on+off))",
     )
     cv: float = Field(default=1.0, gt=0, description="gamma: coefficient of variation of gaps")
     on: Seconds = Field(default=10.0, gt=0, description="bursty: length of an on period")
