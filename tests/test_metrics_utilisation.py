@@ -24,7 +24,9 @@ def colocated(warmup: int):
                 }
             ],
             "workload": {
-                "synthetic": {"rate": 1, "requests": 2, "input_tokens": 512, "output_tokens": 8},
+                "synthetic": {
+                    "rate": "1 req/s", "requests": 2, "input_tokens": 512, "output_tokens": 8
+                },
                 "warmup_requests": warmup,
             },
             "sla": {"ttft": "1 s", "tpot": "50 ms"},
