@@ -694,9 +694,8 @@ def outcomes(
         if spec is not None and isinstance(spec.params.get("case"), Case):
             wanted.add(spec.params["case"].id)
 
-    def one(case: Case) -> Outcome:
+    def one(case: Case, tmp: Path) -> Outcome:
         try:
-            tmp = tmp_path_factory.mktemp(case.id)
             for rel, content in case.extra.items():
                 _write(tmp / rel, content)
             path = case.build(tmp)
@@ -705,8 +704,11 @@ def outcomes(
             return exc
 
     todo = [c for c in CASES if c.id in wanted]
+    # pytest's mktemp is not thread-safe (numbered folders and their "current" links): make the
+    # folders here, run the CLIs in parallel
+    folders = [tmp_path_factory.mktemp(c.id) for c in todo]
     with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
-        return dict(zip([c.id for c in todo], pool.map(one, todo), strict=True))
+        return dict(zip([c.id for c in todo], pool.map(one, todo, folders), strict=True))
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
