@@ -250,7 +250,6 @@ class Simulation:
                     name=i.name,
                     pool=i.pool.name,
                     role=i.role,
-                    busy_s=i.busy_s,
                     window_busy_s=i.busy_until(window_end) - i.busy_before_window,
                     steps=i.steps,
                     peak_blocks=i.blocks.peak,

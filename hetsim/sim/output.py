@@ -15,14 +15,13 @@ __all__ = ["InstanceFacts", "LinkFacts", "RunFacts", "SimOutput"]
 
 @dataclass(frozen=True)
 class InstanceFacts:
-    """One instance over the run: time busy stepping (in all, and inside the measured window),
-    steps taken, its KV block peak and capacity, and the block-seconds spent used, reserved for
-    incoming KV and held for readers."""
+    """One instance over the run: time busy stepping inside the measured window, steps taken,
+    its KV block peak and capacity, and the block-seconds spent used, reserved for incoming KV
+    and held for readers."""
 
     name: str
     pool: str
     role: str
-    busy_s: float
     window_busy_s: float
     steps: int
     peak_blocks: int

@@ -52,7 +52,6 @@ class BenchmarkProtocol:
     name: str
     length_ratio: float | None
     requests_per_client: int
-    source: str
 
     def workload(self, concurrency: int, isl: int, osl: int) -> dict[str, Any]:
         """The scenario ``workload`` this client makes of a row: a closed loop at its
@@ -75,19 +74,17 @@ class BenchmarkProtocol:
         return {"dist": "uniform", "min": int(nominal * self.length_ratio), "max": nominal}
 
 
+#: InferenceX's benchmark_serving call: --random-range-ratio 0.8 --num-prompts CONC*10
 INFERENCEX = BenchmarkProtocol(
     name="inferencex",
     length_ratio=0.8,
     requests_per_client=10,
-    source="SemiAnalysisAI/InferenceX benchmark_lib.sh: vLLM benchmark_serving.py "
-    "--random-range-ratio 0.8 --num-prompts CONC*10 --max-concurrency CONC --request-rate inf",
 )
+#: no client recorded: exact lengths; ten requests per client is an assumption
 UNRECORDED = BenchmarkProtocol(
     name="unrecorded",
     length_ratio=None,
     requests_per_client=10,
-    source="no client recorded: fixed ISL/OSL, every client at once, every request measured; "
-    "ten requests per client is an assumption",
 )
 
 #: data sources whose rows are InferenceX runs (see the module docstring for the evidence)
