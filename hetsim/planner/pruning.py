@@ -18,7 +18,7 @@ from hetsim.planner.verdict import Verdict
 from hetsim.spec.resolve import Scenario
 from hetsim.spec.scenario import SearchSpec
 
-__all__ = ["judge_unsimulated", "search_task", "with_search"]
+__all__ = ["judge_unsimulated", "over_limits", "search_task", "with_search"]
 
 
 def _invalid(c: Candidate, scenario: Scenario) -> CandidateResult:
@@ -42,15 +42,15 @@ def _boundary(c: Candidate) -> str | None:
     return max(kinds, key=_BOUNDARY_ORDER.index)
 
 
-def _over_limits(c: Candidate, cost: float, search: SearchSpec) -> str | None:
-    """Why the candidate is over the inventory or the budget, if it is."""
+def over_limits(c: Candidate, cost: float, search: SearchSpec) -> tuple[str, str] | None:
+    """The limit the candidate is over (the field that sets it) and why, if it is."""
     for acc, n in c.devices_by_accelerator.items():
         have = search.inventory.get(acc)
         if have is not None and n > have:
-            return f"needs {n} {acc}, the inventory has {have}"
+            return f"search.inventory.{acc}", f"needs {n} {acc}, the inventory has {have}"
     budget = search.budget_per_hour
     if budget is not None and cost > budget:
-        return f"costs ${cost:,.2f}/h, over the ${budget:,.2f}/h budget"
+        return "search.budget_per_hour", f"costs ${cost:,.2f}/h, over the ${budget:,.2f}/h budget"
     return None
 
 
@@ -67,9 +67,9 @@ def judge_unsimulated(
     if c.scenario is None:
         return _invalid(c, scenario)
     r = CandidateResult(c, cost_per_hour=c.scenario.cost_per_hour(), boundary=_boundary(c))
-    over = _over_limits(c, r.cost_per_hour, search)
+    over = over_limits(c, r.cost_per_hour, search)
     if over is not None:
-        return replace(r, verdict=Verdict.SCREENED, reason=over)
+        return replace(r, verdict=Verdict.SCREENED, reason=over[1])
     sr = screen(c.scenario, sample, costs)
     r = replace(r, screen=sr)
     if exhaustive:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -33,7 +34,7 @@ from hetsim.errors import InputError
 from hetsim.planner.backends import Backend, make_backend
 from hetsim.planner.capacity import PoolCosts
 from hetsim.planner.objective import Objective
-from hetsim.planner.pruning import judge_unsimulated, search_task, with_search
+from hetsim.planner.pruning import judge_unsimulated, over_limits, search_task, with_search
 from hetsim.planner.results import CandidateResult, PlanResult
 from hetsim.planner.screen import WorkloadSample
 from hetsim.planner.space import enumerate_candidates
@@ -82,6 +83,7 @@ class _Search:
                 self.counts["screened"] += 1
             self.remaining = len(candidates) - self.counts["screened"]
             self.report()
+        _check_space(self.scenario, self.search, list(self.results.values()))
         pending = [r for r in self.results.values() if r.verdict is Verdict.PENDING]
         return sorted(pending, key=self._promise)
 
@@ -209,6 +211,51 @@ class _Search:
         best = replace(best, verdict=Verdict.RECOMMENDED, reason=reason)
         self.results[best.id] = best
         return best
+
+
+def _check_space(scenario: Scenario, search: SearchSpec, results: list[CandidateResult]) -> None:
+    """Nothing to simulate because of the search section itself is an input error, not an SLA
+    verdict: no candidate at all, none that validates, or every valid one over the inventory or
+    the budget. A candidate screened for a reason of its own (hopeless even alone, a capacity
+    bound under min_rate) leaves the verdict to the SLA."""
+    if any(r.verdict is Verdict.PENDING for r in results):
+        return
+    if not results:
+        raise InputError("the search space has no candidate", field="search", file=scenario.path)
+    valid = [r for r in results if r.verdict is not Verdict.INVALID]
+    if not valid:
+        reasons = Counter(r.reason for r in results).most_common(1)[0][0]
+        raise InputError(
+            f"none of the {len(results)} candidates of the search space is a valid deployment; "
+            f"the most common reason: {reasons}",
+            field="search",
+            file=scenario.path,
+        )
+    over: dict[str, list[CandidateResult]] = {}
+    for r in valid:
+        limit = over_limits(r.candidate, r.cost_per_hour, search)
+        if limit is None:
+            return
+        over.setdefault(limit[0], []).append(r)
+    field, limited = max(over.items(), key=lambda kv: len(kv[1]))
+    if field == "search.budget_per_hour":
+        value: object = search.budget_per_hour
+        cheapest = min(r.cost_per_hour for r in valid)
+        allowed = f"at least ${cheapest:,.2f}/h (the cheapest candidate) to plan anything"
+    else:
+        acc = field.removeprefix("search.inventory.")
+        value = search.inventory[acc]
+        need = min(r.candidate.devices_by_accelerator[acc] for r in limited)
+        allowed = f"at least {need} (the smallest candidate using {acc}) to plan anything"
+    counts = ", ".join(f"{len(rs)} over {f}" for f, rs in sorted(over.items()))
+    raise InputError(
+        f"every valid candidate of the search space is over its limits ({counts}): "
+        "nothing is left to simulate",
+        field=field,
+        value=value,
+        allowed=allowed,
+        file=scenario.path,
+    )
 
 
 def _settings(
