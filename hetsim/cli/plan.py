@@ -22,7 +22,11 @@ ScenarioOrDefault = Annotated[
 ]
 Out = Annotated[
     Path | None,
-    typer.Option("--out", help="Write plan.json, candidates.csv and pareto.png here."),
+    typer.Option(
+        "--out",
+        help="Write plan.json, candidates.csv and pareto.png here; files an earlier run wrote "
+        "there and this one does not are removed.",
+    ),
 ]
 Backend = Annotated[str, typer.Option("--backend", help="local (process pool) or ray.")]
 Address = Annotated[
@@ -85,8 +89,11 @@ def plan(
     """
     from hetsim import default_scenario_path
     from hetsim import plan as run_plan
+    from hetsim.outputs import prepare
 
     need_out(out, plots, html)
+    if out is not None:
+        prepare(out)  # before a long search: a folder that cannot take the outputs fails at once
     loaded = load(scenario or default_scenario_path(), set_)
     if loaded.spec.search is None:
         render.no_search_section()
@@ -115,13 +122,16 @@ def plan(
 
 
 def _write(result: PlanResult, out: Path, plots: bool, html: bool) -> list[Path]:
+    """Every output of the plan, committed together (see :mod:`hetsim.outputs`)."""
     from hetsim import report
+    from hetsim.outputs import staged
 
-    written = result.write(out)
-    written += report.write_plan_plots(result, out, svg=plots)
-    if html:
-        written.append(report.write_plan_report(result, out / "plan.html"))
-    return written
+    with staged(out) as stage:
+        written = result.write(stage.dir)
+        written += report.write_plan_plots(result, stage.dir, svg=plots)
+        if html:
+            written.append(report.write_plan_report(result, stage.dir / "plan.html"))
+    return stage.final(written)
 
 
 def _warn_unmeasured(result: PlanResult) -> None:

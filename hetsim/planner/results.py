@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 
 from hetsim.metrics import RunSummary
+from hetsim.outputs import staged
 from hetsim.planner.objective import Objective
 from hetsim.planner.pareto import pareto_front
 from hetsim.planner.screen import ScreenResult
@@ -255,14 +256,14 @@ class PlanResult:
 
     def write(self, out: str | Path) -> list[Path]:
         """plan.json (best, baseline, ranked candidates, Pareto front) and candidates.csv
-        (every candidate)."""
-        out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
-        plan_json = out / "plan.json"
-        plan_json.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
-        csv = out / "candidates.csv"
-        self.to_frame().to_csv(csv, index=False)
-        return [plan_json, csv]
+        (every candidate), written whole into ``out`` (see :mod:`hetsim.outputs`): files an
+        earlier run wrote there and this one does not are removed."""
+        with staged(out) as stage:
+            plan_json = stage.dir / "plan.json"
+            plan_json.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+            csv = stage.dir / "candidates.csv"
+            self.to_frame().to_csv(csv, index=False)
+        return stage.final([plan_json, csv])
 
 
 def _closest_simulated(simulated: list[CandidateResult], scenario: Scenario) -> str:
