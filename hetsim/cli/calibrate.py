@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from hetsim.cli import render
 from hetsim.errors import InputError
+
+if TYPE_CHECKING:
+    from hetsim.perf.calibration import CalibrationTable
 
 
 def calibrate(
@@ -16,7 +19,8 @@ def calibrate(
         Path,
         typer.Option(
             "--out",
-            help="File to write: .csv or .parquet (microkernels), .npz (aiconfigurator).",
+            help="File to write, in the format its extension names: .csv, .json or .parquet "
+            "(microkernels), .npz (aiconfigurator).",
         ),
     ],
     source: Annotated[
@@ -50,6 +54,14 @@ def calibrate(
     quick: Annotated[
         bool, typer.Option("--quick", help="A tiny sweep (seconds), for tests.")
     ] = False,
+    allow_contended: Annotated[
+        bool,
+        typer.Option(
+            "--allow-contended",
+            help="Write the table even when other processes used the CPUs during most timings "
+            "(it is marked contended, and `hetsim validate` says so).",
+        ),
+    ] = False,
 ) -> None:
     """Time GEMM, attention and memory-copy microkernels on this device and write a calibration
     table that hardware profiles can reference (`calibration:`); or, with `--from aiconfigurator`,
@@ -67,12 +79,40 @@ def calibrate(
         raise InputError("unknown calibration source", field="--from", value=source,
                          allowed=("microkernels", "aiconfigurator"))  # fmt: skip
     from hetsim import calibrate as run_calibration
-    from hetsim.perf.calibration import write_table
+    from hetsim.perf.calibration import check_table_path, write_table
 
+    check_table_path(out, "--out")  # before the sweep: its minutes are not lost to a typo
     with render.calibration_progress() as report:
         table = run_calibration(backend=backend, device=device, quick=quick, progress=report)
+    refuse_contended(table, out, allow_contended)
     write_table(table, out)
     render.calibration(table, out)
+
+
+def refuse_contended(table: CalibrationTable, out: Path, allowed: bool) -> None:
+    """A contended table measures the neighbours: not written (exit 1) unless allowed, and
+    then it carries its flag and share (in its metadata) and a warning is printed."""
+    from hetsim.perf.calibration import contention
+
+    share = contention(table.meta)
+    if share is None:
+        return
+    what = contended_words(table.meta, share)
+    if not allowed:
+        render.error(
+            f"not writing {out}: {what}, so it would measure them, not this device. "
+            "Run again on a quiet machine, or pass --allow-contended to keep it marked contended."
+        )
+        raise typer.Exit(1)
+    table.meta["contended"] = True
+    render.note(f"{out} is marked contended: {what}")
+
+
+def contended_words(meta: dict[str, Any], share: float) -> str:
+    """How contended, in words: the share of timings, and how busy the others kept the CPUs."""
+    median = (meta.get("contention") or {}).get("others_cpu_share_median")
+    words = f"{share:.0%} of its timings were taken while other processes used the CPUs"
+    return words + (f" (a median {median:.0%} of all CPUs)" if median is not None else "")
 
 
 def _from_aiconfigurator(

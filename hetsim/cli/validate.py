@@ -19,6 +19,7 @@ from hetsim.errors import InputError
 if TYPE_CHECKING:
     import pandas as pd
 
+    from hetsim.perf.calibration import CalibrationTable
     from hetsim.validation import SiliconValidation
 
 
@@ -79,6 +80,10 @@ def validate(
 
     Example: [bold]hetsim validate --silicon silicon_sample.csv --systems h200_sxm --limit 50[/]
     """
+    if out is not None:
+        from hetsim.outputs import prepare
+
+        prepare(out)  # before the runs: a folder that cannot take the outputs fails at once
     if silicon is not None:
         _silicon(silicon, systems, runtimes, limit, out)
         return
@@ -108,18 +113,44 @@ def _kernels(
     with render.err_console.status("validating against held-out kernels and a real transformer..."):
         result = run_validation(table, model_check=model_check, quick=quick)
     render.validation(result.summary())
+    _caveat_contended(table, table_path)
     if out is not None:
-        _write(result.to_frame(), out)
+        render.wrote(_write(result.to_frame(), out), out, names=True)
 
 
-def _write(frame: pd.DataFrame, out: Path) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(out / "validation.csv", index=False)
-    if not frame.empty:
-        from hetsim.report import predicted_vs_measured, save_figure
+def _caveat_contended(table: CalibrationTable, path: Path | None) -> None:
+    """Errors measured against a contended table are partly the neighbours': say so."""
+    from rich.markup import escape
 
-        save_figure(predicted_vs_measured(frame), out, "predicted_vs_measured", ("png",))
-    render.console.print(f"wrote {out / 'validation.csv'} and {out / 'predicted_vs_measured.png'}")
+    from hetsim.cli.calibrate import contended_words
+    from hetsim.perf.calibration import contention
+
+    share = contention(table.meta)
+    if share is None:
+        return
+    which = f"the calibration table {path}" if path is not None else "this run's calibration"
+    words = contended_words(table.meta, share)
+    render.console.print(
+        f"[yellow]warning:[/] {escape(which)} is contended: {escape(words)}; the errors "
+        "above measure that contention as well as the step model. Calibrate on a quiet "
+        "machine before trusting them."
+    )
+
+
+def _write(frame: pd.DataFrame, out: Path) -> list[Path]:
+    """validation.csv and the plot, committed together (see :mod:`hetsim.outputs`)."""
+    from hetsim.outputs import staged
+
+    with staged(out) as stage:
+        written = [stage.dir / "validation.csv"]
+        frame.to_csv(written[0], index=False)
+        if not frame.empty:
+            from hetsim.report import predicted_vs_measured, save_figure
+
+            written += save_figure(
+                predicted_vs_measured(frame), stage.dir, "predicted_vs_measured", ("png",)
+            )
+    return stage.final(written)
 
 
 def _silicon(
@@ -187,12 +218,14 @@ def _silicon_tables(result: SiliconValidation, unique: int) -> None:
 
 
 def _silicon_files(result: SiliconValidation, out: Path) -> list[Path]:
-    out.mkdir(parents=True, exist_ok=True)
+    from hetsim.outputs import staged
+
     frames = {
         "silicon.csv": result.to_frame(),
         "silicon_errors.csv": result.error_table(),
         "silicon_coverage.csv": result.coverage(),
     }
-    for name, frame in frames.items():
-        frame.to_csv(out / name, index=False)
-    return [out / name for name in frames]
+    with staged(out) as stage:
+        for name, frame in frames.items():
+            frame.to_csv(stage.dir / name, index=False)
+    return stage.final([stage.dir / name for name in frames])

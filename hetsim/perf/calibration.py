@@ -25,9 +25,11 @@ column               meaning
 ``split``            ``fit`` (the grid the surfaces are fitted on) or ``holdout``
 ===================  =================================================================
 
-Shape columns that do not apply to an op are empty (NaN). Metadata (device, backend and
-version, date, the peak figures used) travels in ``FILE.meta.json`` next to a CSV, or in the
-Parquet schema metadata under ``hetsim``.
+Shape columns that do not apply to an op are empty (NaN). A table is written in the format its
+file's extension names (:data:`TABLE_SUFFIXES`): ``.csv`` (metadata in ``FILE.meta.json`` beside
+it), ``.json`` (one object: ``meta`` and ``rows``, an empty cell as ``null``) or ``.parquet``
+(metadata in the schema under ``hetsim``). Metadata: device, backend and version, date, the peak
+figures used, and how contended the machine was (see :func:`contention`).
 
 **Efficiency surfaces.** For each (op, dtype) the fit rows give an efficiency
 ``roofline_time / measured_time``, where ``roofline_time = max(flops / peak_flops[dtype],
@@ -40,6 +42,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,6 +59,10 @@ __all__ = [
     "SHAPE_AXES",
     "CalibrationTable",
     "EfficiencySurface",
+    "CONTENDED_LIMIT",
+    "TABLE_SUFFIXES",
+    "check_table_path",
+    "contention",
     "read_table",
     "write_table",
     "kernel_flops_bytes",
@@ -246,42 +255,133 @@ def _fill_missing(cube: np.ndarray) -> np.ndarray:
 # ---- reading and writing -------------------------------------------------------------------
 
 
-def write_table(table: CalibrationTable, path: str | Path) -> Path:
-    """Write rows and metadata: ``.parquet`` keeps metadata inside, ``.csv`` beside it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    rows = table.rows.reindex(columns=TABLE_COLUMNS)
-    if path.suffix == ".parquet":
-        import pyarrow as pa
-        import pyarrow.parquet as pq
+#: the formats a calibration table is written and read in, by file extension
+TABLE_SUFFIXES = (".csv", ".json", ".parquet")
+#: a table more than this share of whose timings were taken while other processes used the
+#: CPUs (meta ``contended_share``) is contended: its efficiencies measure the neighbours
+CONTENDED_LIMIT = 0.2
+_JSON_FORMAT = "hetsim calibration table"
 
-        arrow = pa.Table.from_pandas(rows, preserve_index=False)
-        schema_meta = dict(arrow.schema.metadata or {})
-        schema_meta[b"hetsim"] = json.dumps(table.meta).encode()
-        pq.write_table(arrow.replace_schema_metadata(schema_meta), path)
-    else:
-        rows.to_csv(path, index=False)
-        Path(f"{path}.meta.json").write_text(json.dumps(table.meta, indent=2) + "\n")
+
+def check_table_path(path: str | Path, field: str | None = None) -> Path:
+    """``path`` when its extension names a calibration format, else an input error."""
+    path = Path(path)
+    if path.suffix.lower() not in TABLE_SUFFIXES:
+        raise InputError(
+            "a calibration table's extension names its format",
+            file=None if field else path,
+            field=field,
+            value=str(path),
+            allowed=", ".join(TABLE_SUFFIXES),
+        )
     return path
 
 
+def contention(meta: dict[str, Any]) -> float | None:
+    """The share of the table's timings taken on a contended machine, when that is over
+    :data:`CONTENDED_LIMIT` (or the table says it is contended); None for a clean table."""
+    share = float(meta.get("contended_share") or 0.0)
+    flagged = meta.get("contended") is True  # older tables kept a list of cases here
+    return share if flagged or share > CONTENDED_LIMIT else None
+
+
+def write_table(table: CalibrationTable, path: str | Path) -> Path:
+    """Write rows and metadata in the format ``path``'s extension names (see the module
+    docstring). Each file is written beside its target and renamed into place, so a failed
+    write leaves an earlier table whole."""
+    path = check_table_path(path)
+    rows = table.rows.reindex(columns=TABLE_COLUMNS)
+    suffix = path.suffix.lower()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if suffix == ".parquet":
+            _replace(path, lambda tmp: _write_parquet(rows, table.meta, tmp))
+        elif suffix == ".json":
+            _replace(path, lambda tmp: tmp.write_text(_to_json(rows, table.meta)))
+        else:
+            _replace(path, lambda tmp: rows.to_csv(tmp, index=False))
+            meta = json.dumps(table.meta, indent=2) + "\n"
+            _replace(Path(f"{path}.meta.json"), lambda tmp: tmp.write_text(meta))
+    except OSError as exc:
+        raise InputError(
+            f"cannot write the calibration table ({exc.strerror or exc})",
+            file=path,
+            allowed="a path in a folder you can write to",
+        ) from None
+    return path
+
+
+def _replace(path: Path, write: Callable[[Path], object]) -> None:
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _write_parquet(rows: pd.DataFrame, meta: dict[str, Any], path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    arrow = pa.Table.from_pandas(rows, preserve_index=False)
+    schema_meta = dict(arrow.schema.metadata or {})
+    schema_meta[b"hetsim"] = json.dumps(meta).encode()
+    pq.write_table(arrow.replace_schema_metadata(schema_meta), path)
+
+
+def _to_json(rows: pd.DataFrame, meta: dict[str, Any]) -> str:
+    records = [[_plain(v) for v in row] for row in rows.itertuples(index=False)]
+    doc = {"format": _JSON_FORMAT, "meta": meta, "columns": list(rows.columns), "rows": records}
+    return json.dumps(doc, indent=1) + "\n"
+
+
+def _plain(value: Any) -> Any:
+    """A cell as JSON: NaN (not JSON) as null, numpy scalars as Python numbers."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
+
+
+def _from_json(path: Path) -> tuple[pd.DataFrame, dict[str, Any]]:
+    doc = json.loads(path.read_text())
+    if not isinstance(doc, dict) or not isinstance(doc.get("rows"), list):
+        raise ValueError(
+            f"not a calibration table: a JSON object with `meta` and `rows` ({_JSON_FORMAT!r})"
+        )
+    rows = pd.DataFrame(doc["rows"], columns=doc.get("columns"))
+    for column in rows.columns:
+        if column not in ("op", "dtype", "split"):
+            rows[column] = pd.to_numeric(rows[column])  # null back to NaN
+    meta = doc.get("meta") or {}
+    return rows, meta if isinstance(meta, dict) else {}
+
+
 def read_table(path: str | Path) -> CalibrationTable:
+    """A table written by :func:`write_table`, in the format its extension names."""
     path = Path(path)
     if not path.is_file():
         raise InputError("calibration table not found", file=path)
+    suffix = check_table_path(path).suffix.lower()
     try:
-        if path.suffix == ".parquet":
+        if suffix == ".parquet":
             import pyarrow.parquet as pq
 
             arrow = pq.read_table(path)
             raw = (arrow.schema.metadata or {}).get(b"hetsim")
             meta = json.loads(raw) if raw else {}
             rows = arrow.to_pandas()
+        elif suffix == ".json":
+            rows, meta = _from_json(path)
         else:
             rows = pd.read_csv(path)
             meta_path = Path(f"{path}.meta.json")
             meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, TypeError, KeyError) as exc:
         raise InputError(f"cannot read calibration table: {exc}", file=path) from None
     missing = [c for c in ("op", "dtype", "flops", "bytes", "time_s", "split") if c not in rows]
     if missing:

@@ -36,7 +36,12 @@ import numpy as np
 import pandas as pd
 
 from hetsim.errors import InputError
-from hetsim.perf.calibration import TABLE_COLUMNS, CalibrationTable, kernel_flops_bytes
+from hetsim.perf.calibration import (
+    CONTENDED_LIMIT,
+    TABLE_COLUMNS,
+    CalibrationTable,
+    kernel_flops_bytes,
+)
 from hetsim.perf.microbench.backends import (
     Kernels,
     NumpyKernels,
@@ -253,6 +258,8 @@ BUSY_SHARE = 0.2
 #: many seconds in all (when the machine stays busy, retrying only lengthens the sweep)
 RETRIES = 2
 RETRY_BUDGET_S = 20.0
+#: the key under which a measured row carries the others' CPU share while it was timed
+_OTHERS = "_others_cpu_share"
 
 _OPS = ("gemm", "attention_prefill", "attention_decode")
 BACKENDS = ("numpy", "torch")
@@ -517,6 +524,7 @@ class _Sweep:
             repeats=timing.repeats,
             split=case.split,
         )
+        row[_OTHERS] = others  # not a table column: meta's contended_share counts it
         return row
 
     def _works(self, case: Case) -> str | None:
@@ -673,6 +681,7 @@ class _Sweep:
         frame = pd.DataFrame(rows, columns=TABLE_COLUMNS)
         frame["repeats"] = frame["repeats"].astype(int)
         meta = self.meta(frame, plan, planning_s, time.perf_counter() - started)
+        meta.update(contention_meta([r[_OTHERS] for r in rows]))
         return CalibrationTable(rows=frame, meta=meta)
 
     def meta(
@@ -725,16 +734,36 @@ class _Sweep:
             "planning": plan.notes,
             "skipped": plan.skipped,
             "failed": self.failed,
-            "contended": self.contended,
-            "contended_share": round(
-                len(self.contended) / max(1, len(plan.cases) * self.passes), 3
-            ),
+            # every measurement (probes and passes included) still busy after its retries
+            "contended_cases": self.contended,
             "wall_s": round(wall_s, 2),
             "planning_s": round(planning_s, 2),
         }
         if k.name == "torch":
             meta.update(_torch_ops_per_layer())
         return meta
+
+
+def contention_meta(others: list[float]) -> dict[str, Any]:
+    """How contended the kept timings are: ``others`` holds, per row of the table, the share of
+    the CPUs other processes used while that row was timed (the fastest of its attempts and
+    passes). ``contended``: more than ``CONTENDED_LIMIT`` of the rows were timed while others
+    used ``BUSY_SHARE`` or more — then the table measures the neighbours as much as the device."""
+    busy = [x for x in others if x >= BUSY_SHARE]
+    share = len(busy) / len(others) if others else 0.0
+    return {
+        "contended": share > CONTENDED_LIMIT,
+        "contended_share": round(share, 3),
+        "contention": {
+            "rows_timed_busy": len(busy),
+            "rows": len(others),
+            "busy_when_others_used": BUSY_SHARE,
+            "contended_above_share": CONTENDED_LIMIT,
+            "others_cpu_share_median": round(float(np.median(others)), 3) if others else 0.0,
+            "measure": "other processes' share of all CPUs over each timing, from /proc/stat "
+            "less this process's own CPU time (0 where /proc cannot be read)",
+        },
+    }
 
 
 def _torch_loaded() -> bool:
