@@ -45,7 +45,11 @@ class WorkloadSample:
         inputs, outputs, cached = [], [], []
         seen: set[int] = set()
         taken = 0
-        for chunk in iter_requests(spec.workload, scenario.base_dir, spec.seed):
+        # the rows the simulation replays: none longer than the model's context
+        max_context = scenario.model.max_context
+        for chunk in iter_requests(
+            spec.workload, scenario.base_dir, spec.seed, max_context=max_context
+        ):
             n = min(len(chunk), limit - taken)
             inputs.append(chunk.input_tokens[:n])
             outputs.append(chunk.output_tokens[:n])

@@ -56,17 +56,23 @@ def iter_requests(
     seed: int,
     chunk_size: int = DEFAULT_CHUNK,
     counts: ReadCounts | None = None,
+    *,
+    max_context: int | None = None,
 ) -> Iterator[RequestChunk]:
     """The workload's requests as chunks of at most ``chunk_size``.
 
     ``base_dir`` is the folder that relative trace paths are relative to (the scenario file's);
     ``seed`` drives trace sampling and every synthetic draw: same spec and seed, same arrays.
-    ``counts`` (traces only) is filled in with what the reader kept, skipped and dropped.
+    ``counts`` (traces only) is filled in with what the reader kept, skipped and dropped;
+    ``max_context`` (traces only: the model's context, ``max_position_embeddings``) drops and
+    counts the rows whose prompt + output exceed it.
     A missing trace file raises :class:`~hetsim.errors.InputError` at once; row errors are
     raised while iterating.
     """
     if workload.trace is not None:
-        return iter_trace(workload.trace, Path(base_dir), seed, chunk_size, counts)
+        return iter_trace(
+            workload.trace, Path(base_dir), seed, chunk_size, counts, max_context=max_context
+        )
     if workload.closed_loop is not None:
         return iter_closed_loop(workload.closed_loop, Path(base_dir), seed, chunk_size)
     assert workload.synthetic is not None
@@ -94,10 +100,12 @@ def sized(workload: WorkloadSpec, requests: int | None) -> WorkloadSpec:
     return workload.model_copy(update={name: generator})
 
 
-def count_requests(workload: WorkloadSpec, base_dir: Path, seed: int) -> int:
+def count_requests(
+    workload: WorkloadSpec, base_dir: Path, seed: int, *, max_context: int | None = None
+) -> int:
     """How many requests the workload sends (a pass over a trace; free for the generators)."""
     if workload.synthetic is not None:
         return workload.synthetic.requests
     if workload.closed_loop is not None:
         return workload.closed_loop.requests
-    return sum(len(c) for c in iter_requests(workload, base_dir, seed))
+    return sum(len(c) for c in iter_requests(workload, base_dir, seed, max_context=max_context))

@@ -35,12 +35,17 @@ Row policy, in this order:
    per row in file order, so the result does not depend on the chunk size).
 6. ``max_input_tokens`` / ``max_output_tokens`` cap lengths (counted); a capped prompt keeps only
    the hash blocks that still cover it.
-7. ``target_rate`` multiplies every gap by one factor so that the kept requests' mean rate
+7. With the model's context given (``max_context``, its ``max_position_embeddings``), rows whose
+   prompt + output (after the caps) exceed it are dropped and counted as ``over_context``: no
+   engine serves such a request, so replaying it would simulate what cannot run.
+8. ``target_rate`` multiplies every gap by one factor so that the kept requests' mean rate
    (requests / (last arrival - first arrival)) is the target; burstiness (the gaps' CV) is kept.
    It needs the kept set's count and span first: a first pass over the file, which is reused
    instead of re-reading when it was small.
 
-Arrival times come out in seconds from the first replayed request.
+Arrival times come out in seconds from the first replayed request. A file that is not UTF-8
+text (a leading byte-order mark is fine), or a token count beyond a 64-bit integer, is an
+:class:`InputError` like any unreadable row.
 """
 
 from __future__ import annotations
@@ -50,6 +55,7 @@ import json
 import math
 from array import array
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -70,6 +76,10 @@ __all__ = [
 
 DEFAULT_CHUNK = 65536
 _CACHE_BYTES = 64 * 2**20  # a first pass keeps its chunks for the second one below this size
+#: the most tokens a count may hold: the arrays are int64
+_MAX_TOKENS = int(np.iinfo(np.int64).max)
+#: bytes of a trace's start looked at to tell text from a binary file
+_SNIFF_BYTES = 8192
 _SKIP_HINT = (
     "to skip and count such rows, set `on_bad_row: skip` in the trace spec (hetsim trace stats: "
     "--skip-bad-rows)"
@@ -88,6 +98,7 @@ class ReadCounts:
     sampled_out: int = 0  #: rows dropped by ``sample``
     input_capped: int = 0  #: prompts shortened to ``max_input_tokens``
     output_capped: int = 0  #: outputs shortened to ``max_output_tokens``
+    over_context: int = 0  #: rows whose prompt + output exceed the model's context, dropped
     kept: int = 0  #: requests replayed
     start: str | None = None  #: the first request's timestamp as written (date-time traces)
     examples: list[str] = field(default_factory=list)  #: the first few skip reasons
@@ -120,8 +131,8 @@ def detect_format(path: Path) -> str:
     path = Path(path)
     if not path.is_file():
         raise InputError("trace file not found", value=str(path))
-    with _open(path) as fh:
-        first = ""
+    first = ""
+    with _open(path) as fh, _text_errors(path, lambda: 1):
         for line in fh:
             if line.strip():
                 first = line.strip()
@@ -264,6 +275,8 @@ def _tokens_from_text(text: str) -> int:
         value = int(number)
     if value < 0:
         raise ValueError("negative")
+    if value > _MAX_TOKENS:
+        raise ValueError("more than a 64-bit count holds")
     return value
 
 
@@ -271,8 +284,12 @@ def _tokens_from_json(value: object) -> int:
     if type(value) is int:
         if value < 0:
             raise ValueError("negative")
+        if value > _MAX_TOKENS:
+            raise ValueError("more than a 64-bit count holds")
         return value
     if isinstance(value, float) and value.is_integer() and value >= 0:
+        if value > _MAX_TOKENS:
+            raise ValueError("more than a 64-bit count holds")
         return int(value)
     if isinstance(value, str):
         return _tokens_from_text(value)
@@ -329,7 +346,47 @@ class _Clock:
 
 
 def _open(path: Path) -> TextIO:
+    """The trace as text; a leading UTF-8 byte-order mark (spreadsheets write one) is dropped.
+    A file whose start is not UTF-8 text is an input error here, before any parsing."""
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(_SNIFF_BYTES)
+    except OSError as exc:
+        raise InputError(f"cannot read the trace ({exc.strerror})", file=path) from None
+    why = None
+    if b"\0" in head:
+        why = "it holds NUL bytes"
+    else:
+        try:
+            head.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            if len(head) < _SNIFF_BYTES or exc.start < len(head) - 3:  # not a cut character
+                why = f"byte {exc.start} is not UTF-8"
+    if why is not None:
+        raise _not_text(path, why)
     return path.open(encoding="utf-8-sig", newline="")
+
+
+@contextmanager
+def _text_errors(path: Path, line: Callable[[], int]) -> Iterator[None]:
+    """Text that stops being UTF-8 past the first bytes, or a line the csv module cannot take
+    (a NUL, a field over its size limit), as an input error at the line reached (``line()``;
+    decoding runs ahead in blocks, so for bad bytes it is where reading stopped)."""
+    try:
+        yield
+    except UnicodeDecodeError as exc:
+        raise _not_text(path, f"a byte that is not UTF-8 ({exc.reason})", line()) from None
+    except csv.Error as exc:
+        raise InputError(f"cannot read this row as CSV: {exc}", file=path, line=line()) from None
+
+
+def _not_text(path: Path, why: str, line: int | None = None) -> InputError:
+    return InputError(
+        f"not a text trace ({why}): a binary or non-UTF-8 file",
+        file=path,
+        line=line,
+        allowed="UTF-8 CSV or JSON lines",
+    )
 
 
 def _bad_row_error(
@@ -378,6 +435,8 @@ def _what(col: str, arrival: str, hashes: str | None, clock: _Clock, exc: Except
         return f"not a number of {clock.unit}"
     if col == hashes:
         return f"not a list of integer block ids ({exc})"
+    if "64-bit" in str(exc):
+        return f"not a non-negative whole number of tokens up to {_MAX_TOKENS:,} ({exc})"
     return "not a non-negative whole number of tokens"
 
 
@@ -401,7 +460,8 @@ def _read_csv(
 ) -> Iterator[_Raw]:
     names = _column_names(trace)
     sink = _RowSink(path, trace.on_bad_row, counts)
-    with _open(path) as fh:
+    reader: Any = None
+    with _open(path) as fh, _text_errors(path, lambda: reader.line_num + 1 if reader else 1):
         reader = csv.reader(fh)
         header: list[str] | None = next(reader, None)
         while header is not None and not any(h.strip() for h in header):
@@ -467,7 +527,8 @@ def _read_jsonl(
     fast_clock = clock.unit != "datetime"
     factor = clock.factor
     origin = clock.origin
-    with _open(path) as fh:
+    lineno = 0
+    with _open(path) as fh, _text_errors(path, lambda: lineno + 1):
         for lineno, text in enumerate(fh, 1):
             if not text.strip():
                 continue
@@ -506,11 +567,11 @@ def _read_jsonl(
                         origin = clock.origin
                 col = ki
                 inp = record[ki]
-                if type(inp) is not int or inp < 0:
+                if type(inp) is not int or not 0 <= inp <= _MAX_TOKENS:
                     inp = _tokens_from_json(inp)
                 col = ko
                 out = record[ko]
-                if type(out) is not int or out < 0:
+                if type(out) is not int or not 0 <= out <= _MAX_TOKENS:
                     out = _tokens_from_json(out)
                 if kh is not None:
                     col = kh
@@ -546,9 +607,15 @@ def _read_jsonl(
 
 
 def _filtered(
-    trace: TraceSpec, path: Path, seed: int, chunk_size: int, counts: ReadCounts
+    trace: TraceSpec,
+    path: Path,
+    seed: int,
+    chunk_size: int,
+    counts: ReadCounts,
+    max_context: int | None = None,
 ) -> Iterator[_Raw]:
-    """Parsed rows after the ordering, failure, window, sampling and cap rules (times unshifted)."""
+    """Parsed rows after the ordering, failure, window, sampling, cap and context rules (times
+    unshifted)."""
     clock = _Clock(_time_unit(trace))
     reader: Callable[..., Iterator[_Raw]] = (
         _read_jsonl if trace.format in ("mooncake", "jsonl") else _read_csv
@@ -613,9 +680,11 @@ def _filtered(
                 keep = rng.random(len(raw)) < trace.sample
                 counts.sampled_out += int(len(raw) - keep.sum())
                 raw = raw.select(keep)
-            # 6. caps
+            # 6. caps, 7. the model's context
             if len(raw):
                 raw = _cap(raw, trace, block, counts)
+                raw = _within_context(raw, max_context, counts)
+            if len(raw):
                 counts.kept += len(raw)
                 yield raw
             if past_end:
@@ -624,6 +693,22 @@ def _filtered(
         close = getattr(raw_chunks, "close", None)
         if close is not None:
             close()
+
+
+def _within_context(raw: _Raw, max_context: int | None, counts: ReadCounts) -> _Raw:
+    if max_context is None:
+        return raw
+    # prompt + output > context, written so that no sum of two int64 counts can wrap around
+    over = (raw.inp > max_context) | (raw.out > max_context - raw.inp)
+    if not over.any():
+        return raw
+    counts.over_context += int(over.sum())
+    j = int(np.argmax(over))
+    counts.note(
+        f"line {int(raw.line[j])}: {int(raw.inp[j]) + int(raw.out[j]):,} tokens (prompt + "
+        f"output), over the model's context of {max_context:,}"
+    )
+    return raw.select(~over)
 
 
 def _cap(raw: _Raw, trace: TraceSpec, block: int, counts: ReadCounts) -> _Raw:
@@ -661,23 +746,30 @@ def iter_trace(
     counts: ReadCounts | None = None,
     *,
     field: str = "workload.trace",
+    max_context: int | None = None,
 ) -> Iterator[RequestChunk]:
     """Replay a trace as chunks of at most ``chunk_size`` requests (see the module docstring).
 
     ``counts``, when given, is filled in with what was kept, skipped, dropped and capped.
+    ``max_context``: the model's context in tokens; longer rows are dropped (None: no limit).
     Raises :class:`InputError` for a missing file, missing columns, an unreadable row (unless
     skipped), or a trace with no request left to replay.
     """
     if chunk_size < 1:
         raise ValueError("chunk_size must be at least 1")
     path = resolve_trace_path(trace, base_dir, field)
-    return _replay(
-        trace, path, seed, chunk_size, counts if counts is not None else ReadCounts(), field
-    )
+    counts = counts if counts is not None else ReadCounts()
+    return _replay(trace, path, seed, chunk_size, counts, field, max_context)
 
 
 def _replay(
-    trace: TraceSpec, path: Path, seed: int, chunk_size: int, counts: ReadCounts, field: str
+    trace: TraceSpec,
+    path: Path,
+    seed: int,
+    chunk_size: int,
+    counts: ReadCounts,
+    field: str,
+    max_context: int | None,
 ) -> Iterator[RequestChunk]:
     scale = 1.0
     cached: list[_Raw] | None = None
@@ -686,7 +778,7 @@ def _replay(
         cached = []
         size = n = 0
         t_lo = t_hi = 0.0
-        for raw in _filtered(trace, path, seed, chunk_size, first):
+        for raw in _filtered(trace, path, seed, chunk_size, first, max_context):
             if n == 0:
                 t_lo = float(raw.t[0])
             n += len(raw)
@@ -709,7 +801,9 @@ def _replay(
         if cached is not None:
             counts.copy_from(first)
     chunks: Iterator[_Raw] = (
-        iter(cached) if cached is not None else _filtered(trace, path, seed, chunk_size, counts)
+        iter(cached)
+        if cached is not None
+        else _filtered(trace, path, seed, chunk_size, counts, max_context)
     )
     next_id = 0
     t0 = 0.0
@@ -743,6 +837,7 @@ def _check_some(path: Path, n: int, counts: ReadCounts) -> None:
         "zero tokens (failed requests)": counts.failed,
         "outside time_window": counts.outside_window,
         "sampled out": counts.sampled_out,
+        "over the model's context": counts.over_context,
     }
     why = ", ".join(f"{v} {k}" for k, v in dropped.items() if v)
     raise InputError(f"no request left to replay of {counts.rows} rows: {why}", file=path)
