@@ -75,6 +75,9 @@ def test_contention_meta_counts_the_rows_timed_busy() -> None:
     meta = contention_meta([0.0] * 8 + [0.5, 0.94])
     assert meta["contended"] is False and meta["contended_share"] == 0.2
     assert contention_meta([])["contended_share"] == 0.0
+    # CUDA events time the GPU: the share is kept, the table is not marked
+    cuda = contention_meta([0.9, 0.9], "cuda")
+    assert cuda["contended"] is False and cuda["contended_share"] == 1.0
 
 
 @pytest.mark.parametrize(
@@ -83,6 +86,7 @@ def test_contention_meta_counts_the_rows_timed_busy() -> None:
         ({"contended": True, "contended_share": 0.94}, 0.94),
         ({"contended_share": 0.5}, 0.5),  # no flag (written by the API): the share decides
         ({"contended": False, "contended_share": 0.2}, None),
+        ({"contended": False, "contended_share": 0.5}, None),  # a CUDA table: the flag decides
         ({"contended": [{"case": "gemm"}], "contended_share": 0.05}, None),  # older tables
         ({}, None),
     ],

@@ -278,11 +278,15 @@ def check_table_path(path: str | Path, field: str | None = None) -> Path:
 
 
 def contention(meta: dict[str, Any]) -> float | None:
-    """The share of the table's timings taken on a contended machine, when that is over
-    :data:`CONTENDED_LIMIT` (or the table says it is contended); None for a clean table."""
+    """The share of the table's timings taken on a contended machine when the table is
+    contended, else None. The sweep's ``contended`` flag decides; a table without one (written
+    before it, where ``contended`` listed cases) is contended when the share is over
+    :data:`CONTENDED_LIMIT`."""
     share = float(meta.get("contended_share") or 0.0)
-    flagged = meta.get("contended") is True  # older tables kept a list of cases here
-    return share if flagged or share > CONTENDED_LIMIT else None
+    flag = meta.get("contended")
+    if isinstance(flag, bool):
+        return share if flag else None
+    return share if share > CONTENDED_LIMIT else None
 
 
 def write_table(table: CalibrationTable, path: str | Path) -> Path:

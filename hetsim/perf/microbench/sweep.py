@@ -681,7 +681,7 @@ class _Sweep:
         frame = pd.DataFrame(rows, columns=TABLE_COLUMNS)
         frame["repeats"] = frame["repeats"].astype(int)
         meta = self.meta(frame, plan, planning_s, time.perf_counter() - started)
-        meta.update(contention_meta([r[_OTHERS] for r in rows]))
+        meta.update(contention_meta([r[_OTHERS] for r in rows], self.kind))
         return CalibrationTable(rows=frame, meta=meta)
 
     def meta(
@@ -744,15 +744,17 @@ class _Sweep:
         return meta
 
 
-def contention_meta(others: list[float]) -> dict[str, Any]:
+def contention_meta(others: list[float], device_kind: str = "cpu") -> dict[str, Any]:
     """How contended the kept timings are: ``others`` holds, per row of the table, the share of
     the CPUs other processes used while that row was timed (the fastest of its attempts and
     passes). ``contended``: more than ``CONTENDED_LIMIT`` of the rows were timed while others
-    used ``BUSY_SHARE`` or more — then the table measures the neighbours as much as the device."""
+    used ``BUSY_SHARE`` or more — then the table measures the neighbours as much as the device.
+    CUDA events time the GPU's own execution, which other processes' CPU use does not enter:
+    a CUDA table records the share but is never marked contended by it."""
     busy = [x for x in others if x >= BUSY_SHARE]
     share = len(busy) / len(others) if others else 0.0
     return {
-        "contended": share > CONTENDED_LIMIT,
+        "contended": device_kind == "cpu" and share > CONTENDED_LIMIT,
         "contended_share": round(share, 3),
         "contention": {
             "rows_timed_busy": len(busy),
