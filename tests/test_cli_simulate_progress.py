@@ -21,22 +21,17 @@ def test_progress_lines_without_a_tty(monkeypatch):
     assert " / 40 requests ended, simulated clock " in lines[0]
 
 
-def test_no_progress_lines_on_a_short_run():
-    result = CliRunner().invoke(
-        app, ["simulate", "scenarios/qwen3-32b-4p4d.yaml", "--requests", "10", "--json"]
-    )
-    assert result.exit_code == 0, result.output
-    assert "requests ended" not in result.stderr
-
-
-def test_compare_lifecycles_says_why_store_is_missing():
+def test_compare_lifecycles_says_why_store_is_missing_and_which_run_progresses(monkeypatch):
+    monkeypatch.setattr(simulate_cli, "HEARTBEAT_S", 0.0)
     result = CliRunner().invoke(
         app,
-        ["simulate", "scenarios/qwen3-32b-4p4d.yaml", "--requests", "10", "--compare-lifecycles"],
+        ["simulate", "scenarios/qwen3-32b-4p4d.yaml", "--requests", "40", "--compare-lifecycles"],
     )
     assert result.exit_code == 0, result.output
     assert "store is not compared" in result.stderr
     assert "lifecycle.store_tier" in result.stderr
+    assert "simulate qwen3-32b-4p4d (pull): " in result.stderr
+    assert "simulate qwen3-32b-4p4d (push): " in result.stderr
 
 
 def test_absurd_hop_is_an_input_error(monkeypatch, capsys):

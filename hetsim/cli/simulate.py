@@ -107,18 +107,23 @@ def _progress(name: str) -> Iterator[tuple[Report | None, Beat | None]]:
         with render.simulation_progress(name) as report:
             yield report, None
         return
+    yield None, _beat(lambda: name)
+
+
+def _beat(name: Callable[[], str]) -> Beat:
+    """A plain progress line on stderr, flushed (a CI log shows it as it comes)."""
     start = time.perf_counter()
 
     def beat(done: int, total: int, clock: float) -> None:
         print(
-            f"simulate {name}: {done:,} / {total:,} requests ended, simulated clock "
+            f"simulate {name()}: {done:,} / {total:,} requests ended, simulated clock "
             f"{render.duration(clock)}, {render.duration(time.perf_counter() - start, 2)} "
             "elapsed",
             file=sys.stderr,
             flush=True,
         )
 
-    yield None, beat
+    return beat
 
 
 def _note_short_trace(result: SimulationResult, requests: int | None) -> None:
@@ -150,12 +155,21 @@ def _compare(
 ) -> None:
     from hetsim import compare_lifecycles
 
+    run = [scenario.name]  # what a progress line names: the protocol being simulated
+
+    def started(protocol: str) -> None:
+        status.update(f"simulating {protocol}...")
+        run[0] = f"{scenario.name} ({protocol})"
+
+    beat = None if render.err_console.is_terminal else _beat(lambda: run[0])
     with render.err_console.status("simulating...") as status:
         comparison = compare_lifecycles(
             scenario,
             max_requests=requests,
             seed=seed,
-            progress=lambda protocol: status.update(f"simulating {protocol}..."),
+            progress=started,
+            heartbeat=beat,
+            heartbeat_s=HEARTBEAT_S,
         )
     if "store" not in {o.protocol for o in comparison.outcomes}:
         # the table would otherwise lack its store column without saying why
