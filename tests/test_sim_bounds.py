@@ -162,3 +162,13 @@ def test_push_layerwise_with_every_decode_crashing_ends_every_request():
     assert s.completed + s.failed == s.requests == 60
     assert s.kv_blocks_leaked == 0
     assert s.retries > 0
+
+
+def test_a_lease_outliving_the_run_is_named():
+    # lost 'read done' notifications leave prefill blocks held until the lease ends: 10^9 s
+    # after every request has ended
+    sets = ["lifecycle.lease=1e9 s", "faults.events.4.probability=1"]
+    with pytest.raises(InputError) as err:
+        hetsim.simulate(FAULTS, sets, max_requests=20, sample_interval=None)
+    assert err.value.field == "lifecycle.lease"
+    assert "every request ended by" in err.value.message

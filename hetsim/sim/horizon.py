@@ -177,6 +177,7 @@ class Horizon:
     def _stuck(self, ref: float, next_time: float) -> InputError:
         oldest = next(iter(self.book.in_flight.values()))
         causes = self._down() + self._stragglers(ref + HORIZON_S) + self._slow_links()
+        causes += self._long_settings()
         if not causes:
             causes = [(self._queues(), None)]
         field = next((f for _, f in causes if f is not None), None)
@@ -203,19 +204,38 @@ class Horizon:
 
     def _after(self, ref: float, next_time: float) -> InputError:
         late = [
-            i
+            (f"faults.events[{i}] ends at {_t(f.at + (f.duration or 0.0))}", f"faults.events[{i}]")
             for i, f in enumerate(self.scenario.spec.faults.events)
             if f.at is not None and f.at + (f.duration or 0.0) > ref + HORIZON_S
         ]
-        field = f"faults.events[{late[0]}]" if late else None
+        causes = late + self._long_settings()
+        field = next((f for _, f in causes), None)
         return InputError(
             f"every request ended by {_t(ref)}, but events are scheduled until at least "
             f"{_t(next_time)}, more than {_LIMIT} later"
-            + (f" (faults.events[{late[0]}] ends then)" if late else ""),
+            + (": " + "; ".join(text for text, _ in causes) if causes else ""),
             file=self.scenario.path,
             field=field,
-            allowed=f"faults that end within {_LIMIT} of the last request",
+            allowed=f"times and timeouts within {_LIMIT}",
         )
+
+    def _long_settings(self) -> list[tuple[str, str | None]]:
+        """Every time the scenario sets (leases, timeouts, faults) longer than the horizon: a
+        timer that long outlives the requests it was set for."""
+        spec = self.scenario.spec
+        lc = spec.lifecycle
+        times = {
+            f"lifecycle.{n}": getattr(lc, n)
+            for n in ("lease", "heartbeat", "bootstrap_timeout", "waiting_timeout", "store_lease")
+        }
+        times["faults.transfer_timeout"] = spec.faults.transfer_timeout
+        for i, f in enumerate(spec.faults.events):
+            times |= {f"faults.events[{i}].{n}": getattr(f, n) for n in ("at", "duration")}
+        return [
+            (f"{path} is {_t(v)}", path)
+            for path, v in times.items()
+            if v is not None and v > HORIZON_S
+        ]
 
     def _faults(
         self, kind: str, instance_name: str | None = None, hop: str | None = None
