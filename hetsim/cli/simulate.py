@@ -76,14 +76,14 @@ def simulate(
         return
     need_out(out, plots, html)
     loaded = load(scenario, set_)
-    with _progress(loaded.name) as (report, beat):
+    with _progress(loaded.name) as (report, beat, every):
         result = run_simulation(
             loaded,
             max_requests=requests,
             seed=seed,
             progress=report,
             heartbeat=beat,
-            heartbeat_s=HEARTBEAT_S,
+            heartbeat_s=every,
         )
     _note_short_trace(result, requests)
     written = _write(result, out, csv, plots, html) if out is not None else []
@@ -99,15 +99,17 @@ Beat = Callable[[int, int, float], None]
 
 
 @contextmanager
-def _progress(name: str) -> Iterator[tuple[Report | None, Beat | None]]:
-    """A live bar on a terminal; elsewhere (a pipe, a CI log) a bar never shows, so a plain
-    line every :data:`HEARTBEAT_S` of wall time says the run is alive: requests ended out of
-    the total and the simulated clock. A short run prints none."""
+def _progress(name: str) -> Iterator[tuple[Report | None, Beat, float]]:
+    """(report, heartbeat, its interval in wall seconds). On a terminal, a live bar whose count
+    the heartbeat also refreshes each second (requests end in batches of 256 otherwise);
+    elsewhere (a pipe, a CI log) a bar never shows, so a plain line every :data:`HEARTBEAT_S`
+    says the run is alive: requests ended out of the total and the simulated clock. A short
+    run prints none."""
     if render.err_console.is_terminal:
         with render.simulation_progress(name) as report:
-            yield report, None
+            yield report, lambda done, total, _clock: report(done, total), 1.0
         return
-    yield None, _beat(lambda: name)
+    yield None, _beat(lambda: name), HEARTBEAT_S
 
 
 def _beat(name: Callable[[], str]) -> Beat:
