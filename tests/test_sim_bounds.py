@@ -144,7 +144,7 @@ def test_every_decode_instance_down_past_the_horizon_names_the_crash():
 
 def test_arrivals_further_apart_than_the_horizon_stop_the_run():
     sc = hetsim.load_scenario(POOLED)
-    with pytest.raises(InputError, match="no request arrives between"):
+    with pytest.raises(InputError, match="no request arrives within"):
         hetsim.simulate(sc, requests=chunk([0.0, 2e6]), sample_interval=None)
 
 

@@ -194,9 +194,8 @@ class Horizon:
         trace = self.scenario.spec.workload.trace
         field = "workload.trace.target_rate" if trace is not None and trace.target_rate else None
         return InputError(
-            f"no request arrives between {_t(ref)} and {_t(ref + HORIZON_S)} (the next event "
-            f"is at {_t(next_time)}): arrivals more than {_LIMIT} apart are more than a run may "
-            "simulate",
+            f"no request arrives within {_LIMIT} of the latest, at {_t(ref)} (the next event "
+            f"is at {_t(next_time)}): arrivals further apart are more than a run may simulate",
             file=self.scenario.path,
             field=field or "workload",
             allowed="arrivals at most 10^6 s apart",
