@@ -118,20 +118,29 @@ def compare_lifecycles(
     max_requests: int | None = None,
     seed: int | None = None,
     progress: Callable[[str], None] | None = None,
+    heartbeat: Callable[[int, int, float], None] | None = None,
+    heartbeat_s: float = 10.0,
 ) -> LifecycleComparison:
     """Simulate ``scenario`` under ``pull``, ``push`` and, when it names a
     ``lifecycle.store_tier``, ``store``; everything else stays as the scenario says.
 
     ``progress(protocol)`` is called as each protocol's run starts. A protocol the scenario
     cannot use (e.g. layer-wise transfer without ``push``) is an input error, as if it had been
-    set with ``--set lifecycle.protocol=...``.
+    set with ``--set lifecycle.protocol=...``. ``heartbeat`` and ``heartbeat_s`` go to each
+    run (see :func:`hetsim.simulate`).
     """
     protocols = ["pull", "push"] + (["store"] if scenario.spec.lifecycle.store_tier else [])
     outcomes = []
     for protocol in protocols:
         if progress is not None:
             progress(protocol)
-        run = simulate(_with_protocol(scenario, protocol), max_requests=max_requests, seed=seed)
+        run = simulate(
+            _with_protocol(scenario, protocol),
+            max_requests=max_requests,
+            seed=seed,
+            heartbeat=heartbeat,
+            heartbeat_s=heartbeat_s,
+        )
         outcomes.append(LifecycleOutcome.from_summary(protocol, run.summary))
     pools = tuple(p.name for p in scenario.spec.pools)
     return LifecycleComparison(scenario.name, pools, tuple(outcomes))

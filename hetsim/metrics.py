@@ -171,6 +171,9 @@ class RunSummary(RequestFigures):
     events: int
     simulated_s: float
     occupancy_mean: float
+    # seconds between the time series' samples as the run ended (it doubles on long runs to
+    # keep the series bounded in points); None: the run recorded no series
+    sample_interval_s: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data in summary.json's layout (nested records become objects)."""

@@ -88,6 +88,8 @@ def simulate(
     seed: int | None = None,
     sample_interval: float | None = 1.0,
     progress: Callable[[int, int], None] | None = None,
+    heartbeat: Callable[[int, int, float], None] | None = None,
+    heartbeat_s: float = 10.0,
 ) -> SimulationResult:
     """Simulate a scenario (an object or a file, with ``--set``-style overrides).
 
@@ -95,7 +97,12 @@ def simulate(
     synthetic or closed-loop workload send that many and stops a trace's replay after that many
     rows; ``seed`` overrides the scenario's seed. Same scenario and seed: identical results.
     ``progress(done, total)`` is called as requests end (``total`` counts the workload).
-    ``sample_interval``: seconds between time-series samples; None records none.
+    ``heartbeat(done, total, simulated_s)`` is called every ``heartbeat_s`` of wall time, so
+    a long run shows progress even while no request ends (the CLI prints it when stderr is not
+    a terminal). ``sample_interval``: seconds between time-series samples; None records none.
+    The series is bounded in points: on a long run the interval doubles as it fills
+    (``summary.sample_interval_s`` is the one used). Absurd horizons stop with an
+    :class:`InputError` naming the cause (:mod:`hetsim.sim.horizon`).
     """
     if not isinstance(scenario, Scenario):
         scenario = load_scenario(scenario, overrides or [])
@@ -108,12 +115,18 @@ def simulate(
             value=str(max_requests),
             allowed="an integer >= 1",
         )
-    report = None
-    if progress is not None:
+    report = beat = None
+    if progress is not None or heartbeat is not None:
         total = _total(scenario, requests, max_requests, seed)
+    if progress is not None:
 
         def report(done: int) -> None:
             progress(done, total)
+
+    if heartbeat is not None:
+
+        def beat(done: int, now: float) -> None:
+            heartbeat(done, total, now)
 
     sim = Simulation(
         scenario,
@@ -122,6 +135,8 @@ def simulate(
         max_requests=max_requests,
         sample_interval=sample_interval,
         progress=report,
+        heartbeat=beat,
+        heartbeat_s=heartbeat_s,
     )
     out = sim.run()
     reqs = add_latency_columns(out.requests)
@@ -192,6 +207,7 @@ def _run_summary(
         # time-average requests in the system, from first arrival to last departure
         occupancy_mean=facts.occupancy_area
         / max(facts.last_departure_s - facts.first_arrival_s, 1e-12),
+        sample_interval_s=sim.sampler.interval if sim.sample_interval else None,
     )
 
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -13,6 +17,9 @@ from hetsim.cli.options import JsonOption, ScenarioArgument, SetOption, load, ne
 if TYPE_CHECKING:
     from hetsim import Scenario, SimulationResult
     from hetsim.lifecycles import LifecycleComparison
+
+#: wall seconds between plain progress lines when stderr is not a terminal (CI logs, files)
+HEARTBEAT_S = 10.0
 
 
 def simulate(
@@ -69,8 +76,15 @@ def simulate(
         return
     need_out(out, plots, html)
     loaded = load(scenario, set_)
-    with render.simulation_progress(loaded.name) as report:
-        result = run_simulation(loaded, max_requests=requests, seed=seed, progress=report)
+    with _progress(loaded.name) as (report, beat, every):
+        result = run_simulation(
+            loaded,
+            max_requests=requests,
+            seed=seed,
+            progress=report,
+            heartbeat=beat,
+            heartbeat_s=every,
+        )
     _note_short_trace(result, requests)
     written = _write(result, out, csv, plots, html) if out is not None else []
     if as_json:
@@ -78,6 +92,40 @@ def simulate(
         return
     render.simulation_summary(result.summary)
     render.wrote(written, out)
+
+
+Report = Callable[[int, int], None]
+Beat = Callable[[int, int, float], None]
+
+
+@contextmanager
+def _progress(name: str) -> Iterator[tuple[Report | None, Beat, float]]:
+    """(report, heartbeat, its interval in wall seconds). On a terminal, a live bar whose count
+    the heartbeat also refreshes each second (requests end in batches of 256 otherwise);
+    elsewhere (a pipe, a CI log) a bar never shows, so a plain line every :data:`HEARTBEAT_S`
+    says the run is alive: requests ended out of the total and the simulated clock. A short
+    run prints none."""
+    if render.err_console.is_terminal:
+        with render.simulation_progress(name) as report:
+            yield report, lambda done, total, _clock: report(done, total), 1.0
+        return
+    yield None, _beat(lambda: name), HEARTBEAT_S
+
+
+def _beat(name: Callable[[], str]) -> Beat:
+    """A plain progress line on stderr, flushed (a CI log shows it as it comes)."""
+    start = time.perf_counter()
+
+    def beat(done: int, total: int, clock: float) -> None:
+        print(
+            f"simulate {name()}: {done:,} / {total:,} requests ended, simulated clock "
+            f"{render.duration(clock)}, {render.duration(time.perf_counter() - start, 2)} "
+            "elapsed",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    return beat
 
 
 def _note_short_trace(result: SimulationResult, requests: int | None) -> None:
@@ -109,12 +157,28 @@ def _compare(
 ) -> None:
     from hetsim import compare_lifecycles
 
+    run = [scenario.name]  # what a progress line names: the protocol being simulated
+
+    def started(protocol: str) -> None:
+        status.update(f"simulating {protocol}...")
+        run[0] = f"{scenario.name} ({protocol})"
+
+    beat = None if render.err_console.is_terminal else _beat(lambda: run[0])
     with render.err_console.status("simulating...") as status:
         comparison = compare_lifecycles(
             scenario,
             max_requests=requests,
             seed=seed,
-            progress=lambda protocol: status.update(f"simulating {protocol}..."),
+            progress=started,
+            heartbeat=beat,
+            heartbeat_s=HEARTBEAT_S,
+        )
+    if "store" not in {o.protocol for o in comparison.outcomes}:
+        # the table would otherwise lack its store column without saying why
+        render.note(
+            "store is not compared: it needs the shared pool it writes KV to, and the "
+            "scenario sets no lifecycle.store_tier (name a kv.tiers entry, e.g. "
+            "--set lifecycle.store_tier=<tier>)"
         )
     written = _write_comparison(comparison, out) if out is not None else []
     if as_json:

@@ -17,7 +17,8 @@ only :mod:`hetsim.simulation` imports the engine:
 * ``network`` — multi-hop links with max-min fair sharing.
 * ``recovery`` / ``faults`` — crashes, retries, leases; the fault schedule and random draws.
 * ``swap`` — preempted sequences' KV to host memory and back.
-* ``sampler`` — per-instance and per-link time series.
+* ``sampler`` — per-instance and per-link time series, bounded in points (the interval doubles).
+* ``horizon`` — how far the simulated clock may go; absurd inputs stop with their cause named.
 
 Nothing here reads YAML; parts take resolved ``hetsim.spec`` objects and a ``simpy.Environment``.
 """

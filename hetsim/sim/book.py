@@ -46,6 +46,7 @@ class RequestBook:
         self.in_flight: dict[int, Req] = {}
         self.arrivals_done = False
         self.first_arrival = math.nan
+        self.last_arrival = 0.0  # the latest arrival so far (0 before the first)
         # the measured window opens at the first arrival after the warm-up requests
         self.warmup = warmup
         self.window_start = math.nan
@@ -92,6 +93,7 @@ class RequestBook:
             self.window_start = req.arrival
             self._open_window()
         self.stats.arrivals += 1
+        self.last_arrival = req.arrival
         self.in_flight[req.id] = req
 
     def finish(self, req: Req) -> None:

@@ -37,6 +37,7 @@ from hetsim.sim.book import RequestBook
 from hetsim.sim.dispatch import Dispatcher
 from hetsim.sim.faults import FaultInjector
 from hetsim.sim.handoff import PROTOCOLS, Colocated, Handoff
+from hetsim.sim.horizon import Horizon, preflight
 from hetsim.sim.network import Network
 from hetsim.sim.output import InstanceFacts, LinkFacts, RunFacts, SimOutput
 from hetsim.sim.ports import Ledger, Stats
@@ -63,6 +64,8 @@ class Simulation:
         max_requests: int | None = None,
         sample_interval: float | None = 1.0,
         progress: Callable[[int], None] | None = None,
+        heartbeat: Callable[[int, float], None] | None = None,
+        heartbeat_s: float = 10.0,
     ) -> None:
         spec = scenario.spec
         self.scenario = scenario
@@ -72,6 +75,10 @@ class Simulation:
         self._requests = requests
         # the scenario's generators make max_requests requests; a trace stops after that many
         self.workload = sized(spec.workload, max_requests)
+        preflight(scenario, self.workload)  # absurd values fail here, not after hours
+        # heartbeat(requests ended, simulated clock): every heartbeat_s of wall time
+        self.heartbeat = heartbeat
+        self.heartbeat_s = heartbeat_s
         self.read_counts = ReadCounts()  # what a trace read kept and dropped, filled as it goes
         self.env = env = simpy.Environment()
         self.network = Network(env)
@@ -108,7 +115,8 @@ class Simulation:
         )
         self.clients = self._client_loop()
         self._connect()
-        self.sampler = Sampler(env, self.topology, sample_interval or 0.0, lambda: self.book.done)
+        self.sampler = Sampler(env, self.topology, sample_interval or 0.0)
+        self.horizon = Horizon(scenario, self.book, self.topology)
 
     def _connect(self) -> None:
         """Late bindings: parts that call each other both ways."""
@@ -211,7 +219,7 @@ class Simulation:
             self.env.process(arrivals())
         if self.sample_interval:  # None: no time series (the planner's many runs skip them)
             self.env.process(self.sampler.run())
-        self.env.run()
+        self._loop()
         end_time = self.env.now
         book.connect(self.handoff.drop)  # the clients stop with the clock: nothing more is sent
         for req in list(book.in_flight.values()):
@@ -226,6 +234,33 @@ class Simulation:
         for inst in self.topology.instances:
             inst.blocks.advance(end_time)
         return SimOutput(requests, ts, links, facts, self.ledger.log.to_frame())
+
+    def _loop(self) -> None:
+        """simpy's ``env.run()``, with the horizon guard before each event and a heartbeat
+        between batches of events. The guard compares the next event's time with a cached
+        limit (the limit never decreases: :mod:`hetsim.sim.horizon`), so it costs one
+        comparison per event; the clock is read once per batch."""
+        env, horizon, sampler = self.env, self.horizon, self.sampler
+        queue = env._queue  # noqa: SLF001 - the next event's time, without a call per event
+        step = env.step
+        at = horizon.limit()
+        beat, every = self.heartbeat, self.heartbeat_s
+        last_beat = time.perf_counter()
+        while queue:
+            for _ in range(1024):
+                if not queue:
+                    break
+                if queue[0][0] > at:
+                    if len(queue) == 1 and queue[0][3] is sampler.pending:
+                        # a lone sampler tick is the last event: it records the end state,
+                        # however far away (only its own ending follows, at the same time)
+                        at = queue[0][0]
+                    else:  # past the limit: the run stops with its cause
+                        at = horizon.check(queue[0][0])
+                step()
+            if beat is not None and time.perf_counter() - last_beat >= every:
+                beat(self.book.log.n, env.now)
+                last_beat = time.perf_counter()
 
     def _facts(self, wall: float, end_time: float) -> RunFacts:
         stats, book, instances = self.stats, self.book, self.topology.instances

@@ -19,7 +19,9 @@ __all__ = ["Push"]
 class Push(Handoff):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self._streaming: set[int] = set()
+        # requests whose KV streams layer by layer, with the attempt that streams it: a retried
+        # request's new attempt must not be taken for the old one's stream
+        self._streaming: dict[int, int] = {}
 
     def arrive(self, req: Req) -> None:
         self.dispatch.to_decode(req)
@@ -40,13 +42,13 @@ class Push(Handoff):
         links = self.topology.path_links(p, d)
         last_layer = self._plan(p, d).network_bytes(req.input) / self.num_layers
         ready_at = self.env.now + dt + last_layer / min(link.bandwidth for link in links)
-        self._streaming.add(req.id)
+        self._streaming[req.id] = attempt = req.retries
         p.hand_over(req)
         self._receiving(req)
-        self._send(req, p, d, links, lambda: self._written(req, p, d, ready_at))
+        self._send(req, p, d, links, lambda: self._written(req, p, d, ready_at, attempt))
 
     def prefill_finished(self, req: Req, p: PrefillInstance) -> None:
-        if req.id in self._streaming:
+        if self._streaming.get(req.id) == req.retries:
             return  # already streaming since its last step began
         d = req.decode
         if not d.alive:
@@ -56,12 +58,30 @@ class Push(Handoff):
         self._receiving(req)
         self._send(req, p, d, self.topology.path_links(p, d), lambda: self._written(req, p, d))
 
-    def _written(self, req: Req, p: PrefillInstance, d: DecodeInstance, ready_at=0.0) -> None:
+    def drop(self, req: Req) -> None:
+        self._streaming.pop(req.id, None)
+
+    def _written(
+        self,
+        req: Req,
+        p: PrefillInstance,
+        d: DecodeInstance,
+        ready_at: float = 0.0,
+        attempt: int | None = None,
+    ) -> None:
+        """The KV is in the reservation: prefill frees its copy and decode commits. A streamed
+        transfer may end before the last layer is computed and waits for it; if meanwhile a
+        crash restarted or ended the request, that wait ends quietly (the new attempt, if any,
+        has its own transfer)."""
+        if attempt is not None and not self.requests.current(req, attempt):
+            return
         wait = ready_at - self.env.now
         if wait > 1e-15:
-            self.env.timeout(wait).callbacks.append(lambda _e: self._written(req, p, d))
+            self.env.timeout(wait).callbacks.append(
+                lambda _e: self._written(req, p, d, 0.0, attempt)
+            )
             return
-        self._streaming.discard(req.id)
+        self._streaming.pop(req.id, None)
         p.release(req)
         self.ledger.mark(req, PREFILL, FREED)
         self._commit(req, d)
