@@ -169,7 +169,9 @@ def _total(
     else:
         run_seed = scenario.spec.seed if seed is None else seed
         workload = sized(scenario.spec.workload, max_requests)
-        total = count_requests(workload, scenario.base_dir, run_seed)
+        total = count_requests(
+            workload, scenario.base_dir, run_seed, max_context=scenario.model.max_context
+        )
     return total if max_requests is None else min(total, max_requests)
 
 
@@ -220,6 +222,7 @@ def _dropped_rows(counts: ReadCounts) -> dict[str, int]:
         "earlier than the row before (on_bad_row: skip)": counts.out_of_order,
         "outside time_window": counts.outside_window,
         "sampled out (sample)": counts.sampled_out,
+        "prompt + output over the model's context (max_position_embeddings)": counts.over_context,
     }
     return {reason: n for reason, n in reasons.items() if n}
 

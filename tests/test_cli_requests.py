@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from hetsim import load_scenario
 from hetsim.errors import InputError
 from hetsim.simulation import simulate
 
@@ -82,3 +83,16 @@ def test_trace_below_its_size_replays_n_without_a_note(tmp_path):
     assert "note:" not in proc.stderr
     # the reader reads whole chunks (here the whole file), and counts every row it read
     assert "trace rows dropped 2: zero prompt or output tokens" in proc.stdout
+
+
+def test_trace_rows_over_the_model_context_are_counted_not_replayed(tmp_path):
+    scenario = small_trace_scenario(tmp_path)
+    context = load_scenario(scenario).model.max_context
+    rows = TRACE_ROWS + f"2023-11-16 18:17:08.0000000,{context},1\n"
+    (tmp_path / "five.csv").write_text(rows)
+    run_ = simulate(str(scenario))
+    assert run_.summary.requests == 3
+    assert run_.summary.dropped_rows == {
+        "zero prompt or output tokens": 2,
+        "prompt + output over the model's context (max_position_embeddings)": 1,
+    }

@@ -134,7 +134,11 @@ class Simulation:
         if self._requests is not None:
             return iter(self._requests)
         return iter_requests(
-            self.workload, self.scenario.base_dir, self.seed, counts=self.read_counts
+            self.workload,
+            self.scenario.base_dir,
+            self.seed,
+            counts=self.read_counts,
+            max_context=self.scenario.model.max_context,
         )
 
     def _client_loop(self) -> ClientLoop | None:
