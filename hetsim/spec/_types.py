@@ -67,6 +67,20 @@ PricePerHour = _quantity("price_per_hour", "$2.50/h", 2.5, positive=False)
 Seconds = _quantity("time", "1.5 s", 1.0, positive=False)
 StepSeconds = _quantity("time", "50 ms", 0.03, positive=False)
 LatencySeconds = _quantity("time", "5 us", 5e-6, positive=False)
+
+
+def _not_a_bool(value: object) -> object:
+    if isinstance(value, bool):
+        raise ValueError(
+            "expected a whole number, not a YAML boolean (yes/no/on/off/true/false are booleans)"
+        )
+    return value
+
+
+#: a count (instances, tp, tokens, requests, a seed...): a whole number, never a YAML boolean,
+#: which pydantic would otherwise read as 1 or 0 (``instances: yes``); a numeric string still
+#: reads as its number, as pydantic's lax mode reads it
+Count = Annotated[int, BeforeValidator(_not_a_bool)]
 #: a share of a nominal figure achieved in practice: zero would divide, above one is a typo
 Fraction = Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]
 

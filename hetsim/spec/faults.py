@@ -15,7 +15,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from hetsim.spec._types import Seconds, StrictModel
+from hetsim.spec._types import Count, Seconds, StrictModel
 
 __all__ = [
     "FAULT_KINDS",
@@ -130,7 +130,7 @@ class FaultsSpec(StrictModel):
         description="a request whose KV is lost: prefill it again (retry), let the decode side "
         "recompute the prompt (fallback), or fail it",
     )
-    max_retries: int = Field(default=2, ge=0, description="retry: attempts before failing")
+    max_retries: Count = Field(default=2, ge=0, description="retry: attempts before failing")
     transfer_timeout: Seconds | None = Field(
         default=None, gt=0, description="abort a KV transfer that has not finished after this "
         "long (then recover as above); SGLang waits 300 s"
