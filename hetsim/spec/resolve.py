@@ -142,6 +142,8 @@ def _resolve(spec: ScenarioSpec, path: Path | None) -> Scenario:
 
     for i, pool in enumerate(spec.pools):
         _check_pool(scenario, i, pool)
+        if pool.router == "prefix_aware":
+            _check_prefix_router(spec, i)
     _check_kv(spec, profiles)
     _check_costs_and_search(spec, extra_dirs)
     if spec.workload.trace is not None:
@@ -222,6 +224,41 @@ def _check_pool(scenario: Scenario, i: int, pool: PoolSpec) -> None:
         _check_speculative(scenario, where, pool)
     # whether it fits is judged in hetsim.checks, with the other cross-layer checks
     scenario.footprints[pool.name] = footprint(model, profile, pool)
+
+
+def workload_hash_source(spec: ScenarioSpec) -> str | None:
+    """What gives the workload's requests prefix block hashes, or None where nothing does."""
+    w = spec.workload
+    if w.synthetic is not None and w.synthetic.prefix_hit_rate > 0:
+        return "workload.synthetic.prefix_hit_rate"
+    if w.trace is not None and w.trace.column_map().get("hash_ids") is not None:
+        return f"the {w.trace.format} trace's hash_ids"
+    return None
+
+
+def _check_prefix_router(spec: ScenarioSpec, i: int) -> None:
+    """prefix_aware ranks instances by the hashed prompt blocks their prefix cache holds:
+    without a cache or without hashes every instance scores zero and it would silently be
+    least_outstanding_tokens (see hetsim.sim.router)."""
+    field = f"pools[{i}].router"
+    allowed = "round_robin, least_outstanding_tokens"
+    if not spec.kv.prefix_cache.enabled:
+        raise InputError(
+            "prefix_aware routes by the prefix caches' contents, and kv.prefix_cache.enabled is "
+            "false",
+            field=field,
+            value="prefix_aware",
+            allowed=f"{allowed}, or kv.prefix_cache.enabled: true",
+        )
+    if workload_hash_source(spec) is None:
+        raise InputError(
+            "prefix_aware routes by the prompts' prefix block hashes, and this workload's "
+            "requests carry none (they come from a synthetic prefix_hit_rate above 0, a "
+            "mooncake trace's hash_ids or a csv/jsonl trace's hash_ids column)",
+            field=field,
+            value="prefix_aware",
+            allowed=allowed,
+        )
 
 
 def _check_speculative(scenario: Scenario, where: str, pool: PoolSpec) -> None:

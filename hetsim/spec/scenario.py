@@ -270,6 +270,39 @@ class PoolSpec(StrictModel):
             )
         return v
 
+    # field validators run only on a value the file sets (pydantic does not validate defaults),
+    # so a default never trips them and a dump of a valid pool re-validates
+    @field_validator("preemption")
+    @classmethod
+    def _preemption(cls, v: str, info: ValidationInfo) -> str:
+        role = info.data.get("role")
+        if v == "swap" and role != "decode":
+            # prefill instances never preempt; colocated ones recompute (only decode swaps)
+            raise ValueError(
+                f"preemption swap is modelled on decode pools only; a {role} pool "
+                f"{'never preempts' if role == 'prefill' else 'recomputes what it preempts'}; "
+                "allowed here: recompute"
+            )
+        return v
+
+    @field_validator("router")
+    @classmethod
+    def _router(cls, v: str, info: ValidationInfo) -> str:
+        role = info.data.get("role")
+        if v == "least_kv_load" and role != "decode":
+            raise ValueError(
+                "least_kv_load ranks decode instances by their KV blocks used or promised; "
+                f"a {role} pool has no such load; allowed here: round_robin, "
+                "least_outstanding_tokens" + (", prefix_aware" if role else "")
+            )
+        if v == "prefix_aware" and role == "decode":
+            raise ValueError(
+                "prefix_aware ranks instances by the prompt prefix their prefix cache holds; "
+                "decode instances compute no prompts and have no prefix cache; allowed here: "
+                "round_robin, least_outstanding_tokens, least_kv_load"
+            )
+        return v
+
     @field_validator("ep")
     @classmethod
     def _ep(cls, v: int, info: ValidationInfo) -> int:
