@@ -24,7 +24,7 @@ from hetsim.spec.hardware import AcceleratorProfile, load_profile
 from hetsim.spec.loader import apply_overrides, read_yaml, validate_model
 from hetsim.spec.model import ModelConfig, load_model
 from hetsim.spec.scenario import PoolSpec, ScenarioSpec
-from hetsim.spec.workload import TRACE_COLUMNS, TraceSpec
+from hetsim.spec.workload import TRACE_COLUMNS, LengthSpec, TraceSpec
 
 __all__ = [
     "Scenario",
@@ -145,6 +145,7 @@ def _resolve(spec: ScenarioSpec, path: Path | None) -> Scenario:
         if pool.router == "prefix_aware":
             _check_prefix_router(spec, i)
     _check_kv(spec, profiles)
+    _check_context(spec, model)
     _check_costs_and_search(spec, extra_dirs)
     if spec.workload.trace is not None:
         check_trace_header(spec.workload.trace, base, "workload.trace")
@@ -258,6 +259,33 @@ def _check_prefix_router(spec: ScenarioSpec, i: int) -> None:
             field=field,
             value="prefix_aware",
             allowed=allowed,
+        )
+
+
+def _longest(length: LengthSpec) -> int | None:
+    """The longest length ``length`` can draw, or None where nothing bounds it (a lognormal or
+    an empirical trace without ``max``)."""
+    if length.dist == "fixed":
+        return length.value
+    return length.max
+
+
+def _check_context(spec: ScenarioSpec, model: ModelConfig) -> None:
+    """A request's prompt and output must fit in the model's context window
+    (max_position_embeddings): no engine serves a longer one, and hetsim would cost it."""
+    w = spec.workload
+    for section, lengths in (("synthetic", w.synthetic), ("closed_loop", w.closed_loop)):
+        if lengths is None:
+            continue
+        inp, out = _longest(lengths.input_tokens), _longest(lengths.output_tokens)
+        if inp is None or out is None or inp + out <= model.max_context:
+            continue
+        raise InputError(
+            f"a request can reach {inp:,} prompt + {out:,} output = {inp + out:,} tokens, beyond "
+            f"the {model.max_context:,}-token context of {model.name} (max_position_embeddings)",
+            field=f"workload.{section}.input_tokens, workload.{section}.output_tokens",
+            value=f"max {inp} + max {out}",
+            allowed=f"input max + output max ≤ {model.max_context}",
         )
 
 
