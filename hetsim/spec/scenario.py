@@ -275,8 +275,8 @@ class PoolSpec(StrictModel):
     @field_validator("preemption")
     @classmethod
     def _preemption(cls, v: str, info: ValidationInfo) -> str:
-        role = info.data.get("role")
-        if v == "swap" and role != "decode":
+        role = info.data.get("role")  # None: the role is invalid, and reported as such
+        if v == "swap" and role not in ("decode", None):
             # prefill instances never preempt; colocated ones recompute (only decode swaps)
             raise ValueError(
                 f"preemption swap is modelled on decode pools only; a {role} pool "
@@ -288,12 +288,12 @@ class PoolSpec(StrictModel):
     @field_validator("router")
     @classmethod
     def _router(cls, v: str, info: ValidationInfo) -> str:
-        role = info.data.get("role")
-        if v == "least_kv_load" and role != "decode":
+        role = info.data.get("role")  # None: the role is invalid, and reported as such
+        if v == "least_kv_load" and role not in ("decode", None):
             raise ValueError(
                 "least_kv_load ranks decode instances by their KV blocks used or promised; "
                 f"a {role} pool has no such load; allowed here: round_robin, "
-                "least_outstanding_tokens" + (", prefix_aware" if role else "")
+                "least_outstanding_tokens, prefix_aware"
             )
         if v == "prefix_aware" and role == "decode":
             raise ValueError(
