@@ -163,7 +163,7 @@ def validation_error_to_input_error(
     errors.sort(key=lambda e: e.get("type") != "extra_forbidden")
     meant: set[tuple[Any, ...]] = set()
     problems: list[InputError] = []
-    for error in errors:
+    for error in _merge_union_branches(errors, model):
         loc = tuple(error.get("loc", ()))
         if error.get("type") == "missing" and loc in meant:
             continue  # the misspelt key's problem already names this field
@@ -175,6 +175,27 @@ def validation_error_to_input_error(
         return problems[0].with_context(file=file)
     listed = "\n".join(f"  {k}. {p.render()}" for k, p in enumerate(problems, 1))
     return InputError(f"{len(problems)} problems:\n{listed}", file=file)
+
+
+def _merge_union_branches(errors: list[Any], model: type[BaseModel]) -> list[Any]:
+    """A value that fits none of a union's types (``str | int``) fails once per type, each
+    error located under the type's name: one problem, at the field, listing what each wanted."""
+    out: list[Any] = []
+    by_field: dict[tuple[Any, ...], Any] = {}
+    for error in errors:
+        loc = tuple(error.get("loc", ()))
+        branch = loc[-1] if loc else None
+        keys = _allowed_keys(model, loc) if isinstance(branch, str) else None
+        if keys is None or branch in keys or error.get("type") in ("missing", "extra_forbidden"):
+            out.append(error)
+            continue
+        first = by_field.get(loc[:-1])
+        if first is None:
+            first = by_field[loc[:-1]] = {**error, "loc": loc[:-1], "type": "union"}
+            out.append(first)
+        else:
+            first["msg"] = f"{first['msg']}, or {str(error.get('msg', '')).lower()}"
+    return out
 
 
 def _one_problem(error: Any, model: type[BaseModel]) -> tuple[InputError, str | None]:
