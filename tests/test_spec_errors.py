@@ -41,3 +41,25 @@ def test_a_value_fitting_no_type_of_a_union_is_one_problem() -> None:
     text = error("kv.conversions=[{kind: dtype, from: [1], where: consumer}]")
     assert "\n" not in text
     assert "kv.conversions[0].from: Input should be a valid string, or input should be a " in text
+
+
+@pytest.mark.parametrize(
+    ("override", "field"),
+    [
+        ("pools.decode.instances=yes", "pools[1].instances"),
+        ("pools.decode.batching.max_num_seqs=on", "pools[1].batching.max_num_seqs"),
+        ("workload.synthetic.requests=true", "workload.synthetic.requests"),
+        ("seed=false", "seed"),
+        ("pools.decode.memory_utilization=yes", "pools[1].memory_utilization"),
+        ("sla.attainment=true", "sla.attainment"),
+    ],
+)
+def test_a_yaml_boolean_is_not_a_number(override: str, field: str) -> None:
+    # pydantic's lax mode reads true as 1 (instances: yes ran one instance)
+    assert f"{field}: expected a " in error(override)
+    assert "not a YAML boolean" in error(override)
+
+
+def test_a_numeric_string_still_reads_as_its_number() -> None:
+    scenario = load_scenario(BASE, ["pools.decode.instances='4'", "pools.prefill.instances=3"])
+    assert [p.instances for p in scenario.spec.pools] == [3, 4]

@@ -10,7 +10,9 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    ValidationInfo,
     WithJsonSchema,
+    field_validator,
 )
 
 from hetsim import units
@@ -93,6 +95,19 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(
         extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False
     )
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_boolean_numbers(cls, value: object, info: ValidationInfo) -> object:
+        # pydantic reads true/yes as 1.0 into a float field (memory_utilization: yes); counts
+        # have their own type (Count), and unit-bearing fields their parsers
+        if isinstance(value, bool) and info.field_name is not None:
+            field = cls.model_fields.get(info.field_name)
+            if field is not None and field.annotation in (float, float | None):
+                raise ValueError(
+                    "expected a number, not a YAML boolean (yes/no/on/off/true/false are booleans)"
+                )
+        return value
 
 
 Confidence = Literal["datasheet", "secondary", "measured", "estimate", "uncertain", "assumption"]
