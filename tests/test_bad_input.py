@@ -682,14 +682,17 @@ CASES: list[Case] = [
         ("pools[1].router", "'prefix_aware'", "no prefix cache", "least_kv_load"),
     ),
     Case(
-        "prefix-aware-without-prefix-cache",
-        mutated({"pools.0.router": "prefix_aware"}),
-        ("{file}", "pools[0].router", "kv.prefix_cache.enabled", "round_robin"),
-    ),
-    Case(
         "prefix-aware-without-hashes",
         mutated({"pools.0.router": "prefix_aware", "kv.prefix_cache.enabled": True}),
         ("{file}", "pools[0].router", "carry none", "prefix_hit_rate"),
+    ),
+    Case(
+        "prefix-aware-on-azure-trace",
+        mutated(
+            {"pools.0.router": "prefix_aware"}, fn=trace_workload(path="t.csv", format="azure")
+        ),
+        ("{file}", "pools[0].router", "carry none", "mooncake"),
+        extra={"t.csv": "TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:15:46,374,44\n"},
     ),
     Case(
         "synthetic-beyond-context",

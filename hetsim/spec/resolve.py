@@ -239,26 +239,17 @@ def workload_hash_source(spec: ScenarioSpec) -> str | None:
 
 def _check_prefix_router(spec: ScenarioSpec, i: int) -> None:
     """prefix_aware ranks instances by the hashed prompt blocks their prefix cache holds:
-    without a cache or without hashes every instance scores zero and it would silently be
-    least_outstanding_tokens (see hetsim.sim.router)."""
-    field = f"pools[{i}].router"
-    allowed = "round_robin, least_outstanding_tokens"
-    if not spec.kv.prefix_cache.enabled:
-        raise InputError(
-            "prefix_aware routes by the prefix caches' contents, and kv.prefix_cache.enabled is "
-            "false",
-            field=field,
-            value="prefix_aware",
-            allowed=f"{allowed}, or kv.prefix_cache.enabled: true",
-        )
+    requests without hashes score zero everywhere, and it would silently be
+    least_outstanding_tokens (see hetsim.sim.router). With the cache disabled it is that too,
+    as a cache-aware router is with empty caches: a cache on/off comparison, not an error."""
     if workload_hash_source(spec) is None:
         raise InputError(
             "prefix_aware routes by the prompts' prefix block hashes, and this workload's "
             "requests carry none (they come from a synthetic prefix_hit_rate above 0, a "
             "mooncake trace's hash_ids or a csv/jsonl trace's hash_ids column)",
-            field=field,
+            field=f"pools[{i}].router",
             value="prefix_aware",
-            allowed=allowed,
+            allowed="round_robin, least_outstanding_tokens",
         )
 
 
