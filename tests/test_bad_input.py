@@ -24,13 +24,27 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 BASE_SCENARIO = REPO / "scenarios" / "qwen3-32b-6p2d.yaml"
+COLOCATED_SCENARIO = REPO / "scenarios" / "qwen3-32b-colocated.yaml"
+TINY_LLAMA = REPO / "hetsim" / "model_configs" / "tiny-llama.json"
 H100_PROFILE = REPO / "hardware_profiles" / "nvidia-h100-sxm.yaml"
 
 DELETE = object()
 
 
-def base_scenario() -> dict[str, Any]:
-    return yaml.safe_load(BASE_SCENARIO.read_text(encoding="utf-8"))
+def base_scenario(path: Path = BASE_SCENARIO) -> dict[str, Any]:
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+def tiny_config(**changes: Any) -> dict[str, Any]:
+    """tiny-llama's config.json with ``changes`` (None removes a key)."""
+    config = json.loads(TINY_LLAMA.read_text(encoding="utf-8"))
+    config.pop("_hetsim_meta")
+    for key, value in changes.items():
+        if value is None:
+            config.pop(key, None)
+        else:
+            config[key] = value
+    return config
 
 
 def h100_profile() -> dict[str, Any]:
@@ -71,6 +85,8 @@ class Case:
     args: tuple[str, ...] = ()
     #: files to write next to the scenario (relative path -> text, bytes or YAML/JSON data)
     extra: dict[str, Any] = field(default_factory=dict)
+    #: problems the one error lists: one is one line, several a numbered line each under it
+    problems: int = 1
 
 
 def _write(path: Path, content: Any) -> None:
@@ -86,12 +102,14 @@ def _write(path: Path, content: Any) -> None:
 
 
 def mutated(
-    changes: dict[str, Any] | None = None, fn: Callable[[dict[str, Any]], None] | None = None
+    changes: dict[str, Any] | None = None,
+    fn: Callable[[dict[str, Any]], None] | None = None,
+    base: Path = BASE_SCENARIO,
 ) -> Callable[[Path], Path]:
     """The base scenario with ``dotted.path: value`` changes (``DELETE`` removes a key)."""
 
     def build(tmp: Path) -> Path:
-        data = copy.deepcopy(base_scenario())
+        data = copy.deepcopy(base_scenario(base))
         for dotted, value in (changes or {}).items():
             _set(data, dotted, value)
         if fn is not None:
@@ -608,6 +626,231 @@ CASES: list[Case] = [
         mutated(fn=trace_workload(path="trace.csv", format="excel")),
         ("workload.trace.format", "'excel'", "'azure'", "'mooncake'"),
     ),
+    # ---- issue #14: the spec and model layer ---------------------------------------------------
+    Case(
+        "schema-every-problem-listed",
+        mutated({"pools.0.instance": 3, "pools.1.role": "decod"}),
+        (
+            "{file}: 2 problems",
+            "1. pools[0].instance: unknown key (did you mean 'instances'?)",
+            "2. pools[1].role",
+            "'decod'",
+            "'decode'",
+        ),
+        problems=2,
+    ),
+    Case(
+        "instances-yaml-boolean",
+        mutated({"pools.0.instances": True}),
+        ("{file}", "pools[0].instances", "not a YAML boolean", "True"),
+    ),
+    Case(
+        "set-instances-yes",
+        mutated(),
+        ("pools[1].instances", "not a YAML boolean"),
+        args=("--set", "pools.decode.instances=yes"),
+    ),
+    Case(
+        "batching-yaml-boolean",
+        mutated({"pools.1.batching.max_num_seqs": False}),
+        ("pools[1].batching.max_num_seqs", "not a YAML boolean"),
+    ),
+    Case("seed-negative", mutated({"seed": -5}), ("seed", "-5", "greater than or equal to 0")),
+    Case(
+        "swap-on-prefill-pool",
+        mutated({"pools.0.preemption": "swap"}),
+        ("{file}", "pools[0].preemption", "'swap'", "decode pools only", "recompute"),
+    ),
+    Case(
+        "swap-on-colocated-pool",
+        mutated({"pools.0.preemption": "swap"}, base=COLOCATED_SCENARIO),
+        ("pools[0].preemption", "'swap'", "colocated pool recomputes", "recompute"),
+    ),
+    Case(
+        "least-kv-load-on-prefill-pool",
+        mutated({"pools.0.router": "least_kv_load"}),
+        ("pools[0].router", "'least_kv_load'", "prefill pool", "least_outstanding_tokens"),
+    ),
+    Case(
+        "least-kv-load-on-colocated-pool",
+        mutated({"pools.0.router": "least_kv_load"}, base=COLOCATED_SCENARIO),
+        ("pools[0].router", "'least_kv_load'", "colocated pool", "round_robin"),
+    ),
+    Case(
+        "prefix-aware-on-decode-pool",
+        mutated({"pools.1.router": "prefix_aware"}),
+        ("pools[1].router", "'prefix_aware'", "no prefix cache", "least_kv_load"),
+    ),
+    Case(
+        "prefix-aware-without-hashes",
+        mutated({"pools.0.router": "prefix_aware", "kv.prefix_cache.enabled": True}),
+        ("{file}", "pools[0].router", "carry none", "prefix_hit_rate"),
+    ),
+    Case(
+        "prefix-aware-on-azure-trace",
+        mutated(
+            {"pools.0.router": "prefix_aware"}, fn=trace_workload(path="t.csv", format="azure")
+        ),
+        ("{file}", "pools[0].router", "carry none", "mooncake"),
+        extra={"t.csv": "TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:15:46,374,44\n"},
+    ),
+    Case(
+        "synthetic-beyond-context",
+        mutated({"workload.synthetic.input_tokens.max": 40000}),
+        (
+            "{file}",
+            "workload.synthetic.input_tokens",
+            "40,000 prompt + 2,048 output = 42,048",
+            "40,960-token context of Qwen3-32B",
+        ),
+    ),
+    Case(
+        "trace-key-typo",
+        mutated(fn=trace_workload(path="trace.jsonl", fromat="mooncake")),
+        ("{file}", "workload.trace.fromat", "unknown key", "did you mean 'format'"),
+    ),
+    Case(
+        "model-config-sliding-window",
+        mutated({"model": "my-model"}),
+        ("my-model/config.json", "sliding_window", "4096", "sliding-window attention is not"),
+        extra={"my-model/config.json": tiny_config(model_type="mistral", sliding_window=4096)},
+    ),
+    Case(
+        "model-config-use-sliding-window",
+        mutated({"model": "my-model"}),
+        ("config.json", "sliding_window", "not modelled"),
+        extra={
+            "my-model/config.json": tiny_config(
+                model_type="qwen3", sliding_window=1024, use_sliding_window=True
+            )
+        },
+    ),
+    Case(
+        "model-config-sliding-layer-types",
+        mutated({"model": "my-model"}),
+        ("config.json", "layer_types", "'sliding_attention'", "not modelled"),
+        extra={
+            "my-model/config.json": tiny_config(
+                layer_types=["sliding_attention", "full_attention"] * 2, sliding_window=512
+            )
+        },
+    ),
+    Case(
+        "model-config-hidden-below-heads",
+        mutated({"model": "my-model"}),
+        ("config.json", "hidden_size", "(got 4)", "at least num_attention_heads (8)"),
+        extra={"my-model/config.json": tiny_config(hidden_size=4)},
+    ),
+    Case(
+        "model-config-kv-heads-not-dividing",
+        mutated({"model": "my-model"}),
+        ("config.json", "num_key_value_heads", "(got 3)", "allowed: 1, 2, 4, 8"),
+        extra={"my-model/config.json": tiny_config(num_key_value_heads=3)},
+    ),
+    Case(
+        "model-config-zero-context",
+        mutated({"model": "my-model"}),
+        ("config.json", "max_position_embeddings", "at least 1", "(got 0)"),
+        extra={"my-model/config.json": tiny_config(max_position_embeddings=0)},
+    ),
+    Case(
+        "model-config-top-k-above-experts",
+        mutated({"model": "my-model"}),
+        ("config.json", "num_experts_per_tok", "(got 9)", "1 to 8"),
+        extra={
+            "my-model/config.json": tiny_config(
+                model_type="mixtral", num_local_experts=8, num_experts_per_tok=9
+            )
+        },
+    ),
+    Case(
+        "model-config-mlp-only-layers-not-a-list",
+        mutated({"model": "my-model"}),
+        ("config.json", "mlp_only_layers", "list of layer indices", "(got 3)"),
+        extra={
+            "my-model/config.json": tiny_config(
+                model_type="qwen3_moe",
+                num_experts=8,
+                num_experts_per_tok=2,
+                moe_intermediate_size=64,
+                mlp_only_layers=3,
+            )
+        },
+    ),
+    Case(
+        "model-config-nested-too-deeply",
+        mutated({"model": "my-model"}),
+        ("my-model/config.json", "nested too deeply"),
+        extra={"my-model/config.json": '{"a": ' + "[" * 100_000 + "]" * 100_000 + "}"},
+    ),
+    Case(
+        "profile-compute-peak-zero",
+        mutated({"pools.1.accelerator": "bad-gpu"}),
+        ("hardware_profiles/bad-gpu.yaml", "compute.bf16", "must be above zero"),
+        extra={
+            "hardware_profiles/bad-gpu.yaml": {
+                **h100_profile(),
+                "name": "bad-gpu",
+                "compute": {**h100_profile()["compute"], "bf16": "0 TFLOPS"},
+            }
+        },
+    ),
+    Case(
+        "profile-efficiency-zero",
+        mutated({"pools.1.accelerator": "bad-gpu"}),
+        ("hardware_profiles/bad-gpu.yaml", "efficiency.memory", "greater than 0"),
+        extra={
+            "hardware_profiles/bad-gpu.yaml": {
+                **h100_profile(),
+                "name": "bad-gpu",
+                "efficiency": {**h100_profile()["efficiency"], "memory": 0},
+            }
+        },
+    ),
+    Case(
+        "profile-efficiency-negative",
+        mutated({"pools.1.accelerator": "bad-gpu"}),
+        ("hardware_profiles/bad-gpu.yaml", "efficiency.network", "greater than 0", "-0.5"),
+        extra={
+            "hardware_profiles/bad-gpu.yaml": {
+                **h100_profile(),
+                "name": "bad-gpu",
+                "efficiency": {**h100_profile()["efficiency"], "network": -0.5},
+            }
+        },
+    ),
+    Case(
+        "fault-straggler-factor-huge",
+        mutated(
+            {
+                "faults": {
+                    "events": [
+                        {
+                            "kind": "straggler",
+                            "target": "decode",
+                            "at": "1 s",
+                            "duration": "10 s",
+                            "factor": 1e300,
+                        }
+                    ]
+                }
+            }
+        ),
+        ("{file}", "faults.events[0]", "factor", "1e+300", "allowed: 0.01 to 100"),
+    ),
+    Case(
+        "fault-duration-beyond-a-day",
+        mutated(
+            {
+                "faults": {
+                    "events": [
+                        {"kind": "link_down", "target": "nvlink", "at": "1 s", "duration": "1e6 s"}
+                    ]
+                }
+            }
+        ),
+        ("faults.events[0]", "`duration` of 1e+06 s", "at most 86,400 s"),
+    ),
     # ---- --set overrides ------------------------------------------------------------------------
     Case(
         "set-without-equals",
@@ -722,7 +965,13 @@ def test_bad_input_exits_2_with_one_clear_message(case: Case, outcomes: dict[str
     assert result.returncode == 2, f"exit {result.returncode}\nstdout: {result.stdout}\n{err}"
     assert result.stdout == "", result.stdout
     lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1, f"expected one message line, got:\n{err}"
+    if case.problems == 1:
+        assert len(lines) == 1, f"expected one message line, got:\n{err}"
+    else:  # "error: FILE: N problems:" and one numbered line per problem
+        assert len(lines) == 1 + case.problems, err
+        assert lines[0].endswith(f"{case.problems} problems:"), err
+        for k, line in enumerate(lines[1:], 1):
+            assert line.startswith(f"  {k}. "), err
     assert lines[0].startswith("error: "), err
     for want in case.expect:
         want = want.replace("{file}", str(path)).replace("{dir}", str(path.parent))

@@ -10,7 +10,9 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    ValidationInfo,
     WithJsonSchema,
+    field_validator,
 )
 
 from hetsim import units
@@ -67,6 +69,20 @@ PricePerHour = _quantity("price_per_hour", "$2.50/h", 2.5, positive=False)
 Seconds = _quantity("time", "1.5 s", 1.0, positive=False)
 StepSeconds = _quantity("time", "50 ms", 0.03, positive=False)
 LatencySeconds = _quantity("time", "5 us", 5e-6, positive=False)
+
+
+def _not_a_bool(value: object) -> object:
+    if isinstance(value, bool):
+        raise ValueError(
+            "expected a whole number, not a YAML boolean (yes/no/on/off/true/false are booleans)"
+        )
+    return value
+
+
+#: a count (instances, tp, tokens, requests, a seed...): a whole number, never a YAML boolean,
+#: which pydantic would otherwise read as 1 or 0 (``instances: yes``); a numeric string still
+#: reads as its number, as pydantic's lax mode reads it
+Count = Annotated[int, BeforeValidator(_not_a_bool)]
 #: a share of a nominal figure achieved in practice: zero would divide, above one is a typo
 Fraction = Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]
 
@@ -79,6 +95,19 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(
         extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False
     )
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_boolean_numbers(cls, value: object, info: ValidationInfo) -> object:
+        # pydantic reads true/yes as 1.0 into a float field (memory_utilization: yes); counts
+        # have their own type (Count), and unit-bearing fields their parsers
+        if isinstance(value, bool) and info.field_name is not None:
+            field = cls.model_fields.get(info.field_name)
+            if field is not None and field.annotation in (float, float | None):
+                raise ValueError(
+                    "expected a number, not a YAML boolean (yes/no/on/off/true/false are booleans)"
+                )
+        return value
 
 
 Confidence = Literal["datasheet", "secondary", "measured", "estimate", "uncertain", "assumption"]

@@ -15,11 +15,13 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from hetsim.spec._types import Seconds, StrictModel
+from hetsim.spec._types import Count, Seconds, StrictModel
 
 __all__ = [
     "FAULT_KINDS",
     "INSTANCE_FAULTS",
+    "MAX_FAULT_FACTOR",
+    "MAX_FAULT_SECONDS",
     "LINK_FAULTS",
     "FaultSpec",
     "FaultsSpec",
@@ -71,6 +73,15 @@ def allowed_targets(kind: str, instances: Mapping[str, int], hops: Collection[st
     )
 
 
+#: the longest a fault may last or wait to start, and the longest repair: hetsim replays serving
+#: runs of minutes to hours, and a fault that outlasts them only keeps the simulated clock ticking
+#: (heartbeats, lease checks, retries of stalled transfers) for a wall-clock time without end
+MAX_FAULT_SECONDS = 86_400.0
+#: the strongest slowdown (straggler) or bandwidth cut (link_degraded): beyond 100× an instance
+#: or link is as good as down, which instance_crash and link_down model; 1e300 overflowed to inf
+MAX_FAULT_FACTOR = 100.0
+
+
 class FaultSpec(StrictModel):
     """One fault. ``target`` names a hop (link faults) or an instance as ``pool`` (every
     instance) or ``pool[i]`` (instance faults)."""
@@ -98,6 +109,24 @@ class FaultSpec(StrictModel):
                                  "between failures of each targeted instance")  # fmt: skip
     mttr: Seconds | None = Field(default=None, gt=0, description="random crashes: mean repair")
     probability: float | None = Field(default=None, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _bounded(self) -> FaultSpec:
+        for name in ("at", "duration", "mttr"):
+            value = getattr(self, name)
+            if value is not None and value > MAX_FAULT_SECONDS:
+                raise ValueError(
+                    f"`{name}` of {value:g} s is beyond a day; allowed: at most "
+                    f"{MAX_FAULT_SECONDS:,.0f} s (a fault longer than the replayed run only "
+                    "keeps the simulated clock ticking)"
+                )
+        if self.factor is not None and not 1 / MAX_FAULT_FACTOR <= self.factor <= MAX_FAULT_FACTOR:
+            raise ValueError(
+                f"`factor` {self.factor:g} is beyond a {MAX_FAULT_FACTOR:g}× slowdown or cut; "
+                f"allowed: {1 / MAX_FAULT_FACTOR:g} to {MAX_FAULT_FACTOR:g} (a slower instance or "
+                "link is as good as down: use instance_crash or link_down)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _complete(self) -> FaultSpec:
@@ -130,7 +159,7 @@ class FaultsSpec(StrictModel):
         description="a request whose KV is lost: prefill it again (retry), let the decode side "
         "recompute the prompt (fallback), or fail it",
     )
-    max_retries: int = Field(default=2, ge=0, description="retry: attempts before failing")
+    max_retries: Count = Field(default=2, ge=0, description="retry: attempts before failing")
     transfer_timeout: Seconds | None = Field(
         default=None, gt=0, description="abort a KV transfer that has not finished after this "
         "long (then recover as above); SGLang waits 300 s"

@@ -21,6 +21,7 @@ from pydantic import Field, field_validator, model_validator
 from hetsim.spec._types import (
     Bandwidth,
     Bytes,
+    Count,
     Flops,
     Fraction,
     LatencySeconds,
@@ -56,7 +57,7 @@ SecondsFigure = figure_model(LatencySeconds, "2 us")
 StepSecondsFigure = figure_model(StepSeconds, "2 ms")
 WattsFigure = figure_model(Watts, "700 W")
 PriceFigure = figure_model(PricePerHour, "$2.50/h")
-CountFigure = figure_model(int, "8")
+CountFigure = figure_model(Count, "8")
 FractionFigure = figure_model(Fraction, "0.8")
 
 
@@ -108,7 +109,9 @@ class ScaleUp(StrictModel):
         description="per device, per direction (what one rank can send while receiving as much)"
     )
     latency: SecondsFigure = Field(description="one-hop latency of a collective step")
-    domain_size: int = Field(ge=1, description="devices in one scale-up domain (node or supernode)")
+    domain_size: Count = Field(
+        ge=1, description="devices in one scale-up domain (node or supernode)"
+    )
 
 
 class Nic(StrictModel):
@@ -119,7 +122,7 @@ class Nic(StrictModel):
 
 
 class Host(StrictModel):
-    pcie_gen: int = Field(ge=3, le=6)
+    pcie_gen: Count = Field(ge=3, le=6)
     pcie_bandwidth: BandwidthFigure = Field(description="device↔host, per direction (x16)")
 
 

@@ -27,9 +27,18 @@ class _UniqueKeyLoader(yaml.SafeLoader):
     """SafeLoader that rejects duplicate keys (YAML would silently keep the last one)."""
 
 
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
 def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False):
+    # merge keys (`<<: *base`, pool templates) are YAML's own way to repeat keys: a key of this
+    # mapping overrides a merged one, and only two keys written here are a duplicate
+    own = sum(1 for key_node, _ in node.value if key_node.tag != _MERGE_TAG)
+    loader.flatten_mapping(node)
+    merged = len(node.value) - own
     mapping: dict[Any, Any] = {}
-    for key_node, value_node in node.value:
+    written: set[Any] = set()
+    for n, (key_node, value_node) in enumerate(node.value):
         key = loader.construct_object(key_node, deep=deep)
         try:
             hash(key)
@@ -40,10 +49,12 @@ def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: b
                 f"a key must be a plain value, not a {type(key).__name__}",
                 key_node.start_mark,
             ) from None
-        if key in mapping:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r}", key_node.start_mark
-            )
+        if n >= merged:
+            if key in written:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark
+                )
+            written.add(key)
         mapping[key] = loader.construct_object(value_node, deep=deep)
     return mapping
 
@@ -62,7 +73,8 @@ def read_yaml(path: str | Path, what: str = "file") -> dict[str, Any]:
     if path.is_dir():
         raise InputError(f"{what} is a directory, expected a YAML file", file=path)
     try:
-        text = path.read_text(encoding="utf-8")
+        # utf-8-sig: a byte-order mark, as some Windows editors write, is not part of the text
+        text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError:
         raise InputError(f"{what} is not UTF-8 text (is it a binary file?)", file=path) from None
     except OSError as exc:
@@ -140,48 +152,87 @@ def _inner_model(annotation: Any) -> Any:
 def validation_error_to_input_error(
     exc: ValidationError, model: type[BaseModel], file: str | Path | None
 ) -> InputError:
-    """The first error of a ValidationError, as one actionable message.
+    """Every problem of a ValidationError, each with its field path, bad value and what is allowed.
 
-    Later errors are counted, not printed: fixing the first often fixes the rest, and one clear
-    message beats a wall of them.
+    One problem is one line; several are numbered under "N problems:", as
+    :func:`hetsim.checks.scenario.check_scenario` lists its own, so a user fixes them in one pass.
     """
     errors = exc.errors(include_url=False)
-    # an unknown key first: a misspelt key also shows up as the missing field it was meant to be,
+    # unknown keys first: a misspelt key also shows up as the missing field it was meant to be,
     # and "unknown key 'slas' (did you mean 'sla'?)" is the message that says how to fix both
     errors.sort(key=lambda e: e.get("type") != "extra_forbidden")
-    first = errors[0]
-    loc = tuple(first.get("loc", ()))
+    meant: set[tuple[Any, ...]] = set()
+    problems: list[InputError] = []
+    for error in _merge_union_branches(errors, model):
+        loc = tuple(error.get("loc", ()))
+        if error.get("type") == "missing" and loc in meant:
+            continue  # the misspelt key's problem already names this field
+        problem, close = _one_problem(error, model)
+        if close is not None:
+            meant.add((*loc[:-1], close))
+        problems.append(problem)
+    if len(problems) == 1:
+        return problems[0].with_context(file=file)
+    listed = "\n".join(f"  {k}. {p.render()}" for k, p in enumerate(problems, 1))
+    return InputError(f"{len(problems)} problems:\n{listed}", file=file)
+
+
+def _merge_union_branches(errors: list[Any], model: type[BaseModel]) -> list[Any]:
+    """A value that fits none of a union's types (``str | int``) fails once per type, each
+    error located under the type's name: one problem, at the field, listing what each wanted."""
+    out: list[Any] = []
+    by_field: dict[tuple[Any, ...], Any] = {}
+    for error in errors:
+        loc = tuple(error.get("loc", ()))
+        branch = loc[-1] if loc else None
+        keys = _allowed_keys(model, loc) if isinstance(branch, str) else None
+        if keys is None or branch in keys or error.get("type") in ("missing", "extra_forbidden"):
+            out.append(error)
+            continue
+        first = by_field.get(loc[:-1])
+        if first is None:
+            first = by_field[loc[:-1]] = {**error, "loc": loc[:-1], "type": "union"}
+            out.append(first)
+        else:
+            first["msg"] = f"{first['msg']}, or {str(error.get('msg', '')).lower()}"
+    return out
+
+
+def _one_problem(error: Any, model: type[BaseModel]) -> tuple[InputError, str | None]:
+    """One pydantic error as an InputError (without a file), and the key an unknown key was
+    probably meant to be."""
+    loc = tuple(error.get("loc", ()))
     field = _loc_to_path(loc) or None
-    kind = first.get("type", "")
-    message = str(first.get("msg", "invalid value"))
+    kind = error.get("type", "")
+    message = str(error.get("msg", "invalid value"))
     if message.startswith("Value error, "):
         message = message[len("Value error, ") :]
     allowed: str | None = None
-    value: Any = first.get("input")
+    close: str | None = None
+    value: Any = error.get("input")
     if kind == "extra_forbidden":
         keys = _allowed_keys(model, loc) or []
         unknown = str(loc[-1]) if loc else "?"
-        close = difflib.get_close_matches(unknown, keys, n=1)
-        message = "unknown key" + (f" (did you mean {close[0]!r}?)" if close else "")
+        matches = difflib.get_close_matches(unknown, keys, n=1)
+        close = matches[0] if matches else None
+        message = "unknown key" + (f" (did you mean {close!r}?)" if close else "")
         allowed = ", ".join(keys) if keys else None
         value = unknown
     elif kind == "missing":
         message = "required field is missing"
         value = None
     elif kind == "literal_error":
-        expected = (first.get("ctx") or {}).get("expected")
+        expected = (error.get("ctx") or {}).get("expected")
         if expected:
             allowed = str(expected)
             message = "not one of the allowed values"
     elif kind in ("model_type", "model_attributes_type", "dict_type"):
         message = "expected a mapping of keys to values"
-    if len(errors) > 1:
-        message += f" [and {len(errors) - 1} more problem(s)]"
-    kwargs: dict[str, Any] = {"file": file, "field": field, "allowed": allowed}
+    kwargs: dict[str, Any] = {"field": field, "allowed": allowed}
     if kind != "missing" and loc:
         # (an error about the whole document would print the whole document)
         kwargs["value"] = _short(value)
-    return InputError(message, **kwargs)
+    return InputError(message, **kwargs), close
 
 
 def _short(value: Any) -> Any:

@@ -391,7 +391,9 @@ class ModelConfig:
             head_dim=head_dim,
             intermediate_size=need("intermediate_size"),
             vocab_size=need("vocab_size"),
-            max_context=num("max_position_embeddings", 4096),
+            max_context=need("max_position_embeddings")
+            if has("max_position_embeddings") is not None
+            else 4096,
             tie_word_embeddings=bool(config.get("tie_word_embeddings", False)),
             source=source,
             raw=config,
@@ -405,6 +407,15 @@ class ModelConfig:
             )
         elif model_type in ("qwen2_moe", "qwen3_moe"):
             mlp_only = config.get("mlp_only_layers") or []
+            if not isinstance(mlp_only, list) or not all(
+                type(i) is int and i >= 0 for i in mlp_only
+            ):
+                raise InputError(
+                    "expected a list of layer indices (whole numbers from 0)",
+                    file=where,
+                    field="mlp_only_layers",
+                    value=mlp_only,
+                )
             step = num("decoder_sparse_step", 1)
             dense_layers = sum(
                 1
@@ -454,7 +465,75 @@ class ModelConfig:
                 index_n_heads=num("index_n_heads"),
                 index_head_dim=num("index_head_dim"),
             )
+        _check_shape(text, where)
+        _check_full_attention(config, model_type, where)
         return cls(**text)  # type: ignore[arg-type]
+
+
+def _check_shape(text: dict[str, Any], where: str) -> None:
+    """Sizes that no model has, which would divide by zero or count negative parameters."""
+    heads, kv_heads = text["num_attention_heads"], text["num_kv_heads"]
+    if text["hidden_size"] < heads:
+        raise InputError(
+            f"hidden_size is below the {heads} attention heads (each head needs at least one "
+            "dimension)",
+            file=where,
+            field="hidden_size",
+            value=text["hidden_size"],
+            allowed=f"at least num_attention_heads ({heads})",
+        )
+    if not text.get("kv_lora_rank") and heads % kv_heads:
+        raise InputError(
+            f"num_key_value_heads must divide the {heads} attention heads (each KV head serves "
+            "a whole group of query heads)",
+            file=where,
+            field="num_key_value_heads",
+            value=kv_heads,
+            allowed=", ".join(str(d) for d in range(1, heads + 1) if heads % d == 0),
+        )
+    experts, top_k = text.get("num_experts", 0), text.get("experts_per_token", 0)
+    if experts and not 1 <= top_k <= experts:
+        raise InputError(
+            f"a token is routed to between 1 and the {experts} experts",
+            file=where,
+            field="num_experts_per_tok",
+            value=top_k,
+            allowed=f"1 to {experts}",
+        )
+
+
+#: model types whose HF code slides the window whenever ``sliding_window`` is set (Qwen's only
+#: with ``use_sliding_window: true``)
+_WINDOW_WITHOUT_FLAG = ("mistral", "mixtral", "minimax_m2")
+
+
+def _check_full_attention(config: dict[str, Any], model_type: str, where: str) -> None:
+    """hetsim sizes KV and attention for full causal attention over the whole context: a model
+    whose layers attend a sliding window would be costed wrongly, so it is an error."""
+    window = config.get("sliding_window")
+    context = config.get("max_position_embeddings")
+    # a window as long as the context never slides
+    slides = isinstance(window, int | float) and not (
+        isinstance(context, int | float) and window >= context
+    )
+    layer_types = config.get("layer_types")
+    if isinstance(layer_types, list) and "sliding_attention" in layer_types:
+        field, value = "layer_types", "sliding_attention"
+    elif slides and config.get("sliding_window_pattern"):
+        field, value = "sliding_window_pattern", config["sliding_window_pattern"]
+    elif slides and config.get("use_sliding_window", model_type in _WINDOW_WITHOUT_FLAG):
+        field, value = "sliding_window", window
+    else:
+        return
+    raise InputError(
+        "sliding-window attention is not modelled (hetsim sizes KV and attention for the full "
+        "context)",
+        file=where,
+        field=field,
+        value=value,
+        allowed="full attention: sliding_window null or use_sliding_window false, no "
+        "sliding_attention layers",
+    )
 
 
 def _capped_context_sum(first: int, last: int, cap: int) -> float:
@@ -507,6 +586,8 @@ def load_model(name_or_path: str | Path, base_dir: Path | None = None) -> ModelC
         raise InputError("not UTF-8 text (is it a binary file?)", file=path) from None
     except OSError as exc:
         raise InputError(f"cannot read the model config: {exc.strerror}", file=path) from None
+    except RecursionError:
+        raise InputError("not valid JSON: nested too deeply", file=path) from None
     if not isinstance(config, dict):
         raise InputError("config.json must hold a JSON object", file=path)
     meta = config.get("_hetsim_meta") or {}

@@ -24,7 +24,7 @@ from hetsim.spec.hardware import AcceleratorProfile, load_profile
 from hetsim.spec.loader import apply_overrides, read_yaml, validate_model
 from hetsim.spec.model import ModelConfig, load_model
 from hetsim.spec.scenario import PoolSpec, ScenarioSpec
-from hetsim.spec.workload import TRACE_COLUMNS, TraceSpec
+from hetsim.spec.workload import TRACE_COLUMNS, LengthSpec, TraceSpec
 
 __all__ = [
     "Scenario",
@@ -142,7 +142,10 @@ def _resolve(spec: ScenarioSpec, path: Path | None) -> Scenario:
 
     for i, pool in enumerate(spec.pools):
         _check_pool(scenario, i, pool)
+        if pool.router == "prefix_aware":
+            _check_prefix_router(spec, i)
     _check_kv(spec, profiles)
+    _check_context(spec, model)
     _check_costs_and_search(spec, extra_dirs)
     if spec.workload.trace is not None:
         check_trace_header(spec.workload.trace, base, "workload.trace")
@@ -222,6 +225,59 @@ def _check_pool(scenario: Scenario, i: int, pool: PoolSpec) -> None:
         _check_speculative(scenario, where, pool)
     # whether it fits is judged in hetsim.checks, with the other cross-layer checks
     scenario.footprints[pool.name] = footprint(model, profile, pool)
+
+
+def workload_hash_source(spec: ScenarioSpec) -> str | None:
+    """What gives the workload's requests prefix block hashes, or None where nothing does."""
+    w = spec.workload
+    if w.synthetic is not None and w.synthetic.prefix_hit_rate > 0:
+        return "workload.synthetic.prefix_hit_rate"
+    if w.trace is not None and w.trace.column_map().get("hash_ids") is not None:
+        return f"the {w.trace.format} trace's hash_ids"
+    return None
+
+
+def _check_prefix_router(spec: ScenarioSpec, i: int) -> None:
+    """prefix_aware ranks instances by the hashed prompt blocks their prefix cache holds:
+    requests without hashes score zero everywhere, and it would silently be
+    least_outstanding_tokens (see hetsim.sim.router). With the cache disabled it is that too,
+    as a cache-aware router is with empty caches: a cache on/off comparison, not an error."""
+    if workload_hash_source(spec) is None:
+        raise InputError(
+            "prefix_aware routes by the prompts' prefix block hashes, and this workload's "
+            "requests carry none (they come from a synthetic prefix_hit_rate above 0, a "
+            "mooncake trace's hash_ids or a csv/jsonl trace's hash_ids column)",
+            field=f"pools[{i}].router",
+            value="prefix_aware",
+            allowed="round_robin, least_outstanding_tokens",
+        )
+
+
+def _longest(length: LengthSpec) -> int | None:
+    """The longest length ``length`` can draw, or None where nothing bounds it (a lognormal or
+    an empirical trace without ``max``)."""
+    if length.dist == "fixed":
+        return length.value
+    return length.max
+
+
+def _check_context(spec: ScenarioSpec, model: ModelConfig) -> None:
+    """A request's prompt and output must fit in the model's context window
+    (max_position_embeddings): no engine serves a longer one, and hetsim would cost it."""
+    w = spec.workload
+    for section, lengths in (("synthetic", w.synthetic), ("closed_loop", w.closed_loop)):
+        if lengths is None:
+            continue
+        inp, out = _longest(lengths.input_tokens), _longest(lengths.output_tokens)
+        if inp is None or out is None or inp + out <= model.max_context:
+            continue
+        raise InputError(
+            f"a request can reach {inp:,} prompt + {out:,} output = {inp + out:,} tokens, beyond "
+            f"the {model.max_context:,}-token context of {model.name} (max_position_embeddings)",
+            field=f"workload.{section}.input_tokens, workload.{section}.output_tokens",
+            value=f"max {inp} + max {out}",
+            allowed=f"input max + output max ≤ {model.max_context}",
+        )
 
 
 def _check_speculative(scenario: Scenario, where: str, pool: PoolSpec) -> None:

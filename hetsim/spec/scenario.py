@@ -14,6 +14,7 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 from hetsim.spec._types import (
     Bandwidth,
     Bytes,
+    Count,
     LatencySeconds,
     PricePerHour,
     RequestRate,
@@ -118,11 +119,11 @@ def _one_of(value: str, allowed: tuple[str, ...], what: str) -> str:
 class Batching(StrictModel):
     """Scheduler limits of one instance (vLLM's names)."""
 
-    max_num_seqs: int = Field(default=256, gt=0, description="requests in one batch")
-    max_batched_tokens: int = Field(
+    max_num_seqs: Count = Field(default=256, gt=0, description="requests in one batch")
+    max_batched_tokens: Count = Field(
         default=8192, gt=0, description="new tokens (prefill chunks + decodes) in one step"
     )
-    chunk_size: int | None = Field(
+    chunk_size: Count | None = Field(
         default=None,
         gt=0,
         description="longest prefill chunk of one request per step (chunked prefill); null: a "
@@ -149,7 +150,7 @@ class SpeculativeSpec(StrictModel):
         description="draft source; one of: mtp (the model's own multi-token-prediction "
         "layers, config.json num_nextn_predict_layers >= 1). draft_model is not modelled",
     )
-    tokens: int = Field(
+    tokens: Count = Field(
         ge=1, le=16, description="draft tokens proposed per step (SGLang speculative_num_steps)"
     )
     acceptance: list[float] = Field(
@@ -199,12 +200,12 @@ class PoolSpec(StrictModel):
     name: str = Field(description="unique pool name, e.g. 'prefill' or 'decode_h20'")
     role: Role
     accelerator: str = Field(description="a hardware profile name (see `hetsim profiles`)")
-    instances: int = Field(default=1, ge=1, description="number of serving instances")
-    tp: int = Field(default=1, ge=1, description="tensor-parallel degree (devices per replica)")
-    dp: int = Field(
+    instances: Count = Field(default=1, ge=1, description="number of serving instances")
+    tp: Count = Field(default=1, ge=1, description="tensor-parallel degree (devices per replica)")
+    dp: Count = Field(
         default=1, ge=1, description="data-parallel attention ranks per instance (MoE, DP-attn)"
     )
-    ep: int = Field(
+    ep: Count = Field(
         default=1,
         ge=1,
         description="expert-parallel degree for MoE: the routed experts are split ep ways by "
@@ -229,7 +230,7 @@ class PoolSpec(StrictModel):
     memory_utilization: float = Field(
         default=0.9, gt=0, le=1, description="share of device memory the engine may use"
     )
-    kv_page_tokens: int = Field(default=16, gt=0, description="KV block (page) size in tokens")
+    kv_page_tokens: Count = Field(default=16, gt=0, description="KV block (page) size in tokens")
     kv_layout: Literal["NHD", "HND"] = Field(
         default="NHD",
         description="memory layout of a KV page: NHD (tokens, heads, head_dim; vLLM's "
@@ -266,6 +267,39 @@ class PoolSpec(StrictModel):
             raise ValueError(
                 "speculative decoding applies to decode steps; allowed on decode and colocated "
                 "pools, not on a prefill pool"
+            )
+        return v
+
+    # field validators run only on a value the file sets (pydantic does not validate defaults),
+    # so a default never trips them and a dump of a valid pool re-validates
+    @field_validator("preemption")
+    @classmethod
+    def _preemption(cls, v: str, info: ValidationInfo) -> str:
+        role = info.data.get("role")  # None: the role is invalid, and reported as such
+        if v == "swap" and role not in ("decode", None):
+            # prefill instances never preempt; colocated ones recompute (only decode swaps)
+            raise ValueError(
+                f"preemption swap is modelled on decode pools only; a {role} pool "
+                f"{'never preempts' if role == 'prefill' else 'recomputes what it preempts'}; "
+                "allowed here: recompute"
+            )
+        return v
+
+    @field_validator("router")
+    @classmethod
+    def _router(cls, v: str, info: ValidationInfo) -> str:
+        role = info.data.get("role")  # None: the role is invalid, and reported as such
+        if v == "least_kv_load" and role not in ("decode", None):
+            raise ValueError(
+                "least_kv_load ranks decode instances by their KV blocks used or promised; "
+                f"a {role} pool has no such load; allowed here: round_robin, "
+                "least_outstanding_tokens, prefix_aware"
+            )
+        if v == "prefix_aware" and role == "decode":
+            raise ValueError(
+                "prefix_aware ranks instances by the prompt prefix their prefix cache holds; "
+                "decode instances compute no prompts and have no prefix cache; allowed here: "
+                "round_robin, least_outstanding_tokens, least_kv_load"
             )
         return v
 
@@ -349,7 +383,7 @@ class TierSpec(StrictModel):
 
 class PrefixCacheSpec(StrictModel):
     enabled: bool = False
-    block_tokens: int = Field(
+    block_tokens: Count = Field(
         default=512, gt=0, description="prefix hash block size (Mooncake traces: 512)"
     )
     hit_rate: float | None = Field(
@@ -465,7 +499,7 @@ class LifecycleSpec(StrictModel):
     )
     lease: Seconds = Field(default=30.0, gt=0, description="pull: vLLM kv_lease_duration")
     heartbeat: Seconds = Field(default=5.0, gt=0, description="pull: lease heartbeat interval")
-    reserved_decode_tokens: int = Field(
+    reserved_decode_tokens: Count = Field(
         default=512, ge=0, description="push: SGLang --num-reserved-decode-tokens"
     )
     bootstrap_timeout: Seconds = Field(default=300.0, gt=0, description="push: SGLang default")
@@ -509,10 +543,10 @@ class RoleSearch(StrictModel):
     models whose pool sets ep > 1, ep follows tp (experts spread over the instance's devices)."""
 
     accelerators: list[str] = Field(default_factory=list, description="hardware profile names")
-    instances: list[Annotated[int, Field(ge=1)]] = Field(
+    instances: list[Annotated[Count, Field(ge=1)]] = Field(
         default_factory=list, description="instance counts (the P:D ratio)"
     )
-    tp: list[Annotated[int, Field(ge=1)]] = Field(
+    tp: list[Annotated[Count, Field(ge=1)]] = Field(
         default_factory=list, description="tensor-parallel degrees"
     )
     precision: list[PrecisionPolicy] = Field(
@@ -521,10 +555,10 @@ class RoleSearch(StrictModel):
         "keeps the pool's KV format",
     )
     kv: list[str] = Field(default_factory=list, description="KV cache storage formats")
-    chunk_size: list[Annotated[int, Field(gt=0)]] = Field(
+    chunk_size: list[Annotated[Count, Field(gt=0)]] = Field(
         default_factory=list, description="prefill chunk sizes (tokens)"
     )
-    max_num_seqs: list[Annotated[int, Field(gt=0)]] = Field(
+    max_num_seqs: list[Annotated[Count, Field(gt=0)]] = Field(
         default_factory=list, description="batch limits (requests per step)"
     )
 
@@ -540,7 +574,7 @@ class SearchSpec(StrictModel):
     prefill: RoleSearch = Field(default_factory=RoleSearch)
     decode: RoleSearch = Field(default_factory=RoleSearch)
     transfer_format: list[str] = Field(default_factory=list, description="KV wire formats")
-    max_requests: int | None = Field(
+    max_requests: Count | None = Field(
         default=None,
         gt=0,
         description="replay only the first N requests of the workload in each planning "
@@ -555,7 +589,7 @@ class SearchSpec(StrictModel):
     )
     lifecycle: list[Literal["pull", "push", "store"]] = Field(default_factory=list)
     colocated: bool = Field(default=True, description="also evaluate a colocated baseline")
-    inventory: dict[str, Annotated[int, Field(ge=0)]] = Field(
+    inventory: dict[str, Annotated[Count, Field(ge=0)]] = Field(
         default_factory=dict,
         description="devices available per accelerator name (an accelerator not listed is not "
         "limited)",
@@ -580,7 +614,7 @@ class ScenarioSpec(StrictModel):
     workload: WorkloadSpec
     sla: SLASpec
     costs: CostsSpec = Field(default_factory=CostsSpec)
-    seed: int = Field(default=0, ge=0)
+    seed: Count = Field(default=0, ge=0)
     faults: FaultsSpec = Field(default_factory=FaultsSpec)
     search: SearchSpec | None = None
 

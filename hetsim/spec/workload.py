@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from hetsim.spec._types import RequestRate, Seconds, StrictModel
+from hetsim.spec._types import Count, RequestRate, Seconds, StrictModel
 
 __all__ = [
     "TRACE_FORMATS",
@@ -78,8 +78,8 @@ class TraceSpec(StrictModel):
         description="rescale arrival times so the mean rate is this, e.g. '12 req/s' (burstiness "
         "is kept: inter-arrival gaps are scaled by one factor)",
     )
-    max_input_tokens: int | None = Field(default=None, gt=0, description="cap on prompt length")
-    max_output_tokens: int | None = Field(default=None, gt=0, description="cap on output length")
+    max_input_tokens: Count | None = Field(default=None, gt=0, description="cap on prompt length")
+    max_output_tokens: Count | None = Field(default=None, gt=0, description="cap on output length")
     sample: float = Field(
         default=1.0,
         gt=0,
@@ -91,7 +91,7 @@ class TraceSpec(StrictModel):
         description="unparsable rows and rows whose timestamp goes backwards: stop with an "
         "error naming file, line and column, or skip and count them",
     )
-    block_tokens: int = Field(
+    block_tokens: Count = Field(
         default=512,
         gt=0,
         description="tokens per prefix hash block of the `hash_ids` column (Mooncake: 512); "
@@ -137,11 +137,11 @@ class LengthSpec(StrictModel):
         description="fixed (`value`), uniform integers in [`min`, `max`], lognormal (`mean`, "
         "`cv`), or empirical (resampled from `trace`)",
     )
-    value: int | None = Field(default=None, gt=0, description="fixed: the length")
-    min: int | None = Field(
+    value: Count | None = Field(default=None, gt=0, description="fixed: the length")
+    min: Count | None = Field(
         default=None, gt=0, description="uniform: lower bound; lognormal/empirical: clip floor"
     )
-    max: int | None = Field(
+    max: Count | None = Field(
         default=None, gt=0, description="uniform: upper bound; lognormal/empirical: clip ceiling"
     )
     mean: float | None = Field(default=None, gt=0, description="lognormal: mean length")
@@ -191,7 +191,7 @@ class SyntheticSpec(StrictModel):
     cv: float = Field(default=1.0, gt=0, description="gamma: coefficient of variation of gaps")
     on: Seconds = Field(default=10.0, gt=0, description="bursty: length of an on period")
     off: Seconds = Field(default=10.0, ge=0, description="bursty: length of an off period")
-    requests: int = Field(default=1000, gt=0, description="number of requests to generate")
+    requests: Count = Field(default=1000, gt=0, description="number of requests to generate")
     input_tokens: LengthSpec = Field(description="prompt length distribution")
     output_tokens: LengthSpec = Field(description="output length distribution")
     prefix_hit_rate: float = Field(
@@ -203,13 +203,13 @@ class SyntheticSpec(StrictModel):
         "hashes like a Mooncake trace's hash_ids. Only full blocks are shared, so the share "
         "reachable is at most that of prompt tokens in full blocks",
     )
-    prefix_groups: int = Field(
+    prefix_groups: Count = Field(
         default=16,
         gt=0,
         description="number of distinct shared prefixes (system prompts / conversations) that "
         "requests draw from, uniformly",
     )
-    block_tokens: int = Field(
+    block_tokens: Count = Field(
         default=512, gt=0, description="tokens per prefix hash block (Mooncake: 512)"
     )
 
@@ -241,8 +241,8 @@ class ClosedLoopSpec(StrictModel):
     --max-concurrency`, SGLang's bench_serving and genai-perf measure (see
     :mod:`hetsim.workload.closed_loop`)."""
 
-    concurrency: int = Field(gt=0, description="clients, each with at most one request in flight")
-    requests: int = Field(gt=0, description="requests sent in all, by all clients together")
+    concurrency: Count = Field(gt=0, description="clients, each with at most one request in flight")
+    requests: Count = Field(gt=0, description="requests sent in all, by all clients together")
     think_time: Seconds = Field(
         default=0.0,
         ge=0,
@@ -266,7 +266,7 @@ class WorkloadSpec(StrictModel):
         default=None,
         description="clients that send their next request when the previous one ends",
     )
-    warmup_requests: int = Field(
+    warmup_requests: Count = Field(
         default=0,
         ge=0,
         description="the first N requests (by arrival) are simulated but left out of the "
