@@ -115,6 +115,11 @@ def simulate(
             value=str(max_requests),
             allowed="an integer >= 1",
         )
+    if seed is not None and seed < 0:
+        # numpy's generators take no negative seed; the scenario's `seed` field has the same rule
+        raise InputError(
+            "a seed is never negative", field="--seed", value=seed, allowed="an integer >= 0"
+        )
     report = beat = None
     if progress is not None or heartbeat is not None:
         total = _total(scenario, requests, max_requests, seed)

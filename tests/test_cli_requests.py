@@ -96,3 +96,15 @@ def test_trace_rows_over_the_model_context_are_counted_not_replayed(tmp_path):
         "zero prompt or output tokens": 2,
         "prompt + output over the model's context (max_position_embeddings)": 1,
     }
+
+
+def test_a_negative_seed_is_an_input_error():
+    proc = run("simulate", "scenarios/qwen3-32b-4p4d.yaml", "--requests", "5", "--seed", "-5")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "--seed" in proc.stderr and "-5" in proc.stderr
+
+
+def test_a_trace_starting_with_a_byte_order_mark_is_replayed(tmp_path):
+    scenario = small_trace_scenario(tmp_path)
+    (tmp_path / "five.csv").write_text("\ufeff" + TRACE_ROWS, encoding="utf-8")
+    assert simulate(str(scenario)).summary.requests == 3

@@ -311,7 +311,9 @@ def _colocated_baselines(
         )
     )
     serve_base = {k: v for k, v in d_base.items() if k not in ("kv_page_tokens",)}
-    serve_base.update(name="serve", role="colocated")
+    # a colocated pool takes arrivals as the prefill pool does (its router) and cannot swap
+    serve_base.update(name="serve", role="colocated", router=p_pool.router)
+    serve_base.pop("preemption", None)
     # the decode pool's batching is for decode steps alone; a colocated instance also
     # runs prompts, so it keeps the prefill pool's token budget
     serve_base["batching"] = dict(

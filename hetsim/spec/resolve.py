@@ -391,7 +391,8 @@ def check_trace_header(trace: TraceSpec, base_dir: Path, field: str) -> Path:
     needed = [c for k, c in columns.items() if c is not None and k != "hash_ids"]
     is_jsonl = trace.format in ("mooncake", "jsonl")
     try:
-        with path.open(encoding="utf-8", newline="") as fh:
+        # utf-8-sig: spreadsheet exports start CSVs with a byte-order mark, which the reader skips
+        with path.open(encoding="utf-8-sig", newline="") as fh:
             if is_jsonl:
                 first = ""
                 for line in fh:
@@ -416,6 +417,8 @@ def check_trace_header(trace: TraceSpec, base_dir: Path, field: str) -> Path:
                 have = [h.strip() for h in header]
     except UnicodeDecodeError:
         raise InputError("trace file is not UTF-8 text", file=path) from None
+    except csv.Error as exc:
+        raise InputError(f"trace file is not readable CSV ({exc})", file=path) from None
     missing = [c for c in needed if c not in have]
     if missing:
         expected = TRACE_COLUMNS.get(trace.format)
