@@ -233,8 +233,20 @@ def mutants(
     """``count`` distinct mutants of ``data``, drawn by ``rng`` (so fixed by its seed); with
     ``edges``, from :func:`edge_candidates`, else from every operator."""
     offered = edge_candidates(data, rng) if edges else _candidates(data, rng)
-    pool = [c for c in offered if only is None or only(c[1])]
-    picked = rng.sample(pool, min(count, len(pool)))
+    by_op: dict[str, list[tuple[str, FieldPath, Any]]] = {}
+    for candidate in offered:
+        _, path, new = candidate
+        if (only is None or only(path)) and new != get(data, path):  # not a no-op
+            by_op.setdefault(candidate[0], []).append(candidate)
+    picked = []
+    # an operator first, then where: numbers offer many more candidates than pools do, and a
+    # draw over candidates alone would hardly ever duplicate or rename a pool
+    while by_op and len(picked) < count:
+        op = rng.choice(sorted(by_op))
+        group = by_op[op]
+        picked.append(group.pop(rng.randrange(len(group))))
+        if not group:
+            del by_op[op]
     return [apply(data, *c) for c in picked]
 
 

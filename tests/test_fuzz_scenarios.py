@@ -130,7 +130,6 @@ FOUND = [
     ("qwen3-32b-colocated", ("workload", "synthetic", "input_tokens", "max"), 10**30, "simulate"),
     ("lifecycle-faults", ("workload", "synthetic", "output_tokens", "max"), 10**30, "simulate"),
     ("closed-loop-llama70b-h200", ("workload", "closed_loop", "concurrency"), 10**30, "simulate"),
-    ("qwen3-32b-colocated", ("pools", 0, "instances"), 10**30, "simulate"),
     ("qwen3-32b-6p2d", ("pools", 1, "tp"), True, "check"),
     ("lifecycle-faults", ("sla", "attainment"), True, "check"),
 ]

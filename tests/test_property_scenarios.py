@@ -50,6 +50,10 @@ def _pool(draw: st.DrawFn, name: str, role: str) -> dict[str, Any]:
         "router": draw(
             st.sampled_from(["round_robin", "least_outstanding_tokens", "prefix_aware"])
         ),
+        # a quarter of an H100 leaves an 8B model a few GB of KV: the blocks fill up
+        "memory_utilization": draw(st.sampled_from([0.9, 0.25])),
+        "preemption": draw(st.sampled_from(["recompute", "swap"])),
+        "kv_page_tokens": draw(st.sampled_from([16, 64])),
     }
     if role == "colocated":
         pool["batching"]["chunk_size"] = pool["batching"]["max_batched_tokens"]
@@ -119,7 +123,8 @@ def scenarios(draw: st.DrawFn) -> dict[str, Any]:
             "requests": 1000,
             "input_tokens": {"dist": "lognormal", "mean": draw(st.sampled_from([256, 2048])),
                              "cv": 0.6, "min": 16, "max": 8192},
-            "output_tokens": {"dist": "lognormal", "mean": 32, "cv": 0.6, "min": 2, "max": 128},
+            "output_tokens": {"dist": "lognormal", "mean": draw(st.sampled_from([32, 160])),
+                              "cv": 0.6, "min": 2, "max": 512},
             "prefix_hit_rate": draw(st.sampled_from([0.0, 0.5, 0.9])) if cache else 0.0,
         }
     }  # fmt: skip
