@@ -71,7 +71,7 @@ class Mutation:
             return True
         if self.op in ("unknown_enum", "typo") and self.path:
             return self.path[-1] in ENUM_KEYS
-        return self.op == "change_unit"
+        return self.op in ("change_unit", "drop_unit", "wrong_dimension")
 
 
 def render_path(path: FieldPath) -> str:
@@ -163,7 +163,8 @@ def edge_candidates(data: dict[str, Any], rng: Random) -> list[tuple[str, FieldP
 
 
 def _candidates(data: dict[str, Any], rng: Random) -> list[tuple[str, FieldPath, Any]]:
-    """Every (op, path, new value) this scenario offers; ``DELETE`` and list ops are keyed ops."""
+    """Every (op, path, new value) the operators offer on this scenario (``new`` is unused by
+    ``delete_key`` and ``duplicate_pool``; for ``unknown_key`` it is the misspelt key)."""
     out: list[tuple[str, FieldPath, Any]] = []
     for path, value in walk(data):
         key = path[-1]
@@ -236,7 +237,8 @@ def mutants(
     by_op: dict[str, list[tuple[str, FieldPath, Any]]] = {}
     for candidate in offered:
         _, path, new = candidate
-        if (only is None or only(path)) and new != get(data, path):  # not a no-op
+        old = get(data, path)
+        if (only is None or only(path)) and (type(new), new) != (type(old), old):  # no no-ops
             by_op.setdefault(candidate[0], []).append(candidate)
     picked = []
     # an operator first, then where: numbers offer many more candidates than pools do, and a
