@@ -137,7 +137,8 @@ def scenarios(draw: st.DrawFn) -> dict[str, Any]:
 
 def _accounted_once(res, requests: int) -> None:
     rows, s = res.requests, res.summary
-    assert len(rows) == requests == s.completed + s.failed
+    assert len(rows) == requests == s.requests == s.completed + s.failed
+    assert sum(s.failure_reasons.values()) == s.failed
     assert rows["request_id"].is_unique
     assert set(rows["status"]) <= {"completed", "failed"}
     failed = rows[rows["status"] == "failed"]
@@ -196,3 +197,5 @@ def test_random_valid_scenarios_keep_the_invariants(data: dict[str, Any], reques
     pd.testing.assert_frame_equal(res.requests, again.requests)
     pd.testing.assert_frame_equal(res.lifecycle, again.lifecycle)
     pd.testing.assert_frame_equal(res.timeseries, again.timeseries)
+    other = simulate(scenario, max_requests=requests, seed=scenario.spec.seed + 1)
+    assert not other.requests["arrival_s"].equals(res.requests["arrival_s"])  # the seed is used
