@@ -317,7 +317,8 @@ _ALLOWED = re.compile(r"allowed|accepted|one of|expected", re.IGNORECASE)
 def problems(outcome: Outcome, mutation: Mutation, scenario: Path) -> list[str]:
     """What breaks the rule for bad input in this run; empty when the run is fine."""
     if outcome.crash is not None:
-        return ["an exception escaped"]
+        hang = f"{Hang.__name__}: still running" in outcome.crash
+        return ["no answer: still running at the watchdog" if hang else "an exception escaped"]
     found = []
     if mutation.op == "bool_for_number" and outcome.code == 0:
         found.append("`true` was taken as a number (YAML's true is never a count or a share)")

@@ -61,10 +61,17 @@ SIMULATE_CASES = _simulate_cases()
 PLAN_CASES = _plan_cases()
 
 
-def _judge(tmp_path: Path, scenario: Path, data: dict, mutation: Mutation, args: list[str]):
+def _judge(
+    tmp_path: Path,
+    scenario: Path,
+    data: dict,
+    mutation: Mutation,
+    args: list[str],
+    limit_s: float = 15.0,
+):
     path = fuzzing.write(data, tmp_path / scenario.name)
     argv = [args[0], str(path), *args[1:]]
-    outcome = fuzzing.run_cli(argv)
+    outcome = fuzzing.run_cli(argv, limit_s)
     found = fuzzing.problems(outcome, mutation, path)
     assert not found, fuzzing.report(mutation, scenario, argv, outcome, found)
     return outcome
@@ -133,6 +140,8 @@ FOUND = [
     ("closed-loop-llama70b-h200", ("workload", "closed_loop", "concurrency"), 10**30, "simulate"),
     ("qwen3-32b-6p2d", ("pools", 1, "tp"), True, "check"),
     ("lifecycle-faults", ("sla", "attainment"), True, "check"),
+    # a fault due long after the last request keeps the finished run going until then
+    ("lifecycle-faults", ("faults", "events", 2, "at"), "200e9 s", "simulate"),
 ]
 
 
@@ -143,7 +152,8 @@ FOUND = [
 )
 def test_mutants_found_earlier_get_a_clear_verdict(tmp_path, name, path, value, command):
     scenario = fuzzing.REPO / "scenarios" / f"{name}.yaml"
-    op = "bool_for_number" if value is True else "number"
+    op = "bool_for_number" if value is True else "edge" if isinstance(value, str) else "number"
     data, mutation = fuzzing.apply(fuzzing.load(scenario), op, path, value)
     args = [command, "--requests", "5"] if command == "simulate" else [command]
-    _judge(tmp_path, scenario, data, mutation, args)
+    # each of these takes well under a second once fixed; a hang need not wait out 15 s
+    _judge(tmp_path, scenario, data, mutation, args, limit_s=5.0)
