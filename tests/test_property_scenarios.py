@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 
 from hetsim import scenario_from_dict, simulate
 
-#: dense models that fit one device of every accelerator drawn, at tp 1
+#: dense models that fit one device of every accelerator drawn, at tp 1; the longest request
+#: drawn (4,096 prompt + 512 output tokens) fits the context of each (tiny-llama: 8,192)
 MODELS = ("tiny-llama", "Llama-3.1-8B")
 ACCELERATORS = ("nvidia-h100-sxm", "nvidia-h200-sxm", "nvidia-h20")
 #: precision policies these accelerators all support (weights, activations, kv)
@@ -31,7 +32,9 @@ STAGES = (
 EPS = 1e-9  # seconds: float sums of step times
 
 
-def _pool(draw: st.DrawFn, name: str, role: str) -> dict[str, Any]:
+def _pool(draw: st.DrawFn, name: str, role: str, hashed: bool) -> dict[str, Any]:
+    """One pool; ``hashed``: the requests carry prefix hashes, which prefix_aware routes by."""
+    routers = ["round_robin", "least_outstanding_tokens"] + (["prefix_aware"] if hashed else [])
     weights = draw(st.sampled_from(FORMATS))
     pool = {
         "name": name,
@@ -47,25 +50,24 @@ def _pool(draw: st.DrawFn, name: str, role: str) -> dict[str, Any]:
             "max_num_seqs": draw(st.sampled_from([1, 4, 64])),
             "max_batched_tokens": draw(st.sampled_from([2048, 8192])),
         },
-        "router": draw(
-            st.sampled_from(["round_robin", "least_outstanding_tokens", "prefix_aware"])
-        ),
+        "router": draw(st.sampled_from(routers)),
         # a quarter of an H100 leaves an 8B model a few GB of KV: the blocks fill up
         "memory_utilization": draw(st.sampled_from([0.9, 0.25])),
-        "preemption": draw(st.sampled_from(["recompute", "swap"])),
         "kv_page_tokens": draw(st.sampled_from([16, 64])),
     }
     if role == "colocated":
         pool["batching"]["chunk_size"] = pool["batching"]["max_batched_tokens"]
     if role == "decode":
         pool["router"] = draw(st.sampled_from(["round_robin", "least_kv_load"]))
+        pool["preemption"] = draw(st.sampled_from(["recompute", "swap"]))  # decode only swaps
         pool["batching"]["max_batched_tokens"] = 512
     return pool
 
 
-def _disaggregated(draw: st.DrawFn, data: dict[str, Any]) -> None:
+def _disaggregated(draw: st.DrawFn, data: dict[str, Any], hashed: bool) -> None:
     """Prefill and decode pools over one path, in any lifecycle and KV formats."""
-    prefill, decode = _pool(draw, "prefill", "prefill"), _pool(draw, "decode", "decode")
+    prefill = _pool(draw, "prefill", "prefill", hashed)
+    decode = _pool(draw, "decode", "decode", hashed)
     data["pools"] = [prefill, decode]
     hops = [{"name": "fabric", "kind": "nic", "bandwidth": draw(st.sampled_from(
         ["100 Gbps", "400 Gbps", "450 GB/s"])), "latency": "5 us"}]  # fmt: skip
@@ -106,12 +108,13 @@ def _faults(draw: st.DrawFn, pools: list[dict[str, Any]], hop: str | None) -> di
 @st.composite
 def scenarios(draw: st.DrawFn) -> dict[str, Any]:
     data: dict[str, Any] = {"name": "drawn", "model": draw(st.sampled_from(MODELS))}
+    cache = draw(st.booleans())
+    hit_rate = draw(st.sampled_from([0.0, 0.5, 0.9])) if cache else 0.0
     disaggregated = draw(st.booleans())
     if disaggregated:
-        _disaggregated(draw, data)
+        _disaggregated(draw, data, hit_rate > 0)
     else:
-        data["pools"] = [_pool(draw, "serve", "colocated")]
-    cache = draw(st.booleans())
+        data["pools"] = [_pool(draw, "serve", "colocated", hit_rate > 0)]
     data.setdefault("kv", {})["prefix_cache"] = {"enabled": cache, "block_tokens": 256}
     data["workload"] = {
         "synthetic": {
@@ -122,10 +125,10 @@ def scenarios(draw: st.DrawFn) -> dict[str, Any]:
             "rate": f"{draw(st.sampled_from([0.5, 4, 40]))} req/s",
             "requests": 1000,
             "input_tokens": {"dist": "lognormal", "mean": draw(st.sampled_from([256, 2048])),
-                             "cv": 0.6, "min": 16, "max": 8192},
+                             "cv": 0.6, "min": 16, "max": 4096},
             "output_tokens": {"dist": "lognormal", "mean": draw(st.sampled_from([32, 160])),
                               "cv": 0.6, "min": 2, "max": 512},
-            "prefix_hit_rate": draw(st.sampled_from([0.0, 0.5, 0.9])) if cache else 0.0,
+            "prefix_hit_rate": hit_rate,
         }
     }  # fmt: skip
     data["sla"] = {"ttft": "2 s", "tpot": "50 ms", "percentile": 90, "attainment": 0.9}
