@@ -140,6 +140,7 @@ FOUND = [
     ("closed-loop-llama70b-h200", ("workload", "closed_loop", "concurrency"), 10**30, "simulate"),
     ("qwen3-32b-6p2d", ("pools", 1, "tp"), True, "check"),
     ("lifecycle-faults", ("sla", "attainment"), True, "check"),
+    ("cphd-glm51", ("kv", "conversions", 1, "to"), True, "check"),  # a page size: str | int
     # a fault due long after the last request keeps the finished run going until then
     ("lifecycle-faults", ("faults", "events", 2, "at"), "200e9 s", "simulate"),
 ]
