@@ -143,6 +143,13 @@ FOUND = [
     ("cphd-glm51", ("kv", "conversions", 1, "to"), True, "check"),  # a page size: str | int
     # a fault due long after the last request keeps the finished run going until then
     ("lifecycle-faults", ("faults", "events", 2, "at"), "200e9 s", "simulate"),
+    # a link so slow that something stays scheduled past the horizon: which field is to blame?
+    (
+        "lifecycle-faults",
+        ("interconnect", "paths", 0, "hops", 0, "bandwidth"),
+        "400e-9 Gbps",
+        "simulate",
+    ),
 ]
 
 
