@@ -836,7 +836,7 @@ CASES: list[Case] = [
                 }
             }
         ),
-        ("{file}", "faults.events[0]", "factor", "1e+300", "allowed: 0.01 to 100"),
+        ("{file}", "faults.events[0].factor", "1e+300", "allowed: 0.01 to 100"),
     ),
     Case(
         "fault-duration-beyond-a-day",
@@ -849,7 +849,7 @@ CASES: list[Case] = [
                 }
             }
         ),
-        ("faults.events[0]", "`duration` of 1e+06 s", "at most 86,400 s"),
+        ("faults.events[0].duration", "`duration` of 1e+06 s", "at most 86,400 s"),
     ),
     # ---- --set overrides ------------------------------------------------------------------------
     Case(

@@ -122,15 +122,15 @@ def test_a_slow_hop_stops_the_run_naming_the_hop():
     assert "KV transfer(s) on hop 'nvlink'" in err.value.message
 
 
-def test_a_straggler_step_past_the_horizon_names_the_fault():
+def test_a_straggler_of_1e300_is_refused_before_it_can_run_for_ever():
     sets = ["faults.events.3.factor=1e300", "faults.events.3.at=0 s"]
     with pytest.raises(InputError) as err:
         hetsim.simulate(FAULTS, sets, max_requests=20, sample_interval=None)
     assert err.value.field == "faults.events[3].factor"
-    assert "decode[0]" in err.value.message
+    assert "0.01 to 100" in err.value.message
 
 
-def test_every_decode_instance_down_past_the_horizon_names_the_crash():
+def test_every_decode_instance_down_for_2e6_s_is_refused_before_it_runs():
     sets = [
         "faults.events.0.target=decode",
         "faults.events.0.at=1 s",
@@ -139,7 +139,7 @@ def test_every_decode_instance_down_past_the_horizon_names_the_crash():
     with pytest.raises(InputError) as err:
         hetsim.simulate(FAULTS, sets, max_requests=20, sample_interval=None)
     assert err.value.field == "faults.events[0].duration"
-    assert "instances down: decode[0], decode[1], decode[2], decode[3]" in err.value.message
+    assert "at most 86,400 s" in err.value.message
 
 
 def test_arrivals_further_apart_than_the_horizon_stop_the_run():

@@ -13,7 +13,7 @@ import re
 from collections.abc import Collection, Mapping
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from hetsim.spec._types import Count, Seconds, StrictModel
 
@@ -110,23 +110,27 @@ class FaultSpec(StrictModel):
     mttr: Seconds | None = Field(default=None, gt=0, description="random crashes: mean repair")
     probability: float | None = Field(default=None, ge=0, le=1)
 
-    @model_validator(mode="after")
-    def _bounded(self) -> FaultSpec:
-        for name in ("at", "duration", "mttr"):
-            value = getattr(self, name)
-            if value is not None and value > MAX_FAULT_SECONDS:
-                raise ValueError(
-                    f"`{name}` of {value:g} s is beyond a day; allowed: at most "
-                    f"{MAX_FAULT_SECONDS:,.0f} s (a fault longer than the replayed run only "
-                    "keeps the simulated clock ticking)"
-                )
-        if self.factor is not None and not 1 / MAX_FAULT_FACTOR <= self.factor <= MAX_FAULT_FACTOR:
+    @field_validator("at", "duration", "mttr")
+    @classmethod
+    def _within_a_day(cls, value: float | None, info: ValidationInfo) -> float | None:
+        if value is not None and value > MAX_FAULT_SECONDS:
             raise ValueError(
-                f"`factor` {self.factor:g} is beyond a {MAX_FAULT_FACTOR:g}× slowdown or cut; "
+                f"`{info.field_name}` of {value:g} s is beyond a day; allowed: at most "
+                f"{MAX_FAULT_SECONDS:,.0f} s (a fault longer than the replayed run only "
+                "keeps the simulated clock ticking)"
+            )
+        return value
+
+    @field_validator("factor")
+    @classmethod
+    def _factor_bounded(cls, value: float | None) -> float | None:
+        if value is not None and not 1 / MAX_FAULT_FACTOR <= value <= MAX_FAULT_FACTOR:
+            raise ValueError(
+                f"`factor` {value:g} is beyond a {MAX_FAULT_FACTOR:g}× slowdown or cut; "
                 f"allowed: {1 / MAX_FAULT_FACTOR:g} to {MAX_FAULT_FACTOR:g} (a slower instance or "
                 "link is as good as down: use instance_crash or link_down)"
             )
-        return self
+        return value
 
     @model_validator(mode="after")
     def _complete(self) -> FaultSpec:
