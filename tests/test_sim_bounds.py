@@ -172,3 +172,26 @@ def test_a_lease_outliving_the_run_is_named():
         hetsim.simulate(FAULTS, sets, max_requests=20, sample_interval=None)
     assert err.value.field == "lifecycle.lease"
     assert "every request ended by" in err.value.message
+
+
+def test_transfers_given_up_on_do_not_hold_the_clock():
+    # 50 B/s: every KV transfer times out; the network's superseded completion timeouts (due
+    # days later) used to keep the run, and its sampler, going until the horizon stopped it
+    sets = ["interconnect.paths.0.hops.0.bandwidth=400e-9 Gbps"]
+    run_ = hetsim.simulate(FAULTS, sets, max_requests=5)
+    s = run_.summary
+    assert s.failed == s.requests == 5
+    assert s.simulated_s < 3600
+    assert run_.timeseries["time_s"].max() <= s.simulated_s
+
+
+def test_many_instances_keep_fewer_samples_each():
+    from hetsim.sim.sampler import MAX_ROWS, points_for
+
+    assert points_for(1) == MAX_POINTS
+    assert points_for(4096) == MAX_ROWS // 4096 == 1024
+    assert points_for(10**9) == 64
+    assert all(
+        points_for(n) % 2 == 0 and points_for(n) * n <= max(MAX_ROWS, 64 * n)
+        for n in (3, 999, 4097, 70000)
+    )

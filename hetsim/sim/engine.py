@@ -43,7 +43,7 @@ from hetsim.sim.output import InstanceFacts, LinkFacts, RunFacts, SimOutput
 from hetsim.sim.ports import Ledger, Stats
 from hetsim.sim.prefix import PrefixCaches
 from hetsim.sim.recovery import Recovery
-from hetsim.sim.sampler import Sampler
+from hetsim.sim.sampler import Sampler, points_for
 from hetsim.sim.state import Req
 from hetsim.sim.swap import HostSwap
 from hetsim.sim.topology import Topology
@@ -115,7 +115,12 @@ class Simulation:
         )
         self.clients = self._client_loop()
         self._connect()
-        self.sampler = Sampler(env, self.topology, sample_interval or 0.0)
+        self.sampler = Sampler(
+            env,
+            self.topology,
+            sample_interval or 0.0,
+            max_points=points_for(len(self.topology.instances)),
+        )
         self.horizon = Horizon(scenario, self.book, self.topology)
 
     def _connect(self) -> None:

@@ -207,8 +207,9 @@ class Horizon:
             for i, f in enumerate(self.scenario.spec.faults.events)
             if f.at is not None and f.at + (f.duration or 0.0) > ref + HORIZON_S
         ]
-        causes = late + self._long_settings()
-        field = next((f for _, f in causes), None)
+        # a transfer its request gave up on (a timeout, an abort) still occupies its link
+        causes = late + self._slow_links() + self._long_settings()
+        field = next((f for _, f in causes if f is not None), None)
         return InputError(
             f"every request ended by {_t(ref)}, but events are scheduled until at least "
             f"{_t(next_time)}, more than {_LIMIT} later"

@@ -29,6 +29,7 @@ A link's direction is its identity: a full-duplex NIC used both ways is two link
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -42,6 +43,8 @@ __all__ = ["Link", "Network", "Transfer", "TransferFailed", "TransferRecord"]
 # A transfer whose remaining bytes fall below this share of its size when a completion timeout
 # fires is complete: transfers finishing "at the same time" finish in the same event.
 _DONE_REL = 1e-9
+#: a superseded completion timeout further ahead than this is taken out of the event queue
+FAR_TIMEOUT_S = 3600.0
 # Links whose fair share is within this relative distance of the round's minimum are frozen in
 # the same round (float noise must not add rounds).
 _TIE_REL = 1e-12
@@ -213,6 +216,7 @@ class Network:
         self._busy_links: dict[Link, None] = {}  # links with at least one flowing transfer
         self._last = env.now  # time up to which progress has been settled
         self._generation = 0  # identifies the one completion timeout that is still valid
+        self._timeout: tuple[float, simpy.Event] | None = None  # (when it is due, it)
         self._next: Transfer | None = None  # the transfer that timeout completes
 
     def add_link(self, name: str, bandwidth: float, latency: float = 0.0) -> Link:
@@ -347,6 +351,25 @@ class Network:
         t._state = _DONE
         t.succeed(TransferRecord(t.start, self.env.now, t.nbytes, t.tag))
 
+    def _drop_far_timeout(self) -> None:
+        """Take the superseded completion timeout out of the event queue when it lies far
+        ahead. It would fire and be ignored, but until then it holds the clock: after every
+        request gave up on a transfer over a very slow link, it alone ran the run (and its
+        sampler) on for days. Near ones are left: finding one in the queue costs O(n)."""
+        if self._timeout is None:
+            return
+        due, timeout = self._timeout
+        self._timeout = None
+        if due - self.env.now < FAR_TIMEOUT_S or timeout.processed:
+            return
+        queue = self.env._queue  # noqa: SLF001 - simpy has no way to cancel a timeout
+        for k, item in enumerate(queue):
+            if item[3] is timeout:
+                queue[k] = queue[-1]
+                queue.pop()
+                heapq.heapify(queue)
+                return
+
     def _completion_due(self, event: simpy.Event) -> None:
         if event.value != self._generation:
             return  # superseded by a later re-plan
@@ -400,6 +423,7 @@ class Network:
             links = [link for link in links if link._left]
 
         self._generation += 1
+        self._drop_far_timeout()
         self._next, soonest = None, math.inf
         for t in self._flowing:
             if t.rate > 0 and t._left < soonest * t.rate:
@@ -407,3 +431,4 @@ class Network:
         if self._next is not None:
             timeout = self.env.timeout(max(soonest, 0.0), value=self._generation)
             timeout.callbacks.append(self._completion_due)
+            self._timeout = (self.env.now + max(soonest, 0.0), timeout)

@@ -23,11 +23,21 @@ import simpy
 
 from hetsim.sim.topology import Topology
 
-__all__ = ["MAX_POINTS", "Sampler"]
+__all__ = ["MAX_POINTS", "MAX_ROWS", "Sampler", "points_for"]
 
 #: samples kept per instance and per link: 1 s samples cover a bit over an hour before the
 #: interval first doubles; ten simulated days end at a 256 s interval
 MAX_POINTS = 4096
+#: rows kept over all instances and links together: a run with thousands of instances keeps
+#: fewer samples of each rather than gigabytes of series
+MAX_ROWS = 1 << 22
+
+
+def points_for(series: int) -> int:
+    """Samples to keep per series so that ``series`` series stay within :data:`MAX_ROWS`
+    (even, at least 64, at most :data:`MAX_POINTS`)."""
+    return max(64, min(MAX_POINTS, MAX_ROWS // max(series, 1)) // 2 * 2)
+
 
 INSTANCE_COLUMNS = [
     "time_s",

@@ -83,6 +83,14 @@ def _not_a_bool(value: object) -> object:
 #: which pydantic would otherwise read as 1 or 0 (``instances: yes``); a numeric string still
 #: reads as its number, as pydantic's lax mode reads it
 Count = Annotated[int, BeforeValidator(_not_a_bool)]
+#: instances of one pool hetsim simulates at most: every instance is an object with its own
+#: event stream and time series, and no single deployment serves one model from more replicas
+MAX_INSTANCES = 4096
+#: an instance count: 1 to MAX_INSTANCES
+InstanceCount = Annotated[Count, Field(ge=1, le=MAX_INSTANCES)]
+#: closed-loop clients at most (vllm bench serve --max-concurrency sweeps stop well below)
+MAX_CLIENTS = 100_000
+
 #: a share of a nominal figure achieved in practice: zero would divide, above one is a typo
 Fraction = Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]
 

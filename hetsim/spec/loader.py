@@ -11,6 +11,7 @@ import difflib
 import json
 import typing
 from pathlib import Path
+from types import UnionType
 from typing import Any, TypeVar
 
 import yaml
@@ -186,6 +187,10 @@ def _merge_union_branches(errors: list[Any], model: type[BaseModel]) -> list[Any
         loc = tuple(error.get("loc", ()))
         branch = loc[-1] if loc else None
         keys = _allowed_keys(model, loc) if isinstance(branch, str) else None
+        # a leaf union (``str | Count``) has no model to name its keys: its branches are the
+        # errors under a field whose annotation is a union
+        if keys is None and isinstance(branch, str) and _is_union(model, loc[:-1]):
+            keys = []
         if keys is None or branch in keys or error.get("type") in ("missing", "extra_forbidden"):
             out.append(error)
             continue
@@ -194,8 +199,41 @@ def _merge_union_branches(errors: list[Any], model: type[BaseModel]) -> list[Any
             first = by_field[loc[:-1]] = {**error, "loc": loc[:-1], "type": "union"}
             out.append(first)
         else:
-            first["msg"] = f"{first['msg']}, or {str(error.get('msg', '')).lower()}"
+            first["msg"] = f"{first['msg']}, or {_branch_message(error)}"
     return out
+
+
+def _branch_message(error: Any) -> str:
+    text = str(error.get("msg", "")).removeprefix("Value error, ")
+    return text[:1].lower() + text[1:]
+
+
+def _is_union(model: type[BaseModel], loc: tuple[Any, ...]) -> bool:
+    """Whether the field at ``loc`` (list indices skipped) is annotated with a union of two or
+    more types besides None."""
+    current: Any = model
+    annotation: Any = None
+    for item in loc:
+        if isinstance(item, int):
+            continue
+        inner = _inner_model(current) if annotation is not None else current
+        if not (isinstance(inner, type) and issubclass(inner, BaseModel)):
+            return False
+        field = inner.model_fields.get(item)
+        if field is None:
+            return False
+        current = annotation = field.annotation
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    return (
+        annotation is not None
+        and typing.get_origin(annotation) in (typing.Union, UnionType)
+        and len(args) >= 2
+    )
+
+
+#: pydantic's range errors and how their bound reads as an allowed range
+_BOUNDS = {"greater_than": ("gt", "> {}"), "greater_than_equal": ("ge", ">= {}"),
+           "less_than": ("lt", "< {}"), "less_than_equal": ("le", "<= {}")}  # fmt: skip
 
 
 def _one_problem(error: Any, model: type[BaseModel]) -> tuple[InputError, str | None]:
@@ -228,6 +266,11 @@ def _one_problem(error: Any, model: type[BaseModel]) -> tuple[InputError, str | 
             message = "not one of the allowed values"
     elif kind in ("model_type", "model_attributes_type", "dict_type"):
         message = "expected a mapping of keys to values"
+    elif kind in _BOUNDS:
+        key, form = _BOUNDS[kind]
+        bound = (error.get("ctx") or {}).get(key)
+        if bound is not None:
+            allowed = form.format(bound)
     kwargs: dict[str, Any] = {"field": field, "allowed": allowed}
     if kind != "missing" and loc:
         # (an error about the whole document would print the whole document)

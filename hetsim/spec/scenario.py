@@ -15,6 +15,7 @@ from hetsim.spec._types import (
     Bandwidth,
     Bytes,
     Count,
+    InstanceCount,
     LatencySeconds,
     PricePerHour,
     RequestRate,
@@ -200,7 +201,7 @@ class PoolSpec(StrictModel):
     name: str = Field(description="unique pool name, e.g. 'prefill' or 'decode_h20'")
     role: Role
     accelerator: str = Field(description="a hardware profile name (see `hetsim profiles`)")
-    instances: Count = Field(default=1, ge=1, description="number of serving instances")
+    instances: InstanceCount = Field(default=1, description="number of serving instances")
     tp: Count = Field(default=1, ge=1, description="tensor-parallel degree (devices per replica)")
     dp: Count = Field(
         default=1, ge=1, description="data-parallel attention ranks per instance (MoE, DP-attn)"
@@ -415,13 +416,13 @@ class ConversionSpec(StrictModel):
         "NHD ↔ HND; page_size: re-page into the consumer's page size; tp: re-partition the KV "
         "heads between different tensor-parallel degrees (changes the reads, not the bytes)"
     )
-    from_: str | int | None = Field(
+    from_: str | Count | None = Field(
         default=None,
         alias="from",
         description="the value converted from (a KV format, NHD/HND, a page size or a tp "
         "degree); null: any",
     )
-    to: str | int | None = Field(
+    to: str | Count | None = Field(
         default=None, description="the value converted to (same kinds as `from`); null: any"
     )
     where: ConversionSide = Field(
@@ -543,7 +544,7 @@ class RoleSearch(StrictModel):
     models whose pool sets ep > 1, ep follows tp (experts spread over the instance's devices)."""
 
     accelerators: list[str] = Field(default_factory=list, description="hardware profile names")
-    instances: list[Annotated[Count, Field(ge=1)]] = Field(
+    instances: list[InstanceCount] = Field(
         default_factory=list, description="instance counts (the P:D ratio)"
     )
     tp: list[Annotated[Count, Field(ge=1)]] = Field(

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from hetsim.spec._types import Count, RequestRate, Seconds, StrictModel
+from hetsim.spec._types import MAX_CLIENTS, Count, RequestRate, Seconds, StrictModel
 
 __all__ = [
     "TRACE_FORMATS",
@@ -241,7 +241,9 @@ class ClosedLoopSpec(StrictModel):
     --max-concurrency`, SGLang's bench_serving and genai-perf measure (see
     :mod:`hetsim.workload.closed_loop`)."""
 
-    concurrency: Count = Field(gt=0, description="clients, each with at most one request in flight")
+    concurrency: Count = Field(
+        gt=0, le=MAX_CLIENTS, description="clients, each with at most one request in flight"
+    )
     requests: Count = Field(gt=0, description="requests sent in all, by all clients together")
     think_time: Seconds = Field(
         default=0.0,

@@ -161,4 +161,3 @@ def price_collective(cost: KernelCostPredictor, c: Collective, ranks: int) -> tu
     if isinstance(cost, CollectivePricer):
         return cost.collective(c, ranks)
     return cost.link.time(c.bytes, c.latencies), Provenance.ROOFLINE_DEFAULT
-
