@@ -10,17 +10,20 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import subprocess
 import sys
+import traceback
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from typer.testing import CliRunner
+
+from hetsim.cli import app
+from hetsim.errors import InputError
 
 REPO = Path(__file__).resolve().parents[1]
 BASE_SCENARIO = REPO / "scenarios" / "qwen3-32b-6p2d.yaml"
@@ -911,7 +914,29 @@ def test_case_ids_unique() -> None:
     assert len(ids) >= 25
 
 
-def run_check(path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+@dataclass(frozen=True)
+class Result:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_check(path: Path, *args: str) -> Result:
+    """``hetsim check PATH ARGS`` in this process, ending as :func:`hetsim.cli.main` ends it (an
+    InputError becomes ``error: <message>`` on stderr and its exit code): a fresh interpreter per
+    case cost ~0.7 s each, the largest share of the suite. The real entry point is compared
+    with this one in :func:`test_the_entry_point_prints_what_the_in_process_run_does`."""
+    result = CliRunner().invoke(app, ["check", str(path), *args])
+    exc = result.exception
+    if isinstance(exc, InputError):
+        return Result(exc.exit_code, result.stdout, f"error: {exc.render()}\n")
+    if exc is not None and not isinstance(exc, SystemExit):
+        trace = "".join(traceback.format_exception(exc))
+        return Result(1, result.stdout, f"{result.stderr}Traceback (in process):\n{trace}")
+    return Result(result.exit_code, result.stdout, result.stderr)
+
+
+def run_entry_point(path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "hetsim", "check", str(path), *args],
         capture_output=True,
@@ -921,45 +946,39 @@ def run_check(path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-Outcome = tuple[Path, subprocess.CompletedProcess[str]] | BaseException
+def outcome(case: Case, tmp: Path) -> tuple[Path, Result]:
+    for rel, content in case.extra.items():
+        _write(tmp / rel, content)
+    path = case.build(tmp)
+    return path, run_check(path, *case.args)
 
 
-@pytest.fixture(scope="module")
-def outcomes(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> dict[str, Outcome]:
-    """Build the selected cases' inputs and run their CLIs in parallel (each is ~0.3 s of
-    interpreter start-up), so the table stays fast as it grows; each case still passes or fails
-    on its own."""
-    wanted: set[str] = set()
-    for item in request.session.items:  # only the cases this run selected (-k, node ids)
-        spec = getattr(item, "callspec", None)
-        if spec is not None and isinstance(spec.params.get("case"), Case):
-            wanted.add(spec.params["case"].id)
+#: one case of each kind of input the entry point reads: the file, the YAML, the schema, the
+#: model config, a cross-field check, --set
+ENTRY_POINT_CASES = [
+    "file-not-found",
+    "yaml-duplicate-key",
+    "role-typo",
+    "model-config-not-json",
+    "tp-not-dividing-heads",
+    "set-unknown-key",
+]
 
-    def one(case: Case, tmp: Path) -> Outcome:
-        try:
-            for rel, content in case.extra.items():
-                _write(tmp / rel, content)
-            path = case.build(tmp)
-            return path, run_check(path, *case.args)
-        except Exception as exc:  # reported by the case's own test
-            return exc
 
-    todo = [c for c in CASES if c.id in wanted]
-    # pytest's mktemp is not thread-safe (numbered folders and their "current" links): make the
-    # folders here, run the CLIs in parallel
-    folders = [tmp_path_factory.mktemp(c.id) for c in todo]
-    with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
-        return dict(zip([c.id for c in todo], pool.map(one, todo, folders), strict=True))
+@pytest.mark.parametrize("case_id", ENTRY_POINT_CASES)
+def test_the_entry_point_prints_what_the_in_process_run_does(case_id: str, tmp_path: Path) -> None:
+    case = next(c for c in CASES if c.id == case_id)
+    path, in_process = outcome(case, tmp_path)
+    real = run_entry_point(path, *case.args)
+    assert "Traceback" not in real.stderr, real.stderr
+    assert (real.returncode, real.stdout) == (in_process.returncode, in_process.stdout)
+    # the console may wrap a long line: compare the words
+    assert real.stderr.split() == in_process.stderr.split()
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_bad_input_exits_2_with_one_clear_message(case: Case, outcomes: dict[str, Outcome]) -> None:
-    outcome = outcomes[case.id]
-    if isinstance(outcome, BaseException):
-        raise outcome
-    path, result = outcome
+def test_bad_input_exits_2_with_one_clear_message(case: Case, tmp_path: Path) -> None:
+    path, result = outcome(case, tmp_path)
     err = result.stderr
     assert "Traceback" not in err, err
     assert result.returncode == 2, f"exit {result.returncode}\nstdout: {result.stdout}\n{err}"
