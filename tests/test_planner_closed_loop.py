@@ -108,6 +108,15 @@ def test_a_closed_loop_no_deployment_can_serve_gives_the_no_candidate_exit(tmp_p
     result = hetsim.plan(tiny(sla={"ttft": "1 us", "tpot": "5 ms"}), workers=1)
     assert result.best is None
     assert result.explain_failure().startswith("No candidate meets the SLA")
+    # alone a prompt takes 2.0 ms to its first token: past the screen (which allows 5% for
+    # its closed forms), then simulated down to a single client, which misses too
+    narrow = tiny(sla={"ttft": "1.95 ms", "tpot": "5 ms"})
+    r = hetsim.goodput(narrow)
+    assert r.rate == 0 and r.concurrency is None
+    assert min(p["concurrency"] for p in r.points) == 1
+    result = hetsim.plan(narrow, workers=1)
+    assert result.best is None
+    assert result.results[0].reason.startswith("misses the SLA even at concurrency 1 (")
     path = tmp_path / "impossible.yaml"
     path.write_text(SCENARIO.read_text())
     out = CliRunner().invoke(app, ["plan", str(path), "--set", "sla.ttft=1us", "--workers", "1"])
