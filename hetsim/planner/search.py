@@ -227,7 +227,8 @@ class _Search:
             " (ties broken by tail latency)" if tied else ""
         )
         if best.goodput_at_limit:  # its ranked reason said so; the recommendation must too
-            reason += "; its goodput is a lower bound (SLA met up to its capacity bound)"
+            limit = "the most clients searched" if self.closed else "its capacity bound"
+            reason += f"; its goodput is a lower bound (SLA met up to {limit})"
         best = replace(best, verdict=Verdict.RECOMMENDED, reason=reason)
         self.results[best.id] = best
         return best
