@@ -51,7 +51,9 @@ Requests = Annotated[
         "--requests",
         min=1,
         help="Requests per planning simulation (default: search.max_requests, else the "
-        "whole workload).",
+        "whole workload). A closed loop's search varies the concurrency: this is then the "
+        "count at the scenario's concurrency, and every concurrency sends the same requests "
+        "per client.",
     ),
 ]
 Exhaustive = Annotated[
@@ -113,6 +115,7 @@ def plan(
         render.print_json(result.to_dict())
     else:
         render.plan(result, top)
+        _closed_loop_note(result)
         _warn_unmeasured(result)
         render.wrote(written, out, names=True)
     if result.best is None:
@@ -132,6 +135,38 @@ def _write(result: PlanResult, out: Path, plots: bool, html: bool) -> list[Path]
         if html:
             written.append(report.write_plan_report(result, stage.dir / "plan.html"))
     return stage.final(written)
+
+
+def _closed_loop_note(result: PlanResult) -> None:
+    """For a closed loop, what was searched and what the goodput column means: the tables
+    speak of rates, and this search varied the concurrency."""
+    from rich.markup import escape
+
+    settings = result.settings
+    if settings.get("search_axis") != "concurrency":
+        return
+    top = settings["max_concurrency"]
+    lines = [
+        f"closed loop: searched the concurrency (1 to {top:,} clients), not a rate, with "
+        f"{settings['requests_per_client']} request(s) per client at every concurrency (the "
+        "scenario's requests over its concurrency, as vllm bench serve's --num-prompts = 10 x "
+        "--max-concurrency); goodput = requests meeting the SLA per second of the measured "
+        "span at the highest concurrency meeting it; the screen's capacity bounds cap that "
+        "throughput, its queueing estimate (random arrivals) is not used"
+    ]
+    if any(r.goodput_at_limit for r in result.ranked):
+        lines.append(
+            "≥ here: met the SLA at every concurrency searched, up to the grid's top (not a "
+            "capacity bound); the goodput is a lower bound"
+        )
+    best = result.best
+    if best is not None and best.concurrency is not None:
+        at_least = "at least " if best.goodput_at_limit else ""
+        lines.append(
+            f"best: goodput {at_least}{best.goodput:.3g} req/s at concurrency {best.concurrency}"
+        )
+    for line in lines:
+        render.console.print(escape(line), highlight=False)
 
 
 def _warn_unmeasured(result: PlanResult) -> None:

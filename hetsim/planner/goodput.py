@@ -16,10 +16,26 @@ goodput is that limit's grid rate, a lower bound. The limit is the caller's ``hi
 passes the candidate's capacity bound: above it no long run can keep up, and a short workload
 that still meets the SLA there only shows it ends before its queues do), else
 :data:`MAX_RATE_OVER_START` times the starting rate.
+
+**Closed loops** (``workload.closed_loop``: N clients, each with one request in flight, as
+``vllm bench serve --max-concurrency N`` measures) have no arrival rate: the clients send as
+fast as answers come back. Their capacity question is the one benchmarkers sweep by hand — the
+largest concurrency at which the SLA is still met — so for a closed loop the same search (same
+start, bound, widening and bisection, same attainment rule) runs over the *concurrency*, on a
+fixed grid of integers (:class:`ConcurrencyGrid`, 1 to :data:`~hetsim.spec._types.MAX_CLIENTS`).
+The goodput reported is the throughput the deployment delivers at the best concurrency,
+counted as the verdict counts: requests meeting the SLA (attainment × measured requests) over
+the measured span (first measured arrival to last completion), in requests/s. Each concurrency
+N sends N × *requests per client* requests, the per-client count held at the scenario's own
+(``requests / concurrency``, rounded, at least 1; vllm's convention is ``--num-prompts`` = 10 ×
+concurrency), so every client sees the same number of turns at every concurrency; warm-up
+requests scale with it.
 """
 
 from __future__ import annotations
 
+import bisect
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,14 +47,18 @@ from hetsim.checks import scenario_from_dict
 from hetsim.errors import InputError
 from hetsim.metrics import RunSummary
 from hetsim.simulation import simulate
+from hetsim.spec._types import MAX_CLIENTS
 from hetsim.spec.resolve import Scenario
 from hetsim.spec.workload import WorkloadSpec
 
 __all__ = [
     "MAX_RATE_OVER_START",
+    "ConcurrencyGrid",
     "GoodputResult",
     "RateGrid",
     "goodput",
+    "requests_per_client",
+    "with_concurrency",
     "with_rate",
     "workload_rate",
 ]
@@ -73,19 +93,48 @@ def with_rate(scenario: Scenario, rate: float) -> Scenario:
 
 
 def _open_loop(scenario: Scenario) -> WorkloadSpec:
-    """The workload, if arrivals follow a rate: goodput searches the arrival rate, which a closed
-    loop does not have (its clients send as fast as responses come back)."""
+    """The workload, if arrivals follow a rate (a closed loop's clients send as fast as
+    responses come back: goodput searches its concurrency instead, see :func:`with_concurrency`)."""
     wl = scenario.spec.workload
     if wl.closed_loop is not None:
         raise InputError(
-            "goodput and plan search the arrival rate, and a closed loop has none",
+            "a closed loop has no arrival rate to set (goodput searches its concurrency)",
             file=scenario.path,
             field="workload.closed_loop",
             value=f"concurrency {wl.closed_loop.concurrency}",
-            allowed="workload.synthetic (a rate process) or workload.trace for goodput and "
-            "plan; a closed loop for hetsim simulate",
+            allowed="workload.synthetic (a rate process) or workload.trace to set a rate; "
+            "with_concurrency for a closed loop",
         )
     return wl
+
+
+def requests_per_client(scenario: Scenario, max_requests: int | None = None) -> int:
+    """Requests each client of a closed loop sends: the scenario's ``requests`` (or
+    ``max_requests``, a cap stated at the scenario's concurrency) over its ``concurrency``,
+    rounded, at least 1."""
+    cl = scenario.spec.workload.closed_loop
+    assert cl is not None
+    total = cl.requests if max_requests is None else max_requests
+    return max(1, round(total / cl.concurrency))
+
+
+def with_concurrency(scenario: Scenario, concurrency: int, per_client: int) -> Scenario:
+    """The same closed loop with ``concurrency`` clients sending ``per_client`` requests each;
+    warm-up requests keep their share of the workload (a fixed count would swallow a small
+    concurrency's whole run)."""
+    wl = scenario.spec.workload
+    if wl.closed_loop is None:
+        raise ValueError("with_concurrency needs a closed-loop workload")
+    data = scenario.spec.model_dump(by_alias=True, exclude_none=True)
+    loop = data["workload"]["closed_loop"]
+    requests = int(concurrency) * per_client
+    loop["concurrency"] = int(concurrency)
+    loop["requests"] = requests
+    if wl.warmup_requests:
+        data["workload"]["warmup_requests"] = (
+            wl.warmup_requests * requests // wl.closed_loop.requests
+        )
+    return scenario_from_dict(data, path=scenario.path)
 
 
 @dataclass(frozen=True)
@@ -114,20 +163,74 @@ class RateGrid:
 
 
 @dataclass(frozen=True)
-class GoodputResult:
-    """The goodput and the evidence for it: every rate tried, its attainment and latencies."""
+class ConcurrencyGrid:
+    """Client counts: every integer up to ``1/rel_tol`` (where powers of ``1 + rel_tol`` lie
+    less than one apart, so rounding them leaves no integer out), then ``(1 + rel_tol)^j``
+    rounded, each integer once, up to :data:`MAX_CLIENTS`; ``k`` indexes that list."""
 
-    rate: float  # requests/s; 0 when even the lowest rate tried misses the SLA
+    rel_tol: float = 0.1
+
+    @property
+    def values(self) -> tuple[int, ...]:
+        return _concurrencies(self.rel_tol)
+
+    @property
+    def top(self) -> int:
+        """The index of the largest concurrency on the grid."""
+        return len(self.values) - 1
+
+    def concurrency(self, k: int) -> int:
+        return self.values[k]
+
+    def floor(self, n: float) -> int:
+        """The index of the highest grid concurrency at or below ``n`` (0 below 1)."""
+        return max(0, bisect.bisect_right(self.values, n) - 1)
+
+    def ceil(self, n: float) -> int:
+        """The index of the lowest grid concurrency at or above ``n`` (the top above it)."""
+        return min(self.top, bisect.bisect_left(self.values, n))
+
+
+@functools.cache
+def _concurrencies(rel_tol: float) -> tuple[int, ...]:
+    dense = min(MAX_CLIENTS, int(1 / rel_tol))
+    values = list(range(1, dense + 1))
+    j = math.ceil(math.log(max(dense, 1)) / math.log1p(rel_tol))
+    while True:
+        n = math.floor((1 + rel_tol) ** j + 0.5)
+        if n > MAX_CLIENTS:
+            return tuple(values)
+        if n > values[-1]:
+            values.append(n)
+        j += 1
+
+
+@dataclass(frozen=True)
+class GoodputResult:
+    """The goodput and the evidence for it: every rate (or, for a closed loop, concurrency)
+    tried, its attainment and latencies."""
+
+    rate: float  # requests/s; 0 when even the lowest rate (concurrency) tried misses the SLA
     attainment: float  # at ``rate``
     target: float
-    evaluations: list[tuple[float, float]] = field(default_factory=list)  # (rate, attainment)
+    # (rate, attainment); for a closed loop (concurrency, attainment)
+    evaluations: list[tuple[float, float]] = field(default_factory=list)
     summary: RunSummary | None = None  # of the run at ``rate`` (or the last run when none met)
     points: list[dict[str, Any]] = field(default_factory=list)  # one row per rate tried
     # set when the search stopped early: the rate it had to reach and did not
     beaten_at: float | None = None
-    # the SLA was met at every grid rate up to the search's upper limit: ``rate`` is that
-    # limit's grid rate, a lower bound on the goodput
+    # the SLA was met at every grid rate (concurrency) up to the search's upper limit: the
+    # goodput is that limit's, a lower bound
     at_limit: bool = False
+    # closed loop only: the largest concurrency meeting the SLA (``rate`` is the throughput
+    # measured there) and the requests each client sent
+    concurrency: int | None = None
+    requests_per_client: int | None = None
+
+    @property
+    def axis(self) -> str:
+        """What was searched: ``rate`` or (a closed loop) ``concurrency``."""
+        return "rate" if self.requests_per_client is None else "concurrency"
 
     @property
     def per_dollar(self) -> float:
@@ -136,8 +239,9 @@ class GoodputResult:
         return self.rate / cost if cost else 0.0
 
     def to_frame(self) -> pd.DataFrame:
-        """One row per rate simulated: rate, attainment, meets, TTFT/TPOT percentiles."""
-        return pd.DataFrame(self.points).sort_values("rate", ignore_index=True)
+        """One row per rate (concurrency) simulated: rate, attainment, meets, TTFT/TPOT
+        percentiles; a closed loop's rows also carry concurrency and goodput."""
+        return pd.DataFrame(self.points).sort_values(self.axis, ignore_index=True)
 
 
 def _point(rate: float, s: RunSummary, target: float) -> dict[str, Any]:
@@ -158,6 +262,14 @@ def _point(rate: float, s: RunSummary, target: float) -> dict[str, Any]:
     }
 
 
+def sla_throughput(s: RunSummary) -> float:
+    """Requests meeting the SLA per second of the measured span: the requests the verdict
+    counts as met (attainment × measured requests) over first arrival to last completion."""
+    if s.requests == 0 or math.isnan(s.attainment):
+        return 0.0
+    return s.attainment * s.requests / s.span_s
+
+
 class _RateSearch:
     """The simulations of one goodput search, by grid index, in the order they ran."""
 
@@ -176,9 +288,16 @@ class _RateSearch:
         self.summaries: dict[int, RunSummary] = {}
         self.order: list[int] = []
 
+    def at(self, k: int) -> Scenario:
+        """The scenario at grid index ``k``."""
+        return with_rate(self.scenario, self.grid.rate(k))
+
+    def point(self, k: int) -> dict[str, Any]:
+        return _point(self.grid.rate(k), self.summaries[k], self.target)
+
     def meets(self, k: int) -> bool:
         if k not in self.summaries:
-            self.summaries[k] = self.run(with_rate(self.scenario, self.grid.rate(k)))
+            self.summaries[k] = self.run(self.at(k))
             self.order.append(k)
         return self.summaries[k].attainment >= self.target
 
@@ -190,7 +309,7 @@ class _RateSearch:
     ) -> GoodputResult:
         """Goodput at index ``k`` (None: none met the SLA) with every rate tried."""
         target = self.target
-        points = [_point(self.grid.rate(j), self.summaries[j], target) for j in self.order]
+        points = [self.point(j) for j in self.order]
         evaluations = [(p["rate"], p["attainment"]) for p in points]
         if k is None:
             last = self.summaries[self.order[-1]]
@@ -242,6 +361,56 @@ class _RateSearch:
         return ok
 
 
+class _ConcurrencySearch(_RateSearch):
+    """The same search over a closed loop's concurrency: grid indices are client counts."""
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        grid: ConcurrencyGrid,
+        run: Callable[[Scenario], RunSummary],
+        max_evaluations: int,
+        per_client: int,
+    ) -> None:
+        super().__init__(scenario, RateGrid(grid.rel_tol), run, max_evaluations)
+        self.clients = grid
+        self.per_client = per_client
+
+    def at(self, k: int) -> Scenario:
+        return with_concurrency(self.scenario, self.clients.concurrency(k), self.per_client)
+
+    def point(self, k: int) -> dict[str, Any]:
+        s = self.summaries[k]
+        # "rate": the arrival rate the clients reached (what a rate sweep's axis shows);
+        # "goodput": the part of it that met the SLA, the figure the search reports
+        rate = s.requests / s.span_s if s.requests else 0.0
+        return {
+            "concurrency": self.clients.concurrency(k),
+            "requests": s.requests,
+            **_point(rate, s, self.target),
+            "goodput": sla_throughput(s),
+        }
+
+    def result(
+        self, k: int | None, beaten_at: float | None = None, at_limit: bool = False
+    ) -> GoodputResult:
+        points = [self.point(j) for j in self.order]
+        for j, p in zip(self.order, points, strict=True):
+            p["chosen"] = j == k
+        evaluations = [(float(p["concurrency"]), p["attainment"]) for p in points]
+        if k is None:
+            last = self.summaries[self.order[-1]]
+            return GoodputResult(
+                0.0, last.attainment, self.target, evaluations, last, points,
+                requests_per_client=self.per_client,
+            )  # fmt: skip
+        s = self.summaries[k]
+        return GoodputResult(
+            sla_throughput(s), s.attainment, self.target, evaluations, s, points, None, at_limit,
+            concurrency=self.clients.concurrency(k), requests_per_client=self.per_client,
+        )  # fmt: skip
+
+
 def _start(scenario: Scenario, start: float | None, low: float | None, high: float | None) -> float:
     guess = start if start is not None else workload_rate(scenario)
     if guess is not None:
@@ -278,7 +447,17 @@ def goodput(
     result then carries ``beaten_at`` and no goodput, which is how the planner drops a
     candidate that cannot beat the best so far with one simulation instead of a search.
     ``run`` simulates a scenario and returns its summary (default: :func:`hetsim.simulate`).
+
+    A closed loop is searched by concurrency instead (see the module docstring): ``low``,
+    ``high`` and ``start`` are then client counts, ``must_reach`` does not apply, and the
+    result carries ``concurrency`` with ``rate`` the SLA-meeting throughput measured there.
     """
+    if scenario.spec.workload.closed_loop is not None:
+        if must_reach is not None:
+            raise ValueError("must_reach is a rate; a closed loop is searched by concurrency")
+        return _closed_loop(
+            scenario, low, high, rel_tol, max_requests, max_evaluations, start, run
+        )  # fmt: skip
     grid = RateGrid(rel_tol)
     guess = _start(scenario, start, low, high)
     if run is None:
@@ -290,28 +469,63 @@ def goodput(
     search = _RateSearch(scenario, grid, run, max_evaluations)
     k_low = grid.ceil(low) if low is not None else None
     k_high = grid.floor(high if high is not None else guess * MAX_RATE_OVER_START)
-    ok: int | None
-    bad: int | None
     if must_reach is not None:
         k_need = grid.ceil(must_reach)
         if not search.meets(k_need):
             return search.result(None, beaten_at=grid.rate(k_need))
-        ok, bad = k_need, None
-    else:
-        k0 = grid.floor(guess)
-        if k_low is not None:
-            k0 = max(k0, k_low)
-        k0 = min(k0, k_high)
-        ok, bad = (k0, None) if search.meets(k0) else (None, k0)
+        return _widen(search, k_need, None, 0, k_high)
+    k0 = grid.floor(guess)
+    if k_low is not None:
+        k0 = max(k0, k_low)
+    k0 = min(k0, k_high)
+    # below a fiftieth of the start the deployment is hopeless, not slow (and each slower
+    # run costs more: the same requests spread over a longer time)
+    k_floor = grid.ceil(guess / 50) if k_low is None else k_low
+    return _widen(search, *((k0, None) if search.meets(k0) else (None, k0)), k_floor, k_high)
+
+
+def _widen(
+    search: _RateSearch, ok: int | None, bad: int | None, k_floor: int, k_high: int
+) -> GoodputResult:
+    """From a first verdict (a passing or a failing index), widen up or down to a pair that
+    brackets the answer, then bisect it."""
     if ok is not None:
         ok, bad = search.up(ok, k_high)
         if bad is None:
             return search.result(ok, at_limit=ok >= k_high)
     else:
         assert bad is not None
-        # below a fiftieth of the start the deployment is hopeless, not slow (and each slower
-        # run costs more: the same requests spread over a longer time)
-        ok, bad = search.down(bad, grid.ceil(guess / 50) if k_low is None else k_low)
+        ok, bad = search.down(bad, k_floor)
         if ok is None:
             return search.result(None)
     return search.result(search.bisect(ok, bad))
+
+
+def _closed_loop(
+    scenario: Scenario,
+    low: float | None,
+    high: float | None,
+    rel_tol: float,
+    max_requests: int | None,
+    max_evaluations: int,
+    start: float | None,
+    run: Callable[[Scenario], RunSummary] | None,
+) -> GoodputResult:
+    """:func:`goodput` of a closed loop: the same search over its concurrency (``low``,
+    ``high`` and ``start`` in clients; default start the scenario's own concurrency, default
+    range 1 to :data:`MAX_CLIENTS`, the lowest being a single client alone)."""
+    loop = scenario.spec.workload.closed_loop
+    assert loop is not None
+    grid = ConcurrencyGrid(rel_tol)
+    per_client = requests_per_client(scenario, max_requests)
+    if run is None:
+
+        def run(sc: Scenario) -> RunSummary:
+            # the scenario is sized already: N clients x per_client requests
+            return simulate(sc, sample_interval=None).summary
+
+    search = _ConcurrencySearch(scenario, grid, run, max_evaluations, per_client)
+    k_low = grid.ceil(low) if low is not None else 0
+    k_high = grid.floor(high) if high is not None else grid.top
+    k0 = min(max(grid.floor(start if start is not None else loop.concurrency), k_low), k_high)
+    return _widen(search, *((k0, None) if search.meets(k0) else (None, k0)), k_low, k_high)

@@ -62,6 +62,8 @@ class CandidateResult:
     baseline: bool = False
     # met the SLA at every rate searched up to its capacity bound: ``goodput`` is a lower bound
     goodput_at_limit: bool = False
+    # a closed loop's: the largest concurrency meeting the SLA, where ``goodput`` was measured
+    concurrency: int | None = None
 
     @property
     def id(self) -> int:
@@ -69,7 +71,11 @@ class CandidateResult:
 
     @property
     def label(self) -> str:
-        return self.candidate.label
+        """The deployment, and for a closed loop the concurrency its goodput is measured at
+        (tables print this label beside the goodput)."""
+        if self.concurrency is None:
+            return self.candidate.label
+        return f"{self.candidate.label} at concurrency {self.concurrency}"
 
     def tail(self) -> float:
         """TTFT and TPOT at the SLA percentile over their bounds, the larger (lower is better)."""
@@ -111,6 +117,7 @@ class CandidateResult:
             "cost_per_hour": self.cost_per_hour,
             "goodput": self.goodput,
             "goodput_at_limit": self.goodput_at_limit,
+            "goodput_concurrency": self.concurrency,
             "goodput_per_device": self.goodput / c.devices if c.devices else math.nan,
             "requests_per_dollar": self.goodput * 3600 / self.cost_per_hour
             if self.cost_per_hour
@@ -272,6 +279,9 @@ def _closest_simulated(simulated: list[CandidateResult], scenario: Scenario) -> 
     sla = scenario.spec.sla
     closest = max(simulated, key=lambda r: max(p["attainment"] for p in r.points))
     p = max(closest.points, key=lambda q: q["attainment"])
+    where = f"{p['rate']:.3g} req/s"
+    if "concurrency" in p:  # a closed loop: the rate is what its clients reached
+        where = f"concurrency {p['concurrency']} ({where})"
     ttft, tpot = p["ttft_at_sla_percentile_s"], p["tpot_at_sla_percentile_s"]
     over = []
     if ttft and ttft > sla.ttft:
@@ -279,7 +289,7 @@ def _closest_simulated(simulated: list[CandidateResult], scenario: Scenario) -> 
     if tpot and tpot > sla.tpot:
         over.append(f"TPOT p{sla.percentile:g} {tpot * 1e3:.3g} ms, {tpot / sla.tpot - 1:.0%} over")
     return (
-        f"Closest simulated: {closest.label}: at {p['rate']:.3g} req/s, attainment "
+        f"Closest simulated: {closest.label}: at {where}, attainment "
         f"{p['attainment']:.0%}" + (f" ({'; '.join(over)})" if over else "") + "."
     )
 
@@ -296,6 +306,7 @@ def _deployment(r: CandidateResult, by_id: dict[int, dict[str, Any]]) -> dict[st
         "protocol": c.protocol,
         "boundary": r.boundary,
         "goodput": r.goodput,
+        "concurrency": r.concurrency,
         "objective": r.objective,
         "cost_per_hour": r.cost_per_hour,
         "metrics": by_id[c.id],

@@ -15,6 +15,13 @@ workload's requests:
 * a **queueing estimate** of goodput (M/D/1-like waiting with an exponential tail for the TTFT
   percentile), used only to decide where the rate search starts and which candidates go first.
 
+A closed loop's throughput is capped by the same resources, whatever sends the requests: the
+capacity bounds hold for it as they stand (every measured request's prefill, decode and
+transfer happen within the span its goodput is counted over). The queueing estimate does not:
+it models random arrivals, and a closed loop's N clients queue at most N requests. For a closed
+loop the estimate is therefore the capacity bound itself (``notes["estimate"]`` says so), so no
+candidate is ranked or pruned by a queueing model that does not describe its workload.
+
 The bounds are deliberately optimistic (prefix hits as from an unbounded cache, no
 interference between prefill and decode steps, a slack on the TPOT bound), because the
 planner discards a candidate when even its bound cannot beat a measured result: a bound that
@@ -244,15 +251,23 @@ def screen(
     bound_by = min(bounds, key=bounds.__getitem__)
     if hopeless is None and bounds[bound_by] <= 0:
         hopeless = f"no {bound_by} capacity within the TPOT bound"
-    strict, _, _ = costs.decode(d_sm, d, kv_tokens, sample, sla.tpot, d_key, 1.0)
+    notes: dict[str, Any] = {"decode_batch": batch, "decode_step_s": step}
+    if scenario.spec.workload.closed_loop is None:
+        strict, _, _ = costs.decode(d_sm, d, kv_tokens, sample, sla.tpot, d_key, 1.0)
+        estimate = _estimate(scenario, sample, alone, ttft0, strict, bounds)
+    else:
+        estimate = bounds[bound_by]
+        notes["estimate"] = (
+            f"the {bound_by} bound: a closed loop has no arrival process for the queueing estimate"
+        )
     return ScreenResult(
         rate_bound=bounds[bound_by],
         bound_by=bound_by,
         bounds=bounds,
-        estimate=_estimate(scenario, sample, alone, ttft0, strict, bounds),
+        estimate=estimate,
         zero_load_attainment=attainment,
         zero_load_ttft_s=ttft_p,
         zero_load_tpot_s=tpot_p,
         hopeless=hopeless,
-        notes={"decode_batch": batch, "decode_step_s": step},
+        notes=notes,
     )

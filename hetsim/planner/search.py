@@ -12,6 +12,11 @@
    would need to beat the best, and it is *beaten* if it misses the SLA there (one simulation
    instead of a search). The rest get a full goodput search on the shared rate grid, with
    common random numbers (the same seed, hence the same requests, for every candidate).
+   A **closed loop** (``workload.closed_loop``) has no arrival rate: each candidate's goodput
+   search runs over its concurrency instead (see :mod:`hetsim.planner.goodput`), from the
+   scenario's own concurrency, without a rate to start from, stop at or reach; the screen's
+   capacity bounds still cap its throughput and prune, and a candidate's goodput is the
+   SLA-meeting throughput at its best concurrency, which its result carries.
 4. **Rank** by the objective, ties broken by tail latency (the larger of TTFT and TPOT at the
    SLA percentile, each over its bound).
 
@@ -33,6 +38,7 @@ from hetsim.checks import load_scenario
 from hetsim.errors import InputError
 from hetsim.planner.backends import Backend, make_backend
 from hetsim.planner.capacity import PoolCosts
+from hetsim.planner.goodput import ConcurrencyGrid, requests_per_client
 from hetsim.planner.objective import Objective
 from hetsim.planner.pruning import judge_unsimulated, over_limits, search_task, with_search
 from hetsim.planner.results import CandidateResult, PlanResult
@@ -62,6 +68,7 @@ class _Search:
         self.results: dict[int, CandidateResult] = {}
         self.counts = {"total": 0, "screened": 0, "simulated": 0, "beaten": 0, "simulations": 0}
         self.remaining = 0
+        self.closed = scenario.spec.workload.closed_loop is not None
 
     def report(self) -> None:
         self.progress({**self.counts, "remaining": self.remaining})
@@ -98,6 +105,8 @@ class _Search:
         """What every task carries: the candidate as plain data, the search settings, and the
         highest rate to search (its capacity bound: no long run of it can serve more)."""
         bound = r.screen.rate_bound if r.screen is not None else None
+        if self.closed:  # a rate bound does not limit a search over concurrency
+            bound = None
         return {
             "id": r.id,
             "high": bound if bound is not None and 0 < bound < math.inf else None,
@@ -107,6 +116,14 @@ class _Search:
             "max_requests": self.max_requests,
         }
 
+    def by_rate(self, task: dict[str, Any]) -> dict[str, Any]:
+        """The task's rates (where to start, what to reach), which a closed loop's search by
+        concurrency cannot take: it starts from the scenario's concurrency and searches in
+        full, judged afterwards against min_rate and the best like any other."""
+        if not self.closed:
+            return task
+        return {k: v for k, v in task.items() if k not in ("start", "must_reach")}
+
     def record(
         self, r: CandidateResult, out: dict[str, Any], best: CandidateResult | None
     ) -> CandidateResult:
@@ -114,6 +131,8 @@ class _Search:
         self.counts["simulated"] += 1
         self.counts["simulations"] += len(out["points"])
         judged = with_search(r, out, best, self.objective, self.search.min_rate)
+        if self.closed:
+            judged = _at_concurrency(judged, out, self.objective, self.search.rel_tol)
         self.results[r.id] = judged
         return judged
 
@@ -144,7 +163,7 @@ class _Search:
                     self.remaining -= 1
                     self.report()
                     continue
-                tasks.append({**task, **self.task_data(r, path)})
+                tasks.append({**self.by_rate(task), **self.task_data(r, path)})
                 members.append(r)
             for i, out in backend.map(tasks):
                 self.record(members[i], out, best)
@@ -172,7 +191,8 @@ class _Search:
             if self._measured(colocated):
                 break
             assert top.screen is not None
-            task = {**self.task_data(top, path), "start": max(top.screen.estimate, 1e-3)}
+            start = self.by_rate({"start": max(top.screen.estimate, 1e-3)})
+            task = {**self.task_data(top, path), **start}
             for _, out in backend.map([task]):
                 judged = self.record(top, out, None)
                 reason = (
@@ -207,10 +227,40 @@ class _Search:
             " (ties broken by tail latency)" if tied else ""
         )
         if best.goodput_at_limit:  # its ranked reason said so; the recommendation must too
-            reason += "; its goodput is a lower bound (SLA met up to its capacity bound)"
+            limit = "the most clients searched" if self.closed else "its capacity bound"
+            reason += f"; its goodput is a lower bound (SLA met up to {limit})"
         best = replace(best, verdict=Verdict.RECOMMENDED, reason=reason)
         self.results[best.id] = best
         return best
+
+
+def _at_concurrency(
+    r: CandidateResult, out: dict[str, Any], objective: Objective, rel_tol: float
+) -> CandidateResult:
+    """``r`` as judged, with the concurrency its goodput was measured at, and a reason that
+    says concurrency where the rate search's would speak of rates."""
+    chosen = next((p for p in out["points"] if p.get("chosen")), None)
+    if chosen is None:  # none met the SLA
+        low = min(r.points, key=lambda q: q["concurrency"])
+        return replace(
+            r,
+            reason=f"misses the SLA even at concurrency {low['concurrency']} ({low['rate']:.3g}"
+            f" req/s, attainment {low['attainment']:.1%})",
+        )
+    n = int(chosen["concurrency"])
+    r = replace(r, concurrency=n)
+    if r.verdict is not Verdict.RANKED:  # below min_rate: the rate reason holds
+        return replace(r, reason=f"{r.reason} (at concurrency {n})")
+    measured = f"{r.goodput:.3g} req/s, {r.objective:.4g} {objective.unit}"
+    if r.goodput_at_limit:
+        top = ConcurrencyGrid(rel_tol).values[-1]
+        reason = (
+            f"meets the SLA at every concurrency searched, up to {n} clients (of at most "
+            f"{top:,}): goodput at least {measured}"
+        )
+    else:
+        reason = f"goodput {measured} at concurrency {n}"
+    return replace(r, reason=reason)
 
 
 def _check_space(scenario: Scenario, search: SearchSpec, results: list[CandidateResult]) -> None:
@@ -277,6 +327,19 @@ def _settings(
         "budget_per_hour": search.budget_per_hour,
         "inventory": dict(search.inventory),
         "seed": scenario.spec.seed,
+        **_axis(scenario, max_requests, search.rel_tol),
+    }
+
+
+def _axis(scenario: Scenario, max_requests: int | None, rel_tol: float) -> dict[str, Any]:
+    """What each goodput search varied; for a closed loop also the requests each client sends
+    at every concurrency (the scenario's requests, or max_requests, over its concurrency)."""
+    if scenario.spec.workload.closed_loop is None:
+        return {"search_axis": "rate"}
+    return {
+        "search_axis": "concurrency",
+        "requests_per_client": requests_per_client(scenario, max_requests),
+        "max_concurrency": ConcurrencyGrid(rel_tol).values[-1],
     }
 
 
