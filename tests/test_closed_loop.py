@@ -218,20 +218,6 @@ def test_hetsim_simulate_runs_the_bundled_closed_loop_scenario():
     assert 0 < summary["occupancy_mean"] <= 64
 
 
-def test_goodput_and_plan_refuse_a_closed_loop_with_the_field_to_change():
-    with pytest.raises(InputError, match="closed loop has none") as err:
-        hetsim.goodput(hetsim.load_scenario(SCENARIO))
-    assert err.value.field == "workload.closed_loop"
-    proc = subprocess.run(
-        [sys.executable, "-m", "hetsim", "plan", str(SCENARIO)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 2 and "workload.closed_loop" in proc.stderr
-    assert "Traceback" not in proc.stderr
-
-
 # ---- ramp-up and lengths -------------------------------------------------------------------------
 
 

@@ -524,9 +524,13 @@ def plan(result: PlanResult, top: int) -> None:
     for line in result.skipped_faults():
         console.print(f"[yellow]faults:[/] {escape(line)}")
     if any(r.goodput_at_limit for r in result.ranked):
+        searched = (
+            "concurrency searched, up to the most clients"
+            if result.settings.get("search_axis") == "concurrency"
+            else "rate searched, up to the deployment's capacity bound"
+        )
         console.print(
-            "≥: met the SLA at every rate searched, up to the deployment's capacity bound (see "
-            "its reason); "
+            f"≥: met the SLA at every {searched} (see its reason); "
             "a longer workload would find where it stops"
         )
     if result.best is not None:
