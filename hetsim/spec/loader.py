@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
+from pydantic.fields import FieldInfo
 
 from hetsim.errors import InputError
 
@@ -208,21 +209,28 @@ def _branch_message(error: Any) -> str:
     return text[:1].lower() + text[1:]
 
 
-def _is_union(model: type[BaseModel], loc: tuple[Any, ...]) -> bool:
-    """Whether the field at ``loc`` (list indices skipped) is annotated with a union of two or
-    more types besides None."""
+def _field_at(model: type[BaseModel], loc: tuple[Any, ...]) -> FieldInfo | None:
+    """The model field at ``loc`` (list indices skipped), if the path names one."""
     current: Any = model
-    annotation: Any = None
+    field: FieldInfo | None = None
     for item in loc:
         if isinstance(item, int):
             continue
-        inner = _inner_model(current) if annotation is not None else current
+        inner = _inner_model(current) if field is not None else current
         if not (isinstance(inner, type) and issubclass(inner, BaseModel)):
-            return False
+            return None
         field = inner.model_fields.get(item)
         if field is None:
-            return False
-        current = annotation = field.annotation
+            return None
+        current = field.annotation
+    return field
+
+
+def _is_union(model: type[BaseModel], loc: tuple[Any, ...]) -> bool:
+    """Whether the field at ``loc`` is annotated with a union of two or more types besides
+    None."""
+    field = _field_at(model, loc)
+    annotation = field.annotation if field is not None else None
     args = [a for a in typing.get_args(annotation) if a is not type(None)]
     return (
         annotation is not None
@@ -259,6 +267,9 @@ def _one_problem(error: Any, model: type[BaseModel]) -> tuple[InputError, str | 
     elif kind == "missing":
         message = "required field is missing"
         value = None
+        # what the field holds is what is allowed: its description says it
+        field_info = _field_at(model, loc)
+        allowed = field_info.description if field_info is not None else None
     elif kind == "literal_error":
         expected = (error.get("ctx") or {}).get("expected")
         if expected:

@@ -605,15 +605,20 @@ class SearchSpec(StrictModel):
 class ScenarioSpec(StrictModel):
     """A serving scenario: model, pools, links, KV policy, workload, SLA, costs and search space."""
 
-    name: str
+    name: str = Field(description="the scenario's name, shown in outputs")
     description: str | None = None
     model: str = Field(description="a bundled model name or a path to a HF config.json")
-    pools: list[PoolSpec] = Field(min_length=1)
+    pools: list[PoolSpec] = Field(
+        min_length=1, description="one or more pools: {name, role, accelerator, instances, ...}"
+    )
     interconnect: Interconnect = Field(default_factory=Interconnect)
     kv: KVPolicy = Field(default_factory=KVPolicy)
     lifecycle: LifecycleSpec = Field(default_factory=LifecycleSpec)
-    workload: WorkloadSpec
-    sla: SLASpec
+    workload: WorkloadSpec = Field(description="one of synthetic, trace or closed_loop")
+    sla: SLASpec = Field(
+        description="{ttft: 2 s, tpot: 50 ms, percentile: 90, attainment: 0.9}: the latency "
+        "bounds and the share of requests that must meet them"
+    )
     costs: CostsSpec = Field(default_factory=CostsSpec)
     seed: Count = Field(default=0, ge=0)
     faults: FaultsSpec = Field(default_factory=FaultsSpec)
