@@ -25,7 +25,10 @@ def colocated(warmup: int):
             ],
             "workload": {
                 "synthetic": {
-                    "rate": "1 req/s", "requests": 2, "input_tokens": 512, "output_tokens": 8
+                    "rate": "1 req/s",
+                    "requests": 2,
+                    "input_tokens": 512,
+                    "output_tokens": 8,
                 },
                 "warmup_requests": warmup,
             },

@@ -74,3 +74,19 @@ def test_out_that_cannot_take_outputs_fails_before_the_search(tmp_path, monkeypa
     assert isinstance(result.exception, InputError), result.output
     assert result.exception.field == "--out"
     assert a_file.read_text() == "{}"
+
+
+def test_a_long_recommended_label_leaves_the_pareto_axes_their_room(result):
+    import io
+    import warnings
+
+    from hetsim.report.plots import pareto
+
+    fig = pareto(result.to_frame())
+    # a one-line disaggregated label wider than the axes made constrained layout give up
+    # ("axes sizes collapsed to zero") and the saved panels came out as slivers
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fig.savefig(io.BytesIO(), format="png", dpi=50)
+    widths = [ax.get_position().width for ax in fig.axes]
+    assert min(widths) > 0.25, widths

@@ -51,9 +51,14 @@ def test_an_unknown_runtime_is_an_input_error_naming_the_known_ones():
 
 
 def _one_request(runtime: str | None) -> dict:
-    pool = {"name": "engine", "role": "colocated", "accelerator": "nvidia-h200-sxm",
-            "tp": 1, "precision": {"weights": "bf16", "activations": "bf16", "kv": "bf16"},
-            "batching": {"max_num_seqs": 4, "max_batched_tokens": 8192, "chunk_size": 8192}}
+    pool = {
+        "name": "engine",
+        "role": "colocated",
+        "accelerator": "nvidia-h200-sxm",
+        "tp": 1,
+        "precision": {"weights": "bf16", "activations": "bf16", "kv": "bf16"},
+        "batching": {"max_num_seqs": 4, "max_batched_tokens": 8192, "chunk_size": 8192},
+    }
     if runtime:
         pool["runtime"] = runtime
     return {

@@ -590,19 +590,28 @@ def _scatter_candidates(ax: Axes, rows: pd.DataFrame, x: np.ndarray, y: np.ndarr
 def _label_recommended(ax: Axes, rows: pd.DataFrame, x: np.ndarray, y: np.ndarray) -> None:
     if "verdict" not in rows:
         return
+    # called once the axes have their limits: the label leans towards the middle of the plot
+    lo, hi = ax.get_xlim()
+    middle = (lo + hi) / 2
     for i in np.flatnonzero(rows["verdict"].astype(str).to_numpy() == Verdict.RECOMMENDED):
         label = str(rows["label"].iloc[i]) if "label" in rows else "recommended"
-        ax.annotate(
-            label,
+        # one line per part of a deployment, and towards the plot's middle: a one-line label
+        # of a disaggregated deployment is wider than the axes, and constrained layout then
+        # shrank the axes to nothing to make room for it
+        toward_left = x[i] >= middle
+        note = ax.annotate(
+            label.replace(" | ", "\n"),
             (x[i], y[i]),
-            xytext=(10, 10),
+            xytext=(-10 if toward_left else 10, 10),
             textcoords="offset points",
+            ha="right" if toward_left else "left",
             fontsize=8,
             fontweight="bold",
             arrowprops={"arrowstyle": "-", "color": "0.3"},
             bbox={"boxstyle": "round", "facecolor": "#fff7d6", "edgecolor": "#e3a008"},
             zorder=6,
         )
+        note.set_in_layout(False)
 
 
 def _label_front(ax: Axes, front: pd.DataFrame, most: int = 12) -> None:
@@ -666,9 +675,9 @@ def pareto(candidates: pd.DataFrame) -> Figure:
             extra.append(Line2D([], [], color="0.25", ls="--", label="Pareto front"))
         _scatter_candidates(cost_ax, simulated, cost, goodput)
         _label_front(cost_ax, front)
-        _label_recommended(cost_ax, simulated, cost, goodput)
         cost_ax.set_xlim(left=0, right=np.nanmax(cost) * 1.12)
         cost_ax.set_ylim(bottom=0, top=max(np.nanmax(goodput), 1e-9) * 1.15)
+        _label_recommended(cost_ax, simulated, cost, goodput)
         _latency_plane(lat_ax, simulated, extra)
     cost_ax.set_xlabel("cost ($/h)")
     cost_ax.set_ylabel("goodput (requests/s within SLA)")
@@ -711,11 +720,11 @@ def _latency_plane(ax: Axes, simulated: pd.DataFrame, extra: list[Any]) -> None:
         return
     rows = simulated[both]
     _scatter_candidates(ax, rows, tpot[both], ttft[both])
-    _label_recommended(ax, rows, tpot[both], ttft[both])
     xmax = max(np.nanmax(tpot[both]), box[0] if box else 0)
     ymax = max(np.nanmax(ttft[both]), box[1] if box else 0)
     ax.set_xlim(0, xmax * 1.15)
     ax.set_ylim(0, ymax * 1.15)
+    _label_recommended(ax, rows, tpot[both], ttft[both])
     ax.set_xlabel("TPOT at the SLA percentile (ms)")
     ax.set_ylabel("TTFT at the SLA percentile (s)")
     ax.set_title("(b) latency at each candidate's goodput", fontsize=10)
