@@ -614,6 +614,15 @@ CASES: list[Case] = [
         extra={"trace.jsonl": "timestamp,input_length\n"},
     ),
     Case(
+        "prefix-aware-on-a-mooncake-trace-without-hash-ids",
+        mutated(
+            {"pools.0.router": "prefix_aware"},
+            fn=trace_workload(path="trace.jsonl", format="mooncake"),
+        ),
+        ("{file}", "pools[0].router", "'prefix_aware'", "no 'hash_ids' column", "allowed:"),
+        extra={"trace.jsonl": '{"timestamp": 0, "input_length": 10, "output_length": 5}\n'},
+    ),
+    Case(
         "trace-binary",
         mutated(fn=trace_workload(path="trace.csv", format="azure")),
         ("trace.csv", "UTF-8"),

@@ -148,8 +148,26 @@ def _resolve(spec: ScenarioSpec, path: Path | None) -> Scenario:
     _check_context(spec, model)
     _check_costs_and_search(spec, extra_dirs)
     if spec.workload.trace is not None:
-        check_trace_header(spec.workload.trace, base, "workload.trace")
+        have = check_trace_header(spec.workload.trace, base, "workload.trace")
+        _check_trace_hashes(spec, have)
     return scenario
+
+
+def _check_trace_hashes(spec: ScenarioSpec, have: list[str]) -> None:
+    """A prefix_aware pool needs the hash column in the trace itself, not only in its format's
+    column map: a mooncake trace may be written without ``hash_ids``."""
+    column = spec.workload.trace.column_map().get("hash_ids") if spec.workload.trace else None
+    if column is None or column in have:
+        return
+    for i, pool in enumerate(spec.pools):
+        if pool.router == "prefix_aware":
+            raise InputError(
+                f"prefix_aware routes by the prompts' prefix block hashes, and the trace's first "
+                f"record has no {column!r} column",
+                field=f"pools[{i}].router",
+                value="prefix_aware",
+                allowed="round_robin, least_outstanding_tokens (or a trace with hash_ids)",
+            )
 
 
 def _check_pool(scenario: Scenario, i: int, pool: PoolSpec) -> None:
@@ -380,8 +398,9 @@ def _check_costs_and_search(spec: ScenarioSpec, extra_dirs: list[Path]) -> None:
             )
 
 
-def check_trace_header(trace: TraceSpec, base_dir: Path, field: str) -> Path:
-    """The trace file exists and its first record has the columns its format needs."""
+def check_trace_header(trace: TraceSpec, base_dir: Path, field: str) -> list[str]:
+    """The trace file exists and its first record has the columns its format needs; returns
+    the columns the first record has."""
     path = Path(trace.path).expanduser()
     if not path.is_absolute():
         path = base_dir / path
@@ -432,7 +451,7 @@ def check_trace_header(trace: TraceSpec, base_dir: Path, field: str) -> Path:
             value=trace.format,
             allowed="found: " + ", ".join(have),
         )
-    return path
+    return have
 
 
 DEFAULT_SCENARIO = "cphd-glm51.yaml"
