@@ -17,6 +17,12 @@ REQUIRED = [
     "amd-mi300x",
     "huawei-ascend-910b",
     "cpu-host",
+    "google-tpu-v5e",
+    "aws-inferentia2",
+    "amd-mi350x",
+    "amd-mi355x",
+    "intel-xeon-amx-host",
+    "amd-epyc-host",
 ]
 
 
@@ -68,3 +74,41 @@ def test_formats_the_hardware_lacks_are_not_listed():
 def test_uncertain_vendors_are_marked():
     for name in ("metax-c600", "huawei-ascend-910b"):
         assert load_profile(name).uncertain_figures()
+
+
+def test_vendor_documented_figures_of_tpu_v5e_and_inferentia2():
+    tpu = load_profile("google-tpu-v5e")
+    assert tpu.peak_flops("bf16") == pytest.approx(197e12)
+    assert tpu.peak_flops("int8") == pytest.approx(394e12)
+    assert tpu.memory_bytes == pytest.approx(16e9) and tpu.memory_bandwidth == pytest.approx(819e9)
+    assert tpu.scale_up.bandwidth.value == pytest.approx(200e9)  # 400 GB/s bidirectional, halved
+    assert not tpu.supports("weights", "fp8_e4m3") and "fp8" not in tpu.compute
+    inf2 = load_profile("aws-inferentia2")
+    assert inf2.peak_flops("fp8") == inf2.peak_flops("bf16") == pytest.approx(190e12)  # cFP8
+    assert inf2.peak_flops("int8") == pytest.approx(380e12)
+    assert inf2.memory_bytes == pytest.approx(32 * 2**30)
+    assert not inf2.supports("activations", "fp8_e4m3")
+
+
+def test_mi350_series_peaks_follow_the_per_cu_rate_and_clock():
+    # 8,192 FP8 FLOP per clock per CU x 256 CUs x the peak engine clock; bf16 half, fp4 double
+    for name, clock in (("amd-mi350x", 2.2e9), ("amd-mi355x", 2.4e9)):
+        p = load_profile(name)
+        fp8 = 8192 * 256 * clock
+        assert p.peak_flops("fp8") == pytest.approx(fp8, rel=1e-4)
+        assert p.peak_flops("bf16") == pytest.approx(fp8 / 2, rel=1e-4)
+        assert p.peak_flops("fp4") == pytest.approx(fp8 * 2, rel=1e-4)
+        assert p.supports("weights", "fp4") and p.supports("kv", "fp8_e5m2")
+        assert p.memory_bandwidth == pytest.approx(8e12) and p.scale_up.domain_size == 8
+
+
+def test_cpu_hosts_are_one_device_with_channel_arithmetic_bandwidth():
+    for name in ("intel-xeon-amx-host", "amd-epyc-host"):
+        p = load_profile(name)
+        assert p.kind == "cpu" and p.scale_up is None and p.transferred_from is None
+        # 2 sockets x 12 channels x 6400 MT/s x 8 B
+        assert p.memory_bandwidth == pytest.approx(2 * 12 * 6400e6 * 8)
+        assert p.memory.bandwidth.confidence == "estimate"
+    xeon, epyc = load_profile("intel-xeon-amx-host"), load_profile("amd-epyc-host")
+    assert xeon.peak_flops("bf16") == pytest.approx(1024 * 256 * 2.0e9, rel=1e-3)  # AMX tiles
+    assert epyc.peak_flops("bf16") == pytest.approx(128 * 384 * 2.25e9, rel=1e-2)  # AVX-512 BF16
