@@ -2,7 +2,8 @@
 
 import pytest
 
-from hetsim.spec.hardware import available_profiles, load_profile
+from hetsim.perf.transferred import nearest_measured
+from hetsim.spec.hardware import TRANSFER_SYSTEMS, available_profiles, load_profile
 
 REQUIRED = [
     "metax-c600",
@@ -12,7 +13,13 @@ REQUIRED = [
     "nvidia-h20",
     "nvidia-h800-sxm",
     "nvidia-a100-80gb-sxm",
+    "nvidia-a100-40gb-sxm",
     "nvidia-l40s",
+    "nvidia-t4",
+    "nvidia-a40",
+    "nvidia-rtx-6000-ada",
+    "nvidia-l4",
+    "nvidia-rtx-4090",
     "nvidia-b200",
     "amd-mi300x",
     "huawei-ascend-910b",
@@ -69,6 +76,50 @@ def test_formats_the_hardware_lacks_are_not_listed():
     c600 = load_profile("metax-c600")
     assert c600.supports("weights", "int8") and c600.supports("activations", "int8")
     assert "int8" in c600.compute
+
+
+def test_datasheet_figures_of_the_vllm_reference_parts():
+    a100_40, a100_80 = load_profile("nvidia-a100-40gb-sxm"), load_profile("nvidia-a100-80gb-sxm")
+    assert a100_40.peak_flops("bf16") == a100_80.peak_flops("bf16")  # same GA100 die and clocks
+    assert a100_40.memory_bandwidth == pytest.approx(1.555e12)
+    assert a100_40.scale_up.bandwidth.value == pytest.approx(300e9)  # 600 GB/s bidirectional
+    # dense = half the with-sparsity datasheet figures: L4 242 / 485, A40 299.4, RTX 6000 Ada 1457
+    l4 = load_profile("nvidia-l4")
+    assert l4.peak_flops("bf16") == pytest.approx(121e12)
+    assert l4.peak_flops("fp8") == pytest.approx(485e12 / 2)
+    assert load_profile("nvidia-a40").peak_flops("bf16") == pytest.approx(299.4e12 / 2)
+    assert load_profile("nvidia-rtx-6000-ada").peak_flops("fp8") == pytest.approx(1457e12 / 2)
+    assert load_profile("nvidia-t4").peak_flops("fp16") == pytest.approx(65e12)  # no sparsity
+
+
+def test_formats_of_the_pre_ada_parts():
+    t4 = load_profile("nvidia-t4")
+    assert "bf16" not in t4.compute and "fp8" not in t4.compute
+    for role in ("weights", "activations", "kv"):
+        assert not t4.supports(role, "bf16")
+        assert not t4.supports(role, "fp8_e4m3")
+    for name in ("nvidia-a40", "nvidia-a100-40gb-sxm"):
+        p = load_profile(name)  # Ampere: fp8 only dequantized (weights) or stored (KV)
+        assert "fp8" not in p.compute and not p.supports("activations", "fp8_e4m3")
+        assert p.supports("weights", "fp8_e4m3") and p.supports("kv", "fp8_e4m3")
+    for name in ("nvidia-l4", "nvidia-rtx-6000-ada", "nvidia-rtx-4090"):
+        assert load_profile(name).supports("activations", "fp8_e4m3")
+
+
+def test_the_rtx_4090_has_no_peer_to_peer_path():
+    rtx, l40s = load_profile("nvidia-rtx-4090"), load_profile("nvidia-l40s")
+    # host-staged collectives: slower than a PCIe P2P link and labelled as our estimate
+    assert rtx.scale_up.bandwidth.value < l40s.scale_up.bandwidth.value
+    assert rtx.scale_up.bandwidth.confidence == "estimate"
+    assert rtx.scale_up.latency.value > l40s.scale_up.latency.value
+    assert not rtx.nic.gpudirect
+
+
+def test_the_a100_40gb_borrows_the_surfaces_the_rule_picks():
+    profile = load_profile("nvidia-a100-40gb-sxm")
+    sources = {s: load_profile(p) for s, p in TRANSFER_SYSTEMS.items()}
+    assert profile.measured_tables is None  # aiconfigurator's a100_sxm was measured on 80 GB
+    assert profile.transferred_from.system == nearest_measured(profile, sources) == "a100_sxm"
 
 
 def test_uncertain_vendors_are_marked():
