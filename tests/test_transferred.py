@@ -41,7 +41,7 @@ H200 = load_profile("nvidia-h200-sxm")
 C600 = load_profile("metax-c600")
 TRANSFERRING = ["metax-c500", "metax-c600", "huawei-ascend-910b", "cambricon-mlu370-x8",
                 "amd-mi300x", "google-tpu-v5e", "aws-inferentia2", "amd-mi350x",
-                "amd-mi355x"]  # fmt: skip
+                "amd-mi355x", "nvidia-a100-40gb-sxm"]  # fmt: skip
 
 
 def lifted(profile: AcceleratorProfile) -> AcceleratorProfile:
