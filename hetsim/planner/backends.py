@@ -24,7 +24,7 @@ Task = dict[str, Any]
 def run_task(task: Task) -> dict[str, Any]:
     """Search one candidate's goodput (runs in a worker: everything in and out is plain data)."""
     from hetsim.checks import scenario_from_dict
-    from hetsim.planner.goodput import goodput
+    from hetsim.planner.goodput import ConcurrencyGrid, goodput
 
     path = Path(task["path"]) if task.get("path") else None
     scenario = scenario_from_dict(task["scenario"], path=path)
@@ -46,6 +46,11 @@ def run_task(task: Task) -> dict[str, Any]:
         "summary": result.summary,
         "beaten_at": result.beaten_at,
         "at_limit": result.at_limit,
+        # a closed loop's search is over clients: where its goodput was measured (None when
+        # none met the SLA) and the most clients it could try
+        "axis": result.axis,
+        "concurrency": result.concurrency,
+        "max_concurrency": ConcurrencyGrid(task["rel_tol"]).values[-1],
     }
 
 

@@ -143,6 +143,23 @@ def _beaten(r: CandidateResult, reason: str) -> CandidateResult:
     return replace(r, verdict=Verdict.BEATEN, reason=reason)
 
 
+def _at_limit(r: CandidateResult, out: dict[str, Any], measured: str) -> str:
+    """The reason of a candidate that met the SLA at every rate (concurrency) searched."""
+    if out.get("axis") == "concurrency":
+        return (
+            f"meets the SLA at every concurrency searched, up to {out['concurrency']} clients "
+            f"(of at most {out['max_concurrency']:,}): goodput at least {measured}"
+        )
+    sr = r.screen
+    # search_task passes the bound as the limit only where it is a finite rate
+    limit = (
+        f"its {sr.bound_by} bound ({sr.rate_bound:.3g} req/s)"
+        if sr is not None and 0 < sr.rate_bound < math.inf
+        else "the search's limit"
+    )
+    return f"meets the SLA at every rate searched, up to {limit}: goodput at least {measured}"
+
+
 def with_search(
     r: CandidateResult,
     out: dict[str, Any],
@@ -166,29 +183,33 @@ def with_search(
             f"< {out['target']:.0%}",
         )
     r = replace(r, goodput=out["rate"], attainment=out["attainment"], summary=out["summary"])
+    closed = out.get("axis") == "concurrency"
+    n = out.get("concurrency")
+    r = replace(r, concurrency=n)
     if r.goodput <= 0:
-        low = min(r.points, key=lambda q: q["rate"])
-        reason = (
-            f"misses the SLA even at {low['rate']:.3g} req/s (attainment {low['attainment']:.1%})"
-        )
+        if closed:
+            low = min(r.points, key=lambda q: q["concurrency"])
+            reason = (
+                f"misses the SLA even at concurrency {low['concurrency']} ({low['rate']:.3g}"
+                f" req/s, attainment {low['attainment']:.1%})"
+            )
+        else:
+            low = min(r.points, key=lambda q: q["rate"])
+            reason = (
+                f"misses the SLA even at {low['rate']:.3g} req/s "
+                f"(attainment {low['attainment']:.1%})"
+            )
         return replace(r, verdict=Verdict.FAILS_SLA, reason=reason)
     if min_rate is not None and r.goodput < min_rate:
         reason = f"goodput {r.goodput:.3g} req/s is below min_rate {min_rate:g}"
+        if closed:
+            reason += f" (at concurrency {n})"
         return replace(r, verdict=Verdict.FAILS_SLA, reason=reason)
     score = _score(objective, r, r.goodput)
-    reason = f"goodput {r.goodput:.3g} req/s, {score:.4g} {objective.unit}"
+    measured = f"{r.goodput:.3g} req/s, {score:.4g} {objective.unit}"
+    reason = f"goodput {measured}" + (f" at concurrency {n}" if closed else "")
     if out.get("at_limit"):
-        sr = r.screen
-        # search_task passes the bound as the limit only where it is a finite rate
-        limit = (
-            f"its {sr.bound_by} bound ({sr.rate_bound:.3g} req/s)"
-            if sr is not None and 0 < sr.rate_bound < math.inf
-            else "the search's limit"
-        )
-        reason = (
-            f"meets the SLA at every rate searched, up to {limit}: goodput at least "
-            f"{r.goodput:.3g} req/s, {score:.4g} {objective.unit}"
-        )
+        reason = _at_limit(r, out, measured)
     return replace(
         r,
         verdict=Verdict.RANKED,

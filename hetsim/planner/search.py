@@ -131,8 +131,6 @@ class _Search:
         self.counts["simulated"] += 1
         self.counts["simulations"] += len(out["points"])
         judged = with_search(r, out, best, self.objective, self.search.min_rate)
-        if self.closed:
-            judged = _at_concurrency(judged, out, self.objective, self.search.rel_tol)
         self.results[r.id] = judged
         return judged
 
@@ -232,35 +230,6 @@ class _Search:
         best = replace(best, verdict=Verdict.RECOMMENDED, reason=reason)
         self.results[best.id] = best
         return best
-
-
-def _at_concurrency(
-    r: CandidateResult, out: dict[str, Any], objective: Objective, rel_tol: float
-) -> CandidateResult:
-    """``r`` as judged, with the concurrency its goodput was measured at, and a reason that
-    says concurrency where the rate search's would speak of rates."""
-    chosen = next((p for p in out["points"] if p.get("chosen")), None)
-    if chosen is None:  # none met the SLA
-        low = min(r.points, key=lambda q: q["concurrency"])
-        return replace(
-            r,
-            reason=f"misses the SLA even at concurrency {low['concurrency']} ({low['rate']:.3g}"
-            f" req/s, attainment {low['attainment']:.1%})",
-        )
-    n = int(chosen["concurrency"])
-    r = replace(r, concurrency=n)
-    if r.verdict is not Verdict.RANKED:  # below min_rate: the rate reason holds
-        return replace(r, reason=f"{r.reason} (at concurrency {n})")
-    measured = f"{r.goodput:.3g} req/s, {r.objective:.4g} {objective.unit}"
-    if r.goodput_at_limit:
-        top = ConcurrencyGrid(rel_tol).values[-1]
-        reason = (
-            f"meets the SLA at every concurrency searched, up to {n} clients (of at most "
-            f"{top:,}): goodput at least {measured}"
-        )
-    else:
-        reason = f"goodput {measured} at concurrency {n}"
-    return replace(r, reason=reason)
 
 
 def _check_space(scenario: Scenario, search: SearchSpec, results: list[CandidateResult]) -> None:
