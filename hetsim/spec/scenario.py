@@ -49,6 +49,12 @@ __all__ = [
     "SLASpec",
     "CostsSpec",
     "SearchSpec",
+    "ROLE_POLICIES",
+    "parse_token_bounds",
+    "RouteCondition",
+    "RouteRule",
+    "RoleRouting",
+    "RoutingSpec",
     "ScenarioSpec",
 ]
 
@@ -244,7 +250,13 @@ class PoolSpec(StrictModel):
         "swap it to host memory over PCIe and back",
     )
     router: Literal["round_robin", "least_outstanding_tokens", "prefix_aware", "least_kv_load"] = (
-        Field(default="round_robin", description="how requests are spread over this pool")
+        Field(
+            default="round_robin",
+            description="how requests are spread over the instances of this pool's role when "
+            "the scenario has no top-level `routing:` (one router per role spans all its pools, "
+            "so pools of one role must name the same router; use `routing:` for cache_aware, "
+            "length rules or parameters)",
+        )
     )
     speculative: SpeculativeSpec | None = Field(
         default=None,
@@ -602,6 +614,129 @@ class SearchSpec(StrictModel):
     ] = "goodput_per_dollar"
 
 
+RoutingPolicy = Literal[
+    "round_robin", "least_outstanding_tokens", "prefix_aware", "cache_aware", "least_kv_load"
+]
+#: the policies each role's router may use (the others rank by a load the role does not have)
+ROLE_POLICIES: dict[str, tuple[str, ...]] = {
+    "prefill": ("round_robin", "least_outstanding_tokens", "prefix_aware", "cache_aware"),
+    "colocated": ("round_robin", "least_outstanding_tokens", "prefix_aware", "cache_aware"),
+    "decode": ("round_robin", "least_outstanding_tokens", "least_kv_load"),
+}
+_BOUND = re.compile(r"^(>=|<=|>|<)\s*([0-9]+)$")
+_CONDITION_FORMS = "'>8192', '>=8192', '<2048', '<=2048', or a range such as '>=2048 <8192'"
+
+
+def parse_token_bounds(text: str) -> tuple[int, int | None]:
+    """``'>8192'`` → ``(8193, None)``; ``'>=2048 <8192'`` → ``(2048, 8192)``: the half-open
+    interval ``[low, high)`` of prompt lengths a condition admits (None: unbounded above)."""
+    parts = [p for p in re.split(r"[\s,]+(?=[<>])", text.strip()) if p]
+    low, high = 0, None
+    seen: set[str] = set()
+    for part in parts:
+        m = _BOUND.match(part.strip())
+        if m is None:
+            raise ValueError(f"cannot read {part!r} as a bound; allowed: {_CONDITION_FORMS}")
+        op, n = m.group(1), int(m.group(2))
+        side = "lower" if op[0] == ">" else "upper"
+        if side in seen:
+            raise ValueError(f"two {side} bounds in {text!r}; allowed: {_CONDITION_FORMS}")
+        seen.add(side)
+        if side == "lower":
+            low = n + 1 if op == ">" else n
+        else:
+            high = n if op == "<" else n + 1
+    if not parts or len(parts) > 2:
+        raise ValueError(f"expected one or two bounds; allowed: {_CONDITION_FORMS}")
+    if high is not None and high <= low:
+        raise ValueError(f"{text!r} admits no prompt length; allowed: {_CONDITION_FORMS}")
+    return low, high
+
+
+class RouteCondition(StrictModel):
+    """When a routing rule applies: bounds on the request's prompt length in tokens."""
+
+    input_tokens: str = Field(
+        description="prompt length bounds: '>8192', '>=8192', '<2048', '<=2048', or a range "
+        "'>=2048 <8192' (both bounds, space or comma between)"
+    )
+
+    @field_validator("input_tokens", mode="before")
+    @classmethod
+    def _bounds(cls, v: object) -> object:
+        if not isinstance(v, str):  # a bare number has no direction: say which forms exist
+            raise ValueError(f"a comparison is needed, not {v!r}; allowed: {_CONDITION_FORMS}")
+        parse_token_bounds(v)
+        return v
+
+    @property
+    def bounds(self) -> tuple[int, int | None]:
+        return parse_token_bounds(self.input_tokens)
+
+
+class RouteRule(StrictModel):
+    """One routing rule: requests matching ``when`` (all, without it) go to the pools ``to``."""
+
+    when: RouteCondition | None = Field(
+        default=None, description="{input_tokens: '>8192'}; omitted: every request (catch-all)"
+    )
+    to: list[str] = Field(
+        min_length=1, description="a pool name or a list of pool names of the routed role"
+    )
+
+    @field_validator("to", mode="before")
+    @classmethod
+    def _one_pool(cls, v: object) -> object:
+        return [v] if isinstance(v, str) else v
+
+
+class RoleRouting(StrictModel):
+    """The router of one role: a policy over all live instances of the role's pools, or over
+    those of the pools the first matching rule names."""
+
+    policy: RoutingPolicy = Field(
+        default="round_robin",
+        description="round_robin | least_outstanding_tokens | prefix_aware (longest cached "
+        "prefix, then least outstanding) | cache_aware (overlap_weight × prompt blocks to "
+        "compute + outstanding blocks, least wins) | least_kv_load (decode; prefers instances "
+        "with KV room for prompt + output now)",
+    )
+    overlap_weight: float | None = Field(
+        default=None,
+        gt=0,
+        description="cache_aware only: weight of the prompt blocks left to compute against the "
+        "blocks already queued (Dynamo's overlap_score_weight); default 1.0",
+    )
+    rules: list[RouteRule] | None = Field(
+        default=None,
+        description="prefill or colocated only: ordered rules, first match wins, the last one "
+        "without `when` (a catch-all), e.g. [{when: {input_tokens: '>8192'}, to: prefill-a100}, "
+        "{to: prefill-4090}]",
+    )
+
+    @model_validator(mode="after")
+    def _parameters_apply(self) -> RoleRouting:
+        if self.overlap_weight is not None and self.policy != "cache_aware":
+            raise ValueError(
+                f"overlap_weight weighs the prompt blocks left to compute in cache_aware's cost; "
+                f"policy {self.policy} has no such cost; allowed: policy cache_aware, or no "
+                "overlap_weight"
+            )
+        return self
+
+    @property
+    def weight(self) -> float:
+        return 1.0 if self.overlap_weight is None else self.overlap_weight
+
+
+class RoutingSpec(StrictModel):
+    """One router per role that takes requests, across all pools of that role."""
+
+    prefill: RoleRouting | None = None
+    colocated: RoleRouting | None = None
+    decode: RoleRouting | None = None
+
+
 class ScenarioSpec(StrictModel):
     """A serving scenario: model, pools, links, KV policy, workload, SLA, costs and search space."""
 
@@ -623,6 +758,11 @@ class ScenarioSpec(StrictModel):
     seed: Count = Field(default=0, ge=0)
     faults: FaultsSpec = Field(default_factory=FaultsSpec)
     search: SearchSpec | None = None
+    routing: RoutingSpec | None = Field(
+        default=None,
+        description="one router per role across all its pools: {prefill: {policy: cache_aware, "
+        "rules: [...]}, decode: {policy: least_kv_load}}; omitted: the pools' `router`",
+    )
 
     @field_validator("pools")
     @classmethod
@@ -654,3 +794,12 @@ class ScenarioSpec(StrictModel):
     @property
     def disaggregated(self) -> bool:
         return any(p.role == "prefill" for p in self.pools)
+
+    def role_routing(self, role: str) -> RoleRouting:
+        """The router of ``role``: ``routing.<role>`` where given, else the policy its pools'
+        ``router`` names (the checks refuse pools of one role that disagree)."""
+        given = getattr(self.routing, role, None) if self.routing is not None else None
+        if given is not None:
+            return given
+        pools = [p for p in self.pools if p.role == role]
+        return RoleRouting(policy=pools[0].router if pools else "round_robin")
