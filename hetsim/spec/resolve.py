@@ -260,10 +260,12 @@ _HASH_POLICIES = ("prefix_aware", "cache_aware")
 
 
 def _role_router_field(spec: ScenarioSpec, role: str) -> str:
-    """Where the role's router is set: ``routing.<role>.policy``, else its first pool's."""
+    """Where the role's router is set: ``routing.<role>.policy``, else the first pool's of the
+    role that names one (a router that needs hashes is never the unnamed default)."""
     if spec.routing is not None and getattr(spec.routing, role) is not None:
         return f"routing.{role}.policy"
-    return f"pools[{next(i for i, p in enumerate(spec.pools) if p.role == role)}].router"
+    i = next(i for i, p in enumerate(spec.pools) if p.role == role and p.router is not None)
+    return f"pools[{i}].router"
 
 
 def _hash_router(spec: ScenarioSpec) -> tuple[str, str] | None:
@@ -314,7 +316,9 @@ def _check_routing(spec: ScenarioSpec) -> None:
 
 
 def _check_pools_agree(spec: ScenarioSpec, role: str) -> None:
-    pools = [(i, p) for i, p in enumerate(spec.pools) if p.role == role]
+    pools = [(i, p) for i, p in enumerate(spec.pools) if p.role == role and p.router is not None]
+    if not pools:
+        return
     first = pools[0][1]
     for i, pool in pools[1:]:
         if pool.router != first.router:
@@ -339,7 +343,7 @@ def _check_role_routing(spec: ScenarioSpec, role: str, given: RoleRouting) -> No
             allowed=ROLE_POLICIES[role],
         )
     for i, pool in enumerate(spec.pools):
-        if pool.role == role and "router" in pool.model_fields_set and pool.router != given.policy:
+        if pool.role == role and pool.router is not None and pool.router != given.policy:
             raise InputError(
                 f"routing.{role}.policy is {given.policy} and pool {pool.name!r} names "
                 f"{pool.router}: one router spans the role; drop the pool's router or make "

@@ -249,14 +249,14 @@ class PoolSpec(StrictModel):
         description="when KV blocks run out: drop the newest sequence's KV and recompute it, or "
         "swap it to host memory over PCIe and back",
     )
-    router: Literal["round_robin", "least_outstanding_tokens", "prefix_aware", "least_kv_load"] = (
-        Field(
-            default="round_robin",
-            description="how requests are spread over the instances of this pool's role when "
-            "the scenario has no top-level `routing:` (one router per role spans all its pools, "
-            "so pools of one role must name the same router; use `routing:` for cache_aware, "
-            "length rules or parameters)",
-        )
+    router: (
+        Literal["round_robin", "least_outstanding_tokens", "prefix_aware", "least_kv_load"] | None
+    ) = Field(
+        default=None,
+        description="how requests are spread over the instances of this pool's role when the "
+        "scenario has no top-level `routing:`. One router spans all pools of a role: pools "
+        "that name one must name the same, the others follow it; none named: round_robin. Use "
+        "`routing:` for cache_aware, length rules or parameters",
     )
     speculative: SpeculativeSpec | None = Field(
         default=None,
@@ -300,7 +300,7 @@ class PoolSpec(StrictModel):
 
     @field_validator("router")
     @classmethod
-    def _router(cls, v: str, info: ValidationInfo) -> str:
+    def _router(cls, v: str | None, info: ValidationInfo) -> str | None:
         role = info.data.get("role")  # None: the role is invalid, and reported as such
         if v == "least_kv_load" and role not in ("decode", None):
             raise ValueError(
@@ -801,5 +801,5 @@ class ScenarioSpec(StrictModel):
         given = getattr(self.routing, role, None) if self.routing is not None else None
         if given is not None:
             return given
-        pools = [p for p in self.pools if p.role == role]
-        return RoleRouting(policy=pools[0].router if pools else "round_robin")
+        named = [p.router for p in self.pools if p.role == role and p.router is not None]
+        return RoleRouting(policy=named[0] if named else "round_robin")
