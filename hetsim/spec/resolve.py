@@ -296,7 +296,7 @@ def _check_routing(spec: ScenarioSpec) -> None:
                 raise InputError(
                     f"routing.{role} routes over {role} pools, and this scenario has none",
                     field=f"routing.{role}",
-                    value=getattr(spec.routing, role).model_dump(exclude_defaults=True),
+                    value=getattr(spec.routing, role).model_dump(exclude_none=True),
                     allowed=", ".join(roles),
                 )
     found = _hash_router(spec)

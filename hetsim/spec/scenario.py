@@ -714,15 +714,17 @@ class RoleRouting(StrictModel):
         "{to: prefill-4090}]",
     )
 
-    @model_validator(mode="after")
-    def _parameters_apply(self) -> RoleRouting:
-        if self.overlap_weight is not None and self.policy != "cache_aware":
+    @field_validator("overlap_weight")
+    @classmethod
+    def _weight_applies(cls, v: float | None, info: ValidationInfo) -> float | None:
+        policy = info.data.get("policy")  # None: invalid, and reported as such
+        if v is not None and policy not in ("cache_aware", None):
             raise ValueError(
                 f"overlap_weight weighs the prompt blocks left to compute in cache_aware's cost; "
-                f"policy {self.policy} has no such cost; allowed: policy cache_aware, or no "
+                f"policy {policy} has no such cost; allowed: policy cache_aware, or no "
                 "overlap_weight"
             )
-        return self
+        return v
 
     @property
     def weight(self) -> float:
