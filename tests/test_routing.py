@@ -282,3 +282,29 @@ def test_cache_aware_hits_more_of_the_mooncake_prefixes_than_least_outstanding_t
 
     spread, aware = share("least_outstanding_tokens"), share("cache_aware")
     assert spread < aware <= 0.081
+
+
+def test_check_describes_each_roles_router_and_its_rules_in_order():
+    from hetsim.checks.scenario import routing_summary
+
+    prefill, decode = routing_summary(tiered().spec)
+    assert prefill == {
+        "role": "prefill",
+        "policy": "least_outstanding_tokens",
+        "set_by": "routing",
+        "parameters": {},
+        "rules": [
+            {"when": ">8192", "to": ["prefill-a100"]},
+            {"when": None, "to": ["prefill-4090"]},
+        ],
+    }
+    assert decode["policy"] == "least_kv_load" and decode["rules"] == [
+        {"when": None, "to": ["decode-a40"]}
+    ]
+
+    def unnamed(d):
+        del d["routing"]
+
+    default = routing_summary(tiered(unnamed).spec)[0]
+    assert (default["policy"], default["set_by"]) == ("round_robin", "default")
+    assert default["rules"] == [{"when": None, "to": ["prefill-a100", "prefill-4090"]}]
