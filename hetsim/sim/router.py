@@ -36,6 +36,8 @@ prompt blocks found, in whichever tier): scoring must not refresh recency or pro
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from hetsim.sim.instance import Instance
 from hetsim.sim.state import Req
 from hetsim.spec.scenario import RoleRouting
@@ -143,7 +145,8 @@ class RoleRouter:
         # the checks require a final catch-all: reaching here is a simulator bug
         raise AssertionError(f"no routing rule matched a {n}-token prompt")
 
-    def pick(self, req: Req, live) -> Instance | None:
-        """The instance for ``req`` among ``live(candidates)``; None when all are down."""
+    def pick(self, req: Req, live: Callable[[list[Instance]], list[Instance]]) -> Instance | None:
+        """The instance for ``req`` among ``live(candidates)``; None when all are down (the
+        request then waits for its own candidates, never another rule's)."""
         k, insts = self.candidates(req)
         return self.routers[k].pick(live(insts), req)
