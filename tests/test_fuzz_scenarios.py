@@ -115,7 +115,7 @@ def test_the_fuzzer_draws_every_kind_of_mutation():
         "delete_key", "unknown_key", "number", "bool_for_number", "drop_unit", "change_unit",
         "typo", "unknown_enum", "list_to_scalar", "duplicate_pool", "rename_pool", "no_instances",
     }  # fmt: skip
-    assert len({s for s, _, _ in CHECK_CASES}) == len(fuzzing.SCENARIOS) == 12
+    assert len({s for s, _, _ in CHECK_CASES}) == len(fuzzing.SCENARIOS) == 13
 
 
 def test_a_rejection_without_a_field_is_caught_by_the_oracle():

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from hetsim.checks import EXAMPLE_TOKENS, HandoffPlan, handoff_plans
+from hetsim.checks.scenario import routing_summary
 from hetsim.perf import provenance
 from hetsim.perf.cost.base import Provenance
 from hetsim.spec.resolve import Scenario
@@ -59,6 +60,7 @@ def describe(scenario: Scenario) -> dict[str, Any]:
         "paths": transfer_paths(scenario),
         "portability": portability,
         "unused_conversions": _unused_conversions(scenario, portability),
+        "routing": routing_summary(spec),
         "lifecycle": spec.lifecycle.protocol,
         "workload": _workload(scenario),
         # the SI numbers (model_dump writes quantities as unit strings, for re-validation)
