@@ -13,7 +13,7 @@ import hetsim
 from hetsim.errors import InputError
 from hetsim.simulation import simulate
 from hetsim.spec.workload import WorkloadSpec
-from hetsim.workload import ReadCounts, RequestChunk, iter_requests, load_requests
+from hetsim.workload import ReadCounts, RequestChunk, iter_requests, load_requests, trace_stats
 from hetsim.workload.sessions import SESSION_ID_BASE, SYSTEM_ID_BASE
 
 COLUMNS = ["request_id", "session", "turn", "arrival_s", "finish_s", "input_tokens"]
@@ -239,3 +239,10 @@ def test_a_trace_turn_is_sent_no_earlier_than_its_trace_time_nor_its_parents_end
     assert q.loc[[0, 1, 2], "arrival_s"].tolist() == pytest.approx([0, 0.0012, 0.0024])
     # the next turn finds its parent's full blocks: r3 has r0's 2, r5 r3's 3
     assert q.at[3, "cached_tokens"] == 1024 and q.at[5, "cached_tokens"] == 1536
+
+
+def test_trace_stats_report_the_inferred_sessions(tmp_path: Path) -> None:
+    s = trace_stats(tiny_trace(tmp_path)).to_dict()
+    assert s["sessions"] == 3 and s["max_turns"] == 3 and s["turns_per_session"] == 2
+    # r3 repeats r0's 2 full blocks, r4 r2's 2, r5 r3's 3: 7 blocks of 512 tokens
+    assert s["session_reuse_tokens"] == pytest.approx(7 * 512 / 8000)

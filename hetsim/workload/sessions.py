@@ -80,7 +80,13 @@ from hetsim.workload.synthetic import (
 )
 from hetsim.workload.traces import DEFAULT_CHUNK, ReadCounts
 
-__all__ = ["SESSION_ID_BASE", "SYSTEM_ID_BASE", "infer_sessions", "iter_sessions"]
+__all__ = [
+    "SESSION_ID_BASE",
+    "SYSTEM_ID_BASE",
+    "SessionInference",
+    "infer_sessions",
+    "iter_sessions",
+]
 
 #: block ids: a shared system prompt's block j is SYSTEM_ID_BASE + j; session s's block j is
 #: SESSION_ID_BASE + s·2²⁴ + j; partial last blocks count up from 0
@@ -253,7 +259,7 @@ def _chunk(rows: list[tuple]) -> RequestChunk:
     )
 
 
-class _Inference:
+class SessionInference:
     """The parent rule of the module docstring, row by row."""
 
     def __init__(self, block_tokens: int) -> None:
@@ -263,6 +269,8 @@ class _Inference:
         self.owner: dict[int, int] = {}  # block id -> the session that first produced it
         self.of: dict[int, tuple[int, int]] = {}  # row -> (session, turn)
         self.sessions = 0
+        self.max_turn = 1
+        self.reused_tokens = 0  # prompt tokens in the parents' full blocks, over all rows
 
     def add(self, rid: int, ids: np.ndarray, prompt: int) -> tuple[int, int, int]:
         """(session, turn, parent) of row ``rid``."""
@@ -278,6 +286,8 @@ class _Inference:
         if parent >= 0:
             session, turn = self.of[parent]
             turn += 1
+            self.reused_tokens += len(full[parent][0]) * self.block
+            self.max_turn = max(self.max_turn, turn)
         else:
             session, turn = self.sessions, 1
             self.sessions += 1
@@ -296,7 +306,7 @@ def infer_sessions(
 ) -> Iterator[RequestChunk]:
     """``chunks`` (a trace with hashes) with sessions inferred by the module docstring's rule:
     every row is sent at its ``arrival_s``, but never before its parent ends (``think_s`` 0)."""
-    rule = _Inference(block_tokens)
+    rule = SessionInference(block_tokens)
     for chunk in chunks:
         n = len(chunk)
         session = np.empty(n, dtype=np.int64)
