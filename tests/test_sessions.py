@@ -246,3 +246,9 @@ def test_trace_stats_report_the_inferred_sessions(tmp_path: Path) -> None:
     assert s["sessions"] == 3 and s["max_turns"] == 3 and s["turns_per_session"] == 2
     # r3 repeats r0's 2 full blocks, r4 r2's 2, r5 r3's 3: 7 blocks of 512 tokens
     assert s["session_reuse_tokens"] == pytest.approx(7 * 512 / 8000)
+
+
+def test_a_think_time_beyond_the_horizon_is_an_input_error() -> None:
+    with pytest.raises(InputError) as info:
+        rows(synthetic(think_time={"dist": "exponential", "mean": "100000 h"}))
+    assert "sessions.think_time.mean" in str(info.value)
