@@ -252,3 +252,11 @@ def test_a_think_time_beyond_the_horizon_is_an_input_error() -> None:
     with pytest.raises(InputError) as info:
         rows(synthetic(think_time={"dist": "exponential", "mean": "100000 h"}))
     assert "sessions.think_time.mean" in str(info.value)
+
+
+def test_given_session_requests_are_sent_as_sessions() -> None:
+    wl = synthetic(requests=6)
+    chunk, _ = generated(wl)
+    other = {"synthetic": {"rate": "1 req/s", "input_tokens": 1, "output_tokens": 1}}
+    given = simulate(scenario(other), requests=[chunk], sample_interval=None).requests
+    assert given.equals(rows(wl))

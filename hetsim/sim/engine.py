@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Generator, Iterable, Iterator
-from itertools import groupby
+from itertools import chain, groupby
 from operator import itemgetter
 
 import numpy as np
@@ -163,7 +163,9 @@ class Simulation:
         """The closed loop's clients, when the scenario's workload is one, or the driver of a
         session workload (when no ``requests`` replace the scenario's)."""
         closed = self.workload.closed_loop
-        if self._requests is None and has_sessions(self.workload):
+        if self._requests is not None:
+            return self._given_sessions()
+        if has_sessions(self.workload):
             return Sessions(
                 self.env,
                 self.book,
@@ -173,7 +175,7 @@ class Simulation:
                 None if closed is None else client_starts(closed, self.seed).tolist(),
                 0.0 if closed is None else closed.think_time,
             )
-        if closed is None or self._requests is not None:
+        if closed is None:
             return None
         return ClientLoop(
             self.env,
@@ -183,6 +185,23 @@ class Simulation:
             closed.requests,
             closed.think_time,
             client_starts(closed, self.seed).tolist(),
+        )
+
+    def _given_sessions(self) -> Sessions | None:
+        """The driver of given ``requests`` that come as sessions (their first chunk says),
+        sent open loop; None for plain requests."""
+        chunks = iter(self._requests or ())
+        first = next(chunks, None)
+        if first is None or not first.has_sessions:
+            self._requests = [] if first is None else chain([first], chunks)
+            return None
+        if np.isnan(first.arrival_s).any():
+            raise ValueError(
+                "sessions without arrival times (a closed loop's) cannot be replayed open "
+                "loop: simulate the closed-loop scenario itself"
+            )
+        return Sessions(
+            self.env, self.book, self._hand_in, chain([first], chunks), self.max_requests, None, 0.0
         )
 
     def _arrivals(self) -> Generator[simpy.Event, None, None]:
