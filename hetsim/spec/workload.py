@@ -353,7 +353,8 @@ class ClosedLoopSpec(StrictModel):
         default=0.0,
         ge=0,
         description="from the end of a client's request (its last token, or its failure) to "
-        "that client's next request",
+        "that client's next request; with `sessions`, from the end of a session's last turn "
+        "to the client's next session",
     )
     ramp_up: RampUpSpec = Field(
         default_factory=RampUpSpec,
