@@ -260,3 +260,12 @@ def test_given_session_requests_are_sent_as_sessions() -> None:
     other = {"synthetic": {"rate": "1 req/s", "input_tokens": 1, "output_tokens": 1}}
     given = simulate(scenario(other), requests=[chunk], sample_interval=None).requests
     assert given.equals(rows(wl))
+
+
+def test_sessions_of_a_trace_without_hash_ids_are_an_input_error(tmp_path: Path) -> None:
+    path = tmp_path / "nohash.jsonl"
+    path.write_text('{"timestamp": 0, "input_length": 10, "output_length": 5}\n')
+    wl = WorkloadSpec(trace={"path": str(path), "format": "mooncake", "sessions": True})
+    with pytest.raises(InputError) as info:
+        load_requests(wl, tmp_path, 0)
+    assert "workload.trace.sessions" in str(info.value)

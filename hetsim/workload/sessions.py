@@ -302,12 +302,23 @@ class SessionInference:
 
 
 def infer_sessions(
-    chunks: Iterator[RequestChunk], block_tokens: int, counts: ReadCounts | None = None
+    chunks: Iterator[RequestChunk],
+    block_tokens: int,
+    counts: ReadCounts | None = None,
+    field: str = "workload.trace.sessions",
 ) -> Iterator[RequestChunk]:
     """``chunks`` (a trace with hashes) with sessions inferred by the module docstring's rule:
     every row is sent at its ``arrival_s``, but never before its parent ends (``think_s`` 0)."""
     rule = SessionInference(block_tokens)
     for chunk in chunks:
+        if len(chunk) and not chunk.has_hashes:
+            raise InputError(
+                "sessions are inferred from prefix block hashes, and this trace's rows have "
+                "none (a Mooncake trace whose first record has no hash_ids is read without)",
+                field=field,
+                value=True,
+                allowed="false for a trace without hash_ids",
+            )
         n = len(chunk)
         session = np.empty(n, dtype=np.int64)
         turn = np.empty(n, dtype=np.int64)
