@@ -269,3 +269,15 @@ def test_sessions_of_a_trace_without_hash_ids_are_an_input_error(tmp_path: Path)
     with pytest.raises(InputError) as info:
         load_requests(wl, tmp_path, 0)
     assert "workload.trace.sessions" in str(info.value)
+
+
+def test_a_failed_turn_does_not_end_its_session() -> None:
+    wl = closed(concurrency=2, requests=6, think_time="100 ms")
+    wl["closed_loop"].update(output_tokens=256, ramp_up={"strategy": "none"})
+    data = scenario(wl).spec.model_dump(by_alias=True, exclude_none=True)
+    crash = {"kind": "instance_crash", "target": "serve[0]", "at": "1 s", "duration": "0.5 s"}
+    data["faults"] = {"recovery": "fail", "events": [crash]}
+    q = simulate(hetsim.scenario_from_dict(data), sample_interval=None).requests
+    # both sessions are in turn 2 when the instance crashes at 1 s: turn 3 follows 100 ms later
+    assert q["status"].tolist() == ["completed", "failed", "completed"] * 2
+    assert q.loc[q["turn"] == 3, "arrival_s"].tolist() == pytest.approx([1.1, 1.1])
