@@ -656,6 +656,13 @@ def trace_stats(info: dict[str, Any]) -> None:
         figures = (f"{q} {number(s[q])}" for q in ("mean", "p50", "p90", "p99", "max"))
         t.add_row(label, "  ".join(figures))
     t.add_row("prefix reuse", _prefix_reuse(info))
+    if info.get("sessions") is not None:
+        t.add_row(
+            "sessions",
+            f"{info['sessions']:,} inferred from hash ids, {info['turns_per_session']:.2f} turns "
+            f"per session (most {info['max_turns']}); "
+            f"{info['session_reuse_tokens']:.1%} of prompt tokens repeat the previous turn's",
+        )
     console.print(t)
 
 

@@ -37,10 +37,11 @@ class Req:
         "t_decode_start", "t_first", "t_finish", "prefill", "decode", "p_blocks", "d_blocks",
         "p_state", "d_state", "context", "preemptions", "recomputed_tokens", "retries",
         "corrupted", "transfer", "spec_steps", "spec_accepted",
+        "session", "turn",
     )  # fmt: skip
 
     def __init__(self, rid: int, arrival: float, input_tokens: int, output_tokens: int,
-                 hashes: np.ndarray | None) -> None:  # fmt: skip
+                 hashes: np.ndarray | None, session: int = -1, turn: int = 0) -> None:  # fmt: skip
         self.id = rid
         self.arrival = arrival
         self.input = input_tokens
@@ -70,6 +71,8 @@ class Req:
         self.transfer = None  # the network transfer moving its KV, while one is under way
         self.spec_steps = 0  # speculative decode steps it took part in (over all attempts)
         self.spec_accepted = 0  # tokens those steps accepted: 1 + accepted drafts, unclipped
+        self.session = session  # its session (hetsim.workload.sessions); -1: not a session's
+        self.turn = turn  # its turn in the session, from 1; 0: not a session's
 
     def reset_attempt(self) -> None:
         """Forget everything but the arrival: the request starts over (a retry)."""
@@ -104,6 +107,8 @@ LOG_COLUMNS = {
     "corrupted": np.bool_,
     "speculative_steps": np.int32,
     "accepted_tokens": np.int64,
+    "session": np.int64,
+    "turn": np.int32,
 }
 
 
@@ -155,6 +160,8 @@ class RequestLog:
         c["corrupted"][i] = r.corrupted
         c["speculative_steps"][i] = r.spec_steps
         c["accepted_tokens"][i] = r.spec_accepted
+        c["session"][i] = r.session
+        c["turn"][i] = r.turn
         if failed_reason is None:
             self._status[i] = 0
             self._reason[i] = 0
