@@ -281,3 +281,23 @@ def test_a_failed_turn_does_not_end_its_session() -> None:
     # both sessions are in turn 2 when the instance crashes at 1 s: turn 3 follows 100 ms later
     assert q["status"].tolist() == ["completed", "failed", "completed"] * 2
     assert q.loc[q["turn"] == 3, "arrival_s"].tolist() == pytest.approx([1.1, 1.1])
+
+
+# ------------------------------------------------------ what other parts make of sessions
+
+
+def test_session_hashes_let_a_cache_aware_router_through() -> None:
+    """A session workload carries prefix hashes, so routers that rank by prefix accept it."""
+    data = scenario(synthetic()).spec.model_dump(by_alias=True, exclude_none=True)
+    data["routing"] = {"colocated": {"policy": "cache_aware"}}
+    for sec, wl in (("synthetic", synthetic()), ("closed_loop", closed())):
+        data["workload"] = wl
+        assert hetsim.scenario_from_dict(data).spec.workload.model_dump()[sec]["sessions"]
+
+
+def test_goodput_refuses_a_session_rate_as_a_request_rate() -> None:
+    """`rate` counts sessions there: searching it as requests/s would misreport goodput."""
+    with pytest.raises(InputError) as info:
+        hetsim.with_rate(scenario(synthetic()), 2.0)
+    assert info.value.field == "workload.synthetic.sessions"
+    assert "sessions/s" in str(info.value)

@@ -105,6 +105,7 @@ def _workload(scenario: Scenario) -> dict[str, Any]:
             "kind": "trace",
             "format": wl.trace.format,
             "path": str(scenario.resolve_path(wl.trace.path)),
+            "sessions": wl.trace.sessions,
         }
     if wl.closed_loop is not None:
         cl = wl.closed_loop
@@ -114,6 +115,7 @@ def _workload(scenario: Scenario) -> dict[str, Any]:
             "requests": cl.requests,
             "think_time": cl.think_time,
             "ramp_up": cl.ramp_up.strategy,
+            "sessions": cl.sessions is not None,
         }
     syn = wl.synthetic
     assert syn is not None
@@ -121,6 +123,8 @@ def _workload(scenario: Scenario) -> dict[str, Any]:
         "kind": "synthetic",
         "arrival": syn.arrival,
         "rate": syn.rate,
+        "rate_unit": "sessions/s" if syn.sessions is not None else "requests/s",
+        "sessions": syn.sessions is not None,
         "requests": syn.requests,
         "prefix_hit_rate": syn.prefix_hit_rate,
     }

@@ -252,6 +252,9 @@ def workload_hash_source(spec: ScenarioSpec) -> str | None:
         return "workload.synthetic.prefix_hit_rate"
     if w.trace is not None and w.trace.column_map().get("hash_ids") is not None:
         return f"the {w.trace.format} trace's hash_ids"
+    for section in ("synthetic", "closed_loop"):
+        if getattr(getattr(w, section), "sessions", None) is not None:
+            return f"workload.{section}.sessions (the growing context's blocks)"
     return None
 
 
