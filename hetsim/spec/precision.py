@@ -107,10 +107,13 @@ COMPUTE_FORMATS = ("fp32", "bf16", "fp16", "fp8", "int8", "int4", "fp4")
 
 Role = Literal["weights", "activations", "kv"]
 
-#: shorthand precision policies, the way engines and model cards name them
+#: shorthand precision policies, the way engines and model cards name them. A shorthand naming an
+#: unquantized dtype is the engine's ``--dtype``, and the KV cache then follows it (vLLM's
+#: ``kv_cache_dtype=auto``): ``--dtype half`` keeps KV in fp16, which is what a T4 (no bf16) needs.
+#: Quantized shorthands set only weights and activations; the KV format keeps its own default.
 PRECISION_SHORTHANDS: dict[str, dict[str, str]] = {
     "bf16": {"weights": "bf16", "activations": "bf16"},
-    "fp16": {"weights": "fp16", "activations": "fp16"},
+    "fp16": {"weights": "fp16", "activations": "fp16", "kv": "fp16"},
     "fp8": {"weights": "fp8_e4m3", "activations": "fp8_e4m3"},
     "w8a8": {"weights": "int8", "activations": "int8"},
     "int8": {"weights": "int8", "activations": "int8"},
@@ -118,7 +121,7 @@ PRECISION_SHORTHANDS: dict[str, dict[str, str]] = {
     "w4a16": {"weights": "w4a16", "activations": "bf16"},
     "awq": {"weights": "w4a16", "activations": "bf16"},
     "fp4": {"weights": "fp4", "activations": "fp4"},
-    "fp32": {"weights": "fp32", "activations": "fp32"},
+    "fp32": {"weights": "fp32", "activations": "fp32", "kv": "fp32"},
 }
 
 
