@@ -59,7 +59,8 @@ class RoleChoice:
     def precision(self) -> str:
         """The shorthand of the weights/activations pair where there is one (w8a8, fp8...)."""
         for name, formats in PRECISION_SHORTHANDS.items():
-            if formats == {"weights": self.weights, "activations": self.activations}:
+            # fp16/fp32 also name a KV format: the label is about weights and activations
+            if (formats["weights"], formats["activations"]) == (self.weights, self.activations):
                 return name
         return f"w:{self.weights}/a:{self.activations}"
 

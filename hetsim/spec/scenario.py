@@ -64,7 +64,8 @@ Role = Literal["prefill", "decode", "colocated"]
 
 class PrecisionPolicy(StrictModel):
     """Numeric formats of one role. A string is a shorthand: ``bf16``, ``fp8``, ``w8a8``,
-    ``w8a16``, ``w4a16``/``awq``, ``fp4`` (KV then stays bf16)."""
+    ``w8a16``, ``w4a16``/``awq``, ``fp4`` (KV then stays bf16); ``fp16`` and ``fp32`` set the KV
+    format too, as vLLM's ``--dtype half`` does."""
 
     weights: str = Field(default="bf16", description=f"one of {', '.join(WEIGHT_FORMATS)}")
     activations: str = Field(default="bf16", description=f"one of {', '.join(ACTIVATION_FORMATS)}")
@@ -565,7 +566,7 @@ class RoleSearch(StrictModel):
     precision: list[PrecisionPolicy] = Field(
         default_factory=list,
         description="precision policies (shorthands such as w8a8, fp8, bf16, awq); a shorthand "
-        "keeps the pool's KV format",
+        "keeps the pool's KV format, except fp16 and fp32, which set it",
     )
     kv: list[str] = Field(default_factory=list, description="KV cache storage formats")
     chunk_size: list[Annotated[Count, Field(gt=0)]] = Field(
