@@ -37,6 +37,7 @@ class Req:
         "t_decode_start", "t_first", "t_finish", "prefill", "decode", "p_blocks", "d_blocks",
         "p_state", "d_state", "context", "preemptions", "recomputed_tokens", "retries",
         "corrupted", "transfer", "spec_steps", "spec_accepted",
+        "loaded", "reusable", "evicted",
     )  # fmt: skip
 
     def __init__(self, rid: int, arrival: float, input_tokens: int, output_tokens: int,
@@ -70,6 +71,9 @@ class Req:
         self.transfer = None  # the network transfer moving its KV, while one is under way
         self.spec_steps = 0  # speculative decode steps it took part in (over all attempts)
         self.spec_accepted = 0  # tokens those steps accepted: 1 + accepted drafts, unclipped
+        self.loaded = 0  # cached prompt tokens loaded from a tier below HBM (last attempt)
+        self.reusable = 0  # leading prompt tokens computed anywhere before (last attempt)
+        self.evicted = 0  # ... of those, missed because every tier of the cascade evicted them
 
     def reset_attempt(self) -> None:
         """Forget everything but the arrival: the request starts over (a retry)."""
@@ -104,6 +108,9 @@ LOG_COLUMNS = {
     "corrupted": np.bool_,
     "speculative_steps": np.int32,
     "accepted_tokens": np.int64,
+    "loaded_tokens": np.int64,
+    "reusable_tokens": np.int64,
+    "evicted_tokens": np.int64,
 }
 
 
@@ -155,6 +162,9 @@ class RequestLog:
         c["corrupted"][i] = r.corrupted
         c["speculative_steps"][i] = r.spec_steps
         c["accepted_tokens"][i] = r.spec_accepted
+        c["loaded_tokens"][i] = r.loaded
+        c["reusable_tokens"][i] = r.reusable
+        c["evicted_tokens"][i] = r.evicted
         if failed_reason is None:
             self._status[i] = 0
             self._reason[i] = 0
