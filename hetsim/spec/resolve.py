@@ -398,7 +398,7 @@ def _check_prefix_tiers(scenario: Scenario) -> None:
                     "a tier appears twice in the cascade",
                     field=f"{field}[{j}]",
                     value=name,
-                    allowed="each tier once",
+                    allowed=f"each of {allowed} at most once",
                 )
     if pc.enabled:
         for i, tier in enumerate(spec.kv.tiers):
