@@ -123,7 +123,7 @@ class Sampler:
         """The prefix cache's tiers, in cascade order (one time-series column each)."""
         names: list[str] = []
         for inst in self.topology.instances:
-            for store in getattr(inst.prefix_cache, "stores", ()):
+            for store in getattr(getattr(inst, "prefix_cache", None), "stores", ()):
                 if store.tier not in names:
                     names.append(store.tier)
         return names
@@ -133,7 +133,7 @@ class Sampler:
         names = self.tier_names()
         out = []
         for inst in self.topology.instances:
-            mine = {s.tier: s for s in getattr(inst.prefix_cache, "stores", ())}
+            mine = {s.tier: s for s in getattr(getattr(inst, "prefix_cache", None), "stores", ())}
             out.append([mine.get(n) for n in names])
         return out
 
