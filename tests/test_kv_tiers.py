@@ -370,3 +370,24 @@ def test_shrinking_dram_and_ssd_lowers_the_hit_share_and_raises_ttft():
     assert full.hit_tokens == full.reusable_tokens and full.loaded_tokens > 0
     small = runs["small"].prefix_reuse
     assert small.lost_to_eviction_tokens > 0
+
+
+def test_simulate_prints_the_reuse_decomposition_and_the_tier_table(capsys):
+    from dataclasses import replace
+
+    from hetsim.cli import render
+    from hetsim.simulation import SimulationResult
+
+    sim = Simulation(tiered(instances=2), sample_interval=None)
+    _shrink(sim, {"hbm": 6, "host_dram": 8, "local_ssd": 20})
+    res = simulate(sim.scenario, sample_interval=None)
+    # the summary of one run with the tier figures of the same workload with small tiers
+    # (RunSummary.kv_tiers is filled by hetsim.simulation from the run's facts)
+    figures = tier_figures(sim.run().facts, int(res.requests["input_tokens"].sum()))
+    assert isinstance(res, SimulationResult)
+    render.simulation_summary(replace(res.summary, kv_tiers=figures))
+    out = capsys.readouterr().out
+    r = res.summary.prefix_reuse
+    assert f"prefix reuse: {r.reusable_share:.1%} of prompt tokens reusable" in out
+    assert "KV tiers (prefix cache)" in out and "local_ssd" in out
+    assert res.summary.to_json()["prefix_reuse"]["reusable_tokens"] == r.reusable_tokens

@@ -375,10 +375,15 @@ class TierSpec(StrictModel):
     name: str
     kind: Literal["hbm", "dram", "ssd", "remote"]
     capacity: Bytes
-    bandwidth: Bandwidth = Field(description="read bandwidth into device memory")
+    bandwidth: Bandwidth = Field(
+        description="bandwidth of the tier's link: prefix-cache loads into device memory and "
+        "writes into the tier (write-back evictions, write-through copies) share it fairly"
+    )
     latency: LatencySeconds = 0.0
     scope: Literal["instance", "pool", "cluster"] = Field(
-        default="instance", description="one per instance, one per pool, or one shared pool"
+        default="instance",
+        description="one per instance, one per pool, or one shared pool (a cluster-scoped "
+        "prefix-cache tier needs one KV format across the pools that compute prompts)",
     )
 
 
