@@ -291,6 +291,17 @@ def test_every_hit_is_counted_once_by_the_tier_that_served_it():
     )
 
 
+def test_a_slow_ssd_write_holds_its_link_for_the_bytes_over_the_write_bandwidth():
+    data = tiered(instances=2, ssd_scope="pool").spec.model_dump(by_alias=True, exclude_unset=True)
+    data["kv"]["tiers"][1]["write_bandwidth"] = "3.5 GB/s"  # half the 7 GB/s read
+    sim = Simulation(hetsim.scenario_from_dict(data), sample_interval=None)
+    _shrink(sim, {"hbm": 6, "host_dram": 8, "local_ssd": 20})
+    sim.run()
+    ssd = sim.prefix.stores[2]
+    assert ssd.tier == "local_ssd" and ssd.write_bytes > 0 and ssd.load_bytes > 0
+    assert ssd.link.bytes_carried == pytest.approx(ssd.load_bytes + 2 * ssd.write_bytes)
+
+
 def test_the_one_tier_shorthand_keeps_its_meaning():
     """``tier: host_dram``: the cache lives in DRAM alone, each hit loads from it."""
     sc = tiered(cascade=("hbm",))

@@ -53,6 +53,7 @@ class TierStore(PrefixCache):
         self.owner = owner  # e.g. ("instance", 3), ("pool", "prefill"), ("cluster",)
         self.block_bytes = block_bytes
         self.link = None  # the link loads from and writes into this tier cross (None: HBM)
+        self.write_cost = 1.0  # link bytes one byte written takes (read over write bandwidth)
         self._clock = clock
         self.ever: set[int] = set()  # blocks ever stored: a later miss was lost to eviction
         self.hit_blocks = 0  # leading prompt blocks served from this tier

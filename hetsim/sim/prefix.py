@@ -8,7 +8,9 @@ instance, pool or cluster (its scope), with a capacity of ``tier.capacity`` over
 one block in the pool's KV format, and one link (the tier's bandwidth and latency) that its
 loads and writes share. A hit served from a lower tier loads over that tier's link before the
 prompt is queued; writes into a lower tier (write-back evictions, write-through copies) cross
-its link too and compete with loads, without delaying any request. Without block hashes
+its link too and compete with loads, without delaying any request (a tier's write_bandwidth,
+where lower than its read bandwidth, makes a write hold the link longer: assumption, the link
+is modelled as one shared channel). Without block hashes
 (synthetic load with no prefix model) a hit-rate parameter stands in for the cache.
 
 Assumption: the one-tier shorthand ``tier: X`` keeps its pre-cascade meaning — the cache lives
@@ -81,15 +83,14 @@ class PrefixCaches:
                     store = TierStore(name, owner, capacity, block_bytes, clock)
                     key, label = ("tier", name, *owner[1:]), f"{name}{owner[1:]}"
                     store.link = topology.link(key, label, tier.bandwidth, tier.latency)
+                    # a slow write holds the shared link as long as the bytes would take at
+                    # the write rate: it counts as that many bytes of link time
+                    store.write_cost = tier.bandwidth / (tier.write_bandwidth or tier.bandwidth)
                     shared[(name, owner)] = store
                     self.stores.append(store)
                 stores.append(store)
             cascade = Cascade(stores, pc.write_policy == "write_back", pc.promote)
             inst.attach_prefix_cache(cascade, stores[0].link)
-
-    def hit(self, inst: Instance, req: Req) -> int:
-        """Prompt tokens of ``req`` whose KV ``inst`` finds cached."""
-        return self.lookup(inst, req)[0]
 
     def lookup(self, inst: Instance, req: Req) -> tuple[int, list[tuple[Link, float]]]:
         """(prompt tokens of ``req`` that ``inst`` finds cached, the (link, bytes) loads they
@@ -148,7 +149,7 @@ class PrefixCaches:
             nbytes = n * store.block_bytes
             store.write_bytes += nbytes
             if store.link is not None:
-                self.network.transfer(nbytes, [store.link])
+                self.network.transfer(nbytes * store.write_cost, [store.link])
 
     def facts(self, end_time: float) -> tuple[TierFacts, ...]:
         """Each tier store over the run (time-mean occupancy from 0 until ``end_time``)."""

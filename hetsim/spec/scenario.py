@@ -379,6 +379,12 @@ class TierSpec(StrictModel):
         description="bandwidth of the tier's link: prefix-cache loads into device memory and "
         "writes into the tier (write-back evictions, write-through copies) share it fairly"
     )
+    write_bandwidth: Bandwidth | None = Field(
+        default=None,
+        description="write bandwidth into the tier where slower than `bandwidth` (NVMe SSDs "
+        "write ~2-5 GB/s, read ~7-14 GB/s); a write occupies the shared link as long as it "
+        "takes at this rate. null: `bandwidth`",
+    )
     latency: LatencySeconds = 0.0
     scope: Literal["instance", "pool", "cluster"] = Field(
         default="instance",
