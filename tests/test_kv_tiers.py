@@ -266,6 +266,13 @@ def test_invariants_hold_under_random_prefix_load_and_crashes(policy, seed):
     # the series' tier columns never exceed a store's capacity either
     assert (out.timeseries["cache_hbm_blocks"].dropna() <= 6).all()
     assert (out.timeseries["cache_local_ssd_blocks"].dropna() <= 20).all()
+    # the last sample holds each store's cumulative hits and loads
+    ts = out.timeseries
+    last = ts[ts["time_s"] == ts["time_s"].max()].set_index("instance")
+    for inst in sim.topology.entry:
+        hbm, dram, _ssd = inst.prefix_cache.stores
+        assert last.loc[inst.gid, "cache_hbm_hit_tokens"] == hbm.hit_tokens
+        assert last.loc[inst.gid, "cache_host_dram_load_bytes"] == dram.load_bytes
     lost = reqs["reusable_tokens"] - np.minimum(reqs["cached_tokens"], reqs["reusable_tokens"])
     assert (reqs["evicted_tokens"] >= 0).all() and (reqs["evicted_tokens"] <= lost).all()
     evictions = [s.evictions for s in sim.prefix.stores]

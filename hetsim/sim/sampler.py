@@ -1,9 +1,11 @@
 """The time-series sampler: every ``interval`` simulated seconds, one row per instance (batch,
 queue, KV blocks by state, busy share since the last sample) and one per link.
 
-With a prefix cache, each instance row also says how many prefix blocks each tier of its
-cascade holds (``cache_<tier>_blocks``, NaN for instances without a cache); a tier shared by a
-pool or the cluster shows the same store's count on every row that shares it.
+With a prefix cache, each instance row also says, for each tier of its cascade, how many
+prefix blocks the tier holds (``cache_<tier>_blocks``) and, cumulative since the start, the
+prompt tokens it served (``cache_<tier>_hit_tokens``) and the KV bytes those hits loaded
+(``cache_<tier>_load_bytes``); NaN for instances without a cache. A tier shared by a pool or
+the cluster shows the same store's figures on every row that shares it.
 
 The series is bounded in points whatever the simulated span: once it holds ``max_points``
 samples, the interval doubles and every other sample is dropped, so the series stays uniform
@@ -90,6 +92,7 @@ class Sampler:
         env = self.env
         instances = self.topology.instances
         stores = self._tier_stores()
+        nan = math.nan
         last_busy = [0.0] * len(instances)
         while True:
             self.pending = env.timeout(self.interval)
@@ -102,7 +105,13 @@ class Sampler:
                 batch = inst.batch.n if hasattr(inst, "batch") else len(inst.running)
                 busy = (inst.busy_s - last_busy[inst.gid]) / self.interval
                 last_busy[inst.gid] = inst.busy_s
-                tiers = [math.nan if t is None else len(t) for t in stores[inst.gid]]
+                tiers = [
+                    x
+                    for t in stores[inst.gid]
+                    for x in (
+                        (nan, nan, nan) if t is None else (len(t), t.hit_tokens, t.load_bytes)
+                    )
+                ]
                 self.samples.append(
                     (now, inst.gid, inst.pool.name, inst.role, batch, inst.queue_len, b.used,
                      b.reserved, b.held, b.capacity, *tiers, min(busy, 1.0))
@@ -162,7 +171,11 @@ class Sampler:
         """(instance rows with each instance's name, link rows), each with the interval the
         series was sampled at (the same for every row: a uniform series)."""
         names = {i.gid: i.name for i in self.topology.instances}
-        tiers = [f"cache_{n}_blocks" for n in self.tier_names()]
+        tiers = [
+            f"cache_{n}_{what}"
+            for n in self.tier_names()
+            for what in ("blocks", "hit_tokens", "load_bytes")
+        ]
         ts = pd.DataFrame(self.samples, columns=[*INSTANCE_COLUMNS[:-1], *tiers, "busy"])
         ts.insert(2, "instance_name", ts["instance"].map(names))
         ts["sample_interval_s"] = float(self.interval)
