@@ -370,7 +370,7 @@ def test_shrinking_dram_and_ssd_lowers_the_hit_share_and_raises_ttft():
         name: simulate(
             "scenarios/kv-tiers-prefix90.yaml",
             ["workload.warmup_requests=100", *sets],
-            max_requests=400,
+            max_requests=300,
             sample_interval=None,
         ).summary
         for name, sets in {
