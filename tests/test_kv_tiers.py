@@ -214,8 +214,10 @@ def _shrink(sim, caps):
 
 
 def _check_invariants(sim, write_back):
-    """Wrap every cascade's mutations with the invariants: capacity never exceeded; under
-    write_back no block in two tiers of one owner; only computed blocks are held."""
+    """Wrap every cascade's mutations with the invariants: capacity never exceeded; only
+    computed blocks are held; under write_back no block in two tiers of one owner; under
+    write_through a just-computed prompt's most recent blocks are in every tier; a crash
+    empties the HBM tier."""
     computed = sim.prefix.computed
 
     def check(c):
@@ -230,17 +232,22 @@ def _check_invariants(sim, write_back):
 
     for inst in sim.topology.entry:
         c = inst.prefix_cache
+        store, lose = c.store, c.lose_device_memory
 
-        def wrap(method, c=c):
-            def run(*args):
-                result = method(*args)
-                check(c)
-                return result
+        def stored(blocks, c=c, store=store):
+            writes = store(blocks)
+            check(c)
+            if not write_back:  # inclusive: each tier keeps the newest blocks it can hold
+                for s in c.stores:
+                    assert all(b in s for b in blocks[len(blocks) - min(len(blocks), s.capacity) :])
+            return writes
 
-            return run
+        def lost(c=c, lose=lose):
+            lose()
+            check(c)
+            assert len(c.stores[0]) == 0
 
-        c.store = wrap(c.store)
-        c.lose_device_memory = wrap(c.lose_device_memory)
+        c.store, c.lose_device_memory = stored, lost
 
 
 @pytest.mark.parametrize("policy", ["write_back", "write_through"])
