@@ -228,6 +228,9 @@ def _dropped_rows(counts: ReadCounts) -> dict[str, int]:
         "outside time_window": counts.outside_window,
         "sampled out (sample)": counts.sampled_out,
         "prompt + output over the model's context (max_position_embeddings)": counts.over_context,
+        "session turns never sent (the turn before had not ended when the run stopped)": (
+            counts.turns_unsent
+        ),
     }
     return {reason: n for reason, n in reasons.items() if n}
 

@@ -27,6 +27,7 @@ __all__ = [
     "absent_fault_targets",
     "frontend_runtime",
     "load_scenario",
+    "routing_summary",
     "scenario_from_dict",
 ]
 
@@ -68,6 +69,34 @@ def apply_runtime_kv_budgets(scenario: Scenario) -> None:
         profile = scenario.profiles[pool.name]
         budget = runtime_memory(pool.runtime).budget(profile.memory_bytes, pool)
         scenario.footprints[pool.name] = footprint(scenario.model, profile, pool, budget)
+
+
+def routing_summary(spec: ScenarioSpec) -> list[dict[str, Any]]:
+    """Per role, as the simulator will route it (the spec's :meth:`role_routing` owns which
+    router applies): the policy, where it is set, its parameters and the ordered rules, each
+    ``{"when": text or None, "to": [pool, ...]}`` (no rules: one catch-all over all pools)."""
+    rows = []
+    for role in dict.fromkeys(p.role for p in spec.pools):
+        routing = spec.role_routing(role)
+        given = spec.routing is not None and getattr(spec.routing, role) is not None
+        named = any(p.router is not None for p in spec.pools if p.role == role)
+        pools = [p.name for p in spec.pools if p.role == role]
+        rules = [
+            {"when": r.when.input_tokens if r.when is not None else None, "to": list(r.to)}
+            for r in routing.rules or []
+        ] or [{"when": None, "to": pools}]
+        rows.append(
+            {
+                "role": role,
+                "policy": routing.policy,
+                "set_by": "routing" if given else "pools" if named else "default",
+                "parameters": (
+                    {"overlap_weight": routing.weight} if routing.policy == "cache_aware" else {}
+                ),
+                "rules": rules,
+            }
+        )
+    return rows
 
 
 def load_scenario(path: str | Path, overrides: list[str] | None = None) -> Scenario:

@@ -185,6 +185,8 @@ def check(info: dict[str, Any]) -> None:
         f"{m['params_total'] / 1e9:.1f}B parameters, {m['params_active'] / 1e9:.1f}B active"
     )
     console.print(_pools_table(info["pools"]))
+    if info.get("routing"):
+        console.print(_routing_table(info["routing"]))
     if info["paths"]:
         console.print(_paths_table(info["paths"]))
         console.print(_hops_table(info["paths"]))
@@ -225,6 +227,24 @@ def _pools_table(pools: list[dict[str, Any]]) -> Table:
             units.format_price_per_hour(p["cost_per_hour"])
             + ("†" if p["price_is_assumption"] else ""),
         )
+    return t
+
+
+def _routing_table(roles: list[dict[str, Any]]) -> Table:
+    """One router per role across its pools; its rules in order (first match wins)."""
+    columns = ("role", "policy", "set by", "prompt tokens", "to pools")
+    t = table("Routing (one router per role; first matching rule wins)", columns)
+    for r in roles:
+        params = ", ".join(f"{k} {v:g}" for k, v in r["parameters"].items())
+        policy = r["policy"] + (f" ({params})" if params else "")
+        for k, rule in enumerate(r["rules"]):
+            t.add_row(
+                r["role"] if k == 0 else "",
+                policy if k == 0 else "",
+                r["set_by"] if k == 0 else "",
+                rule["when"] or "any",
+                ", ".join(rule["to"]),
+            )
     return t
 
 
@@ -669,6 +689,13 @@ def trace_stats(info: dict[str, Any]) -> None:
         figures = (f"{q} {number(s[q])}" for q in ("mean", "p50", "p90", "p99", "max"))
         t.add_row(label, "  ".join(figures))
     t.add_row("prefix reuse", _prefix_reuse(info))
+    if info.get("sessions") is not None:
+        t.add_row(
+            "sessions",
+            f"{info['sessions']:,} inferred from hash ids, {info['turns_per_session']:.2f} turns "
+            f"per session (most {info['max_turns']}); "
+            f"{info['session_reuse_tokens']:.1%} of prompt tokens repeat the previous turn's",
+        )
     console.print(t)
 
 

@@ -105,6 +105,19 @@ def _open_loop(scenario: Scenario) -> WorkloadSpec:
             allowed="workload.synthetic (a rate process) or workload.trace to set a rate; "
             "with_concurrency for a closed loop",
         )
+    if wl.synthetic is not None and wl.synthetic.sessions is not None:
+        # its rate counts sessions, whose turns wait on each other: a request rate set or
+        # reported in its place would be silently wrong
+        raise InputError(
+            "a synthetic session workload's `rate` is sessions per second, not requests: "
+            "goodput cannot search it as a request rate",
+            file=scenario.path,
+            field="workload.synthetic.sessions",
+            value=f"{wl.synthetic.rate:g} sessions/s",
+            allowed="workload.synthetic without sessions, workload.trace (with or without "
+            "sessions; its target_rate is requests/s), or workload.closed_loop.sessions "
+            "(goodput searches its concurrency)",
+        )
     return wl
 
 

@@ -339,6 +339,11 @@ def _colocated_data(data: dict[str, Any], pool: dict[str, Any]) -> dict[str, Any
     cand = copy.deepcopy(data)
     cand["pools"] = [pool]
     cand.pop("search", None)
+    # one colocated pool: the prefill router (its policy and weights) takes the arrivals;
+    # length rules name the disaggregated pools, which are gone
+    prefill_routing = (cand.pop("routing", None) or {}).get("prefill")
+    if prefill_routing:
+        cand["routing"] = {"colocated": {k: v for k, v in prefill_routing.items() if k != "rules"}}
     # nothing crosses a boundary: no paths between pools, no wire format, no conversions
     cand.setdefault("interconnect", {})["paths"] = []
     cand["kv"].pop("transfer_format", None)

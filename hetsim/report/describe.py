@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from hetsim.checks import EXAMPLE_TOKENS, HandoffPlan, handoff_plans
+from hetsim.checks.scenario import routing_summary
 from hetsim.perf import provenance
 from hetsim.perf.cost.base import Provenance
 from hetsim.spec.resolve import Scenario
@@ -59,6 +60,7 @@ def describe(scenario: Scenario) -> dict[str, Any]:
         "paths": transfer_paths(scenario),
         "portability": portability,
         "unused_conversions": _unused_conversions(scenario, portability),
+        "routing": routing_summary(spec),
         "lifecycle": spec.lifecycle.protocol,
         "workload": _workload(scenario),
         # the SI numbers (model_dump writes quantities as unit strings, for re-validation)
@@ -103,6 +105,7 @@ def _workload(scenario: Scenario) -> dict[str, Any]:
             "kind": "trace",
             "format": wl.trace.format,
             "path": str(scenario.resolve_path(wl.trace.path)),
+            "sessions": wl.trace.sessions,
         }
     if wl.closed_loop is not None:
         cl = wl.closed_loop
@@ -112,6 +115,7 @@ def _workload(scenario: Scenario) -> dict[str, Any]:
             "requests": cl.requests,
             "think_time": cl.think_time,
             "ramp_up": cl.ramp_up.strategy,
+            "sessions": cl.sessions is not None,
         }
     syn = wl.synthetic
     assert syn is not None
@@ -119,6 +123,8 @@ def _workload(scenario: Scenario) -> dict[str, Any]:
         "kind": "synthetic",
         "arrival": syn.arrival,
         "rate": syn.rate,
+        "rate_unit": "sessions/s" if syn.sessions is not None else "requests/s",
+        "sessions": syn.sessions is not None,
         "requests": syn.requests,
         "prefix_hit_rate": syn.prefix_hit_rate,
     }

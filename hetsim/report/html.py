@@ -232,7 +232,10 @@ def _workload_table(scenario: Scenario, summary: RunSummary) -> pd.DataFrame:
         syn = wl.synthetic
         rows += [
             ("source", f"synthetic, {syn.arrival} arrivals"),
-            ("rate", f"{syn.rate:g} requests/s"),
+            (
+                "rate",
+                f"{syn.rate:g} sessions/s" if syn.sessions else f"{syn.rate:g} requests/s",
+            ),
             (
                 "requests",
                 f"{syn.requests}"

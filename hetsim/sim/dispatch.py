@@ -1,10 +1,10 @@
 """Dispatch: which instance serves a request's next phase, and what it may skip.
 
-The pool's router picks among the live instances; a request that could never fit an instance's
-KV capacity fails at once with the numbers; one whose role is all down is parked until an
-instance of that role comes back. A prefill instance's prefix cache cascade decides how many
-prompt tokens are already computed (loaded first from the lower tiers holding them, over their
-links).
+The role's router (all its pools, :mod:`~hetsim.sim.router`) picks a live instance; a request
+that could never fit its KV capacity fails at once with the numbers; one whose candidate pools
+are all down is parked until an instance comes back. A prefill instance's prefix cache cascade
+decides how many prompt tokens are already computed (loaded first from the lower tiers holding
+them, over their links).
 """
 
 from __future__ import annotations
@@ -13,15 +13,17 @@ from hetsim.sim.book import RequestBook
 from hetsim.sim.instance import DecodeInstance, Instance
 from hetsim.sim.network import Network
 from hetsim.sim.prefix import PrefixCaches
-from hetsim.sim.router import Router
+from hetsim.sim.router import RoleRouter
 from hetsim.sim.state import Req
 from hetsim.sim.topology import Topology
 
 __all__ = ["Dispatcher"]
 
 
-def _router(instances: list[Instance]) -> Router:
-    return Router(instances[0].pool.router if instances else "round_robin")
+def _router(topology: Topology, instances: list[Instance]) -> RoleRouter:
+    spec = topology.scenario.spec
+    routing = spec.role_routing(instances[0].pool.role)
+    return RoleRouter(routing, instances, spec.kv.prefix_cache.block_tokens)
 
 
 class Dispatcher:
@@ -37,15 +39,15 @@ class Dispatcher:
         self.network = network
         self.requests = requests
         self._kvb = topology.scenario.model.kv_bytes_per_token
-        self.prefill_router = _router(topology.entry)
-        self.decode_router = _router(topology.decode) if topology.decode else None
+        self.prefill_router = _router(topology, topology.entry)
+        self.decode_router = _router(topology, topology.decode) if topology.decode else None
         self.parked: list[tuple[Req, int, str]] = []  # waiting for a crashed role to return
 
     def route_prefill(self, req: Req) -> None:
         """Pick the instance that computes the prompt, apply its prefix cache, queue it there
         (after loading the cached prefix from the tiers below HBM that hold it)."""
-        inst = self.prefill_router.pick(self.topology.live(self.topology.entry), req)
-        if inst is None:  # all down: wait for one to come back
+        inst = self.prefill_router.pick(req, self.topology.live)
+        if inst is None:  # all of its rule's pools down: wait for one to come back
             self.parked.append((req, req.retries, "prefill"))
             return
         req.prefill = inst
@@ -83,7 +85,7 @@ class Dispatcher:
     def route_decode(self, req: Req) -> DecodeInstance | None:
         """The decode instance for ``req`` (None: parked, or failed as too large)."""
         assert self.decode_router is not None
-        inst = self.decode_router.pick(self.topology.live(self.topology.decode), req)
+        inst = self.decode_router.pick(req, self.topology.live)
         if inst is None:  # all down: wait for one to come back
             self.parked.append((req, req.retries, "decode"))
             return None

@@ -11,7 +11,11 @@ Arrivals are open or closed. Open loop: each request arrives at its workload tim
 (``workload.closed_loop``, :mod:`hetsim.workload.closed_loop`): ``concurrency`` clients start at
 their ramp-up offsets; the book tells the loop when a request ends (completed or failed), and
 that request's client sends the next one ``think_time`` later, with the next lengths in issue
-order, until ``requests`` (or ``max_requests``) have been sent.
+order, until ``requests`` (or ``max_requests``) have been sent. Multi-turn sessions
+(:mod:`hetsim.workload.sessions`: ``synthetic.sessions``, ``closed_loop.sessions`` or a trace
+with ``sessions: true``) go through :class:`Sessions`: a turn is sent no earlier than its
+arrival and ``think`` after the turn it follows ends (completed or failed); in a closed loop each
+client runs whole sessions, one after another.
 
 TTFT counts from arrival to the first output token, which the decode side produces in its first
 step after the KV has arrived (as vLLM and SGLang do); in colocated serving it is the step that
@@ -26,6 +30,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Generator, Iterable, Iterator
+from itertools import chain, groupby
+from operator import itemgetter
 
 import numpy as np
 import simpy
@@ -49,7 +55,14 @@ from hetsim.sim.swap import HostSwap
 from hetsim.sim.topology import Topology
 from hetsim.sim.wiring import Wiring
 from hetsim.spec.resolve import Scenario
-from hetsim.workload import ReadCounts, RequestChunk, client_starts, iter_requests, sized
+from hetsim.workload import (
+    ReadCounts,
+    RequestChunk,
+    client_starts,
+    has_sessions,
+    iter_requests,
+    sized,
+)
 
 __all__ = ["Simulation"]
 
@@ -146,11 +159,23 @@ class Simulation:
             max_context=self.scenario.model.max_context,
         )
 
-    def _client_loop(self) -> ClientLoop | None:
-        """The closed loop's clients, when the scenario's workload is one (and no ``requests``
-        replace it)."""
+    def _client_loop(self) -> ClientLoop | Sessions | None:
+        """The closed loop's clients, when the scenario's workload is one, or the driver of a
+        session workload (when no ``requests`` replace the scenario's)."""
         closed = self.workload.closed_loop
-        if closed is None or self._requests is not None:
+        if self._requests is not None:
+            return self._given_sessions()
+        if has_sessions(self.workload):
+            return Sessions(
+                self.env,
+                self.book,
+                self._hand_in,
+                self._chunks(),
+                self.max_requests if closed is None else closed.requests,
+                None if closed is None else client_starts(closed, self.seed).tolist(),
+                0.0 if closed is None else closed.think_time,
+            )
+        if closed is None:
             return None
         return ClientLoop(
             self.env,
@@ -160,6 +185,23 @@ class Simulation:
             closed.requests,
             closed.think_time,
             client_starts(closed, self.seed).tolist(),
+        )
+
+    def _given_sessions(self) -> Sessions | None:
+        """The driver of given ``requests`` that come as sessions (their first chunk says),
+        sent open loop; None for plain requests."""
+        chunks = iter(self._requests or ())
+        first = next(chunks, None)
+        if first is None or not first.has_sessions:
+            self._requests = [] if first is None else chain([first], chunks)
+            return None
+        if np.isnan(first.arrival_s).any():
+            raise ValueError(
+                "sessions without arrival times (a closed loop's) cannot be replayed open "
+                "loop: simulate the closed-loop scenario itself"
+            )
+        return Sessions(
+            self.env, self.book, self._hand_in, chain([first], chunks), self.max_requests, None, 0.0
         )
 
     def _arrivals(self) -> Generator[simpy.Event, None, None]:
@@ -230,6 +272,8 @@ class Simulation:
             self.env.process(self.sampler.run())
         self._loop()
         end_time = self.env.now
+        if isinstance(self.clients, Sessions):  # turns whose previous turn never ended
+            self.read_counts.turns_unsent = self.clients.unsent
         book.connect(self.handoff.drop)  # the clients stop with the clock: nothing more is sent
         for req in list(book.in_flight.values()):
             book.fail(req, "unfinished when the simulation ended (stuck: no capacity)")
@@ -373,6 +417,135 @@ class ClientLoop:
         self.hand_in(req)
         self.sent += 1
         if self.sent == self.total:
+            self.book.arrivals_done = True
+
+
+#: a session turn as the driver holds it: (id, earliest send, prompt, output, block hashes,
+#: session, turn, the id of the turn it follows or -1, seconds after that one ends)
+Turn = tuple[int, float, int, int, np.ndarray | None, int, int, int, float]
+
+
+class Sessions:
+    """Sends the turns of multi-turn sessions (:mod:`hetsim.workload.sessions`).
+
+    Open loop (``starts`` None): turns are read in order of their earliest send time; a first
+    turn is sent then, a later one then too if the turn it follows has ended ``think`` before,
+    else ``think`` after that turn ends. Closed loop: client c starts a session at
+    ``starts[c]``; when one of its turns ends, it sends the session's next turn ``think`` later,
+    or after its last turn starts its next session ``between`` later. A failed turn ends like a
+    completed one: its session goes on. ``limit`` caps the turns read (None: all).
+    """
+
+    def __init__(
+        self,
+        env: simpy.Environment,
+        book: RequestBook,
+        hand_in: Callable[[Req], None],
+        chunks: Iterator[RequestChunk],
+        limit: int | None,
+        starts: list[float] | None,
+        between: float,
+    ) -> None:
+        self.env = env
+        self.book = book
+        self.hand_in = hand_in
+        self.rows = self._turns(chunks, limit)
+        self.starts = starts
+        self.between = between
+        self.reading = True  # turns may still come from the workload
+        self.unsent = 0  # turns read and not sent yet (waiting on the turn they follow)
+        self.ended_at: dict[int, float] = {}  # open loop: when each request ended
+        self.waiting: dict[int, list[Turn]] = {}  # open loop: turns by the turn they follow
+        self.rest: dict[int, list[Turn]] = {}  # closed loop: a session's turns after this one
+        self._sessions = (list(g) for _, g in groupby(self.rows, key=itemgetter(5)))
+
+    @staticmethod
+    def _turns(chunks: Iterator[RequestChunk], limit: int | None) -> Iterator[Turn]:
+        taken = 0
+        for chunk in chunks:
+            if not chunk.has_sessions:
+                raise ValueError("a session workload's chunks carry sessions")
+            hashes = chunk.has_hashes
+            columns = (chunk.request_id, chunk.arrival_s, chunk.input_tokens)
+            rest = (chunk.output_tokens, chunk.session, chunk.turn, chunk.parent, chunk.think_s)
+            rid, arrival, n_in = (c.tolist() for c in columns)
+            n_out, session, turn, parent, think = (c.tolist() for c in rest)  # type: ignore[union-attr]
+            for i in range(len(rid)):
+                if limit is not None and taken >= limit:
+                    return
+                taken += 1
+                yield (rid[i], arrival[i], n_in[i], n_out[i], chunk.hashes(i) if hashes else None,
+                       session[i], turn[i], parent[i], think[i])  # fmt: skip
+
+    def start(self) -> None:
+        if self.starts is None:
+            self.env.process(self._open())
+            return
+        for t in self.starts:
+            self.env.timeout(t).callbacks.append(lambda _e: self._next_session())
+
+    def _open(self) -> Generator[simpy.Event, None, None]:
+        env = self.env
+        for turn in self.rows:
+            delay = turn[1] - env.now
+            if delay > 0:
+                yield env.timeout(delay)
+            self.unsent += 1
+            parent = turn[7]
+            end = self.ended_at.get(parent)
+            if parent < 0:
+                self._send(turn)
+            elif end is None:
+                self.waiting.setdefault(parent, []).append(turn)
+            else:
+                self._later(end + turn[8] - env.now, turn)
+        self.reading = False
+        self._check_done()
+
+    def ended(self, req: Req) -> None:
+        """A turn left the system, completed or failed: the turns that follow it go on."""
+        if self.starts is None:
+            self.ended_at[req.id] = self.env.now
+            for turn in self.waiting.pop(req.id, ()):
+                self._after(turn[8], turn)
+            return
+        rest = self.rest.pop(req.id, None)
+        if rest:
+            self.rest[rest[0][0]] = rest[1:]
+            self._after(rest[0][8], rest[0])
+        elif rest is not None:  # the session's last turn: its client starts another
+            self.env.timeout(self.between).callbacks.append(lambda _e: self._next_session())
+
+    def _next_session(self) -> None:
+        turns = next(self._sessions, None) if self.reading else None
+        if turns is None:
+            self.reading = False
+            self._check_done()
+            return
+        self.unsent += len(turns)
+        self.rest[turns[0][0]] = turns[1:]
+        self._send(turns[0])
+
+    def _later(self, delay: float, turn: Turn) -> None:
+        if delay <= 0:
+            self._send(turn)
+        else:
+            self._after(delay, turn)
+
+    def _after(self, delay: float, turn: Turn) -> None:
+        # always an event, even after 0 s: a turn is never sent from inside another's ending
+        self.env.timeout(max(delay, 0.0)).callbacks.append(lambda _e: self._send(turn))
+
+    def _send(self, turn: Turn) -> None:
+        rid, _, n_in, n_out, hashes, session, number, _, _ = turn
+        req = Req(rid, self.env.now, n_in, max(n_out, 1), hashes, session, number)
+        self.unsent -= 1
+        self.book.arrive(req)
+        self.hand_in(req)
+        self._check_done()
+
+    def _check_done(self) -> None:
+        if not self.reading and not self.unsent:
             self.book.arrivals_done = True
 
 

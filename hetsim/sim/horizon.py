@@ -22,6 +22,8 @@ next event lies beyond it.
 
 from __future__ import annotations
 
+import math
+
 from hetsim import units
 from hetsim.checks import handoff_plans
 from hetsim.errors import InputError
@@ -30,7 +32,7 @@ from hetsim.sim.network import Link
 from hetsim.sim.topology import Topology
 from hetsim.spec.faults import instance_target
 from hetsim.spec.resolve import Scenario
-from hetsim.spec.workload import WorkloadSpec
+from hetsim.spec.workload import SessionsSpec, WorkloadSpec
 
 __all__ = ["HORIZON_S", "Horizon", "preflight"]
 
@@ -105,10 +107,17 @@ def _check_carrier(
 
 def _check_arrivals(scenario: Scenario, workload: WorkloadSpec) -> None:
     syn, closed = workload.synthetic, workload.closed_loop
+    for section, spec in (("synthetic", syn), ("closed_loop", closed)):
+        if spec is not None and spec.sessions is not None:
+            _check_think(scenario, f"workload.{section}.sessions.think_time", spec.sessions)
     if syn is not None:
         # bursty: arrivals at `rate` during on periods only
         mean = syn.rate * syn.on / (syn.on + syn.off) if syn.arrival == "bursty" else syn.rate
-        span = syn.requests / mean
+        # sessions: `rate` starts sessions, and `requests` counts their turns, so at least
+        # requests / (most turns) sessions start (unbounded turns: nothing is known)
+        turns = syn.sessions.turns if syn.sessions is not None else None
+        most = 1 if turns is None else (turns.value if turns.dist == "fixed" else turns.max)
+        span = syn.requests / (most or math.inf) / mean
         if span > HORIZON_S:
             raise InputError(
                 f"{syn.requests:,} requests at a mean rate of {mean:.3g} req/s arrive "
@@ -135,6 +144,20 @@ def _check_arrivals(scenario: Scenario, workload: WorkloadSpec) -> None:
                     value=_t(seconds),
                     allowed=f"at most {_LIMIT}",
                 )
+
+
+def _check_think(scenario: Scenario, where: str, sessions: SessionsSpec) -> None:
+    think = sessions.think_time
+    seconds = think.value if think.dist == "fixed" else think.mean
+    if seconds is not None and seconds > HORIZON_S:
+        raise InputError(
+            f"a session's think time of {_t(seconds)} is longer than the {_LIMIT} a run may "
+            "simulate",
+            file=scenario.path,
+            field=f"{where}.{'value' if think.dist == 'fixed' else 'mean'}",
+            value=_t(seconds),
+            allowed=f"at most {_LIMIT}",
+        )
 
 
 # ---- while running ------------------------------------------------------------------------

@@ -37,11 +37,12 @@ class Req:
         "t_decode_start", "t_first", "t_finish", "prefill", "decode", "p_blocks", "d_blocks",
         "p_state", "d_state", "context", "preemptions", "recomputed_tokens", "retries",
         "corrupted", "transfer", "spec_steps", "spec_accepted",
+        "session", "turn",
         "loaded", "reusable", "evicted",
     )  # fmt: skip
 
     def __init__(self, rid: int, arrival: float, input_tokens: int, output_tokens: int,
-                 hashes: np.ndarray | None) -> None:  # fmt: skip
+                 hashes: np.ndarray | None, session: int = -1, turn: int = 0) -> None:  # fmt: skip
         self.id = rid
         self.arrival = arrival
         self.input = input_tokens
@@ -71,6 +72,8 @@ class Req:
         self.transfer = None  # the network transfer moving its KV, while one is under way
         self.spec_steps = 0  # speculative decode steps it took part in (over all attempts)
         self.spec_accepted = 0  # tokens those steps accepted: 1 + accepted drafts, unclipped
+        self.session = session  # its session (hetsim.workload.sessions); -1: not a session's
+        self.turn = turn  # its turn in the session, from 1; 0: not a session's
         self.loaded = 0  # cached prompt tokens loaded from a tier below HBM (last attempt)
         self.reusable = 0  # leading prompt tokens computed anywhere before (last attempt)
         self.evicted = 0  # ... of those, missed because every tier of the cascade evicted them
@@ -108,6 +111,8 @@ LOG_COLUMNS = {
     "corrupted": np.bool_,
     "speculative_steps": np.int32,
     "accepted_tokens": np.int64,
+    "session": np.int64,
+    "turn": np.int32,
     "loaded_tokens": np.int64,
     "reusable_tokens": np.int64,
     "evicted_tokens": np.int64,
@@ -162,6 +167,8 @@ class RequestLog:
         c["corrupted"][i] = r.corrupted
         c["speculative_steps"][i] = r.spec_steps
         c["accepted_tokens"][i] = r.spec_accepted
+        c["session"][i] = r.session
+        c["turn"][i] = r.turn
         c["loaded_tokens"][i] = r.loaded
         c["reusable_tokens"][i] = r.reusable
         c["evicted_tokens"][i] = r.evicted

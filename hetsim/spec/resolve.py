@@ -23,7 +23,7 @@ from hetsim.spec.footprint import MemoryFootprint, footprint
 from hetsim.spec.hardware import AcceleratorProfile, load_profile
 from hetsim.spec.loader import apply_overrides, read_yaml, validate_model
 from hetsim.spec.model import ModelConfig, load_model
-from hetsim.spec.scenario import PoolSpec, ScenarioSpec
+from hetsim.spec.scenario import ROLE_POLICIES, PoolSpec, RoleRouting, ScenarioSpec
 from hetsim.spec.workload import TRACE_COLUMNS, LengthSpec, TraceSpec
 
 __all__ = [
@@ -142,8 +142,7 @@ def _resolve(spec: ScenarioSpec, path: Path | None) -> Scenario:
 
     for i, pool in enumerate(spec.pools):
         _check_pool(scenario, i, pool)
-        if pool.router == "prefix_aware":
-            _check_prefix_router(spec, i)
+    _check_routing(spec)
     _check_kv(spec, profiles)
     _check_prefix_tiers(scenario)
     _check_context(spec, model)
@@ -155,20 +154,21 @@ def _resolve(spec: ScenarioSpec, path: Path | None) -> Scenario:
 
 
 def _check_trace_hashes(spec: ScenarioSpec, have: list[str]) -> None:
-    """A prefix_aware pool needs the hash column in the trace itself, not only in its format's
-    column map: a mooncake trace may be written without ``hash_ids``."""
+    """A prefix- or cache-aware router needs the hash column in the trace itself, not only in
+    its format's column map: a mooncake trace may be written without ``hash_ids``."""
     column = spec.workload.trace.column_map().get("hash_ids") if spec.workload.trace else None
     if column is None or column in have:
         return
-    for i, pool in enumerate(spec.pools):
-        if pool.router == "prefix_aware":
-            raise InputError(
-                f"prefix_aware routes by the prompts' prefix block hashes, and the trace's first "
-                f"record has no {column!r} column",
-                field=f"pools[{i}].router",
-                value="prefix_aware",
-                allowed="round_robin, least_outstanding_tokens (or a trace with hash_ids)",
-            )
+    found = _hash_router(spec)
+    if found is not None:
+        where, policy = found
+        raise InputError(
+            f"{policy} routes by the prompts' prefix block hashes, and the trace's first "
+            f"record has no {column!r} column",
+            field=where,
+            value=policy,
+            allowed="round_robin, least_outstanding_tokens (or a trace with hash_ids)",
+        )
 
 
 def _check_pool(scenario: Scenario, i: int, pool: PoolSpec) -> None:
@@ -253,22 +253,160 @@ def workload_hash_source(spec: ScenarioSpec) -> str | None:
         return "workload.synthetic.prefix_hit_rate"
     if w.trace is not None and w.trace.column_map().get("hash_ids") is not None:
         return f"the {w.trace.format} trace's hash_ids"
+    for section in ("synthetic", "closed_loop"):
+        if getattr(getattr(w, section), "sessions", None) is not None:
+            return f"workload.{section}.sessions (the growing context's blocks)"
     return None
 
 
-def _check_prefix_router(spec: ScenarioSpec, i: int) -> None:
-    """prefix_aware ranks instances by the hashed prompt blocks their prefix cache holds:
-    requests without hashes score zero everywhere, and it would silently be
-    least_outstanding_tokens (see hetsim.sim.router). With the cache disabled it is that too,
-    as a cache-aware router is with empty caches: a cache on/off comparison, not an error."""
-    if workload_hash_source(spec) is None:
+#: routers that rank instances by the prompt blocks their prefix caches hold
+_HASH_POLICIES = ("prefix_aware", "cache_aware")
+
+
+def _role_router_field(spec: ScenarioSpec, role: str) -> str:
+    """Where the role's router is set: ``routing.<role>.policy``, else the first pool's of the
+    role that names one (a router that needs hashes is never the unnamed default)."""
+    if spec.routing is not None and getattr(spec.routing, role) is not None:
+        return f"routing.{role}.policy"
+    i = next(i for i, p in enumerate(spec.pools) if p.role == role and p.router is not None)
+    return f"pools[{i}].router"
+
+
+def _hash_router(spec: ScenarioSpec) -> tuple[str, str] | None:
+    """(field, policy) of the first role whose router needs prompt block hashes, or None."""
+    for role in ("prefill", "colocated"):
+        if any(p.role == role for p in spec.pools):
+            policy = spec.role_routing(role).policy
+            if policy in _HASH_POLICIES:
+                return _role_router_field(spec, role), policy
+    return None
+
+
+def _check_routing(spec: ScenarioSpec) -> None:
+    """One router per role spans all its pools (:mod:`hetsim.sim.router`): pools that name
+    different routers, a `routing:` entry that contradicts them or cannot apply, and a
+    prefix- or cache-aware router without prompt hashes are input errors, never a silent
+    pick of one of them."""
+    roles = list(dict.fromkeys(p.role for p in spec.pools))
+    for role in roles:
+        given = getattr(spec.routing, role) if spec.routing is not None else None
+        if given is None:
+            _check_pools_agree(spec, role)
+        else:
+            _check_role_routing(spec, role, given)
+    if spec.routing is not None:
+        for role in ("prefill", "colocated", "decode"):
+            if role not in roles and getattr(spec.routing, role) is not None:
+                raise InputError(
+                    f"routing.{role} routes over {role} pools, and this scenario has none",
+                    field=f"routing.{role}",
+                    value=getattr(spec.routing, role).model_dump(exclude_none=True),
+                    allowed=", ".join(roles),
+                )
+    found = _hash_router(spec)
+    if found is not None and workload_hash_source(spec) is None:
+        # without hashes every instance scores zero and the router would silently be
+        # least_outstanding_tokens. With the cache disabled it is that too, as a cache-aware
+        # router is with empty caches: a cache on/off comparison, not an error.
+        where, policy = found
         raise InputError(
-            "prefix_aware routes by the prompts' prefix block hashes, and this workload's "
+            f"{policy} routes by the prompts' prefix block hashes, and this workload's "
             "requests carry none (they come from a synthetic prefix_hit_rate above 0, a "
             "mooncake trace's hash_ids or a csv/jsonl trace's hash_ids column)",
-            field=f"pools[{i}].router",
-            value="prefix_aware",
+            field=where,
+            value=policy,
             allowed="round_robin, least_outstanding_tokens",
+        )
+
+
+def _check_pools_agree(spec: ScenarioSpec, role: str) -> None:
+    pools = [(i, p) for i, p in enumerate(spec.pools) if p.role == role and p.router is not None]
+    if not pools:
+        return
+    first = pools[0][1]
+    for i, pool in pools[1:]:
+        if pool.router != first.router:
+            raise InputError(
+                f"one router spans all {role} pools, and pool {first.name!r} names "
+                f"{first.router} while pool {pool.name!r} names {pool.router}; give them the "
+                f"same router, or set the role's router once in a top-level `routing: "
+                f"{{{role}: {{policy: ...}}}}`",
+                field=f"pools[{i}].router",
+                value=pool.router,
+                allowed=first.router,
+            )
+
+
+def _check_role_routing(spec: ScenarioSpec, role: str, given: RoleRouting) -> None:
+    where = f"routing.{role}"
+    if given.policy not in ROLE_POLICIES[role]:
+        raise InputError(
+            f"{given.policy} cannot rank {role} instances",
+            field=f"{where}.policy",
+            value=given.policy,
+            allowed=ROLE_POLICIES[role],
+        )
+    for i, pool in enumerate(spec.pools):
+        if pool.role == role and pool.router is not None and pool.router != given.policy:
+            raise InputError(
+                f"routing.{role}.policy is {given.policy} and pool {pool.name!r} names "
+                f"{pool.router}: one router spans the role; drop the pool's router or make "
+                "them agree",
+                field=f"pools[{i}].router",
+                value=pool.router,
+                allowed=given.policy,
+            )
+    if given.rules is not None:
+        _check_rules(spec, role, given)
+
+
+def _check_rules(spec: ScenarioSpec, role: str, given: RoleRouting) -> None:
+    """Rules name pools of the role, end in exactly one catch-all (a request matching nothing
+    must never be dropped) and leave no pool of the role unreachable (an idle, costed pool)."""
+    where = f"routing.{role}.rules"
+    names = [p.name for p in spec.pools if p.role == role]
+    rules = given.rules or []
+    if role == "decode":
+        raise InputError(
+            "rules pick a pool by prompt length for the requests' entry; decode takes every "
+            "request from prefill and ranks all decode instances",
+            field=where,
+            value=[r.model_dump(exclude_none=True) for r in rules],
+            allowed="no rules under routing.decode",
+        )
+    for k, rule in enumerate(rules):
+        for name in rule.to:
+            if name not in names:
+                raise InputError(
+                    f"a {role} rule routes to {role} pools, and {name!r} is not one",
+                    field=f"{where}[{k}].to",
+                    value=name,
+                    allowed=names,
+                )
+        if rule.when is None and k != len(rules) - 1:
+            raise InputError(
+                f"rule {k} has no `when` and takes every request: the rules after it "
+                "could never match",
+                field=f"{where}[{k}]",
+                value=rule.model_dump(exclude_none=True),
+                allowed="the catch-all (no `when`) as the last rule only",
+            )
+    if not rules or rules[-1].when is not None:
+        raise InputError(
+            "the last rule must be a catch-all without `when` (e.g. {to: "
+            f"{names[0]}}}): a request that matches no rule must never be dropped",
+            field=where,
+            value=[r.model_dump(exclude_none=True) for r in rules],
+            allowed="rules ending in {to: <pool>}",
+        )
+    unused = [n for n in names if not any(n in r.to for r in rules)]
+    if unused:
+        raise InputError(
+            f"no rule routes to {role} pool(s) {', '.join(unused)}: they would stay idle "
+            "and still be paid for",
+            field=where,
+            value=unused,
+            allowed="name every pool of the role in some rule, or remove the unused pools",
         )
 
 

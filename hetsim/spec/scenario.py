@@ -49,6 +49,12 @@ __all__ = [
     "SLASpec",
     "CostsSpec",
     "SearchSpec",
+    "ROLE_POLICIES",
+    "parse_token_bounds",
+    "RouteCondition",
+    "RouteRule",
+    "RoleRouting",
+    "RoutingSpec",
     "ScenarioSpec",
 ]
 
@@ -243,8 +249,14 @@ class PoolSpec(StrictModel):
         description="when KV blocks run out: drop the newest sequence's KV and recompute it, or "
         "swap it to host memory over PCIe and back",
     )
-    router: Literal["round_robin", "least_outstanding_tokens", "prefix_aware", "least_kv_load"] = (
-        Field(default="round_robin", description="how requests are spread over this pool")
+    router: (
+        Literal["round_robin", "least_outstanding_tokens", "prefix_aware", "least_kv_load"] | None
+    ) = Field(
+        default=None,
+        description="how requests are spread over the instances of this pool's role when the "
+        "scenario has no top-level `routing:`. One router spans all pools of a role: pools "
+        "that name one must name the same, the others follow it; none named: round_robin. Use "
+        "`routing:` for cache_aware, length rules or parameters",
     )
     speculative: SpeculativeSpec | None = Field(
         default=None,
@@ -288,7 +300,7 @@ class PoolSpec(StrictModel):
 
     @field_validator("router")
     @classmethod
-    def _router(cls, v: str, info: ValidationInfo) -> str:
+    def _router(cls, v: str | None, info: ValidationInfo) -> str | None:
         role = info.data.get("role")  # None: the role is invalid, and reported as such
         if v == "least_kv_load" and role not in ("decode", None):
             raise ValueError(
@@ -644,6 +656,131 @@ class SearchSpec(StrictModel):
     ] = "goodput_per_dollar"
 
 
+RoutingPolicy = Literal[
+    "round_robin", "least_outstanding_tokens", "prefix_aware", "cache_aware", "least_kv_load"
+]
+#: the policies each role's router may use (the others rank by a load the role does not have)
+ROLE_POLICIES: dict[str, tuple[str, ...]] = {
+    "prefill": ("round_robin", "least_outstanding_tokens", "prefix_aware", "cache_aware"),
+    "colocated": ("round_robin", "least_outstanding_tokens", "prefix_aware", "cache_aware"),
+    "decode": ("round_robin", "least_outstanding_tokens", "least_kv_load"),
+}
+_BOUND = re.compile(r"^(>=|<=|>|<)\s*([0-9]+)$")
+_CONDITION_FORMS = "'>8192', '>=8192', '<2048', '<=2048', or a range such as '>=2048 <8192'"
+
+
+def parse_token_bounds(text: str) -> tuple[int, int | None]:
+    """``'>8192'`` → ``(8193, None)``; ``'>=2048 <8192'`` → ``(2048, 8192)``: the half-open
+    interval ``[low, high)`` of prompt lengths a condition admits (None: unbounded above)."""
+    parts = [p for p in re.split(r"[\s,]+(?=[<>])", text.strip()) if p]
+    low, high = 0, None
+    seen: set[str] = set()
+    for part in parts:
+        m = _BOUND.match(part.strip())
+        if m is None:
+            raise ValueError(f"cannot read {part!r} as a bound; allowed: {_CONDITION_FORMS}")
+        op, n = m.group(1), int(m.group(2))
+        side = "lower" if op[0] == ">" else "upper"
+        if side in seen:
+            raise ValueError(f"two {side} bounds in {text!r}; allowed: {_CONDITION_FORMS}")
+        seen.add(side)
+        if side == "lower":
+            low = n + 1 if op == ">" else n
+        else:
+            high = n if op == "<" else n + 1
+    if not parts or len(parts) > 2:
+        raise ValueError(f"expected one or two bounds; allowed: {_CONDITION_FORMS}")
+    if high is not None and high <= low:
+        raise ValueError(f"{text!r} admits no prompt length; allowed: {_CONDITION_FORMS}")
+    return low, high
+
+
+class RouteCondition(StrictModel):
+    """When a routing rule applies: bounds on the request's prompt length in tokens."""
+
+    input_tokens: str = Field(
+        description="prompt length bounds: '>8192', '>=8192', '<2048', '<=2048', or a range "
+        "'>=2048 <8192' (both bounds, space or comma between)"
+    )
+
+    @field_validator("input_tokens", mode="before")
+    @classmethod
+    def _bounds(cls, v: object) -> object:
+        if not isinstance(v, str):  # a bare number has no direction: say which forms exist
+            raise ValueError(f"a comparison is needed, not {v!r}; allowed: {_CONDITION_FORMS}")
+        parse_token_bounds(v)
+        return v
+
+    @property
+    def bounds(self) -> tuple[int, int | None]:
+        return parse_token_bounds(self.input_tokens)
+
+
+class RouteRule(StrictModel):
+    """One routing rule: requests matching ``when`` (all, without it) go to the pools ``to``."""
+
+    when: RouteCondition | None = Field(
+        default=None, description="{input_tokens: '>8192'}; omitted: every request (catch-all)"
+    )
+    to: list[str] = Field(
+        min_length=1, description="a pool name or a list of pool names of the routed role"
+    )
+
+    @field_validator("to", mode="before")
+    @classmethod
+    def _one_pool(cls, v: object) -> object:
+        return [v] if isinstance(v, str) else v
+
+
+class RoleRouting(StrictModel):
+    """The router of one role: a policy over all live instances of the role's pools, or over
+    those of the pools the first matching rule names."""
+
+    policy: RoutingPolicy = Field(
+        default="round_robin",
+        description="round_robin | least_outstanding_tokens | prefix_aware (longest cached "
+        "prefix, then least outstanding) | cache_aware (overlap_weight × prompt blocks to "
+        "compute + outstanding blocks, least wins) | least_kv_load (decode; prefers instances "
+        "with KV room for prompt + output now)",
+    )
+    overlap_weight: float | None = Field(
+        default=None,
+        gt=0,
+        description="cache_aware only: weight of the prompt blocks left to compute against the "
+        "blocks already queued (Dynamo's overlap_score_weight); default 1.0",
+    )
+    rules: list[RouteRule] | None = Field(
+        default=None,
+        description="prefill or colocated only: ordered rules, first match wins, the last one "
+        "without `when` (a catch-all), e.g. [{when: {input_tokens: '>8192'}, to: prefill-a100}, "
+        "{to: prefill-4090}]",
+    )
+
+    @field_validator("overlap_weight")
+    @classmethod
+    def _weight_applies(cls, v: float | None, info: ValidationInfo) -> float | None:
+        policy = info.data.get("policy")  # None: invalid, and reported as such
+        if v is not None and policy not in ("cache_aware", None):
+            raise ValueError(
+                f"overlap_weight weighs the prompt blocks left to compute in cache_aware's cost; "
+                f"policy {policy} has no such cost; allowed: policy cache_aware, or no "
+                "overlap_weight"
+            )
+        return v
+
+    @property
+    def weight(self) -> float:
+        return 1.0 if self.overlap_weight is None else self.overlap_weight
+
+
+class RoutingSpec(StrictModel):
+    """One router per role that takes requests, across all pools of that role."""
+
+    prefill: RoleRouting | None = None
+    colocated: RoleRouting | None = None
+    decode: RoleRouting | None = None
+
+
 class ScenarioSpec(StrictModel):
     """A serving scenario: model, pools, links, KV policy, workload, SLA, costs and search space."""
 
@@ -665,6 +802,11 @@ class ScenarioSpec(StrictModel):
     seed: Count = Field(default=0, ge=0)
     faults: FaultsSpec = Field(default_factory=FaultsSpec)
     search: SearchSpec | None = None
+    routing: RoutingSpec | None = Field(
+        default=None,
+        description="one router per role across all its pools: {prefill: {policy: cache_aware, "
+        "rules: [...]}, decode: {policy: least_kv_load}}; omitted: the pools' `router`",
+    )
 
     @field_validator("pools")
     @classmethod
@@ -696,3 +838,12 @@ class ScenarioSpec(StrictModel):
     @property
     def disaggregated(self) -> bool:
         return any(p.role == "prefill" for p in self.pools)
+
+    def role_routing(self, role: str) -> RoleRouting:
+        """The router of ``role``: ``routing.<role>`` where given, else the policy its pools'
+        ``router`` names (the checks refuse pools of one role that disagree)."""
+        given = getattr(self.routing, role, None) if self.routing is not None else None
+        if given is not None:
+            return given
+        named = [p.router for p in self.pools if p.role == role and p.router is not None]
+        return RoleRouting(policy=named[0] if named else "round_robin")

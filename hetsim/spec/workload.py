@@ -17,6 +17,8 @@ __all__ = [
     "SyntheticSpec",
     "RampUpSpec",
     "ClosedLoopSpec",
+    "SessionsSpec",
+    "ThinkTimeSpec",
     "WorkloadSpec",
 ]
 
@@ -97,6 +99,13 @@ class TraceSpec(StrictModel):
         description="tokens per prefix hash block of the `hash_ids` column (Mooncake: 512); "
         "used to cut the hashes of prompts shortened by `max_input_tokens`",
     )
+    sessions: bool = Field(
+        default=False,
+        description="replay rows as multi-turn sessions inferred from their hash_ids: a row "
+        "whose prompt extends an earlier row's whole prompt (its full blocks) is that row's "
+        "next turn, sent at its trace time but never before the earlier turn ends (see "
+        "hetsim.workload.sessions)",
+    )
 
     @model_validator(mode="after")
     def _window_order(self) -> TraceSpec:
@@ -104,6 +113,15 @@ class TraceSpec(StrictModel):
             raise ValueError(
                 f"time_window start ({self.time_window[0]:g} s) is after its end "
                 f"({self.time_window[1]:g} s)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _sessions_need_hashes(self) -> TraceSpec:
+        if self.sessions and self.column_map().get("hash_ids") is None:
+            raise ValueError(
+                f"`sessions: true` infers turns from prefix block hashes, and a {self.format} "
+                "trace has none (use mooncake, or a csv/jsonl trace with a hash_ids column)"
             )
         return self
 
@@ -176,6 +194,76 @@ class LengthSpec(StrictModel):
         return self
 
 
+class ThinkTimeSpec(StrictModel):
+    """Seconds between the end of a turn and the next turn of its session. A bare duration in
+    YAML ('2 s') means ``{dist: fixed, value: 2 s}``."""
+
+    dist: Literal["fixed", "exponential", "lognormal"] = Field(
+        default="fixed",
+        description="fixed (`value`; agent loops: 0 s), exponential (`mean`) or lognormal "
+        "(`mean`, `cv`)",
+    )
+    value: Seconds | None = Field(default=None, ge=0, description="fixed: the think time")
+    mean: Seconds | None = Field(
+        default=None, gt=0, description="exponential, lognormal: mean think time"
+    )
+    cv: float | None = Field(default=None, gt=0, description="lognormal: coefficient of variation")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bare_duration(cls, data: object) -> object:
+        if isinstance(data, (int, float, str)) and not isinstance(data, bool):
+            return {"dist": "fixed", "value": data}
+        return data
+
+    @model_validator(mode="after")
+    def _parameters(self) -> ThinkTimeSpec:
+        need = {"fixed": ("value",), "exponential": ("mean",), "lognormal": ("mean", "cv")}
+        missing = [k for k in need[self.dist] if getattr(self, k) is None]
+        if missing:
+            raise ValueError(f"dist {self.dist!r} needs {', '.join(missing)}")
+        return self
+
+
+class SessionsSpec(StrictModel):
+    """Multi-turn sessions (conversations, agent loops): turn k+1's prompt is turn k's prompt,
+    its output and `new_tokens` more; it is sent `think_time` after turn k ends (see
+    :mod:`hetsim.workload.sessions`). The section's `input_tokens` is the first turn's prompt
+    (after the system prompt) and `output_tokens` every turn's output; its `requests` counts
+    turns."""
+
+    turns: LengthSpec = Field(
+        description="turns per session (fixed, uniform or lognormal; a count, at least 1)"
+    )
+    new_tokens: LengthSpec = Field(
+        description="tokens a turn after the first adds to the context: the user's message or "
+        "a tool's output"
+    )
+    think_time: ThinkTimeSpec = Field(
+        default_factory=lambda: ThinkTimeSpec(value=0.0),
+        description="from a turn's end (its last token, or its failure) to the next turn; "
+        "default 0 s (an agent loop)",
+    )
+    system_prompt_tokens: Count = Field(
+        default=0,
+        ge=0,
+        description="a system prompt every session's prompts start with (its full blocks are "
+        "shared by all sessions)",
+    )
+    block_tokens: Count | None = Field(
+        default=None,
+        gt=0,
+        description="tokens per prefix hash block, as `kv.prefix_cache.block_tokens`; default: "
+        "the synthetic section's `block_tokens`, or 512 in a closed loop",
+    )
+
+    @model_validator(mode="after")
+    def _turns_are_counts(self) -> SessionsSpec:
+        if self.turns.dist == "empirical":
+            raise ValueError("turns cannot be `empirical` (a trace holds token lengths)")
+        return self
+
+
 class SyntheticSpec(StrictModel):
     """Generated arrivals and lengths (see :mod:`hetsim.workload.synthetic` for the models)."""
 
@@ -212,6 +300,22 @@ class SyntheticSpec(StrictModel):
     block_tokens: Count = Field(
         default=512, gt=0, description="tokens per prefix hash block (Mooncake: 512)"
     )
+    sessions: SessionsSpec | None = Field(
+        default=None,
+        description="multi-turn sessions: sessions (not requests) arrive at `rate`, "
+        "`requests` counts their turns, `input_tokens` is a first turn's prompt",
+    )
+
+    @model_validator(mode="after")
+    def _sessions_own_prefixes(self) -> SyntheticSpec:
+        if self.sessions is not None and self.prefix_hit_rate > 0:
+            raise ValueError(
+                "`sessions` and `prefix_hit_rate` both shape prefix reuse: with sessions, "
+                "reuse comes from the growing context (and `sessions.system_prompt_tokens`)"
+            )
+        if self.sessions is not None and self.arrival == "bursty":
+            raise ValueError("sessions arrive `poisson` or `gamma`, not `bursty`")
+        return self
 
 
 class RampUpSpec(StrictModel):
@@ -249,7 +353,8 @@ class ClosedLoopSpec(StrictModel):
         default=0.0,
         ge=0,
         description="from the end of a client's request (its last token, or its failure) to "
-        "that client's next request",
+        "that client's next request; with `sessions`, from the end of a session's last turn "
+        "to the client's next session",
     )
     ramp_up: RampUpSpec = Field(
         default_factory=RampUpSpec,
@@ -257,6 +362,12 @@ class ClosedLoopSpec(StrictModel):
     )
     input_tokens: LengthSpec = Field(description="prompt length distribution")
     output_tokens: LengthSpec = Field(description="output length distribution")
+    sessions: SessionsSpec | None = Field(
+        default=None,
+        description="each client runs multi-turn sessions back to back: `requests` counts "
+        "turns, `think_time` is between a client's sessions, `sessions.think_time` between "
+        "turns, `input_tokens` is a first turn's prompt",
+    )
 
 
 class WorkloadSpec(StrictModel):

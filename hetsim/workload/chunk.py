@@ -30,6 +30,15 @@ class RequestChunk:
     output_tokens: np.ndarray  # int64
     hash_ids: np.ndarray | None = None  # int64, flat
     hash_offsets: np.ndarray | None = None  # int64, len n + 1
+    # multi-turn sessions (hetsim.workload.sessions), all four or none: the request's session
+    # and turn (1 = the first), the request id of the turn it follows (-1: none) and the
+    # seconds it is sent after that turn ends; it is also sent no earlier than arrival_s
+    session: np.ndarray | None = None  # int64
+    turn: np.ndarray | None = None  # int64
+    parent: np.ndarray | None = None  # int64
+    think_s: np.ndarray | None = None  # float64
+
+    _SESSION_FIELDS = ("session", "turn", "parent", "think_s")
 
     def __post_init__(self) -> None:
         n = len(self.request_id)
@@ -44,6 +53,17 @@ class RequestChunk:
             assert self.hash_ids is not None
             if n and self.hash_offsets[-1] != len(self.hash_ids):
                 raise ValueError("hash_offsets[-1] must equal len(hash_ids)")
+
+        have = [getattr(self, k) is not None for k in self._SESSION_FIELDS]
+        if any(have) and not all(have):
+            raise ValueError(f"{', '.join(self._SESSION_FIELDS)} go together (all or none)")
+        for name in self._SESSION_FIELDS:
+            if all(have) and len(getattr(self, name)) != n:
+                raise ValueError(f"{name} has {len(getattr(self, name))} entries, expected {n}")
+
+    @property
+    def has_sessions(self) -> bool:
+        return self.session is not None
 
     def __len__(self) -> int:
         return len(self.request_id)
@@ -95,7 +115,15 @@ class RequestChunk:
                 offsets.append(p.hash_offsets[1:] + base)
                 base += int(p.hash_offsets[-1])
             hash_offsets = np.concatenate(offsets)
+        with_sessions = parts[0].has_sessions
+        if any(p.has_sessions != with_sessions for p in parts):
+            raise ValueError("cannot concatenate chunks with and without sessions")
+        sessions = {
+            k: np.concatenate([getattr(p, k) for p in parts]) if with_sessions else None
+            for k in cls._SESSION_FIELDS
+        }
         return cls(
+            **sessions,
             request_id=np.concatenate([p.request_id for p in parts]),
             arrival_s=np.concatenate([p.arrival_s for p in parts]),
             input_tokens=np.concatenate([p.input_tokens for p in parts]),

@@ -10,6 +10,11 @@ Definitions (those of ``trace_stats.json`` in the reference traces):
   unbounded prefix cache's block hit share), and the same weighted by the prompt tokens each
   block covers (a full block is ``block_tokens``, the last block of a prompt may be partial).
   ``None`` for a trace without hashes.
+- sessions (traces with hashes): multi-turn sessions inferred by the rule of
+  :mod:`hetsim.workload.sessions` (what ``trace.sessions: true`` replays): how many, turns per
+  session (mean and most), and the share of prompt tokens lying in full blocks of the turn each
+  row follows (what a cache holding each session's last turn would serve). ``None`` without
+  hashes.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from pydantic import ValidationError
 
 from hetsim.errors import InputError
 from hetsim.spec.workload import TraceSpec
+from hetsim.workload.sessions import SessionInference
 from hetsim.workload.traces import DEFAULT_CHUNK, ReadCounts, detect_format, iter_trace
 
 __all__ = ["LengthSummary", "TraceStats", "trace_stats", "plot_trace_stats"]
@@ -73,6 +79,9 @@ class TraceStats:
     prefix_reuse: float | None
     prefix_reuse_tokens: float | None
     block_tokens: int
+    sessions: int | None
+    max_turns: int | None
+    session_reuse_tokens: float | None
     per_minute: np.ndarray = field(repr=False)
     input_lengths: np.ndarray = field(repr=False)
     output_lengths: np.ndarray = field(repr=False)
@@ -97,6 +106,10 @@ class TraceStats:
             "block_tokens": self.block_tokens,
             "prefix_reuse": self.prefix_reuse,
             "prefix_reuse_tokens": self.prefix_reuse_tokens,
+            "sessions": self.sessions,
+            "turns_per_session": self.requests / self.sessions if self.sessions else None,
+            "max_turns": self.max_turns,
+            "session_reuse_tokens": self.session_reuse_tokens,
         }
 
 
@@ -174,6 +187,7 @@ def trace_stats(
     blocks = reused_blocks = 0
     reused_tokens = 0
     has_hashes = False
+    turns = SessionInference(block_tokens)
     for chunk in iter_trace(trace, Path.cwd(), seed=0, chunk_size=chunk_size, counts=counts):
         arrivals.append(chunk.arrival_s)
         inputs.append(chunk.input_tokens)
@@ -189,6 +203,10 @@ def trace_stats(
             blocks += len(ids)
             reused_blocks += int(reused.sum())
             reused_tokens += int(covered[reused].sum())
+            for i, (rid, n_in) in enumerate(
+                zip(chunk.request_id.tolist(), chunk.input_tokens.tolist(), strict=True)
+            ):
+                turns.add(rid, chunk.hashes(i), n_in)
     t = np.concatenate(arrivals)
     inp = np.concatenate(inputs)
     out = np.concatenate(outputs)
@@ -212,6 +230,9 @@ def trace_stats(
         prefix_reuse=(reused_blocks / blocks if blocks else 0.0) if has_hashes else None,
         prefix_reuse_tokens=(reused_tokens / int(inp.sum())) if has_hashes else None,
         block_tokens=block_tokens,
+        sessions=turns.sessions if has_hashes else None,
+        max_turns=turns.max_turn if has_hashes else None,
+        session_reuse_tokens=turns.reused_tokens / int(inp.sum()) if has_hashes else None,
         per_minute=per_minute,
         input_lengths=inp,
         output_lengths=out,

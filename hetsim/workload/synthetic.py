@@ -52,7 +52,15 @@ from hetsim.spec.workload import LengthSpec, SyntheticSpec, TraceSpec
 from hetsim.workload.chunk import RequestChunk
 from hetsim.workload.traces import DEFAULT_CHUNK, iter_trace
 
-__all__ = ["iter_synthetic", "length_sampler", "lognormal_params", "SHARED_ID_BASE"]
+__all__ = [
+    "Arrivals",
+    "SHARED_ID_BASE",
+    "empirical_pool",
+    "iter_synthetic",
+    "length_sampler",
+    "lognormal_params",
+    "sampler",
+]
 
 #: prefix block ids of shared prefixes start here: group g's block j is BASE + g·2³² + j;
 #: a request's own blocks count up from 0
@@ -66,7 +74,10 @@ def lognormal_params(mean: float, cv: float) -> tuple[float, float]:
     return float(np.log(mean) - sigma2 / 2), float(np.sqrt(sigma2))
 
 
-class _Arrivals:
+class Arrivals:
+    """Arrival times of an open loop (of requests, or of sessions: the spec's ``arrival``,
+    ``rate``, ``cv``, ``on`` and ``off``), ``next(n)`` at a time."""
+
     def __init__(self, spec: SyntheticSpec, rng: np.random.Generator) -> None:
         self.spec = spec
         self.rng = rng
@@ -101,7 +112,7 @@ def _uniform_index(rng: np.random.Generator, n: int, size: int) -> np.ndarray:
     return idx
 
 
-def _empirical_pool(
+def empirical_pool(
     trace: TraceSpec, base_dir: Path, seed: int, field: str
 ) -> tuple[np.ndarray, np.ndarray]:
     inputs, outputs = [], []
@@ -122,7 +133,7 @@ def _clip(values: np.ndarray, spec: LengthSpec) -> np.ndarray:
 Sampler = Callable[[int], np.ndarray]
 
 
-def _sampler(spec: LengthSpec, rng: np.random.Generator, pool: np.ndarray | None) -> Sampler:
+def sampler(spec: LengthSpec, rng: np.random.Generator, pool: np.ndarray | None) -> Sampler:
     if spec.dist == "fixed":
         value = spec.value or 1
         return lambda n: np.full(n, value, dtype=np.int64)
@@ -161,7 +172,7 @@ def length_sampler(
     for name, ls in (("input_tokens", ins), ("output_tokens", outs)):
         if ls.dist == "empirical":
             assert ls.trace is not None
-            pool_in, pool_out = _empirical_pool(ls.trace, base_dir, seed, f"{field}.{name}.trace")
+            pool_in, pool_out = empirical_pool(ls.trace, base_dir, seed, f"{field}.{name}.trace")
             pools[name] = pool_in if name == "input_tokens" else pool_out
             if joint:
                 pools["output_tokens"] = pool_out
@@ -173,8 +184,8 @@ def length_sampler(
             return _clip(pools["input_tokens"][idx], ins), _clip(pools["output_tokens"][idx], outs)
 
         return pairs
-    sample_in = _sampler(ins, rng_in, pools.get("input_tokens"))
-    sample_out = _sampler(outs, rng_out, pools.get("output_tokens"))
+    sample_in = sampler(ins, rng_in, pools.get("input_tokens"))
+    sample_out = sampler(outs, rng_out, pools.get("output_tokens"))
     return lambda n: (sample_in(n), sample_out(n))
 
 
@@ -252,7 +263,7 @@ def iter_synthetic(
     lengths = length_sampler(
         spec.input_tokens, spec.output_tokens, base_dir, seed, (rng_in, rng_out), field
     )
-    arrivals = _Arrivals(spec, rng_arrival)
+    arrivals = Arrivals(spec, rng_arrival)
     prefix = _PrefixModel(spec, rng_prefix) if spec.prefix_hit_rate > 0 else None
 
     def generate() -> Iterator[RequestChunk]:

@@ -100,6 +100,9 @@ class ReadCounts:
     output_capped: int = 0  #: outputs shortened to ``max_output_tokens``
     over_context: int = 0  #: rows whose prompt + output exceed the model's context, dropped
     kept: int = 0  #: requests replayed
+    sessions: int = 0  #: sessions generated or inferred (session workloads only)
+    sessions_cut: int = 0  #: sessions ended at the model's context (their turns: over_context)
+    turns_unsent: int = 0  #: session turns never sent: their previous turn had not ended
     start: str | None = None  #: the first request's timestamp as written (date-time traces)
     examples: list[str] = field(default_factory=list)  #: the first few skip reasons
 
