@@ -492,7 +492,7 @@ def _prefix_tiers(s: RunSummary) -> None:
         t.add_row(
             f.tier,
             str(f.stores),
-            units.format_bytes(f.capacity_bytes, 3),
+            units.format_bytes(f.capacity_bytes, 3, binary=True),
             f"{f.peak_occupancy:.0%}",
             f"{f.mean_occupancy:.0%}",
             f"{f.hit_tokens:,}",
