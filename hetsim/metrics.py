@@ -11,6 +11,12 @@ Definitions (those of DistServe, vLLM and SGLang benchmarks):
 * acceptance length (speculative decoding) = tokens accepted per sequence per decode step, 1 +
   accepted drafts, over the completed requests' speculative steps (vLLM's and SGLang's "mean
   acceptance length"; counted before a sequence's last step is clipped at its output length).
+* prefix reuse (requests with block hashes): *reusable* prompt tokens lead the prompt with
+  blocks computed anywhere in the cluster before (``trace stats``' prefix reuse, within the
+  simulated requests); each is *hit* (served by a tier of the serving instance's cascade), *lost
+  to eviction* (a tier of that cascade had held it) or *lost to routing* (none ever had).
+* per KV tier: occupancy as a share of the tier's capacity, hit tokens as a share of all prompt
+  tokens looked up, KV bytes loaded from it and written into it, blocks it evicted.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from hetsim.sim.output import RunFacts
 from hetsim.spec.scenario import SLASpec
 
 __all__ = [
@@ -34,7 +41,10 @@ __all__ = [
     "SLABounds",
     "PoolUtilisation",
     "LifecycleCounts",
+    "PrefixReuse",
     "RunSummary",
+    "TierFigures",
+    "tier_figures",
 ]
 
 PERCENTILES = (50, 90, 99)
@@ -118,6 +128,87 @@ class LifecycleCounts:
 
 
 @dataclass(frozen=True)
+class PrefixReuse:
+    """Where the reusable prompt tokens of the measured requests went (module docstring), in
+    tokens; ``loaded_tokens`` of the hits came from a tier below HBM."""
+
+    prompt_tokens: int
+    reusable_tokens: int
+    hit_tokens: int
+    lost_to_eviction_tokens: int
+    lost_to_routing_tokens: int
+    loaded_tokens: int
+    reusable_share: float  # of prompt tokens
+    hit_share: float  # of prompt tokens
+
+    @classmethod
+    def of(cls, requests: pd.DataFrame) -> PrefixReuse | None:
+        """None: the rows carry no reuse columns."""
+        if "reusable_tokens" not in requests:
+            return None
+        prompt = int(requests["input_tokens"].sum())
+        reusable = requests["reusable_tokens"]
+        hit = int(np.minimum(requests["cached_tokens"], reusable).sum())
+        evicted = int(requests["evicted_tokens"].sum())
+        total = int(reusable.sum())
+        return cls(
+            prompt_tokens=prompt,
+            reusable_tokens=total,
+            hit_tokens=hit,
+            lost_to_eviction_tokens=evicted,
+            lost_to_routing_tokens=total - hit - evicted,
+            loaded_tokens=int(requests["loaded_tokens"].sum()),
+            reusable_share=total / max(prompt, 1),
+            hit_share=hit / max(prompt, 1),
+        )
+
+
+@dataclass(frozen=True)
+class TierFigures:
+    """One KV residency tier over the run, summed over its stores (one per owner: instance,
+    pool or cluster). Occupancies are shares of capacity: ``peak_occupancy`` the highest any
+    one store reached, ``mean_occupancy`` time-mean blocks held over all stores' capacity."""
+
+    tier: str
+    stores: int
+    capacity_bytes: float
+    peak_occupancy: float
+    mean_occupancy: float
+    hit_tokens: int
+    hit_share: float  # of the prompt tokens of every request looked up
+    load_bytes: float
+    write_bytes: float
+    evictions: int
+
+
+def tier_figures(facts: RunFacts, prompt_tokens: int) -> tuple[TierFigures, ...]:
+    """Per tier, in cascade order, from the run's per-store facts and the prompt tokens of
+    every simulated request (warm-up included, as the stores' counters are)."""
+    by_tier: dict[str, list] = {}
+    for f in facts.kv_tiers:
+        by_tier.setdefault(f.tier, []).append(f)
+    out = []
+    for tier, stores in by_tier.items():
+        capacity = sum(f.capacity_blocks for f in stores)
+        hits = sum(f.hit_tokens for f in stores)
+        out.append(
+            TierFigures(
+                tier=tier,
+                stores=len(stores),
+                capacity_bytes=sum(f.capacity_blocks * f.block_bytes for f in stores),
+                peak_occupancy=max(f.peak_blocks / max(f.capacity_blocks, 1) for f in stores),
+                mean_occupancy=sum(f.mean_blocks for f in stores) / max(capacity, 1),
+                hit_tokens=hits,
+                hit_share=hits / max(prompt_tokens, 1),
+                load_bytes=sum(f.load_bytes for f in stores),
+                write_bytes=sum(f.write_bytes for f in stores),
+                evictions=sum(f.evictions for f in stores),
+            )
+        )
+    return tuple(out)
+
+
+@dataclass(frozen=True)
 class RequestFigures:
     """What the request rows alone say: the request-derived part of a :class:`RunSummary`."""
 
@@ -142,6 +233,7 @@ class RequestFigures:
     cost_per_hour: float
     cost_per_million_tokens: float | None
     acceptance_length: float | None  # None: no speculative decoding in the run
+    prefix_reuse: PrefixReuse | None  # None: rows without the reuse columns
 
 
 @dataclass(frozen=True)
@@ -174,6 +266,8 @@ class RunSummary(RequestFigures):
     # seconds between the time series' samples as the run ended (it doubles on long runs to
     # keep the series bounded in points); None: the run recorded no series
     sample_interval_s: float | None = None
+    # the prefix cache's residency tiers, highest first (empty: no prefix cache)
+    kv_tiers: tuple[TierFigures, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data in summary.json's layout (nested records become objects)."""
@@ -232,6 +326,7 @@ def summarise(requests: pd.DataFrame, sla: SLASpec, cost_per_hour: float) -> Req
         if out_tokens
         else None,
         acceptance_length=_acceptance_length(done),
+        prefix_reuse=PrefixReuse.of(requests),
     )
 
 

@@ -448,6 +448,7 @@ def simulation_summary(s: RunSummary) -> None:
             "(1 + accepted drafts, as vLLM and SGLang report it)"
         )
     console.print(_utilisation_table(s))
+    _prefix_tiers(s)
     cost = s.cost_per_million_tokens
     console.print(
         f"cost {units.format_price_per_hour(s.cost_per_hour)} (assumed prices), "
@@ -469,6 +470,38 @@ def _latency_table(s: RunSummary) -> Table:
             duration(bound) if bound else "",
         )
     return t
+
+
+def _prefix_tiers(s: RunSummary) -> None:
+    """Where the reusable prompt tokens went, and what each KV tier held, served and moved."""
+    r = s.prefix_reuse
+    if r is not None and r.reusable_tokens:
+        share = lambda n: f"{n / max(r.prompt_tokens, 1):.1%}"  # noqa: E731
+        console.print(
+            f"prefix reuse: {share(r.reusable_tokens)} of prompt tokens reusable (computed "
+            f"before); hit {share(r.hit_tokens)} ({share(r.loaded_tokens)} loaded from below "
+            f"HBM), lost to eviction {share(r.lost_to_eviction_tokens)}, lost to routing "
+            f"{share(r.lost_to_routing_tokens)}"
+        )
+    if not s.kv_tiers:
+        return
+    columns = ("tier", "stores", "capacity", "peak", "mean", "hit tokens", "hit share",
+               "loaded", "written", "evictions")  # fmt: skip
+    t = table("KV tiers (prefix cache)", columns, right=columns[1:])
+    for f in s.kv_tiers:
+        t.add_row(
+            f.tier,
+            str(f.stores),
+            units.format_bytes(f.capacity_bytes, 3, binary=True),
+            f"{f.peak_occupancy:.0%}",
+            f"{f.mean_occupancy:.0%}",
+            f"{f.hit_tokens:,}",
+            f"{f.hit_share:.1%}",
+            units.format_bytes(f.load_bytes, 3),
+            units.format_bytes(f.write_bytes, 3),
+            f"{f.evictions:,}",
+        )
+    console.print(t)
 
 
 def _utilisation_table(s: RunSummary) -> Table:

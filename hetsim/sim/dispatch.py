@@ -2,9 +2,9 @@
 
 The role's router (all its pools, :mod:`~hetsim.sim.router`) picks a live instance; a request
 that could never fit its KV capacity fails at once with the numbers; one whose candidate pools
-are all down is parked until an instance comes back. A prefill instance's prefix cache decides
-how many prompt tokens are already computed (loaded first over the cache tier's link, where it
-has one).
+are all down is parked until an instance comes back. A prefill instance's prefix cache cascade
+decides how many prompt tokens are already computed (loaded first from the lower tiers holding
+them, over their links).
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ class Dispatcher:
 
     def route_prefill(self, req: Req) -> None:
         """Pick the instance that computes the prompt, apply its prefix cache, queue it there
-        (after loading the cached prefix from its tier, if the tier is not HBM)."""
+        (after loading the cached prefix from the tiers below HBM that hold it)."""
         inst = self.prefill_router.pick(req, self.topology.live)
         if inst is None:  # all of its rule's pools down: wait for one to come back
             self.parked.append((req, req.retries, "prefill"))
@@ -61,15 +61,26 @@ class Dispatcher:
                 f"{inst.blocks.capacity}",
             )
             return
-        cached = self.prefix.hit(inst, req)
+        cached, loads = self.prefix.lookup(inst, req)
         req.cached = cached
         req.computed = cached
-        if cached and inst.prefix_link is not None:
-            kvb = self._kvb(inst.pool.precision.kv)
-            load = self.network.transfer(cached * kvb, [inst.prefix_link], tag=req.id)
-            load.callbacks.append(lambda _e, inst=inst, req=req: inst.enqueue(req))
+        if loads:
+            self._load_then_enqueue(inst, req, loads)
             return
         inst.enqueue(req)
+
+    def _load_then_enqueue(self, inst: Instance, req: Req, loads: list) -> None:
+        """Load the hit's blocks from each lower tier over its link, all at once (each tier's
+        link shared fairly with its other loads and writes); queue the prompt when all are in."""
+        left = [len(loads)]
+
+        def arrived(_event: object) -> None:
+            left[0] -= 1
+            if not left[0]:
+                inst.enqueue(req)
+
+        for link, nbytes in loads:
+            self.network.transfer(nbytes, [link], tag=req.id).callbacks.append(arrived)
 
     def route_decode(self, req: Req) -> DecodeInstance | None:
         """The decode instance for ``req`` (None: parked, or failed as too large)."""

@@ -352,6 +352,7 @@ class Simulation:
                 link.name: LinkFacts(link.bytes_carried, link.utilisation)
                 for link in self.topology.links
             },
+            kv_tiers=self.prefix.facts(end_time),
         )
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-__all__ = ["InstanceFacts", "LinkFacts", "RunFacts", "SimOutput"]
+__all__ = ["InstanceFacts", "LinkFacts", "RunFacts", "SimOutput", "TierFacts"]
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,27 @@ class LinkFacts:
 
 
 @dataclass(frozen=True)
+class TierFacts:
+    """One store of a KV residency tier (one tier of one owner) over the run: its capacity and
+    block size, peak / time-mean / final blocks held, prompt tokens it served and the KV bytes
+    they loaded, blocks and bytes written into it, blocks it evicted."""
+
+    tier: str
+    owner: str
+    capacity_blocks: int
+    block_tokens: int
+    block_bytes: float
+    peak_blocks: int
+    mean_blocks: float
+    end_blocks: int
+    hit_tokens: int
+    load_bytes: float
+    written_blocks: int
+    write_bytes: float
+    evictions: int
+
+
+@dataclass(frozen=True)
 class RunFacts:
     """Counts and integrals of one run. ``events`` counts the events simpy processed (every
     timeout, process start and signal, as the bench's bare loop counts its own);
@@ -60,6 +81,7 @@ class RunFacts:
     lifecycle_transitions: dict[str, int]
     instances: tuple[InstanceFacts, ...]
     links: dict[str, LinkFacts]
+    kv_tiers: tuple[TierFacts, ...] = ()  # the prefix cache's tier stores, in creation order
 
 
 @dataclass(frozen=True)

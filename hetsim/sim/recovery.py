@@ -57,6 +57,8 @@ class Recovery(Wired):
         affected = inst.crash()
         if was_alive:
             self.topology.instance_down()
+            if inst.prefix_cache is not None:  # the prefix blocks its HBM cached are gone too
+                inst.prefix_cache.lose_device_memory()
         for req, lost in affected:
             if req.id not in self.requests.in_flight:
                 continue

@@ -1,6 +1,12 @@
 """The time-series sampler: every ``interval`` simulated seconds, one row per instance (batch,
 queue, KV blocks by state, busy share since the last sample) and one per link.
 
+With a prefix cache, each instance row also says, for each tier of its cascade, how many
+prefix blocks the tier holds (``cache_<tier>_blocks``) and, cumulative since the start, the
+prompt tokens it served (``cache_<tier>_hit_tokens``) and the KV bytes those hits loaded
+(``cache_<tier>_load_bytes``); NaN for instances without a cache. A tier shared by a pool or
+the cluster shows the same store's figures on every row that shares it.
+
 The series is bounded in points whatever the simulated span: once it holds ``max_points``
 samples, the interval doubles and every other sample is dropped, so the series stays uniform
 (one sample every ``interval`` seconds, from ``interval`` on) and never holds more than
@@ -85,6 +91,8 @@ class Sampler:
     def run(self) -> Generator[simpy.Event, None, None]:
         env = self.env
         instances = self.topology.instances
+        stores = self._tier_stores()
+        nan = math.nan
         last_busy = [0.0] * len(instances)
         while True:
             self.pending = env.timeout(self.interval)
@@ -97,9 +105,16 @@ class Sampler:
                 batch = inst.batch.n if hasattr(inst, "batch") else len(inst.running)
                 busy = (inst.busy_s - last_busy[inst.gid]) / self.interval
                 last_busy[inst.gid] = inst.busy_s
+                tiers = [
+                    x
+                    for t in stores[inst.gid]
+                    for x in (
+                        (nan, nan, nan) if t is None else (len(t), t.hit_tokens, t.load_bytes)
+                    )
+                ]
                 self.samples.append(
                     (now, inst.gid, inst.pool.name, inst.role, batch, inst.queue_len, b.used,
-                     b.reserved, b.held, b.capacity, min(busy, 1.0))
+                     b.reserved, b.held, b.capacity, *tiers, min(busy, 1.0))
                 )  # fmt: skip
             for link in links:
                 self.link_samples.append(
@@ -112,6 +127,24 @@ class Sampler:
             if env.peek() == math.inf:  # nothing else will happen
                 self.pending = None
                 return
+
+    def tier_names(self) -> list[str]:
+        """The prefix cache's tiers, in cascade order (one time-series column each)."""
+        names: list[str] = []
+        for inst in self.topology.instances:
+            for store in getattr(getattr(inst, "prefix_cache", None), "stores", ()):
+                if store.tier not in names:
+                    names.append(store.tier)
+        return names
+
+    def _tier_stores(self) -> list[list]:
+        """Per instance (by gid), the store of each of :meth:`tier_names` it sees, or None."""
+        names = self.tier_names()
+        out = []
+        for inst in self.topology.instances:
+            mine = {s.tier: s for s in getattr(getattr(inst, "prefix_cache", None), "stores", ())}
+            out.append([mine.get(n) for n in names])
+        return out
 
     def _halve(self) -> None:
         """Double the interval and keep the samples on its multiples (the 2nd, 4th, ... of
@@ -138,7 +171,12 @@ class Sampler:
         """(instance rows with each instance's name, link rows), each with the interval the
         series was sampled at (the same for every row: a uniform series)."""
         names = {i.gid: i.name for i in self.topology.instances}
-        ts = pd.DataFrame(self.samples, columns=INSTANCE_COLUMNS)
+        tiers = [
+            f"cache_{n}_{what}"
+            for n in self.tier_names()
+            for what in ("blocks", "hit_tokens", "load_bytes")
+        ]
+        ts = pd.DataFrame(self.samples, columns=[*INSTANCE_COLUMNS[:-1], *tiers, "busy"])
         ts.insert(2, "instance_name", ts["instance"].map(names))
         ts["sample_interval_s"] = float(self.interval)
         links = pd.DataFrame(self.link_samples, columns=LINK_COLUMNS)

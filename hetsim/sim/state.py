@@ -38,6 +38,7 @@ class Req:
         "p_state", "d_state", "context", "preemptions", "recomputed_tokens", "retries",
         "corrupted", "transfer", "spec_steps", "spec_accepted",
         "session", "turn",
+        "loaded", "reusable", "evicted",
     )  # fmt: skip
 
     def __init__(self, rid: int, arrival: float, input_tokens: int, output_tokens: int,
@@ -73,6 +74,9 @@ class Req:
         self.spec_accepted = 0  # tokens those steps accepted: 1 + accepted drafts, unclipped
         self.session = session  # its session (hetsim.workload.sessions); -1: not a session's
         self.turn = turn  # its turn in the session, from 1; 0: not a session's
+        self.loaded = 0  # cached prompt tokens loaded from a tier below HBM (last attempt)
+        self.reusable = 0  # leading prompt tokens computed anywhere before (last attempt)
+        self.evicted = 0  # ... of those, missed because every tier of the cascade evicted them
 
     def reset_attempt(self) -> None:
         """Forget everything but the arrival: the request starts over (a retry)."""
@@ -109,6 +113,9 @@ LOG_COLUMNS = {
     "accepted_tokens": np.int64,
     "session": np.int64,
     "turn": np.int32,
+    "loaded_tokens": np.int64,
+    "reusable_tokens": np.int64,
+    "evicted_tokens": np.int64,
 }
 
 
@@ -162,6 +169,9 @@ class RequestLog:
         c["accepted_tokens"][i] = r.spec_accepted
         c["session"][i] = r.session
         c["turn"][i] = r.turn
+        c["loaded_tokens"][i] = r.loaded
+        c["reusable_tokens"][i] = r.reusable
+        c["evicted_tokens"][i] = r.evicted
         if failed_reason is None:
             self._status[i] = 0
             self._reason[i] = 0

@@ -144,6 +144,7 @@ def _resolve(spec: ScenarioSpec, path: Path | None) -> Scenario:
         _check_pool(scenario, i, pool)
     _check_routing(spec)
     _check_kv(spec, profiles)
+    _check_prefix_tiers(scenario)
     _check_context(spec, model)
     _check_costs_and_search(spec, extra_dirs)
     if spec.workload.trace is not None:
@@ -501,6 +502,64 @@ def _check_kv(spec: ScenarioSpec, profiles: dict[str, AcceleratorProfile]) -> No
                     value=fmt,
                     allowed=", ".join(profiles[pool.name].formats.kv),
                 )
+
+
+def _check_prefix_tiers(scenario: Scenario) -> None:
+    """The prefix cache's cascade: hbm first, then distinct kv.tiers entries; a tier shared by
+    instances of several pools holds blocks of one size, so their KV formats must agree."""
+    spec = scenario.spec
+    pc = spec.kv.prefix_cache
+    tiers = {t.name: t for t in spec.kv.tiers}
+    field = "kv.prefix_cache.tiers"
+    if pc.tiers is not None and "tier" in pc.model_fields_set:
+        raise InputError(
+            "give the prefix cache either `tier` (one tier) or `tiers` (a cascade), not both",
+            field=field,
+            value=str(pc.tiers),
+            allowed=f"remove kv.prefix_cache.tier (it is {pc.tier!r})",
+        )
+    if pc.tiers is not None:
+        allowed = ", ".join(["hbm", *tiers])
+        if not pc.tiers or pc.tiers[0] != "hbm":
+            raise InputError(
+                "a cascade starts at the instance's own memory, hbm",
+                field=f"{field}[0]",
+                value=str(pc.tiers[0] if pc.tiers else pc.tiers),
+                allowed="hbm",
+            )
+        for j, name in enumerate(pc.tiers[1:], start=1):
+            if name not in tiers:
+                why = "hbm is the first tier only" if name == "hbm" else "tier is not defined"
+                raise InputError(why, field=f"{field}[{j}]", value=name, allowed=allowed)
+            if name in pc.tiers[:j]:
+                raise InputError(
+                    "a tier appears twice in the cascade",
+                    field=f"{field}[{j}]",
+                    value=name,
+                    allowed=f"each of {allowed} at most once",
+                )
+    if pc.enabled:
+        for i, tier in enumerate(spec.kv.tiers):
+            if tier.name in pc.cascade() and tier.scope == "cluster":
+                _check_shared_tier(scenario, i)
+
+
+def _check_shared_tier(scenario: Scenario, where: int) -> None:
+    """A cluster-scoped tier is one store of blocks every pool that computes prompts reads:
+    they must all keep KV in one format (blocks of one size and representation; a
+    pool-scoped tier serves one pool, of one format)."""
+    tier = scenario.spec.kv.tiers[where]
+    entry = [p for p in scenario.spec.pools if p.role in ("prefill", "colocated")]
+    if len({p.precision.kv for p in entry}) > 1:
+        formats = ", ".join(f"{p.name}: {p.precision.kv}" for p in entry)
+        raise InputError(
+            f"tier {tier.name!r} is shared by the whole cluster, but the pools that compute "
+            f"prompts store KV in different formats ({formats}): one's blocks are not the other's "
+            "KV, and their sizes may differ",
+            field=f"kv.tiers[{where}].scope",
+            value=tier.scope,
+            allowed="instance, pool (or one KV format for every prefill/colocated pool)",
+        )
 
 
 def _check_costs_and_search(spec: ScenarioSpec, extra_dirs: list[Path]) -> None:

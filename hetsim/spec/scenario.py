@@ -388,10 +388,21 @@ class TierSpec(StrictModel):
     name: str
     kind: Literal["hbm", "dram", "ssd", "remote"]
     capacity: Bytes
-    bandwidth: Bandwidth = Field(description="read bandwidth into device memory")
+    bandwidth: Bandwidth = Field(
+        description="bandwidth of the tier's link: prefix-cache loads into device memory and "
+        "writes into the tier (write-back evictions, write-through copies) share it fairly"
+    )
+    write_bandwidth: Bandwidth | None = Field(
+        default=None,
+        description="write bandwidth into the tier where slower than `bandwidth` (NVMe SSDs "
+        "write ~2-5 GB/s, read ~7-14 GB/s); a write occupies the shared link as long as it "
+        "takes at this rate. null: `bandwidth`",
+    )
     latency: LatencySeconds = 0.0
     scope: Literal["instance", "pool", "cluster"] = Field(
-        default="instance", description="one per instance, one per pool, or one shared pool"
+        default="instance",
+        description="one per instance, one per pool, or one shared pool (a cluster-scoped "
+        "prefix-cache tier needs one KV format across the pools that compute prompts)",
     )
 
 
@@ -407,7 +418,38 @@ class PrefixCacheSpec(StrictModel):
         description="share of prompt tokens served from cache when the workload has no block "
         "hashes; null: use the trace's hash_ids (or the synthetic prefix_hit_rate)",
     )
-    tier: str = Field(default="hbm", description="'hbm' or the name of a tier in kv.tiers")
+    tier: str = Field(
+        default="hbm",
+        description="shorthand for a one-tier cache: 'hbm' (the instance's own KV memory) or "
+        "the name of a kv.tiers entry, which then holds the cache alone (every hit loads over "
+        "its link; nothing is cached in HBM across requests). Give `tiers` instead for a cascade",
+    )
+    tiers: list[str] | None = Field(
+        default=None,
+        description="the residency cascade, highest tier first: 'hbm' (the instance's own KV "
+        "memory) then names of kv.tiers entries, e.g. [hbm, host_dram, local_ssd]. A prompt "
+        "looks up its leading blocks in every tier; each block is served by the highest tier "
+        "holding it, loaded over that tier's link. null: the one-tier `tier`",
+    )
+    write_policy: Literal["write_back", "write_through"] = Field(
+        default="write_back",
+        description="how blocks reach the lower tiers. write_back: a block is written to the "
+        "next tier down when the tier above evicts it, and lives in one tier per owner "
+        "(SGLang HiCache's write_back; vLLM's CPU offload of evicted blocks). write_through: "
+        "every computed block is written to every lower tier as it is cached, and each tier "
+        "evicts on its own (LMCache's default store; Mooncake Store's put after prefill; "
+        "SGLang HiCache's write_through)",
+    )
+    promote: bool = Field(
+        default=True,
+        description="a hit served from a lower tier is cached in HBM once the prompt is "
+        "computed (write_back: moved up, leaving the lower tier of the same owner); false: "
+        "it stays only where it was found",
+    )
+
+    def cascade(self) -> list[str]:
+        """The tier names a prompt is looked up in, highest first."""
+        return list(self.tiers) if self.tiers is not None else [self.tier]
 
 
 ConversionKind = Literal["dtype", "layout", "page_size", "tp"]
