@@ -17,6 +17,7 @@ from hetsim.metrics import (
     RunSummary,
     add_latency_columns,
     summarise,
+    tier_figures,
 )
 from hetsim.outputs import staged
 from hetsim.perf import provenance
@@ -215,6 +216,7 @@ def _run_summary(
         occupancy_mean=facts.occupancy_area
         / max(facts.last_departure_s - facts.first_arrival_s, 1e-12),
         sample_interval_s=sim.sampler.interval if sim.sample_interval else None,
+        kv_tiers=tier_figures(facts, int(reqs["input_tokens"].sum())),
     )
 
 

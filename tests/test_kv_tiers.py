@@ -414,7 +414,7 @@ def test_simulate_prints_the_reuse_decomposition_and_the_tier_table(capsys):
     out = capsys.readouterr().out
     r = res.summary.prefix_reuse
     assert f"prefix reuse: {r.reusable_share:.1%} of prompt tokens reusable" in out
-    assert "KV tiers (prefix cache)" in out and "local_ssd" in out
+    assert "KV tiers" in out and "warm-up included" in out and "local_ssd" in out
     assert res.summary.to_json()["prefix_reuse"]["reusable_tokens"] == r.reusable_tokens
 
 
@@ -441,3 +441,14 @@ def test_cache_aware_replay_of_the_mooncake_sample_hits_what_trace_stats_calls_r
     # today's prefix_aware router loses nothing (0 exactly); a router that also weighs load
     # may trade a little reuse for balance
     assert r.lost_to_routing_tokens <= 0.05 * r.reusable_tokens and r.loaded_tokens > 0
+
+
+def test_a_run_summary_carries_the_tier_figures_in_cascade_order() -> None:
+    res = simulate(tiered(instances=2), sample_interval=None)
+    tiers = res.summary.kv_tiers
+    assert [t.tier for t in tiers] == ["hbm", "host_dram", "local_ssd"]
+    # every hit is counted in exactly one tier; the shares are of every simulated prompt token
+    prompt = int(res.requests["input_tokens"].sum())
+    assert sum(t.hit_tokens for t in tiers) == int(res.requests["cached_tokens"].sum())
+    assert all(t.hit_share == pytest.approx(t.hit_tokens / prompt) for t in tiers)
+    assert [t["tier"] for t in res.summary.to_json()["kv_tiers"]] == [t.tier for t in tiers]

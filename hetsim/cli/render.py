@@ -487,7 +487,7 @@ def _prefix_tiers(s: RunSummary) -> None:
         return
     columns = ("tier", "stores", "capacity", "peak", "mean", "hit tokens", "hit share",
                "loaded", "written", "evictions")  # fmt: skip
-    t = table("KV tiers (prefix cache)", columns, right=columns[1:])
+    t = table("KV tiers (prefix cache; whole run, warm-up included)", columns, right=columns[1:])
     for f in s.kv_tiers:
         t.add_row(
             f.tier,

@@ -38,7 +38,6 @@ class Dispatcher:
         self.prefix = prefix
         self.network = network
         self.requests = requests
-        self._kvb = topology.scenario.model.kv_bytes_per_token
         self.prefill_router = _router(topology, topology.entry)
         self.decode_router = _router(topology, topology.decode) if topology.decode else None
         self.parked: list[tuple[Req, int, str]] = []  # waiting for a crashed role to return

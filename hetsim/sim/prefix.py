@@ -90,7 +90,7 @@ class PrefixCaches:
                     self.stores.append(store)
                 stores.append(store)
             cascade = Cascade(stores, pc.write_policy == "write_back", pc.promote)
-            inst.attach_prefix_cache(cascade, stores[0].link)
+            inst.attach_prefix_cache(cascade)
 
     def lookup(self, inst: Instance, req: Req) -> tuple[int, list[tuple[Link, float]]]:
         """(prompt tokens of ``req`` that ``inst`` finds cached, the (link, bytes) loads they

@@ -8,9 +8,8 @@ from collections.abc import Callable
 import simpy
 
 from hetsim.kv.blocks import BlockPool, BlockState
-from hetsim.kv.prefix_cache import PrefixCache
+from hetsim.kv.tiers import Cascade
 from hetsim.perf.speculative import SpeculativeStep
-from hetsim.sim.network import Link
 from hetsim.sim.ports import Handover, Ledger, Stats, Swap
 from hetsim.sim.state import Req
 
@@ -59,7 +58,6 @@ class Instance:
         self.steps = 0
         self.outstanding_tokens = 0  # routing signal: work queued or running here
         self.prefix_cache = None  # set by the prefix caches when this instance computes prompts
-        self.prefix_link = None
         self._wake = None
         self.alive = True
         self.down = 0  # outages in progress (faults may overlap)
@@ -128,11 +126,10 @@ class Instance:
         """Steps take ``factor`` times as long from now on (1.0: back to normal)."""
         self.slowdown = factor
 
-    def attach_prefix_cache(self, cache: PrefixCache, link: Link | None = None) -> None:
-        """The prefix cache this instance looks prompts up in, and the link a hit loads over
-        (None: the cache lives in this instance's HBM)."""
+    def attach_prefix_cache(self, cache: Cascade) -> None:
+        """The prefix cache this instance looks prompts up in: its tiers, highest first (each
+        lower tier's store carries the link its hits load over)."""
         self.prefix_cache = cache
-        self.prefix_link = link
 
     def release_late(self, blocks: int, state: BlockState) -> None:
         """Free blocks no request counts any more, which their owner frees late (a lease that
