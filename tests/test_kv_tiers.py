@@ -91,7 +91,6 @@ def test_a_crash_loses_the_hbm_tier_only():
     c.store([1, 2, 3])
     c.lose_device_memory()
     assert held(c) == [[], [1]]
-    assert c.ever_held(3) and not c.ever_held(9)
 
 
 # ---- in the simulator ---------------------------------------------------------------------
@@ -452,3 +451,29 @@ def test_a_run_summary_carries_the_tier_figures_in_cascade_order() -> None:
     assert sum(t.hit_tokens for t in tiers) == int(res.requests["cached_tokens"].sum())
     assert all(t.hit_share == pytest.approx(t.hit_tokens / prompt) for t in tiers)
     assert [t["tier"] for t in res.summary.to_json()["kv_tiers"]] == [t.tier for t in tiers]
+
+
+def test_a_miss_is_lost_to_routing_when_another_instance_held_the_blocks() -> None:
+    """With room for every prefix (nothing evicted), a cache-blind router's misses were all
+    held by the other instance at that moment; a prefix-aware router misses nothing."""
+    reuse = {}
+    for router in ("round_robin", "prefix_aware"):
+        data = tiered(cascade=("hbm",), instances=2).spec.model_dump(
+            by_alias=True, exclude_none=True
+        )
+        data["pools"][0]["router"] = router
+        res = simulate(hetsim.scenario_from_dict(data), sample_interval=None)
+        reuse[router] = r = res.summary.prefix_reuse
+        assert sum(t.evictions for t in res.summary.kv_tiers) == 0
+        assert r.lost_to_eviction_tokens == 0 and r.reusable_tokens > 0
+    blind, aware = reuse["round_robin"], reuse["prefix_aware"]
+    assert blind.lost_to_routing_tokens > 0
+    assert blind.hit_tokens + blind.lost_to_routing_tokens == blind.reusable_tokens
+    assert aware.lost_to_routing_tokens == 0 and aware.hit_tokens == aware.reusable_tokens
+
+
+def test_a_cascade_survives_the_planners_dump_and_reload() -> None:
+    """goodput and the planner re-validate a dumped scenario: the unset one-tier shorthand
+    must not come back as a `tier` that contradicts `tiers`."""
+    faster = hetsim.with_rate(tiered(), 5.0)
+    assert faster.spec.kv.prefix_cache.cascade() == ["hbm", "host_dram", "local_ssd"]

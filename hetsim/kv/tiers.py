@@ -55,7 +55,6 @@ class TierStore(PrefixCache):
         self.link = None  # the link loads from and writes into this tier cross (None: HBM)
         self.write_cost = 1.0  # link bytes one byte written takes (read over write bandwidth)
         self._clock = clock
-        self.ever: set[int] = set()  # blocks ever stored: a later miss was lost to eviction
         self.hit_blocks = 0  # leading prompt blocks served from this tier
         self.hit_tokens = 0  # ... their prompt tokens (the last prompt token never counts)
         self.load_bytes = 0.0  # KV bytes those hits loaded into device memory
@@ -87,7 +86,6 @@ class TierStore(PrefixCache):
                 cache.move_to_end(b)
             else:
                 cache[b] = None
-        self.ever.update(blocks)
         evicted = []
         while len(cache) > self.capacity:
             evicted.append(cache.popitem(last=False)[0])
@@ -195,7 +193,3 @@ class Cascade:
         top = self.stores[0]
         if top.tier == "hbm":
             top.clear()
-
-    def ever_held(self, block: int) -> bool:
-        """Whether any tier of this cascade ever stored ``block``."""
-        return any(block in s.ever for s in self.stores)

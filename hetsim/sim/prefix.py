@@ -18,8 +18,12 @@ in X alone, every hit loads over X's link and caching a prompt there costs no wr
 
 The reuse decomposition (per request, of its leading prompt blocks): *reusable* blocks were
 computed somewhere in the cluster before (``trace stats``' prefix reuse, within the simulated
-requests); of those, the ones not hit were *lost to eviction* when some tier of the serving
-instance's cascade had held them, else *lost to routing* (never cached where it was served).
+requests); of those, the ones not hit were *lost to routing* when another instance's cascade
+held them at that moment (a router choosing that instance would have hit them), else *lost to
+eviction* (no tier anywhere held them any more: capacity evicted them). The split is a
+counterfactual at the moment of routing, so a perfect cache-aware router loses nothing to
+routing but what it trades for load balance. It costs one lookup per other cascade, only for
+requests that miss reusable blocks.
 """
 
 from __future__ import annotations
@@ -54,6 +58,7 @@ class PrefixCaches:
         self.network = topology.network
         self.stores: list[TierStore] = []  # every store, in creation order
         self.computed: set[int] = set()  # blocks computed anywhere so far
+        self.cascades: list[Cascade] = []  # distinct cascades, for the reuse split
         if pc.enabled:
             self._build(scenario, topology)
 
@@ -91,6 +96,7 @@ class PrefixCaches:
                 stores.append(store)
             cascade = Cascade(stores, pc.write_policy == "write_back", pc.promote)
             inst.attach_prefix_cache(cascade)
+            self.cascades.append(cascade)
 
     def lookup(self, inst: Instance, req: Req) -> tuple[int, list[tuple[Link, float]]]:
         """(prompt tokens of ``req`` that ``inst`` finds cached, the (link, bytes) loads they
@@ -133,9 +139,15 @@ class PrefixCaches:
                 break
             reusable += 1
         req.reusable = min(reusable * bt, cap)
-        for j in range(hit, reusable):
-            if cascade.ever_held(blocks[j]):
-                req.evicted += max(0, min(bt, req.reusable - j * bt))
+        if reusable <= hit:
+            return
+        wanted = blocks[:reusable]
+        elsewhere = max(
+            (c.match(wanted, touch=False) for c in self.cascades if c is not cascade),
+            default=0,
+        )
+        for j in range(max(hit, elsewhere), reusable):  # held nowhere any more
+            req.evicted += max(0, min(bt, req.reusable - j * bt))
 
     def prompt_cached(self, req: Req, inst: Instance) -> None:
         """A prompt's KV now exists on ``inst``: cache it in its cascade (later prompts sharing

@@ -458,7 +458,7 @@ def _check_kv(spec: ScenarioSpec, profiles: dict[str, AcceleratorProfile]) -> No
     if len(tiers) != len(spec.kv.tiers):
         raise InputError("tier names must be unique", field="kv.tiers")
     pc = spec.kv.prefix_cache
-    if pc.tier != "hbm" and pc.tier not in tiers:
+    if pc.tier is not None and pc.tier != "hbm" and pc.tier not in tiers:
         raise InputError(
             "prefix cache tier is not defined",
             field="kv.prefix_cache.tier",
@@ -511,7 +511,7 @@ def _check_prefix_tiers(scenario: Scenario) -> None:
     pc = spec.kv.prefix_cache
     tiers = {t.name: t for t in spec.kv.tiers}
     field = "kv.prefix_cache.tiers"
-    if pc.tiers is not None and "tier" in pc.model_fields_set:
+    if pc.tiers is not None and pc.tier is not None:
         raise InputError(
             "give the prefix cache either `tier` (one tier) or `tiers` (a cascade), not both",
             field=field,

@@ -418,9 +418,11 @@ class PrefixCacheSpec(StrictModel):
         description="share of prompt tokens served from cache when the workload has no block "
         "hashes; null: use the trace's hash_ids (or the synthetic prefix_hit_rate)",
     )
-    tier: str = Field(
-        default="hbm",
-        description="shorthand for a one-tier cache: 'hbm' (the instance's own KV memory) or "
+    tier: str | None = Field(
+        # null rather than 'hbm', so a dumped scenario with a cascade re-validates
+        default=None,
+        description="shorthand for a one-tier cache (null: 'hbm' unless `tiers` is given): "
+        "'hbm' (the instance's own KV memory) or "
         "the name of a kv.tiers entry, which then holds the cache alone (every hit loads over "
         "its link; nothing is cached in HBM across requests). Give `tiers` instead for a cascade",
     )
@@ -449,7 +451,7 @@ class PrefixCacheSpec(StrictModel):
 
     def cascade(self) -> list[str]:
         """The tier names a prompt is looked up in, highest first."""
-        return list(self.tiers) if self.tiers is not None else [self.tier]
+        return list(self.tiers) if self.tiers is not None else [self.tier or "hbm"]
 
 
 ConversionKind = Literal["dtype", "layout", "page_size", "tp"]
