@@ -418,28 +418,27 @@ def test_simulate_prints_the_reuse_decomposition_and_the_tier_table(capsys):
 
 
 def test_cache_aware_replay_of_the_mooncake_sample_hits_what_trace_stats_calls_reusable():
-    """The bundled conversation sample replayed with the prefix-aware router and a host DRAM
-    tier per prefill instance: the reusable share is ``trace stats``' prefix reuse, and it is
-    hit but for what the tiers evicted and (next to) nothing lost to routing."""
+    """The bundled conversation sample replayed as sessions with the prefix-aware router: the
+    reusable share is ``trace stats``' prefix reuse, and all of it is hit but what capacity
+    evicted — with HBM alone (much evicted) and with a host DRAM tier per prefill instance
+    (nothing evicted): nothing is lost to routing."""
     from hetsim.workload.stats import trace_stats
 
-    dram = "{name: host_dram, kind: dram, capacity: 512 GiB, bandwidth: 50 GB/s, latency: 10 us}"
-    res = simulate(
-        "scenarios/trace-mooncake-conversation.yaml",
-        [
-            "pools.0.router=prefix_aware",
-            f"kv.tiers=[{dram}]",
-            "kv.prefix_cache.tiers=[hbm, host_dram]",
-        ],
-        sample_interval=None,
-    )
-    r = res.summary.prefix_reuse
     stats = trace_stats("tests/data/mooncake_conversation_2k.jsonl", "mooncake")
-    assert r.reusable_share == pytest.approx(stats.prefix_reuse_tokens, abs=0.002)
-    assert r.hit_tokens + r.lost_to_eviction_tokens + r.lost_to_routing_tokens == r.reusable_tokens
-    # today's prefix_aware router loses nothing (0 exactly); a router that also weighs load
-    # may trade a little reuse for balance
-    assert r.lost_to_routing_tokens <= 0.05 * r.reusable_tokens and r.loaded_tokens > 0
+    dram = "{name: host_dram, kind: dram, capacity: 512 GiB, bandwidth: 50 GB/s, latency: 10 us}"
+    hbm_only: list[str] = []
+    with_dram = [f"kv.tiers=[{dram}]", "kv.prefix_cache.tiers=[hbm, host_dram]"]
+    evicted = {}
+    for name, overrides in (("hbm", hbm_only), ("dram", with_dram)):
+        res = simulate(
+            "scenarios/sessions-mooncake-conversation.yaml", overrides, sample_interval=None
+        )
+        r = res.summary.prefix_reuse
+        assert r.reusable_share == pytest.approx(stats.prefix_reuse_tokens, abs=0.002)
+        assert r.lost_to_routing_tokens == 0
+        assert r.hit_tokens == r.reusable_tokens - r.lost_to_eviction_tokens
+        evicted[name] = r.lost_to_eviction_tokens / r.reusable_tokens
+    assert evicted["hbm"] > 0.3 and evicted["dram"] == 0
 
 
 def test_a_run_summary_carries_the_tier_figures_in_cascade_order() -> None:
