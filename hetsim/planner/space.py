@@ -30,9 +30,9 @@ from hetsim.kv.portability import portability
 from hetsim.kv.state import KVState
 from hetsim.spec.precision import PRECISION_SHORTHANDS
 from hetsim.spec.resolve import Scenario
-from hetsim.spec.scenario import PoolSpec, RoleSearch, ScenarioSpec, SearchSpec
+from hetsim.spec.scenario import AS_WRITTEN, PoolSpec, RoleSearch, ScenarioSpec, SearchSpec
 
-__all__ = ["Candidate", "RoleChoice", "enumerate_candidates"]
+__all__ = ["Candidate", "RoleChoice", "check_interconnects", "enumerate_candidates"]
 
 Kind = Literal["disaggregated", "colocated"]
 
@@ -118,12 +118,21 @@ class Candidate:
         return f"{self.roles['prefill'].instances}:{self.roles['decode'].instances}"
 
     @property
+    def interconnect(self) -> str | None:
+        """The name of the interconnect alternative this candidate uses; None when colocated
+        or when the search has no ``interconnect`` alternatives (the scenario's own paths)."""
+        if self.kind != "disaggregated":
+            return None
+        return self.data.get("interconnect", {}).get("name")
+
+    @property
     def label(self) -> str:
         if self.kind == "colocated":
             return f"colocated {self.roles['serve'].label()}"
         p, d = self.roles["prefill"], self.roles["decode"]
         wire = f" wire {self.transfer_format}" if self.transfer_format else ""
-        return f"P {p.label()} | D {d.label()} |{wire} {self.protocol}"
+        net = f" | net {self.interconnect}" if self.interconnect else ""
+        return f"P {p.label()} | D {d.label()} |{wire} {self.protocol}{net}"
 
 
 def _policies(search: RoleSearch, pool: PoolSpec) -> list[tuple[str, str, str]]:
@@ -280,8 +289,10 @@ def _disaggregated(base: Scenario, data: dict[str, Any], search: SearchSpec) -> 
     decodes = _role_choices(search.decode, d_pool)
     wires = search.transfer_format or [spec.kv.transfer_format]
     protocols = search.lifecycle or [spec.lifecycle.protocol]
-    for p, d, wire, proto in itertools.product(prefills, decodes, wires, protocols):
+    nets = _interconnects(spec, data, search)
+    for p, d, wire, proto, net in itertools.product(prefills, decodes, wires, protocols, nets):
         cand = copy.deepcopy(data)
+        cand["interconnect"] = copy.deepcopy(net)
         cand["pools"] = [_pool_dict(p_base, p), _pool_dict(d_base, d)]
         if wire is None:
             cand["kv"].pop("transfer_format", None)
@@ -293,6 +304,53 @@ def _disaggregated(base: Scenario, data: dict[str, Any], search: SearchSpec) -> 
     if search.colocated:
         totals = sorted({p.devices + d.devices for p, d in itertools.product(prefills, decodes)})
         yield from _colocated_baselines(base, data, search, d_base, totals)
+
+
+def _interconnects(
+    spec: ScenarioSpec, data: dict[str, Any], search: SearchSpec
+) -> list[dict[str, Any]]:
+    """The interconnects to try, as scenario data: the scenario's own first (named
+    'as written' unless it has a name), then each of ``search.interconnect``."""
+    own = copy.deepcopy(data.get("interconnect", {}))
+    if not search.interconnect:
+        return [own]
+    check_interconnects(spec, search)
+    own["name"] = own.get("name") or AS_WRITTEN
+    alternatives = [x.model_dump(by_alias=True, exclude_none=True) for x in search.interconnect]
+    return [own, *alternatives]
+
+
+def check_interconnects(spec: ScenarioSpec, search: SearchSpec) -> None:
+    """Every alternative connects the scenario's prefill pool to its decode pool, as
+    ``interconnect.paths`` must; else an error naming the alternative's field."""
+    roles = {p.name: p.role for p in spec.pools}
+    names = [x.name for x in search.interconnect]
+    if spec.interconnect.name in names or AS_WRITTEN in names:
+        k = names.index(spec.interconnect.name if spec.interconnect.name in names else AS_WRITTEN)
+        raise InputError(
+            "the scenario's own interconnect already has this name",
+            field=f"search.interconnect[{k}].name",
+            value=names[k],
+            allowed="a name other than " + (spec.interconnect.name or AS_WRITTEN),
+        )
+    (pair,) = pool_pairs(spec)
+    for k, alt in enumerate(search.interconnect):
+        for j, path in enumerate(alt.paths):
+            for end, name, role in (("from", path.from_, "prefill"), ("to", path.to, "decode")):
+                if roles.get(name) != role:
+                    raise InputError(
+                        f"no {role} pool of that name",
+                        field=f"search.interconnect[{k}].paths[{j}].{end}",
+                        value=name,
+                        allowed=", ".join(n for n, r in roles.items() if r == role),
+                    )
+        if not any((x.from_, x.to) == (pair.producer.name, pair.consumer.name) for x in alt.paths):
+            raise InputError(
+                f"no path from {pair.producer.name} to {pair.consumer.name}",
+                field=f"search.interconnect[{k}].paths",
+                value=alt.name,
+                allowed=f"a path with from: {pair.producer.name}, to: {pair.consumer.name}",
+            )
 
 
 def _colocated_baselines(

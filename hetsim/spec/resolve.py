@@ -64,7 +64,8 @@ class Scenario:
         return self.profiles[pool_name].name not in self.spec.costs.prices
 
     def cost_per_hour(self) -> float:
-        return sum(p.total_devices * self.price_per_device_hour(p.name) for p in self.spec.pools)
+        devices = sum(p.total_devices * self.price_per_device_hour(p.name) for p in self.spec.pools)
+        return devices + self.spec.interconnect.cost_per_hour(self.spec.pools)
 
     def resolve_path(self, relative: str) -> Path:
         p = Path(relative).expanduser()

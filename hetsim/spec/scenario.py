@@ -40,7 +40,9 @@ __all__ = [
     "PoolSpec",
     "Hop",
     "PathSpec",
+    "AS_WRITTEN",
     "Interconnect",
+    "InterconnectAlternative",
     "TierSpec",
     "PrefixCacheSpec",
     "ConversionSpec",
@@ -378,8 +380,43 @@ class PathSpec(StrictModel):
         return sum(h.latency for h in self.hops)
 
 
+#: the label of the scenario's own interconnect among a plan's alternatives
+AS_WRITTEN = "as written"
+
+
 class Interconnect(StrictModel):
+    """The KV paths between pools, and what they add to the deployment's price."""
+
+    name: str | None = Field(default=None, description=f"a label for plans; null: '{AS_WRITTEN}'")
+    price_per_device_hour: PricePerHour = Field(
+        default=0.0,
+        description="what these links add per hour for every accelerator of the pools their "
+        "paths connect (its share of NICs, switch ports, cabling), on top of the accelerator "
+        "prices; 0: the accelerator prices include them (an assumption, like every price)",
+    )
     paths: list[PathSpec] = Field(default_factory=list)
+
+    def cost_per_hour(self, pools: list[PoolSpec]) -> float:
+        """The price times the devices of every pool a path starts or ends at, each pool
+        counted once: a deployment with no path between pools (colocated) pays nothing."""
+        ends = {x.from_ for x in self.paths} | {x.to for x in self.paths}
+        return self.price_per_device_hour * sum(p.total_devices for p in pools if p.name in ends)
+
+
+class InterconnectAlternative(Interconnect):
+    """One interconnect the planner may choose instead of the scenario's own: its paths
+    replace ``interconnect.paths`` whole (NICs per node are hop bandwidth multiples, e.g.
+    ``2 x 400 Gbps``)."""
+
+    name: str = Field(description="a label for plans, e.g. roce-400g")
+    paths: list[PathSpec] = Field(min_length=1)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not _NAME.match(v):
+            raise ValueError(f"{v!r}: a letter, then letters, digits, '-' or '_' (e.g. roce-400g)")
+        return v
 
 
 class TierSpec(StrictModel):
@@ -657,6 +694,20 @@ class SearchSpec(StrictModel):
     objective: Literal[
         "goodput", "goodput_per_device", "goodput_per_dollar", "cheapest_for_rate"
     ] = "goodput_per_dollar"
+    interconnect: list[InterconnectAlternative] = Field(
+        default_factory=list,
+        description="interconnects to try for disaggregated candidates besides the scenario's "
+        f"own ('{AS_WRITTEN}', always tried): [{{name, price_per_device_hour, paths}}, ...]",
+    )
+
+    @field_validator("interconnect")
+    @classmethod
+    def _interconnect_names(cls, v: list[InterconnectAlternative]) -> list[InterconnectAlternative]:
+        names = [x.name for x in v]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"interconnect names must be unique; repeated: {', '.join(dupes)}")
+        return v
 
 
 RoutingPolicy = Literal[
