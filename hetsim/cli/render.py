@@ -574,6 +574,7 @@ def plan(result: PlanResult, top: int) -> None:
         f"({result.backend} x{result.workers})"
     )
     console.print(_ranking_table(result, top))
+    network(result)
     for line in result.skipped_faults():
         console.print(f"[yellow]faults:[/] {escape(line)}")
     if any(r.goodput_at_limit for r in result.ranked):
@@ -595,6 +596,19 @@ def plan(result: PlanResult, top: int) -> None:
             + (f" (P:D {b.candidate.pd_ratio})" if b.candidate.pd_ratio else "")
             + f"; step times: {prov}; prices: profile assumptions unless costs.prices sets them"
         )
+
+
+def network(result: PlanResult) -> None:
+    """With interconnect alternatives: for the best disaggregated candidate, whether a link
+    binds it and what each other interconnect did for the same pools (plan.json has all)."""
+    notes = result.network()
+    if not notes:
+        return
+    first, *rest = notes
+    for i, line in enumerate(first.lines(result.objective.unit)):
+        console.print(("[bold]network:[/] " if i == 0 else "  ") + escape(line), highlight=False)
+    if rest:
+        console.print(f"  (plan.json's network lists the {len(rest)} other ranked disaggregated)")
 
 
 def _ranking_table(result: PlanResult, top: int) -> Table:

@@ -17,6 +17,7 @@ import pandas as pd
 
 from hetsim.metrics import RunSummary
 from hetsim.outputs import staged
+from hetsim.planner.network import NetworkNote, network_notes
 from hetsim.planner.objective import Objective
 from hetsim.planner.pareto import pareto_front
 from hetsim.planner.screen import ScreenResult
@@ -101,6 +102,7 @@ class CandidateResult:
             "protocol": c.protocol,
             "boundary": self.boundary,
             "skipped_faults": "; ".join(c.skipped_faults),
+            "interconnect": c.interconnect,
         }
         for role in ("prefill", "decode", "serve"):
             choice = c.roles.get(role)
@@ -187,6 +189,11 @@ class PlanResult:
         """Ids of the candidates on the cost/goodput Pareto front, cheapest first."""
         return [int(i) for i in pareto_front(self.to_frame())["id"]]
 
+    def network(self) -> list[NetworkNote]:
+        """For each ranked disaggregated candidate, best first: whether a link binds it and
+        the same deployment over the other interconnects (none without alternatives)."""
+        return network_notes(self.results, self.ranked, self.objective)
+
     def skipped_faults(self) -> list[str]:
         """One line per set of the scenario's faults some candidates were simulated without
         (they lack the instance or hop the fault names), with those candidates' ids."""
@@ -258,6 +265,7 @@ class PlanResult:
             "explanation": None if self.best else self.explain_failure(),
             "candidates": [by_id[r.id] for r in self.ranked],
             "pareto": [int(i) for i in pareto_front(frame)["id"]],
+            "network": [n.as_dict() for n in self.network()],
             "all_candidates": len(records),
         }
 
