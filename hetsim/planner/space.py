@@ -20,6 +20,7 @@ import copy
 import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import ValidationError
@@ -289,7 +290,7 @@ def _disaggregated(base: Scenario, data: dict[str, Any], search: SearchSpec) -> 
     decodes = _role_choices(search.decode, d_pool)
     wires = search.transfer_format or [spec.kv.transfer_format]
     protocols = search.lifecycle or [spec.lifecycle.protocol]
-    nets = _interconnects(spec, data, search)
+    nets = _interconnects(base, data, search)
     for p, d, wire, proto, net in itertools.product(prefills, decodes, wires, protocols, nets):
         cand = copy.deepcopy(data)
         cand["interconnect"] = copy.deepcopy(net)
@@ -307,34 +308,34 @@ def _disaggregated(base: Scenario, data: dict[str, Any], search: SearchSpec) -> 
 
 
 def _interconnects(
-    spec: ScenarioSpec, data: dict[str, Any], search: SearchSpec
+    base: Scenario, data: dict[str, Any], search: SearchSpec
 ) -> list[dict[str, Any]]:
     """The interconnects to try, as scenario data: the scenario's own first (named
     'as written' unless it has a name), then each of ``search.interconnect``."""
     own = copy.deepcopy(data.get("interconnect", {}))
     if not search.interconnect:
         return [own]
-    check_interconnects(spec, search)
+    check_interconnects(base.spec, search, base.path)
     own["name"] = own.get("name") or AS_WRITTEN
     alternatives = [x.model_dump(by_alias=True, exclude_none=True) for x in search.interconnect]
     return [own, *alternatives]
 
 
-def check_interconnects(spec: ScenarioSpec, search: SearchSpec) -> None:
-    """Every alternative connects the scenario's prefill pool to its decode pool, as
-    ``interconnect.paths`` must; else an error naming the alternative's field."""
+def check_interconnects(spec: ScenarioSpec, search: SearchSpec, file: Path | None = None) -> None:
+    """Each alternative's paths lead from a prefill pool of the scenario to a decode pool, as
+    ``interconnect.paths`` must, and no alternative takes the scenario's own name; else an
+    error naming the alternative's field."""
     roles = {p.name: p.role for p in spec.pools}
-    names = [x.name for x in search.interconnect]
-    if spec.interconnect.name in names or AS_WRITTEN in names:
-        k = names.index(spec.interconnect.name if spec.interconnect.name in names else AS_WRITTEN)
-        raise InputError(
-            "the scenario's own interconnect already has this name",
-            field=f"search.interconnect[{k}].name",
-            value=names[k],
-            allowed="a name other than " + (spec.interconnect.name or AS_WRITTEN),
-        )
-    (pair,) = pool_pairs(spec)
+    own = spec.interconnect.name or AS_WRITTEN
     for k, alt in enumerate(search.interconnect):
+        if alt.name == own:
+            raise InputError(
+                "the scenario's own interconnect has this name",
+                field=f"search.interconnect[{k}].name",
+                value=alt.name,
+                allowed=f"a name other than {own}",
+                file=file,
+            )
         for j, path in enumerate(alt.paths):
             for end, name, role in (("from", path.from_, "prefill"), ("to", path.to, "decode")):
                 if roles.get(name) != role:
@@ -343,14 +344,8 @@ def check_interconnects(spec: ScenarioSpec, search: SearchSpec) -> None:
                         field=f"search.interconnect[{k}].paths[{j}].{end}",
                         value=name,
                         allowed=", ".join(n for n, r in roles.items() if r == role),
+                        file=file,
                     )
-        if not any((x.from_, x.to) == (pair.producer.name, pair.consumer.name) for x in alt.paths):
-            raise InputError(
-                f"no path from {pair.producer.name} to {pair.consumer.name}",
-                field=f"search.interconnect[{k}].paths",
-                value=alt.name,
-                allowed=f"a path with from: {pair.producer.name}, to: {pair.consumer.name}",
-            )
 
 
 def _colocated_baselines(
