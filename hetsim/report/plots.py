@@ -40,6 +40,7 @@ __all__ = [
     "latency_vs_rate",
     "pareto",
     "pareto_front",
+    "per_dollar_vs_link",
     "kv_occupancy",
     "link_utilisation",
     "step_breakdown",
@@ -559,6 +560,38 @@ def latency_vs_rate(points: pd.DataFrame, sla: SLABounds, goodput: float | None)
     else:
         headline = f"{len(frame)} rates"
     fig.suptitle(f"Latency and SLA attainment vs request rate: {headline}", fontsize=11)
+    return fig
+
+
+def per_dollar_vs_link(links: pd.DataFrame, references: dict[str, float]) -> Figure:
+    """Goodput per dollar of one deployment over each interconnect, against the nominal
+    bandwidth of the narrowest hop per sending instance (log scale), with each reference
+    deployment's goodput per dollar as a horizontal line (an all-H200 baseline, say).
+
+    ``links``: one row per interconnect with columns ``label``, ``bandwidth_Bps`` and
+    ``per_dollar`` (requests per $); a link with no goodput (NaN or 0) is drawn at the axis
+    floor as a cross: no rate met the SLA over it."""
+    fig, axes = _figure(1, 1, (9, 4.6))
+    ax = axes[0][0]
+    frame = links.sort_values("bandwidth_Bps", kind="stable")
+    bandwidth = _floats(frame, "bandwidth_Bps") / 1e9
+    value = _floats(frame, "per_dollar")
+    served = np.isfinite(value) & (value > 0)
+    ax.plot(bandwidth[served], value[served], marker="o", color="tab:blue", label="over the link")
+    ax.scatter(bandwidth[~served], np.zeros((~served).sum()), marker="x", color=SLA_COLOR,
+               zorder=3, label="no rate meets the SLA")  # fmt: skip
+    for x, y, label in zip(bandwidth, np.where(served, value, 0.0), frame["label"], strict=True):
+        ax.annotate(str(label), (x, y), textcoords="offset points", xytext=(4, 6), fontsize=7)
+    for (name, level), color in zip(references.items(), ("black", "0.45", "0.7"), strict=False):
+        ax.axhline(level, color=color, ls="--", lw=1.2, label=f"{name}: {_fmt(level)}")
+    if bandwidth.size:
+        ax.set_xscale("log")
+    ax.set_ylim(bottom=0)
+    ax.set_xlabel("narrowest hop per sending instance, nominal (GB/s)")
+    ax.set_ylabel("goodput per dollar (requests per $)")
+    ax.grid(alpha=0.25, which="both")
+    ax.legend(fontsize=8, loc="lower right")
+    fig.suptitle("Goodput per dollar vs the prefill→decode link", fontsize=11)
     return fig
 
 
