@@ -231,9 +231,10 @@ def test_network_note_says_whether_a_link_binds_and_what_the_others_are_worth() 
     assert math.isnan(options["eth-100g"].change)
     assert options["eth-100g"].objective_bound == pytest.approx(900.0)
     lines = note.lines("requests per $")
-    assert "no link binds it (bound by decode" in lines[0]
-    assert "with roce-2x400g instead of as written: +26.3% requests per $" in lines[2]
-    assert "with eth-100g instead of as written: beaten, at most 900 requests per $" in lines[1]
+    assert lines[0] == f"#{as_written.id} {as_written.label}"
+    assert lines[1].startswith("over as written, no link binds it (bound by decode")
+    assert "with eth-100g instead of as written: beaten, at most 900 requests per $" in lines[2]
+    assert "with roce-2x400g instead of as written: +26.3% requests per $" in lines[3]
     # the fast one measured, the as-written one its sibling
     assert {o.interconnect for o in notes[1].options} == {"as written", "eth-100g"}
 
@@ -246,10 +247,35 @@ def test_a_link_that_is_the_smallest_bound_binds() -> None:
     )  # fmt: skip
     (note,) = network_notes([r], [r], Objective.GOODPUT_PER_DOLLAR)
     assert note.binding and note.bound_by == "link eth"
-    assert note.lines("requests per $")[0].endswith("a link binds it (link eth: 1 req/s)")
+    assert note.lines("requests per $")[1] == "over eth-100g, a link binds it (link eth: 1 req/s)"
 
 
 def test_no_note_without_alternatives() -> None:
     c = next(c for c in enumerate_candidates(small()) if c.kind == "disaggregated")
     r = replace(CandidateResult(c, Verdict.RECOMMENDED), objective=1.0)
     assert network_notes([r], [r], Objective.GOODPUT_PER_DOLLAR) == []
+
+
+def test_plan_json_lists_the_network_notes_and_the_csv_names_each_interconnect(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from hetsim.cli import render
+    from hetsim.planner.results import PlanResult
+
+    base = with_alternatives()
+    cands = [c for c in candidates() if c.id < 3]
+    best = CandidateResult(
+        cands[0], Verdict.RECOMMENDED, cost_per_hour=4.0, goodput=2.0, objective=1800.0,
+        screen=_screen({"decode": 3.0, "link rdma": 5.0}),
+    )  # fmt: skip
+    others = [CandidateResult(c, Verdict.BEATEN, "slower", cost_per_hour=4.0) for c in cands[1:]]
+    result = PlanResult(base, Objective.GOODPUT_PER_DOLLAR, [best, *others], best, None, {})
+    data = result.to_dict()
+    (note,) = data["network"]
+    assert note["id"] == best.id and note["binding"] is False
+    assert [o["interconnect"] for o in note["options"]] == ["eth-100g", "roce-2x400g"]
+    assert note["options"][0]["objective"] is None  # not measured: null, not NaN
+    assert list(result.to_frame()["interconnect"]) == ["as written", "eth-100g", "roce-2x400g"]
+    render.network(result)
+    printed = capsys.readouterr().out
+    assert "network:" in printed and "with roce-2x400g instead of as written: beaten" in printed

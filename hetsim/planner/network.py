@@ -102,7 +102,7 @@ class NetworkNote:
                 f"no link binds it (bound by {self.bound_by}; its narrowest link allows "
                 f"{self.link_bound:.3g} req/s)"
             )
-        out = [f"#{self.id} over {self.interconnect}: {head}"]
+        out = [f"#{self.id} {self.label}", f"over {self.interconnect}, {head}"]
         for o in self.options:
             instead = f"with {o.interconnect} instead of {self.interconnect}"
             if not math.isnan(o.change):
