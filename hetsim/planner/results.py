@@ -312,6 +312,7 @@ def _deployment(r: CandidateResult, by_id: dict[int, dict[str, Any]]) -> dict[st
         "pd_ratio": c.pd_ratio,
         "transfer_format": c.transfer_format,
         "protocol": c.protocol,
+        "interconnect": c.interconnect,
         "boundary": r.boundary,
         "goodput": r.goodput,
         "concurrency": r.concurrency,

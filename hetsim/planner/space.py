@@ -247,7 +247,8 @@ _Draft = tuple[Kind, dict[str, RoleChoice], str | None, str | None, dict[str, An
 def enumerate_candidates(base: Scenario, search: SearchSpec | None = None) -> list[Candidate]:
     """Every candidate of the search space, in a fixed order (ids are stable for a scenario).
 
-    A disaggregated base yields prefill × decode × transfer format × protocol combinations and,
+    A disaggregated base yields prefill × decode × transfer format × protocol × interconnect
+    (the scenario's own, then each of ``search.interconnect``) combinations and,
     with ``search.colocated``, colocated baselines on every accelerator of either role, sized to
     the device totals the disaggregated candidates use. A colocated base varies its one pool
     with the ``decode`` lists.
