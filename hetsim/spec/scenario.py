@@ -409,7 +409,9 @@ class InterconnectAlternative(Interconnect):
     ``2 x 400 Gbps``)."""
 
     name: str = Field(description="a label for plans, e.g. roce-400g")
-    paths: list[PathSpec] = Field(min_length=1)
+    paths: list[PathSpec] = Field(
+        min_length=1, description="replace interconnect.paths: {from, to, hops: [...]} each"
+    )
 
     @field_validator("name")
     @classmethod
