@@ -279,3 +279,20 @@ def test_plan_json_lists_the_network_notes_and_the_csv_names_each_interconnect(
     render.network(result)
     printed = capsys.readouterr().out
     assert "network:" in printed and "with roce-2x400g instead of as written: beaten" in printed
+
+
+def test_the_link_figure_draws_each_reference_and_marks_a_link_without_goodput() -> None:
+    import pandas as pd
+
+    from hetsim.report.plots import per_dollar_vs_link
+
+    links = pd.DataFrame({"label": ["slow", "fast", "faster"],
+                          "bandwidth_Bps": [12.5e9, 50e9, 200e9],
+                          "per_dollar": [0.0, 21.0, 37.0]})  # fmt: skip
+    fig = per_dollar_vs_link(links, {"all-H200": 41.2, "colocated": 66.4})
+    ax = fig.axes[0]
+    levels = sorted(line.get_ydata()[0] for line in ax.lines if line.get_linestyle() == "--")
+    assert levels == [41.2, 66.4]
+    served = next(line for line in ax.lines if line.get_label() == "over the link")
+    assert list(served.get_ydata()) == [21.0, 37.0]  # the link with no goodput is not on it
+    assert ax.collections[0].get_offsets().tolist() == [[12.5, 0.0]]

@@ -23,7 +23,7 @@ from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
-from matplotlib.ticker import PercentFormatter
+from matplotlib.ticker import FuncFormatter, NullFormatter, PercentFormatter
 
 from hetsim.metrics import SLABounds
 from hetsim.perf.step import step_model_for_pool
@@ -586,6 +586,10 @@ def per_dollar_vs_link(links: pd.DataFrame, references: dict[str, float]) -> Fig
         ax.axhline(level, color=color, ls="--", lw=1.2, label=f"{name}: {_fmt(level)}")
     if bandwidth.size:
         ax.set_xscale("log")
+        # room on the right for the fastest link's label; GB/s read as plain numbers
+        ax.set_xlim(np.nanmin(bandwidth) / 1.5, np.nanmax(bandwidth) * 3)
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_ylim(bottom=0)
     ax.set_xlabel("narrowest hop per sending instance, nominal (GB/s)")
     ax.set_ylabel("goodput per dollar (requests per $)")
