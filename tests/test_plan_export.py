@@ -175,3 +175,32 @@ def test_a_trace_path_resolves_from_the_output_folder(tmp_path):
 def test_no_recommendation_writes_nothing(disaggregated, tmp_path):
     result, _, _ = disaggregated
     assert write_launch(dataclasses.replace(result, best=None), tmp_path) == []
+
+
+def test_a_closed_loop_winner_replays_at_its_concurrency(tmp_path):
+    """tiny-llama on one H100, 4 clients x 3 requests: the file holds the concurrency the
+    goodput was measured at, with the same requests per client."""
+    scenario = hetsim.scenario_from_dict(
+        {
+            "name": "closed-loop-export",
+            "model": "tiny-llama",
+            "pools": [{"name": "serve", "role": "colocated", "accelerator": "nvidia-h100-sxm"}],
+            "workload": {
+                "closed_loop": {
+                    "concurrency": 4,
+                    "requests": 12,
+                    "input_tokens": 512,
+                    "output_tokens": 64,
+                }  # fmt: skip
+            },
+            "sla": {"ttft": "20 ms", "tpot": "5 ms"},
+            "seed": 3,
+        }
+    )
+    result = hetsim.plan(scenario, workers=1)
+    assert result.best is not None and result.best.concurrency is not None
+    write_launch(result, tmp_path)
+    loop = yaml.safe_load((tmp_path / "best.yaml").read_text())["workload"]["closed_loop"]
+    assert loop["concurrency"] == result.best.concurrency
+    assert loop["requests"] == 3 * result.best.concurrency
+    _assert_replays(result, tmp_path / "best.yaml")

@@ -49,6 +49,8 @@ def best_scenario(plan: PlanResult) -> dict[str, Any]:
     scenario = _operating_point(plan, best)
     data = scenario.spec.model_dump(by_alias=True, exclude_none=True)
     data.pop("search", None)
+    # the base scenario's description tells of its own deployment, not of this one
+    data["description"] = f"hetsim plan's recommendation for {plan.scenario.name}: {best.label}"
     cap = plan.settings.get("max_requests")
     synthetic = data["workload"].get("synthetic")
     if cap is not None and synthetic is not None:
