@@ -72,9 +72,8 @@ def replay_command(plan: PlanResult, name: str = "best.yaml") -> list[str]:
 def _absolute_paths(data: dict[str, Any], scenario: Scenario) -> None:
     """Rewrite what the scenario resolved against its own folder as absolute paths: the file
     is read from the output folder, where those relative paths would name nothing."""
-    if data["model"] not in bundled_models() and data["model"].lower() not in {
-        k.lower() for k in bundled_models()
-    }:
+    bundled = {name.lower() for name in bundled_models()}  # load_model matches any case
+    if data["model"].lower() not in bundled:
         data["model"] = str(scenario.resolve_path(data["model"]).resolve())
     local = available_profiles([scenario.base_dir / "hardware_profiles"])
     shipped = available_profiles()

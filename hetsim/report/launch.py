@@ -249,6 +249,11 @@ def _header(plan: PlanResult, runtime: str, roles: list[RoleLaunch]) -> list[str
             f"hetsim simulated lifecycle {best.candidate.protocol}; vLLM's NixlConnector is "
             "pull (prefill holds the blocks, decode reads them)"
         )
+    if runtime == "dynamo":
+        lines.append(
+            "Frontend: HTTP, preprocessing and routing (Dynamo 1.x has no separate Processor); "
+            "set the image tag (${VERSION}) and the model before applying"
+        )
     notes = [n for r in roles for n in r.notes]
     if runtime == "sglang":
         notes += [n for r in roles for n in r.sglang_notes]
@@ -276,6 +281,8 @@ def write_launch(plan: PlanResult, out: str | Path) -> list[Path]:
             path = folder / name
             header = "".join(f"# {line}\n" for line in _header(plan, runtime, roles))
             path.write_text(_shebang(name) + header + text)
+            if name.endswith(".sh"):
+                path.chmod(0o755)
             written.append(path)
     return stage.final(written)
 
