@@ -66,8 +66,15 @@ def print_json(data: Any) -> None:
 def wrote(paths: Sequence[Path], out: Path | None, names: bool = False) -> None:
     """A dim line under the tables: how many files (or which) went to ``out``."""
     if paths:
-        what = ", ".join(p.name for p in paths) if names else f"{len(paths)} files"
+        what = ", ".join(_under(p, out) for p in paths) if names else f"{len(paths)} files"
         console.print(f"[dim]wrote {what} to {out}/[/]")
+
+
+def _under(path: Path, out: Path | None) -> str:
+    """``path`` as the user finds it in ``out`` (``launch/vllm.sh``, not ``vllm.sh``)."""
+    if out is not None and Path(out) in path.parents:
+        return path.relative_to(out).as_posix()
+    return path.name
 
 
 def error(message: str) -> None:
