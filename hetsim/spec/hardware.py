@@ -5,10 +5,11 @@ as taken from the vendor's datasheet, or a mapping ``{value, confidence, note, s
 figures that are not (third-party pages, measurements, our estimates, assumptions). Prices are
 always assumptions, and each says its basis (``price_basis``): a ``rental`` price per device-hour
 (a provider's, margin included) or a ``tco`` one (purchase amortised plus power, no margin), whose
-inputs let :meth:`AcceleratorProfile.price_on` re-derive it and convert it to the other basis. The default roofline efficiencies are assumptions too, used where no
-calibration table exists for the device (then predictions say ``roofline-default``). A device
-without measured tables may name the measured architecture it borrows per-op efficiency surfaces
-from (``transferred_from``; predictions say ``transferred:<system>/<runtime>-<version>``): its
+inputs re-derive it (:meth:`AcceleratorProfile.price_on` converts between the bases). The
+default roofline efficiencies are assumptions too, used where no calibration table exists for
+the device (then predictions say ``roofline-default``). A device without measured tables may
+name the measured architecture it borrows per-op efficiency surfaces from
+(``transferred_from``; predictions say ``transferred:<system>/<runtime>-<version>``): its
 default efficiencies then cap the borrowed ones.
 """
 
