@@ -453,7 +453,26 @@ def simulation_summary(s: RunSummary) -> None:
     console.print(
         f"cost {units.format_price_per_hour(s.cost_per_hour)} (assumed prices), "
         + (f"${cost:,.2f} per million output tokens" if cost is not None else "no tokens")
+        + _energy(s)
     )
+    price_basis(s.price_basis)
+
+
+def _energy(s: RunSummary) -> str:
+    e = s.energy
+    if e is None or e.tokens_per_joule is None:
+        return ""
+    return (
+        f"; energy {e.energy_j / 3.6e6:,.3g} kWh at a mean {units.format_power(e.power_w)} "
+        f"(board power, busy-weighted, idle at {e.idle_power:.0%} of tdp): "
+        f"{e.tokens_per_joule:.3g} output tokens/J"
+    )
+
+
+def price_basis(line: str) -> None:
+    """The basis every price is on and the conversions applied (``plan``, ``simulate``)."""
+    if line:
+        console.print(f"[dim]{escape(line)}[/]")
 
 
 def _latency_table(s: RunSummary) -> Table:
@@ -574,6 +593,7 @@ def plan(result: PlanResult, top: int) -> None:
         f"({result.backend} x{result.workers})"
     )
     console.print(_ranking_table(result, top))
+    price_basis(result.price_basis())
     for line in result.skipped_faults():
         console.print(f"[yellow]faults:[/] {escape(line)}")
     if any(r.goodput_at_limit for r in result.ranked):
