@@ -142,7 +142,8 @@ class CandidateResult:
             "requests_per_kwh": requests_per_kwh(self.goodput, self.power_w)
             if self.power_w
             else math.nan,
-            "tokens_per_joule": s.energy.tokens_per_joule if s and s.energy else None,
+            # the run at the goodput, busy-weighted (the objective charges full power)
+            "run_tokens_per_joule": s.energy.tokens_per_joule if s and s.energy else None,
             "objective": self.objective,
             "attainment": self.attainment,
             "ttft_p50_s": s.ttft_s.p50 if s else None,
