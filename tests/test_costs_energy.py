@@ -70,8 +70,10 @@ def test_scenario_prices_are_on_its_basis_and_the_line_names_each_conversion():
         ({"price_basis": None}, ("price_basis is required", "rental or a tco")),
         ({"price_basis": {"basis": "tco", "includes": "x"}}, ("needs price_basis.tco",)),
         ({"price_basis": {"basis": "lease", "includes": "x"}}, ("price_basis.basis", "'rental'")),
-        ({"price_per_hour": {"value": "$2.00/h", "confidence": "assumption", "note": "x"}},
-         ("price_per_hour 2.000", "0.972")),
+        (
+            {"price_per_hour": {"value": "$2.00/h", "confidence": "assumption", "note": "x"}},
+            ("price_per_hour 2.000", "0.972"),
+        ),
     ],  # fmt: skip
 )
 def test_a_profile_price_without_a_sound_basis_is_refused(tmp_path, change, expected):
