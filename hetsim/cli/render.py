@@ -370,7 +370,8 @@ def _check_notes(pools: list[dict[str, Any]], paths: list[dict[str, Any]]) -> li
 
 def profiles(rows: Sequence[AcceleratorProfile]) -> None:
     columns = ("name", "vendor", "memory", "mem BW", "bf16", "fp8", "int8", "fp4",
-               "scale-up /dir", "formats W | A | KV", "$/h†", "not datasheet")  # fmt: skip
+               "scale-up /dir", "formats W | A | KV", "tdp", "$/h† basis",
+               "not datasheet")  # fmt: skip
     t = table("Accelerator profiles (dense peaks)", columns)
     for p in rows:
         peaks = [
@@ -386,11 +387,16 @@ def profiles(rows: Sequence[AcceleratorProfile]) -> None:
             units.format_bandwidth(p.scale_up.bandwidth.value, 3) if p.scale_up else "—",
             f"{','.join(p.formats.weights)} | {','.join(p.formats.activations)} | "
             f"{','.join(p.formats.kv)}",
-            units.format_price_per_hour(p.price),
+            units.format_power(p.tdp.value, 3),
+            f"{units.format_price_per_hour(p.price)} {p.basis or ''}".strip(),
             str(len(p.uncertain_figures())),
         )
     console.print(t)
-    console.print("[dim]† prices are assumptions; see each profile's note and sources[/]")
+    console.print(
+        "[dim]† prices are assumptions; see each profile's note and sources. rental: what a "
+        "provider charges; tco: owning the device, no margin (a scenario converts to its "
+        "costs.basis)[/]"
+    )
 
 
 def models(loaded: Sequence[ModelConfig]) -> None:
