@@ -90,6 +90,13 @@ def test_a_profile_price_without_a_sound_basis_is_refused(tmp_path, change, expe
         assert text in str(err.value)
 
 
+def test_a_scenario_basis_outside_rental_and_tco_is_refused():
+    with pytest.raises(InputError) as err:
+        hetsim.load_scenario("tests/data/plan-small.yaml", ["costs.basis=lease"])
+    for text in ("plan-small.yaml", "costs.basis", "lease", "'rental' or 'tco'"):
+        assert text in str(err.value)
+
+
 def test_each_cost_and_energy_metric_has_one_hand_checked_definition():
     assert usd_per_million_tokens(3.6, 1000.0) == pytest.approx(1.0)  # $0.001/s over 1000 tok/s
     assert usd_per_million_tokens(3.6, 0.0) is None
