@@ -377,7 +377,8 @@ def _check_notes(pools: list[dict[str, Any]], paths: list[dict[str, Any]]) -> li
 
 def profiles(rows: Sequence[AcceleratorProfile]) -> None:
     columns = ("name", "vendor", "memory", "mem BW", "bf16", "fp8", "int8", "fp4",
-               "scale-up /dir", "formats W | A | KV", "$/h†", "not datasheet")  # fmt: skip
+               "scale-up /dir", "formats W | A | KV", "tdp", "$/h† basis",
+               "not datasheet")  # fmt: skip
     t = table("Accelerator profiles (dense peaks)", columns)
     for p in rows:
         peaks = [
@@ -393,11 +394,16 @@ def profiles(rows: Sequence[AcceleratorProfile]) -> None:
             units.format_bandwidth(p.scale_up.bandwidth.value, 3) if p.scale_up else "—",
             f"{','.join(p.formats.weights)} | {','.join(p.formats.activations)} | "
             f"{','.join(p.formats.kv)}",
-            units.format_price_per_hour(p.price),
+            units.format_power(p.tdp.value, 3),
+            f"{units.format_price_per_hour(p.price)} {p.basis or ''}".strip(),
             str(len(p.uncertain_figures())),
         )
     console.print(t)
-    console.print("[dim]† prices are assumptions; see each profile's note and sources[/]")
+    console.print(
+        "[dim]† prices are assumptions; see each profile's note and sources. rental: what a "
+        "provider charges; tco: owning the device, no margin (a scenario converts to its "
+        "costs.basis)[/]"
+    )
 
 
 def models(loaded: Sequence[ModelConfig]) -> None:
@@ -460,7 +466,26 @@ def simulation_summary(s: RunSummary) -> None:
     console.print(
         f"cost {units.format_price_per_hour(s.cost_per_hour)} (assumed prices), "
         + (f"${cost:,.2f} per million output tokens" if cost is not None else "no tokens")
+        + _energy(s)
     )
+    price_basis(s.price_basis)
+
+
+def _energy(s: RunSummary) -> str:
+    e = s.energy
+    if e is None or e.tokens_per_joule is None:
+        return ""
+    return (
+        f"; energy {e.energy_j / 3.6e6:,.3g} kWh at a mean {units.format_power(e.power_w)} "
+        f"(board power, busy-weighted, idle at {e.idle_power:.0%} of tdp): "
+        f"{e.tokens_per_joule:.3g} output tokens/J"
+    )
+
+
+def price_basis(line: str) -> None:
+    """The basis every price is on and the conversions applied (``plan``, ``simulate``)."""
+    if line:
+        console.print(f"[dim]{escape(line)}[/]")
 
 
 def _latency_table(s: RunSummary) -> Table:
@@ -581,6 +606,7 @@ def plan(result: PlanResult, top: int) -> None:
         f"({result.backend} x{result.workers})"
     )
     console.print(_ranking_table(result, top))
+    price_basis(result.price_basis())
     for line in result.skipped_faults():
         console.print(f"[yellow]faults:[/] {escape(line)}")
     if any(r.goodput_at_limit for r in result.ranked):
