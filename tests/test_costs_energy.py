@@ -161,3 +161,50 @@ def test_plan_prices_tokens_and_requests_at_the_goodput(planned):
     assert row["power_w"] == sum(r.devices * load_profile(r.accelerator).tdp.value for r in roles)
     assert row["requests_per_kwh"] == pytest.approx(best.goodput * 3.6e6 / row["power_w"])
     assert planned.to_dict()["price_basis"] == "prices on a rental basis"
+
+
+# ---- end to end (needs the wiring in resolve.py, simulation.py, search.py, pruning.py) --------
+
+
+def _simulated(*overrides):
+    from hetsim.simulation import simulate
+
+    scenario = hetsim.load_scenario(
+        "tests/data/plan-small.yaml",
+        ["workload.synthetic.requests=100", "pools.0.accelerator=metax-c600", *overrides],
+    )
+    return scenario, simulate(scenario).summary
+
+
+def test_a_mixed_deployment_is_priced_on_one_basis_and_says_so():
+    scenario, s = _simulated()
+    assert scenario.cost_per_hour() == pytest.approx(0.97 * 1.5 + 3.00)  # C600 tco → rental
+    assert s.cost_per_hour == scenario.cost_per_hour()
+    assert "metax-c600 tco $0.97/h x (1 + 50% margin) = rental $1.46/h" in s.price_basis
+    assert s.to_json()["price_basis"] == s.price_basis
+    scenario, s = _simulated("costs.basis=tco")
+    assert s.cost_per_hour == pytest.approx(0.97 + 3.00 / 1.5)  # H100 rental → tco
+    assert s.price_basis.startswith("prices on a tco basis; converted: nvidia-h100-sxm rental")
+
+
+def test_a_run_reports_its_energy_and_tokens_per_joule():
+    _, s = _simulated("costs.idle_power=0.2")
+    busy = {k: u.busy for k, u in s.utilisation.items()}
+    power = 550 * (0.2 + 0.8 * busy["prefill"]) + 700 * (0.2 + 0.8 * busy["decode"])
+    assert s.energy.power_w == pytest.approx(power)
+    assert s.energy.energy_j == pytest.approx(power * s.span_s)
+    assert s.energy.tokens_per_joule == pytest.approx(s.throughput_tokens_per_s / power)
+    assert s.to_json()["energy"]["tokens_per_joule"] == s.energy.tokens_per_joule
+
+
+def test_a_plan_can_maximise_requests_per_kwh():
+    scenario = hetsim.load_scenario(
+        "tests/data/plan-small.yaml",
+        ["workload.synthetic.requests=200", "search.objective=energy"],
+    )
+    result = plan(scenario, workers=1)
+    ranked = [r.row() for r in result.ranked]
+    assert result.objective is Objective.ENERGY and ranked
+    assert ranked[0]["objective"] == max(r["requests_per_kwh"] for r in ranked)
+    for r in ranked:
+        assert r["objective"] == pytest.approx(r["goodput"] * 3.6e6 / r["power_w"])

@@ -633,7 +633,7 @@ def plan(result: PlanResult, top: int) -> None:
 def _ranking_table(result: PlanResult, top: int) -> Table:
     p = f"p{result.scenario.spec.sla.percentile:g}"
     columns = ("", "deployment", "goodput req/s", result.objective.short_unit, "$/h",
-               "$/M tok", f"TTFT {p}", f"TPOT {p}", "boundary")  # fmt: skip
+               "$/M tok at goodput", f"TTFT {p}", f"TPOT {p}", "boundary")  # fmt: skip
     t = table("Recommended, runners-up and the colocated baseline", columns, right=columns[2:-1])
     shown = result.ranked[: top + 1]
     if result.baseline is not None and result.baseline not in shown:
@@ -646,7 +646,7 @@ def _ranking_table(result: PlanResult, top: int) -> Table:
             ("≥ " if r.goodput_at_limit else "") + f"{r.goodput:.3g}",
             f"{r.objective:.4g}",
             f"{r.cost_per_hour:,.2f}",
-            f"{(s and s.cost_per_million_tokens) or float('nan'):.3g}",
+            f"{r.row()['cost_per_million_tokens'] or float('nan'):.3g}",
             duration(s and s.ttft_at_sla_percentile_s, 4, missing="-"),
             duration(s and s.tpot_at_sla_percentile_s, 4, missing="-"),
             r.boundary or "-",

@@ -720,7 +720,7 @@ class SearchSpec(StrictModel):
     budget_per_hour: PricePerHour | None = None
     min_rate: RequestRate | None = Field(default=None, description="rate to serve at least")
     objective: Literal[
-        "goodput", "goodput_per_device", "goodput_per_dollar", "cheapest_for_rate"
+        "goodput", "goodput_per_device", "goodput_per_dollar", "cheapest_for_rate", "energy"
     ] = "goodput_per_dollar"
 
 
