@@ -8,6 +8,12 @@ Definitions (those of DistServe, vLLM and SGLang benchmarks):
   TPOT within the SLA bounds (a one-token answer has no TPOT and meets that bound trivially).
 * throughput = output tokens of completed requests per second, from the first arrival to the
   last finish; cost per million tokens = cost per hour × that span / (output tokens / 10⁶).
+* the cost and energy metrics are defined once, below (:func:`usd_per_million_tokens`,
+  :func:`requests_per_usd`, :func:`requests_per_kwh`, :func:`tokens_per_joule`); a summary's
+  are over its finite run, the planner's at the goodput (its rate and its tokens per request).
+* energy = Σ pools devices × board power (tdp) × (idle share + (1 − idle share) × busy share)
+  × span: device power only (no host, no PUE), busy-weighted, with idle devices drawing
+  ``costs.idle_power`` of their tdp (an assumption); tokens per joule = output tokens / energy.
 * acceptance length (speculative decoding) = tokens accepted per sequence per decode step, 1 +
   accepted drafts, over the completed requests' speculative steps (vLLM's and SGLang's "mean
   acceptance length"; counted before a sequence's last step is clipped at its output length).
@@ -44,6 +50,11 @@ __all__ = [
     "PrefixReuse",
     "RunSummary",
     "TierFigures",
+    "EnergyFigures",
+    "usd_per_million_tokens",
+    "requests_per_usd",
+    "requests_per_kwh",
+    "tokens_per_joule",
     "tier_figures",
 ]
 
@@ -231,7 +242,7 @@ class RequestFigures:
     prefix_cached_share: float
     preemptions: int
     cost_per_hour: float
-    cost_per_million_tokens: float | None
+    cost_per_million_tokens: float | None  # over this run's span (usd_per_million_tokens)
     acceptance_length: float | None  # None: no speculative decoding in the run
     prefix_reuse: PrefixReuse | None  # None: rows without the reuse columns
 
@@ -268,6 +279,11 @@ class RunSummary(RequestFigures):
     sample_interval_s: float | None = None
     # the prefix cache's residency tiers, highest first (empty: no prefix cache)
     kv_tiers: tuple[TierFigures, ...] = ()
+    # the basis every price is on and the conversions applied (CostsSpec.basis_line)
+    price_basis: str = ""
+    # device energy over the measured window (module docstring) and output tokens per joule;
+    # None where the run has no power figures
+    energy: EnergyFigures | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data in summary.json's layout (nested records become objects)."""
@@ -288,6 +304,69 @@ def _jsonable(value: Any) -> Any:
     if hasattr(value, "item"):
         return _jsonable(value.item())
     return value
+
+
+@dataclass(frozen=True)
+class EnergyFigures:
+    """Device energy of a run (the module docstring's definition), SI units."""
+
+    power_w: float  # mean draw over the span, all pools
+    full_power_w: float  # every device at its tdp
+    idle_power: float  # share of tdp an idle device draws (costs.idle_power)
+    energy_j: float
+    tokens_per_joule: float | None  # output tokens; None: no energy
+    per_pool_w: dict[str, float]
+
+    @staticmethod
+    def of(
+        utilisation: dict[str, PoolUtilisation],
+        pool_tdp_w: dict[str, float],
+        idle_power: float,
+        span_s: float,
+        output_tokens: float,
+    ) -> EnergyFigures:
+        """``pool_tdp_w``: each pool's devices × tdp; busy shares from ``utilisation``."""
+        per_pool = {
+            name: tdp * (idle_power + (1 - idle_power) * utilisation[name].busy)
+            for name, tdp in pool_tdp_w.items()
+        }
+        power = sum(per_pool.values())
+        energy = power * span_s
+        return EnergyFigures(
+            power_w=power,
+            full_power_w=sum(pool_tdp_w.values()),
+            idle_power=idle_power,
+            energy_j=energy,
+            tokens_per_joule=tokens_per_joule(output_tokens, energy),
+            per_pool_w=per_pool,
+        )
+
+
+# ---- the cost and energy metrics, defined once ----------------------------------------------
+
+
+def usd_per_million_tokens(cost_per_hour: float, tokens_per_s: float) -> float | None:
+    """US$ per million output tokens of a deployment costing ``cost_per_hour`` that produces
+    ``tokens_per_s``; None when it produces none."""
+    if not tokens_per_s > 0:
+        return None
+    return cost_per_hour / 3600 / tokens_per_s * 1e6
+
+
+def requests_per_usd(rate: float, cost_per_hour: float) -> float:
+    """Requests served per US$ at ``rate`` requests/s (``req/$``; the planner's is at the
+    goodput); infinite for a free deployment."""
+    return rate * 3600 / cost_per_hour if cost_per_hour else math.inf
+
+
+def requests_per_kwh(rate: float, power_w: float) -> float:
+    """Requests served per kWh at ``rate`` requests/s drawing ``power_w``."""
+    return rate * 3.6e6 / power_w if power_w else math.inf
+
+
+def tokens_per_joule(tokens: float, energy_j: float) -> float | None:
+    """Output tokens per joule; None without energy."""
+    return tokens / energy_j if energy_j > 0 else None
 
 
 def summarise(requests: pd.DataFrame, sla: SLASpec, cost_per_hour: float) -> RequestFigures:
@@ -322,9 +401,7 @@ def summarise(requests: pd.DataFrame, sla: SLASpec, cost_per_hour: float) -> Req
         ),
         preemptions=int(requests["preemptions"].sum()),
         cost_per_hour=cost_per_hour,
-        cost_per_million_tokens=(cost_per_hour * span / 3600) / (out_tokens / 1e6)
-        if out_tokens
-        else None,
+        cost_per_million_tokens=usd_per_million_tokens(cost_per_hour, out_tokens / span),
         acceptance_length=_acceptance_length(done),
         prefix_reuse=PrefixReuse.of(requests),
     )

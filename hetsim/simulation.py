@@ -12,6 +12,7 @@ import pandas as pd
 from hetsim.checks import load_scenario
 from hetsim.errors import InputError
 from hetsim.metrics import (
+    EnergyFigures,
     LifecycleCounts,
     PoolUtilisation,
     RunSummary,
@@ -192,6 +193,8 @@ def _run_summary(
     run facts from the simulator."""
     figures = summarise(measured, scenario.spec.sla, scenario.cost_per_hour())
     pools = scenario.spec.pools
+    utilisation = _utilisation(facts)
+    tdp_w = {p.name: p.total_devices * scenario.profiles[p.name].tdp.value for p in pools}
     return RunSummary(
         **{f.name: getattr(figures, f.name) for f in fields(figures)},
         kv_blocks_leaked=facts.kv_blocks_leaked,
@@ -200,7 +203,7 @@ def _run_summary(
         provenance={
             p.name: str(provenance(scenario.profiles[p.name], runtime=p.runtime)) for p in pools
         },
-        utilisation=_utilisation(facts),
+        utilisation=utilisation,
         faults=facts.faults,
         silent_corruptions=int(reqs["corrupted"].sum()),
         retries=int(reqs["retries"].sum()),
@@ -217,6 +220,14 @@ def _run_summary(
         / max(facts.last_departure_s - facts.first_arrival_s, 1e-12),
         sample_interval_s=sim.sampler.interval if sim.sample_interval else None,
         kv_tiers=tier_figures(facts, int(reqs["input_tokens"].sum())),
+        price_basis=scenario.spec.costs.basis_line(scenario.profiles.values()),
+        energy=EnergyFigures.of(
+            utilisation,
+            {k: w for k, w in tdp_w.items() if k in utilisation},
+            scenario.spec.costs.idle_power,
+            figures.span_s,
+            figures.throughput_tokens_per_s * figures.span_s,
+        ),
     )
 
 

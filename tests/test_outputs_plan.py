@@ -36,11 +36,11 @@ def test_a_rerun_removes_what_only_the_earlier_run_wrote_and_keeps_foreign_files
     assert {"plan.json", "candidates.csv", "pareto.png", "pareto.svg"} <= {p.name for p in first}
     (tmp_path / "notes.txt").write_text("mine")
     second = _write(result, tmp_path, plots=False, html=False)
-    names = {p.name for p in second}
+    names = {p.relative_to(tmp_path).as_posix() for p in second}
     assert "pareto.svg" not in names and not (tmp_path / "pareto.svg").exists()
     assert (tmp_path / "notes.txt").read_text() == "mine"
     assert sorted(json.loads((tmp_path / MANIFEST).read_text())) == sorted(names)
-    assert all(p.parent == tmp_path and p.exists() for p in second)
+    assert all(tmp_path in p.parents and p.exists() for p in second)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".hetsim-staging-")]
     assert json.loads((tmp_path / "plan.json").read_text())["scenario"] == "plan-small"
 

@@ -24,8 +24,10 @@ Out = Annotated[
     Path | None,
     typer.Option(
         "--out",
-        help="Write plan.json, candidates.csv and pareto.png here; files an earlier run wrote "
-        "there and this one does not are removed.",
+        help="Write plan.json, candidates.csv and pareto.png here, and for the recommended "
+        "deployment best.yaml (a scenario `hetsim simulate` replays at its goodput) and launch/ "
+        "(vLLM, SGLang and Dynamo templates to review); files an earlier run wrote there and "
+        "this one does not are removed.",
     ),
 ]
 Backend = Annotated[str, typer.Option("--backend", help="local (process pool) or ray.")]
@@ -131,6 +133,7 @@ def _write(result: PlanResult, out: Path, plots: bool, html: bool) -> list[Path]
 
     with staged(out) as stage:
         written = result.write(stage.dir)
+        written += report.write_launch(result, stage.dir)
         written += report.write_plan_plots(result, stage.dir, svg=plots)
         if html:
             written.append(report.write_plan_report(result, stage.dir / "plan.html"))

@@ -66,8 +66,15 @@ def print_json(data: Any) -> None:
 def wrote(paths: Sequence[Path], out: Path | None, names: bool = False) -> None:
     """A dim line under the tables: how many files (or which) went to ``out``."""
     if paths:
-        what = ", ".join(p.name for p in paths) if names else f"{len(paths)} files"
+        what = ", ".join(_under(p, out) for p in paths) if names else f"{len(paths)} files"
         console.print(f"[dim]wrote {what} to {out}/[/]")
+
+
+def _under(path: Path, out: Path | None) -> str:
+    """``path`` as the user finds it in ``out`` (``launch/vllm.sh``, not ``vllm.sh``)."""
+    if out is not None and Path(out) in path.parents:
+        return path.relative_to(out).as_posix()
+    return path.name
 
 
 def error(message: str) -> None:
@@ -370,7 +377,8 @@ def _check_notes(pools: list[dict[str, Any]], paths: list[dict[str, Any]]) -> li
 
 def profiles(rows: Sequence[AcceleratorProfile]) -> None:
     columns = ("name", "vendor", "memory", "mem BW", "bf16", "fp8", "int8", "fp4",
-               "scale-up /dir", "formats W | A | KV", "$/h†", "not datasheet")  # fmt: skip
+               "scale-up /dir", "formats W | A | KV", "tdp", "$/h† basis",
+               "not datasheet")  # fmt: skip
     t = table("Accelerator profiles (dense peaks)", columns)
     for p in rows:
         peaks = [
@@ -386,11 +394,16 @@ def profiles(rows: Sequence[AcceleratorProfile]) -> None:
             units.format_bandwidth(p.scale_up.bandwidth.value, 3) if p.scale_up else "—",
             f"{','.join(p.formats.weights)} | {','.join(p.formats.activations)} | "
             f"{','.join(p.formats.kv)}",
-            units.format_price_per_hour(p.price),
+            units.format_power(p.tdp.value, 3),
+            f"{units.format_price_per_hour(p.price)} {p.basis or ''}".strip(),
             str(len(p.uncertain_figures())),
         )
     console.print(t)
-    console.print("[dim]† prices are assumptions; see each profile's note and sources[/]")
+    console.print(
+        "[dim]† prices are assumptions; see each profile's note and sources. rental: what a "
+        "provider charges; tco: owning the device, no margin (a scenario converts to its "
+        "costs.basis)[/]"
+    )
 
 
 def models(loaded: Sequence[ModelConfig]) -> None:
@@ -453,7 +466,26 @@ def simulation_summary(s: RunSummary) -> None:
     console.print(
         f"cost {units.format_price_per_hour(s.cost_per_hour)} (assumed prices), "
         + (f"${cost:,.2f} per million output tokens" if cost is not None else "no tokens")
+        + _energy(s)
     )
+    price_basis(s.price_basis)
+
+
+def _energy(s: RunSummary) -> str:
+    e = s.energy
+    if e is None or e.tokens_per_joule is None:
+        return ""
+    return (
+        f"; energy {e.energy_j / 3.6e6:,.3g} kWh at a mean {units.format_power(e.power_w)} "
+        f"(board power, busy-weighted, idle at {e.idle_power:.0%} of tdp): "
+        f"{e.tokens_per_joule:.3g} output tokens/J"
+    )
+
+
+def price_basis(line: str) -> None:
+    """The basis every price is on and the conversions applied (``plan``, ``simulate``)."""
+    if line:
+        console.print(f"[dim]{escape(line)}[/]")
 
 
 def _latency_table(s: RunSummary) -> Table:
@@ -574,6 +606,7 @@ def plan(result: PlanResult, top: int) -> None:
         f"({result.backend} x{result.workers})"
     )
     console.print(_ranking_table(result, top))
+    price_basis(result.price_basis())
     network(result)
     for line in result.skipped_faults():
         console.print(f"[yellow]faults:[/] {escape(line)}")
@@ -614,7 +647,7 @@ def network(result: PlanResult) -> None:
 def _ranking_table(result: PlanResult, top: int) -> Table:
     p = f"p{result.scenario.spec.sla.percentile:g}"
     columns = ("", "deployment", "goodput req/s", result.objective.short_unit, "$/h",
-               "$/M tok", f"TTFT {p}", f"TPOT {p}", "boundary")  # fmt: skip
+               "$/M tok at goodput", f"TTFT {p}", f"TPOT {p}", "boundary")  # fmt: skip
     t = table("Recommended, runners-up and the colocated baseline", columns, right=columns[2:-1])
     shown = result.ranked[: top + 1]
     if result.baseline is not None and result.baseline not in shown:
@@ -627,7 +660,7 @@ def _ranking_table(result: PlanResult, top: int) -> Table:
             ("≥ " if r.goodput_at_limit else "") + f"{r.goodput:.3g}",
             f"{r.objective:.4g}",
             f"{r.cost_per_hour:,.2f}",
-            f"{(s and s.cost_per_million_tokens) or float('nan'):.3g}",
+            f"{r.row()['cost_per_million_tokens'] or float('nan'):.3g}",
             duration(s and s.ttft_at_sla_percentile_s, 4, missing="-"),
             duration(s and s.tpot_at_sla_percentile_s, 4, missing="-"),
             r.boundary or "-",

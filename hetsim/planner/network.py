@@ -47,6 +47,8 @@ class _Judged(Protocol):
     def cost_per_hour(self) -> float: ...
     @property
     def screen(self) -> ScreenResult | None: ...
+    @property
+    def power_w(self) -> float: ...
 
 
 def link_bound(screen: ScreenResult | None) -> float:
@@ -137,7 +139,8 @@ def _option(r: _Judged, subject: _Judged, objective: Objective) -> LinkOption:
     measured = r.verdict.measured and not math.isnan(r.objective)
     bound = math.nan
     if r.screen is not None:
-        bound = objective.score(r.screen.rate_bound, r.candidate.devices, r.cost_per_hour)
+        rate = r.screen.rate_bound
+        bound = objective.score(rate, r.candidate.devices, r.cost_per_hour, r.power_w)
     change = math.nan
     if measured and subject.objective and not math.isnan(subject.objective):
         change = (r.objective - subject.objective) / abs(subject.objective)

@@ -1,9 +1,17 @@
-"""What the planner maximises, and the unit it reports it in."""
+"""What the planner maximises, and the unit it reports it in.
+
+The per-dollar and per-energy scores use the metric definitions of :mod:`hetsim.metrics`, at the
+goodput: a deployment is charged its full price per hour and its full board power (every
+device at its tdp) whether or not the run kept it busy, so the score is what the deployment
+delivers per dollar (per kWh) when it is provisioned for that rate.
+"""
 
 from __future__ import annotations
 
 import math
 from enum import StrEnum
+
+from hetsim.metrics import requests_per_kwh, requests_per_usd
 
 __all__ = ["Objective"]
 
@@ -16,6 +24,7 @@ class Objective(StrEnum):
     GOODPUT_PER_DEVICE = "goodput_per_device"
     GOODPUT_PER_DOLLAR = "goodput_per_dollar"
     CHEAPEST_FOR_RATE = "cheapest_for_rate"
+    ENERGY = "energy"
 
     @property
     def unit(self) -> str:
@@ -27,17 +36,24 @@ class Objective(StrEnum):
         """The score's unit as a table column heading."""
         return _UNITS[self][1]
 
-    def score(self, rate: float, devices: int, cost_per_hour: float) -> float:
-        """The objective of a deployment serving ``rate`` requests/s."""
+    def score(
+        self, rate: float, devices: int, cost_per_hour: float, power_w: float = math.nan
+    ) -> float:
+        """The objective of a deployment serving ``rate`` requests/s; ``power_w`` (its devices'
+        full board power) is needed by ``energy`` only."""
         if self is Objective.GOODPUT:
             return rate
         if self is Objective.GOODPUT_PER_DEVICE:
             return rate / devices
         if self is Objective.GOODPUT_PER_DOLLAR:
-            return rate * 3600 / cost_per_hour if cost_per_hour else math.inf
+            return requests_per_usd(rate, cost_per_hour)
+        if self is Objective.ENERGY:
+            return requests_per_kwh(rate, _power(power_w))
         return -cost_per_hour  # the rate is a constraint (min_rate); the cheapest wins
 
-    def rate_for(self, score: float, devices: int, cost_per_hour: float) -> float:
+    def rate_for(
+        self, score: float, devices: int, cost_per_hour: float, power_w: float = math.nan
+    ) -> float:
         """The rate at which a deployment's score would equal ``score`` (not defined for
         cheapest_for_rate, whose score does not depend on the rate)."""
         if self is Objective.GOODPUT:
@@ -46,7 +62,16 @@ class Objective(StrEnum):
             return score * devices
         if self is Objective.GOODPUT_PER_DOLLAR:
             return score * cost_per_hour / 3600
+        if self is Objective.ENERGY:
+            return score * _power(power_w) / 3.6e6
         raise ValueError("cheapest_for_rate scores do not depend on the rate")
+
+
+def _power(power_w: float) -> float:
+    # a caller that forgot the power would rank every deployment as free to run
+    if not power_w > 0:
+        raise ValueError(f"the energy objective needs the deployment's power, got {power_w!r} W")
+    return power_w
 
 
 _UNITS = {
@@ -54,4 +79,5 @@ _UNITS = {
     Objective.GOODPUT_PER_DEVICE: ("req/s per device", "req/s/dev"),
     Objective.GOODPUT_PER_DOLLAR: ("requests per $", "req/$"),
     Objective.CHEAPEST_FOR_RATE: ("$/h", "-$/h"),
+    Objective.ENERGY: ("requests per kWh", "req/kWh"),
 }

@@ -87,7 +87,7 @@ def judge_unsimulated(
 
 
 def _score(objective: Objective, r: CandidateResult, rate: float) -> float:
-    return objective.score(rate, r.candidate.devices, r.cost_per_hour)
+    return objective.score(rate, r.candidate.devices, r.cost_per_hour, r.power_w)
 
 
 def search_task(
@@ -131,7 +131,7 @@ def search_task(
                 f"{objective.unit}, under #{best.id}'s measured {best.objective:.4g} "
                 f"even with a {margin:g}x margin",
             )
-        needed = objective.rate_for(best.objective, r.candidate.devices, r.cost_per_hour)
+        needed = objective.rate_for(best.objective, r.candidate.devices, r.cost_per_hour, r.power_w)
         need = needed if need is None else max(need, needed)
     task: dict[str, Any] = {"start": start}
     if need is not None:

@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from hetsim.metrics import RunSummary
+from hetsim.metrics import RunSummary, requests_per_kwh, requests_per_usd, usd_per_million_tokens
 from hetsim.outputs import staged
 from hetsim.planner.network import NetworkNote, network_notes
 from hetsim.planner.objective import Objective
@@ -82,6 +82,18 @@ class CandidateResult:
         """TTFT and TPOT at the SLA percentile over their bounds, the larger (lower is better)."""
         return tail_ratio(self.summary)
 
+    @property
+    def power_w(self) -> float:
+        """The deployment's full board power (every device at its tdp), W: what the energy
+        objective charges it, as the per-dollar one charges its full price."""
+        return deployment_power_w(self.candidate.scenario)
+
+    @property
+    def goodput_tokens_per_s(self) -> float:
+        """Output tokens/s at the goodput: its rate times the output tokens per completed
+        request of the run measured there (not that finite run's own throughput)."""
+        return self.goodput * _tokens_per_request(self.summary)
+
     def rank_key(self) -> tuple[float, float, int]:
         """Best first: the objective, then tail latency, then the candidate id."""
         return (-self.objective, self.tail(), self.id)
@@ -121,9 +133,19 @@ class CandidateResult:
             "goodput_at_limit": self.goodput_at_limit,
             "goodput_concurrency": self.concurrency,
             "goodput_per_device": self.goodput / c.devices if c.devices else math.nan,
-            "requests_per_dollar": self.goodput * 3600 / self.cost_per_hour
+            # cost and energy at the goodput (hetsim.metrics defines each once)
+            "requests_per_dollar": requests_per_usd(self.goodput, self.cost_per_hour)
             if self.cost_per_hour
             else math.nan,
+            "cost_per_million_tokens": usd_per_million_tokens(
+                self.cost_per_hour, self.goodput_tokens_per_s
+            ),
+            "power_w": self.power_w,
+            "requests_per_kwh": requests_per_kwh(self.goodput, self.power_w)
+            if self.power_w
+            else math.nan,
+            # the run at the goodput, busy-weighted (the objective charges full power)
+            "run_tokens_per_joule": s.energy.tokens_per_joule if s and s.energy else None,
             "objective": self.objective,
             "attainment": self.attainment,
             "ttft_p50_s": s.ttft_s.p50 if s else None,
@@ -134,11 +156,24 @@ class CandidateResult:
             "tpot_p99_s": s.tpot_s.p99 if s else None,
             "ttft_p_s": s.ttft_at_sla_percentile_s if s else None,
             "tpot_p_s": s.tpot_at_sla_percentile_s if s else None,
-            "cost_per_million_tokens": s.cost_per_million_tokens if s else None,
             "throughput_tokens_per_s": s.throughput_tokens_per_s if s else None,
             "provenance": _provenance(s),
             "simulations": len(self.points),
         }
+
+
+def _tokens_per_request(summary: RunSummary | None) -> float:
+    """Output tokens per completed request of a run (NaN without one)."""
+    if summary is None or not summary.completed:
+        return math.nan
+    return summary.throughput_tokens_per_s * summary.span_s / summary.completed
+
+
+def deployment_power_w(scenario: Scenario | None) -> float:
+    """Every device of the deployment at its board power (tdp), in W (NaN: no scenario)."""
+    if scenario is None:
+        return math.nan
+    return sum(p.total_devices * scenario.profiles[p.name].tdp.value for p in scenario.spec.pools)
 
 
 def _provenance(summary: RunSummary | None) -> str | None:
@@ -184,6 +219,16 @@ class PlanResult:
         frame["_r"] = frame["id"].map(order).fillna(len(order))
         frame = frame.sort_values(["_v", "_r", "id"]).drop(columns=["_v", "_r"])
         return frame.reset_index(drop=True)
+
+    def price_basis(self) -> str:
+        """The basis every candidate's price is on, with the conversions applied (one line)."""
+        profiles = {
+            p.name: p
+            for s in [self.scenario, *(r.candidate.scenario for r in self.results)]
+            if s is not None
+            for p in s.profiles.values()
+        }
+        return self.scenario.spec.costs.basis_line(profiles.values())
 
     def pareto(self) -> list[int]:
         """Ids of the candidates on the cost/goodput Pareto front, cheapest first."""
@@ -251,6 +296,7 @@ class PlanResult:
             "model": spec.model,
             "objective": self.objective.value,
             "objective_unit": self.objective.unit,
+            "price_basis": self.price_basis(),
             "sla": {
                 "ttft_s": spec.sla.ttft,
                 "tpot_s": spec.sla.tpot,

@@ -98,7 +98,9 @@ class _Search:
         assert r.screen is not None
         if self.objective is Objective.CHEAPEST_FOR_RATE:
             return (r.cost_per_hour, -r.screen.estimate, r.id)
-        estimate = self.objective.score(r.screen.estimate, r.candidate.devices, r.cost_per_hour)
+        estimate = self.objective.score(
+            r.screen.estimate, r.candidate.devices, r.cost_per_hour, r.power_w
+        )
         return (-estimate, r.id)
 
     def task_data(self, r: CandidateResult, path: str | None) -> dict[str, Any]:
@@ -206,7 +208,9 @@ class _Search:
 
     def _closest_first(self, r: CandidateResult) -> tuple:
         assert r.screen is not None
-        estimate = self.objective.score(r.screen.estimate, r.candidate.devices, r.cost_per_hour)
+        estimate = self.objective.score(
+            r.screen.estimate, r.candidate.devices, r.cost_per_hour, r.power_w
+        )
         return (-max((p["attainment"] for p in r.points), default=0.0), -estimate, r.id)
 
     def _measured(self, ids: list[int]) -> list[CandidateResult]:

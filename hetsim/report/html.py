@@ -17,7 +17,7 @@ import pandas as pd
 import yaml
 from matplotlib.figure import Figure
 
-from hetsim.metrics import LatencyStats, RunSummary
+from hetsim.metrics import EnergyFigures, LatencyStats, RunSummary
 from hetsim.report.describe import transfer_paths
 from hetsim.report.plots import simulation_figures
 
@@ -190,7 +190,8 @@ def _pools_table(scenario: Scenario) -> pd.DataFrame:
                 "max seqs": pool.batching.max_num_seqs,
                 "max batched tokens": pool.batching.max_batched_tokens,
                 "$/h": scenario.price_per_device_hour(pool.name) * pool.total_devices,
-                "price": "assumed" if scenario.price_is_assumption(pool.name) else "scenario",
+                "price": ("assumed" if scenario.price_is_assumption(pool.name) else "scenario")
+                + f", {scenario.spec.costs.basis}",
             }
         )
     return pd.DataFrame(rows)
@@ -274,6 +275,15 @@ def _workload_table(scenario: Scenario, summary: RunSummary) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["item", "value"])
 
 
+def _energy(e: EnergyFigures | None) -> str:
+    if e is None or e.tokens_per_joule is None:
+        return "–"
+    return (
+        f"{e.energy_j / 3.6e6:.3g} kWh at a mean {e.power_w / 1e3:.3g} kW (idle devices at "
+        f"{e.idle_power:.0%} of tdp): {e.tokens_per_joule:.3g} output tokens/J"
+    )
+
+
 def _latency(values: LatencyStats, scale: float, unit: str) -> str:
     parts = [
         f"{name} {value * scale:.3g}"
@@ -318,7 +328,12 @@ def _summary_table(summary: RunSummary) -> pd.DataFrame:
         ("throughput", f"{summary.throughput_tokens_per_s:,.0f} output tokens/s"),
         ("input throughput", f"{summary.input_tokens_per_s:,.0f} tokens/s"),
         ("cost", f"${summary.cost_per_hour:.2f}/h"),
-        ("cost per million output tokens", f"${cost_m:.3g}" if cost_m is not None else "–"),
+        ("price basis", summary.price_basis or "–"),
+        (
+            "cost per million output tokens (over the run)",
+            f"${cost_m:.3g}" if cost_m is not None else "–",
+        ),
+        ("energy (board power, busy-weighted)", _energy(summary.energy)),
         ("preemptions", str(summary.preemptions)),
         ("KV blocks leaked", str(summary.kv_blocks_leaked)),
         (

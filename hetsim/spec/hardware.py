@@ -3,10 +3,13 @@
 A profile lives in ``hardware_profiles/<name>.yaml``. Every figure is either a plain value, read
 as taken from the vendor's datasheet, or a mapping ``{value, confidence, note, source}`` for
 figures that are not (third-party pages, measurements, our estimates, assumptions). Prices are
-always assumptions. The default roofline efficiencies are assumptions too, used where no
-calibration table exists for the device (then predictions say ``roofline-default``). A device
-without measured tables may name the measured architecture it borrows per-op efficiency surfaces
-from (``transferred_from``; predictions say ``transferred:<system>/<runtime>-<version>``): its
+always assumptions, and each says its basis (``price_basis``): a ``rental`` price per device-hour
+(a provider's, margin included) or a ``tco`` one (purchase amortised plus power, no margin), whose
+inputs re-derive it (:meth:`AcceleratorProfile.price_on` converts between the bases). The
+default roofline efficiencies are assumptions too, used where no calibration table exists for
+the device (then predictions say ``roofline-default``). A device without measured tables may
+name the measured architecture it borrows per-op efficiency surfaces from
+(``transferred_from``; predictions say ``transferred:<system>/<runtime>-<version>``): its
 default efficiencies then cap the borrowed ones.
 """
 
@@ -39,7 +42,23 @@ from hetsim.spec.precision import (
     gemm_compute_format,
 )
 
-__all__ = ["TRANSFER_SYSTEMS", "AcceleratorProfile", "Source", "TransferSource"]
+__all__ = [
+    "PRICE_BASES",
+    "TRANSFER_SYSTEMS",
+    "AcceleratorProfile",
+    "PriceBasis",
+    "Source",
+    "TcoInputs",
+    "TransferSource",
+]
+
+#: what a price per device-hour can be: what a provider charges (``rental``: its margin, the
+#: host's share, power and hosting included) or what owning the device costs (``tco``)
+PRICE_BASES = ("rental", "tco")
+#: hours in a year, for amortising a purchase
+HOURS_PER_YEAR = 8760.0
+#: how far a tco price may sit from what its inputs give (the notes round to cents)
+_TCO_TOLERANCE = 0.02
 
 #: measured architectures whose efficiency surfaces hetsim ships (hetsim/perf/transferred/), with
 #: the profile whose datasheet peaks they were derived against; the rule that picks one for a
@@ -126,6 +145,49 @@ class Host(StrictModel):
     pcie_bandwidth: BandwidthFigure = Field(description="device↔host, per direction (x16)")
 
 
+class TcoInputs(StrictModel):
+    """What owning one device costs per hour: its purchase (with its share of the server and
+    network) amortised over the hours it is used, plus the wall power it draws and hosting."""
+
+    capex: float = Field(gt=0, description="US$ per device, its server and network share included")
+    years: float = Field(gt=0, description="amortisation period")
+    utilisation: Fraction = Field(description="share of the hours the device is rented or used")
+    power: WattsFigure = Field(description="power per device the energy bill is computed on")
+    power_factor: float = Field(
+        ge=1, description="wall energy per device watt: the host's share and the PUE together"
+    )
+    usd_per_kwh: float = Field(gt=0, description="electricity price")
+    hosting_per_hour: float = Field(default=0.0, ge=0, description="US$ per device-hour")
+
+    @property
+    def per_hour(self) -> float:
+        """The device-hour price these inputs give."""
+        hours = self.years * HOURS_PER_YEAR * self.utilisation
+        energy = self.power.value / 1000 * self.power_factor * self.usd_per_kwh
+        return self.capex / hours + energy + self.hosting_per_hour
+
+
+class PriceBasis(StrictModel):
+    """What ``price_per_hour`` is: a rental price or a cost of ownership, and what it includes."""
+
+    basis: Literal["rental", "tco"]
+    includes: str = Field(description="what the price covers (margin, host, power, hosting)")
+    tco: TcoInputs | None = Field(
+        default=None, description="the inputs of a tco price (required for `tco`)"
+    )
+    confidence: Literal["assumption"] = Field(
+        default="assumption", description="a basis is always an assumption, as prices are"
+    )
+    source: str | None = None
+    note: str | None = None
+
+    @model_validator(mode="after")
+    def _inputs(self) -> PriceBasis:
+        if self.basis == "tco" and self.tco is None:
+            raise ValueError("price_basis.basis 'tco' needs price_basis.tco (its inputs)")
+        return self
+
+
 class Efficiency(StrictModel):
     """Roofline defaults, used when no calibration table exists, and the ceiling of efficiencies
     transferred from another architecture. These are assumptions."""
@@ -168,7 +230,11 @@ class AcceleratorProfile(StrictModel):
     host: Host
     tdp: WattsFigure
     price_per_hour: PriceFigure = Field(
-        description="indicative price per device-hour; always an assumption"
+        description="indicative price per device-hour, on `price_basis`; always an assumption"
+    )
+    price_basis: PriceBasis | None = Field(
+        default=None,
+        description="rental or tco, and what the price includes (required for any price above 0)",
     )
     efficiency: Efficiency
     calibration: str | None = Field(
@@ -218,6 +284,16 @@ class AcceleratorProfile(StrictModel):
                         f"formats allow weights={w} with activations={act}, which computes at "
                         f"{key}, but `compute` has no {key} peak"
                     )
+        if self.price_basis is None and self.price > 0:
+            raise ValueError("price_basis is required: is price_per_hour a rental or a tco price?")
+        tco = self.price_basis.tco if self.price_basis else None
+        if tco is not None and self.price_basis.basis == "tco":
+            derived = tco.per_hour
+            if abs(derived - self.price) > _TCO_TOLERANCE * self.price:
+                raise ValueError(
+                    f"price_per_hour {self.price:.3f} $/h is not what price_basis.tco gives "
+                    f"({derived:.3f} $/h)"
+                )
         if self.efficiency_source == "transferred" and self.transferred_from is None:
             raise ValueError("efficiency_source 'transferred' needs `transferred_from`")
         if self.transferred_from is not None and self.measured_tables is not None:
@@ -240,6 +316,10 @@ class AcceleratorProfile(StrictModel):
             ("tdp", self.tdp),
             ("price_per_hour", self.price_per_hour),
         ]
+        if self.price_basis is not None:
+            out += [("price_basis", self.price_basis)]
+        if self.price_basis is not None and self.price_basis.tco is not None:
+            out += [("price_basis.tco.power", self.price_basis.tco.power)]
         out += [(f"compute.{k}", v) for k, v in self.compute.items()]
         if self.scale_up:
             out += [("scale_up.bandwidth", self.scale_up.bandwidth)]
@@ -268,7 +348,23 @@ class AcceleratorProfile(StrictModel):
 
     @property
     def price(self) -> float:
+        """``price_per_hour`` as the profile states it, on its own basis (``price_basis``)."""
         return self.price_per_hour.value
+
+    @property
+    def basis(self) -> str | None:
+        """``rental`` or ``tco``; None for an unpriced device (price 0, e.g. a calibrated host)."""
+        return self.price_basis.basis if self.price_basis else None
+
+    def price_on(self, basis: str, margin: float) -> float:
+        """The device-hour price on ``basis``: as stated when the bases agree; a tco price with
+        a provider ``margin`` on top as a rental equivalent; a rental price less that margin as
+        a tco equivalent (the profile gives no ownership inputs for a rented device)."""
+        if basis == self.basis or self.price == 0:
+            return self.price
+        if basis == "rental":
+            return self.price * (1 + margin)
+        return self.price / (1 + margin)
 
     def supports(self, role: str, fmt: str) -> bool:
         return fmt in getattr(self.formats, role)

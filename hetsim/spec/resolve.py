@@ -58,7 +58,7 @@ class Scenario:
 
     def price_per_device_hour(self, pool_name: str) -> float:
         profile = self.profiles[pool_name]
-        return self.spec.costs.prices.get(profile.name, profile.price)
+        return self.spec.costs.device_price(profile)
 
     def price_is_assumption(self, pool_name: str) -> bool:
         return self.profiles[pool_name].name not in self.spec.costs.prices

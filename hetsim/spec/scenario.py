@@ -7,7 +7,8 @@ and then runs the cross-field checks in :mod:`hetsim.spec.resolve`.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
@@ -32,6 +33,9 @@ from hetsim.spec.precision import (
     gemm_compute_format,
 )
 from hetsim.spec.workload import WorkloadSpec
+
+if TYPE_CHECKING:
+    from hetsim.spec.hardware import AcceleratorProfile
 
 __all__ = [
     "PrecisionPolicy",
@@ -392,7 +396,8 @@ class Interconnect(StrictModel):
         default=0.0,
         description="what these links add per hour for every accelerator of the pools their "
         "paths connect (its share of NICs, switch ports, cabling), on top of the accelerator "
-        "prices; 0: the accelerator prices include them (an assumption, like every price)",
+        "prices and on the same basis (costs.basis; not converted); 0: the accelerator prices "
+        "include them (an assumption, like every price)",
     )
     paths: list[PathSpec] = Field(default_factory=list)
 
@@ -626,13 +631,74 @@ class SLASpec(StrictModel):
     )
 
 
+#: the provider margin a tco price gets to compare with rental ones (and a rental one loses
+#: to compare with tco ones) unless ``costs.tco_margin`` says otherwise: the profiles' own
+#: ownership arithmetic gives ~$2.0/h for an H100 that rents at $2.7-4.0/h (1.35-2x); an
+#: assumption, printed with every conversion
+DEFAULT_TCO_MARGIN = 0.5
+
+
 class CostsSpec(StrictModel):
+    """Prices, on one basis per scenario: profiles priced on the other basis are converted with
+    ``tco_margin`` (and every conversion is printed), so a plan never ranks a rented device
+    against an owned one at face value."""
+
+    basis: Literal["rental", "tco"] = Field(
+        default="rental",
+        description="what every price is compared as: `rental` (what a provider charges, its "
+        "margin included) or `tco` (owning the device: purchase amortised plus power)",
+    )
+    tco_margin: float = Field(
+        default=DEFAULT_TCO_MARGIN,
+        ge=0,
+        le=10,
+        allow_inf_nan=False,
+        description="provider margin converting between bases: rental = tco x (1 + margin) "
+        "(default 0.5, an assumption)",
+    )
     prices: dict[str, PricePerHour] = Field(
         default_factory=dict,
-        description="price per device-hour by accelerator name, overriding the profiles' "
-        "assumed prices",
+        description="price per device-hour by accelerator name, on `basis`, overriding the "
+        "profiles' assumed prices (not converted)",
+    )
+    idle_power: float = Field(
+        default=0.3,
+        ge=0,
+        le=1,
+        allow_inf_nan=False,
+        description="share of its board power (tdp) a device draws while idle, for energy "
+        "(default 0.3, an assumption)",
     )
     note: str | None = None
+
+    def device_price(self, profile: AcceleratorProfile) -> float:
+        """US$ per device-hour of ``profile`` on this scenario's basis (one definition, used
+        by every cost)."""
+        if profile.name in self.prices:
+            return self.prices[profile.name]
+        return profile.price_on(self.basis, self.tco_margin)
+
+    def conversion(self, profile: AcceleratorProfile) -> str | None:
+        """How ``profile``'s price was converted to this basis; None when it was not."""
+        if profile.name in self.prices or profile.basis in (None, self.basis):
+            return None
+        op = "x" if self.basis == "rental" else "/"
+        return (
+            f"{profile.name} {profile.basis} ${profile.price:.2f}/h {op} (1 + {self.tco_margin:.0%}"
+            f" margin) = {self.basis} ${self.device_price(profile):.2f}/h"
+        )
+
+    def basis_line(self, profiles: Iterable[AcceleratorProfile]) -> str:
+        """One line: the basis every price is on and each conversion applied."""
+        seen = {p.name: p for p in profiles}
+        done = [c for p in seen.values() if (c := self.conversion(p)) is not None]
+        given = sorted(n for n in seen if n in self.prices)
+        line = f"prices on a {self.basis} basis"
+        if done:
+            line += "; converted: " + ", ".join(done) + " (costs.tco_margin, an assumption)"
+        if given:
+            line += "; from costs.prices: " + ", ".join(given)
+        return line
 
 
 class RoleSearch(StrictModel):
@@ -694,7 +760,7 @@ class SearchSpec(StrictModel):
     budget_per_hour: PricePerHour | None = None
     min_rate: RequestRate | None = Field(default=None, description="rate to serve at least")
     objective: Literal[
-        "goodput", "goodput_per_device", "goodput_per_dollar", "cheapest_for_rate"
+        "goodput", "goodput_per_device", "goodput_per_dollar", "cheapest_for_rate", "energy"
     ] = "goodput_per_dollar"
     interconnect: list[InterconnectAlternative] = Field(
         default_factory=list,
