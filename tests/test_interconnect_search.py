@@ -296,3 +296,14 @@ def test_the_link_figure_draws_each_reference_and_marks_a_link_without_goodput()
     served = next(line for line in ax.lines if line.get_label() == "over the link")
     assert list(served.get_ydata()) == [21.0, 37.0]  # the link with no goodput is not on it
     assert ax.collections[0].get_offsets().tolist() == [[12.5, 0.0]]
+
+
+def test_interconnect_alternatives_on_a_colocated_scenario_are_refused() -> None:
+    colocated = hetsim.load_scenario(
+        "scenarios/qwen3-32b-colocated.yaml",
+        [f"search.interconnect=[{FAST}]", "workload.synthetic.requests=20"],
+    )
+    with pytest.raises(InputError) as info:
+        enumerate_candidates(colocated)
+    assert info.value.field == "search.interconnect"
+    assert info.value.value == "roce-2x400g"
