@@ -20,7 +20,6 @@ import copy
 import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import ValidationError
@@ -33,7 +32,7 @@ from hetsim.spec.precision import PRECISION_SHORTHANDS
 from hetsim.spec.resolve import Scenario
 from hetsim.spec.scenario import AS_WRITTEN, PoolSpec, RoleSearch, ScenarioSpec, SearchSpec
 
-__all__ = ["Candidate", "RoleChoice", "check_interconnects", "enumerate_candidates"]
+__all__ = ["Candidate", "RoleChoice", "enumerate_candidates"]
 
 Kind = Literal["disaggregated", "colocated"]
 
@@ -324,37 +323,10 @@ def _interconnects(
     own = copy.deepcopy(data.get("interconnect", {}))
     if not search.interconnect:
         return [own]
-    check_interconnects(base.spec, search, base.path)
+    # (the alternatives were checked with the scenario: hetsim.spec.resolve)
     own["name"] = own.get("name") or AS_WRITTEN
     alternatives = [x.model_dump(by_alias=True, exclude_none=True) for x in search.interconnect]
     return [own, *alternatives]
-
-
-def check_interconnects(spec: ScenarioSpec, search: SearchSpec, file: Path | None = None) -> None:
-    """Each alternative's paths lead from a prefill pool of the scenario to a decode pool, as
-    ``interconnect.paths`` must, and no alternative takes the scenario's own name; else an
-    error naming the alternative's field."""
-    roles = {p.name: p.role for p in spec.pools}
-    own = spec.interconnect.name or AS_WRITTEN
-    for k, alt in enumerate(search.interconnect):
-        if alt.name == own:
-            raise InputError(
-                "the scenario's own interconnect has this name",
-                field=f"search.interconnect[{k}].name",
-                value=alt.name,
-                allowed=f"a name other than {own}",
-                file=file,
-            )
-        for j, path in enumerate(alt.paths):
-            for end, name, role in (("from", path.from_, "prefill"), ("to", path.to, "decode")):
-                if roles.get(name) != role:
-                    raise InputError(
-                        f"no {role} pool of that name",
-                        field=f"search.interconnect[{k}].paths[{j}].{end}",
-                        value=name,
-                        allowed=", ".join(n for n, r in roles.items() if r == role),
-                        file=file,
-                    )
 
 
 def _colocated_baselines(

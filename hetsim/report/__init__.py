@@ -26,6 +26,7 @@ _HOME = {
     "latency_cdfs": "plots",
     "latency_vs_rate": "plots",
     "link_utilisation": "plots",
+    "per_dollar_vs_link": "plots",
     "pareto": "plots",
     "pareto_front": "plots",
     "predicted_vs_measured": "plots",

@@ -23,7 +23,7 @@ from hetsim.spec.footprint import MemoryFootprint, footprint
 from hetsim.spec.hardware import AcceleratorProfile, load_profile
 from hetsim.spec.loader import apply_overrides, read_yaml, validate_model
 from hetsim.spec.model import ModelConfig, load_model
-from hetsim.spec.scenario import ROLE_POLICIES, PoolSpec, RoleRouting, ScenarioSpec
+from hetsim.spec.scenario import AS_WRITTEN, ROLE_POLICIES, PoolSpec, RoleRouting, ScenarioSpec
 from hetsim.spec.workload import TRACE_COLUMNS, LengthSpec, TraceSpec
 
 __all__ = [
@@ -148,6 +148,7 @@ def _resolve(spec: ScenarioSpec, path: Path | None) -> Scenario:
     _check_prefix_tiers(scenario)
     _check_context(spec, model)
     _check_costs_and_search(spec, extra_dirs)
+    _check_search_interconnect(spec)
     if spec.workload.trace is not None:
         have = check_trace_header(spec.workload.trace, base, "workload.trace")
         _check_trace_hashes(spec, have)
@@ -594,6 +595,41 @@ def _check_costs_and_search(spec: ScenarioSpec, extra_dirs: list[Path]) -> None:
                 value=name,
                 allowed=", ".join(sorted(known)),
             )
+
+
+def _check_search_interconnect(spec: ScenarioSpec) -> None:
+    """Each alternative's paths lead from a prefill pool of the scenario to a decode pool, as
+    ``interconnect.paths`` must, and no alternative takes the scenario's own name; else an
+    error naming the alternative's field."""
+    if spec.search is None or not spec.search.interconnect:
+        return
+    search = spec.search
+    roles = {p.name: p.role for p in spec.pools}
+    if "decode" not in roles.values():  # no boundary to cross: the alternatives cannot apply
+        raise InputError(
+            "a colocated scenario has no prefill→decode path to choose",
+            field="search.interconnect",
+            value=", ".join(x.name for x in search.interconnect),
+            allowed="no search.interconnect, or a disaggregated scenario",
+        )
+    own = spec.interconnect.name or AS_WRITTEN
+    for k, alt in enumerate(search.interconnect):
+        if alt.name == own:
+            raise InputError(
+                "the scenario's own interconnect has this name",
+                field=f"search.interconnect[{k}].name",
+                value=alt.name,
+                allowed=f"a name other than {own}",
+            )
+        for j, path in enumerate(alt.paths):
+            for end, name, role in (("from", path.from_, "prefill"), ("to", path.to, "decode")):
+                if roles.get(name) != role:
+                    raise InputError(
+                        f"no {role} pool of that name",
+                        field=f"search.interconnect[{k}].paths[{j}].{end}",
+                        value=name,
+                        allowed=", ".join(n for n, r in roles.items() if r == role),
+                    )
 
 
 def check_trace_header(trace: TraceSpec, base_dir: Path, field: str) -> list[str]:
