@@ -13,7 +13,7 @@ from hetsim.planner.capacity import PoolCosts
 from hetsim.planner.goodput import convergence
 from hetsim.planner.objective import Objective
 from hetsim.planner.results import CandidateResult, tie_floor
-from hetsim.planner.screen import WorkloadSample, screen
+from hetsim.planner.screen import ScreenResult, WorkloadSample, screen
 from hetsim.planner.space import Candidate
 from hetsim.planner.verdict import Verdict
 from hetsim.spec.resolve import Scenario
@@ -118,7 +118,7 @@ def search_task(
     """
     assert r.screen is not None
     sr = r.screen
-    start = max(sr.estimate, 1e-3)
+    start = _start(sr)
     if exhaustive or r.candidate.own:
         return {"start": start}
     if objective is Objective.CHEAPEST_FOR_RATE:
@@ -147,6 +147,18 @@ def search_task(
     if need is not None:
         task["must_reach"] = need
     return task
+
+
+def _start(sr: ScreenResult) -> float:
+    """Where a goodput search starts: the queueing estimate; where it is 0 (a deployment
+    searched although the screen finds it hopeless: the scenario's own, or any under
+    ``exhaustive``) the capacity bound, so the search walks down from a rate the deployment
+    could serve rather than from a near-zero one whose run would span too long."""
+    if sr.estimate > 0:
+        return max(sr.estimate, 1e-3)
+    if 0 < sr.rate_bound < math.inf:
+        return sr.rate_bound
+    return 1e-3
 
 
 def _beaten(r: CandidateResult, reason: str) -> CandidateResult:

@@ -274,7 +274,9 @@ def _check_space(scenario: Scenario, search: SearchSpec, results: list[Candidate
     """Nothing to simulate because of the search section itself is an input error, not an SLA
     verdict: no candidate at all, none that validates, or every valid one over the inventory or
     the budget. A candidate screened for a reason of its own (hopeless even alone, a capacity
-    bound under min_rate) leaves the verdict to the SLA."""
+    bound under min_rate) leaves the verdict to the SLA. The scenario's own deployment, when
+    the space does not hold it (``added``), does not make a space of nothing valid valid."""
+    results = [r for r in results if not r.candidate.added]
     if any(r.verdict is Verdict.PENDING for r in results):
         return
     if not results:

@@ -102,6 +102,8 @@ class Candidate:
     #: the scenario's own deployment (its ``pools:`` as written, with its KV formats and
     #: lifecycle): always simulated and always reported, whatever the search space holds
     own: bool = False
+    #: the own deployment, added because the search space does not hold it
+    added: bool = False
 
     @property
     def devices(self) -> int:
@@ -252,8 +254,12 @@ def enumerate_candidates(base: Scenario, search: SearchSpec | None = None) -> li
         drafts = _disaggregated(base, data, search)
     else:
         drafts = _colocated_variants(base, data, search)
-    drafts, own = _with_own_deployment(base, data, list(drafts))
-    return [_build(Candidate(i, *draft, own=i == own), base) for i, draft in enumerate(drafts)]
+    space = list(drafts)
+    drafts, own = _with_own_deployment(base, data, space)
+    return [
+        _build(Candidate(i, *draft, own=i == own, added=i >= len(space)), base)
+        for i, draft in enumerate(drafts)
+    ]
 
 
 def _with_own_deployment(
