@@ -91,6 +91,16 @@ def main() -> int:
     missed = _missed(planned, brute)
     for line in missed:
         print(f"MISSED by the planner: {line}")
+    # a bound the simulations met the SLA right up to may undershoot (screen.py says which
+    # bounds are proofs): the searches that hit it, by the bound that capped them
+    limited: dict[str, int] = {}
+    for r in brute.results:
+        if r.goodput_at_limit and r.screen is not None:
+            limited[r.screen.bound_by] = limited.get(r.screen.bound_by, 0) + 1
+    print(
+        "exhaustive searches that met the SLA up to their bound: "
+        + (", ".join(f"{n} at the {k} bound" for k, n in sorted(limited.items())) or "none")
+    )
     counts = ", ".join(f"{n} {v}" for v, n in planned.counts().items() if n)
     print(f"planner verdicts: {counts}")
     unsearched = sum(1 for r in brute.results if r.verdict is Verdict.INVALID)

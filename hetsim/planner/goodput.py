@@ -547,6 +547,12 @@ def goodput(
         k_need = grid.ceil(must_reach)
         if not search.meets(k_need):
             return search.result(None, beaten_at=grid.rate(k_need))
+        # passed: go on from the start if it lies higher (the grid makes the answer the same)
+        k_start = min(grid.floor(guess), k_high)
+        if k_start > k_need and not search.spent():
+            if not search.meets(k_start):
+                return search.result(search.bisect(k_need, k_start))
+            k_need = k_start
         return _widen(search, k_need, None, 0, k_high)
     k0 = grid.floor(guess)
     if k_low is not None:
