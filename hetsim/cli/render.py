@@ -595,9 +595,9 @@ def plan(result: PlanResult, top: int) -> None:
         console.print(
             f"[bold green]recommended:[/] {escape(b.label)}"
             + (f" (P:D {b.candidate.pd_ratio})" if b.candidate.pd_ratio else "")
+            + _tie_note(result)
             + f"; step times: {prov}; prices: profile assumptions unless costs.prices sets them"
         )
-        _tie_line(result)
 
 
 def _own_line(result: PlanResult) -> None:
@@ -612,17 +612,15 @@ def _own_line(result: PlanResult) -> None:
     )
 
 
-def _tie_line(result: PlanResult) -> None:
-    """A tie for the best said as one, with how it was broken."""
-    tied = result.tied
-    if len(tied) < 2:
-        return
+def _tie_note(result: PlanResult) -> str:
+    """A tie for the best said as one, with how it was broken ("" without a tie)."""
+    others = [r for r in result.tied if r is not result.best]
+    if not others:
+        return ""
     rel_tol = result.settings.get("rel_tol", 0.1)
-    console.print(
-        f"[yellow]tie[/] (broken by {result.settings.get('tie_break')}): "
-        + ", ".join(f"#{r.id}" for r in tied)
-        + f" are within the goodput grid's {rel_tol:.0%} step of each other's "
-        f"{result.objective.unit}"
+    return (
+        f"; [yellow]tie[/] with {', '.join(f'#{r.id}' for r in others)} within the goodput "
+        f"grid's {rel_tol:.0%} step (broken by {result.settings.get('tie_break')})"
     )
 
 
@@ -647,7 +645,7 @@ def _ranking_table(result: PlanResult, top: int) -> Table:
                 if math.isnan(r.goodput)
                 else ("≥ " if r.goodput_at_limit else "") + f"{r.goodput:.3g}"
             ),
-            "-" if math.isnan(r.objective) else f"{r.objective:.4g}",
+            _objective(result, r),
             f"{r.cost_per_hour:,.2f}",
             f"{(s and s.cost_per_million_tokens) or float('nan'):.3g}",
             duration(s and s.ttft_at_sla_percentile_s, 4, missing="-"),
@@ -655,6 +653,16 @@ def _ranking_table(result: PlanResult, top: int) -> Table:
             r.boundary or "-",
         )
     return t
+
+
+def _objective(result: PlanResult, r: CandidateResult) -> str:
+    """The row's objective; for a searched deployment without one (yours, below min_rate)
+    what its goodput scores, so it compares with the rows above."""
+    if not math.isnan(r.objective):
+        return f"{r.objective:.4g}"
+    if math.isnan(r.goodput) or r.goodput <= 0:
+        return "-"
+    return f"({result.objective.score(r.goodput, r.candidate.devices, r.cost_per_hour):.4g})"
 
 
 def _tag(result: PlanResult, r: CandidateResult) -> str:
