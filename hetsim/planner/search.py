@@ -8,7 +8,7 @@
 2. **Screen** each analytically (:mod:`hetsim.planner.screen`): over inventory or budget,
    *hopeless* even alone, or unable to reach ``min_rate`` at its capacity bound → *screened*.
 3. **Simulate** the survivors, most promising first (the scenario's own deployment, then by
-   queueing estimate: estimates only order the work, they never discard a candidate), in
+   estimate, see ``_Search._promise``: estimates only order the work, never discard), in
    rounds of ``wave`` candidates run in parallel. Before a round, each candidate is compared
    with the best measured so far: if even its capacity bound cannot tie it (come within the
    rate grid's step of it), it is *beaten* without simulation; otherwise its first simulation
