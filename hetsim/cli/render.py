@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from hetsim import AcceleratorProfile, ModelConfig, PlanResult, RunSummary
     from hetsim.lifecycles import LifecycleComparison, LifecycleOutcome
     from hetsim.perf.calibration import CalibrationTable
+    from hetsim.planner.results import CandidateResult
 
 # Piped output (files, CI logs, notebooks) gets a wide page instead of rich's 80 columns.
 console = Console(width=None if sys.stdout.isatty() else 180)
@@ -620,6 +621,7 @@ def plan(result: PlanResult, top: int) -> None:
             f"≥: met the SLA at every {searched} (see its reason); "
             "a longer workload would find where it stops"
         )
+    _own_line(result)
     if result.best is not None:
         b = result.best
         provenance = b.summary.provenance if b.summary is not None else {}
@@ -627,6 +629,7 @@ def plan(result: PlanResult, top: int) -> None:
         console.print(
             f"[bold green]recommended:[/] {escape(b.label)}"
             + (f" (P:D {b.candidate.pd_ratio})" if b.candidate.pd_ratio else "")
+            + _tie_note(result)
             + f"; step times: {prov}; prices: profile assumptions unless costs.prices sets them"
         )
 
@@ -644,21 +647,52 @@ def network(result: PlanResult) -> None:
         console.print(f"  (plan.json's network lists the {len(rest)} other ranked disaggregated)")
 
 
+def _own_line(result: PlanResult) -> None:
+    """The scenario's own deployment: its verdict and the reason, whatever it is."""
+    own = result.own
+    if own is None:
+        return
+    console.print(
+        f"[bold]yours[/] (#{own.id}, the scenario's pools): {own.verdict.value}: "
+        f"{escape(own.reason)}"
+        + ("" if own.converged is not False else f" (search not converged: {own.not_converged})")
+    )
+
+
+def _tie_note(result: PlanResult) -> str:
+    """A tie for the best said as one, with how it was broken ("" without a tie)."""
+    others = [r for r in result.tied if r is not result.best]
+    if not others:
+        return ""
+    rel_tol = result.settings.get("rel_tol", 0.1)
+    return (
+        f"; [yellow]tie[/] with {', '.join(f'#{r.id}' for r in others)} within the goodput "
+        f"grid's {rel_tol:.0%} step (broken by {result.settings.get('tie_break')})"
+    )
+
+
 def _ranking_table(result: PlanResult, top: int) -> Table:
     p = f"p{result.scenario.spec.sla.percentile:g}"
     columns = ("", "deployment", "goodput req/s", result.objective.short_unit, "$/h",
                "$/M tok at goodput", f"TTFT {p}", f"TPOT {p}", "boundary")  # fmt: skip
-    t = table("Recommended, runners-up and the colocated baseline", columns, right=columns[2:-1])
+    t = table(
+        "Recommended, runners-up, the colocated baseline and yours", columns, right=columns[2:-1]
+    )
     shown = result.ranked[: top + 1]
-    if result.baseline is not None and result.baseline not in shown:
-        shown.append(result.baseline)
+    for extra in (result.baseline, result.own):
+        if extra is not None and extra not in shown:
+            shown.append(extra)
     for r in shown:
         s = r.summary
         t.add_row(
-            "best" if r is result.best else ("colocated" if r.baseline else ""),
+            _tag(result, r),
             escape(r.label),
-            ("≥ " if r.goodput_at_limit else "") + f"{r.goodput:.3g}",
-            f"{r.objective:.4g}",
+            (
+                "-"
+                if math.isnan(r.goodput)
+                else ("≥ " if r.goodput_at_limit else "") + f"{r.goodput:.3g}"
+            ),
+            _objective(result, r),
             f"{r.cost_per_hour:,.2f}",
             f"{r.row()['cost_per_million_tokens'] or float('nan'):.3g}",
             duration(s and s.ttft_at_sla_percentile_s, 4, missing="-"),
@@ -666,6 +700,32 @@ def _ranking_table(result: PlanResult, top: int) -> Table:
             r.boundary or "-",
         )
     return t
+
+
+def _objective(result: PlanResult, r: CandidateResult) -> str:
+    """The row's objective; for a searched deployment without one (yours, below min_rate)
+    what its goodput scores, so it compares with the rows above."""
+    if not math.isnan(r.objective):
+        return f"{r.objective:.4g}"
+    if math.isnan(r.goodput) or r.goodput <= 0:
+        return "-"
+    score = result.objective.score(r.goodput, r.candidate.devices, r.cost_per_hour, r.power_w)
+    return f"({score:.4g})"
+
+
+def _tag(result: PlanResult, r: CandidateResult) -> str:
+    """What a row of the plan table is: best, tie (for the best), colocated, yours; a row of
+    yours that is not ranked says its verdict."""
+    tags = []
+    if r is result.best:
+        tags.append("best")
+    elif r.tie:
+        tags.append("tie")
+    elif r.baseline:
+        tags.append("colocated")
+    if r.candidate.own:
+        tags.append("yours" if r.verdict.measured else f"yours: {r.verdict.value}")
+    return ", ".join(tags)
 
 
 def no_search_section() -> None:

@@ -36,9 +36,10 @@ from __future__ import annotations
 
 import bisect
 import functools
+import itertools
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pandas as pd
@@ -52,10 +53,12 @@ from hetsim.spec.resolve import Scenario
 from hetsim.spec.workload import WorkloadSpec
 
 __all__ = [
+    "MAX_EVALUATIONS",
     "MAX_RATE_OVER_START",
     "ConcurrencyGrid",
     "GoodputResult",
     "RateGrid",
+    "convergence",
     "goodput",
     "requests_per_client",
     "with_concurrency",
@@ -67,6 +70,9 @@ __all__ = [
 #: scenario's own rate): a deployment that still meets the SLA there is reported ``at_limit``
 #: rather than searched until the rate overflows a float
 MAX_RATE_OVER_START = 1000.0
+
+#: simulations one goodput search may run before it stops, converged or not
+MAX_EVALUATIONS = 24
 
 
 def workload_rate(scenario: Scenario) -> float | None:
@@ -239,6 +245,9 @@ class GoodputResult:
     # measured there) and the requests each client sent
     concurrency: int | None = None
     requests_per_client: int | None = None
+    # whether the answer is pinned to one grid step (see :func:`convergence`), and why not
+    converged: bool = False
+    not_converged: str | None = None
 
     @property
     def axis(self) -> str:
@@ -273,6 +282,52 @@ def _point(rate: float, s: RunSummary, target: float) -> dict[str, Any]:
         "completed": s.completed,
         "failed": s.failed,
     }
+
+
+def convergence(
+    points: list[dict[str, Any]],
+    rel_tol: float,
+    at_limit: bool = False,
+    beaten_at: float | None = None,
+    max_evaluations: int = MAX_EVALUATIONS,
+) -> tuple[bool, str | None]:
+    """Whether a goodput search converged, and if not why not.
+
+    It converged when a passing grid point's next grid point up fails (the goodput is pinned
+    to one grid step), or for a closed loop when even one client fails (its goodput is 0
+    exactly). Otherwise why not: ``stopped early`` (it tested only the rate needed to beat
+    the best, and missed it), ``at_limit`` (it met the SLA up to the search's upper limit: its
+    goodput is a lower bound), ``below floor`` (it missed the SLA down to the lowest rate it
+    may try: the goodput is below that), or ``max simulations`` (it ran out of simulations
+    before the bracket closed). ``points``: the search's rows (:attr:`GoodputResult.points`).
+    """
+    if beaten_at is not None:
+        return False, "stopped early"
+    if at_limit:
+        return False, "at_limit"
+    closed = bool(points) and "concurrency" in points[0]
+    axis = "concurrency" if closed else "rate"
+    ordered = sorted(points, key=lambda p: p[axis])
+    for lower, upper in itertools.pairwise(ordered):
+        if lower["meets"] and not upper["meets"]:
+            if _next_on_grid(lower[axis], upper[axis], rel_tol, closed):
+                return True, None
+            break
+    if ordered and not any(p["meets"] for p in ordered):
+        if closed and ordered[0]["concurrency"] == 1:
+            return True, None
+        if len(points) < max_evaluations:
+            return False, "below floor"
+    return False, "max simulations"
+
+
+def _next_on_grid(lower: float, upper: float, rel_tol: float, closed: bool) -> bool:
+    """Whether ``upper`` is the grid point right above ``lower``."""
+    if closed:
+        grid = ConcurrencyGrid(rel_tol)
+        return grid.floor(upper) == grid.floor(lower) + 1
+    grid = RateGrid(rel_tol)
+    return grid.floor(upper) == grid.floor(lower) + 1
 
 
 def sla_throughput(s: RunSummary) -> float:
@@ -320,7 +375,15 @@ class _RateSearch:
     def result(
         self, k: int | None, beaten_at: float | None = None, at_limit: bool = False
     ) -> GoodputResult:
-        """Goodput at index ``k`` (None: none met the SLA) with every rate tried."""
+        """Goodput at index ``k`` (None: none met the SLA) with every rate tried, and whether
+        the search converged."""
+        found = self._build(k, beaten_at, at_limit)
+        converged, why = convergence(
+            found.points, self.grid.rel_tol, at_limit, beaten_at, self.max_evaluations
+        )
+        return replace(found, converged=converged, not_converged=why)
+
+    def _build(self, k: int | None, beaten_at: float | None, at_limit: bool) -> GoodputResult:
         target = self.target
         points = [self.point(j) for j in self.order]
         evaluations = [(p["rate"], p["attainment"]) for p in points]
@@ -404,9 +467,7 @@ class _ConcurrencySearch(_RateSearch):
             "goodput": sla_throughput(s),
         }
 
-    def result(
-        self, k: int | None, beaten_at: float | None = None, at_limit: bool = False
-    ) -> GoodputResult:
+    def _build(self, k: int | None, beaten_at: float | None, at_limit: bool) -> GoodputResult:
         points = [self.point(j) for j in self.order]
         for j, p in zip(self.order, points, strict=True):
             p["chosen"] = j == k
@@ -444,7 +505,7 @@ def goodput(
     high: float | None = None,
     rel_tol: float = 0.1,
     max_requests: int | None = None,
-    max_evaluations: int = 24,
+    max_evaluations: int = MAX_EVALUATIONS,
     start: float | None = None,
     must_reach: float | None = None,
     run: Callable[[Scenario], RunSummary] | None = None,
@@ -486,6 +547,12 @@ def goodput(
         k_need = grid.ceil(must_reach)
         if not search.meets(k_need):
             return search.result(None, beaten_at=grid.rate(k_need))
+        # passed: go on from the start if it lies higher (the grid makes the answer the same)
+        k_start = min(grid.floor(guess), k_high)
+        if k_start > k_need and not search.spent():
+            if not search.meets(k_start):
+                return search.result(search.bisect(k_need, k_start))
+            k_need = k_start
         return _widen(search, k_need, None, 0, k_high)
     k0 = grid.floor(guess)
     if k_low is not None:

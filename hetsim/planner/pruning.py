@@ -10,9 +10,10 @@ from typing import Any
 
 from hetsim.checks import handoff_plans
 from hetsim.planner.capacity import PoolCosts
+from hetsim.planner.goodput import convergence
 from hetsim.planner.objective import Objective
-from hetsim.planner.results import CandidateResult
-from hetsim.planner.screen import WorkloadSample, screen
+from hetsim.planner.results import CandidateResult, tie_floor
+from hetsim.planner.screen import ScreenResult, WorkloadSample, screen
 from hetsim.planner.space import Candidate
 from hetsim.planner.verdict import Verdict
 from hetsim.spec.resolve import Scenario
@@ -72,7 +73,7 @@ def judge_unsimulated(
         return replace(r, verdict=Verdict.SCREENED, reason=over[1])
     sr = screen(c.scenario, sample, costs)
     r = replace(r, screen=sr)
-    if exhaustive:
+    if exhaustive or c.own:  # the scenario's own deployment is always simulated
         return r
     if sr.hopeless:
         return replace(r, verdict=Verdict.SCREENED, reason=f"hopeless: {sr.hopeless}")
@@ -95,15 +96,30 @@ def search_task(
     best: CandidateResult | None,
     objective: Objective,
     min_rate: float | None,
-    margin: float,
+    rel_tol: float,
     exhaustive: bool,
 ) -> dict[str, Any] | CandidateResult:
     """The goodput search to run for pending ``r`` given the best so far (its start and the
-    rate it must reach), or ``r`` beaten as it is."""
+    rate it must reach), or ``r`` beaten as it is.
+
+    Only proofs discard a candidate; the queueing estimate only says where its search starts.
+    A candidate is beaten when it cannot even *tie* the best, i.e. come within one grid step
+    (``rel_tol``) of its objective (a tie may still win on the tie-break, see
+    :mod:`~hetsim.planner.search`):
+
+    * by its capacity bound: every goodput search, exhaustive or not, stops at the
+      candidate's bound (it is the search's ``high``), so no result of it can exceed the bound;
+      how well each bound holds for the simulator is :mod:`~hetsim.planner.screen`'s to argue;
+    * by one simulation at the rate it would need (``must_reach``): missing the SLA there rules
+      out every higher rate only because attainment falls as the rate rises — the assumption
+      :mod:`~hetsim.planner.goodput` states and its rate search rests on as well.
+
+    The scenario's own deployment (``candidate.own``) is never beaten: it gets a full search.
+    """
     assert r.screen is not None
     sr = r.screen
-    start = max(sr.estimate, 1e-3)
-    if exhaustive:
+    start = _start(sr)
+    if exhaustive or r.candidate.own:
         return {"start": start}
     if objective is Objective.CHEAPEST_FOR_RATE:
         assert min_rate is not None
@@ -116,27 +132,33 @@ def search_task(
         return {"start": start, "must_reach": min_rate}
     need = min_rate
     if best is not None:
+        to_tie = tie_floor(best.objective, rel_tol)
         bound = _score(objective, r, sr.rate_bound)
-        if bound < best.objective:
+        if bound <= to_tie:
             return _beaten(
                 r,
                 f"its {sr.bound_by} bound ({sr.rate_bound:.3g} req/s) gives at most "
-                f"{bound:.4g} {objective.unit}, below #{best.id}'s measured {best.objective:.4g}",
+                f"{bound:.4g} {objective.unit}, not within {rel_tol:.0%} of #{best.id}'s "
+                f"measured {best.objective:.4g}",
             )
-        estimate = _score(objective, r, sr.estimate)
-        if estimate * margin < best.objective:
-            return _beaten(
-                r,
-                f"its queueing estimate ({sr.estimate:.3g} req/s) gives {estimate:.4g} "
-                f"{objective.unit}, under #{best.id}'s measured {best.objective:.4g} "
-                f"even with a {margin:g}x margin",
-            )
-        needed = objective.rate_for(best.objective, r.candidate.devices, r.cost_per_hour, r.power_w)
+        needed = objective.rate_for(to_tie, r.candidate.devices, r.cost_per_hour, r.power_w)
         need = needed if need is None else max(need, needed)
     task: dict[str, Any] = {"start": start}
     if need is not None:
         task["must_reach"] = need
     return task
+
+
+def _start(sr: ScreenResult) -> float:
+    """Where a goodput search starts: the queueing estimate; where it is 0 (a deployment
+    searched although the screen finds it hopeless: the scenario's own, or any under
+    ``exhaustive``) the capacity bound, so the search walks down from a rate the deployment
+    could serve rather than from a near-zero one whose run would span too long."""
+    if sr.estimate > 0:
+        return max(sr.estimate, 1e-3)
+    if 0 < sr.rate_bound < math.inf:
+        return sr.rate_bound
+    return 1e-3
 
 
 def _beaten(r: CandidateResult, reason: str) -> CandidateResult:
@@ -166,17 +188,21 @@ def with_search(
     best: CandidateResult | None,
     objective: Objective,
     min_rate: float | None,
+    rel_tol: float,
 ) -> CandidateResult:
     """``r`` judged by its goodput search's result ``out`` (see
     :func:`~hetsim.planner.backends.run_task`); ``best``: the best when the search began."""
-    r = replace(r, points=out["points"])
+    converged, why = convergence(
+        out["points"], rel_tol, bool(out.get("at_limit")), out["beaten_at"]
+    )
+    r = replace(r, points=out["points"], converged=converged, not_converged=why)
     if out["beaten_at"] is not None:
         p = r.points[0]
         # cheapest_for_rate always tests min_rate; the others the rate that beats the best
         if best is None or objective is Objective.CHEAPEST_FOR_RATE:
             why = f"min_rate {min_rate:g}"
         else:
-            why = f"the rate it needs to beat #{best.id}"
+            why = f"the rate it needs to tie #{best.id}"
         return _beaten(
             r,
             f"at {out['beaten_at']:.3g} req/s ({why}) attainment is {p['attainment']:.1%} "

@@ -25,7 +25,7 @@ from hetsim.planner.space import Candidate
 from hetsim.planner.verdict import FINAL_VERDICTS, Verdict
 from hetsim.spec.resolve import Scenario
 
-__all__ = ["CandidateResult", "PlanResult", "tail_ratio"]
+__all__ = ["CandidateResult", "PlanResult", "tail_ratio", "tie_floor"]
 
 _ROLE_COLUMNS = ("accelerator", "instances", "tp", "ep", "precision", "kv", "chunk_size",
                  "max_num_seqs")  # fmt: skip
@@ -43,6 +43,18 @@ def tail_ratio(summary: RunSummary | None) -> float:
     if tpot is not None and sla.tpot_s:
         parts.append(tpot / sla.tpot_s)
     return max(parts) if parts else math.inf
+
+
+def tie_floor(best_objective: float, rel_tol: float) -> float:
+    """The objective a candidate must exceed to tie with ``best_objective``.
+
+    Goodput is known to one step of the rate grid: a goodput ``g`` means the true one lies in
+    ``[g, g·(1 + rel_tol))``, and a candidate's objective scales with its goodput. Two
+    candidates tie when those ranges overlap, i.e. when the lower objective times
+    ``1 + rel_tol`` exceeds the higher one (two candidates of one price a full grid step apart
+    do not tie: one met the SLA at the rate where the other missed it). The last factor only
+    keeps that exact case from tying by a rounding error."""
+    return best_objective / (1.0 + rel_tol) * (1.0 + 1e-9)
 
 
 @dataclass(frozen=True)
@@ -65,6 +77,12 @@ class CandidateResult:
     goodput_at_limit: bool = False
     # a closed loop's: the largest concurrency meeting the SLA, where ``goodput`` was measured
     concurrency: int | None = None
+    # whether its goodput search converged (None: not searched) and why not (see
+    # :func:`hetsim.planner.goodput.convergence`)
+    converged: bool | None = None
+    not_converged: str | None = None
+    # ranked within the goodput grid's resolution (rel_tol) of the best objective: a tie
+    tie: bool = False
 
     @property
     def id(self) -> int:
@@ -108,6 +126,10 @@ class CandidateResult:
             "verdict": self.verdict.value,
             "reason": self.reason,
             "baseline": self.baseline,
+            "own_deployment": c.own,
+            "tie": self.tie,
+            "converged": self.converged,
+            "not_converged": self.not_converged,
             "pd_ratio": c.pd_ratio,
             "devices": c.devices,
             "transfer_format": c.transfer_format,
@@ -200,7 +222,22 @@ class PlanResult:
 
     @property
     def ranked(self) -> list[CandidateResult]:
-        return sorted((r for r in self.results if r.verdict.measured), key=CandidateResult.rank_key)
+        """The searched candidates, the recommended first (a tie's break may put it ahead of
+        a higher objective), then by :meth:`CandidateResult.rank_key`."""
+        return sorted(
+            (r for r in self.results if r.verdict.measured),
+            key=lambda r: (r.verdict is not Verdict.RECOMMENDED, *r.rank_key()),
+        )
+
+    @property
+    def own(self) -> CandidateResult | None:
+        """The scenario's own deployment (None only for a plan made before it was marked)."""
+        return next((r for r in self.results if r.candidate.own), None)
+
+    @property
+    def tied(self) -> list[CandidateResult]:
+        """The candidates tied for the best (the recommended first); empty without a tie."""
+        return [r for r in self.ranked if r.tie]
 
     def counts(self) -> dict[Verdict, int]:
         out = dict.fromkeys(FINAL_VERDICTS, 0)
@@ -308,12 +345,22 @@ class PlanResult:
             "counts": {v.value: n for v, n in self.counts().items()},
             "best": _deployment(self.best, by_id) if self.best else None,
             "colocated_baseline": _deployment(self.baseline, by_id) if self.baseline else None,
+            "own_deployment": self._own_dict(by_id),
+            "tie": [r.id for r in self.tied],
+            "tie_break": self.settings.get("tie_break"),
             "explanation": None if self.best else self.explain_failure(),
             "candidates": [by_id[r.id] for r in self.ranked],
             "pareto": [int(i) for i in pareto_front(frame)["id"]],
             "network": [n.as_dict() for n in self.network()],
             "all_candidates": len(records),
         }
+
+    def _own_dict(self, by_id: dict[int, dict[str, Any]]) -> dict[str, Any] | None:
+        """The scenario's own deployment with its verdict and reason (invalid ones too)."""
+        own = self.own
+        if own is None:
+            return None
+        return {**_deployment(own, by_id), "verdict": own.verdict.value, "reason": own.reason}
 
     def write(self, out: str | Path) -> list[Path]:
         """plan.json (best, baseline, ranked candidates, Pareto front) and candidates.csv

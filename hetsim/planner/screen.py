@@ -6,8 +6,10 @@ workload's requests:
 * **zero-load latencies** — each sampled request alone: its prefill chunks, the prefix load
   from its tier, the KV transfer over the path's narrowest hop, conversions and the first
   decode step (TTFT); a decode step at batch 1 mid-way through its output (TPOT). If too few
-  requests meet the SLA even alone, no arrival rate will do: *hopeless*.
-* **capacity bounds** on the arrival rate, each an upper bound:
+  requests meet the SLA even alone, no arrival rate will do: *hopeless* (a request's latency
+  alone is the least it can have: load only adds queueing and larger steps; the comparison
+  allows ``LATENCY_SLACK`` for the closed forms against the event loop).
+* **capacity bounds** on the arrival rate (which of them are proofs: see below):
   prefill compute (the sample packed into full chunked-prefill steps, as the scheduler packs
   them when saturated), decode (the largest batch whose step still fits the TPOT bound, capped
   by the batch limit and KV capacity), link capacity (every hop's aggregate bandwidth over the
@@ -22,11 +24,34 @@ it models random arrivals, and a closed loop's N clients queue at most N request
 loop the estimate is therefore the capacity bound itself (``notes["estimate"]`` says so), so no
 candidate is ranked or pruned by a queueing model that does not describe its workload.
 
-The bounds are deliberately optimistic (prefix hits as from an unbounded cache, no
-interference between prefill and decode steps, a slack on the TPOT bound), because the
-planner discards a candidate when even its bound cannot beat a measured result: a bound that
-undershot would throw away the true best. ``tests/test_planner.py`` checks the bounds against
-simulated goodput.
+**How the planner may rely on the bounds.** The planner passes a candidate's ``rate_bound``
+(the least of its bounds) to its goodput search as the highest rate to try, in ``--exhaustive``
+runs too, so no search ever reports a goodput above it: discarding a candidate whose bound
+cannot tie the best measured is exact with respect to what searching it would report, and
+the planner finds what brute force finds. Whether the bound is also true of the deployment is
+a separate question, argued bound by bound; a candidate that meets the SLA all the way up to
+its bound is reported ``at_limit`` (not converged), so an undershooting bound shows.
+
+* **prefill compute** — a proof, up to the sample. Every request's uncached prompt must be
+  computed on one prefill instance; packing the sample into steps filled to the token budget,
+  as the scheduler packs them when saturated, is the least busy time the instances can spend
+  on it (a step's weight reads and overhead are paid once however many tokens it carries),
+  and the sample's hits are those of an unbounded cache (the simulator's can only hit less).
+  Colocated, decode steps only take more of the instance.
+* **link** (one per hop) — a proof, up to the sample: a hop carries every request's KV at no
+  more than its aggregate bandwidth (the fluid model the simulator shares hops by).
+* **decode** — *not* a proof: the largest batch whose step stays within ``TPOT_SLACK`` (1.25)
+  times the TPOT bound, capped by ``max_num_seqs`` and by KV capacity at the mean context.
+  A request's TPOT is the mean of its gaps, and the attainment target lets a share of
+  requests miss, so a simulation can sustain somewhat larger batches than this; the slack is
+  an allowance for that, checked against simulations (``tests/test_planner.py``), not derived.
+* **prefix tier** — a proof only where the simulated cache hits as the sample does: the
+  sample's hits are an unbounded cache's, the most tier loads there can be; a cache that
+  evicts loads less from the tier (and computes more).
+
+"Up to the sample": the bounds are rates over the screen's sample (the workload's first
+:data:`~hetsim.planner.sample.SAMPLE_REQUESTS` requests), while a planning run scores the
+requests after its warm-up; the two means differ a little.
 """
 
 from __future__ import annotations

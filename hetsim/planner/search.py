@@ -3,22 +3,30 @@
 1. **Enumerate** every candidate (:mod:`hetsim.planner.space`); one that does not validate
    (a format the accelerator lacks, a model that does not fit) is *invalid*, with the check's
    message.
+   The scenario's own deployment (its ``pools:`` as written) is always among them, marked
+   ``own``: it is never screened out or beaten, always searched in full and reported.
 2. **Screen** each analytically (:mod:`hetsim.planner.screen`): over inventory or budget,
    *hopeless* even alone, or unable to reach ``min_rate`` at its capacity bound → *screened*.
-3. **Simulate** the survivors, most promising first, in rounds of ``wave`` candidates run in
-   parallel. Before a round, each candidate is compared with the best measured so far: if even
-   its capacity bound cannot beat it, or its estimate cannot come within ``estimate_margin``
-   of it, it is *beaten* without simulation; otherwise its first simulation is at the rate it
-   would need to beat the best, and it is *beaten* if it misses the SLA there (one simulation
-   instead of a search). The rest get a full goodput search on the shared rate grid, with
-   common random numbers (the same seed, hence the same requests, for every candidate).
+3. **Simulate** the survivors, most promising first (the scenario's own deployment, then by
+   estimate, see ``_Search._promise``: estimates only order the work, never discard), in
+   rounds of ``wave`` candidates run in parallel. Before a round, each candidate is compared
+   with the best measured so far: if even its capacity bound cannot tie it (come within the
+   rate grid's step of it), it is *beaten* without simulation; otherwise its first simulation
+   is at the rate it would need to tie, and it is *beaten* if it misses the SLA there (one
+   simulation instead of a search; sound because attainment falls as the rate rises, see
+   :func:`~hetsim.planner.pruning.search_task`). The rest get a full goodput search on the
+   shared rate grid, with common random numbers (the same seed, hence the same requests, for
+   every candidate).
    A **closed loop** (``workload.closed_loop``) has no arrival rate: each candidate's goodput
    search runs over its concurrency instead (see :mod:`hetsim.planner.goodput`), from the
    scenario's own concurrency, without a rate to start from, stop at or reach; the screen's
    capacity bounds still cap its throughput and prune, and a candidate's goodput is the
    SLA-meeting throughput at its best concurrency, which its result carries.
-4. **Rank** by the objective, ties broken by tail latency (the larger of TTFT and TPOT at the
-   SLA percentile, each over its bound).
+4. **Rank** by the objective. Goodput is known to one grid step (``rel_tol``), so candidates
+   whose objective lies within that step of the best are a **tie** (see
+   :func:`~hetsim.planner.results.tie_floor`): the tie is reported, and broken by
+   :data:`TIE_BREAK` — the cheaper deployment first, then tail latency (the larger of TTFT and
+   TPOT at the SLA percentile, each over its bound), then the candidate id.
 
 Every candidate keeps its verdict and the reason for it. Decisions depend only on results of
 whole rounds, in candidate order, so any backend and worker count give the same plan.
@@ -41,16 +49,19 @@ from hetsim.planner.capacity import PoolCosts
 from hetsim.planner.goodput import ConcurrencyGrid, requests_per_client
 from hetsim.planner.objective import Objective
 from hetsim.planner.pruning import judge_unsimulated, over_limits, search_task, with_search
-from hetsim.planner.results import CandidateResult, PlanResult
+from hetsim.planner.results import CandidateResult, PlanResult, tie_floor
 from hetsim.planner.screen import WorkloadSample
 from hetsim.planner.space import enumerate_candidates
 from hetsim.planner.verdict import Verdict
 from hetsim.spec.resolve import Scenario
 from hetsim.spec.scenario import SearchSpec
 
-__all__ = ["CandidateResult", "PlanResult", "plan"]
+__all__ = ["TIE_BREAK", "CandidateResult", "PlanResult", "plan"]
 
 Progress = Callable[[dict[str, int]], None]
+
+#: how a tie for the best is broken, as plan.json and the recommendation state it
+TIE_BREAK = "cheaper $/h first, then tail latency, then candidate id"
 
 
 class _Search:
@@ -95,13 +106,20 @@ class _Search:
         return sorted(pending, key=self._promise)
 
     def _promise(self, r: CandidateResult) -> tuple:
+        """The order of work, which decides only how much is simulated, never the answer: the
+        scenario's own deployment first (it is searched in full whatever it scores, and its
+        result may prune others), then by the objective at the geometric mean of the queueing
+        estimate and the capacity bound. The estimate alone is pessimistic where prompts
+        batch well (it models one prompt at a time), the bound alone optimistic; finding the
+        best early is what lets the bounds and ``must_reach`` prune the rest."""
         assert r.screen is not None
+        own = not r.candidate.own
         if self.objective is Objective.CHEAPEST_FOR_RATE:
-            return (r.cost_per_hour, -r.screen.estimate, r.id)
-        estimate = self.objective.score(
-            r.screen.estimate, r.candidate.devices, r.cost_per_hour, r.power_w
-        )
-        return (-estimate, r.id)
+            return (own, r.cost_per_hour, -r.screen.estimate, r.id)
+        bound = r.screen.rate_bound if math.isfinite(r.screen.rate_bound) else r.screen.estimate
+        guess = math.sqrt(max(r.screen.estimate, 0.0) * max(bound, 0.0))
+        score = self.objective.score(guess, r.candidate.devices, r.cost_per_hour, r.power_w)
+        return (own, -score, r.id)
 
     def task_data(self, r: CandidateResult, path: str | None) -> dict[str, Any]:
         """What every task carries: the candidate as plain data, the search settings, and the
@@ -132,7 +150,9 @@ class _Search:
         """Judge ``r`` by its search's result; returns the new result."""
         self.counts["simulated"] += 1
         self.counts["simulations"] += len(out["points"])
-        judged = with_search(r, out, best, self.objective, self.search.min_rate)
+        judged = with_search(
+            r, out, best, self.objective, self.search.min_rate, self.search.rel_tol
+        )
         self.results[r.id] = judged
         return judged
 
@@ -141,7 +161,6 @@ class _Search:
         pending: list[CandidateResult],
         backend: Backend,
         wave: int,
-        margin: float,
         exhaustive: bool,
     ) -> None:
         """Simulate the pending candidates in rounds of ``wave``, each round pruned against
@@ -155,7 +174,7 @@ class _Search:
             while pending and len(tasks) < wave:
                 r = pending.pop(0)
                 task = search_task(
-                    r, best, self.objective, self.search.min_rate, margin, exhaustive
+                    r, best, self.objective, self.search.min_rate, self.search.rel_tol, exhaustive
                 )
                 if isinstance(task, CandidateResult):  # beaten without simulation
                     self.results[r.id] = task
@@ -217,17 +236,26 @@ class _Search:
         return [self.results[i] for i in ids if self.results[i].verdict is Verdict.RANKED]
 
     def recommend(self) -> CandidateResult | None:
-        """Mark the best ranked candidate recommended; returns it."""
-        best = self.best()
-        if best is None:
+        """Mark the recommended candidate: the best ranked, or of those tied for the best the
+        one :data:`TIE_BREAK` prefers, with the tie in its reason; returns it."""
+        top = self.best()
+        if top is None:
             return None
-        tied = any(
-            r.id != best.id and r.verdict is Verdict.RANKED and r.objective == best.objective
-            for r in self.results.values()
-        )
-        reason = f"best {self.objective.unit} of all candidates" + (
-            " (ties broken by tail latency)" if tied else ""
-        )
+        tied = self._tied(top)
+        best = min(tied, key=lambda r: (r.cost_per_hour, r.tail(), r.id))
+        others = [r for r in tied if r.id != best.id]
+        unit = self.objective.unit
+        reason = f"best {unit} of all candidates"
+        if others:
+            for r in tied:
+                self.results[r.id] = replace(self.results[r.id], tie=True)
+            best = self.results[best.id]
+            reason = (
+                f"tie for the best {unit} with "
+                + ", ".join(f"#{r.id} ({r.objective:.4g})" for r in others)
+                + f", within the goodput grid's {self.search.rel_tol:.0%} step "
+                f"(broken by {TIE_BREAK})"
+            )
         if best.goodput_at_limit:  # its ranked reason said so; the recommendation must too
             limit = "the most clients searched" if self.closed else "its capacity bound"
             reason += f"; its goodput is a lower bound (SLA met up to {limit})"
@@ -235,12 +263,23 @@ class _Search:
         self.results[best.id] = best
         return best
 
+    def _tied(self, top: CandidateResult) -> list[CandidateResult]:
+        """The ranked candidates tied with ``top`` (itself included): within the grid's step
+        of its objective; for cheapest_for_rate, whose objective is a price, at its price."""
+        ranked = [r for r in self.results.values() if r.verdict is Verdict.RANKED]
+        if self.objective is Objective.CHEAPEST_FOR_RATE:
+            return [r for r in ranked if r.objective == top.objective]
+        floor = tie_floor(top.objective, self.search.rel_tol)
+        return [r for r in ranked if r.objective > floor]
+
 
 def _check_space(scenario: Scenario, search: SearchSpec, results: list[CandidateResult]) -> None:
     """Nothing to simulate because of the search section itself is an input error, not an SLA
     verdict: no candidate at all, none that validates, or every valid one over the inventory or
     the budget. A candidate screened for a reason of its own (hopeless even alone, a capacity
-    bound under min_rate) leaves the verdict to the SLA."""
+    bound under min_rate) leaves the verdict to the SLA. The scenario's own deployment, when
+    the space does not hold it (``added``), does not make a space of nothing valid valid."""
+    results = [r for r in results if not r.candidate.added]
     if any(r.verdict is Verdict.PENDING for r in results):
         return
     if not results:
@@ -286,7 +325,6 @@ def _settings(
     search: SearchSpec,
     max_requests: int | None,
     wave: int,
-    margin: float,
     exhaustive: bool,
 ) -> dict[str, Any]:
     """The settings plan.json records."""
@@ -294,8 +332,8 @@ def _settings(
         "rel_tol": search.rel_tol,
         "max_requests": max_requests,
         "wave": wave,
-        "estimate_margin": None if exhaustive else margin,
         "exhaustive": exhaustive,
+        "tie_break": TIE_BREAK,
         "min_rate": search.min_rate,
         "budget_per_hour": search.budget_per_hour,
         "inventory": dict(search.inventory),
@@ -346,7 +384,6 @@ def plan(
     address: str | None = None,
     max_requests: int | None = None,
     wave: int = 2,
-    estimate_margin: float = 1.5,
     exhaustive: bool = False,
     progress: Progress | None = None,
 ) -> PlanResult:
@@ -355,10 +392,9 @@ def plan(
     ``backend``: ``local`` (a process pool of ``workers``, default all cores) or ``ray``
     (``address`` of the cluster; None starts a local Ray). ``max_requests`` caps each
     simulation's workload. ``wave``: candidates simulated per round (results depend on it, not
-    on the backend or worker count). ``estimate_margin``: skip a candidate whose queueing
-    estimate, times this margin, still falls short of the best measured. ``exhaustive``: no
-    screening or pruning — every valid candidate gets a full goodput search (for checking the
-    planner). ``progress`` receives counts: total, screened, simulated, beaten, remaining,
+    on the backend or worker count). ``exhaustive``: no screening or pruning — every valid
+    candidate gets a full goodput search (for checking the planner: it must find the same
+    best). ``progress`` receives counts: total, screened, simulated, beaten, remaining,
     simulations.
     """
     started = time.perf_counter()
@@ -374,7 +410,7 @@ def plan(
     pending = state.screen_all(exhaustive)
     chosen = make_backend("inline" if workers == 1 else backend, workers, address)
     try:
-        state.run_waves(pending, chosen, wave, estimate_margin, exhaustive)
+        state.run_waves(pending, chosen, wave, exhaustive)
         baseline = state.colocated_baseline(chosen)
     finally:
         chosen.close()
@@ -389,7 +425,7 @@ def plan(
         results=list(state.results.values()),
         best=best,
         baseline=None if baseline is None else state.results[baseline.id],
-        settings=_settings(scenario, search, max_requests, wave, estimate_margin, exhaustive),
+        settings=_settings(scenario, search, max_requests, wave, exhaustive),
         wall_s=time.perf_counter() - started,
         simulations=state.counts["simulations"],
         backend=chosen.name,

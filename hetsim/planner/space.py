@@ -99,6 +99,11 @@ class Candidate:
     #: the base scenario's faults this deployment has no target for, e.g. "instance_crash
     #: decode[1]": simulated without them
     skipped_faults: tuple[str, ...] = ()
+    #: the scenario's own deployment (its ``pools:`` as written, with its KV formats and
+    #: lifecycle): always simulated and always reported, whatever the search space holds
+    own: bool = False
+    #: the own deployment, added because the search space does not hold it
+    added: bool = False
 
     @property
     def devices(self) -> int:
@@ -259,7 +264,41 @@ def enumerate_candidates(base: Scenario, search: SearchSpec | None = None) -> li
         drafts = _disaggregated(base, data, search)
     else:
         drafts = _colocated_variants(base, data, search)
-    return [_build(Candidate(i, *draft), base) for i, draft in enumerate(drafts)]
+    space = list(drafts)
+    drafts, own = _with_own_deployment(base, data, space)
+    return [
+        _build(Candidate(i, *draft, own=i == own, added=i >= len(space)), base)
+        for i, draft in enumerate(drafts)
+    ]
+
+
+def _with_own_deployment(
+    base: Scenario, data: dict[str, Any], drafts: list[_Draft]
+) -> tuple[list[_Draft], int]:
+    """The drafts with the scenario's own deployment among them, and its index. The space
+    holds it when one of its drafts has the same roles, wire format, protocol and
+    interconnect; otherwise it is appended, as written (a search whose lists leave out the
+    scenario's own accelerator or format still judges what the user runs today)."""
+    spec = base.spec
+    if spec.disaggregated:
+        (pair,) = pool_pairs(spec)
+        roles = {"prefill": _own_choice(pair.producer), "decode": _own_choice(pair.consumer)}
+        key: tuple = ("disaggregated", roles, spec.kv.transfer_format, spec.lifecycle.protocol)
+    else:
+        key = ("colocated", {"serve": _own_choice(spec.pools[0])}, None, None)
+    own_data = copy.deepcopy(data)
+    own_data.pop("search", None)
+    for i, draft in enumerate(drafts):
+        same_links = draft[4].get("interconnect") == own_data.get("interconnect")
+        if draft[:4] == key and same_links:
+            return drafts, i
+    return [*drafts, (*key, own_data)], len(drafts)
+
+
+def _own_choice(pool: PoolSpec) -> RoleChoice:
+    """A pool's deployment as the scenario writes it (a search of no values keeps them all)."""
+    (choice,) = _role_choices(RoleSearch(), pool)
+    return choice
 
 
 def _colocated_variants(
