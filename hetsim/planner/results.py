@@ -272,9 +272,13 @@ class PlanResult:
         return [int(i) for i in pareto_front(self.to_frame())["id"]]
 
     def network(self) -> list[NetworkNote]:
-        """For each ranked disaggregated candidate, best first: whether a link binds it and
-        the same deployment over the other interconnects (none without alternatives)."""
-        return network_notes(self.results, self.ranked, self.objective)
+        """For each ranked disaggregated candidate, best first, then the scenario's own
+        deployment if it is not ranked: whether a link binds it and the same deployment over
+        the other interconnects (none without alternatives)."""
+        judged = list(self.ranked)
+        if self.own is not None and self.own not in judged:
+            judged.append(self.own)
+        return network_notes(self.results, judged, self.objective)
 
     def skipped_faults(self) -> list[str]:
         """One line per set of the scenario's faults some candidates were simulated without

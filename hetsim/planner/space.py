@@ -265,7 +265,7 @@ def enumerate_candidates(base: Scenario, search: SearchSpec | None = None) -> li
     else:
         drafts = _colocated_variants(base, data, search)
     space = list(drafts)
-    drafts, own = _with_own_deployment(base, data, space)
+    drafts, own = _with_own_deployment(base, data, space, search)
     return [
         _build(Candidate(i, *draft, own=i == own, added=i >= len(space)), base)
         for i, draft in enumerate(drafts)
@@ -273,7 +273,7 @@ def enumerate_candidates(base: Scenario, search: SearchSpec | None = None) -> li
 
 
 def _with_own_deployment(
-    base: Scenario, data: dict[str, Any], drafts: list[_Draft]
+    base: Scenario, data: dict[str, Any], drafts: list[_Draft], search: SearchSpec
 ) -> tuple[list[_Draft], int]:
     """The drafts with the scenario's own deployment among them, and its index. The space
     holds it when one of its drafts has the same roles, wire format, protocol and
@@ -288,6 +288,8 @@ def _with_own_deployment(
         key = ("colocated", {"serve": _own_choice(spec.pools[0])}, None, None)
     own_data = copy.deepcopy(data)
     own_data.pop("search", None)
+    if spec.disaggregated:  # its links as the space names them ('as written' beside others)
+        own_data["interconnect"] = _interconnects(base, data, search)[0]
     for i, draft in enumerate(drafts):
         same_links = draft[4].get("interconnect") == own_data.get("interconnect")
         if draft[:4] == key and same_links:
