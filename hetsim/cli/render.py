@@ -632,6 +632,24 @@ def plan(result: PlanResult, top: int) -> None:
             + _tie_note(result)
             + f"; step times: {prov}; prices: profile assumptions unless costs.prices sets them"
         )
+        _robustness_line(result)
+
+
+def _robustness_line(result: PlanResult) -> None:
+    """Robust or fragile, and the nearest break-even of each assumption it rests on."""
+    robust = result.robustness()
+    if robust is None:
+        return
+    colour = "yellow" if robust.fragile else "green"
+    detail = "; ".join(b.line() for b in robust.break_even) or (
+        "no assumed step time or price changes the order of the "
+        f"{robust.compared + 1} candidates with a measured goodput"
+    )
+    console.print(
+        f"[bold {colour}]{robust.verdict}:[/] {escape(detail)} (first order: goodput ∝ 1 / "
+        "step-time factor; plan.json's robustness has each factor)",
+        highlight=False,
+    )
 
 
 def network(result: PlanResult) -> None:

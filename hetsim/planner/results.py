@@ -22,6 +22,7 @@ from hetsim.planner.objective import Objective
 from hetsim.planner.pareto import pareto_front
 from hetsim.planner.screen import ScreenResult
 from hetsim.planner.space import Candidate
+from hetsim.planner.uncertainty import Robustness, robustness
 from hetsim.planner.verdict import FINAL_VERDICTS, Verdict
 from hetsim.spec.resolve import Scenario
 
@@ -356,8 +357,18 @@ class PlanResult:
             "candidates": [by_id[r.id] for r in self.ranked],
             "pareto": [int(i) for i in pareto_front(frame)["id"]],
             "network": [n.as_dict() for n in self.network()],
+            "robustness": _as_dict(self.robustness()),
             "all_candidates": len(records),
         }
+
+    def robustness(self) -> Robustness | None:
+        """How far assumed step times and prices may move before the recommendation changes
+        (:mod:`hetsim.planner.uncertainty`); None without a recommendation."""
+        if self.best is None:
+            return None
+        others = [*self.ranked, *(r for r in (self.own, self.baseline) if r is not None)]
+        unique = list({r.id: r for r in others}.values())
+        return robustness(self.best, unique, self.objective)
 
     def _own_dict(self, by_id: dict[int, dict[str, Any]]) -> dict[str, Any] | None:
         """The scenario's own deployment with its verdict and reason (invalid ones too)."""
@@ -418,3 +429,7 @@ def _deployment(r: CandidateResult, by_id: dict[int, dict[str, Any]]) -> dict[st
         "metrics": by_id[c.id],
         "rates_tried": r.points,
     }
+
+
+def _as_dict(robust: Robustness | None) -> dict[str, Any] | None:
+    return None if robust is None else robust.as_dict()
