@@ -52,7 +52,7 @@ def __getattr__(name: str):  # noqa: ANN202 - lazy: simpy and pandas load only w
         from hetsim.perf import validate as _validate
 
         return getattr(_validate, name)
-    if name in ("plan", "PlanResult"):
+    if name in ("plan", "PlanResult", "CandidateResult"):
         from importlib import import_module
 
         return getattr(import_module("hetsim.planner.search"), name)
@@ -83,6 +83,7 @@ __all__ = [
     "with_rate",
     "plan",
     "PlanResult",
+    "CandidateResult",
     "attainment",
     "meets_sla",
     "RunSummary",

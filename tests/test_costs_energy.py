@@ -205,6 +205,8 @@ def test_a_plan_can_maximise_requests_per_kwh():
     result = plan(scenario, workers=1)
     ranked = [r.row() for r in result.ranked]
     assert result.objective is Objective.ENERGY and ranked
-    assert ranked[0]["objective"] == max(r["requests_per_kwh"] for r in ranked)
+    # the most requests per kWh wins, or one tied with it within the goodput grid's step
+    top = max(r["requests_per_kwh"] for r in ranked)
+    assert ranked[0]["objective"] == top or ranked[0]["tie"]
     for r in ranked:
         assert r["objective"] == pytest.approx(r["goodput"] * 3.6e6 / r["power_w"])

@@ -88,7 +88,7 @@ def test_own_deployment_in_the_space_is_marked_not_duplicated():
     assert len(own) == 1 and not own[0].added
     assert own[0].label == (
         "P 2x metax-c600 tp8 w8a8 kv bf16 | D 2x nvidia-h200-sxm tp8 ep8 fp8 kv fp8_e4m3 | "
-        "wire fp8_e4m3 pull"
+        "wire fp8_e4m3 pull | net as written"  # the scenario's own links among the alternatives
     )
 
 

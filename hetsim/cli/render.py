@@ -21,10 +21,9 @@ from rich.table import Table
 from hetsim import units
 
 if TYPE_CHECKING:
-    from hetsim import AcceleratorProfile, ModelConfig, PlanResult, RunSummary
+    from hetsim import AcceleratorProfile, CandidateResult, ModelConfig, PlanResult, RunSummary
     from hetsim.lifecycles import LifecycleComparison, LifecycleOutcome
     from hetsim.perf.calibration import CalibrationTable
-    from hetsim.planner.results import CandidateResult
 
 # Piped output (files, CI logs, notebooks) gets a wide page instead of rich's 80 columns.
 console = Console(width=None if sys.stdout.isatty() else 180)
