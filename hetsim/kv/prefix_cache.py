@@ -43,16 +43,19 @@ class PrefixCache:
             self.hits += matched > 0
         return matched
 
-    def insert(self, blocks: Iterable[int]) -> None:
-        """Cache these blocks (most recent last), evicting the least recent beyond capacity."""
+    def insert(self, blocks: Iterable[int]) -> list[int]:
+        """Cache these blocks (most recent last), evicting the least recent beyond capacity;
+        returns the evicted blocks, oldest first."""
         if self.capacity == 0:
-            return
+            return []
         cache = self._blocks
         for b in blocks:
             if b in cache:
                 cache.move_to_end(b)
             else:
                 cache[b] = None
+        evicted = []
         while len(cache) > self.capacity:
-            cache.popitem(last=False)
-            self.evictions += 1
+            evicted.append(cache.popitem(last=False)[0])
+        self.evictions += len(evicted)
+        return evicted

@@ -80,17 +80,8 @@ class TierStore(PrefixCache):
         if not blocks:
             return []
         self._account()
-        cache = self._blocks
-        for b in blocks:
-            if b in cache:
-                cache.move_to_end(b)
-            else:
-                cache[b] = None
-        evicted = []
-        while len(cache) > self.capacity:
-            evicted.append(cache.popitem(last=False)[0])
-        self.evictions += len(evicted)
-        self.peak = max(self.peak, len(cache))
+        evicted = self.insert(blocks)
+        self.peak = max(self.peak, len(self._blocks))
         return evicted
 
     def discard(self, blocks: Sequence[int]) -> None:
