@@ -20,7 +20,8 @@ Definitions (those of DistServe, vLLM and SGLang benchmarks):
 * prefix reuse (requests with block hashes): *reusable* prompt tokens lead the prompt with
   blocks computed anywhere in the cluster before (``trace stats``' prefix reuse, within the
   simulated requests); each is *hit* (served by a tier of the serving instance's cascade), *lost
-  to eviction* (a tier of that cascade had held it) or *lost to routing* (none ever had).
+  to routing* (another instance's cascade held it when the request was routed) or *lost to
+  eviction* (no cascade held it any more).
 * per KV tier: occupancy as a share of the tier's capacity, hit tokens as a share of all prompt
   tokens looked up, KV bytes loaded from it and written into it, blocks it evicted.
 """
