@@ -55,7 +55,6 @@ class TierStore(PrefixCache):
         self.link = None  # the link loads from and writes into this tier cross (None: HBM)
         self.write_cost = 1.0  # link bytes one byte written takes (read over write bandwidth)
         self._clock = clock
-        self.hit_blocks = 0  # leading prompt blocks served from this tier
         self.hit_tokens = 0  # ... their prompt tokens (the last prompt token never counts)
         self.load_bytes = 0.0  # KV bytes those hits loaded into device memory
         self.written_blocks = 0  # blocks written into this tier from above or by write-through
@@ -63,10 +62,6 @@ class TierStore(PrefixCache):
         self.peak = 0
         self.area = 0.0  # block-seconds held
         self._since = clock()
-
-    @property
-    def name(self) -> str:
-        return f"{self.tier}[{','.join(str(o) for o in self.owner[1:])}]"
 
     def _account(self) -> None:
         now = self._clock()
@@ -127,7 +122,7 @@ class Cascade:
 
     def locate(self, blocks: Sequence[int], touch: bool = True) -> list[int]:
         """For each leading block held somewhere, the index of the highest tier holding it;
-        ``touch`` refreshes each in that tier and counts it as that tier's hit."""
+        ``touch`` refreshes each in that tier (the caller counts the hit's tokens)."""
         found = []
         for b in blocks:
             k = self._tier_of(b)
@@ -135,9 +130,7 @@ class Cascade:
                 break
             found.append(k)
             if touch:
-                s = self.stores[k]
-                s._blocks.move_to_end(b)
-                s.hit_blocks += 1
+                self.stores[k]._blocks.move_to_end(b)
         return found
 
     def store(self, blocks: Sequence[int]) -> dict[TierStore, int]:

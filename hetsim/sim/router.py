@@ -79,20 +79,22 @@ class Router:
             return self._kv_room(instances, req)
         # a prompt shorter than one block has no hashes and scores no hit anywhere
         if req.hashes is not None and len(req.hashes):
+            blocks = req.hashes.tolist()  # once per request, not once per instance scored
             if policy == "prefix_aware":
-                blocks = req.hashes.tolist()
                 return min(
                     instances,
                     key=lambda i: (-_hit_blocks(i, blocks), i.outstanding_tokens, i.gid),
                 )
             if policy == "cache_aware":
-                return min(instances, key=lambda i: (self.cost(i, req), i.gid))
+                return min(instances, key=lambda i: (self.cost(i, req, blocks), i.gid))
         return min(instances, key=lambda i: (i.outstanding_tokens, i.gid))
 
-    def cost(self, inst: Instance, req: Req) -> float:
+    def cost(self, inst: Instance, req: Req, blocks: list[int] | None = None) -> float:
         """cache_aware's cost of sending ``req`` to ``inst``, in prompt blocks: the weighted
-        blocks it would compute there plus the blocks of work already outstanding there."""
-        blocks = req.hashes.tolist() if req.hashes is not None else []
+        blocks it would compute there plus the blocks of work already outstanding there
+        (``blocks``: the prompt's hashes as a list, when the caller already has them)."""
+        if blocks is None:
+            blocks = req.hashes.tolist() if req.hashes is not None else []
         # the last prompt token is always computed (as the prefix caches' hit counts it)
         cached = min(_hit_blocks(inst, blocks) * self.block_tokens, req.input - 1)
         to_compute = req.input - cached
