@@ -31,7 +31,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Generator, Iterable, Iterator
 from itertools import chain, groupby
-from operator import itemgetter
+from operator import attrgetter
+from typing import NamedTuple
 
 import numpy as np
 import simpy
@@ -420,9 +421,18 @@ class ClientLoop:
             self.book.arrivals_done = True
 
 
-#: a session turn as the driver holds it: (id, earliest send, prompt, output, block hashes,
-#: session, turn, the id of the turn it follows or -1, seconds after that one ends)
-Turn = tuple[int, float, int, int, np.ndarray | None, int, int, int, float]
+class Turn(NamedTuple):
+    """A session turn as the driver holds it."""
+
+    id: int
+    earliest: float  # its send time at the soonest (its arrival, or a trace's timestamp)
+    input: int
+    output: int
+    hashes: np.ndarray | None
+    session: int
+    number: int  # its turn in the session, from 1
+    parent: int  # the id of the turn it follows, or -1
+    think: float  # seconds after that turn ends
 
 
 class Sessions:
@@ -457,7 +467,7 @@ class Sessions:
         self.ended_at: dict[int, float] = {}  # open loop: when each request ended
         self.waiting: dict[int, list[Turn]] = {}  # open loop: turns by the turn they follow
         self.rest: dict[int, list[Turn]] = {}  # closed loop: a session's turns after this one
-        self._sessions = (list(g) for _, g in groupby(self.rows, key=itemgetter(5)))
+        self._sessions = (list(g) for _, g in groupby(self.rows, key=attrgetter("session")))
 
     @staticmethod
     def _turns(chunks: Iterator[RequestChunk], limit: int | None) -> Iterator[Turn]:
@@ -474,8 +484,9 @@ class Sessions:
                 if limit is not None and taken >= limit:
                     return
                 taken += 1
-                yield (rid[i], arrival[i], n_in[i], n_out[i], chunk.hashes(i) if hashes else None,
-                       session[i], turn[i], parent[i], think[i])  # fmt: skip
+                yield Turn(rid[i], arrival[i], n_in[i], n_out[i],
+                           chunk.hashes(i) if hashes else None,
+                           session[i], turn[i], parent[i], think[i])  # fmt: skip
 
     def start(self) -> None:
         if self.starts is None:
@@ -487,18 +498,18 @@ class Sessions:
     def _open(self) -> Generator[simpy.Event, None, None]:
         env = self.env
         for turn in self.rows:
-            delay = turn[1] - env.now
+            delay = turn.earliest - env.now
             if delay > 0:
                 yield env.timeout(delay)
             self.unsent += 1
-            parent = turn[7]
+            parent = turn.parent
             end = self.ended_at.get(parent)
             if parent < 0:
                 self._send(turn)
             elif end is None:
                 self.waiting.setdefault(parent, []).append(turn)
             else:
-                self._later(end + turn[8] - env.now, turn)
+                self._later(end + turn.think - env.now, turn)
         self.reading = False
         self._check_done()
 
@@ -507,12 +518,12 @@ class Sessions:
         if self.starts is None:
             self.ended_at[req.id] = self.env.now
             for turn in self.waiting.pop(req.id, ()):
-                self._after(turn[8], turn)
+                self._after(turn.think, turn)
             return
         rest = self.rest.pop(req.id, None)
         if rest:
-            self.rest[rest[0][0]] = rest[1:]
-            self._after(rest[0][8], rest[0])
+            self.rest[rest[0].id] = rest[1:]
+            self._after(rest[0].think, rest[0])
         elif rest is not None:  # the session's last turn: its client starts another
             self.env.timeout(self.between).callbacks.append(lambda _e: self._next_session())
 
@@ -523,7 +534,7 @@ class Sessions:
             self._check_done()
             return
         self.unsent += len(turns)
-        self.rest[turns[0][0]] = turns[1:]
+        self.rest[turns[0].id] = turns[1:]
         self._send(turns[0])
 
     def _later(self, delay: float, turn: Turn) -> None:
@@ -537,8 +548,8 @@ class Sessions:
         self.env.timeout(max(delay, 0.0)).callbacks.append(lambda _e: self._send(turn))
 
     def _send(self, turn: Turn) -> None:
-        rid, _, n_in, n_out, hashes, session, number, _, _ = turn
-        req = Req(rid, self.env.now, n_in, max(n_out, 1), hashes, session, number)
+        req = Req(turn.id, self.env.now, turn.input, max(turn.output, 1), turn.hashes,
+                  turn.session, turn.number)  # fmt: skip
         self.unsent -= 1
         self.book.arrive(req)
         self.hand_in(req)
