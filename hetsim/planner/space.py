@@ -306,14 +306,7 @@ def _own_choice(pool: PoolSpec) -> RoleChoice:
 def _colocated_variants(
     base: Scenario, data: dict[str, Any], search: SearchSpec
 ) -> Iterator[_Draft]:
-    if search.interconnect:  # no boundary to cross: the alternatives cannot apply
-        raise InputError(
-            "a colocated scenario has no prefill→decode path to choose",
-            field="search.interconnect",
-            value=", ".join(x.name for x in search.interconnect),
-            allowed="no search.interconnect, or a disaggregated scenario",
-            file=base.path,
-        )
+    # (interconnect alternatives on a colocated scenario were refused with it: spec.resolve)
     pool = base.spec.pools[0]
     base_pool = data["pools"][0]
     for choice in _role_choices(search.decode, pool):
