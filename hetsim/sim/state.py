@@ -76,7 +76,7 @@ class Req:
         self.turn = turn  # its turn in the session, from 1; 0: not a session's
         self.loaded = 0  # cached prompt tokens loaded from a tier below HBM (last attempt)
         self.reusable = 0  # leading prompt tokens computed anywhere before (last attempt)
-        self.evicted = 0  # ... of those, missed because every tier of the cascade evicted them
+        self.evicted = 0  # ... of those, missed because no instance's cascade held them any more
 
     def reset_attempt(self) -> None:
         """Forget everything but the arrival: the request starts over (a retry)."""
