@@ -1,12 +1,14 @@
 """The analytic screen: its numbers, its per-session cache keyed by value, and the prefill
 packing rule it shares with the simulator."""
 
+import math
+
 import numpy as np
 import pytest
 
 import hetsim
 from hetsim.perf.step import step_model_for_pool
-from hetsim.planner.capacity import PoolCosts
+from hetsim.planner.capacity import PoolCosts, _best_mixture, _meeting_token_time
 from hetsim.planner.screen import WorkloadSample, screen
 from hetsim.planner.space import enumerate_candidates
 from hetsim.sim.scheduler import prefill_chunks
@@ -38,7 +40,7 @@ def test_waiting_prompts_join_only_while_seats_are_free_and_are_read_lazily():
     assert pulled == [10, 20]  # the third was never asked for: the caller may stop there
 
 
-def _bare(prompt: int):
+def _bare(prompt: int, *overrides: str):
     """plan-small with fixed prompts of ``prompt`` tokens and 64-token outputs."""
     return hetsim.load_scenario(
         PLAN_SMALL,
@@ -46,6 +48,7 @@ def _bare(prompt: int):
             f"workload.synthetic.input_tokens={prompt}",
             "workload.synthetic.output_tokens=64",
             "search.colocated=false",
+            *overrides,
         ],
     )
 
@@ -98,12 +101,13 @@ def test_equal_samples_share_the_sessions_numbers():
     assert not one.input.flags.writeable  # the digest stays the content's
 
 
-# screened before the refactor that moved the packing rule to hetsim.sim.scheduler
+# screened before the refactor that moved the packing rule to hetsim.sim.scheduler; the decode
+# bound changed meaning since (the TPOT-limited batch became the ceiling any batch can reach) and
+# is checked by hand below
 GOLDEN = {
     0: {"prefill compute": 19.850771171652926, "link rdma": 143.27527742678518,
-        "decode": 32.97260100850589, "estimate": 17.563122393654815},
-    20: {"prefill compute": 59.552313514958776, "decode": 129.01861124805868,
-         "estimate": 36.47006777978703},
+        "estimate": 17.563122393654815},
+    20: {"prefill compute": 59.552313514958776, "estimate": 36.47006777978703},
 }  # fmt: skip
 
 
@@ -116,7 +120,46 @@ def test_screen_numbers_are_those_of_before_the_refactor():
         result = screen(by_id[cid].scenario, sample, costs)
         assert result.estimate == pytest.approx(golden["estimate"], rel=1e-12)
         bounds = {k: v for k, v in golden.items() if k != "estimate"}
-        assert result.bounds == pytest.approx(bounds, rel=1e-12)
+        assert {k: v for k, v in result.bounds.items() if k != "decode"} == pytest.approx(
+            bounds, rel=1e-12
+        )
+
+
+def test_decode_bound_with_a_loose_tpot_is_the_full_batch_at_the_shortest_prompt_by_hand():
+    """Roofline decode steps make tokens per second rise with the batch, so the ceiling is the
+    batch limit (or KV capacity at the shortest prompt) over its step, times instances, over the
+    mean output. With a TPOT bound no step reaches, the meeting requests' 90% × 63 gaps each
+    cost no more than 64 tokens at the ceiling: the ceiling binds."""
+    scenario = _first(_bare(4096))
+    decode = next(p for p in scenario.spec.pools if p.role == "decode")
+    costs = PoolCosts()
+    sm = costs.step_model(scenario, decode)
+    sample = WorkloadSample.of(scenario)
+    kv_tokens = scenario.footprints[decode.name].kv_capacity_tokens
+    batch = min(decode.batching.max_num_seqs, kv_tokens // 4096)
+    per_instance = batch / sm.decode_time_from_sum(batch, batch * 4096)
+    expected = decode.instances * per_instance / 64
+    assert screen(scenario, sample, costs).bounds["decode"] == pytest.approx(expected, rel=1e-12)
+    assert screen(_first(_bare(4096, "sla.tpot=10 s")), sample, PoolCosts()).bounds[
+        "decode"
+    ] == pytest.approx(expected)
+    # a bound under the full batch's 21 ms step leaves fewer requests/s, a higher attainment
+    # target fewer still
+    tight = screen(_first(_bare(4096, "sla.tpot=12 ms")), sample, PoolCosts()).bounds["decode"]
+    assert tight < expected
+    strict = _first(_bare(4096, "sla.tpot=12 ms", "sla.attainment=0.99"))
+    assert screen(strict, sample, PoolCosts()).bounds["decode"] < tight
+
+
+def test_meeting_tokens_mix_two_batch_sizes_around_the_tpot_bound_by_hand():
+    """Per-token step times 1, 1.5, 2, 3 s at batches 1-4 and TPOT 1.75 s: batch 2 alone costs
+    0.75 s per meeting token; half the meeting tokens at batch 2 and half at batch 3 average
+    1.75 s per step and cost (0.75 + 2/3) / 2 = 17/24 s, the least any mixture costs."""
+    assert _meeting_token_time(np.array([1.0, 1.5, 2.0, 3.0]), 1.75) == pytest.approx(17 / 24)
+    # a larger batch's faster step is a floor for the smaller batch too (a measured table
+    # need not rise with the batch): batch 2 counts as 2 s, batch 3 costs 2/3 s per token
+    assert _meeting_token_time(np.array([1.0, 3.0, 2.0]), 2.0) == pytest.approx(2 / 3)
+    assert _meeting_token_time(np.array([2.0, 3.0]), 1.0) == math.inf  # no batch meets it
 
 
 def test_a_plan_sessions_step_models_are_its_own():
@@ -131,3 +174,11 @@ def test_a_plan_sessions_step_models_are_its_own():
     assert mine.step_time(np.array([4096]), np.array([0])) == default.step_time(
         np.array([4096]), np.array([0])
     )
+
+
+def test_best_mixture_of_step_shapes_by_hand():
+    """Shapes serving (2, 0.5) and (0.5, 2) times the per-request need of sequences and of
+    held context: alone each serves 0.5 requests/s; half of each serves 1.25 of both."""
+    assert _best_mixture(np.array([[2.0, 0.5], [0.5, 2.0]])) == pytest.approx(1.25)
+    assert _best_mixture(np.array([[2.0, 0.5], [0.5, 2.0], [1.5, 1.5]])) == pytest.approx(1.5)
+    assert _best_mixture(np.array([[3.0, 1.0]])) == 1.0

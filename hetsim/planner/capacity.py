@@ -9,6 +9,7 @@ workload must not get this one's numbers. The step models are the session's too.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 
 import numpy as np
@@ -18,13 +19,9 @@ from hetsim.perf.step import StepModel, StepModels
 from hetsim.planner.sample import WorkloadSample
 from hetsim.sim.scheduler import prefill_chunks
 from hetsim.spec.resolve import Scenario
-from hetsim.spec.scenario import PoolSpec
+from hetsim.spec.scenario import PoolSpec, SLASpec
 
-__all__ = ["PoolCosts", "decode_time", "token_time"]
-
-#: a decode batch may run steps up to this multiple of the TPOT bound: requests average their
-#: steps and the attainment target lets a share of them miss
-TPOT_SLACK = 1.25
+__all__ = ["PoolCosts", "decode_bound", "decode_time", "token_time"]
 
 
 def decode_time(sm: StepModel, batch: int, context: float) -> float:
@@ -53,6 +50,7 @@ class PoolCosts:
     def __init__(self) -> None:
         self._prefill: dict[tuple, tuple[np.ndarray, float]] = {}
         self._decode: dict[tuple, tuple[float, int, float]] = {}
+        self._bound: dict[tuple, float] = {}
         self._step_models = StepModels()
 
     def step_model(self, scenario: Scenario, pool: PoolSpec) -> StepModel:
@@ -87,14 +85,32 @@ class PoolCosts:
         sample: WorkloadSample,
         tpot: float,
         key: tuple,
-        slack: float = TPOT_SLACK,
     ) -> tuple[float, int, float]:
-        """(tokens/s of one instance at the largest batch meeting TPOT, that batch, its step)."""
-        full_key = (*key, tpot, kv_tokens, slack)
+        """(tokens/s of one instance at the largest batch whose step meets the TPOT bound, that
+        batch, its step) at the sample's mean context: an estimate, not a bound (see
+        :func:`decode_bound`)."""
+        full_key = (*key, tpot, kv_tokens)
         found = self._decode.get(full_key)
         if found is None:
-            found = _decode_capacity(sm, pool, kv_tokens, sample, tpot * slack)
+            found = _decode_capacity(sm, pool, kv_tokens, sample, tpot)
             self._decode[full_key] = found
+        return found
+
+    def decode_bound(
+        self,
+        sm: StepModel,
+        pool: PoolSpec,
+        kv_tokens: int,
+        sample: WorkloadSample,
+        sla: SLASpec,
+        key: tuple,
+    ) -> float:
+        """Requests/s one instance can serve at most (see :func:`decode_bound`)."""
+        full_key = (*key, kv_tokens, sla.tpot, sla.attainment)
+        found = self._bound.get(full_key)
+        if found is None:
+            found = decode_bound(sm, pool, kv_tokens, sample, sla.tpot, sla.attainment)
+            self._bound[full_key] = found
         return found
 
 
@@ -139,6 +155,128 @@ def _prefill_saturated(sm: StepModel, pool: PoolSpec, sample: WorkloadSample) ->
             r[1] += n
         running = [r for r in running if r[1] < r[0]]
     return busy
+
+
+def _token_times(
+    sm: StepModel, pool: PoolSpec, kv_tokens: int, sample: WorkloadSample
+) -> np.ndarray:
+    """Seconds per output token at every batch size up to the cap, each sequence at the shortest
+    context a sampled request decodes at (its prompt): the least a step of that batch can take.
+    The cap is ``max_num_seqs`` and KV capacity at that context."""
+    context = int(max(int(sample.input.min()) if len(sample.input) else 1, 1))
+    cap = max(1, min(pool.batching.max_num_seqs, kv_tokens // context))
+    return np.array([token_time(sm, pool, b, context) for b in range(1, cap + 1)])
+
+
+def _meeting_token_time(per_token: np.ndarray, tpot: float) -> float:
+    """The least instance time per output token of requests that meet the TPOT bound.
+
+    A meeting request's gaps sum to at most ``tpot`` × its gaps, and the steps it sits in run
+    one after another, so over all meeting tokens the token-weighted mean step (per token) is
+    at most ``tpot``. Each step lasts at least the per-token time of its batch, and the batch
+    holds at least the meeting sequences in it. The least time per meeting token is then a
+    linear programme over how meeting tokens spread across batch sizes, whose optimum mixes at
+    most two sizes: one at or under the bound and one over it. Riders (requests that miss)
+    only lengthen steps, so leaving them out keeps this a lower bound.
+    """
+    # a step of b sequences lasts at least what any larger batch's step lasts at its least
+    floor = np.minimum.accumulate(per_token[::-1])[::-1]
+    per_meeting = floor / np.arange(1, len(floor) + 1)
+    ok = floor <= tpot
+    if not ok.any():
+        return math.inf
+    best = float(per_meeting[ok].min())
+    over = ~ok
+    for chunk in np.array_split(np.flatnonzero(ok), max(1, int(ok.sum()) // 256)):
+        f1, g1 = floor[chunk][:, None], per_meeting[chunk][:, None]
+        f2, g2 = floor[over][None, :], per_meeting[over][None, :]
+        share = (f2 - tpot) / (f2 - f1)  # of meeting tokens at the size under the bound
+        if share.size:
+            best = min(best, float((share * g1 + (1 - share) * g2).min()))
+    return best
+
+
+def _least_step(sm: StepModel, batch: int, kv: float, shortest: int) -> float:
+    """The least step time of ``batch`` sequences holding ``kv`` context tokens between them,
+    each at least ``shortest``: the sum is all a dense model's decode depends on; a sparse one
+    attends at most ``index_topk`` tokens per sequence, least when one sequence holds the rest."""
+    if not sm.model.is_sparse_attention:
+        return sm.decode_time_from_sum(batch, int(kv))
+    contexts = np.full(batch, shortest, dtype=np.int64)
+    contexts[0] = int(kv) - (batch - 1) * shortest
+    return sm.decode_time(contexts)
+
+
+def _kv_bound(sm: StepModel, pool: PoolSpec, kv_tokens: int, sample: WorkloadSample) -> float:
+    """Requests/s one decode instance can serve at most given what its KV holds, up to the
+    sample. Each request sits in at least (output − 1) steps holding at least its prompt, so a
+    long run's steps must carry, per request served, the mean gaps in sequences and the mean
+    prompt × gaps in held context; no step holds more context than KV capacity, and a step
+    lasts at least :func:`_least_step` of what it holds. Over every mixture of step shapes
+    (batch, context held) the rate is at most the best convex combination of their per-second
+    sequences and context (a linear programme with two constraints). Speculative pools emit
+    several tokens a step: not bounded here (``inf``)."""
+    n = len(sample.input)
+    if pool.speculative is not None or n == 0:
+        return math.inf
+    gaps = np.maximum(sample.output - 1, 0).astype(np.float64)
+    per_seq, per_context = float(gaps.mean()), float((gaps * sample.input).mean())
+    shortest = max(int(sample.input.min()), 1)
+    cap = max(1, min(pool.batching.max_num_seqs, kv_tokens // shortest))
+    if per_seq <= 0 or per_context <= 0:
+        return math.inf
+    rates = []  # (sequence-steps per second / per_seq, context per second / per_context)
+    for batch in range(1, cap + 1):
+        for kv in np.geomspace(batch * shortest, kv_tokens, 24):
+            step = _least_step(sm, batch, kv, shortest)
+            rates.append((batch / step / per_seq, kv / step / per_context))
+    return _best_mixture(np.array(rates))
+
+
+def _best_mixture(points: np.ndarray) -> float:
+    """max over convex combinations of the rows (x, y) of min(x, y)."""
+    x, y = points[:, 0], points[:, 1]
+    best = float(np.minimum(x, y).max())
+    hi, lo = points[x > y], points[x < y]
+    if len(hi) and len(lo):
+        xi, yi = hi[:, 0][:, None], hi[:, 1][:, None]
+        xj, yj = lo[:, 0][None, :], lo[:, 1][None, :]
+        share = (yj - xj) / ((xi - yi) + (yj - xj))  # of the first where the two meet
+        best = max(best, float((share * xi + (1 - share) * xj).max()))
+    return best
+
+
+def decode_bound(
+    sm: StepModel,
+    pool: PoolSpec,
+    kv_tokens: int,
+    sample: WorkloadSample,
+    tpot: float,
+    attainment: float,
+) -> float:
+    """Requests/s one decode instance can serve at most with ``attainment`` of them within
+    ``tpot``, up to the sample. Two proofs, the lesser holds:
+
+    * **ceiling** — every output token is emitted by a step, and no batch emits more tokens
+      per second than the best batch size at the shortest context;
+    * **meeting tokens** — requests that meet the SLA are at least the ``attainment`` share of
+      them with the fewest gaps (output tokens − 1), and their gaps cost the instance at least
+      :func:`_meeting_token_time` each.
+
+    The batch whose step meets the TPOT bound is *not* a bound: a request's TPOT is the mean of
+    its gaps and attainment lets a share of requests miss, so larger batches may be sustained.
+    """
+    per_token = _token_times(sm, pool, kv_tokens, sample)
+    n = len(sample.output)
+    mean_output = float(np.mean(sample.output)) if n else 0.0
+    ceiling = float(np.max(np.arange(1, len(per_token) + 1) / per_token))
+    bounds = [ceiling / mean_output if mean_output > 0 else math.inf]
+    gaps = np.sort(np.maximum(sample.output - 1, 0))[: math.ceil(attainment * n)]
+    meeting_gaps = float(gaps.sum()) / n if n else 0.0
+    if meeting_gaps > 0:
+        bounds.append(1.0 / (_meeting_token_time(per_token, tpot) * meeting_gaps))
+    bounds.append(_kv_bound(sm, pool, kv_tokens, sample))
+    return min(bounds)
 
 
 def _decode_capacity(

@@ -11,9 +11,9 @@ workload's requests:
   allows ``LATENCY_SLACK`` for the closed forms against the event loop).
 * **capacity bounds** on the arrival rate (which of them are proofs: see below):
   prefill compute (the sample packed into full chunked-prefill steps, as the scheduler packs
-  them when saturated), decode (the largest batch whose step still fits the TPOT bound, capped
-  by the batch limit and KV capacity), link capacity (every hop's aggregate bandwidth over the
-  mean KV bytes a request sends) and prefix-tier load bandwidth.
+  them when saturated), decode (what any batch can emit, what the KV can hold while it does,
+  and the least time the requests meeting the TPOT bound need), link capacity (every hop's
+  aggregate bandwidth over the mean KV bytes a request sends) and prefix-tier load bandwidth.
 * a **queueing estimate** of goodput (M/D/1-like waiting with an exponential tail for the TTFT
   percentile), used only to decide where the rate search starts and which candidates go first.
 
@@ -40,11 +40,15 @@ its bound is reported ``at_limit`` (not converged), so an undershooting bound sh
   Colocated, decode steps only take more of the instance.
 * **link** (one per hop) — a proof, up to the sample: a hop carries every request's KV at no
   more than its aggregate bandwidth (the fluid model the simulator shares hops by).
-* **decode** — *not* a proof: the largest batch whose step stays within ``TPOT_SLACK`` (1.25)
-  times the TPOT bound, capped by ``max_num_seqs`` and by KV capacity at the mean context.
-  A request's TPOT is the mean of its gaps, and the attainment target lets a share of
-  requests miss, so a simulation can sustain somewhat larger batches than this; the slack is
-  an allowance for that, checked against simulations (``tests/test_planner.py``), not derived.
+* **decode** — a proof, up to the sample (:func:`~hetsim.planner.capacity.decode_bound`):
+  no batch emits more tokens per second than the best batch size at the shortest context; each
+  request holds at least its prompt in KV for at least (output − 1) steps, and no step holds
+  more than KV capacity; and the requests that meet the SLA (at least the attainment share, at
+  least those with the fewest tokens) cost the instance a least time per token that follows
+  from the TPOT bound. The batch whose step meets the TPOT bound is *not* a bound (a
+  request's TPOT is the mean of its gaps and the attainment target lets a share of requests
+  miss, so a simulation may sustain larger batches): it enters only the queueing estimate,
+  which orders work and never discards a candidate.
 * **prefix tier** — a proof only where the simulated cache hits as the sample does: the
   sample's hits are an unbounded cache's, the most tier loads there can be; a cache that
   evicts loads less from the tier (and computes more).
@@ -267,19 +271,18 @@ def screen(
     kv_tokens = scenario.footprints[d.name].kv_capacity_tokens
     d_key = costs.key(scenario, d, sample)
     # push also reserves reserved_decode_tokens per request; leaving it out keeps this a bound
-    tokens_s, batch, step = costs.decode(d_sm, d, kv_tokens, sample, sla.tpot, d_key)
-    bounds["decode"] = d.instances * tokens_s / float(np.mean(sample.output)) if tokens_s else 0.0
+    bounds["decode"] = d.instances * costs.decode_bound(d_sm, d, kv_tokens, sample, sla, d_key)
     mids = (sample.input + sample.output / 2).tolist()
     tpot0 = np.array([token_time(d_sm, d, 1, x) for x in mids])
     tpot0 = np.where(sample.output > 1, tpot0, 0.0)
     attainment, ttft_p, tpot_p, hopeless = _zero_load(scenario, sample, ttft0, tpot0, kv_tokens)
     bound_by = min(bounds, key=bounds.__getitem__)
     if hopeless is None and bounds[bound_by] <= 0:
-        hopeless = f"no {bound_by} capacity within the TPOT bound"
+        hopeless = f"no {bound_by} capacity"
+    tokens_s, batch, step = costs.decode(d_sm, d, kv_tokens, sample, sla.tpot, d_key)
     notes: dict[str, Any] = {"decode_batch": batch, "decode_step_s": step}
     if scenario.spec.workload.closed_loop is None:
-        strict, _, _ = costs.decode(d_sm, d, kv_tokens, sample, sla.tpot, d_key, 1.0)
-        estimate = _estimate(scenario, sample, alone, ttft0, strict, bounds)
+        estimate = _estimate(scenario, sample, alone, ttft0, tokens_s, bounds)
     else:
         estimate = bounds[bound_by]
         notes["estimate"] = (
