@@ -19,17 +19,28 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from hetsim.errors import InputError
-from hetsim.perf.calibration import END_TO_END_PARAMETERS, EndToEndCalibration
+from hetsim.perf.calibration import (
+    END_TO_END_PARAMETERS,
+    EndToEndCalibration,
+    efficiency_figures,
+)
 from hetsim.spec.resolve import Scenario
 from hetsim.validation.bench import Arrivals, BenchRun, describe
 from hetsim.validation.replay import BenchComparison, compare, error_stats, replay
 
-__all__ = ["FitResult", "fit_end_to_end", "split_requests", "with_calibration"]
+__all__ = [
+    "FitResult",
+    "calibrated_profile",
+    "fit_end_to_end",
+    "split_requests",
+    "with_calibration",
+]
 
 #: bounds of the search: efficiencies are fractions of the datasheet peak; the step overhead
 #: between 0.1 ms and 100 ms covers CUDA-graph decode steps to eager Python-bound ones
@@ -227,3 +238,39 @@ def _search(
         if not improved:
             step = math.sqrt(step)
     return best, used
+
+
+def calibrated_profile(cal: EndToEndCalibration, path: str | Path) -> Path:
+    """Write the accelerator's profile with the fitted efficiencies as ``path`` (a YAML file
+    whose stem is the new profile's name), so a pool uses it as ``accelerator: <path>``. Every
+    other figure is the bundled profile's, as written there."""
+    import yaml
+
+    from hetsim.spec.hardware import available_profiles
+
+    path = Path(path)
+    base = available_profiles().get(cal.accelerator)
+    if base is None:
+        raise InputError(
+            "the calibrated accelerator has no profile file to copy",
+            field="accelerator",
+            value=cal.accelerator,
+            allowed=sorted(available_profiles()),
+        )
+    doc = yaml.safe_load(base.read_text())
+    doc["name"] = path.stem
+    doc["display_name"] = f"{doc.get('display_name', cal.accelerator)} (end-to-end calibrated)"
+    doc["efficiency"].update(efficiency_figures(cal.fitted, cal.data))
+    doc.pop("calibration", None)
+    runs = ", ".join(str(d.get("source")) for d in cal.data)
+    doc["notes"] = (
+        f"{cal.accelerator} with compute, memory and step_overhead fitted end to end "
+        f"(provenance {cal.provenance}) to: {runs}. " + str(doc.get("notes") or "")
+    ).strip()
+    header = f"# {path.stem}: written by `hetsim calibrate --bench` from {base.name}\n"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(header + yaml.safe_dump(doc, sort_keys=False, width=100))
+    except OSError as exc:
+        raise InputError(f"cannot write the profile ({exc.strerror or exc})", file=path) from None
+    return path

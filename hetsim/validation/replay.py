@@ -27,7 +27,16 @@ from hetsim.spec.resolve import Scenario
 from hetsim.validation.bench import Arrivals, BenchRun
 from hetsim.workload import RequestChunk
 
-__all__ = ["BenchComparison", "LATENCIES", "compare", "error_stats", "replay"]
+__all__ = [
+    "BenchComparison",
+    "LATENCIES",
+    "compare",
+    "compare_runs",
+    "error_stats",
+    "in_flight",
+    "replay",
+    "validate_bench",
+]
 
 #: the latencies compared, by their column in both frames
 LATENCIES = {"TTFT": "ttft_s", "TPOT": "tpot_s", "ITL": "itl_s", "E2E": "e2e_s"}
@@ -70,7 +79,7 @@ class BenchComparison:
         """Median |error| per latency against the requests in flight when each arrived."""
         if not self.per_request:
             return pd.DataFrame()
-        r = self.requests.assign(load=_in_flight(self.measured))
+        r = self.requests.assign(load=in_flight(self.measured))
         edges = np.unique(np.quantile(r["load"], np.linspace(0, 1, bins + 1)))
         r["load_bin"] = pd.cut(r["load"], edges, include_lowest=True)
         cols = {f"{n} med |e| %": f"err_{c}" for n, c in LATENCIES.items() if n != "ITL"}
@@ -97,7 +106,7 @@ def error_stats(errors: pd.Series) -> dict[str, float]:
     }
 
 
-def _in_flight(measured: pd.DataFrame) -> np.ndarray:
+def in_flight(measured: pd.DataFrame) -> np.ndarray:
     """Requests sent but not finished when each request arrived (its own included)."""
     start = measured["arrival_s"].to_numpy()
     end = start + measured["e2e_s"].to_numpy()
@@ -178,4 +187,9 @@ def compare_runs(
     runs: Sequence[BenchRun], scenario: Scenario, seed: int | None = None
 ) -> list[BenchComparison]:
     """Replay and compare each run through the same scenario."""
-    return [compare(run, replay(run, scenario, seed)) for run in runs]
+    return [validate_bench(run, scenario, seed) for run in runs]
+
+
+def validate_bench(run: BenchRun, scenario: Scenario, seed: int | None = None) -> BenchComparison:
+    """Replay ``run`` through ``scenario`` and compare: :func:`replay` then :func:`compare`."""
+    return compare(run, replay(run, scenario, seed))
