@@ -9,6 +9,13 @@ the fit and written into the calibration. The loss is the median |log(simulated 
 TTFT plus that of TPOT, averaged over the runs: symmetric in over- and under-prediction, and
 robust to the few requests whose TTFT is all queueing.
 
+What one run can and cannot tell apart: at one load level a decode step's memory time and its
+fixed overhead trade off, so different (memory, step_overhead) pairs can fit one run equally
+well (a run hetsim itself produced with memory 0.55 and 4 ms is fitted as well by 0.92 and
+19 ms). The held-out error says the fit predicts this deployment at this load; runs at several
+loads (several request rates or concurrencies of one deployment, fitted together) are what pin
+the parameters down. The fitted values are a fit, labelled so, never a device measurement.
+
 The search is a coordinate search in log space (each parameter multiplied and divided by a
 factor that halves in the exponent when no move helps): the simulator is not differentiable,
 and a replay of a few hundred requests takes a fraction of a second, so a few dozen replays fit.
