@@ -145,3 +145,21 @@ def test_validate_bench_needs_the_deployment_scenario():
     result = CliRunner().invoke(app, ["validate", "--bench", str(RUN)])
     assert isinstance(result.exception, InputError)
     assert result.exception.field == "SCENARIO"
+
+
+def test_validate_bench_writes_errors_and_figures(tmp_path):
+    out = tmp_path / "cmp"
+    result = CliRunner().invoke(
+        app, ["validate", "--bench", str(RUN), str(SCENARIO), "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    names = {p.name for p in out.iterdir()}
+    assert {"bench_errors.csv", "bench_requests.csv", "bench_cdf.png"} <= names
+    assert "TTFT" in result.output and "med |e| %" in result.output
+
+
+def test_calibrate_bench_writes_json_only():
+    result = CliRunner().invoke(
+        app, ["calibrate", "--bench", str(RUN), "--scenario", str(SCENARIO), "--out", "x.csv"]
+    )
+    assert isinstance(result.exception, InputError) and result.exception.field == "--out"
