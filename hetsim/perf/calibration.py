@@ -36,6 +36,12 @@ figures used, and how contended the machine was (see :func:`contention`).
 bytes / peak_bandwidth)`` with the peaks in the metadata. ``log(efficiency)`` is interpolated
 multilinearly over the log of the shape axes that vary in the grid, and clamped to the grid's
 edges outside it. A prediction for a new shape is then ``roofline_time / efficiency``.
+
+**End-to-end calibrations** (:class:`EndToEndCalibration`) are the other kind: a pool's
+``compute`` and ``memory`` efficiencies and ``step_overhead`` fitted to whole serving runs (the
+user's benchmark runs, by :func:`hetsim.validation.fit_end_to_end`), written as JSON with the
+runs they came from and their held-out error, provenance ``end-to-end``. They replace a profile's
+``efficiency`` figures (:meth:`EndToEndCalibration.apply`), never a kernel table.
 """
 
 from __future__ import annotations
