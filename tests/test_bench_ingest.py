@@ -94,6 +94,12 @@ def test_lists_of_different_lengths_name_the_short_one(tmp_path):
     assert exc.value.field == "output_lens" and "4 entries" in exc.value.render()
 
 
+def test_a_token_count_that_is_not_a_whole_number_is_named(tmp_path):
+    with pytest.raises(InputError) as exc:
+        read_bench(_write(tmp_path, _vllm(output_lens=[3, 2, None, 0])))
+    assert exc.value.field == "output_lens[2]"
+
+
 def test_sglang_output_details_with_concurrency_is_a_closed_loop(tmp_path):
     doc = _vllm(max_concurrency=8, sharegpt_output_len=None, request_rate=float("inf"))
     for key in ("start_times", "model_id", "date"):

@@ -207,9 +207,9 @@ def _per_request(path: Path, doc: dict[str, Any], key: str, n: int | None) -> li
 
 def _read_client_lists(path: Path, doc: dict[str, Any], fmt: BenchFormat) -> BenchRun:
     """vLLM and SGLang: parallel per-request lists, failed requests flagged in ``errors``."""
-    inputs = _per_request(path, doc, "input_lens", None)
+    inputs = _counts(path, "input_lens", _per_request(path, doc, "input_lens", None))
     n = len(inputs)
-    outputs = _per_request(path, doc, "output_lens", n)
+    outputs = _counts(path, "output_lens", _per_request(path, doc, "output_lens", n))
     ttfts = _per_request(path, doc, "ttfts", n)
     itls = _per_request(path, doc, "itls", n)
     errors = doc.get("errors") or [""] * n
@@ -229,6 +229,20 @@ def _read_client_lists(path: Path, doc: dict[str, Any], fmt: BenchFormat) -> Ben
     rate = _rate(path, doc.get("request_rate"))
     concurrency = _concurrency(path, doc.get("max_concurrency"))
     return _run(path, fmt, frame, ok, arrival, concurrency, rate, doc.get("model_id"), doc)
+
+
+def _counts(path: Path, where: str, values: list[Any]) -> list[int]:
+    """Token counts: whole numbers >= 0 (a failed request may have produced none)."""
+    for i, v in enumerate(values):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+            raise InputError(
+                "not a token count",
+                file=path,
+                field=f"{where}[{i}]",
+                value=v,
+                allowed="integers >= 0",
+            )
+    return values
 
 
 def _numbers(path: Path, where: str, values: list[Any]) -> list[float]:
@@ -398,8 +412,9 @@ def _usage(outputs: list[Any]) -> tuple[int, int] | None:
     for o in reversed(outputs):
         body = _chunk(o)
         usage = body.get("usage") if isinstance(body, dict) else None
-        if isinstance(usage, dict) and "prompt_tokens" in usage:
-            return int(usage["prompt_tokens"]), int(usage.get("completion_tokens") or 0)
+        if isinstance(usage, dict) and isinstance(usage.get("prompt_tokens"), int):
+            completion = usage.get("completion_tokens")
+            return usage["prompt_tokens"], completion if isinstance(completion, int) else 0
     return None
 
 
