@@ -405,7 +405,8 @@ def _genai_request(path: Path, i: int, req: dict[str, Any]) -> tuple[float, ...]
     t = np.array(_numbers(path, f"{where}.response_timestamps", content)) * 1e-9
     sent = float(req["timestamp"]) * 1e-9
     itl = float(np.diff(t).mean()) if len(t) > 1 else math.nan
-    return sent, float(t[0]), float(t[-1]), usage[0], usage[1], itl
+    # without completion_tokens, each streamed text chunk counts as one token
+    return sent, float(t[0]), float(t[-1]), usage[0], usage[1] or len(t), itl
 
 
 def _usage(outputs: list[Any]) -> tuple[int, int] | None:
