@@ -12,6 +12,10 @@ The public Python API (the CLI and the notebooks use only this):
 - :func:`calibrate` / :func:`validate` — time microkernels on this machine; check the
   step-time model against held-out kernels and a real transformer.
 - :func:`plan` — search the scenario's ``search:`` space for the best deployment.
+- :func:`read_bench` / :func:`validate_bench` / :func:`fit_end_to_end` — read a benchmark run
+  (vLLM, SGLang, genai-perf, LLMServingSim), replay it through a scenario and compare request
+  for request, fit a pool's efficiencies to runs (an ``end-to-end`` calibration, held-out
+  error included; :func:`read_end_to_end` reads one back, ``.apply(profile)`` uses it).
 """
 
 from hetsim.checks import load_scenario, scenario_from_dict
@@ -52,6 +56,14 @@ def __getattr__(name: str):  # noqa: ANN202 - lazy: simpy and pandas load only w
         from hetsim.perf import validate as _validate
 
         return getattr(_validate, name)
+    if name in ("read_bench", "BenchRun", "validate_bench", "BenchComparison", "fit_end_to_end"):
+        from hetsim import validation
+
+        return getattr(validation, name)
+    if name in ("read_end_to_end", "EndToEndCalibration"):
+        from hetsim.perf import calibration
+
+        return getattr(calibration, name)
     if name in ("plan", "PlanResult", "CandidateResult"):
         from importlib import import_module
 
@@ -91,4 +103,11 @@ __all__ = [
     "calibrate",
     "validate",
     "ValidationResult",
+    "read_bench",
+    "BenchRun",
+    "validate_bench",
+    "BenchComparison",
+    "fit_end_to_end",
+    "read_end_to_end",
+    "EndToEndCalibration",
 ]

@@ -12,6 +12,7 @@ import sys
 import typer
 
 from hetsim.cli import calibrate, catalog, check, plan, render, simulate, validate
+from hetsim.cli.bench import bench_app
 from hetsim.cli.trace import trace_app
 from hetsim.errors import InputError
 
@@ -26,6 +27,7 @@ app = typer.Typer(
     rich_markup_mode="rich",
 )
 app.add_typer(trace_app, name="trace")
+app.add_typer(bench_app, name="bench")
 # registration order is the order of `hetsim --help`
 app.command()(check.check)
 app.command()(catalog.profiles)

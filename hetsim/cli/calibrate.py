@@ -1,4 +1,5 @@
-"""``hetsim calibrate``: measure this device (``hetsim validate`` checks the step model)."""
+"""``hetsim calibrate``: measure this device (``hetsim validate`` checks the step model), or fit
+a pool end to end to your own benchmark runs (``--bench``)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ def calibrate(
         typer.Option(
             "--out",
             help="File to write, in the format its extension names: .csv, .json or .parquet "
-            "(microkernels), .npz (aiconfigurator).",
+            "(microkernels), .npz (aiconfigurator), .json (--bench: the end-to-end calibration; "
+            "the calibrated profile is written beside it as <accelerator>-e2e.yaml).",
         ),
     ],
     source: Annotated[
@@ -62,16 +64,53 @@ def calibrate(
             "(it is marked contended, and `hetsim validate` says so).",
         ),
     ] = False,
+    bench: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--bench",
+            help="Benchmark run(s) to fit end to end (repeat for several runs of one "
+            "deployment); needs --scenario.",
+        ),
+    ] = None,
+    scenario: Annotated[
+        Path | None,
+        typer.Option(
+            "--scenario", help="With --bench: the scenario of the benchmarked deployment."
+        ),
+    ] = None,
+    pool: Annotated[
+        str | None,
+        typer.Option(
+            "--pool", help="With --bench: the pool to fit (default: the only accelerator)."
+        ),
+    ] = None,
+    held_out: Annotated[
+        float,
+        typer.Option("--held-out", help="With --bench: share of each run's requests held out."),
+    ] = 0.5,
+    seed: Annotated[int, typer.Option("--seed", help="With --bench: seed of the split.")] = 0,
 ) -> None:
     """Time GEMM, attention and memory-copy microkernels on this device and write a calibration
     table that hardware profiles can reference (`calibration:`); or, with `--from aiconfigurator`,
     write NVIDIA's measured per-op tables for one system and runtime as one .npz file that
     profiles reference as `measured_tables:` (readable without the nvidia extra).
 
+    With `--bench`: fit the scenario pool's compute and memory efficiency and per-step overhead to
+    your benchmark runs (half of each run's requests held out), and write them as an
+    `end-to-end` calibration with the runs it came from and the held-out error.
+
     Examples: [bold]hetsim calibrate --backend torch --out calib/this-cpu.parquet[/];
     [bold]hetsim calibrate --from aiconfigurator --system h200_sxm --runtime vllm --out
-    calib/h200-vllm.npz[/]
+    calib/h200-vllm.npz[/]; [bold]hetsim calibrate --bench run.json --scenario deploy.yaml
+    --out calib/deploy-e2e.json[/]
     """
+    if bench:
+        _from_bench(out, bench, scenario, pool, held_out, seed)
+        return
+    for name, given in (("--scenario", scenario), ("--pool", pool)):
+        if given is not None:
+            raise InputError(f"{name} is for an end-to-end fit", field=name,
+                             allowed="--bench FILE --scenario SCENARIO")  # fmt: skip
     if source == "aiconfigurator":
         _from_aiconfigurator(out, system, runtime, version, tables)
         return
@@ -134,3 +173,48 @@ def _from_aiconfigurator(
     save_tables(measured, out)
     counts = ", ".join(f"{t} {len(df):,} rows" for t, df in measured.rows.items())
     render.console.print(f"wrote {out}: {measured.label} ({counts})")
+
+
+def _from_bench(
+    out: Path, runs: list[Path], scenario: Path | None, pool: str | None, held: float, seed: int
+) -> None:
+    from hetsim import fit_end_to_end, load_scenario, read_bench
+    from hetsim.perf.calibration import write_end_to_end
+    from hetsim.validation import calibrated_profile
+
+    if scenario is None:
+        raise InputError("--bench fits a deployment: name its scenario", field="--scenario",
+                         allowed="the scenario file of the benchmarked deployment")  # fmt: skip
+    if out.suffix != ".json":
+        raise InputError("an end-to-end calibration is written as .json", field="--out",
+                         value=str(out), allowed="a path ending in .json")  # fmt: skip
+    read = [read_bench(p) for p in runs]
+    posed = load_scenario(scenario)
+    with render.count_progress("fit", scenario.name, "replays") as report:
+        budget = 60
+        result = fit_end_to_end(read, posed, pool, held, seed, budget, lambda n: report(n, budget))
+    cal = result.calibration
+    written = [write_end_to_end(cal, out)]
+    written.append(calibrated_profile(cal, out.parent / f"{cal.accelerator}-e2e.yaml"))
+    _fit_tables(result)
+    render.console.print(f"[dim]wrote {', '.join(str(p) for p in written)}[/]")
+    render.note(
+        f"use it: `accelerator: {written[1]}` in a pool, or "
+        f"`hetsim validate --bench RUN {scenario} --calibration {out}`"
+    )
+
+
+def _fit_tables(result: Any) -> None:
+    cal = result.calibration
+    t = render.table(f"End-to-end fit of {cal.accelerator} ({result.evaluations} replays)",
+                     ("parameter", "default", "fitted"), ("default", "fitted"))  # fmt: skip
+    for name, value in cal.fitted.items():
+        shown = render.duration if name == "step_overhead" else (lambda v: f"{v:.3f}")
+        t.add_row(name, shown(cal.default[name]), shown(value))
+    render.console.print(t)
+    table = result.held_out_table()
+    cols = ("profile", "run", "latency", "requests", "med |e| %", "p90 |e| %", "signed med %")
+    t = render.table("Held-out requests: error (simulated / measured - 1)", cols, cols[3:])
+    for r in table.itertuples(index=False):
+        t.add_row(*(str(v) for v in r[:4]), f"{r[4]:.1f}", f"{r[5]:.1f}", f"{r[6]:+.1f}")
+    render.console.print(t)

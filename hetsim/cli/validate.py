@@ -3,7 +3,8 @@
 Without ``--silicon``: the step model against held-out kernels of a calibration and a small
 transformer timed on this CPU. With ``--silicon FILE``: whole serving runs against NVIDIA's
 end-to-end silicon sample (aiconfigurator-core's ``systems/silicon_sample.csv``), one closed-loop
-simulation per measurement hetsim can pose.
+simulation per measurement hetsim can pose. With ``--bench FILE SCENARIO``: the user's own
+benchmark run replayed request for request through the scenario of its deployment.
 """
 
 from __future__ import annotations
@@ -19,11 +20,20 @@ from hetsim.errors import InputError
 if TYPE_CHECKING:
     import pandas as pd
 
+    from hetsim import BenchComparison
     from hetsim.perf.calibration import CalibrationTable
     from hetsim.validation import SiliconValidation
 
 
 def validate(
+    scenario: Annotated[
+        Path | None,
+        typer.Argument(
+            help="With --bench: the scenario that describes the benchmarked deployment "
+            "(its workload is replaced by the run's requests).",
+            show_default=False,
+        ),
+    ] = None,
     table_path: Annotated[
         Path | None,
         typer.Option("--table", help="Calibration table (default: run a calibration first)."),
@@ -73,17 +83,40 @@ def validate(
         int | None,
         typer.Option("--limit", min=1, help="With --silicon: a seeded random subset of N rows."),
     ] = None,
+    bench: Annotated[
+        Path | None,
+        typer.Option(
+            "--bench",
+            help="A benchmark run (vllm bench serve --save-detailed JSON, SGLang bench_serving "
+            "--output-details JSONL, genai-perf profile_export.json, LLMServingSim folder): "
+            "replay its requests through SCENARIO and compare TTFT, TPOT/ITL and E2E.",
+        ),
+    ] = None,
+    calibration: Annotated[
+        Path | None,
+        typer.Option(
+            "--calibration",
+            help="With --bench: an end-to-end calibration (hetsim calibrate --bench) applied "
+            "to the pools on its accelerator.",
+        ),
+    ] = None,
 ) -> None:
     """Predicted vs measured: held-out kernels of the calibration and prefill/decode steps of a
     small Llama-like transformer timed in PyTorch on this CPU; or, with --silicon, TTFT and TPOT
     of whole serving runs measured by NVIDIA.
 
-    Example: [bold]hetsim validate --silicon silicon_sample.csv --systems h200_sxm --limit 50[/]
+    Examples: [bold]hetsim validate --silicon silicon_sample.csv --systems h200_sxm --limit 50[/];
+    [bold]hetsim validate --bench vllm-result.json my-deployment.yaml --out cmp/[/]
     """
     if out is not None:
         from hetsim.outputs import prepare
 
         prepare(out)  # before the runs: a folder that cannot take the outputs fails at once
+    _bench_options(bench, scenario, calibration, silicon)
+    if bench is not None:
+        assert scenario is not None
+        _bench(bench, scenario, calibration, out)
+        return
     if silicon is not None:
         _silicon(silicon, systems, runtimes, limit, out)
         return
@@ -229,3 +262,94 @@ def _silicon_files(result: SiliconValidation, out: Path) -> list[Path]:
         for name, frame in frames.items():
             frame.to_csv(stage.dir / name, index=False)
     return stage.final([stage.dir / name for name in frames])
+
+
+def _bench_options(
+    bench: Path | None, scenario: Path | None, calibration: Path | None, silicon: Path | None
+) -> None:
+    """--bench needs a scenario and excludes --silicon; SCENARIO and --calibration need it."""
+    if bench is not None and silicon is not None:
+        raise InputError("--bench and --silicon are two comparisons: run them one at a time",
+                         field="--bench", allowed="one of --bench, --silicon")  # fmt: skip
+    if bench is not None and scenario is None:
+        raise InputError("--bench replays the run through a scenario: name it", field="SCENARIO",
+                         allowed="the scenario file of the benchmarked deployment")  # fmt: skip
+    for name, given in (("SCENARIO", scenario), ("--calibration", calibration)):
+        if bench is None and given is not None:
+            raise InputError(f"{name} is for a benchmark comparison", field=name,
+                             allowed="--bench FILE SCENARIO")  # fmt: skip
+
+
+def _bench(path: Path, scenario_path: Path, calibration: Path | None, out: Path | None) -> None:
+    from hetsim import load_scenario, read_bench, read_end_to_end, validate_bench
+
+    run = read_bench(path)
+    scenario = load_scenario(scenario_path)
+    label = "default profiles"
+    if calibration is not None:
+        from hetsim.validation import with_calibration
+
+        cal = read_end_to_end(calibration)
+        pools = [n for n, p in scenario.profiles.items() if p.name == cal.accelerator]
+        if not pools:
+            raise InputError(
+                "no pool of the scenario runs on the calibrated accelerator",
+                file=calibration,
+                field="accelerator",
+                value=cal.accelerator,
+                allowed=sorted({p.name for p in scenario.profiles.values()}),
+            )
+        scenario = with_calibration(scenario, cal, pools)
+        label = f"end-to-end calibration {calibration.name}"
+    with render.err_console.status(f"replaying {len(run.requests)} requests..."):
+        comp = validate_bench(run, scenario)
+    _bench_tables(comp, label)
+    if out is not None:
+        render.wrote(_bench_files(comp, out), out, names=True)
+
+
+def _bench_tables(comp: BenchComparison, label: str) -> None:
+    from rich.markup import escape
+
+    errors = comp.error_table()
+    how = "per request" if comp.per_request else "distributions only (closed loop)"
+    title = f"{comp.run.path.name} vs {escape(label)}: error, {how} (simulated / measured - 1)"
+    cols = [c for c in errors.columns if c != "latency"]
+    t = render.table(title, ("latency", *cols), cols)
+    for r in errors.itertuples(index=False):
+        t.add_row(str(r[0]), str(r[1]), *(_pct(c, v) for c, v in zip(cols[1:], r[2:], strict=True)))
+    render.console.print(t)
+    load = comp.by_load()
+    if not load.empty:
+        t = render.table("Median |error| by load (requests in flight at arrival)",
+                         tuple(str(c) for c in load.columns), tuple(load.columns[1:]))  # fmt: skip
+        for r in load.itertuples(index=False):
+            t.add_row(str(r[0]), str(r[1]), *(f"{v:.1f}" for v in r[2:]))
+        render.console.print(t)
+
+
+def _pct(column: str, value: float) -> str:
+    """Signed errors with their sign, magnitudes without."""
+    return f"{value:+.1f}" if "signed" in column or "err %" in column else f"{value:.1f}"
+
+
+def _bench_files(comp: BenchComparison, out: Path) -> list[Path]:
+    """bench_requests.csv, bench_errors.csv, bench_by_load.csv and the two figures."""
+    from hetsim.outputs import staged
+    from hetsim.report import save_figure
+    from hetsim.validation.bench_plots import cdf_figure, error_vs_load_figure
+
+    frames = {
+        "bench_requests.csv": comp.requests if comp.per_request else comp.simulated,
+        "bench_errors.csv": comp.error_table(),
+        "bench_by_load.csv": comp.by_load(),
+    }
+    with staged(out) as stage:
+        written = []
+        for name, frame in frames.items():
+            frame.to_csv(stage.dir / name, index=False)
+            written.append(stage.dir / name)
+        written += save_figure(cdf_figure(comp), stage.dir, "bench_cdf", ("png",))
+        load = error_vs_load_figure(comp)
+        written += save_figure(load, stage.dir, "bench_error_vs_load", ("png",))
+    return stage.final(written)

@@ -36,6 +36,12 @@ figures used, and how contended the machine was (see :func:`contention`).
 bytes / peak_bandwidth)`` with the peaks in the metadata. ``log(efficiency)`` is interpolated
 multilinearly over the log of the shape axes that vary in the grid, and clamped to the grid's
 edges outside it. A prediction for a new shape is then ``roofline_time / efficiency``.
+
+**End-to-end calibrations** (:class:`EndToEndCalibration`) are the other kind: a pool's
+``compute`` and ``memory`` efficiencies and ``step_overhead`` fitted to whole serving runs (the
+user's benchmark runs, by :func:`hetsim.validation.fit_end_to_end`), written as JSON with the
+runs they came from and their held-out error, provenance ``end-to-end``. They replace a profile's
+``efficiency`` figures (:meth:`EndToEndCalibration.apply`), never a kernel table.
 """
 
 from __future__ import annotations
@@ -66,6 +72,13 @@ __all__ = [
     "read_table",
     "write_table",
     "kernel_flops_bytes",
+    "END_TO_END",
+    "END_TO_END_FORMAT",
+    "END_TO_END_PARAMETERS",
+    "EndToEndCalibration",
+    "efficiency_figures",
+    "read_end_to_end",
+    "write_end_to_end",
 ]
 
 TABLE_COLUMNS = [
@@ -400,3 +413,129 @@ def read_table(path: str | Path) -> CalibrationTable:
             file=path,
         )
     return CalibrationTable(rows=rows, meta=meta, path=path)
+
+
+# ---- end-to-end calibrations ---------------------------------------------------------------
+
+#: the ``format`` of an end-to-end calibration file
+END_TO_END_FORMAT = "hetsim end-to-end calibration"
+#: the provenance an end-to-end calibration carries, apart from the kernel tables above
+END_TO_END = "end-to-end"
+#: the profile efficiencies an end-to-end calibration fits (``efficiency.<name>``)
+END_TO_END_PARAMETERS = ("compute", "memory", "step_overhead")
+
+
+@dataclass(frozen=True)
+class EndToEndCalibration:
+    """A pool's free parameters fitted to whole serving runs (users' benchmark runs), not to
+    kernels: the profile's roofline efficiencies ``compute`` and ``memory`` and its per-step
+    ``step_overhead`` (seconds). ``data`` names every run it was fitted on (file, sha256, which
+    requests trained and which were held out); ``errors`` holds the held-out error before and
+    after the fit. Applying it replaces the profile's ``efficiency`` figures, each labelled
+    ``end-to-end`` in its note: it is a fit, never a measurement of the device."""
+
+    accelerator: str
+    fitted: dict[str, float]
+    default: dict[str, float]
+    data: list[dict[str, Any]]
+    errors: dict[str, Any] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
+    provenance: str = END_TO_END
+
+    def apply(self, profile: Any) -> Any:
+        """``profile`` (an :class:`~hetsim.spec.hardware.AcceleratorProfile`) with the fitted
+        efficiencies; an input error when the calibration was fitted on another accelerator."""
+        if profile.name != self.accelerator:
+            raise InputError(
+                "this end-to-end calibration was fitted on another accelerator",
+                field="accelerator",
+                value=profile.name,
+                allowed=self.accelerator,
+            )
+        eff = profile.efficiency.model_dump(mode="python")
+        eff.update(efficiency_figures(self.fitted, self.data))
+        return profile.model_copy(
+            update={"efficiency": type(profile.efficiency).model_validate(eff)}
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": END_TO_END_FORMAT,
+            "provenance": self.provenance,
+            "accelerator": self.accelerator,
+            "fitted": self.fitted,
+            "default": self.default,
+            "data": self.data,
+            "errors": self.errors,
+            "meta": self.meta,
+        }
+
+
+def efficiency_figures(fitted: dict[str, float], data: list[dict[str, Any]]) -> dict[str, Any]:
+    """Profile ``efficiency`` entries for fitted values, each saying it is an end-to-end fit."""
+    runs = ", ".join(sorted({Path(str(d.get("source", "?"))).name for d in data})) or "?"
+    note = f"{END_TO_END} fit to benchmark runs ({runs}); not a device measurement"
+    out: dict[str, Any] = {}
+    for name in END_TO_END_PARAMETERS:
+        value = fitted[name]
+        shown = f"{value * 1e3:.6g} ms" if name == "step_overhead" else round(value, 6)
+        out[name] = {"value": shown, "confidence": "estimate", "note": note}
+    return out
+
+
+def write_end_to_end(cal: EndToEndCalibration, path: str | Path) -> Path:
+    """Write ``cal`` as JSON (written beside and renamed into place)."""
+    path = Path(path)
+    text = json.dumps(cal.to_json(), indent=2, default=_plain) + "\n"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _replace(path, lambda tmp: tmp.write_text(text))
+    except OSError as exc:
+        raise InputError(
+            f"cannot write the calibration ({exc.strerror or exc})",
+            file=path,
+            allowed="a path in a folder you can write to",
+        ) from None
+    return path
+
+
+def read_end_to_end(path: str | Path) -> EndToEndCalibration:
+    """An end-to-end calibration written by :func:`write_end_to_end`."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("end-to-end calibration not found", file=path)
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise InputError(f"cannot read the calibration: {exc}", file=path) from None
+    if not isinstance(doc, dict) or doc.get("format") != END_TO_END_FORMAT:
+        raise InputError(
+            "not an end-to-end calibration", file=path, field="format", allowed=END_TO_END_FORMAT
+        )
+    fitted = doc.get("fitted")
+    if not isinstance(fitted, dict) or set(fitted) != set(END_TO_END_PARAMETERS):
+        raise InputError(
+            "fitted values missing",
+            file=path,
+            field="fitted",
+            allowed=", ".join(END_TO_END_PARAMETERS),
+        )
+    for name, value in fitted.items():
+        bad = not isinstance(value, (int, float)) or not value > 0
+        if bad or (name != "step_overhead" and value > 1):
+            raise InputError(
+                "out of range",
+                file=path,
+                field=f"fitted.{name}",
+                value=value,
+                allowed="seconds > 0" if name == "step_overhead" else "a fraction in (0, 1]",
+            )
+    return EndToEndCalibration(
+        accelerator=str(doc.get("accelerator")),
+        fitted={k: float(v) for k, v in fitted.items()},
+        default={k: float(v) for k, v in (doc.get("default") or {}).items()},
+        data=list(doc.get("data") or []),
+        errors=dict(doc.get("errors") or {}),
+        meta=dict(doc.get("meta") or {}),
+        provenance=str(doc.get("provenance", END_TO_END)),
+    )

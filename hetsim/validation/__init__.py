@@ -5,6 +5,12 @@ says which benchmark client measured each row, :mod:`~hetsim.validation.pose` tu
 scenarios (or says why not), :mod:`~hetsim.validation.accuracy` simulates
 them and tabulates the errors. This layer sits above the simulator and the planner: it is a
 client of :func:`hetsim.simulate`, like the CLI, and fits nothing to what it compares against.
+
+Users' own benchmark runs: :mod:`~hetsim.validation.bench` reads them (vLLM, SGLang, genai-perf,
+LLMServingSim), :mod:`~hetsim.validation.replay` replays them request for request and tabulates
+the errors, :mod:`~hetsim.validation.fit` fits a pool's free parameters to them (a labelled
+``end-to-end`` calibration with a held-out split: the one place this layer fits anything, and
+only ever to the user's runs, never to the silicon sample).
 """
 
 from __future__ import annotations
@@ -16,8 +22,23 @@ from hetsim.validation.accuracy import (
     select_rows,
     validate_silicon,
 )
+from hetsim.validation.bench import Arrivals, BenchFormat, BenchRun, read_bench, write_import
+from hetsim.validation.fit import (
+    FitResult,
+    calibrated_profile,
+    fit_end_to_end,
+    split_requests,
+    with_calibration,
+)
 from hetsim.validation.pose import Posed, Reason, Unposed, contradiction, pose
 from hetsim.validation.protocols import INFERENCEX, UNRECORDED, BenchmarkProtocol, protocol_of
+from hetsim.validation.replay import (
+    BenchComparison,
+    compare,
+    compare_runs,
+    replay,
+    validate_bench,
+)
 from hetsim.validation.silicon import (
     Mode,
     Parallelism,
@@ -28,6 +49,21 @@ from hetsim.validation.silicon import (
 )
 
 __all__ = [
+    "Arrivals",
+    "BenchComparison",
+    "BenchFormat",
+    "BenchRun",
+    "FitResult",
+    "calibrated_profile",
+    "compare",
+    "compare_runs",
+    "fit_end_to_end",
+    "read_bench",
+    "replay",
+    "split_requests",
+    "validate_bench",
+    "with_calibration",
+    "write_import",
     "BenchmarkProtocol",
     "INFERENCEX",
     "Mode",
