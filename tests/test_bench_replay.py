@@ -115,6 +115,7 @@ def test_end_to_end_calibration_round_trips_and_refuses_another_accelerator(tmp_
     assert applied.efficiency.step_overhead.value == pytest.approx(0.0042)
     assert "end-to-end" in applied.efficiency.memory.note
     assert applied.efficiency.network == scenario.profiles["serve"].efficiency.network
+    assert applied.efficiency_source == "end-to-end"
     with pytest.raises(InputError) as exc:
         back.apply(hetsim.load_profile("nvidia-h100-sxm"))
     assert exc.value.field == "accelerator"
@@ -139,6 +140,12 @@ def test_calibrated_profile_is_a_profile_a_pool_can_name(tmp_path):
     assert profile.efficiency.memory.value == pytest.approx(0.95)
     assert profile.efficiency.step_overhead.value == pytest.approx(0.0042)
     assert profile.memory_bandwidth == hetsim.load_profile("nvidia-rtx-4090").memory_bandwidth
+    # step times on it say where their efficiencies come from, and it counts as calibrated
+    from hetsim.perf.cost import RooflinePredictor, provenance
+
+    assert provenance(profile) == "end-to-end"
+    assert RooflinePredictor.of(profile).provenance == "end-to-end"
+    assert provenance(hetsim.load_profile("nvidia-rtx-4090")) == "roofline-default"
 
 
 def test_validate_bench_needs_the_deployment_scenario():

@@ -454,8 +454,12 @@ class EndToEndCalibration:
             )
         eff = profile.efficiency.model_dump(mode="python")
         eff.update(efficiency_figures(self.fitted, self.data))
+        # the fitted efficiencies price every op (not transferred surfaces), labelled end-to-end
         return profile.model_copy(
-            update={"efficiency": type(profile.efficiency).model_validate(eff)}
+            update={
+                "efficiency": type(profile.efficiency).model_validate(eff),
+                "efficiency_source": "end-to-end",
+            }
         )
 
     def to_json(self) -> dict[str, Any]:

@@ -254,10 +254,12 @@ class AcceleratorProfile(StrictModel):
         "efficiency surfaces price its ops by default (`transferred`), instead of the bare "
         "roofline at `efficiency`",
     )
-    efficiency_source: Literal["transferred", "roofline"] | None = Field(
+    efficiency_source: Literal["transferred", "roofline", "end-to-end"] | None = Field(
         default=None,
         description="`roofline` opts out of the transferred surfaces (the default efficiencies "
-        "price every op); `transferred` (the default where `transferred_from` is set) requires it",
+        "price every op); `transferred` (the default where `transferred_from` is set) requires it; "
+        "`end-to-end`: `efficiency` was fitted to benchmark runs (`hetsim calibrate --bench`), "
+        "which then prices every op instead of any transferred surfaces",
     )
     sources: list[Source] = Field(min_length=1)
     notes: str | None = None
@@ -344,7 +346,7 @@ class AcceleratorProfile(StrictModel):
     @property
     def transfers(self) -> bool:
         """Whether its ops are priced by borrowed efficiency surfaces unless calibrated."""
-        return self.transferred_from is not None and self.efficiency_source != "roofline"
+        return self.transferred_from is not None and self.efficiency_source in (None, "transferred")
 
     @property
     def price(self) -> float:

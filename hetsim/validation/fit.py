@@ -268,6 +268,7 @@ def calibrated_profile(cal: EndToEndCalibration, path: str | Path) -> Path:
     doc["name"] = path.stem
     doc["display_name"] = f"{doc.get('display_name', cal.accelerator)} (end-to-end calibrated)"
     doc["efficiency"].update(efficiency_figures(cal.fitted, cal.data))
+    doc["efficiency_source"] = "end-to-end"
     doc.pop("calibration", None)
     runs = ", ".join(str(d.get("source")) for d in cal.data)
     doc["notes"] = (

@@ -113,13 +113,16 @@ def provenance(
 ) -> Source:
     """The provenance of step times on ``profile``: the measured label when a ``runtime`` is
     named, ``calibrated`` when a calibration table is given or the profile names one (step
-    models load it), the transferred label where the profile borrows a measured architecture's
+    models load it), ``end-to-end`` when the profile's efficiencies were fitted to benchmark
+    runs, the transferred label where the profile borrows a measured architecture's
     efficiencies, else ``roofline-default``. The measured and transferred labels read their
     tables (once, cached), since they name their version."""
     if runtime is not None:
         return MeasuredSource(measured_tables_for(profile, runtime).label)
     if calibration is not None or profile.calibration:
         return Provenance.CALIBRATED
+    if profile.efficiency_source == "end-to-end":
+        return Provenance.END_TO_END
     if profile.transfers:
         return TransferredSource(load_surfaces(profile.transferred_from.system).label)
     return Provenance.ROOFLINE_DEFAULT

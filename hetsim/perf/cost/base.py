@@ -43,6 +43,8 @@ class Provenance(StrEnum):
     MEASURED = "measured"  # vendor per-op tables; labelled per table set by MeasuredSource
     # another architecture's measured efficiencies on this device's peaks; see TransferredSource
     TRANSFERRED = "transferred"
+    # the profile's efficiencies fitted to the user's benchmark runs (hetsim calibrate --bench)
+    END_TO_END = "end-to-end"
 
     @classmethod
     def kind_of(cls, label: str) -> Provenance:

@@ -48,6 +48,11 @@ class RooflinePredictor:
             achieved_bandwidth=bandwidth * eff.memory.value,
             overhead=eff.step_overhead.value,
             link=ScaleUpLink.of(profile),
+            provenance=(
+                Provenance.END_TO_END
+                if profile.efficiency_source == "end-to-end"
+                else Provenance.ROOFLINE_DEFAULT
+            ),
         )
 
     def kernel(self, k: Kernel) -> tuple[float, Bound, Provenance]:
