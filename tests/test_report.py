@@ -337,6 +337,9 @@ def test_simulation_report_has_scenario_results_figures_and_yaml(tmp_path, disag
     assert "NVIDIA H100" in page and "stopped after 150" in page
     assert "name: qwen3-32b-6p2d" in page  # the scenario as YAML
     assert "vs target 90%" in page
+    # what the numbers rest on: each pool's price and its source, each pool's step times
+    assert "Price of nvidia-h100-sxm (pool prefill): $" in page
+    assert "Step times of pool decode: " in page
     _no_external_references(page)
 
 

@@ -155,6 +155,9 @@ def test_numbers_read_in_plain_digits_with_separators():
     assert plain(0.44949) == "0.449"
     assert plain(float("nan")) == "–"
     assert plain_numbers("ties with #14 (1.658e+04) at 2e-3") == "ties with #14 (16,580) at 0.00200"
+    assert plain_numbers("#1234 gives at most 7940 requests per $") == (
+        "#1234 gives at most 7,940 requests per $"
+    )
 
 
 def test_cheapest_for_rate_shows_the_price_not_its_negative():

@@ -50,10 +50,16 @@ def plain(value: float | None, digits: int = 3) -> str:
 _SCIENTIFIC = re.compile(r"(?<![\w.])\d+(?:\.\d+)?e[+-]?\d+(?![\w.])")
 
 
+#: a whole number of four or more digits without separators (not an id: those follow "#")
+_LONG_INTEGER = re.compile(r"(?<![\w.,#])\d{4,}(?![\w.,])")
+
+
 def plain_numbers(text: str) -> str:
     """``text`` (a verdict's reason, written once by the planner for plan.json) with every
-    number in scientific notation rewritten in plain digits, as the tables print them."""
-    return _SCIENTIFIC.sub(lambda m: plain(float(m.group())), text)
+    number in scientific notation rewritten in plain digits, and long whole numbers given
+    thousands separators, as the tables print them."""
+    text = _SCIENTIFIC.sub(lambda m: plain(float(m.group())), text)
+    return _LONG_INTEGER.sub(lambda m: f"{int(m.group()):,}", text)
 
 
 def milliseconds(seconds: float | None, digits: int = 3) -> str:

@@ -70,26 +70,34 @@ def _paragraphs(text: str) -> list[list[str]]:
 _NUMERIC = re.compile(r"^[≥≤<>~±+\-−–$×(]*\s*[\d,.]+\s*[%×)]?(\s*[kMG]?[a-zA-Z/$]{0,6})?$|^[–-]$")
 
 
-def _cell(value: Any) -> dict[str, Any]:
+def _text(value: Any) -> str:
     if value is None:
-        text = "–"
-    elif isinstance(value, float):
-        text = _format_float(value)
-    else:
-        text = str(value)
-    return {"text": text, "number": bool(_NUMERIC.match(text)) or isinstance(value, int)}
+        return "–"
+    if isinstance(value, float):
+        return _format_float(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    return str(value)
 
 
 def _table(frame: pd.DataFrame) -> dict[str, Any]:
-    """Headings and cells, each cell marked number (right-aligned) or text (left-aligned): a
-    deployment label reads from its start, a column of figures by its units."""
+    """Headings and cell texts, and per column whether it holds figures: a column whose every
+    cell reads as a number aligns right, any other left (a deployment label reads from its
+    start, and a column of mixed answers would zigzag)."""
     # a default 0..n-1 index says nothing; a named or labelled one is data
     if not isinstance(frame.index, pd.RangeIndex) or frame.index.name is not None:
         frame = frame.reset_index()
     frame = frame.astype(object).where(frame.notna(), None)
+    rows = [[_text(v) for v in row] for row in frame.itertuples(index=False)]
+    numeric = [
+        all(_NUMERIC.match(row[i]) for row in rows) if rows else False
+        for i in range(len(frame.columns))
+    ]
     return {
         "columns": [str(c) for c in frame.columns],
-        "rows": [[_cell(v) for v in row] for row in frame.itertuples(index=False)],
+        "rows": [
+            [{"text": t, "number": n} for t, n in zip(row, numeric, strict=True)] for row in rows
+        ],  # fmt: skip
     }
 
 

@@ -204,9 +204,10 @@ def _versus(result: PlanResult, b: CandidateResult, other: CandidateResult, what
         change = f"{(-theirs) / (-mine) - 1:+.0%} cost vs it"
     else:
         change = f"{mine / theirs - 1:+.0%} {objective.unit} vs it" if theirs > 0 else ""
+    tie = " (a tie: within the goodput grid's step)" if other.tie else ""
     return (
         f"{what} (#{other.id}, {result_label(other, aliases)}): "
-        f"{objective_text(objective, theirs, unit=True)}; the recommendation: {change}."
+        f"{objective_text(objective, theirs, unit=True)}; the recommendation: {change}{tie}."
     )
 
 
