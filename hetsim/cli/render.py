@@ -702,12 +702,14 @@ def network(result: PlanResult) -> None:
 
 def _own_line(result: PlanResult) -> None:
     """The scenario's own deployment: its verdict and the reason, whatever it is."""
+    from hetsim.report.display import plain_numbers
+
     own = result.own
     if own is None:
         return
     console.print(
         f"[bold]yours[/] (#{own.id}, the scenario's pools): {own.verdict.value}: "
-        f"{escape(own.reason)}"
+        f"{escape(plain_numbers(own.reason))}"
         + ("" if own.converged is not False else f" (search not converged: {own.not_converged})")
     )
 
