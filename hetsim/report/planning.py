@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from hetsim.planner.objective import Objective
+from hetsim.planner.verdict import Verdict
 from hetsim.report.describe import unmeasured_note
 from hetsim.report.display import (
     dollars_per_hour,
@@ -196,8 +197,12 @@ def _versus(result: PlanResult, b: CandidateResult, other: CandidateResult, what
     aliases = plan_aliases(result)
     objective = result.objective
     mine = objective.score(b.goodput, b.candidate.devices, b.cost_per_hour, b.power_w)
-    if not other.goodput > 0:
-        return f"{what} (#{other.id}, {result_label(other, aliases)}): {other.verdict.value}."
+    if other.verdict not in (Verdict.RECOMMENDED, Verdict.RANKED) or not other.goodput > 0:
+        # not ranked (below min_rate, beaten early): its verdict, not a score beside ours
+        return (
+            f"{what} (#{other.id}, {result_label(other, aliases)}): {other.verdict.value}: "
+            f"{plain_numbers(other.reason)}."
+        )
     theirs = objective.score(other.goodput, other.candidate.devices, other.cost_per_hour,
                              other.power_w)  # fmt: skip
     if objective is Objective.CHEAPEST_FOR_RATE:
@@ -224,8 +229,12 @@ def _recommended(result: PlanResult) -> Section:
         f"Deployment #{b.id}: {result_label(b, aliases)}"
         + (f" (P:D {b.candidate.pd_ratio})" if b.candidate.pd_ratio else "")
         + f". Full label: {b.label}.",
-        f"Goodput {at}{plain(b.goodput)} req/s at ${dollars_per_hour(b.cost_per_hour)}/h: "
-        f"{objective_text(result.objective, b.objective, unit=True)}.",
+        f"Goodput {at}{plain(b.goodput)} req/s at ${dollars_per_hour(b.cost_per_hour)}/h"
+        + (
+            "."  # the price is the objective
+            if result.objective is Objective.CHEAPEST_FOR_RATE
+            else f": {objective_text(result.objective, b.objective, unit=True)}."
+        ),
     ]
     if s is not None:
         bullets.append(
