@@ -150,3 +150,19 @@ def test_the_partial_last_minute_is_not_drawn_as_a_drop(tmp_path):
     assert shown.tolist() == [60, 60]
     assert "last 10 s" in note and "11 requests" in note
     assert stats.to_dict()["last_minute_s"] == pytest.approx(10.0)
+
+
+@pytest.mark.parametrize("width", [80, 100])
+def test_check_and_models_fit_the_terminal_without_cutting_names(monkeypatch, width):
+    from hetsim.report.describe import describe
+
+    info = describe(hetsim.load_scenario("scenarios/qwen3-32b-6p2d.yaml"))
+    models = [hetsim.load_model(n) for n in hetsim.bundled_models()]
+    for draw in (lambda: render.check(info), lambda: render.models(models)):
+        lines = printed(monkeypatch, width, draw)
+        assert max(len(line) for line in lines) <= width
+        assert "…" not in "\n".join(lines)
+    lines = printed(monkeypatch, width, lambda: render.check(info))
+    # narrow: one column per pool, each measure on its own row, the accelerator whole
+    row = next(line for line in lines if line.strip().startswith("accelerator"))
+    assert row.split()[1:] == ["nvidia-h100-sxm", "nvidia-h100-sxm"]

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -27,16 +27,10 @@ if TYPE_CHECKING:
     from hetsim.perf.calibration import CalibrationTable
 
 
-def _width(stream: Any) -> int | None:
-    """The terminal's width (None: rich asks the terminal or $COLUMNS); piped output (files,
-    CI logs, notebooks) gets a wide page instead of rich's 80 columns unless $COLUMNS says."""
-    if stream.isatty() or os.environ.get("COLUMNS", "").isdigit():
-        return None
-    return 180
-
-
-console = Console(width=_width(sys.stdout))
-err_console = Console(stderr=True, width=_width(sys.stderr))
+# Piped output (files, CI logs, notebooks) gets a wide page instead of rich's 80 columns; a
+# terminal gets its own width and the tables below fit it.
+console = Console(width=None if sys.stdout.isatty() else 180)
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 180)
 
 
 def duration(seconds: float | None, digits: int = 3, missing: str = "—") -> str:
@@ -60,11 +54,26 @@ def number(x: float | None, digits: int = 4) -> str:
     return f"{x:,.{digits}g}"
 
 
+#: under this many columns a table drops its cell borders and keeps only the heading rule
+NARROW = 120
+
+
 def table(title: str, columns: Sequence[str], right: Sequence[str] = ()) -> Table:
-    """A table titled on the left; columns in ``right`` hold numbers and align right."""
-    t = Table(title=title, title_justify="left")
+    """A table titled on the left; columns in ``right`` hold numbers and align right.
+
+    Fitted to the terminal: a cell that does not fit folds onto the next line instead of
+    ending in "…" (an accelerator's name cut to ``nvidia-h1…`` names no accelerator), and
+    under :data:`NARROW` columns the borders give their room to the cells."""
+    narrow = console.width < NARROW
+    t = Table(
+        title=title,
+        title_justify="left",
+        box=box.SIMPLE_HEAVY if narrow else box.HEAVY_HEAD,
+        padding=(0, 1, 0, 0) if narrow else (0, 1),
+        pad_edge=not narrow,
+    )
     for col in columns:
-        t.add_column(col, justify="right" if col in right else "left")
+        t.add_column(col, justify="right" if col in right else "left", overflow="fold")
     return t
 
 
@@ -222,27 +231,38 @@ def check(info: dict[str, Any]) -> None:
 
 
 def _pools_table(pools: list[dict[str, Any]]) -> Table:
-    columns = ("pool", "role", "accelerator", "inst × dev", "tp/dp/ep", "precision W/A/KV",
-               "weights", "activations*", "KV room", "KV B/token", "KV tokens/inst",
-               "$/h")  # fmt: skip
-    t = table("Pools (per device unless stated)", columns, right=columns[3:5] + columns[6:])
+    """One row per pool; under 160 columns one column per pool instead (a dozen measures side
+    by side need about 150 columns, a few pools fit 80)."""
+    rows = []
     for p in pools:
         mem, prec = p["memory"], p["precision"]
-        t.add_row(
-            p["name"],
-            p["role"],
-            p["accelerator"],
-            f"{p['instances']} × {p['devices_per_instance']}",
-            f"{p['tp']}/{p['dp']}/{p['ep']}",
-            f"{prec['weights']}/{prec['activations']}/{prec['kv']}",
-            size(mem["weights_per_device"]),
-            size(mem["activations_per_device"]),
-            size(mem["kv_room_per_device"]),
-            f"{mem['kv_bytes_per_token_per_device']:,.0f}",
-            f"{mem['kv_capacity_tokens']:,}",
-            units.format_price_per_hour(p["cost_per_hour"])
-            + ("†" if p["price_is_assumption"] else ""),
+        rows.append(
+            {
+                "pool": p["name"],
+                "role": p["role"],
+                "accelerator": p["accelerator"],
+                "inst × dev": f"{p['instances']} × {p['devices_per_instance']}",
+                "tp/dp/ep": f"{p['tp']}/{p['dp']}/{p['ep']}",
+                "precision W/A/KV": f"{prec['weights']}/{prec['activations']}/{prec['kv']}",
+                "weights": size(mem["weights_per_device"]),
+                "activations*": size(mem["activations_per_device"]),
+                "KV room": size(mem["kv_room_per_device"]),
+                "KV B/token": f"{mem['kv_bytes_per_token_per_device']:,.0f}",
+                "KV tokens/inst": f"{mem['kv_capacity_tokens']:,}",
+                "$/h": units.format_price_per_hour(p["cost_per_hour"])
+                + ("†" if p["price_is_assumption"] else ""),
+            }
         )
+    title = "Pools (per device unless stated)"
+    if console.width < 160 and rows:
+        t = table(title, ["", *(r["pool"] for r in rows)], right=[r["pool"] for r in rows])
+        for measure in list(rows[0])[1:]:
+            t.add_row(measure, *(r[measure] for r in rows))
+        return t
+    columns = list(rows[0]) if rows else ["pool"]
+    t = table(title, columns, right=columns[3:5] + columns[6:])
+    for r in rows:
+        t.add_row(*r.values())
     return t
 
 
@@ -388,8 +408,6 @@ def profiles(rows: Sequence[AcceleratorProfile]) -> None:
     """``profiles``: units in the headings and bare figures in the cells, so the table fits a
     terminal; below 140 columns the wide, rarely compared columns (vendor, scale-up, formats,
     figures not from a datasheet) give way and a note says where to find them."""
-    from rich import box
-
     from hetsim.report.display import plain
 
     wide = console.width >= 140
@@ -441,25 +459,37 @@ def profiles(rows: Sequence[AcceleratorProfile]) -> None:
 
 
 def models(loaded: Sequence[ModelConfig]) -> None:
-    columns = ("name", "architecture", "layers", "params", "active", "bf16 weights", "KV bf16",
-               "KV fp8", "KV int8", "KV int4", "max ctx")  # fmt: skip
-    t = table("Models (KV bytes per token, all layers)", columns, right=columns[2:])
+    """``models``: units in the headings, figures in the cells; under 140 columns the
+    architecture and the int8/int4 KV sizes give way (a note says where they are)."""
+    from hetsim.report.display import plain
+
+    wide = console.width >= 140
+    kv_formats = ("bf16", "fp8_e4m3", "int8", "int4") if wide else ("bf16", "fp8_e4m3")
+    columns = ["name", "layers", "params\nB", "active\nB", "bf16\nweights GiB"]
+    columns += [f"KV {f.split('_')[0]}\nB/token" for f in kv_formats] + ["max\nctx"]
+    if wide:
+        columns.insert(1, "architecture")
+    t = table("Models (KV bytes per token, all layers)", columns, right=columns[2 if wide else 1 :])
     for m in loaded:
-        t.add_row(
+        cells = [
             m.name,
-            m.description,
             str(m.num_layers),
-            f"{m.params_total / 1e9:.2f}B",
-            f"{m.params_active / 1e9:.2f}B",
-            size(m.weight_bytes("bf16")),
-            *(f"{m.kv_bytes_per_token(f):,.0f}" for f in ("bf16", "fp8_e4m3", "int8", "int4")),
+            plain(m.params_total / 1e9, 4),
+            plain(m.params_active / 1e9, 4),
+            plain(m.weight_bytes("bf16") / 2**30, 3),
+            *(f"{m.kv_bytes_per_token(f):,.0f}" for f in kv_formats),
             f"{m.max_context:,}",
-        )
+        ]
+        if wide:
+            cells.insert(1, m.description)
+        t.add_row(*cells)
     console.print(t)
     console.print(
         "[dim]fp8 KV: per-tensor scale; int8/int4 KV: fp16 scale + zero point per token and head "
         "(MLA: per latent vector). Weights exclude MTP layers.[/]"
     )
+    if not wide:
+        console.print("[dim]architecture and int8/int4 KV: at 140 columns or more, or --json[/]")
 
 
 # --- hetsim simulate ------------------------------------------------------------------------
