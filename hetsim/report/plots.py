@@ -61,7 +61,7 @@ VERDICT_STYLE: dict[Verdict, dict[str, Any]] = {
     Verdict.RECOMMENDED: {"color": "#e3a008", "label": "recommended"},
     Verdict.RANKED: {"color": "tab:blue", "label": "ranked (meets SLA)"},
     Verdict.BEATEN: {"color": "tab:gray", "label": "beaten (stopped early)"},
-    Verdict.FAILS_SLA: {"color": "tab:red", "label": "fails SLA at every rate"},
+    Verdict.FAILS_SLA: {"color": "tab:red", "label": "fails SLA (every rate, or min_rate)"},
     Verdict.SCREENED: {"color": "tab:purple", "label": "screened out"},
     Verdict.INVALID: {"color": "black", "label": "invalid"},
 }
