@@ -149,6 +149,19 @@ def test_plan_html_states_the_recommendation_its_bound_and_its_robustness(plan_p
     assert "Price basis: prices on a rental basis" in parser.sections["What was assumed"]["text"]
 
 
+def test_plan_html_without_a_recommendation_says_why(tmp_path):
+    # no deployment serves a 10 ms TTFT: even alone a prompt takes longer
+    overrides = [*SMALL, "sla.ttft=10 ms", "search.decode.accelerators=[nvidia-h100-sxm]"]
+    result = hetsim.plan(hetsim.load_scenario("tests/data/plan-small.yaml", overrides), workers=1)
+    assert result.best is None
+    parser = _Page()
+    parser.feed(write_plan_report(result, tmp_path).read_text(encoding="utf-8"))
+    assert "What bounds it" not in parser.sections and "How robust it is" not in parser.sections
+    why = parser.sections["No deployment meets the SLA"]["text"]
+    assert result.explain_failure().splitlines()[0] in why
+    assert len(parser.images) == 1  # the Pareto figure; no recommended sweep to draw
+
+
 def test_numbers_read_in_plain_digits_with_separators():
     assert plain(18072.4) == "18,072"
     assert plain(34.0039) == "34.0"

@@ -112,6 +112,8 @@ def candidate_table(result: PlanResult, rows: list[CandidateResult]) -> pd.DataF
             "KV boundary": r.boundary or "–",
         }
         records.append(record)
+    if not records:
+        return pd.DataFrame(columns=["deployment"]).rename_axis("#")
     return pd.DataFrame(records).set_index("#")
 
 
@@ -426,14 +428,16 @@ def write_plan_report(result: PlanResult, path: str | Path) -> Path:
         )  # fmt: skip
         if s is not None
     ]
-    sections.append(
-        Section(
-            "Ranked candidates",
-            text="The recommendation, its runners-up, the colocated baseline and yours, at each "
-            "one's goodput. ≥: the SLA held at every rate searched (a lower bound).",
-            table=candidate_table(result, _shown(result)),
+    shown = _shown(result)
+    if shown:
+        sections.append(
+            Section(
+                "Ranked candidates",
+                text="The recommendation, its runners-up, the colocated baseline and yours, at "
+                "each one's goodput. ≥: the SLA held at every rate searched (a lower bound).",
+                table=candidate_table(result, shown),
+            )
         )
-    )
     figures = plan_figures(result)
     sections.append(
         Section(
