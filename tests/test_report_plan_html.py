@@ -94,7 +94,10 @@ def test_plan_html_stands_alone_with_every_figure_embedded(plan_page):
     _, page, parser = plan_page
     assert path_free(page)
     assert "script" not in parser.tags and "link" not in parser.tags
-    assert len(parser.images) == 2  # the rate sweep and the Pareto figure
+    result = plan_page[0]
+    assert result.own is not result.best and result.own.points
+    # the recommendation's rate sweep, yours and the Pareto figure
+    assert len(parser.images) == 3
     for src in parser.images:
         assert src.startswith("data:image/png;base64,")
         assert base64.b64decode(src.split(",", 1)[1])[:8] == PNG_SIGNATURE
@@ -159,7 +162,9 @@ def test_plan_html_without_a_recommendation_says_why(tmp_path):
     assert "What bounds it" not in parser.sections and "How robust it is" not in parser.sections
     why = parser.sections["No deployment meets the SLA"]["text"]
     assert result.explain_failure().splitlines()[0] in why
-    assert len(parser.images) == 1  # the Pareto figure; no recommended sweep to draw
+    # no recommended sweep to draw: yours (every rate it missed at) and the Pareto figure
+    assert result.own.points and "Yours at each simulated rate" in parser.sections
+    assert len(parser.images) == 2
 
 
 def test_numbers_read_in_plain_digits_with_separators():

@@ -438,6 +438,18 @@ def write_plan_report(result: PlanResult, path: str | Path) -> Path:
                 table=candidate_table(result, shown),
             )
         )
+    own = result.own
+    sweep = _rate_sweep(own) if own is not None and own is not result.best else None
+    if sweep is not None:
+        sections.append(
+            Section(
+                "Yours at each simulated rate",
+                text=f"The scenario's own deployment, #{own.id}: "  # type: ignore[union-attr]
+                f"{result_label(own, plan_aliases(result))}.",  # type: ignore[arg-type]
+                figure=sweep,
+                caption="Every rate its goodput search simulated, drawn as the recommendation's.",
+            )
+        )
     figures = plan_figures(result)
     sections.append(
         Section(
