@@ -514,6 +514,7 @@ def latency_vs_rate(
     _attainment_panel(att_ax, frame, rate, sla.attainment_target)
     if rate.size and np.nanmax(rate) / max(np.nanmin(rate), 1e-12) > 8:
         ttft_ax.set_xscale("log")  # shared: rates lie on a geometric grid
+    ttft_ax.margins(x=0.1)  # shared: the first and last rates' markers clear the frame
     mark = "≥ " if lower_bound else ""
     for ax in axes[0]:
         if has_goodput:
