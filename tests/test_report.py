@@ -215,6 +215,15 @@ def test_latency_vs_rate_marks_the_goodput_on_every_panel(tmp_path, sweep):
         assert sweep.rate in vertical_lines_at(fig, i)
     assert fig.axes[1].get_ylabel() == "TPOT (ms)"
     assert f"{sweep.rate:.3g}" in fig._suptitle.get_text()
+    # only the simulated rates are drawn, and nothing joins them: no trend between two rates
+    n = len(sweep.points)
+    assert f"at the {n} rates the goodput search simulated" in fig._suptitle.get_text()
+    for ax in fig.axes[:2]:
+        percentiles = [line for line in ax.get_lines() if line.get_label().startswith("p")]
+        assert len(percentiles) == 3
+        assert all(line.get_linestyle() == "None" for line in percentiles)
+        assert all(len(line.get_xdata()) == n for line in percentiles)
+    assert not [line for line in fig.axes[2].get_lines() if len(line.get_xdata()) > 2]
     assert_saved(fig, tmp_path, "latency_vs_rate")
 
 
