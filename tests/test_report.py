@@ -215,6 +215,15 @@ def test_latency_vs_rate_marks_the_goodput_on_every_panel(tmp_path, sweep):
         assert sweep.rate in vertical_lines_at(fig, i)
     assert fig.axes[1].get_ylabel() == "TPOT (ms)"
     assert f"{sweep.rate:.3g}" in fig._suptitle.get_text()
+    # only the simulated rates are drawn, and nothing joins them: no trend between two rates
+    n = len(sweep.points)
+    assert f"at the {n} rates the goodput search simulated" in fig._suptitle.get_text()
+    for ax in fig.axes[:2]:
+        percentiles = [line for line in ax.get_lines() if line.get_label().startswith("p")]
+        assert len(percentiles) == 3
+        assert all(line.get_linestyle() == "None" for line in percentiles)
+        assert all(len(line.get_xdata()) == n for line in percentiles)
+    assert not [line for line in fig.axes[2].get_lines() if len(line.get_xdata()) > 2]
     assert_saved(fig, tmp_path, "latency_vs_rate")
 
 
@@ -272,13 +281,22 @@ def test_pareto_front_keeps_the_rows_no_other_beats_on_cost_and_goodput():
     assert pareto_front(_candidates().iloc[8:]).empty  # nothing simulated, no front
 
 
-def test_pareto_figure_labels_the_recommended_and_counts_the_screened(tmp_path):
-    fig = pareto(_candidates())
+def test_pareto_figure_names_each_point_once_and_keys_the_recommended_and_front(tmp_path):
+    frame = _candidates()
+    frame["id"] = range(len(frame))
+    labels = {i: f"deployment {i}" for i in frame["id"]}
+    fig = pareto(frame, labels)
     title = fig._suptitle.get_text()
-    assert "8 simulated" in title and "2 screened out" in title
-    cost_ax, latency_ax = fig.axes[:2]
-    assert "best at 24" in [t.get_text() for t in cost_ax.texts]
-    assert "best at 24" in [t.get_text() for t in latency_ax.texts]
+    assert "8 simulated" in title and "2 not simulated (1 screened, 1 invalid)" in title
+    cost_ax, latency_ax, key_ax = fig.axes[:3]
+    cost_labels = sorted(t.get_text() for t in cost_ax.texts)
+    # "best at 24" (#3) and "tie at 24" (#4) lie on one spot: one label names both
+    assert cost_labels == ["#0", "#1", "#2", "#3 #4", "#5", "#6", "#7"]
+    # on the latency plane they differ; rows without latencies are not drawn there
+    assert sorted(t.get_text() for t in latency_ax.texts) == ["#0", "#2", "#3", "#4", "#5", "#6"]
+    key = key_ax.texts[0].get_text().splitlines()
+    assert key[0] == "#3: deployment 3 (recommended)"
+    assert key[1:] == ["#0: deployment 0", "#4: deployment 4", "#6: deployment 6"]  # the front
     assert latency_ax.patches  # the SLA box
     assert_saved(fig, tmp_path, "pareto")
 
@@ -321,12 +339,16 @@ def test_html_report_is_one_self_contained_page():
 def test_simulation_report_has_scenario_results_figures_and_yaml(tmp_path, disaggregated):
     path = write_simulation_report(disaggregated, tmp_path / "out" / "report.html")
     page = path.read_text()
-    for heading in ("Scenario", "Workload and SLA", "Results", "Latency distributions"):
+    for heading in ("What was simulated", "Workload and SLA", "Results", "What was assumed",
+                    "Latency distributions"):  # fmt: skip
         assert f">{heading}</h2>" in page
     assert page.count('<img src="data:image/png;base64,') == 5
     assert "NVIDIA H100" in page and "stopped after 150" in page
     assert "name: qwen3-32b-6p2d" in page  # the scenario as YAML
     assert "vs target 90%" in page
+    # what the numbers rest on: each pool's price and its source, each pool's step times
+    assert "Price of nvidia-h100-sxm (pool prefill): $" in page
+    assert "Step times of pool decode: " in page
     _no_external_references(page)
 
 

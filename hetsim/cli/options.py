@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
+import click
 import typer
 
 from hetsim.errors import InputError
@@ -12,10 +13,35 @@ from hetsim.errors import InputError
 if TYPE_CHECKING:
     from hetsim import Scenario
 
+
+def _flags_take_no_value() -> None:
+    """typer's rich help prints a flag's annotation (``--plots <bool>``) as if the flag took a
+    value, and users then type ``--plots true``, which fails. A flag takes none: its help
+    shows nothing after the name, as click's plain help already does. Applied once, here,
+    because every command module imports this one (simulate, validate and calibrate too);
+    typer has no setting for it."""
+    from typer.core import TyperOption
+
+    shown = TyperOption.display_type_rich
+    if getattr(shown, "hetsim_flags", False):
+        return
+
+    def display_type_rich(self: TyperOption, ctx: click.Context) -> str | None:
+        if self.is_flag or self.count:
+            return None
+        return shown(self, ctx)
+
+    display_type_rich.hetsim_flags = True  # type: ignore[attr-defined]
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
+_flags_take_no_value()
+
 SetOption = Annotated[
     list[str] | None,
     typer.Option(
         "--set",
+        metavar="PATH=VALUE",
         help="Override a scenario field: dotted.path=value (repeatable), e.g. "
         "--set pools.decode.instances=4 --set sla.ttft='2 s'",
         show_default=False,

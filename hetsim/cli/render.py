@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -25,7 +26,9 @@ if TYPE_CHECKING:
     from hetsim.lifecycles import LifecycleComparison, LifecycleOutcome
     from hetsim.perf.calibration import CalibrationTable
 
-# Piped output (files, CI logs, notebooks) gets a wide page instead of rich's 80 columns.
+
+# Piped output (files, CI logs, notebooks) gets a wide page instead of rich's 80 columns; a
+# terminal gets its own width and the tables below fit it.
 console = Console(width=None if sys.stdout.isatty() else 180)
 err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 180)
 
@@ -51,11 +54,26 @@ def number(x: float | None, digits: int = 4) -> str:
     return f"{x:,.{digits}g}"
 
 
+#: under this many columns a table drops its cell borders and keeps only the heading rule
+NARROW = 120
+
+
 def table(title: str, columns: Sequence[str], right: Sequence[str] = ()) -> Table:
-    """A table titled on the left; columns in ``right`` hold numbers and align right."""
-    t = Table(title=title, title_justify="left")
+    """A table titled on the left; columns in ``right`` hold numbers and align right.
+
+    Fitted to the terminal: a cell that does not fit folds onto the next line instead of
+    ending in "…" (an accelerator's name cut to ``nvidia-h1…`` names no accelerator), and
+    under :data:`NARROW` columns the borders give their room to the cells."""
+    narrow = console.width < NARROW
+    t = Table(
+        title=title,
+        title_justify="left",
+        box=box.SIMPLE_HEAVY if narrow else box.HEAVY_HEAD,
+        padding=(0, 1, 0, 0) if narrow else (0, 1),
+        pad_edge=not narrow,
+    )
     for col in columns:
-        t.add_column(col, justify="right" if col in right else "left")
+        t.add_column(col, justify="right" if col in right else "left", overflow="fold")
     return t
 
 
@@ -213,27 +231,38 @@ def check(info: dict[str, Any]) -> None:
 
 
 def _pools_table(pools: list[dict[str, Any]]) -> Table:
-    columns = ("pool", "role", "accelerator", "inst × dev", "tp/dp/ep", "precision W/A/KV",
-               "weights", "activations*", "KV room", "KV B/token", "KV tokens/inst",
-               "$/h")  # fmt: skip
-    t = table("Pools (per device unless stated)", columns, right=columns[3:5] + columns[6:])
+    """One row per pool; under 160 columns one column per pool instead (a dozen measures side
+    by side need about 150 columns, a few pools fit 80)."""
+    rows = []
     for p in pools:
         mem, prec = p["memory"], p["precision"]
-        t.add_row(
-            p["name"],
-            p["role"],
-            p["accelerator"],
-            f"{p['instances']} × {p['devices_per_instance']}",
-            f"{p['tp']}/{p['dp']}/{p['ep']}",
-            f"{prec['weights']}/{prec['activations']}/{prec['kv']}",
-            size(mem["weights_per_device"]),
-            size(mem["activations_per_device"]),
-            size(mem["kv_room_per_device"]),
-            f"{mem['kv_bytes_per_token_per_device']:,.0f}",
-            f"{mem['kv_capacity_tokens']:,}",
-            units.format_price_per_hour(p["cost_per_hour"])
-            + ("†" if p["price_is_assumption"] else ""),
+        rows.append(
+            {
+                "pool": p["name"],
+                "role": p["role"],
+                "accelerator": p["accelerator"],
+                "inst × dev": f"{p['instances']} × {p['devices_per_instance']}",
+                "tp/dp/ep": f"{p['tp']}/{p['dp']}/{p['ep']}",
+                "precision W/A/KV": f"{prec['weights']}/{prec['activations']}/{prec['kv']}",
+                "weights": size(mem["weights_per_device"]),
+                "activations*": size(mem["activations_per_device"]),
+                "KV room": size(mem["kv_room_per_device"]),
+                "KV B/token": f"{mem['kv_bytes_per_token_per_device']:,.0f}",
+                "KV tokens/inst": f"{mem['kv_capacity_tokens']:,}",
+                "$/h": units.format_price_per_hour(p["cost_per_hour"])
+                + ("†" if p["price_is_assumption"] else ""),
+            }
         )
+    title = "Pools (per device unless stated)"
+    if console.width < 160 and rows:
+        t = table(title, ["", *(r["pool"] for r in rows)], right=[r["pool"] for r in rows])
+        for measure in list(rows[0])[1:]:
+            t.add_row(measure, *(r[measure] for r in rows))
+        return t
+    columns = list(rows[0]) if rows else ["pool"]
+    t = table(title, columns, right=columns[3:5] + columns[6:])
+    for r in rows:
+        t.add_row(*r.values())
     return t
 
 
@@ -376,56 +405,91 @@ def _check_notes(pools: list[dict[str, Any]], paths: list[dict[str, Any]]) -> li
 
 
 def profiles(rows: Sequence[AcceleratorProfile]) -> None:
-    columns = ("name", "vendor", "memory", "mem BW", "bf16", "fp8", "int8", "fp4",
-               "scale-up /dir", "formats W | A | KV", "tdp", "$/h† basis",
-               "not datasheet")  # fmt: skip
-    t = table("Accelerator profiles (dense peaks)", columns)
+    """``profiles``: units in the headings and bare figures in the cells, so the table fits a
+    terminal; below 140 columns the wide, rarely compared columns (vendor, scale-up, formats,
+    figures not from a datasheet) give way and a note says where to find them."""
+    from hetsim.report.display import plain
+
+    wide = console.width >= 140
+    # under 100 columns the cell borders are what does not fit: keep only the heading rule
+    narrow = console.width < 100
+    t = Table(title="Accelerator profiles (dense peaks)", title_justify="left",
+              box=box.SIMPLE_HEAVY if narrow else box.HEAVY_HEAD,
+              padding=(0, 1, 0, 0) if narrow else (0, 1), pad_edge=not narrow)  # fmt: skip
+    t.add_column("name", overflow="fold", min_width=10)
+    if wide:
+        t.add_column("vendor")
+    numbers = ["memory\nGiB", "mem BW\nTB/s", "bf16\nTFLOPS", "fp8\nTFLOPS", "int8\nTFLOPS",
+               "fp4\nTFLOPS", "tdp\nW", "$/h†\nbasis"]  # fmt: skip
+    if wide:
+        numbers[6:6] = ["scale-up\nGB/s /dir"]
+    for heading in numbers:
+        t.add_column(heading, justify="right", no_wrap=True)
+    if wide:
+        t.add_column("formats W | A | KV", overflow="fold")
+        t.add_column("not\ndatasheet", justify="right")
     for p in rows:
         peaks = [
-            units.format_flops(p.compute[key].value, 3) if key in p.compute else "—"
+            plain(p.compute[key].value / 1e12) if key in p.compute else "—"
             for key in ("bf16", "fp8", "int8", "fp4")
         ]
-        t.add_row(
-            p.name,
-            p.vendor,
-            size(p.memory_bytes),
-            units.format_bandwidth(p.memory_bandwidth, 3),
-            *peaks,
-            units.format_bandwidth(p.scale_up.bandwidth.value, 3) if p.scale_up else "—",
-            f"{','.join(p.formats.weights)} | {','.join(p.formats.activations)} | "
-            f"{','.join(p.formats.kv)}",
-            units.format_power(p.tdp.value, 3),
-            f"{units.format_price_per_hour(p.price)} {p.basis or ''}".strip(),
-            str(len(p.uncertain_figures())),
-        )
+        cells = [p.name, plain(p.memory_bytes / 2**30), plain(p.memory_bandwidth / 1e12), *peaks,
+                 plain(p.tdp.value), f"{p.price:,.2f}\n{p.basis or ''}".strip()]  # fmt: skip
+        if wide:
+            scale_up = plain(p.scale_up.bandwidth.value / 1e9) if p.scale_up else "—"
+            cells[1:1] = [p.vendor]
+            cells[8:8] = [scale_up]
+            cells += [
+                f"{','.join(p.formats.weights)} | {','.join(p.formats.activations)} | "
+                f"{','.join(p.formats.kv)}",
+                str(len(p.uncertain_figures())),
+            ]
+        t.add_row(*cells)
     console.print(t)
     console.print(
         "[dim]† prices are assumptions; see each profile's note and sources. rental: what a "
         "provider charges; tco: owning the device, no margin (a scenario converts to its "
         "costs.basis)[/]"
     )
+    if not wide:
+        console.print(
+            "[dim]vendor, scale-up bandwidth, supported formats and the figures not from a "
+            "datasheet: at 140 columns or more, or with --json[/]"
+        )
 
 
 def models(loaded: Sequence[ModelConfig]) -> None:
-    columns = ("name", "architecture", "layers", "params", "active", "bf16 weights", "KV bf16",
-               "KV fp8", "KV int8", "KV int4", "max ctx")  # fmt: skip
-    t = table("Models (KV bytes per token, all layers)", columns, right=columns[2:])
+    """``models``: units in the headings, figures in the cells; under 140 columns the
+    architecture and the int8/int4 KV sizes give way (a note says where they are)."""
+    from hetsim.report.display import plain
+
+    wide = console.width >= 140
+    kv_formats = ("bf16", "fp8_e4m3", "int8", "int4") if wide else ("bf16", "fp8_e4m3")
+    columns = ["name", "layers", "params\nB", "active\nB", "bf16\nweights GiB"]
+    columns += [f"KV {f.split('_')[0]}\nB/token" for f in kv_formats] + ["max\nctx"]
+    if wide:
+        columns.insert(1, "architecture")
+    t = table("Models (KV bytes per token, all layers)", columns, right=columns[2 if wide else 1 :])
     for m in loaded:
-        t.add_row(
+        cells = [
             m.name,
-            m.description,
             str(m.num_layers),
-            f"{m.params_total / 1e9:.2f}B",
-            f"{m.params_active / 1e9:.2f}B",
-            size(m.weight_bytes("bf16")),
-            *(f"{m.kv_bytes_per_token(f):,.0f}" for f in ("bf16", "fp8_e4m3", "int8", "int4")),
+            plain(m.params_total / 1e9, 4),
+            plain(m.params_active / 1e9, 4),
+            plain(m.weight_bytes("bf16") / 2**30, 3),
+            *(f"{m.kv_bytes_per_token(f):,.0f}" for f in kv_formats),
             f"{m.max_context:,}",
-        )
+        ]
+        if wide:
+            cells.insert(1, m.description)
+        t.add_row(*cells)
     console.print(t)
     console.print(
         "[dim]fp8 KV: per-tensor scale; int8/int4 KV: fp16 scale + zero point per token and head "
         "(MLA: per latent vector). Weights exclude MTP layers.[/]"
     )
+    if not wide:
+        console.print("[dim]architecture and int8/int4 KV: at 140 columns or more, or --json[/]")
 
 
 # --- hetsim simulate ------------------------------------------------------------------------
@@ -622,11 +686,13 @@ def plan(result: PlanResult, top: int) -> None:
         )
     _own_line(result)
     if result.best is not None:
+        from hetsim.report.display import plan_aliases, result_label
+
         b = result.best
         provenance = b.summary.provenance if b.summary is not None else {}
         prov = ", ".join(f"{k} {v}" for k, v in provenance.items())
         console.print(
-            f"[bold green]recommended:[/] {escape(b.label)}"
+            f"[bold green]recommended:[/] #{b.id} {escape(result_label(b, plan_aliases(result)))}"
             + (f" (P:D {b.candidate.pd_ratio})" if b.candidate.pd_ratio else "")
             + _tie_note(result)
             + f"; step times: {prov}; prices: profile assumptions unless costs.prices sets them"
@@ -666,12 +732,14 @@ def network(result: PlanResult) -> None:
 
 def _own_line(result: PlanResult) -> None:
     """The scenario's own deployment: its verdict and the reason, whatever it is."""
+    from hetsim.report.display import plain_numbers
+
     own = result.own
     if own is None:
         return
     console.print(
         f"[bold]yours[/] (#{own.id}, the scenario's pools): {own.verdict.value}: "
-        f"{escape(own.reason)}"
+        f"{escape(plain_numbers(own.reason))}"
         + ("" if own.converged is not False else f" (search not converged: {own.not_converged})")
     )
 
@@ -689,45 +757,73 @@ def _tie_note(result: PlanResult) -> str:
 
 
 def _ranking_table(result: PlanResult, top: int) -> Table:
-    p = f"p{result.scenario.spec.sla.percentile:g}"
-    columns = ("", "deployment", "goodput req/s", result.objective.short_unit, "$/h",
-               "$/M tok at goodput", f"TTFT {p}", f"TPOT {p}", "boundary")  # fmt: skip
-    t = table(
-        "Recommended, runners-up, the colocated baseline and yours", columns, right=columns[2:-1]
+    """The recommendation beside its runners-up, the baseline and yours. Deployments are
+    named short (:func:`~hetsim.report.display.short_label`: vendor-less accelerators) and
+    fold over lines in their own column; the figures never wrap, and on a narrow terminal
+    the columns a reader can spare go first ($ per M tokens, then the boundary)."""
+    from hetsim.planner.objective import Objective
+    from hetsim.report.display import (
+        milliseconds,
+        objective_heading,
+        objective_text,
+        plain,
+        plan_aliases,
+        result_label,
     )
+
+    p = f"p{result.scenario.spec.sla.percentile:g}"
+    width = console.width
+    objective = result.objective
+    scored = objective not in (Objective.GOODPUT, Objective.CHEAPEST_FOR_RATE)
+    t = Table(title="Recommended, runners-up, the colocated baseline and yours",
+              title_justify="left")  # fmt: skip
+    t.add_column("", no_wrap=True)  # what the row is, over its candidate id
+    t.add_column("deployment", overflow="fold", ratio=1, min_width=20)
+    # two-line headings: a column is as wide as its figures, not as its name
+    figures = ["goodput\nreq/s", f"TTFT\n{p} ms", f"TPOT\n{p} ms", "$/h"]
+    if scored:
+        figures.insert(1, objective_heading(objective).replace(" ", "\n", 1))
+    if width >= 120:
+        figures.append("$/M\ntokens")
+    for heading in figures:
+        t.add_column(heading, justify="right", no_wrap=True)
+    if width >= 100:
+        t.add_column("KV\nboundary", no_wrap=True)
+    aliases = plan_aliases(result)
     shown = result.ranked[: top + 1]
     for extra in (result.baseline, result.own):
         if extra is not None and extra not in shown:
             shown.append(extra)
     for r in shown:
         s = r.summary
-        t.add_row(
-            _tag(result, r),
-            escape(r.label),
-            (
-                "-"
-                if math.isnan(r.goodput)
-                else ("≥ " if r.goodput_at_limit else "") + f"{r.goodput:.3g}"
-            ),
-            _objective(result, r),
+        goodput = "-" if math.isnan(r.goodput) else plain(r.goodput)
+        cells = [
+            "\n".join(filter(None, (_tag(result, r), f"#{r.id}"))),
+            escape(result_label(r, aliases)),
+            ("≥ " if r.goodput_at_limit else "") + goodput,
+            milliseconds(s and s.ttft_at_sla_percentile_s),
+            milliseconds(s and s.tpot_at_sla_percentile_s),
             f"{r.cost_per_hour:,.2f}",
-            f"{r.row()['cost_per_million_tokens'] or float('nan'):.3g}",
-            duration(s and s.ttft_at_sla_percentile_s, 4, missing="-"),
-            duration(s and s.tpot_at_sla_percentile_s, 4, missing="-"),
-            r.boundary or "-",
-        )
+        ]
+        if scored:
+            cells.insert(3, _objective(result, r, objective_text))
+        if width >= 120:
+            cells.append(plain(r.row()["cost_per_million_tokens"]))
+        if width >= 100:
+            cells.append(r.boundary or "-")
+        t.add_row(*cells)
     return t
 
 
-def _objective(result: PlanResult, r: CandidateResult) -> str:
+def _objective(result: PlanResult, r: CandidateResult, text: Callable[..., str]) -> str:
     """The row's objective; for a searched deployment without one (yours, below min_rate)
-    what its goodput scores, so it compares with the rows above."""
+    what its goodput scores, in brackets, so it compares with the rows above."""
     if not math.isnan(r.objective):
-        return f"{r.objective:.4g}"
+        return text(result.objective, r.objective)
     if math.isnan(r.goodput) or r.goodput <= 0:
         return "-"
     score = result.objective.score(r.goodput, r.candidate.devices, r.cost_per_hour, r.power_w)
-    return f"({score:.4g})"
+    return f"({text(result.objective, score)})"
 
 
 def _tag(result: PlanResult, r: CandidateResult) -> str:

@@ -9,6 +9,7 @@ results in candidate order, never from the order in which results arrive.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
@@ -113,13 +114,8 @@ class RayBackend(Backend):
         if self._owned:
             try:
                 ray.init(address=address, ignore_reinit_error=True, log_to_driver=False)
-            except (ConnectionError, RuntimeError, ValueError) as exc:
-                raise InputError(
-                    f"cannot reach a Ray cluster at {address}: {exc}",
-                    field="--address",
-                    value=address,
-                    allowed="'auto', a head node's host:port, or leave out for a local Ray",
-                ) from None
+            except Exception as exc:  # sorted by _connection_error; anything else propagates
+                raise _connection_error(ray, address, exc) from None
         self.workers = int(ray.cluster_resources().get("CPU", 1))
         self._remote = ray.remote(run_task)
 
@@ -138,6 +134,34 @@ class RayBackend(Backend):
     def close(self) -> None:
         if self._owned:
             self._ray.shutdown()
+
+
+#: how a refused token reads when Ray wraps it in a plain connection error (gRPC status)
+_AUTH_WORDS = re.compile(r"unauthenticated|authenticat|auth[_ ]token|permission denied", re.I)
+
+
+def _connection_error(ray: Any, address: str | None, exc: Exception) -> Exception:
+    """Why ``ray.init`` failed, named: a cluster that refused our credentials is not one we
+    could not reach, and the fixes differ (a token vs an address). Errors of neither kind are
+    returned as they are, to propagate."""
+    where = address or "the local Ray"
+    auth_error = getattr(getattr(ray, "exceptions", None), "AuthenticationError", None)
+    if (auth_error is not None and isinstance(exc, auth_error)) or _AUTH_WORDS.search(str(exc)):
+        return InputError(
+            f"the Ray cluster at {where} refused the connection: authentication failed ({exc})",
+            field="--address",
+            value=address,
+            allowed="the cluster's token in RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or "
+            "~/.ray/auth_token (RAY_AUTH_MODE=token)",
+        )
+    if isinstance(exc, (ConnectionError, TimeoutError, RuntimeError, ValueError)):
+        return InputError(
+            f"cannot reach a Ray cluster at {where}: {exc}",
+            field="--address",
+            value=address,
+            allowed="'auto', a head node's host:port, or leave out for a local Ray",
+        )
+    return exc
 
 
 def make_backend(name: str, workers: int | None = None, address: str | None = None) -> Backend:

@@ -4,21 +4,22 @@ request to the network when it is opened (reports get mailed and archived)."""
 from __future__ import annotations
 
 import base64
-import html
 import io
 import math
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import yaml
+from jinja2 import Environment, PackageLoader
 from matplotlib.figure import Figure
 
 from hetsim.metrics import EnergyFigures, LatencyStats, RunSummary
-from hetsim.report.describe import transfer_paths
+from hetsim.report.describe import transfer_paths, unmeasured_note
 from hetsim.report.plots import simulation_figures
 
 if TYPE_CHECKING:
@@ -32,39 +33,23 @@ __all__ = ["Section", "html_report", "write_simulation_report"]
 @dataclass
 class Section:
     """One part of a report, rendered in this order: ``text`` (plain text, blank lines between
-    paragraphs; HTML is escaped), ``table``, ``figure``, ``code`` (preformatted, escaped)."""
+    paragraphs; HTML is escaped), ``bullets`` (one fact per item), ``table``, ``figure`` with
+    its ``caption``, ``code`` (preformatted, escaped)."""
 
     heading: str
     text: str | None = None
     table: pd.DataFrame | None = None
     figure: Figure | None = None
     code: str | None = None
-
-
-_CSS = """
-body { font-family: -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif;
-       max-width: 1200px; margin: 2em auto; padding: 0 1.5em; color: #1f2328; line-height: 1.45; }
-h1 { margin-bottom: 0.1em; }
-.subtitle { color: #57606a; margin-top: 0; font-size: 1.1em; }
-.generated { color: #8c959f; font-size: 0.85em; }
-nav ol { columns: 2; font-size: 0.95em; }
-section { margin-top: 2.2em; border-top: 1px solid #d0d7de; padding-top: 0.4em; }
-table { border-collapse: collapse; margin: 0.8em 0; font-size: 0.9em; }
-th, td { border: 1px solid #d0d7de; padding: 0.3em 0.7em; text-align: right; }
-th { background: #f6f8fa; }
-td:first-child, th:first-child { text-align: left; }
-tbody tr:nth-child(even) { background: #fafbfc; }
-img { max-width: 100%; height: auto; display: block; margin: 0.8em 0; }
-pre { background: #f6f8fa; border: 1px solid #d0d7de; padding: 0.8em; overflow-x: auto;
-      font-size: 0.82em; }
-"""
+    bullets: list[str] | None = None
+    caption: str | None = None
 
 
 def _format_float(value: float) -> str:
+    # plain digits with separators: a reviewer reads 18,070, not 1.807e+04
     if not math.isfinite(value):
         return "–"
-    magnitude = abs(value)
-    if magnitude >= 1e4:
+    if abs(value) >= 1e3:
         return f"{value:,.0f}"
     return f"{value:.4g}"
 
@@ -75,23 +60,45 @@ def _figure_png(fig: Figure) -> str:
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def _paragraphs(text: str) -> str:
+def _paragraphs(text: str) -> list[list[str]]:
+    """Paragraphs (split at blank lines), each a list of its lines."""
     blocks = [b.strip() for b in re.split(r"\n\s*\n", text) if b.strip()]
-    return "\n".join(
-        "<p>" + "<br>\n".join(html.escape(line) for line in b.splitlines()) + "</p>" for b in blocks
-    )
+    return [b.splitlines() for b in blocks]
 
 
-def _table(frame: pd.DataFrame) -> str:
+#: a cell that reads as a number (with a unit sign, a bound mark or a percent) aligns right
+_NUMERIC = re.compile(r"^[≥≤<>~±+\-−–$×(]*\s*[\d,.]+\s*[%×)]?(\s*[kMG]?[a-zA-Z/$]{0,6})?$|^[–-]$")
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return _format_float(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    return str(value)
+
+
+def _table(frame: pd.DataFrame) -> dict[str, Any]:
+    """Headings and cell texts, and per column whether it holds figures: a column whose every
+    cell reads as a number aligns right, any other left (a deployment label reads from its
+    start, and a column of mixed answers would zigzag)."""
     # a default 0..n-1 index says nothing; a named or labelled one is data
-    show_index = not isinstance(frame.index, pd.RangeIndex) or frame.index.name is not None
-    return frame.to_html(
-        index=show_index,
-        float_format=_format_float,
-        na_rep="–",
-        border=0,
-        escape=True,
-    )
+    if not isinstance(frame.index, pd.RangeIndex) or frame.index.name is not None:
+        frame = frame.reset_index()
+    frame = frame.astype(object).where(frame.notna(), None)
+    rows = [[_text(v) for v in row] for row in frame.itertuples(index=False)]
+    numeric = [
+        all(_NUMERIC.match(row[i]) for row in rows) if rows else False
+        for i in range(len(frame.columns))
+    ]
+    return {
+        "columns": [str(c) for c in frame.columns],
+        "rows": [
+            [{"text": t, "number": n} for t, n in zip(row, numeric, strict=True)] for row in rows
+        ],  # fmt: skip
+    }
 
 
 def _anchor(heading: str, taken: set[str]) -> str:
@@ -103,53 +110,48 @@ def _anchor(heading: str, taken: set[str]) -> str:
     return anchor
 
 
+@cache
+def _templates() -> Environment:
+    # autoescape everything: headings, reasons and labels quote user text (scenario names)
+    return Environment(
+        loader=PackageLoader("hetsim.report", "templates"),
+        autoescape=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+
+
 def html_report(title: str, sections: list[Section], *, subtitle: str | None = None) -> str:
-    """A complete HTML page: the title, a table of contents, then each section; every figure
-    is embedded (base64 PNG), so the file stands alone."""
+    """A complete HTML page (``templates/report.html.j2``): the title, a table of contents,
+    then each section; every figure is embedded (base64 PNG), so the file stands alone."""
     from hetsim._version import __version__
 
-    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     taken: set[str] = set()
-    anchors = [_anchor(s.heading, taken) for s in sections]
-    parts = [
-        "<!DOCTYPE html>",
-        '<html lang="en">',
-        "<head>",
-        '<meta charset="utf-8">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{html.escape(title)}</title>",
-        f"<style>{_CSS}</style>",
-        "</head>",
-        "<body>",
-        f"<h1>{html.escape(title)}</h1>",
+    rendered = [
+        {
+            "anchor": _anchor(s.heading, taken),
+            "heading": s.heading,
+            "paragraphs": _paragraphs(s.text) if s.text else [],
+            "bullets": s.bullets or [],
+            "table": _table(s.table) if s.table is not None else None,
+            "image": _figure_png(s.figure) if s.figure is not None else None,
+            "caption": s.caption,
+            "code": s.code,
+        }
+        for s in sections
     ]
-    if subtitle:
-        parts.append(f'<p class="subtitle">{html.escape(subtitle)}</p>')
-    parts.append(f'<p class="generated">Generated by hetsim {__version__} on {stamp}.</p>')
-    if len(sections) > 1:
-        parts.append("<nav><ol>")
-        parts += [
-            f'<li><a href="#{a}">{html.escape(s.heading)}</a></li>'
-            for s, a in zip(sections, anchors, strict=True)
-        ]
-        parts.append("</ol></nav>")
-    for section, anchor in zip(sections, anchors, strict=True):
-        parts.append(f'<section id="{anchor}">')
-        parts.append(f"<h2>{html.escape(section.heading)}</h2>")
-        if section.text:
-            parts.append(_paragraphs(section.text))
-        if section.table is not None:
-            parts.append(_table(section.table))
-        if section.figure is not None:
-            parts.append(
-                f'<img src="data:image/png;base64,{_figure_png(section.figure)}" '
-                f'alt="{html.escape(section.heading, quote=True)}">'
-            )
-        if section.code is not None:
-            parts.append(f"<pre>{html.escape(section.code)}</pre>")
-        parts.append("</section>")
-    parts += ["</body>", "</html>", ""]
-    return "\n".join(parts)
+    return (
+        _templates()
+        .get_template("report.html.j2")
+        .render(
+            title=title,
+            subtitle=subtitle,
+            version=__version__,
+            stamp=datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
+            sections=rendered,
+        )
+    )
 
 
 # ---- the report of one simulation run ---------------------------------------------------------
@@ -360,10 +362,46 @@ _FIGURE_NOTES = {
 }
 
 
+def _assumed(result: SimulationResult) -> Section:
+    """Prices and step-time sources: what the run's numbers rest on besides the simulation."""
+    scenario, summary = result.scenario, result.summary
+    bullets = [f"Price basis: {summary.price_basis or scenario.spec.costs.basis}."]
+    for pool in scenario.spec.pools:
+        profile = scenario.profiles[pool.name]
+        source = (
+            "an assumption (the profile's)"
+            if scenario.price_is_assumption(pool.name)
+            else "from costs.prices"
+        )
+        bullets.append(
+            f"Price of {profile.name} (pool {pool.name}): "
+            f"${scenario.price_per_device_hour(pool.name):,.2f} per device-hour, {source}."
+        )
+    for pool, label in summary.provenance.items():
+        bullets.append(f"Step times of pool {pool}: {label}.")
+    note = unmeasured_note(summary.provenance)
+    if note:
+        bullets.append(f"The {note}.")
+    return Section("What was assumed", bullets=bullets)
+
+
+def _verdict(summary: RunSummary) -> str:
+    sla = summary.sla
+    attainment = summary.attainment
+    if not math.isfinite(attainment):
+        return "No request completed: the SLA cannot be judged."
+    verdict = "met" if summary.sla_met else "missed"
+    return (
+        f"SLA {verdict}: {attainment:.1%} of requests within TTFT ≤ {sla.ttft_s * 1e3:,.0f} ms "
+        f"and TPOT ≤ {sla.tpot_s * 1e3:g} ms (target {sla.attainment_target:.0%})."
+    )
+
+
 def write_simulation_report(result: SimulationResult, path: str | Path) -> Path:
-    """The HTML report of one run: the scenario, the results, every figure of
-    :func:`~hetsim.report.plots.simulation_figures` and the validated scenario. ``path`` is
-    the file to write (a directory gets ``report.html``); returns it."""
+    """The HTML report of one run: what was simulated, the workload and SLA, the results, what
+    was assumed, every figure of :func:`~hetsim.report.plots.simulation_figures` and the
+    validated scenario. ``path`` is the file to write (a directory gets ``report.html``);
+    returns it."""
     path = Path(path)
     if path.is_dir():
         path = path / "report.html"
@@ -375,23 +413,18 @@ def write_simulation_report(result: SimulationResult, path: str | Path) -> Path:
         f"\n\nModel: {model.name} ({model.description}). "
         f"{sum(p.total_devices for p in spec.pools)} devices, ${scenario.cost_per_hour():.2f}/h."
     )
-    sections = [
-        Section("Scenario", text=intro.strip(), table=_pools_table(scenario)),
-    ]
+    sections = [Section("What was simulated", text=intro.strip(), table=_pools_table(scenario))]
     paths = _paths_table(scenario)
     if paths is not None:
         sections.append(Section("KV transfer paths", table=paths))
     sections += [
-        Section(
-            "Workload and SLA",
-            table=_workload_table(scenario, result.summary),
-        ),
-        Section("Results", table=_summary_table(result.summary)),
+        Section("Workload and SLA", table=_workload_table(scenario, result.summary)),
+        Section("Results", text=_verdict(result.summary), table=_summary_table(result.summary)),
+        _assumed(result),
     ]
     for name, fig in simulation_figures(result).items():
         if name.startswith("step_breakdown_"):
-            pool = name.removeprefix("step_breakdown_")
-            heading = f"Step time breakdown: {pool}"
+            heading = f"Step time breakdown: {name.removeprefix('step_breakdown_')}"
             note = (
                 "Per-op time of one prefill step and one decode step on one instance of this "
                 "pool, as the step-time model predicts it."
@@ -403,7 +436,7 @@ def write_simulation_report(result: SimulationResult, path: str | Path) -> Path:
                 "link_utilisation": "KV transfer links",
             }.get(name, name)
             note = _FIGURE_NOTES.get(name)
-        sections.append(Section(heading, text=note, figure=fig))
+        sections.append(Section(heading, figure=fig, caption=note))
     dumped = spec.model_dump(mode="json", by_alias=True, exclude_none=True)
     sections.append(
         Section(

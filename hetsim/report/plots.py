@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -61,7 +61,7 @@ VERDICT_STYLE: dict[Verdict, dict[str, Any]] = {
     Verdict.RECOMMENDED: {"color": "#e3a008", "label": "recommended"},
     Verdict.RANKED: {"color": "tab:blue", "label": "ranked (meets SLA)"},
     Verdict.BEATEN: {"color": "tab:gray", "label": "beaten (stopped early)"},
-    Verdict.FAILS_SLA: {"color": "tab:red", "label": "fails SLA at every rate"},
+    Verdict.FAILS_SLA: {"color": "tab:red", "label": "fails SLA (every rate, or min_rate)"},
     Verdict.SCREENED: {"color": "tab:purple", "label": "screened out"},
     Verdict.INVALID: {"color": "black", "label": "invalid"},
 }
@@ -493,74 +493,92 @@ def predicted_vs_measured(frame: pd.DataFrame) -> Figure:
 # ---- rate sweeps and plans --------------------------------------------------------------------
 
 
-def latency_vs_rate(points: pd.DataFrame, sla: SLABounds, goodput: float | None) -> Figure:
-    """TTFT and TPOT percentiles and SLA attainment against the request rate, from
-    ``GoodputResult.to_frame()``; ``sla`` is a run summary's ``sla``. The goodput (highest
-    rate meeting the attainment target) is a vertical line on every panel."""
+def latency_vs_rate(
+    points: pd.DataFrame, sla: SLABounds, goodput: float | None, *, lower_bound: bool = False
+) -> Figure:
+    """TTFT and TPOT percentiles and SLA attainment at each rate the goodput search simulated
+    (``GoodputResult.to_frame()`` or a plan candidate's ``points``); ``sla`` is a run
+    summary's ``sla``. The goodput (highest rate meeting the attainment target; ``lower_bound``:
+    the SLA held at every rate searched, so the true one is higher) is a vertical line on every
+    panel.
+
+    Points are not joined: nothing was simulated between two rates, and a line would draw a
+    trend nobody measured. Each attainment point is labelled with its value."""
     frame = points.sort_values("rate", ignore_index=True)
     rate = _floats(frame, "rate")
-    pct = float(sla.percentile)
     fig, axes = _figure(1, 3, (15, 4.6), sharex=True)
     ttft_ax, tpot_ax, att_ax = axes[0]
     has_goodput = goodput is not None and math.isfinite(goodput) and goodput > 0
-    for ax, prefix, bound, scale, unit, name in (
-        (ttft_ax, "ttft", sla.ttft_s, 1.0, "s", "TTFT"),
-        (tpot_ax, "tpot", sla.tpot_s, 1e3, "ms", "TPOT"),
-    ):
-        shown = []
-        for p in (50, 90, 99):
-            values = _floats(frame, f"{prefix}_p{p}_s") * scale
-            is_sla = math.isclose(p, pct)
-            ax.plot(
-                rate,
-                values,
-                marker="o",
-                ms=4,
-                lw=2.2 if is_sla else 1.2,
-                label=f"p{p}" + (" (SLA percentile)" if is_sla else ""),
-            )
-            shown.append(values)
-        if not any(math.isclose(p, pct) for p in (50, 90, 99)):
-            values = _floats(frame, f"{prefix}_at_sla_percentile_s") * scale
-            ax.plot(rate, values, marker="o", ms=4, lw=2.2, ls="--", label=f"p{pct:g} (SLA)")
-            shown.append(values)
-        ax.axhline(
-            bound * scale, color=SLA_COLOR, ls="--", label=f"SLA {_fmt(bound * scale)} {unit}"
-        )
-        shown.append(np.array([bound * scale]))
-        _log_if_wide(ax, np.concatenate(shown), "y")
-        ax.set_ylabel(f"{name} ({unit})")
-        ax.set_title(f"{name} percentiles vs rate", fontsize=10)
-    attainment = _floats(frame, "attainment")
-    target = sla.attainment_target
-    ax = att_ax
-    ax.plot(rate, attainment, color="0.5", lw=1)
-    meets = frame["meets"].to_numpy(dtype=bool) if "meets" in frame else attainment >= target
-    ax.scatter(rate[meets], attainment[meets], color=TARGET_COLOR, zorder=3, label="meets target")
-    ax.scatter(rate[~meets], attainment[~meets], color=SLA_COLOR, zorder=3, label="misses target")
-    ax.axhline(target, color=TARGET_COLOR, ls="--", label=f"target {target:.0%}")
-    ax.set_ylim(0, 1.03)
-    ax.yaxis.set_major_formatter(PercentFormatter(1.0))
-    ax.set_ylabel("attainment (requests within every bound)")
-    ax.set_title("SLA attainment vs rate", fontsize=10)
+    _percentile_panel(ttft_ax, frame, rate, sla, "ttft")
+    _percentile_panel(tpot_ax, frame, rate, sla, "tpot")
+    _attainment_panel(att_ax, frame, rate, sla.attainment_target)
     if rate.size and np.nanmax(rate) / max(np.nanmin(rate), 1e-12) > 8:
         ttft_ax.set_xscale("log")  # shared: rates lie on a geometric grid
+    ttft_ax.margins(x=0.1)  # shared: the first and last rates' markers clear the frame
+    mark = "≥ " if lower_bound else ""
     for ax in axes[0]:
         if has_goodput:
             ax.axvline(
-                goodput, color=GOODPUT_COLOR, ls="-.", lw=1, label=f"goodput {_fmt(goodput)}"
+                goodput, color=GOODPUT_COLOR, ls="-.", lw=1, label=f"goodput {mark}{_fmt(goodput)}"
             )
         ax.set_xlabel("request rate (requests/s)")
         ax.grid(alpha=0.25, which="both")
         ax.legend(fontsize=8)
     if has_goodput:
-        headline = f"goodput {_fmt(goodput)} requests/s"
+        headline = f"goodput {mark}{_fmt(goodput)} requests/s"
     elif goodput is not None:
         headline = "no rate tried meets the SLA"
     else:
-        headline = f"{len(frame)} rates"
-    fig.suptitle(f"Latency and SLA attainment vs request rate: {headline}", fontsize=11)
+        headline = "no goodput given"
+    n = len(frame)
+    fig.suptitle(
+        f"Latency and SLA attainment at the {n} rate{'s' if n != 1 else ''} the goodput search "
+        f"simulated: {headline}",
+        fontsize=11,
+    )
     return fig
+
+
+def _percentile_panel(
+    ax: Axes, frame: pd.DataFrame, rate: np.ndarray, sla: SLABounds, prefix: str
+) -> None:
+    """p50/p90/p99 (and the SLA percentile) of TTFT in s or TPOT in ms, as unjoined points."""
+    bound, scale, unit, name = (
+        (sla.ttft_s, 1.0, "s", "TTFT") if prefix == "ttft" else (sla.tpot_s, 1e3, "ms", "TPOT")
+    )
+    pct = float(sla.percentile)
+    shown = []
+    for p, marker in ((50, "v"), (90, "o"), (99, "^")):
+        values = _floats(frame, f"{prefix}_p{p}_s") * scale
+        is_sla = math.isclose(p, pct)
+        ax.plot(rate, values, ls="none", marker=marker, ms=7 if is_sla else 5,
+                label=f"p{p}" + (" (SLA percentile)" if is_sla else ""))  # fmt: skip
+        shown.append(values)
+    if not any(math.isclose(p, pct) for p in (50, 90, 99)):
+        values = _floats(frame, f"{prefix}_at_sla_percentile_s") * scale
+        ax.plot(rate, values, ls="none", marker="D", ms=7, label=f"p{pct:g} (SLA)")
+        shown.append(values)
+    ax.axhline(bound * scale, color=SLA_COLOR, ls="--", label=f"SLA {_fmt(bound * scale)} {unit}")
+    shown.append(np.array([bound * scale]))
+    _log_if_wide(ax, np.concatenate(shown), "y")
+    ax.set_ylabel(f"{name} ({unit})")
+    ax.set_title(f"{name} percentiles at each simulated rate", fontsize=10)
+
+
+def _attainment_panel(ax: Axes, frame: pd.DataFrame, rate: np.ndarray, target: float) -> None:
+    attainment = _floats(frame, "attainment")
+    meets = frame["meets"].to_numpy(dtype=bool) if "meets" in frame else attainment >= target
+    ax.scatter(rate[meets], attainment[meets], color=TARGET_COLOR, zorder=3, label="meets target")
+    ax.scatter(rate[~meets], attainment[~meets], color=SLA_COLOR, zorder=3, label="misses target")
+    for x, y in zip(rate, attainment, strict=True):
+        if math.isfinite(y):
+            ax.annotate(f"{y:.1%}", (x, y), xytext=(0, -13), textcoords="offset points",
+                        ha="center", fontsize=7, color="0.3")  # fmt: skip
+    ax.axhline(target, color=TARGET_COLOR, ls="--", label=f"target {target:.0%}")
+    ax.set_ylim(0, 1.03)
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+    ax.set_ylabel("attainment (requests within every bound)")
+    ax.set_title("SLA attainment at each simulated rate", fontsize=10)
 
 
 def per_dollar_vs_link(links: pd.DataFrame, references: dict[str, float]) -> Figure:
@@ -624,49 +642,58 @@ def _scatter_candidates(ax: Axes, rows: pd.DataFrame, x: np.ndarray, y: np.ndarr
         )
 
 
-def _label_recommended(ax: Axes, rows: pd.DataFrame, x: np.ndarray, y: np.ndarray) -> None:
-    if "verdict" not in rows:
+def _id_labels(ax: Axes, rows: pd.DataFrame, x: np.ndarray, y: np.ndarray, most: int = 40) -> None:
+    """``#id`` beside each point, moved apart by adjustText; candidates drawn at one spot share
+    one label (``#14 #15``) instead of printing over each other. Past ``most`` points only the
+    recommended one and the Pareto front's are named."""
+    if "id" not in rows or not len(rows):
         return
-    # called once the axes have their limits: the label leans towards the middle of the plot
-    lo, hi = ax.get_xlim()
-    middle = (lo + hi) / 2
-    for i in np.flatnonzero(rows["verdict"].astype(str).to_numpy() == Verdict.RECOMMENDED):
-        label = str(rows["label"].iloc[i]) if "label" in rows else "recommended"
-        # one line per part of a deployment, and towards the plot's middle: a one-line label
-        # of a disaggregated deployment is wider than the axes, and constrained layout then
-        # shrank the axes to nothing to make room for it
-        toward_left = x[i] >= middle
-        note = ax.annotate(
-            label.replace(" | ", "\n"),
-            (x[i], y[i]),
-            xytext=(-10 if toward_left else 10, 10),
-            textcoords="offset points",
-            ha="right" if toward_left else "left",
-            fontsize=8,
-            fontweight="bold",
-            arrowprops={"arrowstyle": "-", "color": "0.3"},
-            bbox={"boxstyle": "round", "facecolor": "#fff7d6", "edgecolor": "#e3a008"},
-            zorder=6,
+    verdicts = rows["verdict"].astype(str).to_numpy() if "verdict" in rows else None
+    keep = np.ones(len(rows), dtype=bool)
+    if len(rows) > most:
+        on_front = set(pareto_front(rows)["id"]) if "cost_per_hour" in rows else set()
+        keep = rows["id"].isin(on_front).to_numpy() | (verdicts == Verdict.RECOMMENDED)
+    groups: dict[tuple[float, float], list[int]] = {}
+    top: set[tuple[float, float]] = set()
+    for i in np.flatnonzero(keep & np.isfinite(x) & np.isfinite(y)):
+        spot = (float(x[i]), float(y[i]))
+        groups.setdefault(spot, []).append(int(rows["id"].iloc[i]))
+        if verdicts is not None and verdicts[i] == Verdict.RECOMMENDED:
+            top.add(spot)
+    texts = []
+    for spot, ids in groups.items():
+        best = spot in top
+        texts.append(
+            ax.text(
+                *spot,
+                " ".join(f"#{i}" for i in sorted(ids)),
+                fontsize=8 if best else 7,
+                fontweight="bold" if best else "normal",
+                color="black" if best else "0.25",
+                bbox={"boxstyle": "round", "facecolor": "#fff7d6", "edgecolor": "#e3a008"}
+                if best
+                else None,
+                zorder=6,
+            )
         )
-        note.set_in_layout(False)
+    if texts:
+        from adjustText import adjust_text  # only plans draw labels; keeps import time down
+
+        adjust_text(texts, x=x[keep], y=y[keep], ax=ax,
+                    arrowprops={"arrowstyle": "-", "color": "0.5", "lw": 0.6})  # fmt: skip
 
 
-def _label_front(ax: Axes, front: pd.DataFrame, most: int = 12) -> None:
-    """Name the front's points (the recommended one gets its own, bolder label); past
-    ``most`` points the names would overlap more than they inform."""
-    if "label" not in front or len(front) > most:
-        return
-    for row in front.itertuples():
-        if getattr(row, "verdict", None) == Verdict.RECOMMENDED:
-            continue
-        ax.annotate(
-            str(row.label),
-            (row.cost_per_hour, row.goodput),
-            xytext=(5, -11),
-            textcoords="offset points",
-            fontsize=7,
-            color="0.25",
-        )
+def _key_lines(rows: pd.DataFrame, labels: Mapping[int, str], most: int = 8) -> list[str]:
+    """``#id: deployment`` for the recommended candidate and the Pareto front (the points a
+    reader looks up first); the HTML report's tables name every other id."""
+    if "id" not in rows or not labels:
+        return []
+    best: list[int] = []
+    if "verdict" in rows:
+        best = [int(i) for i in rows.loc[rows["verdict"].astype(str) == Verdict.RECOMMENDED, "id"]]
+    front = [int(i) for i in pareto_front(rows)["id"]] if "cost_per_hour" in rows else []
+    chosen = [i for i in dict.fromkeys(best + front) if i in labels][:most]
+    return [f"#{i}: {labels[i]}" + (" (recommended)" if i in best else "") for i in chosen]
 
 
 def _candidate_legend(rows: pd.DataFrame, extra: Sequence[Any]) -> list[Any]:
@@ -684,54 +711,71 @@ def _candidate_legend(rows: pd.DataFrame, extra: Sequence[Any]) -> list[Any]:
     return handles + list(extra)
 
 
-def pareto(candidates: pd.DataFrame) -> Figure:
+def pareto(candidates: pd.DataFrame, labels: Mapping[int, str] | None = None) -> Figure:
     """The plan at a glance: (a) cost per hour against goodput for every simulated candidate,
     coloured by verdict, with the Pareto front (the most goodput any budget buys) as a
-    staircase and the recommended deployment labelled; (b) TTFT against TPOT at each
-    candidate's goodput, at the SLA percentile, inside or outside the SLA box.
+    staircase; (b) TTFT against TPOT at each candidate's goodput, at the SLA percentile, inside
+    or outside the SLA box. Every point is named by its candidate id; ``labels`` (id →
+    deployment) adds a key under the panels for the recommended candidate and the front.
 
     Rows with NaN goodput were not simulated (screened out or invalid) and are only counted.
     """
     good = _floats(candidates, "goodput")
     simulated = candidates[np.isfinite(good)]
     skipped = candidates[~np.isfinite(good)]
-    fig, axes = _figure(1, 2, (14, 5.6))
-    cost_ax, lat_ax = axes[0]
-    cost = _floats(simulated, "cost_per_hour")
-    goodput = _floats(simulated, "goodput")
+    key = _key_lines(simulated, labels or {})
+    fig = _ReportFigure(figsize=(13, 5.4 + 0.22 * len(key)), dpi=100, layout="constrained")
+    grid = fig.add_gridspec(2, 2, height_ratios=[5.4, 0.3 + 0.22 * len(key)])
+    cost_ax, lat_ax = fig.add_subplot(grid[0, 0]), fig.add_subplot(grid[0, 1])
+    key_ax = fig.add_subplot(grid[1, :])
+    key_ax.axis("off")
     extra: list[Any] = []
     if simulated.empty:
         _empty(cost_ax, "no simulated candidates")
         _empty(lat_ax, "no simulated candidates")
     else:
-        front = pareto_front(simulated)
-        if not front.empty:
-            fx = np.append(front["cost_per_hour"].to_numpy(float), np.nanmax(cost) * 1.05)
-            fy = np.append(front["goodput"].to_numpy(float), front["goodput"].iloc[-1])
-            cost_ax.step(fx, fy, where="post", color="0.25", lw=1.2, ls="--", zorder=2)
-            extra.append(Line2D([], [], color="0.25", ls="--", label="Pareto front"))
-        _scatter_candidates(cost_ax, simulated, cost, goodput)
-        _label_front(cost_ax, front)
-        cost_ax.set_xlim(left=0, right=np.nanmax(cost) * 1.12)
-        cost_ax.set_ylim(bottom=0, top=max(np.nanmax(goodput), 1e-9) * 1.15)
-        _label_recommended(cost_ax, simulated, cost, goodput)
+        _cost_plane(cost_ax, simulated, extra)
         _latency_plane(lat_ax, simulated, extra)
     cost_ax.set_xlabel("cost ($/h)")
     cost_ax.set_ylabel("goodput (requests/s within SLA)")
     cost_ax.set_title("(a) goodput vs cost", fontsize=10)
     cost_ax.grid(alpha=0.25)
-    fig.legend(
-        handles=_candidate_legend(simulated, extra),
-        loc="outside right upper",
-        fontsize=8,
-    )
+    key_ax.legend(handles=_candidate_legend(simulated, extra), loc="upper right", fontsize=8,
+                  ncols=2, frameon=False)  # fmt: skip
+    if key:
+        key_ax.text(0, 1, "\n".join(key), va="top", ha="left", fontsize=8,
+                    transform=key_ax.transAxes, family="monospace")  # fmt: skip
     title = f"Deployment candidates: {len(simulated)} simulated"
     if len(skipped):
         by = skipped["verdict"].astype(str).value_counts() if "verdict" in skipped else None
         detail = " (" + ", ".join(f"{n} {v}" for v, n in by.items()) + ")" if by is not None else ""
-        title += f", {len(skipped)} screened out without simulation{detail}"
+        title += f", {len(skipped)} not simulated{detail}"
     fig.suptitle(title, fontsize=11)
     return fig
+
+
+def _cost_plane(ax: Axes, simulated: pd.DataFrame, extra: list[Any]) -> None:
+    cost = _floats(simulated, "cost_per_hour")
+    goodput = _floats(simulated, "goodput")
+    front = pareto_front(simulated)
+    if not front.empty:
+        fx = np.append(front["cost_per_hour"].to_numpy(float), np.nanmax(cost) * 1.05)
+        fy = np.append(front["goodput"].to_numpy(float), front["goodput"].iloc[-1])
+        ax.step(fx, fy, where="post", color="0.25", lw=1.2, ls="--", zorder=2)
+        extra.append(Line2D([], [], color="0.25", ls="--", label="Pareto front"))
+    _scatter_candidates(ax, simulated, cost, goodput)
+    # the axes start at the cheapest and least candidates, not at 0: the points then spread
+    # over the panel instead of crowding one corner
+    ax.set_xlim(*_padded(cost))
+    ax.set_ylim(*_padded(goodput))
+    _id_labels(ax, simulated, cost, goodput)
+
+
+def _padded(values: np.ndarray, pad: float = 0.12) -> tuple[float, float]:
+    v = values[np.isfinite(values)]
+    lo, hi = float(v.min()), float(v.max())
+    span = hi - lo if hi > lo else max(abs(hi), 1e-9) * 0.5
+    return max(lo - pad * span, 0.0), hi + pad * span
 
 
 def _latency_plane(ax: Axes, simulated: pd.DataFrame, extra: list[Any]) -> None:
@@ -752,6 +796,7 @@ def _latency_plane(ax: Axes, simulated: pd.DataFrame, extra: list[Any]) -> None:
             )
         )
         extra.append(Patch(facecolor=TARGET_COLOR, alpha=0.25, label="SLA box"))
+    ax.set_title("(b) latency at each candidate's goodput", fontsize=10)
     if not both.any():
         _empty(ax, "no latencies at goodput (no candidate meets the SLA)")
         return
@@ -759,12 +804,11 @@ def _latency_plane(ax: Axes, simulated: pd.DataFrame, extra: list[Any]) -> None:
     _scatter_candidates(ax, rows, tpot[both], ttft[both])
     xmax = max(np.nanmax(tpot[both]), box[0] if box else 0)
     ymax = max(np.nanmax(ttft[both]), box[1] if box else 0)
-    ax.set_xlim(0, xmax * 1.15)
-    ax.set_ylim(0, ymax * 1.15)
-    _label_recommended(ax, rows, tpot[both], ttft[both])
+    ax.set_xlim(0, xmax * 1.08)
+    ax.set_ylim(0, ymax * 1.08)
+    _id_labels(ax, rows, tpot[both], ttft[both])
     ax.set_xlabel("TPOT at the SLA percentile (ms)")
     ax.set_ylabel("TTFT at the SLA percentile (s)")
-    ax.set_title("(b) latency at each candidate's goodput", fontsize=10)
     ax.grid(alpha=0.25)
 
 

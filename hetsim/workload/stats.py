@@ -85,6 +85,9 @@ class TraceStats:
     per_minute: np.ndarray = field(repr=False)
     input_lengths: np.ndarray = field(repr=False)
     output_lengths: np.ndarray = field(repr=False)
+    #: seconds of its minute the last per-minute bin covers (< 60: a partial minute, whose
+    #: count is not comparable with the others)
+    last_minute_s: float = 60.0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -100,6 +103,7 @@ class TraceStats:
             "mean_rate_rps": _finite(self.mean_rate_rps),
             "mean_per_minute": _finite(self.mean_per_minute),
             "peak_per_minute": self.peak_per_minute,
+            "last_minute_s": self.last_minute_s,
             "input_tokens": self.input.__dict__.copy(),
             "output_tokens": self.output.__dict__.copy(),
             "hash_blocks": self.hash_blocks,
@@ -163,7 +167,8 @@ def trace_stats(
 ) -> TraceStats:
     """Read a whole trace (streaming) and summarise it; ``fmt`` None guesses it from the file."""
     path = Path(path)
-    fmt = fmt or detect_format(path)
+    # a column mapping names the user's own columns: only csv or jsonl can take it
+    fmt = fmt or detect_format(path, generic=columns is not None)
     try:
         trace = TraceSpec(
             path=str(path),
@@ -234,8 +239,25 @@ def trace_stats(
         max_turns=turns.max_turn if has_hashes else None,
         session_reuse_tokens=turns.reused_tokens / int(inp.sum()) if has_hashes else None,
         per_minute=per_minute,
+        last_minute_s=duration - 60.0 * (len(per_minute) - 1),
         input_lengths=inp,
         output_lengths=out,
+    )
+
+
+def _full_minutes(stats: TraceStats) -> tuple[np.ndarray, str]:
+    """The per-minute counts to draw, and the legend entry saying what was left out: the last
+    bin covers only the trace's last seconds, and drawn beside full minutes it reads as a drop
+    in load that never happened. A trace shorter than a minute keeps its one bin, marked."""
+    counts = stats.per_minute
+    partial = stats.last_minute_s < 60.0
+    if not partial:
+        return counts, "arrivals per minute"
+    if len(counts) == 1:
+        return counts, f"arrivals in {stats.last_minute_s:.0f} s (under a minute)"
+    return counts[:-1], (
+        f"arrivals per minute (the last {stats.last_minute_s:.0f} s, a partial minute of "
+        f"{int(counts[-1]):,} requests, not drawn)"
     )
 
 
@@ -248,7 +270,8 @@ def plot_trace_stats(stats: TraceStats, out: str | Path) -> Path:
     fig = Figure(figsize=(10, 9), dpi=100, layout="constrained")
     FigureCanvasAgg(fig)
     ax_rate, ax_in, ax_out = fig.subplots(3, 1)
-    ax_rate.stairs(stats.per_minute, np.arange(len(stats.per_minute) + 1), color="tab:blue")
+    shown, note = _full_minutes(stats)
+    ax_rate.stairs(shown, np.arange(len(shown) + 1), color="tab:blue", label=note)
     if np.isfinite(stats.mean_per_minute):
         ax_rate.axhline(
             stats.mean_per_minute,
@@ -257,7 +280,7 @@ def plot_trace_stats(stats: TraceStats, out: str | Path) -> Path:
             lw=1,
             label=f"mean {stats.mean_per_minute:.1f}/min",
         )
-        ax_rate.legend(loc="upper right")
+    ax_rate.legend(loc="upper right")
     ax_rate.set_xlabel("minutes from the first arrival")
     ax_rate.set_ylabel("requests per minute")
     ax_rate.set_title(f"{Path(stats.file).name} ({stats.format}): {stats.requests:,} requests")

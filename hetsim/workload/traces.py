@@ -129,8 +129,10 @@ def resolve_trace_path(trace: TraceSpec, base_dir: Path, field: str = "workload.
     return path
 
 
-def detect_format(path: Path) -> str:
-    """Guess a trace's format from its first record: mooncake, azure or burstgpt."""
+def detect_format(path: Path, *, generic: bool = False) -> str:
+    """Guess a trace's format from its first record: mooncake, azure or burstgpt; with
+    ``generic`` (a column mapping was given, so the columns are the user's own) only the
+    container: jsonl when the record is a JSON object, csv otherwise."""
     path = Path(path)
     if not path.is_file():
         raise InputError("trace file not found", value=str(path))
@@ -142,6 +144,8 @@ def detect_format(path: Path) -> str:
                 break
     if not first:
         raise InputError("trace file is empty", file=path)
+    if generic:
+        return "jsonl" if first.startswith("{") else "csv"
     if first.startswith("{"):
         try:
             keys = set(json.loads(first))
