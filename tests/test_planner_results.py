@@ -71,3 +71,12 @@ def test_plan_json_lists_the_cost_goodput_pareto_front(planned):
         )
     costs = [measured[i].cost_per_hour for i in front]
     assert costs == sorted(costs) and not any(math.isnan(c) for c in costs)
+
+
+def test_scores_in_reasons_read_in_plain_digits_with_their_unit():
+    from hetsim.planner.objective import Objective
+
+    assert Objective.GOODPUT_PER_DOLLAR.format(16580.3) == "16,580 requests per $"
+    assert Objective.GOODPUT_PER_DOLLAR.format(66.434) == "66.43 requests per $"
+    assert Objective.GOODPUT.format(0.82614) == "0.8261 req/s"
+    assert Objective.CHEAPEST_FOR_RATE.format(-96.0) == "$96.00/h"  # the price, not its negative

@@ -36,6 +36,16 @@ class Objective(StrEnum):
         """The score's unit as a table column heading."""
         return _UNITS[self][1]
 
+    def format(self, score: float) -> str:
+        """A score in prose, with its unit: four significant figures in plain digits (never
+        ``1.658e+04``); under cheapest_for_rate the price itself, not its negative."""
+        if self is Objective.CHEAPEST_FOR_RATE:
+            return f"${-score:,.2f}/h"
+        if not math.isfinite(score):
+            return f"{score} {self.unit}"
+        digits = max(0, 3 - math.floor(math.log10(abs(score)))) if score else 0
+        return f"{score:,.{digits}f} {self.unit}"
+
     def score(
         self, rate: float, devices: int, cost_per_hour: float, power_w: float = math.nan
     ) -> float:

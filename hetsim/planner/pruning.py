@@ -138,8 +138,8 @@ def search_task(
             return _beaten(
                 r,
                 f"its {sr.bound_by} bound ({sr.rate_bound:.3g} req/s) gives at most "
-                f"{bound:.4g} {objective.unit}, not within {rel_tol:.0%} of #{best.id}'s "
-                f"measured {best.objective:.4g}",
+                f"{objective.format(bound)}, not within {rel_tol:.0%} of #{best.id}'s "
+                f"measured {objective.format(best.objective)}",
             )
         needed = objective.rate_for(to_tie, r.candidate.devices, r.cost_per_hour, r.power_w)
         need = needed if need is None else max(need, needed)
@@ -232,7 +232,7 @@ def with_search(
             reason += f" (at concurrency {n})"
         return replace(r, verdict=Verdict.FAILS_SLA, reason=reason)
     score = _score(objective, r, r.goodput)
-    measured = f"{r.goodput:.3g} req/s, {score:.4g} {objective.unit}"
+    measured = f"{r.goodput:.3g} req/s, {objective.format(score)}"
     reason = f"goodput {measured}" + (f" at concurrency {n}" if closed else "")
     if out.get("at_limit"):
         reason = _at_limit(r, out, measured)
