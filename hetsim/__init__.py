@@ -68,6 +68,10 @@ def __getattr__(name: str):  # noqa: ANN202 - lazy: simpy and pandas load only w
         from importlib import import_module
 
         return getattr(import_module("hetsim.planner.search"), name)
+    if name == "Objective":
+        from hetsim.planner.objective import Objective
+
+        return Objective
     raise AttributeError(f"module 'hetsim' has no attribute {name!r}")
 
 
@@ -95,6 +99,7 @@ __all__ = [
     "with_rate",
     "plan",
     "PlanResult",
+    "Objective",
     "CandidateResult",
     "attainment",
     "meets_sla",

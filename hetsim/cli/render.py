@@ -761,7 +761,7 @@ def _ranking_table(result: PlanResult, top: int) -> Table:
     named short (:func:`~hetsim.report.display.short_label`: vendor-less accelerators) and
     fold over lines in their own column; the figures never wrap, and on a narrow terminal
     the columns a reader can spare go first ($ per M tokens, then the boundary)."""
-    from hetsim.planner.objective import Objective
+    from hetsim import Objective
     from hetsim.report.display import (
         milliseconds,
         objective_heading,

@@ -36,15 +36,17 @@ class Objective(StrEnum):
         """The score's unit as a table column heading."""
         return _UNITS[self][1]
 
-    def format(self, score: float) -> str:
-        """A score in prose, with its unit: four significant figures in plain digits (never
-        ``1.658e+04``); under cheapest_for_rate the price itself, not its negative."""
+    def format(self, score: float, unit: bool = True) -> str:
+        """A score as people read it: four significant figures in plain digits (never
+        ``1.658e+04``), with its unit unless ``unit`` is false; under cheapest_for_rate the
+        price itself, not its negative."""
         if self is Objective.CHEAPEST_FOR_RATE:
-            return f"${-score:,.2f}/h"
-        if not math.isfinite(score):
-            return f"{score} {self.unit}"
-        digits = max(0, 3 - math.floor(math.log10(abs(score)))) if score else 0
-        return f"{score:,.{digits}f} {self.unit}"
+            return f"${-score:,.2f}/h" if unit else f"{-score:,.2f}"
+        digits = 0
+        if math.isfinite(score) and score:
+            digits = max(0, 3 - math.floor(math.log10(abs(score))))
+        text = f"{score:,.{digits}f}" if math.isfinite(score) else str(score)
+        return f"{text} {self.unit}" if unit else text
 
     def score(
         self, rate: float, devices: int, cost_per_hour: float, power_w: float = math.nan

@@ -252,7 +252,9 @@ class _Search:
             best = self.results[best.id]
             reason = (
                 f"tie for the best {unit} with "
-                + ", ".join(f"#{r.id} ({self.objective.format(r.objective)})" for r in others)
+                + ", ".join(
+                    f"#{r.id} ({self.objective.format(r.objective, False)})" for r in others
+                )
                 + f", within the goodput grid's {self.search.rel_tol:.0%} step "
                 f"(broken by {TIE_BREAK})"
             )

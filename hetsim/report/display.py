@@ -88,11 +88,7 @@ def objective_text(objective: Objective, score: float | None, *, unit: bool = Fa
     ``unit`` appends the unit in prose (``18,070 requests per $``)."""
     if score is None or not math.isfinite(score):
         return MISSING
-    if unit:
-        return objective.format(score)
-    if objective is Objective.CHEAPEST_FOR_RATE:
-        return dollars_per_hour(-score)
-    return plain(score, 4)
+    return objective.format(score, unit)
 
 
 # ---- deployments ---------------------------------------------------------------------------
