@@ -80,6 +80,7 @@ class Simulation:
         progress: Callable[[int], None] | None = None,
         heartbeat: Callable[[int, float], None] | None = None,
         heartbeat_s: float = 10.0,
+        fast_forward: bool = True,
     ) -> None:
         spec = scenario.spec
         self.scenario = scenario
@@ -136,6 +137,10 @@ class Simulation:
             max_points=points_for(len(self.topology.instances)),
         )
         self.horizon = Horizon(scenario, self.book, self.topology)
+        for inst in self.topology.instances:
+            # a fast-forward stops where the horizon guard would look at its steps
+            inst.horizon = self.horizon.limit
+            inst.fast_forward = fast_forward
 
     def _connect(self) -> None:
         """Late bindings: parts that call each other both ways."""

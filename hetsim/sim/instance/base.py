@@ -3,9 +3,13 @@ busy-time accounting, crash and restart."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
+from heapq import heappush
 
+import numpy as np
 import simpy
+from simpy.events import NORMAL
 
 from hetsim.kv.blocks import BlockPool, BlockState
 from hetsim.kv.tiers import Cascade
@@ -13,7 +17,25 @@ from hetsim.perf.speculative import SpeculativeStep
 from hetsim.sim.ports import Handover, Ledger, Stats, Swap
 from hetsim.sim.state import Req
 
-__all__ = ["Instance"]
+__all__ = ["Instance", "MAX_RUN"]
+
+#: steps one fast-forward may take at most (bounds its arrays)
+MAX_RUN = 4096
+#: the same with sparse attention, whose steps are priced one by one over every context
+SPARSE_RUN = 64
+
+
+class _At(simpy.Event):
+    """An event that fires at the absolute time ``t``: a timeout's ``now + delay`` might
+    round to a neighbouring float, and a fast-forward must end exactly where its last step
+    would have (inlined like simpy's own Timeout)."""
+
+    def __init__(self, env: simpy.Environment, t: float) -> None:
+        self.env = env
+        self.callbacks = []
+        self._value = None
+        self._ok = True
+        heappush(env._queue, (t, NORMAL, next(env._eid), self))  # noqa: SLF001
 
 
 class Instance:
@@ -25,6 +47,14 @@ class Instance:
     role = "instance"
     #: the speculative step of a pool that speculates (decode and colocated instances set it)
     spec: SpeculativeStep | None = None
+    #: take a steady decode batch's steps several to an event (False: one event per step)
+    fast_forward = True
+
+    @staticmethod
+    def horizon() -> float:
+        """The latest time an event may happen before the run's horizon guard steps in (the
+        engine binds the guard's limit)."""
+        return math.inf
 
     def __init__(
         self,
@@ -173,6 +203,71 @@ class Instance:
         self.steps += 1
         self.stats.steps += 1
         return self.env.timeout(dt)
+
+    def _run_steps(self, now: float, dt: float) -> tuple[simpy.Event, int, float] | None:
+        """Fast-forward: the steps a steady decode batch takes before anything could change
+        it, in one event, or None to take this one step alone.
+
+        The caller has allocated this step's blocks and priced it (``dt``); the batch takes
+        no new sequence and runs no prompt. Its later steps are the same batch a token
+        further each, so the run may go on while (1) no sequence finishes before its last
+        step, (2) each step's new blocks fit, and (3) each step ends before the next event
+        already scheduled (nothing else in the run acts before it: no arrival, delivery,
+        fault or sample can see or change the batch in between) and within the horizon.
+        Blocks, busy time and step counts are booked at the steps' own times, so every
+        figure is what step-by-step simulation gives. Returns the event at the last step's
+        end, the steps taken and when the first ends."""
+        batch = self.batch
+        left = batch.steps_to_finish()
+        slow = self.slowdown
+        limit = self.env.peek()
+        if left <= 1 or now + dt * slow >= limit:
+            return None
+        # contexts only grow, so no later step is shorter than this one (an estimate that
+        # sizes the arrays: the run itself goes by each step's own time)
+        room = (limit - now) / (dt * slow) + 2 if limit < math.inf else MAX_RUN
+        cap = SPARSE_RUN if self.step_model.model.is_sparse_attention else MAX_RUN
+        needs = batch.needs(int(min(left, cap, room)))
+        # steps after this one whose blocks fit (blocks are only taken until the run ends)
+        fit = 1 + int(np.searchsorted(np.cumsum(needs[1:]), self.blocks.free, side="right"))
+        if fit <= 1:
+            return None
+        dts = self._decode_times(fit) * slow
+        ends = np.add.accumulate(np.concatenate(([now], dts)))[1:]
+        k = min(
+            int(np.searchsorted(ends, limit, side="left")),
+            int(np.searchsorted(ends, self.horizon(), side="right")),
+        )
+        if k <= 1:
+            return None
+        return self._book_steps(dts[:k].tolist(), ends[:k].tolist(), needs[:k].tolist())
+
+    def _book_steps(
+        self, dts: list[float], ends: list[float], needs: list[int]
+    ) -> tuple[simpy.Event, int, float]:
+        """Book a fast-forward's steps as step-by-step simulation would, each at its start."""
+        blocks = self.blocks
+        for i in range(1, len(needs)):
+            if needs[i]:
+                blocks.allocate(ends[i - 1], needs[i])
+        busy = self.busy_s
+        for d in dts:
+            busy += d
+        self.busy_s = busy
+        self.step_end = ends[-1]
+        k = len(dts)
+        self.steps += k
+        self.stats.steps += k
+        return _At(self.env, ends[-1]), k, ends[0]
+
+    def _decode_times(self, k: int) -> np.ndarray:
+        """Seconds of each of the batch's next ``k`` decode steps (before stragglers)."""
+        batch, sm = self.batch, self.step_model
+        n = batch.n
+        if sm.model.is_sparse_attention:
+            contexts = batch.contexts()
+            return np.array([sm.decode_time(contexts + i) for i in range(k)], np.float64)
+        return sm.decode_times_from_sums(n, batch.context_sum() + n * np.arange(k))
 
     def _loop(self):  # pragma: no cover - overridden
         raise NotImplementedError

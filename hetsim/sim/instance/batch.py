@@ -65,6 +65,25 @@ class DecodeBatch:
             return []
         return np.flatnonzero(self.finish_at[: self.n] == self.step)[::-1].tolist()
 
+    def steps_to_finish(self) -> int:
+        """Steps until the first sequence finishes (it finishes at the end of that step);
+        counts left by sequences removed early are dropped on the way."""
+        finishing, step = self._finishing, self.step
+        for end in [e for e, c in finishing.items() if c == 0 and e > step]:
+            del finishing[end]
+        return min(finishing) - step
+
+    def needs(self, k: int) -> np.ndarray:
+        """New blocks each of the next ``k`` steps takes (:meth:`blocks_needed` of each)."""
+        residues = np.asarray(self.residues, dtype=np.int64)
+        return residues[(-(self.step + np.arange(k))) % self.page]
+
+    def advance_by(self, k: int) -> list[int]:
+        """``k`` tokens for every sequence, none finishing before the last; returns the
+        positions that finished at the last (descending)."""
+        self.step += k - 1
+        return self.advance()
+
     def remove(self, i: int) -> Req:
         """Remove position ``i`` (moving the last sequence into it); the request gets its
         current context and output count back."""

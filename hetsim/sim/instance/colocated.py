@@ -92,6 +92,14 @@ class ColocatedInstance(Instance):
             elif not chunks:
                 # decode only (most steps): the decode pools' O(1) path, the same time
                 dt = self._decode_time()
+                # no prompt joins while nothing else happens: the queue's head stays blocked
+                # (blocks only shrink, the decodes' slots and budget stay the same)
+                run = self._run_steps(now, dt) if self.fast_forward else None
+                if run is not None:
+                    event, k, _ = run
+                    yield event
+                    self._apply_step(self.env.now, n_dec, [], [], k)
+                    continue
             else:
                 new = np.concatenate([np.ones(n_dec, np.int64), np.asarray(chunks, np.int64)])
                 dt = self.step_model.step_time(new, np.concatenate([batch.contexts(), computed]))
@@ -155,11 +163,14 @@ class ColocatedInstance(Instance):
             self.prefilling.append(req)
             yield target - req.computed
 
-    def _apply_step(self, now: float, n_dec: int, prefills: list[Req], chunks: list[int]) -> None:
+    def _apply_step(
+        self, now: float, n_dec: int, prefills: list[Req], chunks: list[int], k: int = 1
+    ) -> None:
+        """The end of a step (or of ``k`` decode-only steps, fast-forwarded)."""
         batch, blocks = self.batch, self.blocks
         batch.fresh.clear()  # colocated sequences join with their first token already out
-        finished = batch.advance()
-        self._emitted(now, n_dec)
+        finished = batch.advance() if k == 1 else batch.advance_by(k)
+        self._emitted(now, n_dec * k)
         for i in finished:
             req = batch.remove(i)
             blocks.release(now, blocks.blocks_for(req.context))
