@@ -5,37 +5,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from heapq import heappush
 
-import numpy as np
 import simpy
-from simpy.events import NORMAL
 
 from hetsim.kv.blocks import BlockPool, BlockState
 from hetsim.kv.tiers import Cascade
 from hetsim.perf.speculative import SpeculativeStep
+from hetsim.sim.instance.fastforward import At, Run, plan
 from hetsim.sim.ports import Handover, Ledger, Stats, Swap
 from hetsim.sim.state import Req
 
-__all__ = ["Instance", "MAX_RUN"]
-
-#: steps one fast-forward may take at most (bounds its arrays)
-MAX_RUN = 4096
-#: the same with sparse attention, whose steps are priced one by one over every context
-SPARSE_RUN = 64
-
-
-class _At(simpy.Event):
-    """An event that fires at the absolute time ``t``: a timeout's ``now + delay`` might
-    round to a neighbouring float, and a fast-forward must end exactly where its last step
-    would have (inlined like simpy's own Timeout)."""
-
-    def __init__(self, env: simpy.Environment, t: float) -> None:
-        self.env = env
-        self.callbacks = []
-        self._value = None
-        self._ok = True
-        heappush(env._queue, (t, NORMAL, next(env._eid), self))  # noqa: SLF001
+__all__ = ["Instance"]
 
 
 class Instance:
@@ -77,16 +57,17 @@ class Instance:
         self.gid = gid  # index over all instances, used in logs
         self.name = f"{pool.name}[{index}]"
         self.step_model = step_model
-        self.blocks = BlockPool(footprint.kv_capacity_blocks, footprint.kv_page_tokens)
+        self._blocks = BlockPool(footprint.kv_capacity_blocks, footprint.kv_page_tokens)
         self.page = footprint.kv_page_tokens
         self.max_seqs = pool.batching.max_num_seqs
         self.max_tokens = pool.batching.max_batched_tokens
         self.chunk = pool.batching.chunk_size or pool.batching.max_batched_tokens
-        self.busy_s = 0.0  # counts each step whole from its start
-        self.step_end = 0.0  # when the current (or last) step ends
+        self._ff: Run | None = None  # the fast-forward under way (its steps booked lazily)
+        self._busy = 0.0  # counts each step whole from its start
+        self._step_end = 0.0  # when the current (or last) step ends
         self.busy_before_window = 0.0  # busy time before the measured window opened
-        self.steps = 0
-        self.outstanding_tokens = 0  # routing signal: work queued or running here
+        self._steps = 0
+        self._outstanding = 0  # routing signal: work queued or running here
         self.prefix_cache = None  # set by the prefix caches when this instance computes prompts
         self._wake = None
         self.alive = True
@@ -126,15 +107,18 @@ class Instance:
         self.down += 1
         if self.down > 1:  # already down: overlapping faults extend the outage
             return []
+        if self._ff is not None:  # the run stops with the step under way, like a step
+            self._cut()
+            self._ff = None
         self.alive = False
         self.epoch += 1
         # the interrupted step stops now: its unserved remainder was never busy
-        self.busy_s -= max(0.0, self.step_end - now)
-        self.step_end = min(self.step_end, now)
+        self._busy -= max(0.0, self._step_end - now)
+        self._step_end = min(self._step_end, now)
         self._restart = self.env.event()
         affected = self._drop_requests()
         self.blocks.clear(now)
-        self.outstanding_tokens = 0
+        self._outstanding = 0
         if self.process.is_alive and self.env.active_process is not self.process:
             self.process.interrupt("crash")
         return affected
@@ -154,6 +138,8 @@ class Instance:
 
     def straggle(self, factor: float) -> None:
         """Steps take ``factor`` times as long from now on (1.0: back to normal)."""
+        if self._ff is not None:  # the steps still to start take the new factor
+            self._cut()
         self.slowdown = factor
 
     def attach_prefix_cache(self, cache: Cascade) -> None:
@@ -171,15 +157,18 @@ class Instance:
         """A step's output tokens leave the routing signal: one per decode, or under
         speculation what the batch emitted, whose rejected drafts give their blocks back."""
         if self.spec is None:
-            self.outstanding_tokens -= decodes
+            self._outstanding -= decodes
             return
         batch = self.batch
-        self.outstanding_tokens -= batch.emitted
+        self._outstanding -= batch.emitted
         if batch.released:
             self.blocks.release(now, batch.released)
 
     def kick(self) -> None:
-        """Wake the loop if it sleeps (new work or freed capacity)."""
+        """Wake the loop if it sleeps (new work or freed capacity), or end a fast-forward with
+        the step under way."""
+        if self._ff is not None:
+            self._cut()
         if self._wake is not None and not self._wake.triggered:
             self._wake.succeed()
 
@@ -190,7 +179,9 @@ class Instance:
     def busy_until(self, t: float) -> float:
         """Busy time up to ``t`` (not before the current step started): ``busy_s`` less
         the part of a step still running at ``t``."""
-        return self.busy_s - max(0.0, self.step_end - t)
+        if self._ff is not None:
+            self._sync()
+        return self._busy - max(0.0, self._step_end - t)
 
     def open_window(self) -> None:
         """The measured window opens now: busy time from here on is what utilisation counts."""
@@ -198,76 +189,130 @@ class Instance:
 
     def _step(self, dt: float):
         dt *= self.slowdown
-        self.busy_s += dt
-        self.step_end = self.env._now + dt  # noqa: SLF001 - the clock, no call
-        self.steps += 1
+        self._busy += dt
+        self._step_end = self.env._now + dt  # noqa: SLF001 - the clock, no call
+        self._steps += 1
         self.stats.steps += 1
         return self.env.timeout(dt)
 
-    def _run_steps(self, now: float, dt: float) -> tuple[simpy.Event, int, float] | None:
-        """Fast-forward: the steps a steady decode batch takes before anything could change
-        it, in one event, or None to take this one step alone.
+    # -- what outside readers see: a fast-forward's steps booked up to the clock first --
 
-        The caller has allocated this step's blocks and priced it (``dt``); the batch takes
-        no new sequence and runs no prompt. Its later steps are the same batch a token
-        further each, so the run may go on while (1) no sequence finishes before its last
-        step, (2) each step's new blocks fit, and (3) each step ends before the next event
-        already scheduled (nothing else in the run acts before it: no arrival, delivery,
-        fault or sample can see or change the batch in between) and within the horizon.
-        Blocks, busy time and step counts are booked at the steps' own times, so every
-        figure is what step-by-step simulation gives. Returns the event at the last step's
-        end, the steps taken and when the first ends."""
-        batch = self.batch
-        left = batch.steps_to_finish()
-        slow = self.slowdown
-        limit = self.env.peek()
-        if left <= 1 or now + dt * slow >= limit:
-            return None
-        # contexts only grow, so no later step is shorter than this one (an estimate that
-        # sizes the arrays: the run itself goes by each step's own time)
-        room = (limit - now) / (dt * slow) + 2 if limit < math.inf else MAX_RUN
-        cap = SPARSE_RUN if self.step_model.model.is_sparse_attention else MAX_RUN
-        needs = batch.needs(int(min(left, cap, room)))
-        # steps after this one whose blocks fit (blocks are only taken until the run ends)
-        fit = 1 + int(np.searchsorted(np.cumsum(needs[1:]), self.blocks.free, side="right"))
-        if fit <= 1:
-            return None
-        dts = self._decode_times(fit) * slow
-        ends = np.add.accumulate(np.concatenate(([now], dts)))[1:]
-        k = min(
-            int(np.searchsorted(ends, limit, side="left")),
-            int(np.searchsorted(ends, self.horizon(), side="right")),
-        )
-        if k <= 1:
-            return None
-        return self._book_steps(dts[:k].tolist(), ends[:k].tolist(), needs[:k].tolist())
+    @property
+    def blocks(self) -> BlockPool:
+        if self._ff is not None:
+            self._sync()
+        return self._blocks
 
-    def _book_steps(
-        self, dts: list[float], ends: list[float], needs: list[int]
-    ) -> tuple[simpy.Event, int, float]:
-        """Book a fast-forward's steps as step-by-step simulation would, each at its start."""
-        blocks = self.blocks
-        for i in range(1, len(needs)):
-            if needs[i]:
-                blocks.allocate(ends[i - 1], needs[i])
-        busy = self.busy_s
-        for d in dts:
-            busy += d
-        self.busy_s = busy
-        self.step_end = ends[-1]
-        k = len(dts)
-        self.steps += k
-        self.stats.steps += k
-        return _At(self.env, ends[-1]), k, ends[0]
+    @property
+    def outstanding_tokens(self) -> int:
+        if self._ff is not None:
+            self._sync()
+        return self._outstanding
 
-    def _decode_times(self, k: int) -> np.ndarray:
-        """Seconds of each of the batch's next ``k`` decode steps (before stragglers)."""
-        batch, sm = self.batch, self.step_model
-        n = batch.n
-        if sm.model.is_sparse_attention:
-            contexts = batch.contexts()
-            return np.array([sm.decode_time(contexts + i) for i in range(k)], np.float64)
-        return sm.decode_times_from_sums(n, batch.context_sum() + n * np.arange(k))
+    @outstanding_tokens.setter
+    def outstanding_tokens(self, value: int) -> None:
+        self._outstanding = value
+
+    @property
+    def busy_s(self) -> float:
+        if self._ff is not None:
+            self._sync()
+        return self._busy
+
+    @property
+    def step_end(self) -> float:
+        if self._ff is not None:
+            self._sync()
+        return self._step_end
+
+    @property
+    def steps(self) -> int:
+        if self._ff is not None:
+            self._sync()
+        return self._steps
+
+    # -- fast-forward (:mod:`hetsim.sim.instance.fastforward`) --
+
+    def _run_steps(self, now: float) -> tuple[simpy.Event, Run] | None:
+        """Start a fast-forward from the step starting ``now`` (its blocks taken), or None to
+        take this step alone."""
+        run = plan(self, now)
+        if run is None:
+            return None
+        self._start(run, 0)
+        run.started = 1
+        run.event = At(self.env, run.ends[-1])
+        self._ff = run
+        return run.event, run
+
+    def _start(self, run: Run, i: int) -> None:
+        """Book the start of a run's step ``i``, at its own time."""
+        if run.needs[i]:
+            self._blocks.allocate(run.ends[i - 1], run.needs[i])
+        self._busy += run.dts[i]
+        self._step_end = run.ends[i]
+        self._steps += 1
+        self.stats.steps += 1
+
+    def _end(self, run: Run, m: int) -> None:
+        """Book the ends of a run's next ``m`` steps (no sequence finishes in them but the
+        last planned): a token for each sequence at each."""
+        if run.ended == 0:
+            batch = self.batch
+            for req in batch.fresh:
+                req.t_first = run.ends[0]
+            batch.fresh.clear()
+        self.batch.step += m
+        self._outstanding -= run.n * m
+        run.ended += m
+
+    def _sync(self) -> None:
+        """Book the run's steps started, and the ends of those ended, before now (at a step's
+        end itself, the step is still under way)."""
+        run = self._ff
+        assert run is not None
+        t = self.env._now  # noqa: SLF001 - the clock, no call
+        ends, k = run.ends, run.k
+        i = run.started
+        while i < k and ends[i - 1] < t:
+            self._start(run, i)
+            i += 1
+        run.started = i
+        j = run.ended
+        while j < k and ends[j] < t:
+            j += 1
+        if j > run.ended:
+            self._end(run, j - run.ended)
+
+    def _cut(self) -> None:
+        """Something changes this instance mid-run: the run ends with the step under way."""
+        self._sync()
+        run = self._ff
+        assert run is not None and run.event is not None
+        last = run.ended  # the step under way: it ends at or after now
+        if last + 1 >= run.k:
+            return
+        run.k = last + 1
+        old = run.event
+        old.unschedule()
+        run.event = new = At(self.env, run.ends[last])
+        resume = self.process._resume  # noqa: SLF001 - move the loop's wait to the new event
+        old.callbacks.remove(resume)
+        new.callbacks.append(resume)
+        self.process._target = new  # noqa: SLF001
+
+    def _close_run(self) -> list[int]:
+        """The run's last step has ended (the clock is there): book what is left; returns
+        the batch positions that finished (descending)."""
+        run = self._ff
+        assert run is not None
+        self._ff = None
+        for i in range(run.started, run.k):
+            self._start(run, i)
+        m = run.k - run.ended
+        self._end(run, m - 1)
+        self._outstanding -= run.n
+        return self.batch.advance()
 
     def _loop(self):  # pragma: no cover - overridden
         raise NotImplementedError

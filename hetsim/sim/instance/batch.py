@@ -78,12 +78,6 @@ class DecodeBatch:
         residues = np.asarray(self.residues, dtype=np.int64)
         return residues[(-(self.step + np.arange(k))) % self.page]
 
-    def advance_by(self, k: int) -> list[int]:
-        """``k`` tokens for every sequence, none finishing before the last; returns the
-        positions that finished at the last (descending)."""
-        self.step += k - 1
-        return self.advance()
-
     def remove(self, i: int) -> Req:
         """Remove position ``i`` (moving the last sequence into it); the request gets its
         current context and output count back."""

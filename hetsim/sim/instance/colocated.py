@@ -52,6 +52,8 @@ class ColocatedInstance(Instance):
         self.kick()
 
     def forget(self, req: Req) -> None:
+        if self._ff is not None:
+            self._cut()
         if req in self.waiting:
             self.waiting.remove(req)
         if req in self.prefilling:
@@ -94,11 +96,10 @@ class ColocatedInstance(Instance):
                 dt = self._decode_time()
                 # no prompt joins while nothing else happens: the queue's head stays blocked
                 # (blocks only shrink, the decodes' slots and budget stay the same)
-                run = self._run_steps(now, dt) if self.fast_forward else None
+                run = self._run_steps(now) if self.fast_forward else None
                 if run is not None:
-                    event, k, _ = run
-                    yield event
-                    self._apply_step(self.env.now, n_dec, [], [], k)
+                    yield run[0]
+                    self._apply_step(self.env.now, n_dec, [], [], run[1])
                     continue
             else:
                 new = np.concatenate([np.ones(n_dec, np.int64), np.asarray(chunks, np.int64)])
@@ -164,13 +165,16 @@ class ColocatedInstance(Instance):
             yield target - req.computed
 
     def _apply_step(
-        self, now: float, n_dec: int, prefills: list[Req], chunks: list[int], k: int = 1
+        self, now: float, n_dec: int, prefills: list[Req], chunks: list[int], run=None
     ) -> None:
-        """The end of a step (or of ``k`` decode-only steps, fast-forwarded)."""
+        """The end of a step (or of a fast-forward's decode-only steps)."""
         batch, blocks = self.batch, self.blocks
         batch.fresh.clear()  # colocated sequences join with their first token already out
-        finished = batch.advance() if k == 1 else batch.advance_by(k)
-        self._emitted(now, n_dec * k)
+        if run is None:
+            finished = batch.advance()
+            self._emitted(now, n_dec)
+        else:
+            finished = self._close_run()
         for i in finished:
             req = batch.remove(i)
             blocks.release(now, blocks.blocks_for(req.context))

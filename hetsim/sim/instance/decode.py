@@ -79,6 +79,8 @@ class DecodeInstance(Instance):
     def forget(self, req: Req) -> None:
         """Take a request out of this instance (it is being retried or failed); the caller
         releases its blocks."""
+        if self._ff is not None:
+            self._cut()
         if req in self.waiting:
             self.waiting.remove(req)
             self.queued_blocks -= self.blocks.blocks_for(req.input)
@@ -192,20 +194,19 @@ class DecodeInstance(Instance):
                 dt = sm.decode_time_from_sum(n, batch.context_sum())
             run = None
             if self.fast_forward and steady and spec is None and not recompute:
-                run = self._run_steps(now, dt)
+                run = self._run_steps(now)
             if run is None:
                 yield self._step(dt)
-                now = first = self.env.now
-                k = 1
-            else:
-                event, k, first = run
-                yield event
                 now = self.env.now
-            for req in batch.fresh:
-                req.t_first = first
-            batch.fresh.clear()
-            finished = batch.advance() if k == 1 else batch.advance_by(k)
-            self._emitted(now, n * k)
+                for req in batch.fresh:
+                    req.t_first = now
+                batch.fresh.clear()
+                finished = batch.advance()
+                self._emitted(now, n)
+            else:
+                yield run[0]
+                now = self.env.now
+                finished = self._close_run()
             for i in finished:
                 req = batch.remove(i)
                 req.d_blocks = blocks.blocks_for(req.context)

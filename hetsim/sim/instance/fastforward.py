@@ -1,0 +1,108 @@
+"""Fast-forward: a steady decode batch's steps several to one event, with step-by-step results.
+
+Between two things that change a decode batch (a sequence joining or finishing, a preemption,
+a fault, a request queued here) every running sequence gains one token per step and nothing
+else happens on the instance, so its next steps are known in advance: their times (the step
+model's price of each step's context sum, times the straggler factor), the KV blocks each takes
+at its start (sequences crossing a page) and the tokens each emits at its end. A :class:`Run`
+holds them; the instance waits one event, at the end of the run's last step.
+
+Nothing outside sees the difference. The instance books a run's steps lazily, each at its own
+time: when something reads it mid-run (a router's load signal, the sampler, the horizon guard)
+it first books the steps started and ended by then (:meth:`Instance._sync`); when something
+changes it (anything that wakes it, a fault, a request taken away) the run is also cut at the
+step under way, whose end becomes the wake-up (:meth:`Instance._cut`). A run never passes the
+step in which a sequence finishes or a step whose blocks would not fit. At a time equal to a
+step's end, what happens there goes first and the step's end after it (the order step-by-step
+simulation gives it, as the step ends' events are scheduled later).
+"""
+
+from __future__ import annotations
+
+from heapq import heapify, heappush
+
+import numpy as np
+import simpy
+from simpy.events import NORMAL
+
+__all__ = ["At", "Run", "MAX_RUN", "SPARSE_RUN", "plan"]
+
+#: steps one run plans at most (bounds its arrays; a longer steady stretch takes several runs)
+MAX_RUN = 512
+#: the same with sparse attention, whose steps are priced one by one over every context
+SPARSE_RUN = 64
+
+
+class At(simpy.Event):
+    """An event at the absolute time ``t``: a timeout's ``now + delay`` might round to a
+    neighbouring float, and a run must end exactly where its last step would have (set up as
+    simpy's own Timeout is)."""
+
+    def __init__(self, env: simpy.Environment, t: float) -> None:
+        self.env = env
+        self.callbacks = []
+        self._value = None
+        self._ok = True
+        heappush(env._queue, (t, NORMAL, next(env._eid), self))  # noqa: SLF001
+
+    def unschedule(self) -> None:
+        """Take this event out of the queue (a cut run ends earlier)."""
+        queue = self.env._queue  # noqa: SLF001
+        for i, entry in enumerate(queue):
+            if entry[3] is self:
+                queue[i] = queue[-1]
+                queue.pop()
+                heapify(queue)
+                return
+
+
+class Run:
+    """The planned steps of one fast-forward: their times (``dts``, ``ends``), the blocks
+    each takes at its start (``needs``, the first already taken), the batch size ``n``; how
+    many steps are planned (``k``), started and ended as booked so far."""
+
+    __slots__ = ("dts", "ends", "needs", "n", "k", "started", "ended", "event")
+
+    def __init__(self, dts: list[float], ends: list[float], needs: list[int], n: int) -> None:
+        self.dts = dts
+        self.ends = ends
+        self.needs = needs
+        self.n = n
+        self.k = len(dts)
+        self.started = 0
+        self.ended = 0
+        self.event: At | None = None
+
+
+def plan(inst, now: float) -> Run | None:
+    """The run a decode batch can take from the step starting ``now`` (its blocks taken), or
+    None when only this step is sure: a sequence finishes in it, the next
+    step's blocks would not fit, or the next step would pass the run's horizon."""
+    batch = inst.batch
+    left = batch.steps_to_finish()
+    if left <= 1:
+        return None
+    sparse = inst.step_model.model.is_sparse_attention
+    needs = batch.needs(min(left, SPARSE_RUN if sparse else MAX_RUN))
+    # steps after this one whose blocks fit: blocks are only taken until the run ends
+    fit = 1 + int(np.searchsorted(np.cumsum(needs[1:]), inst._blocks.free, side="right"))  # noqa: SLF001
+    if fit <= 1:
+        return None
+    dts = _decode_times(inst, fit) * inst.slowdown
+    ends = np.add.accumulate(np.concatenate(([now], dts)))[1:]
+    k = int(np.searchsorted(ends, inst.horizon(), side="right"))
+    if k <= 1:
+        return None
+    needs = needs[:k].tolist()
+    needs[0] = 0  # the caller took this step's blocks
+    return Run(dts[:k].tolist(), ends[:k].tolist(), needs, batch.n)
+
+
+def _decode_times(inst, k: int) -> np.ndarray:
+    """Seconds of each of the batch's next ``k`` decode steps (before stragglers)."""
+    batch, sm = inst.batch, inst.step_model
+    n = batch.n
+    if sm.model.is_sparse_attention:
+        contexts = batch.contexts()
+        return np.array([sm.decode_time(contexts + i) for i in range(k)], np.float64)
+    return sm.decode_times_from_sums(n, batch.context_sum() + n * np.arange(k))
