@@ -4,6 +4,7 @@ busy-time accounting, crash and restart."""
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 from collections.abc import Callable
 
 import simpy
@@ -11,7 +12,7 @@ import simpy
 from hetsim.kv.blocks import BlockPool, BlockState
 from hetsim.kv.tiers import Cascade
 from hetsim.perf.speculative import SpeculativeStep
-from hetsim.sim.instance.fastforward import At, Run, plan
+from hetsim.sim.instance.fastforward import FIRST_RUN, MAX_RUN, At, Run, plan
 from hetsim.sim.ports import Handover, Ledger, Stats, Swap
 from hetsim.sim.state import Req
 
@@ -63,6 +64,7 @@ class Instance:
         self.max_tokens = pool.batching.max_batched_tokens
         self.chunk = pool.batching.chunk_size or pool.batching.max_batched_tokens
         self._ff: Run | None = None  # the fast-forward under way (its steps booked lazily)
+        self._ff_cap = FIRST_RUN  # steps the next run plans at most
         self._busy = 0.0  # counts each step whole from its start
         self._step_end = 0.0  # when the current (or last) step ends
         self.busy_before_window = 0.0  # busy time before the measured window opened
@@ -236,23 +238,31 @@ class Instance:
     def _run_steps(self, now: float) -> tuple[simpy.Event, Run] | None:
         """Start a fast-forward from the step starting ``now`` (its blocks taken), or None to
         take this step alone."""
-        run = plan(self, now)
+        run = plan(self, now, self._ff_cap)
         if run is None:
             return None
-        self._start(run, 0)
-        run.started = 1
+        self._start(run, 1)
         run.event = At(self.env, run.ends[-1])
         self._ff = run
         return run.event, run
 
-    def _start(self, run: Run, i: int) -> None:
-        """Book the start of a run's step ``i``, at its own time."""
-        if run.needs[i]:
-            self._blocks.allocate(run.ends[i - 1], run.needs[i])
-        self._busy += run.dts[i]
-        self._step_end = run.ends[i]
-        self._steps += 1
-        self.stats.steps += 1
+    def _start(self, run: Run, j: int) -> None:
+        """Book the starts of the run's steps before step ``j``, each at its own time."""
+        i = run.started
+        if j <= i:
+            return
+        needs, ends, dts = run.needs, run.ends, run.dts
+        blocks = self._blocks
+        busy = self._busy
+        for s in range(i, j):
+            if needs[s]:  # never the first step: its blocks were taken before the run
+                blocks.allocate(ends[s - 1], needs[s])
+            busy += dts[s]
+        self._busy = busy
+        self._step_end = ends[j - 1]
+        self._steps += j - i
+        self.stats.steps += j - i
+        run.started = j
 
     def _end(self, run: Run, m: int) -> None:
         """Book the ends of a run's next ``m`` steps (no sequence finishes in them but the
@@ -272,17 +282,10 @@ class Instance:
         run = self._ff
         assert run is not None
         t = self.env._now  # noqa: SLF001 - the clock, no call
-        ends, k = run.ends, run.k
-        i = run.started
-        while i < k and ends[i - 1] < t:
-            self._start(run, i)
-            i += 1
-        run.started = i
-        j = run.ended
-        while j < k and ends[j] < t:
-            j += 1
-        if j > run.ended:
-            self._end(run, j - run.ended)
+        ended = bisect_left(run.ends, t, run.ended, run.k)
+        self._start(run, min(run.k, ended + 1))
+        if ended > run.ended:
+            self._end(run, ended - run.ended)
 
     def _cut(self) -> None:
         """Something changes this instance mid-run: the run ends with the step under way."""
@@ -307,8 +310,11 @@ class Instance:
         run = self._ff
         assert run is not None
         self._ff = None
-        for i in range(run.started, run.k):
-            self._start(run, i)
+        if run.k < len(run.dts):  # cut: plan about as far as runs get
+            self._ff_cap = max(2 * run.k, 4)
+        elif run.k == self._ff_cap:  # ran uncut as far as it could: plan further
+            self._ff_cap = min(2 * run.k, MAX_RUN)
+        self._start(run, run.k)
         m = run.k - run.ended
         self._end(run, m - 1)
         self._outstanding -= run.n

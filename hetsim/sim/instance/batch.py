@@ -66,12 +66,8 @@ class DecodeBatch:
         return np.flatnonzero(self.finish_at[: self.n] == self.step)[::-1].tolist()
 
     def steps_to_finish(self) -> int:
-        """Steps until the first sequence finishes (it finishes at the end of that step);
-        counts left by sequences removed early are dropped on the way."""
-        finishing, step = self._finishing, self.step
-        for end in [e for e, c in finishing.items() if c == 0 and e > step]:
-            del finishing[end]
-        return min(finishing) - step
+        """Steps until the first sequence finishes (it finishes at the end of that step)."""
+        return min(self._finishing) - self.step
 
     def needs(self, k: int) -> np.ndarray:
         """New blocks each of the next ``k`` steps takes (:meth:`blocks_needed` of each)."""
@@ -90,7 +86,11 @@ class DecodeBatch:
         self.residues[rel % self.page] -= 1
         end = int(self.finish_at[i])
         if end > self.step:  # removed before finishing: no longer expected then
-            self._finishing[end] -= 1
+            left = self._finishing[end] - 1
+            if left:
+                self._finishing[end] = left
+            else:
+                del self._finishing[end]
         if i != last:
             self.rel[i] = self.rel[last]
             self.gen[i] = self.gen[last]

@@ -25,12 +25,15 @@ import numpy as np
 import simpy
 from simpy.events import NORMAL
 
-__all__ = ["At", "Run", "MAX_RUN", "SPARSE_RUN", "plan"]
+__all__ = ["At", "Run", "FIRST_RUN", "MAX_RUN", "plan"]
 
 #: steps one run plans at most (bounds its arrays; a longer steady stretch takes several runs)
 MAX_RUN = 512
-#: the same with sparse attention, whose steps are priced one by one over every context
-SPARSE_RUN = 64
+#: the steps a first run plans; a run that ends uncut doubles the next one's, a cut run sets
+#: it to twice the steps it took (pricing steps a cut throws away is wasted work)
+FIRST_RUN = 16
+#: runs up to this many steps are priced one step at a time (arrays cost more for a few)
+SHORT_RUN = 24
 
 
 class At(simpy.Event):
@@ -74,28 +77,68 @@ class Run:
         self.event: At | None = None
 
 
-def plan(inst, now: float) -> Run | None:
-    """The run a decode batch can take from the step starting ``now`` (its blocks taken), or
-    None when only this step is sure: a sequence finishes in it, the next
-    step's blocks would not fit, or the next step would pass the run's horizon."""
+def plan(inst, now: float, cap: int) -> Run | None:
+    """The run a decode batch can take from the step starting ``now`` (its blocks taken), at
+    most ``cap`` steps, or None when only this step is sure: a sequence finishes in it, the
+    next step's blocks would not fit, or the next step would pass the run's horizon."""
     batch = inst.batch
-    left = batch.steps_to_finish()
-    if left <= 1:
-        return None
-    sparse = inst.step_model.model.is_sparse_attention
-    needs = batch.needs(min(left, SPARSE_RUN if sparse else MAX_RUN))
-    # steps after this one whose blocks fit: blocks are only taken until the run ends
-    fit = 1 + int(np.searchsorted(np.cumsum(needs[1:]), inst._blocks.free, side="right"))  # noqa: SLF001
-    if fit <= 1:
-        return None
-    dts = _decode_times(inst, fit) * inst.slowdown
-    ends = np.add.accumulate(np.concatenate(([now], dts)))[1:]
-    k = int(np.searchsorted(ends, inst.horizon(), side="right"))
+    k = min(batch.steps_to_finish(), cap)
     if k <= 1:
         return None
-    needs = needs[:k].tolist()
-    needs[0] = 0  # the caller took this step's blocks
-    return Run(dts[:k].tolist(), ends[:k].tolist(), needs, batch.n)
+    if k <= SHORT_RUN:
+        needs, dts, ends = _short(inst, now, k)
+    else:
+        needs, dts, ends = _long(inst, now, k)
+    k = len(dts)
+    horizon = inst.horizon()
+    while k and ends[k - 1] > horizon:
+        k -= 1
+    if k <= 1:
+        return None
+    return Run(dts[:k], ends[:k], needs[:k], batch.n)
+
+
+def _short(inst, now: float, k: int) -> tuple[list[int], list[float], list[float]]:
+    """A short run's steps one by one, in plain floats: cheaper than arrays for a few steps
+    (runs between frequent arrivals). Returns their blocks, times and ends, up to the first
+    step whose blocks would not fit."""
+    batch, sm = inst.batch, inst.step_model
+    residues, page, step = batch.residues, batch.page, batch.step
+    free = inst._blocks.free  # noqa: SLF001 - the instance's own pool, already synced
+    needs = [0]  # the caller took the first step's blocks
+    taken = 0
+    for i in range(1, k):
+        need = residues[(-(step + i)) % page]
+        taken += need
+        if taken > free:
+            break
+        needs.append(need)
+    n, slow = batch.n, inst.slowdown
+    if sm.model.is_sparse_attention:
+        contexts = batch.contexts()
+        dts = [sm.decode_time(contexts + i) * slow for i in range(len(needs))]
+    else:
+        total = batch.context_sum()
+        dts = [sm.decode_time_from_sum(n, total + n * i) * slow for i in range(len(needs))]
+    ends = []
+    t = now
+    for d in dts:
+        t += d
+        ends.append(t)
+    return needs, dts, ends
+
+
+def _long(inst, now: float, k: int) -> tuple[list[int], list[float], list[float]]:
+    """:func:`_short` over arrays, for long runs (long outputs, few arrivals)."""
+    batch = inst.batch
+    needs = batch.needs(k)
+    needs[0] = 0  # the caller took the first step's blocks
+    # steps after the first whose blocks fit: blocks are only taken until the run ends
+    free = inst._blocks.free  # noqa: SLF001
+    k = 1 + int(np.searchsorted(np.cumsum(needs[1:]), free, side="right"))
+    dts = _decode_times(inst, k) * inst.slowdown
+    ends = np.add.accumulate(np.concatenate(([now], dts)))[1:]
+    return needs[:k].tolist(), dts.tolist(), ends.tolist()
 
 
 def _decode_times(inst, k: int) -> np.ndarray:
