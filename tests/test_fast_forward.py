@@ -156,3 +156,4 @@ def test_step_times_of_a_steady_batch_match_one_by_one() -> None:
         vector = sm.decode_times_from_sums(37, sums)
         scalar = [sm.decode_time_from_sum(37, int(s)) for s in sums]
         assert vector.tolist() == scalar
+        assert sm.decode_times_stepping(37, 5000, 300) == scalar

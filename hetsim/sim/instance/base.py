@@ -12,7 +12,7 @@ import simpy
 from hetsim.kv.blocks import BlockPool, BlockState
 from hetsim.kv.tiers import Cascade
 from hetsim.perf.speculative import SpeculativeStep
-from hetsim.sim.instance.fastforward import FIRST_RUN, MAX_RUN, At, Run, plan
+from hetsim.sim.instance.fastforward import FIRST_RUN, MAX_RUN, MIN_RUN, At, Run, plan
 from hetsim.sim.ports import Handover, Ledger, Stats, Swap
 from hetsim.sim.state import Req
 
@@ -197,17 +197,20 @@ class Instance:
         self.stats.steps += 1
         return self.env.timeout(dt)
 
-    # -- what outside readers see: a fast-forward's steps booked up to the clock first --
+    # -- what outside readers see: a fast-forward's steps booked up to the clock first (a
+    # step's end before now is what there is to book: the next step's start comes with it) --
 
     @property
     def blocks(self) -> BlockPool:
-        if self._ff is not None:
+        run = self._ff
+        if run is not None and run.ends[run.ended] < self.env._now:  # noqa: SLF001
             self._sync()
         return self._blocks
 
     @property
     def outstanding_tokens(self) -> int:
-        if self._ff is not None:
+        run = self._ff
+        if run is not None and run.ends[run.ended] < self.env._now:  # noqa: SLF001
             self._sync()
         return self._outstanding
 
@@ -217,19 +220,22 @@ class Instance:
 
     @property
     def busy_s(self) -> float:
-        if self._ff is not None:
+        run = self._ff
+        if run is not None and run.ends[run.ended] < self.env._now:  # noqa: SLF001
             self._sync()
         return self._busy
 
     @property
     def step_end(self) -> float:
-        if self._ff is not None:
+        run = self._ff
+        if run is not None and run.ends[run.ended] < self.env._now:  # noqa: SLF001
             self._sync()
         return self._step_end
 
     @property
     def steps(self) -> int:
-        if self._ff is not None:
+        run = self._ff
+        if run is not None and run.ends[run.ended] < self.env._now:  # noqa: SLF001
             self._sync()
         return self._steps
 
@@ -238,7 +244,11 @@ class Instance:
     def _run_steps(self, now: float) -> tuple[simpy.Event, Run] | None:
         """Start a fast-forward from the step starting ``now`` (its blocks taken), or None to
         take this step alone."""
-        run = plan(self, now, self._ff_cap)
+        cap = self._ff_cap
+        if cap < MIN_RUN:  # runs here are cut short: a few steps one by one, then try again
+            self._ff_cap = cap + 1
+            return None
+        run = plan(self, now, cap)
         if run is None:
             return None
         self._start(run, 1)
@@ -311,7 +321,7 @@ class Instance:
         assert run is not None
         self._ff = None
         if run.k < len(run.dts):  # cut: plan about as far as runs get
-            self._ff_cap = max(2 * run.k, 4)
+            self._ff_cap = 2 * run.k
         elif run.k == self._ff_cap:  # ran uncut as far as it could: plan further
             self._ff_cap = min(2 * run.k, MAX_RUN)
         self._start(run, run.k)

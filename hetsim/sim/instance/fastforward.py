@@ -25,13 +25,15 @@ import numpy as np
 import simpy
 from simpy.events import NORMAL
 
-__all__ = ["At", "Run", "FIRST_RUN", "MAX_RUN", "plan"]
+__all__ = ["At", "Run", "FIRST_RUN", "MAX_RUN", "MIN_RUN", "plan"]
 
 #: steps one run plans at most (bounds its arrays; a longer steady stretch takes several runs)
 MAX_RUN = 512
 #: the steps a first run plans; a run that ends uncut doubles the next one's, a cut run sets
 #: it to twice the steps it took (pricing steps a cut throws away is wasted work)
 FIRST_RUN = 16
+#: fewer steps than this are not worth a run (planning one costs about what a few steps do)
+MIN_RUN = 4
 #: runs up to this many steps are priced one step at a time (arrays cost more for a few)
 SHORT_RUN = 24
 
@@ -83,7 +85,7 @@ def plan(inst, now: float, cap: int) -> Run | None:
     next step's blocks would not fit, or the next step would pass the run's horizon."""
     batch = inst.batch
     k = min(batch.steps_to_finish(), cap)
-    if k <= 1:
+    if k < MIN_RUN:
         return None
     if k <= SHORT_RUN:
         needs, dts, ends = _short(inst, now, k)
@@ -118,8 +120,7 @@ def _short(inst, now: float, k: int) -> tuple[list[int], list[float], list[float
         contexts = batch.contexts()
         dts = [sm.decode_time(contexts + i) * slow for i in range(len(needs))]
     else:
-        total = batch.context_sum()
-        dts = [sm.decode_time_from_sum(n, total + n * i) * slow for i in range(len(needs))]
+        dts = [d * slow for d in sm.decode_times_stepping(n, batch.context_sum(), len(needs))]
     ends = []
     t = now
     for d in dts:
