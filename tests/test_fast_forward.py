@@ -10,6 +10,7 @@ relative 1e-9, counts exactly); only the wall time and the events simpy processe
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,9 +19,10 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from test_property_scenarios import scenarios
 
-from hetsim import scenario_from_dict, simulate
+from hetsim import load_scenario, scenario_from_dict, simulate
 from hetsim.perf.step import step_model_for_pool
 
+SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
 RTOL = 1e-9
 #: what is allowed to differ between the two ways of simulating the same run
 UNSHARED = {"wall_s", "events"}
@@ -81,7 +83,7 @@ def _closed(data: dict[str, Any], concurrency: int) -> dict[str, Any]:
 
 
 @settings(
-    max_examples=12,
+    max_examples=40,
     deadline=None,
     derandomize=True,
     phases=[Phase.explicit, Phase.generate],
@@ -157,3 +159,13 @@ def test_step_times_of_a_steady_batch_match_one_by_one() -> None:
         scalar = [sm.decode_time_from_sum(37, int(s)) for s in sums]
         assert vector.tolist() == scalar
         assert sm.decode_times_stepping(37, 5000, 300) == scalar
+
+
+def test_sparse_attention_steps_are_fast_forwarded_exactly() -> None:
+    """GLM-5.1 (MLA with DeepSeek sparse attention) prices each step over every context, not
+    from the context sum: its runs price step by step, with the same results."""
+    scenario = load_scenario(SCENARIOS / "cphd-glm51.yaml", ["workload.warmup_requests=0"])
+    fast = simulate(scenario, max_requests=12)
+    slow = simulate(scenario, max_requests=12, fast_forward=False)
+    _agree(fast, slow)
+    assert fast.summary.events * 10 < slow.summary.events
