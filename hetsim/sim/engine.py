@@ -4,8 +4,9 @@
 :mod:`~hetsim.sim.topology` (instances and links), the request book, dispatch and prefix caches,
 the lifecycle protocol (:mod:`hetsim.sim.handoff`), recovery and fault injection, host swap and
 the sampler. Each part gets the narrow ports it calls (:mod:`hetsim.sim.ports`), never the
-engine. Events are one per arrival, one per batch step per instance, and a few per KV transfer —
-never one per token.
+engine. Events are one per arrival, one per batch step per instance (a steady decode batch's
+steps several to one: :mod:`hetsim.sim.instance.fastforward`), and a few per KV transfer — never
+one per token.
 
 Arrivals are open or closed. Open loop: each request arrives at its workload time. Closed loop
 (``workload.closed_loop``, :mod:`hetsim.workload.closed_loop`): ``concurrency`` clients start at
