@@ -12,9 +12,16 @@ time: when something reads it mid-run (a router's load signal, the sampler, the 
 it first books the steps started and ended by then (:meth:`Instance._sync`); when something
 changes it (anything that wakes it, a fault, a request taken away) the run is also cut at the
 step under way, whose end becomes the wake-up (:meth:`Instance._cut`). A run never passes the
-step in which a sequence finishes or a step whose blocks would not fit. At a time equal to a
-step's end, what happens there goes first and the step's end after it (the order step-by-step
-simulation gives it, as the step ends' events are scheduled later).
+step in which a sequence finishes or a step whose blocks would not fit, nor the horizon guard's
+limit. At a time equal to a step's end, what happens there goes first and the step's end after
+it: the order step-by-step simulation gives whenever that other event was scheduled before the
+step began (an exact float tie with one scheduled during the step is the case ordered
+differently; none of the drawn or bundled scenarios has one).
+
+Runs price their steps as the step loop would, float for float: the closed form of
+:meth:`~hetsim.perf.step.StepModel.decode_time_from_sum` over the run's context sums, or each
+step's contexts where sparse attention needs them; each step ends at the previous end plus its
+time, the addition simpy's timeout makes.
 """
 
 from __future__ import annotations
@@ -81,8 +88,8 @@ class Run:
 
 def plan(inst, now: float, cap: int) -> Run | None:
     """The run a decode batch can take from the step starting ``now`` (its blocks taken), at
-    most ``cap`` steps, or None when only this step is sure: a sequence finishes in it, the
-    next step's blocks would not fit, or the next step would pass the run's horizon."""
+    most ``cap`` steps, or None when fewer than :data:`MIN_RUN` are sure before a sequence
+    finishes, or fewer than two before blocks run out or the horizon guard's limit."""
     batch = inst.batch
     k = min(batch.steps_to_finish(), cap)
     if k < MIN_RUN:
