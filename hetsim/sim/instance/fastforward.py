@@ -99,8 +99,10 @@ def plan(inst, now: float, cap: int) -> Run | None:
     else:
         needs, dts, ends = _long(inst, now, k)
     k = len(dts)
-    horizon = inst.horizon()
-    while k and ends[k - 1] > horizon:
+    # the guard's limit never decreases: ask it again only when a cached one cuts the run
+    if ends[k - 1] > inst.limit:
+        inst.limit = inst.horizon()
+    while k and ends[k - 1] > inst.limit:
         k -= 1
     if k <= 1:
         return None
