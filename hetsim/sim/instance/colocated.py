@@ -46,10 +46,14 @@ class ColocatedInstance(Instance):
         return len(self.waiting)
 
     def enqueue(self, req: Req) -> None:
+        # behind a queue that no prompt joins from (its head does not fit, or the decodes
+        # leave no budget) it changes nothing until the batch does: a fast-forward goes on
+        behind = bool(self.waiting)
         self.waiting.append(req)
         self.outstanding_tokens += req.input - req.cached + req.output
         self._mark(req, PREFILL, QUEUED)
-        self.kick()
+        if not (behind and self._ff is not None):
+            self.kick()
 
     def forget(self, req: Req) -> None:
         if self._ff is not None:

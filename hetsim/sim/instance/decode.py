@@ -57,11 +57,15 @@ class DecodeInstance(Instance):
         return (self.blocks.allocated + self.queued_blocks) / self._capacity
 
     def enqueue(self, req: Req) -> None:
+        # behind a queue whose head cannot be admitted it changes nothing until the batch
+        # does: a fast-forward goes on
+        behind = bool(self.waiting)
         self.waiting.append(req)
         self._mark(req, DECODE, WAITING)
         self.queued_blocks += self.blocks.blocks_for(req.input)
         self.outstanding_tokens += req.output
-        self.kick()
+        if not (behind and self._ff is not None):
+            self.kick()
 
     def dequeue(self) -> Req:
         """The head of the waiting queue, leaving it (the handoff admits it)."""
