@@ -153,11 +153,27 @@ class DecodeInstance(Instance):
             self.preempted.appendleft(req)
             need = batch.blocks_needed()
 
+    def _price(self, recompute: list[Req]) -> float:
+        """Seconds of the step the batch (and ``recompute``) takes now."""
+        batch, sm, spec = self.batch, self.step_model, self.spec
+        if spec is not None:
+            batch.begin()
+            # verify k + 1 positions per sequence and draft k; recomputes do not speculate
+            rebuild = np.fromiter((r.context for r in recompute), np.int64, len(recompute))
+            return spec.step_time(batch.contexts(), rebuild)
+        if recompute:
+            # rebuild preempted sequences' KV in the same step as the decodes
+            ones = np.ones(batch.n, dtype=np.int64)
+            new = np.concatenate([ones, [r.context for r in recompute]])
+            cached = np.concatenate([batch.contexts(), np.zeros(len(recompute), np.int64)])
+            return sm.step_time(new, cached)
+        if sm.model.is_sparse_attention:
+            return sm.decode_time(batch.contexts())
+        return sm.decode_time_from_sum(batch.n, batch.context_sum())
+
     def _loop(self):
         batch = self.batch
         blocks = self.blocks
-        sm = self.step_model
-        sparse = sm.model.is_sparse_attention
         spec = self.spec
         while True:
             self._admit()
@@ -180,27 +196,12 @@ class DecodeInstance(Instance):
                     continue
             if need:
                 blocks.allocate(now, need)
-            if spec is not None:
-                batch.begin()
             n = batch.n
-            if spec is not None:
-                # verify k + 1 positions per sequence and draft k; recomputes do not speculate
-                rebuild = np.fromiter((r.context for r in recompute), np.int64, len(recompute))
-                dt = spec.step_time(batch.contexts(), rebuild)
-            elif recompute:
-                # rebuild preempted sequences' KV in the same step as the decodes
-                new = np.concatenate([np.ones(n, dtype=np.int64), [r.context for r in recompute]])
-                cached = np.concatenate([batch.contexts(), np.zeros(len(recompute), np.int64)])
-                dt = sm.step_time(new, cached)
-            elif sparse:
-                dt = sm.decode_time(batch.contexts())
-            else:
-                dt = sm.decode_time_from_sum(n, batch.context_sum())
             run = None
             if self.fast_forward and steady and spec is None and not recompute:
                 run = self._run_steps(now)
             if run is None:
-                yield self._step(dt)
+                yield self._step(self._price(recompute))
                 now = self.env.now
                 for req in batch.fresh:
                     req.t_first = now
