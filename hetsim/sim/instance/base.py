@@ -324,7 +324,7 @@ class Instance:
         if run.k < len(run.dts):  # cut: plan about as far as runs get
             self._ff_cap = 2 * run.k
         elif run.k == self._ff_cap:  # ran uncut as far as it could: plan further
-            self._ff_cap = min(2 * run.k, MAX_RUN)
+            self._ff_cap = min(4 * run.k, MAX_RUN)
         self._start(run, run.k)
         m = run.k - run.ended
         self._end(run, m - 1)

@@ -36,8 +36,8 @@ __all__ = ["At", "Run", "FIRST_RUN", "MAX_RUN", "MIN_RUN", "plan"]
 
 #: steps one run plans at most (bounds its arrays; a longer steady stretch takes several runs)
 MAX_RUN = 512
-#: the steps a first run plans; a run that ends uncut doubles the next one's, a cut run sets
-#: it to twice the steps it took (pricing steps a cut throws away is wasted work)
+#: the steps a first run plans; a run that ends uncut at its cap quadruples the next one's, a
+#: cut run sets it to twice the steps it took (pricing steps a cut throws away is wasted work)
 FIRST_RUN = 16
 #: fewer steps than this are not worth a run (planning one costs about what a few steps do)
 MIN_RUN = 4
