@@ -65,7 +65,7 @@ class Instance:
         self.chunk = pool.batching.chunk_size or pool.batching.max_batched_tokens
         self._ff: Run | None = None  # the fast-forward under way (its steps booked lazily)
         self._ff_cap = FIRST_RUN  # steps the next run plans at most
-        self.limit = -math.inf  # the horizon guard's limit when last asked
+        self.horizon_limit = -math.inf  # the horizon guard's limit when last asked
         self._busy = 0.0  # counts each step whole from its start
         self._step_end = 0.0  # when the current (or last) step ends
         self.busy_before_window = 0.0  # busy time before the measured window opened

@@ -100,9 +100,9 @@ def plan(inst, now: float, cap: int) -> Run | None:
         needs, dts, ends = _long(inst, now, k)
     k = len(dts)
     # the guard's limit never decreases: ask it again only when a cached one cuts the run
-    if ends[k - 1] > inst.limit:
-        inst.limit = inst.horizon()
-    while k and ends[k - 1] > inst.limit:
+    if ends[k - 1] > inst.horizon_limit:
+        inst.horizon_limit = inst.horizon()
+    while k and ends[k - 1] > inst.horizon_limit:
         k -= 1
     if k <= 1:
         return None
