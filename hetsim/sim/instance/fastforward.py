@@ -40,7 +40,7 @@ MAX_RUN = 512
 #: cut run sets it to twice the steps it took (pricing steps a cut throws away is wasted work)
 FIRST_RUN = 16
 #: fewer steps than this are not worth a run (planning one costs about what a few steps do)
-MIN_RUN = 4
+MIN_RUN = 6
 #: runs up to this many steps are priced one step at a time (arrays cost more for a few)
 SHORT_RUN = 24
 
