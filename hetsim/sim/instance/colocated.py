@@ -96,8 +96,6 @@ class ColocatedInstance(Instance):
                 batch.begin()
                 dt = self.spec.step_time(batch.contexts(), np.asarray(chunks, np.int64), computed)
             elif not chunks:
-                # decode only (most steps): the decode pools' O(1) path, the same time
-                dt = self._decode_time()
                 # no prompt joins while nothing else happens: the queue's head stays blocked
                 # (blocks only shrink, the decodes' slots and budget stay the same)
                 run = self._run_steps(now) if self.fast_forward else None
@@ -105,6 +103,9 @@ class ColocatedInstance(Instance):
                     yield run[0]
                     self._apply_step(self.env.now, n_dec, [], [], run[1])
                     continue
+                # decode only (most steps): the decode pools' O(1) closed form (it may differ
+                # from the generic pricing below in the last place)
+                dt = self._decode_time()
             else:
                 new = np.concatenate([np.ones(n_dec, np.int64), np.asarray(chunks, np.int64)])
                 dt = self.step_model.step_time(new, np.concatenate([batch.contexts(), computed]))
