@@ -1,26 +1,38 @@
-"""Simulator speed: 100,000 requests through a heterogeneous PD cluster of 16 instances.
+"""Simulator speed with and without fast-forward of steady decode, per workload shape.
 
-Issue target on one core of the 2-core dev machine: >= 10,000 simulated requests per wall-second,
-and a 1M-request trace under 2 GiB RSS (`--million`). Prints requests/s and events/s, with a
-baseline timed in the same run: a bare simpy loop that schedules the same number of events
-(the floor any simpy-based simulator pays). Both count the events simpy processed: the run
-summary's ``events`` is simpy's own count, not an estimate.
+Each shape is simulated twice in the same run: step by step (``fast_forward=False``, one simpy
+event per batch step, the baseline) and with fast-forward (the default). The table gives events
+per request (simpy's own count of events processed), requests per wall-second, wall and CPU
+seconds, and the speed-up in CPU seconds (steadier than wall time on a shared machine);
+the two runs' per-request rows are compared too (they must agree to relative 1e-9).
 
-    python benchmarks/bench_sim.py [--requests 100000] [--million]
+Shapes: ``short-chat``, ``long-prompts`` and ``long-outputs`` (>= 1,000 output tokens) through a
+heterogeneous PD cluster of 16 instances (6 H100 prefill, 10 H20 decode), and ``overloaded``:
+``scenarios/qwen3-32b-6p2d.yaml`` at its own rate (more than its two decode instances serve).
+
+Issue #18's targets, on the 2-core dev machine: >= 10x fewer events per request on a
+decode-heavy shape; ``overloaded`` at 100,000 requests under 5 s; a 1M-request trace under
+2 GiB peak RSS (``--million``, fast-forward only).
+
+    python benchmarks/bench_sim.py [--requests 20000] [--overloaded 100000] [--only SHAPE]
+    python benchmarks/bench_sim.py --million
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import resource
 import time
+from pathlib import Path
+from typing import Any
 
-import simpy
+import pandas as pd
 
 import hetsim
-from hetsim.simulation import simulate
+from hetsim.simulation import SimulationResult, simulate
 
-SCENARIO = {
+CLUSTER = {
     "name": "bench-16",
     "model": "Llama-3.1-8B",
     "pools": [
@@ -64,61 +76,108 @@ SCENARIO = {
             }
         ]
     },
-    "workload": {
-        "synthetic": {
-            "rate": "220 req/s",
-            "requests": 100_000,
-            # Azure LLM inference (conversation) 2023-like lengths; 220 req/s is just below the
-            # knee where this cluster still meets its SLA (at 240 req/s attainment collapses)
-            "input_tokens": {"dist": "lognormal", "mean": 1155, "cv": 0.9, "min": 16, "max": 16000},
-            "output_tokens": {"dist": "lognormal", "mean": 211, "cv": 0.9, "min": 1, "max": 2000},
-        }
-    },
     "sla": {"ttft": "2 s", "tpot": "100 ms"},
     "seed": 0,
 }
 
 
-def baseline_events(n: int) -> float:
-    env = simpy.Environment()
+def _lengths(mean: int, cv: float, low: int, high: int) -> dict[str, Any]:
+    return {"dist": "lognormal", "mean": mean, "cv": cv, "min": low, "max": high}
 
-    def proc():
-        for _ in range(n):
-            yield env.timeout(0.001)
 
-    env.process(proc())
+#: (rate, input lengths, output lengths) of each shape on the 16-instance cluster (assumed
+#: shapes: Azure-conversation-like chat; RAG-like long prompts; reasoning-like long outputs)
+SHAPES = {
+    "short-chat": ("220 req/s", _lengths(1155, 0.9, 16, 16000), _lengths(211, 0.9, 1, 2000)),
+    "long-prompts": ("20 req/s", _lengths(12000, 0.5, 4000, 32000), _lengths(200, 0.9, 1, 1000)),
+    "long-outputs": ("15 req/s", _lengths(512, 0.5, 64, 2048), _lengths(1500, 0.3, 1000, 4000)),
+}
+OVERLOADED = Path(__file__).resolve().parent.parent / "scenarios" / "qwen3-32b-6p2d.yaml"
+
+
+def _scenario(shape: str, requests: int) -> hetsim.Scenario:
+    rate, inputs, outputs = SHAPES[shape]
+    data = copy.deepcopy(CLUSTER)
+    data["workload"] = {
+        "synthetic": {
+            "rate": rate,
+            "requests": requests,
+            "input_tokens": inputs,
+            "output_tokens": outputs,
+        }
+    }
+    return hetsim.scenario_from_dict(data)
+
+
+def _run(scenario, requests: int, fast_forward: bool) -> tuple[SimulationResult, float, float]:
+    """The run, its wall seconds and its CPU seconds (steadier on a shared machine)."""
+    start, cpu = time.perf_counter(), time.process_time()
+    result = simulate(
+        scenario, max_requests=requests, sample_interval=10.0, fast_forward=fast_forward
+    )
+    return result, time.perf_counter() - start, time.process_time() - cpu
+
+
+def _row(shape: str, mode: str, result: SimulationResult, wall: float, cpu: float) -> dict:
+    s = result.summary
+    return {
+        "shape": shape,
+        "mode": mode,
+        "requests": s.requests,
+        "events/request": s.events / s.requests,
+        "requests/s": s.requests / wall,
+        "wall_s": wall,
+        "cpu_s": cpu,
+    }
+
+
+def compare(shape: str, requests: int) -> list[dict[str, Any]]:
+    scenario = hetsim.load_scenario(OVERLOADED) if shape == "overloaded" else None
+    scenario = scenario or _scenario(shape, requests)
+    slow, slow_wall, slow_cpu = _run(scenario, requests, False)
+    fast, fast_wall, fast_cpu = _run(scenario, requests, True)
+    pd.testing.assert_frame_equal(
+        fast.requests, slow.requests, check_exact=False, rtol=1e-9, atol=0.0
+    )
+    rows = [
+        _row(shape, "step-by-step", slow, slow_wall, slow_cpu),
+        _row(shape, "fast-forward", fast, fast_wall, fast_cpu),
+    ]
+    rows[1]["cpu speed-up"] = slow_cpu / fast_cpu
+    rows[1]["fewer events"] = slow.summary.events / fast.summary.events
+    return rows
+
+
+def million() -> None:
+    n = 1_000_000
     start = time.perf_counter()
-    env.run()
-    return n / (time.perf_counter() - start)
+    result = simulate(_scenario("short-chat", n), max_requests=n, sample_interval=10.0)
+    wall = time.perf_counter() - start
+    s = result.summary
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB
+    print(f"requests      {s.requests:,} ({s.completed:,} completed, {s.failed:,} failed)")
+    print(f"wall          {wall:.1f} s ({s.requests / wall:,.0f} requests/s)")
+    print(f"events        {s.events:,} ({s.events / s.requests:.1f} per request)")
+    print(f"peak RSS      {rss:.2f} GiB")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--requests", type=int, default=100_000)
-    parser.add_argument("--million", action="store_true", help="1M requests, report peak RSS")
+    parser.add_argument("--requests", type=int, default=20_000, help="per 16-instance shape")
+    parser.add_argument("--overloaded", type=int, default=100_000, help="for qwen3-32b-6p2d")
+    parser.add_argument("--only", choices=[*SHAPES, "overloaded"], help="one shape")
+    parser.add_argument("--million", action="store_true", help="1M requests, peak RSS")
     args = parser.parse_args()
-    n = 1_000_000 if args.million else args.requests
-    data = dict(SCENARIO)
-    data["workload"] = {"synthetic": {**SCENARIO["workload"]["synthetic"], "requests": n}}
-    scenario = hetsim.scenario_from_dict(data)
-    start = time.perf_counter()
-    result = simulate(scenario, sample_interval=10.0)
-    wall = time.perf_counter() - start
-    s = result.summary
-    events = s.events
-    base = baseline_events(events)
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB
-    print(
-        f"requests            {s.requests:,} ({s.completed:,} completed, "
-        f"{s.failed:,} failed)"
-    )
-    print(f"simulated time      {s.simulated_s:,.0f} s; attainment {s.attainment:.1%}")
-    print(f"wall                {wall:.2f} s (sim loop {s.wall_s:.2f} s)")
-    print(f"requests/s          {s.requests / wall:,.0f}")
-    print(f"events/s            {events / s.wall_s:,.0f} ({events:,} events)")
-    print(f"bare simpy events/s {base:,.0f} (baseline, same run)")
-    print(f"ratio hetsim/bare   {events / s.wall_s / base:.2f}")
-    print(f"peak RSS            {rss:.2f} GiB")
+    if args.million:
+        million()
+        return
+    rows = []
+    for shape in [args.only] if args.only else [*SHAPES, "overloaded"]:
+        n = args.overloaded if shape == "overloaded" else args.requests
+        rows += compare(shape, n)
+    table = pd.DataFrame(rows).set_index(["shape", "mode"])
+    with pd.option_context("display.float_format", "{:,.2f}".format, "display.width", 120):
+        print(table.to_string(na_rep=""))
 
 
 if __name__ == "__main__":

@@ -92,6 +92,7 @@ def simulate(
     progress: Callable[[int, int], None] | None = None,
     heartbeat: Callable[[int, int, float], None] | None = None,
     heartbeat_s: float = 10.0,
+    fast_forward: bool = True,
 ) -> SimulationResult:
     """Simulate a scenario (an object or a file, with ``--set``-style overrides).
 
@@ -105,6 +106,8 @@ def simulate(
     The series is bounded in points: on a long run the interval doubles as it fills
     (``summary.sample_interval_s`` is the one used). Absurd horizons stop with an
     :class:`InputError` naming the cause (:mod:`hetsim.sim.horizon`).
+    ``fast_forward`` (the default) takes a steady decode batch's steps several to an event,
+    with the same results; False simulates one event per step (to check that).
     """
     if not isinstance(scenario, Scenario):
         scenario = load_scenario(scenario, overrides or [])
@@ -144,6 +147,7 @@ def simulate(
         progress=report,
         heartbeat=beat,
         heartbeat_s=heartbeat_s,
+        fast_forward=fast_forward,
     )
     out = sim.run()
     reqs = add_latency_columns(out.requests)

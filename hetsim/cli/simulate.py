@@ -13,6 +13,7 @@ import typer
 
 from hetsim.cli import render
 from hetsim.cli.options import JsonOption, ScenarioArgument, SetOption, load, need_out
+from hetsim.errors import InputError
 
 if TYPE_CHECKING:
     from hetsim import Scenario, SimulationResult
@@ -60,6 +61,14 @@ def simulate(
     html: Annotated[
         bool, typer.Option("--report", help="Write a self-contained report.html to --out.")
     ] = False,
+    step_by_step: Annotated[
+        bool,
+        typer.Option(
+            "--step-by-step",
+            help="One simulated event per batch step: no fast-forward of steady decode "
+            "(same results, slower; to check them).",
+        ),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Replay the scenario's workload through its cluster and report what requests experienced.
@@ -72,6 +81,13 @@ def simulate(
     if out is not None:
         prepare(out)  # before a long run: a folder that cannot take the outputs fails at once
     if compare_lifecycles:
+        if step_by_step:
+            raise InputError(
+                "--step-by-step does not apply to a lifecycle comparison",
+                field="--step-by-step",
+                value="true",
+                allowed="--step-by-step without --compare-lifecycles",
+            )
         _compare(load(scenario, set_), requests, seed, as_json, out)
         return
     need_out(out, plots, html)
@@ -84,6 +100,7 @@ def simulate(
             progress=report,
             heartbeat=beat,
             heartbeat_s=every,
+            fast_forward=not step_by_step,
         )
     _note_short_trace(result, requests)
     written = _write(result, out, csv, plots, html) if out is not None else []

@@ -332,6 +332,50 @@ class StepModel:
             gpu = self._linear_time(batch, batch) + self._block_time(work, batch)
         return self.with_host(gpu, batch, False)
 
+    def decode_times_stepping(self, batch: int, context_sum: int, k: int) -> list[float]:
+        """:meth:`decode_time_from_sum` of ``k`` steps of one batch whose contexts each grow
+        by a token a step (sums ``context_sum``, ``+ batch``, ...), the same floats: the
+        closed form's operations in the same order, in one loop without per-step calls."""
+        coefficients = self._decode_coefficients
+        if batch == 0 or coefficients is None or self.model.is_sparse_attention:
+            return [self.decode_time_from_sum(batch, context_sum + batch * i) for i in range(k)]
+        flops_coef, kv_coef, qo_coef = coefficients
+        dp, layers = self.config.dp, self.model.num_layers
+        qo = qo_coef * batch / dp
+        linear = self._linear_time(batch, batch)
+        host, kernels = self.host, self.kernels_per_step
+        out = []
+        attended = context_sum + batch
+        for _ in range(k):
+            a = float(attended) / dp
+            compute = flops_coef * a
+            memory = kv_coef * a + qo
+            gpu = linear + (compute if compute >= memory else memory) * layers
+            out.append(gpu if host is None else host.step(gpu, kernels, batch, False))
+            attended += batch
+        return out
+
+    def decode_times_from_sums(self, batch: int, context_sums: np.ndarray) -> np.ndarray:
+        """:meth:`decode_time_from_sum` of one batch size at each of ``context_sums`` (the
+        steps of a batch that does not change), the same floats element for element: the
+        closed form runs the scalar's operations in the same order over the array."""
+        sums = np.asarray(context_sums, dtype=np.int64)
+        coefficients = self._decode_coefficients
+        if batch == 0 or coefficients is None or self.model.is_sparse_attention:
+            return np.array([self.decode_time_from_sum(batch, int(s)) for s in sums], np.float64)
+        flops_coef, kv_coef, qo_coef = coefficients
+        dp = self.config.dp
+        a = (sums + batch).astype(np.float64) / dp
+        compute = flops_coef * a
+        memory = kv_coef * a + qo_coef * batch / dp
+        attention = np.where(compute >= memory, compute, memory) * self.model.num_layers
+        gpu = self._linear_time(batch, batch) + attention
+        host = self.host
+        if host is None:
+            return gpu
+        kernels = self.kernels_per_step
+        return np.array([host.step(float(g), kernels, batch, False) for g in gpu], np.float64)
+
     def prefill_time(self, new: np.ndarray, cached: np.ndarray | None = None) -> float:
         """Seconds for one prefill step over chunks of ``new`` tokens after ``cached`` tokens."""
         return self.step_time(new, cached)

@@ -4,8 +4,9 @@
 :mod:`~hetsim.sim.topology` (instances and links), the request book, dispatch and prefix caches,
 the lifecycle protocol (:mod:`hetsim.sim.handoff`), recovery and fault injection, host swap and
 the sampler. Each part gets the narrow ports it calls (:mod:`hetsim.sim.ports`), never the
-engine. Events are one per arrival, one per batch step per instance, and a few per KV transfer —
-never one per token.
+engine. Events are one per arrival, one per batch step per instance (a steady decode batch's
+steps several to one: :mod:`hetsim.sim.instance.fastforward`), and a few per KV transfer — never
+one per token.
 
 Arrivals are open or closed. Open loop: each request arrives at its workload time. Closed loop
 (``workload.closed_loop``, :mod:`hetsim.workload.closed_loop`): ``concurrency`` clients start at
@@ -80,6 +81,7 @@ class Simulation:
         progress: Callable[[int], None] | None = None,
         heartbeat: Callable[[int, float], None] | None = None,
         heartbeat_s: float = 10.0,
+        fast_forward: bool = True,
     ) -> None:
         spec = scenario.spec
         self.scenario = scenario
@@ -136,6 +138,10 @@ class Simulation:
             max_points=points_for(len(self.topology.instances)),
         )
         self.horizon = Horizon(scenario, self.book, self.topology)
+        for inst in self.topology.instances:
+            # a fast-forward stops where the horizon guard would look at its steps
+            inst.horizon = self.horizon.limit
+            inst.fast_forward = fast_forward
 
     def _connect(self) -> None:
         """Late bindings: parts that call each other both ways."""

@@ -2,7 +2,9 @@
 
 Each instance runs a loop that forms a batch, asks its :class:`~hetsim.perf.step.StepModel` how
 long the step takes, waits that long, and then applies the step's effects. An idle instance
-sleeps on a wake-up event that arrivals, finished transfers and freed blocks trigger.
+sleeps on a wake-up event that arrivals, finished transfers and freed blocks trigger. A decode
+batch that nothing changes takes its steps several to one event, with the same results
+(:mod:`~hetsim.sim.instance.fastforward`; ``simulate(..., fast_forward=False)`` turns it off).
 
 * :class:`PrefillInstance` — FCFS over a max-batched-tokens budget with chunked prefill; KV
   blocks for the whole prompt are allocated when a request is admitted to the batch.

@@ -3,6 +3,8 @@ busy-time accounting, crash and restart."""
 
 from __future__ import annotations
 
+import math
+from bisect import bisect_left
 from collections.abc import Callable
 
 import simpy
@@ -10,6 +12,7 @@ import simpy
 from hetsim.kv.blocks import BlockPool, BlockState
 from hetsim.kv.tiers import Cascade
 from hetsim.perf.speculative import SpeculativeStep
+from hetsim.sim.instance.fastforward import FIRST_RUN, MAX_RUN, MIN_RUN, At, Run, plan
 from hetsim.sim.ports import Handover, Ledger, Stats, Swap
 from hetsim.sim.state import Req
 
@@ -25,6 +28,14 @@ class Instance:
     role = "instance"
     #: the speculative step of a pool that speculates (decode and colocated instances set it)
     spec: SpeculativeStep | None = None
+    #: take a steady decode batch's steps several to an event (False: one event per step)
+    fast_forward = True
+
+    @staticmethod
+    def horizon() -> float:
+        """The latest time an event may happen before the run's horizon guard steps in (the
+        engine binds the guard's limit)."""
+        return math.inf
 
     def __init__(
         self,
@@ -47,16 +58,19 @@ class Instance:
         self.gid = gid  # index over all instances, used in logs
         self.name = f"{pool.name}[{index}]"
         self.step_model = step_model
-        self.blocks = BlockPool(footprint.kv_capacity_blocks, footprint.kv_page_tokens)
+        self._blocks = BlockPool(footprint.kv_capacity_blocks, footprint.kv_page_tokens)
         self.page = footprint.kv_page_tokens
         self.max_seqs = pool.batching.max_num_seqs
         self.max_tokens = pool.batching.max_batched_tokens
         self.chunk = pool.batching.chunk_size or pool.batching.max_batched_tokens
-        self.busy_s = 0.0  # counts each step whole from its start
-        self.step_end = 0.0  # when the current (or last) step ends
+        self._ff: Run | None = None  # the fast-forward under way (its steps booked lazily)
+        self._ff_cap = FIRST_RUN  # steps the next run plans at most
+        self.horizon_limit = -math.inf  # the horizon guard's limit when last asked
+        self._busy = 0.0  # counts each step whole from its start
+        self._step_end = 0.0  # when the current (or last) step ends
         self.busy_before_window = 0.0  # busy time before the measured window opened
-        self.steps = 0
-        self.outstanding_tokens = 0  # routing signal: work queued or running here
+        self._steps = 0
+        self._outstanding = 0  # routing signal: work queued or running here
         self.prefix_cache = None  # set by the prefix caches when this instance computes prompts
         self._wake = None
         self.alive = True
@@ -96,15 +110,18 @@ class Instance:
         self.down += 1
         if self.down > 1:  # already down: overlapping faults extend the outage
             return []
+        if self._ff is not None:  # the run stops with the step under way, like a step
+            self._cut()
+            self._ff = None
         self.alive = False
         self.epoch += 1
         # the interrupted step stops now: its unserved remainder was never busy
-        self.busy_s -= max(0.0, self.step_end - now)
-        self.step_end = min(self.step_end, now)
+        self._busy -= max(0.0, self._step_end - now)
+        self._step_end = min(self._step_end, now)
         self._restart = self.env.event()
         affected = self._drop_requests()
         self.blocks.clear(now)
-        self.outstanding_tokens = 0
+        self._outstanding = 0
         if self.process.is_alive and self.env.active_process is not self.process:
             self.process.interrupt("crash")
         return affected
@@ -124,6 +141,8 @@ class Instance:
 
     def straggle(self, factor: float) -> None:
         """Steps take ``factor`` times as long from now on (1.0: back to normal)."""
+        if self._ff is not None:  # the steps still to start take the new factor
+            self._cut()
         self.slowdown = factor
 
     def attach_prefix_cache(self, cache: Cascade) -> None:
@@ -141,15 +160,18 @@ class Instance:
         """A step's output tokens leave the routing signal: one per decode, or under
         speculation what the batch emitted, whose rejected drafts give their blocks back."""
         if self.spec is None:
-            self.outstanding_tokens -= decodes
+            self._outstanding -= decodes
             return
         batch = self.batch
-        self.outstanding_tokens -= batch.emitted
+        self._outstanding -= batch.emitted
         if batch.released:
             self.blocks.release(now, batch.released)
 
     def kick(self) -> None:
-        """Wake the loop if it sleeps (new work or freed capacity)."""
+        """Wake the loop if it sleeps (new work or freed capacity), or end a fast-forward with
+        the step under way."""
+        if self._ff is not None:
+            self._cut()
         if self._wake is not None and not self._wake.triggered:
             self._wake.succeed()
 
@@ -160,7 +182,9 @@ class Instance:
     def busy_until(self, t: float) -> float:
         """Busy time up to ``t`` (not before the current step started): ``busy_s`` less
         the part of a step still running at ``t``."""
-        return self.busy_s - max(0.0, self.step_end - t)
+        if self._ff is not None:
+            self._sync()
+        return self._busy - max(0.0, self._step_end - t)
 
     def open_window(self) -> None:
         """The measured window opens now: busy time from here on is what utilisation counts."""
@@ -168,11 +192,144 @@ class Instance:
 
     def _step(self, dt: float):
         dt *= self.slowdown
-        self.busy_s += dt
-        self.step_end = self.env._now + dt  # noqa: SLF001 - the clock, no call
-        self.steps += 1
+        self._busy += dt
+        self._step_end = self.env._now + dt  # noqa: SLF001 - the clock, no call
+        self._steps += 1
         self.stats.steps += 1
         return self.env.timeout(dt)
+
+    # -- what outside readers see: a fast-forward's steps booked up to the clock first (a
+    # step's end before now is what there is to book: the next step's start comes with it) --
+
+    @property
+    def blocks(self) -> BlockPool:
+        run = self._ff
+        if run is not None and run.ends[run.ended] < self.env._now:  # noqa: SLF001
+            self._sync()
+        return self._blocks
+
+    @property
+    def outstanding_tokens(self) -> int:
+        run = self._ff
+        if run is not None and run.ends[run.ended] < self.env._now:  # noqa: SLF001
+            self._sync()
+        return self._outstanding
+
+    @outstanding_tokens.setter
+    def outstanding_tokens(self, value: int) -> None:
+        self._outstanding = value
+
+    @property
+    def busy_s(self) -> float:
+        run = self._ff
+        if run is not None and run.ends[run.ended] < self.env._now:  # noqa: SLF001
+            self._sync()
+        return self._busy
+
+    @property
+    def step_end(self) -> float:
+        run = self._ff
+        if run is not None and run.ends[run.ended] < self.env._now:  # noqa: SLF001
+            self._sync()
+        return self._step_end
+
+    @property
+    def steps(self) -> int:
+        run = self._ff
+        if run is not None and run.ends[run.ended] < self.env._now:  # noqa: SLF001
+            self._sync()
+        return self._steps
+
+    # -- fast-forward (:mod:`hetsim.sim.instance.fastforward`) --
+
+    def _run_steps(self, now: float) -> tuple[simpy.Event, Run] | None:
+        """Start a fast-forward from the step starting ``now`` (its blocks taken), or None to
+        take this step alone."""
+        cap = self._ff_cap
+        if cap < MIN_RUN:  # runs here are cut short: a few steps one by one, then try again
+            self._ff_cap = cap + 1
+            return None
+        run = plan(self, now, cap)
+        if run is None:
+            return None
+        self._start(run, 1)
+        run.event = At(self.env, run.ends[-1])
+        self._ff = run
+        return run.event, run
+
+    def _start(self, run: Run, j: int) -> None:
+        """Book the starts of the run's steps before step ``j``, each at its own time."""
+        i = run.started
+        if j <= i:
+            return
+        needs, ends, dts = run.needs, run.ends, run.dts
+        blocks = self._blocks
+        busy = self._busy
+        for s in range(i, j):
+            if needs[s]:  # never the first step: its blocks were taken before the run
+                blocks.allocate(ends[s - 1], needs[s])
+            busy += dts[s]
+        self._busy = busy
+        self._step_end = ends[j - 1]
+        self._steps += j - i
+        self.stats.steps += j - i
+        run.started = j
+
+    def _end(self, run: Run, m: int) -> None:
+        """Book the ends of a run's next ``m`` steps (no sequence finishes in them but the
+        last planned): a token for each sequence at each."""
+        if run.ended == 0:
+            batch = self.batch
+            for req in batch.fresh:
+                req.t_first = run.ends[0]
+            batch.fresh.clear()
+        self.batch.step += m
+        self._outstanding -= run.n * m
+        run.ended += m
+
+    def _sync(self) -> None:
+        """Book the run's steps started, and the ends of those ended, before now (at a step's
+        end itself, the step is still under way)."""
+        run = self._ff
+        assert run is not None
+        t = self.env._now  # noqa: SLF001 - the clock, no call
+        ended = bisect_left(run.ends, t, run.ended, run.k)
+        self._start(run, min(run.k, ended + 1))
+        if ended > run.ended:
+            self._end(run, ended - run.ended)
+
+    def _cut(self) -> None:
+        """Something changes this instance mid-run: the run ends with the step under way."""
+        self._sync()
+        run = self._ff
+        assert run is not None and run.event is not None
+        last = run.ended  # the step under way: it ends at or after now
+        if last + 1 >= run.k:
+            return
+        run.k = last + 1
+        old = run.event
+        old.unschedule()
+        run.event = new = At(self.env, run.ends[last])
+        resume = self.process._resume  # noqa: SLF001 - move the loop's wait to the new event
+        old.callbacks.remove(resume)
+        new.callbacks.append(resume)
+        self.process._target = new  # noqa: SLF001
+
+    def _close_run(self) -> list[int]:
+        """The run's last step has ended (the clock is there): book what is left; returns
+        the batch positions that finished (descending)."""
+        run = self._ff
+        assert run is not None
+        self._ff = None
+        if run.k < len(run.dts):  # cut: plan about as far as runs get
+            self._ff_cap = 2 * run.k
+        elif run.k == self._ff_cap:  # ran uncut as far as it could: plan further
+            self._ff_cap = min(4 * run.k, MAX_RUN)
+        self._start(run, run.k)
+        m = run.k - run.ended
+        self._end(run, m - 1)
+        self._outstanding -= run.n
+        return self.batch.advance()
 
     def _loop(self):  # pragma: no cover - overridden
         raise NotImplementedError

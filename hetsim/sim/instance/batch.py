@@ -65,6 +65,15 @@ class DecodeBatch:
             return []
         return np.flatnonzero(self.finish_at[: self.n] == self.step)[::-1].tolist()
 
+    def steps_to_finish(self) -> int:
+        """Steps until the first sequence finishes (it finishes at the end of that step)."""
+        return min(self._finishing) - self.step
+
+    def needs(self, k: int) -> np.ndarray:
+        """New blocks each of the next ``k`` steps takes (:meth:`blocks_needed` of each)."""
+        residues = np.asarray(self.residues, dtype=np.int64)
+        return residues[(-(self.step + np.arange(k))) % self.page]
+
     def remove(self, i: int) -> Req:
         """Remove position ``i`` (moving the last sequence into it); the request gets its
         current context and output count back."""
@@ -77,7 +86,11 @@ class DecodeBatch:
         self.residues[rel % self.page] -= 1
         end = int(self.finish_at[i])
         if end > self.step:  # removed before finishing: no longer expected then
-            self._finishing[end] -= 1
+            left = self._finishing[end] - 1
+            if left:
+                self._finishing[end] = left
+            else:
+                del self._finishing[end]
         if i != last:
             self.rel[i] = self.rel[last]
             self.gen[i] = self.gen[last]

@@ -46,12 +46,18 @@ class ColocatedInstance(Instance):
         return len(self.waiting)
 
     def enqueue(self, req: Req) -> None:
+        # behind a queue that no prompt joins from (its head does not fit, or the decodes
+        # leave no budget) it changes nothing until the batch does: a fast-forward goes on
+        behind = bool(self.waiting)
         self.waiting.append(req)
         self.outstanding_tokens += req.input - req.cached + req.output
         self._mark(req, PREFILL, QUEUED)
-        self.kick()
+        if not (behind and self._ff is not None):
+            self.kick()
 
     def forget(self, req: Req) -> None:
+        if self._ff is not None:
+            self._cut()
         if req in self.waiting:
             self.waiting.remove(req)
         if req in self.prefilling:
@@ -89,11 +95,30 @@ class ColocatedInstance(Instance):
             if self.spec is not None:
                 batch.begin()
                 dt = self.spec.step_time(batch.contexts(), np.asarray(chunks, np.int64), computed)
+            elif not chunks:
+                # no prompt joins while nothing else happens: the queue's head stays blocked
+                # (blocks only shrink, the decodes' slots and budget stay the same)
+                run = self._run_steps(now) if self.fast_forward else None
+                if run is not None:
+                    yield run[0]
+                    self._apply_step(self.env.now, n_dec, [], [], run[1])
+                    continue
+                # decode only (most steps): the decode pools' O(1) closed form (it may differ
+                # from the generic pricing below in the last place)
+                dt = self._decode_time()
             else:
                 new = np.concatenate([np.ones(n_dec, np.int64), np.asarray(chunks, np.int64)])
                 dt = self.step_model.step_time(new, np.concatenate([batch.contexts(), computed]))
             yield self._step(dt)
             self._apply_step(self.env.now, n_dec, prefills, chunks)
+
+    def _decode_time(self) -> float:
+        """A decode-only step: from the batch size and context sum alone, unless sparse
+        attention needs each context."""
+        batch, sm = self.batch, self.step_model
+        if sm.model.is_sparse_attention:
+            return sm.decode_time(batch.contexts())
+        return sm.decode_time_from_sum(batch.n, batch.context_sum())
 
     def _make_room(self, now: float) -> int:
         """Preempt the newest sequences until this step's new decode blocks fit; returns them.
@@ -144,11 +169,17 @@ class ColocatedInstance(Instance):
             self.prefilling.append(req)
             yield target - req.computed
 
-    def _apply_step(self, now: float, n_dec: int, prefills: list[Req], chunks: list[int]) -> None:
+    def _apply_step(
+        self, now: float, n_dec: int, prefills: list[Req], chunks: list[int], run=None
+    ) -> None:
+        """The end of a step (or of a fast-forward's decode-only steps)."""
         batch, blocks = self.batch, self.blocks
         batch.fresh.clear()  # colocated sequences join with their first token already out
-        finished = batch.advance()
-        self._emitted(now, n_dec)
+        if run is None:
+            finished = batch.advance()
+            self._emitted(now, n_dec)
+        else:
+            finished = self._close_run()
         for i in finished:
             req = batch.remove(i)
             blocks.release(now, blocks.blocks_for(req.context))

@@ -57,11 +57,15 @@ class DecodeInstance(Instance):
         return (self.blocks.allocated + self.queued_blocks) / self._capacity
 
     def enqueue(self, req: Req) -> None:
+        # behind a queue whose head cannot be admitted it changes nothing until the batch
+        # does: a fast-forward goes on
+        behind = bool(self.waiting)
         self.waiting.append(req)
         self._mark(req, DECODE, WAITING)
         self.queued_blocks += self.blocks.blocks_for(req.input)
         self.outstanding_tokens += req.output
-        self.kick()
+        if not (behind and self._ff is not None):
+            self.kick()
 
     def dequeue(self) -> Req:
         """The head of the waiting queue, leaving it (the handoff admits it)."""
@@ -79,6 +83,8 @@ class DecodeInstance(Instance):
     def forget(self, req: Req) -> None:
         """Take a request out of this instance (it is being retried or failed); the caller
         releases its blocks."""
+        if self._ff is not None:
+            self._cut()
         if req in self.waiting:
             self.waiting.remove(req)
             self.queued_blocks -= self.blocks.blocks_for(req.input)
@@ -147,11 +153,27 @@ class DecodeInstance(Instance):
             self.preempted.appendleft(req)
             need = batch.blocks_needed()
 
+    def _price(self, recompute: list[Req]) -> float:
+        """Seconds of the step the batch (and ``recompute``) takes now."""
+        batch, sm, spec = self.batch, self.step_model, self.spec
+        if spec is not None:
+            batch.begin()
+            # verify k + 1 positions per sequence and draft k; recomputes do not speculate
+            rebuild = np.fromiter((r.context for r in recompute), np.int64, len(recompute))
+            return spec.step_time(batch.contexts(), rebuild)
+        if recompute:
+            # rebuild preempted sequences' KV in the same step as the decodes
+            ones = np.ones(batch.n, dtype=np.int64)
+            new = np.concatenate([ones, [r.context for r in recompute]])
+            cached = np.concatenate([batch.contexts(), np.zeros(len(recompute), np.int64)])
+            return sm.step_time(new, cached)
+        if sm.model.is_sparse_attention:
+            return sm.decode_time(batch.contexts())
+        return sm.decode_time_from_sum(batch.n, batch.context_sum())
+
     def _loop(self):
         batch = self.batch
         blocks = self.blocks
-        sm = self.step_model
-        sparse = sm.model.is_sparse_attention
         spec = self.spec
         while True:
             self._admit()
@@ -165,36 +187,31 @@ class DecodeInstance(Instance):
                 yield self._sleep()
                 continue
             need = batch.blocks_needed()
-            if need > blocks.free:
+            # a preemption frees blocks the next step's admission may give out: no fast-forward
+            steady = need <= blocks.free
+            if not steady:
                 self._make_room(need)
                 need = batch.blocks_needed()
                 if batch.n == 0 and not recompute:
                     continue
             if need:
                 blocks.allocate(now, need)
-            if spec is not None:
-                batch.begin()
             n = batch.n
-            if spec is not None:
-                # verify k + 1 positions per sequence and draft k; recomputes do not speculate
-                rebuild = np.fromiter((r.context for r in recompute), np.int64, len(recompute))
-                dt = spec.step_time(batch.contexts(), rebuild)
-            elif recompute:
-                # rebuild preempted sequences' KV in the same step as the decodes
-                new = np.concatenate([np.ones(n, dtype=np.int64), [r.context for r in recompute]])
-                cached = np.concatenate([batch.contexts(), np.zeros(len(recompute), np.int64)])
-                dt = sm.step_time(new, cached)
-            elif sparse:
-                dt = sm.decode_time(batch.contexts())
+            run = None
+            if self.fast_forward and steady and spec is None and not recompute:
+                run = self._run_steps(now)
+            if run is None:
+                yield self._step(self._price(recompute))
+                now = self.env.now
+                for req in batch.fresh:
+                    req.t_first = now
+                batch.fresh.clear()
+                finished = batch.advance()
+                self._emitted(now, n)
             else:
-                dt = sm.decode_time_from_sum(n, batch.context_sum())
-            yield self._step(dt)
-            now = self.env.now
-            for req in batch.fresh:
-                req.t_first = now
-            batch.fresh.clear()
-            finished = batch.advance()
-            self._emitted(now, n)
+                yield run[0]
+                now = self.env.now
+                finished = self._close_run()
             for i in finished:
                 req = batch.remove(i)
                 req.d_blocks = blocks.blocks_for(req.context)

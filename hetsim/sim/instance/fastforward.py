@@ -1,0 +1,161 @@
+"""Fast-forward: a steady decode batch's steps several to one event, with step-by-step results.
+
+Between two things that change a decode batch (a sequence joining or finishing, a preemption,
+a fault, a request queued here) every running sequence gains one token per step and nothing
+else happens on the instance, so its next steps are known in advance: their times (the step
+model's price of each step's context sum, times the straggler factor), the KV blocks each takes
+at its start (sequences crossing a page) and the tokens each emits at its end. A :class:`Run`
+holds them; the instance waits one event, at the end of the run's last step.
+
+Nothing outside sees the difference. The instance books a run's steps lazily, each at its own
+time: when something reads it mid-run (a router's load signal, the sampler, the horizon guard)
+it first books the steps started and ended by then (:meth:`Instance._sync`); when something
+changes it (anything that wakes it, a fault, a request taken away) the run is also cut at the
+step under way, whose end becomes the wake-up (:meth:`Instance._cut`). A run never passes the
+step in which a sequence finishes or a step whose blocks would not fit, nor the horizon guard's
+limit. At a time equal to a step's end, what happens there goes first and the step's end after
+it: the order step-by-step simulation gives whenever that other event was scheduled before the
+step began (an exact float tie with one scheduled during the step is the case ordered
+differently; none of the drawn or bundled scenarios has one).
+
+Runs price their steps as the step loop would, float for float: the closed form of
+:meth:`~hetsim.perf.step.StepModel.decode_time_from_sum` over the run's context sums, or each
+step's contexts where sparse attention needs them; each step ends at the previous end plus its
+time, the addition simpy's timeout makes.
+"""
+
+from __future__ import annotations
+
+from heapq import heapify, heappush
+
+import numpy as np
+import simpy
+from simpy.events import NORMAL
+
+__all__ = ["At", "Run", "FIRST_RUN", "MAX_RUN", "MIN_RUN", "plan"]
+
+#: steps one run plans at most (bounds its arrays; a longer steady stretch takes several runs)
+MAX_RUN = 512
+#: the steps a first run plans; a run that ends uncut at its cap quadruples the next one's, a
+#: cut run sets it to twice the steps it took (pricing steps a cut throws away is wasted work)
+FIRST_RUN = 16
+#: fewer steps than this are not worth a run (planning one costs about what a few steps do)
+MIN_RUN = 6
+#: runs up to this many steps are priced one step at a time (arrays cost more for a few)
+SHORT_RUN = 24
+
+
+class At(simpy.Event):
+    """An event at the absolute time ``t``: a timeout's ``now + delay`` might round to a
+    neighbouring float, and a run must end exactly where its last step would have (set up as
+    simpy's own Timeout is)."""
+
+    def __init__(self, env: simpy.Environment, t: float) -> None:
+        self.env = env
+        self.callbacks = []
+        self._value = None
+        self._ok = True
+        heappush(env._queue, (t, NORMAL, next(env._eid), self))  # noqa: SLF001
+
+    def unschedule(self) -> None:
+        """Take this event out of the queue (a cut run ends earlier)."""
+        queue = self.env._queue  # noqa: SLF001
+        for i, entry in enumerate(queue):
+            if entry[3] is self:
+                queue[i] = queue[-1]
+                queue.pop()
+                heapify(queue)
+                return
+
+
+class Run:
+    """The planned steps of one fast-forward: their times (``dts``, ``ends``), the blocks
+    each takes at its start (``needs``, the first already taken), the batch size ``n``; how
+    many steps are planned (``k``), started and ended as booked so far."""
+
+    __slots__ = ("dts", "ends", "needs", "n", "k", "started", "ended", "event")
+
+    def __init__(self, dts: list[float], ends: list[float], needs: list[int], n: int) -> None:
+        self.dts = dts
+        self.ends = ends
+        self.needs = needs
+        self.n = n
+        self.k = len(dts)
+        self.started = 0
+        self.ended = 0
+        self.event: At | None = None
+
+
+def plan(inst, now: float, cap: int) -> Run | None:
+    """The run a decode batch can take from the step starting ``now`` (its blocks taken), at
+    most ``cap`` steps, or None when fewer than :data:`MIN_RUN` are sure before a sequence
+    finishes, or fewer than two before blocks run out or the horizon guard's limit."""
+    batch = inst.batch
+    k = min(batch.steps_to_finish(), cap)
+    if k < MIN_RUN:
+        return None
+    if k <= SHORT_RUN:
+        needs, dts, ends = _short(inst, now, k)
+    else:
+        needs, dts, ends = _long(inst, now, k)
+    k = len(dts)
+    # the guard's limit never decreases: ask it again only when a cached one cuts the run
+    if ends[k - 1] > inst.horizon_limit:
+        inst.horizon_limit = inst.horizon()
+    while k and ends[k - 1] > inst.horizon_limit:
+        k -= 1
+    if k <= 1:
+        return None
+    return Run(dts[:k], ends[:k], needs[:k], batch.n)
+
+
+def _short(inst, now: float, k: int) -> tuple[list[int], list[float], list[float]]:
+    """A short run's steps one by one, in plain floats: cheaper than arrays for a few steps
+    (runs between frequent arrivals). Returns their blocks, times and ends, up to the first
+    step whose blocks would not fit."""
+    batch, sm = inst.batch, inst.step_model
+    residues, page, step = batch.residues, batch.page, batch.step
+    free = inst._blocks.free  # noqa: SLF001 - the instance's own pool, already synced
+    needs = [0]  # the caller took the first step's blocks
+    taken = 0
+    for i in range(1, k):
+        need = residues[(-(step + i)) % page]
+        taken += need
+        if taken > free:
+            break
+        needs.append(need)
+    n, slow = batch.n, inst.slowdown
+    if sm.model.is_sparse_attention:
+        contexts = batch.contexts()
+        dts = [sm.decode_time(contexts + i) * slow for i in range(len(needs))]
+    else:
+        dts = [d * slow for d in sm.decode_times_stepping(n, batch.context_sum(), len(needs))]
+    ends = []
+    t = now
+    for d in dts:
+        t += d
+        ends.append(t)
+    return needs, dts, ends
+
+
+def _long(inst, now: float, k: int) -> tuple[list[int], list[float], list[float]]:
+    """:func:`_short` over arrays, for long runs (long outputs, few arrivals)."""
+    batch = inst.batch
+    needs = batch.needs(k)
+    needs[0] = 0  # the caller took the first step's blocks
+    # steps after the first whose blocks fit: blocks are only taken until the run ends
+    free = inst._blocks.free  # noqa: SLF001
+    k = 1 + int(np.searchsorted(np.cumsum(needs[1:]), free, side="right"))
+    dts = _decode_times(inst, k) * inst.slowdown
+    ends = np.add.accumulate(np.concatenate(([now], dts)))[1:]
+    return needs[:k].tolist(), dts.tolist(), ends.tolist()
+
+
+def _decode_times(inst, k: int) -> np.ndarray:
+    """Seconds of each of the batch's next ``k`` decode steps (before stragglers)."""
+    batch, sm = inst.batch, inst.step_model
+    n = batch.n
+    if sm.model.is_sparse_attention:
+        contexts = batch.contexts()
+        return np.array([sm.decode_time(contexts + i) for i in range(k)], np.float64)
+    return sm.decode_times_from_sums(n, batch.context_sum() + n * np.arange(k))

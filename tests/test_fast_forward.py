@@ -1,0 +1,171 @@
+"""Fast-forward of steady decode gives what step-by-step simulation gives, in fewer events.
+
+The property test draws the scenarios of ``test_property_scenarios`` (pools, formats,
+lifecycles, faults, prefix caches, open loop), and a closed-loop variant of them, and runs each
+twice: fast-forward on (the default) and ``fast_forward=False``. Every per-request row, every
+lifecycle transition, every time-series sample and every summary figure must agree (times to
+relative 1e-9, counts exactly); only the wall time and the events simpy processed differ.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+from test_property_scenarios import scenarios
+
+from hetsim import load_scenario, scenario_from_dict, simulate
+from hetsim.perf.step import step_model_for_pool
+
+SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
+RTOL = 1e-9
+#: what is allowed to differ between the two ways of simulating the same run
+UNSHARED = {"wall_s", "events"}
+
+
+def _same_frames(a: pd.DataFrame | None, b: pd.DataFrame | None) -> None:
+    assert (a is None) == (b is None)
+    if a is not None:
+        pd.testing.assert_frame_equal(a, b, check_exact=False, rtol=RTOL, atol=0.0)
+
+
+def _same_values(a: Any, b: Any, where: str) -> None:
+    if isinstance(a, dict):
+        assert a.keys() == b.keys(), where
+        for key in a:
+            if key not in UNSHARED:
+                _same_values(a[key], b[key], f"{where}.{key}")
+    elif isinstance(a, float) and isinstance(b, float):
+        both_nan = math.isnan(a) and math.isnan(b)
+        assert both_nan or math.isclose(a, b, rel_tol=RTOL, abs_tol=0.0), (where, a, b)
+    else:
+        assert a == b, (where, a, b)
+
+
+def _both_ways(data: dict[str, Any], requests: int):
+    scenario = scenario_from_dict(data)
+    fast = simulate(scenario, max_requests=requests)
+    slow = simulate(scenario, max_requests=requests, fast_forward=False)
+    return fast, slow
+
+
+def _agree(fast, slow) -> None:
+    _same_frames(fast.requests, slow.requests)
+    _same_frames(fast.lifecycle, slow.lifecycle)
+    _same_frames(fast.timeseries, slow.timeseries)
+    _same_frames(fast.links, slow.links)
+    _same_values(fast.summary.to_dict(), slow.summary.to_dict(), "summary")
+    assert fast.summary.events <= slow.summary.events
+
+
+def _closed(data: dict[str, Any], concurrency: int) -> dict[str, Any]:
+    """The drawn scenario with its lengths sent by a closed loop of clients instead (whose
+    requests carry no prefix hashes to route by)."""
+    for pool in data["pools"]:
+        if pool["router"] == "prefix_aware":
+            pool["router"] = "least_outstanding_tokens"
+    synthetic = data["workload"]["synthetic"]
+    data["workload"] = {
+        "closed_loop": {
+            "concurrency": concurrency,
+            "requests": 1000,
+            "think_time": "50 ms",
+            "input_tokens": synthetic["input_tokens"],
+            "output_tokens": synthetic["output_tokens"],
+        }
+    }
+    return data
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    derandomize=True,
+    phases=[Phase.explicit, Phase.generate],
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(
+    data=scenarios(),
+    requests=st.integers(15, 30),
+    closed=st.sampled_from([None, 1, 8]),
+)
+def test_fast_forward_gives_step_by_step_results(
+    data: dict[str, Any], requests: int, closed: int | None
+) -> None:
+    if closed is not None:
+        data = _closed(data, closed)
+    _agree(*_both_ways(data, requests))
+
+
+def _one_instance(output: int, rate: str, requests: int) -> dict[str, Any]:
+    """One colocated instance and requests of fixed lengths: decode-heavy when ``output``
+    is long."""
+    return {
+        "name": "ff",
+        "model": "tiny-llama",
+        "pools": [
+            {"name": "serve", "role": "colocated", "accelerator": "nvidia-h100-sxm",
+             "instances": 1, "batching": {"max_num_seqs": 16, "max_batched_tokens": 2048}}
+        ],
+        "workload": {"synthetic": {"rate": rate, "requests": requests,
+                                   "input_tokens": 128, "output_tokens": output}},
+        "sla": {"ttft": "2 s", "tpot": "50 ms"},
+        "seed": 3,
+    }  # fmt: skip
+
+
+def test_long_outputs_take_a_tenth_of_the_events() -> None:
+    """Eight requests of 1,000 output tokens: step by step, one event per step (about 1,000
+    per request once they overlap); fast-forward, a few per request (arrivals, finishes,
+    samples). Events are simpy's own count, so this is no timing assertion."""
+    fast, slow = _both_ways(_one_instance(1000, "20 req/s", 8), 8)
+    _agree(fast, slow)
+    assert slow.summary.events > 1000
+    assert fast.summary.events * 10 < slow.summary.events
+
+
+def test_a_straggler_mid_run_slows_the_steps_after_it_only() -> None:
+    """A straggler that starts while a long decode is being fast-forwarded cuts the run at
+    the step under way: the steps that started before keep their length, as step by step."""
+    data = _one_instance(2000, "10 req/s", 2)
+    data["faults"] = {
+        "events": [{"kind": "straggler", "target": "serve[0]", "at": "0.5 s",
+                    "duration": "0.3 s", "factor": 3.0}]
+    }  # fmt: skip
+    fast, slow = _both_ways(data, 2)
+    _agree(fast, slow)
+    assert fast.summary.events * 10 < slow.summary.events
+    unslowed = _both_ways(_one_instance(2000, "10 req/s", 2), 2)[0]
+    assert (fast.requests["finish_s"] > unslowed.requests["finish_s"]).all()
+
+
+def test_step_times_of_a_steady_batch_match_one_by_one() -> None:
+    """The vectorised prices of a batch's next steps are the scalar prices, float for float
+    (with and without a serving runtime's host overhead)."""
+    for runtime in (None, "vllm"):
+        data = _one_instance(100, "1 req/s", 1)
+        if runtime is not None:
+            data["pools"][0]["runtime"] = runtime
+        scenario = scenario_from_dict(data)
+        pool = scenario.spec.pools[0]
+        sm = step_model_for_pool(scenario.model, scenario.profiles[pool.name], pool)
+        sums = 5000 + 37 * np.arange(300)
+        vector = sm.decode_times_from_sums(37, sums)
+        scalar = [sm.decode_time_from_sum(37, int(s)) for s in sums]
+        assert vector.tolist() == scalar
+        assert sm.decode_times_stepping(37, 5000, 300) == scalar
+
+
+def test_sparse_attention_steps_are_fast_forwarded_exactly() -> None:
+    """GLM-5.1 (MLA with DeepSeek sparse attention) prices each step over every context, not
+    from the context sum: its runs price step by step, with the same results."""
+    scenario = load_scenario(SCENARIOS / "cphd-glm51.yaml", ["workload.warmup_requests=0"])
+    fast = simulate(scenario, max_requests=12)
+    slow = simulate(scenario, max_requests=12, fast_forward=False)
+    _agree(fast, slow)
+    assert fast.summary.events * 10 < slow.summary.events
