@@ -87,19 +87,40 @@ def test_fit_recovers_a_run_that_hetsim_itself_produced(run, scenario):
     assert data["train"] + data["held_out"] == N and data["sha256"] == run.sha256
 
 
-def test_closed_loop_runs_compare_distributions_not_requests(run, scenario):
+def test_closed_loop_runs_send_the_files_requests_in_order_and_compare_each(run, scenario):
+    """A --max-concurrency run's clients send the file's requests in order: the replay gives its
+    k-th request the k-th lengths, so requests join by id; nothing joins by load."""
     closed = dataclasses.replace(
         run,
         arrivals=Arrivals.CLOSED_LOOP,
         concurrency=4,
         requests=run.requests.iloc[:12].assign(arrival_s=float("nan")),
     )
-    comp = compare(closed, replay(closed, scenario))
-    assert not comp.per_request and len(comp.simulated) == 12
-    table = comp.error_table()
-    assert "med |e| %" not in table.columns and "p50 err %" in table.columns
-    with pytest.raises(InputError, match="closed-loop"):
-        fit_end_to_end([closed], scenario)
+    simulated = replay(closed, scenario)
+    assert simulated.sort_values("request_id")["input_tokens"].tolist() == (
+        closed.requests["input_tokens"].tolist()
+    )
+    comp = compare(closed, simulated)
+    assert len(comp.simulated) == 12 and comp.requests["err_ttft_s"].notna().all()
+    assert "med |e| %" in comp.error_table().columns
+    assert comp.by_load().empty  # no send times: the load is the concurrency throughout
+
+
+def test_lengths_in_trace_order_refuse_more_requests_than_the_trace_has(run, scenario, tmp_path):
+    from hetsim.spec.resolve import scenario_from_dict
+
+    closed = dataclasses.replace(
+        run, arrivals=Arrivals.CLOSED_LOOP, concurrency=2, requests=run.requests.iloc[:5]
+    )
+    trace = tmp_path / "trace.jsonl"
+    closed.trace_frame().to_json(trace, orient="records", lines=True)
+    data = scenario.spec.model_dump(mode="json", exclude_unset=True)
+    data["workload"] = closed.workload(str(trace))
+    data["workload"]["closed_loop"]["requests"] = 6
+    posed = scenario_from_dict(data, path=scenario.path)
+    with pytest.raises(InputError, match="fewer than the requests") as exc:
+        hetsim.simulate(posed, sample_interval=None)
+    assert exc.value.field.endswith("input_tokens.order")
 
 
 def test_end_to_end_calibration_round_trips_and_refuses_another_accelerator(tmp_path, scenario):
@@ -170,3 +191,12 @@ def test_calibrate_bench_writes_json_only():
         app, ["calibrate", "--bench", str(RUN), "--scenario", str(SCENARIO), "--out", "x.csv"]
     )
     assert isinstance(result.exception, InputError) and result.exception.field == "--out"
+
+
+def test_trace_order_needs_an_empirical_length():
+    from pydantic import ValidationError
+
+    from hetsim.spec.workload import LengthSpec
+
+    with pytest.raises(ValidationError, match="needs dist empirical"):
+        LengthSpec.model_validate({"dist": "fixed", "value": 8, "order": "trace"})

@@ -312,8 +312,7 @@ def _bench_tables(comp: BenchComparison, label: str) -> None:
     from rich.markup import escape
 
     errors = comp.error_table()
-    how = "per request" if comp.per_request else "distributions only (closed loop)"
-    title = f"{comp.run.path.name} vs {escape(label)}: error, {how} (simulated / measured - 1)"
+    title = f"{comp.run.path.name} vs {escape(label)}: error per request (simulated / measured - 1)"
     cols = [c for c in errors.columns if c != "latency"]
     t = render.table(title, ("latency", *cols), cols)
     for r in errors.itertuples(index=False):
@@ -340,7 +339,7 @@ def _bench_files(comp: BenchComparison, out: Path) -> list[Path]:
     from hetsim.validation.bench_plots import cdf_figure, error_vs_load_figure
 
     frames = {
-        "bench_requests.csv": comp.requests if comp.per_request else comp.simulated,
+        "bench_requests.csv": comp.requests,
         "bench_errors.csv": comp.error_table(),
         "bench_by_load.csv": comp.by_load(),
     }

@@ -170,6 +170,12 @@ class LengthSpec(StrictModel):
         "input_tokens, output lengths for output_tokens; when both name the same trace, "
         "(input, output) pairs are resampled together); path relative to the scenario file",
     )
+    order: Literal["resample", "trace"] = Field(
+        default="resample",
+        description="empirical: `resample` draws rows at random; `trace` gives the k-th request "
+        "the trace's k-th row (as `vllm bench serve --max-concurrency` sends a dataset in order), "
+        "for both lengths of one trace, and needs as many rows as requests",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -189,6 +195,8 @@ class LengthSpec(StrictModel):
         missing = [k for k in need if getattr(self, k) is None]
         if missing:
             raise ValueError(f"dist {self.dist!r} needs {', '.join(missing)}")
+        if self.order == "trace" and self.dist != "empirical":
+            raise ValueError("order 'trace' takes a trace's rows in order: it needs dist empirical")
         if self.min is not None and self.max is not None and self.min > self.max:
             raise ValueError(f"min ({self.min}) is larger than max ({self.max})")
         return self

@@ -111,7 +111,12 @@ class BenchRun:
     def workload(self, trace_path: str) -> dict[str, Any]:
         """The scenario ``workload:`` block that replays this run from ``trace_path``."""
         if self.arrivals is Arrivals.CLOSED_LOOP:
-            lengths = {"dist": "empirical", "trace": {"path": trace_path, "format": "mooncake"}}
+            # the k-th request issued gets the run's k-th lengths: the client sends in file order
+            lengths = {
+                "dist": "empirical",
+                "trace": {"path": trace_path, "format": "mooncake"},
+                "order": "trace",
+            }
             return {
                 "closed_loop": {
                     "concurrency": self.concurrency,

@@ -38,7 +38,7 @@ from hetsim.perf.calibration import (
     efficiency_figures,
 )
 from hetsim.spec.resolve import Scenario
-from hetsim.validation.bench import Arrivals, BenchRun, describe
+from hetsim.validation.bench import BenchRun, describe
 from hetsim.validation.replay import BenchComparison, compare, error_stats, replay
 
 __all__ = [
@@ -147,15 +147,6 @@ def fit_end_to_end(
     """Fit ``pool``'s profile (the scenario's only accelerator when None) to ``runs``."""
     if not runs:
         raise InputError("no benchmark run to fit", field="--bench", allowed="one or more files")
-    closed = [r.path for r in runs if r.arrivals is Arrivals.CLOSED_LOOP]
-    if closed:
-        raise InputError(
-            "a closed-loop run is compared by distribution only; the fit needs per-request "
-            "pairs (runs with send times)",
-            file=closed[0],
-            field="max_concurrency",
-            allowed="runs with start_times or an LLMServingSim recording",
-        )
     if not 0 < held_out < 1:
         raise InputError("not a share", field="--held-out", value=held_out, allowed="in (0, 1)")
     pools, accelerator = _pools(scenario, pool)

@@ -3,9 +3,9 @@ far each simulated request is from the measured one.
 
 A run with send times (or a rate-``inf`` burst) is replayed request for request: the same
 arrivals, the same prompt and output lengths, so each request is compared with itself. A
-``max_concurrency`` run is replayed as a closed loop of that many clients whose lengths are
-resampled in (input, output) pairs from the run's own requests: the order in which the clients
-drew them is not in the files, so only the distributions are compared (``per_request`` False).
+``max_concurrency`` run is replayed as a closed loop of that many clients that send the run's
+requests in the file's order (``order: trace``), as the benchmark clients do, so each request is
+compared with itself there too; when each was sent is the simulation's own.
 
 Errors are relative and signed, ``simulated / measured - 1`` (positive: hetsim predicts slower).
 """
@@ -45,13 +45,11 @@ LATENCIES = {"TTFT": "ttft_s", "TPOT": "tpot_s", "ITL": "itl_s", "E2E": "e2e_s"}
 @dataclass(frozen=True)
 class BenchComparison:
     """Measured against simulated: ``requests`` holds both sides per request (``meas_*``,
-    ``sim_*``, ``err_*``) where ``per_request``; ``measured`` and ``simulated`` are the raw
-    frames."""
+    ``sim_*``, ``err_*``); ``measured`` and ``simulated`` are the raw frames."""
 
     run: BenchRun
     measured: pd.DataFrame
     simulated: pd.DataFrame
-    per_request: bool
     requests: pd.DataFrame
 
     def error_table(self) -> pd.DataFrame:
@@ -63,8 +61,7 @@ class BenchComparison:
             if meas.empty or sim.empty:
                 continue
             row = {"latency": name, "requests": len(meas)}
-            if self.per_request:
-                row.update(error_stats(self.requests[f"err_{col}"]))
+            row.update(error_stats(self.requests[f"err_{col}"]))
             for stat, f in (("mean", np.mean), ("p50", np.median), ("p90", _p90)):
                 row[f"{stat} err %"] = 100.0 * (f(sim) / f(meas) - 1.0)
             rows.append(row)
@@ -76,8 +73,9 @@ class BenchComparison:
         return self.simulated[source].dropna()
 
     def by_load(self, bins: int = 4) -> pd.DataFrame:
-        """Median |error| per latency against the requests in flight when each arrived."""
-        if not self.per_request:
+        """Median |error| per latency against the requests in flight when each arrived (empty
+        for a run without send times: a closed loop keeps its concurrency in flight)."""
+        if not self.measured["arrival_s"].notna().all():
             return pd.DataFrame()
         r = self.requests.assign(load=in_flight(self.measured))
         edges = np.unique(np.quantile(r["load"], np.linspace(0, 1, bins + 1)))
@@ -166,12 +164,12 @@ def _closed_loop(run: BenchRun, scenario: Scenario, seed: int | None) -> pd.Data
 
 
 def compare(run: BenchRun, simulated: pd.DataFrame) -> BenchComparison:
-    """Join measured and simulated requests by id (open loop) and compute relative errors."""
+    """Join measured and simulated requests by id and compute relative errors. A closed loop's
+    ids are its issue order on both sides (the client sends the file's requests in order, and
+    the replay gives its k-th request the file's k-th lengths), so its requests join too;
+    which client sent each may differ, so its arrival times are the simulation's own."""
     measured = run.requests
     done = simulated[simulated["status"] == "completed"] if "status" in simulated else simulated
-    per_request = run.arrivals is not Arrivals.CLOSED_LOOP
-    if not per_request:
-        return BenchComparison(run, measured, done, False, pd.DataFrame())
     sim = done.set_index("request_id")
     joined = measured.set_index("request_id")[list(LATENCIES.values())].add_prefix("meas_")
     for col in LATENCIES.values():
@@ -180,7 +178,7 @@ def compare(run: BenchRun, simulated: pd.DataFrame) -> BenchComparison:
         joined[f"err_{col}"] = joined[f"sim_{col}"] / joined[f"meas_{col}"] - 1.0
     joined["input_tokens"] = measured.set_index("request_id")["input_tokens"]
     joined["output_tokens"] = measured.set_index("request_id")["output_tokens"]
-    return BenchComparison(run, measured, done, True, joined.reset_index())
+    return BenchComparison(run, measured, done, joined.reset_index())
 
 
 def compare_runs(

@@ -177,6 +177,17 @@ def length_sampler(
             if joint:
                 pools["output_tokens"] = pool_out
                 break
+    in_order = {ls.order for ls in (ins, outs) if ls.dist == "empirical"}
+    if "trace" in in_order:
+        if not joint or in_order != {"trace"}:
+            raise InputError(
+                "lengths in trace order need input_tokens and output_tokens to name the same "
+                "trace, both with order: trace",
+                field=f"{field}.input_tokens.order",
+                value="trace",
+                allowed="the same `trace` and `order: trace` on both lengths, or order: resample",
+            )
+        return _in_order(pools["input_tokens"], pools["output_tokens"], ins, outs, field)
     if joint:
 
         def pairs(n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -187,6 +198,30 @@ def length_sampler(
     sample_in = sampler(ins, rng_in, pools.get("input_tokens"))
     sample_out = sampler(outs, rng_out, pools.get("output_tokens"))
     return lambda n: (sample_in(n), sample_out(n))
+
+
+def _in_order(
+    inputs: np.ndarray, outputs: np.ndarray, ins: LengthSpec, outs: LengthSpec, field: str
+) -> LengthPairs:
+    """``draw(n)`` giving the trace's rows in order; asking past its last row is an input error
+    (a replay that repeated rows would no longer be the run it replays)."""
+    taken = 0
+
+    def pairs(n: int) -> tuple[np.ndarray, np.ndarray]:
+        nonlocal taken
+        if taken + n > len(inputs):
+            raise InputError(
+                f"the lengths' trace has {len(inputs):,} rows, fewer than the requests asked for "
+                "in trace order",
+                field=f"{field}.input_tokens.order",
+                value="trace",
+                allowed=f"at most {len(inputs):,} requests, or order: resample",
+            )
+        rows = slice(taken, taken + n)
+        taken += n
+        return _clip(inputs[rows].copy(), ins), _clip(outputs[rows].copy(), outs)
+
+    return pairs
 
 
 class _PrefixModel:
