@@ -169,3 +169,15 @@ def test_sparse_attention_steps_are_fast_forwarded_exactly() -> None:
     slow = simulate(scenario, max_requests=12, fast_forward=False)
     _agree(fast, slow)
     assert fast.summary.events * 10 < slow.summary.events
+
+
+def test_growing_contexts_price_as_one_step_at_a_time() -> None:
+    """Sparse attention caps each sequence's attended tokens (index_topk), so a run prices
+    each step from its contexts: the attended and capped sums of all its steps at once give
+    the same floats as one decode_time per step, sequences below, at and above the cap."""
+    scenario = load_scenario(SCENARIOS / "cphd-glm51.yaml")
+    decode = next(p for p in scenario.spec.pools if p.role == "decode")
+    sm = step_model_for_pool(scenario.model, scenario.profiles[decode.name], decode)
+    topk = scenario.model.index_topk
+    context = np.array([5, topk - 3, topk, 40_000], dtype=np.int64)
+    assert sm.decode_times_growing(context, 9) == [sm.decode_time(context + i) for i in range(9)]

@@ -126,8 +126,7 @@ def _short(inst, now: float, k: int) -> tuple[list[int], list[float], list[float
         needs.append(need)
     n, slow = batch.n, inst.slowdown
     if sm.model.is_sparse_attention:
-        contexts = batch.contexts()
-        dts = [sm.decode_time(contexts + i) * slow for i in range(len(needs))]
+        dts = [d * slow for d in sm.decode_times_growing(batch.contexts(), len(needs))]
     else:
         dts = [d * slow for d in sm.decode_times_stepping(n, batch.context_sum(), len(needs))]
     ends = []
@@ -156,6 +155,5 @@ def _decode_times(inst, k: int) -> np.ndarray:
     batch, sm = inst.batch, inst.step_model
     n = batch.n
     if sm.model.is_sparse_attention:
-        contexts = batch.contexts()
-        return np.array([sm.decode_time(contexts + i) for i in range(k)], np.float64)
+        return np.array(sm.decode_times_growing(batch.contexts(), k), np.float64)
     return sm.decode_times_from_sums(n, batch.context_sum() + n * np.arange(k))
