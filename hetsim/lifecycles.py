@@ -120,14 +120,15 @@ def compare_lifecycles(
     progress: Callable[[str], None] | None = None,
     heartbeat: Callable[[int, int, float], None] | None = None,
     heartbeat_s: float = 10.0,
+    fast_forward: bool = True,
 ) -> LifecycleComparison:
     """Simulate ``scenario`` under ``pull``, ``push`` and, when it names a
     ``lifecycle.store_tier``, ``store``; everything else stays as the scenario says.
 
     ``progress(protocol)`` is called as each protocol's run starts. A protocol the scenario
     cannot use (e.g. layer-wise transfer without ``push``) is an input error, as if it had been
-    set with ``--set lifecycle.protocol=...``. ``heartbeat`` and ``heartbeat_s`` go to each
-    run (see :func:`hetsim.simulate`).
+    set with ``--set lifecycle.protocol=...``. ``heartbeat``, ``heartbeat_s`` and ``fast_forward``
+    go to each run (see :func:`hetsim.simulate`).
     """
     protocols = ["pull", "push"] + (["store"] if scenario.spec.lifecycle.store_tier else [])
     outcomes = []
@@ -140,6 +141,7 @@ def compare_lifecycles(
             seed=seed,
             heartbeat=heartbeat,
             heartbeat_s=heartbeat_s,
+            fast_forward=fast_forward,
         )
         outcomes.append(LifecycleOutcome.from_summary(protocol, run.summary))
     pools = tuple(p.name for p in scenario.spec.pools)

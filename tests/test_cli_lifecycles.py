@@ -87,3 +87,15 @@ def test_cli_prints_the_api_result_as_json_and_as_a_table(comparison) -> None:
     lease = next(line for line in lines if "lease expiries" in line)
     cells = [cell.strip() for cell in lease.split("│")[2:5]]
     assert cells == [f"{o.lease_expiries:,}" for o in comparison.outcomes]
+
+
+def test_step_by_step_comparison_gives_the_same_outcomes_in_more_events(comparison) -> None:
+    slow = hetsim.compare_lifecycles(
+        hetsim.load_scenario(FAULTS), max_requests=REQUESTS, fast_forward=False
+    )
+    for fast, one in zip(comparison.outcomes, slow.outcomes, strict=True):
+        assert fast.protocol == one.protocol
+        assert replace(fast.summary, wall_s=0.0, events=0) == replace(
+            one.summary, wall_s=0.0, events=0
+        )
+        assert fast.summary.events <= one.summary.events

@@ -13,7 +13,6 @@ import typer
 
 from hetsim.cli import render
 from hetsim.cli.options import JsonOption, ScenarioArgument, SetOption, load, need_out
-from hetsim.errors import InputError
 
 if TYPE_CHECKING:
     from hetsim import Scenario, SimulationResult
@@ -81,14 +80,7 @@ def simulate(
     if out is not None:
         prepare(out)  # before a long run: a folder that cannot take the outputs fails at once
     if compare_lifecycles:
-        if step_by_step:
-            raise InputError(
-                "--step-by-step does not apply to a lifecycle comparison",
-                field="--step-by-step",
-                value="true",
-                allowed="--step-by-step without --compare-lifecycles",
-            )
-        _compare(load(scenario, set_), requests, seed, as_json, out)
+        _compare(load(scenario, set_), requests, seed, as_json, out, not step_by_step)
         return
     need_out(out, plots, html)
     loaded = load(scenario, set_)
@@ -170,7 +162,12 @@ def _write(result: SimulationResult, out: Path, csv: bool, plots: bool, html: bo
 
 
 def _compare(
-    scenario: Scenario, requests: int | None, seed: int | None, as_json: bool, out: Path | None
+    scenario: Scenario,
+    requests: int | None,
+    seed: int | None,
+    as_json: bool,
+    out: Path | None,
+    fast_forward: bool,
 ) -> None:
     from hetsim import compare_lifecycles
 
@@ -189,6 +186,7 @@ def _compare(
             progress=started,
             heartbeat=beat,
             heartbeat_s=HEARTBEAT_S,
+            fast_forward=fast_forward,
         )
     if "store" not in {o.protocol for o in comparison.outcomes}:
         # the table would otherwise lack its store column without saying why
