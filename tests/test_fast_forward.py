@@ -181,3 +181,14 @@ def test_growing_contexts_price_as_one_step_at_a_time() -> None:
     topk = scenario.model.index_topk
     context = np.array([5, topk - 3, topk, 40_000], dtype=np.int64)
     assert sm.decode_times_growing(context, 9) == [sm.decode_time(context + i) for i in range(9)]
+
+
+def test_mla_steps_from_context_sums_price_as_one_step_at_a_time() -> None:
+    """MLA (DeepSeek-V3) has no closed form in the context sum, so a run prices its steps'
+    attention kernels over arrays: the same floats as decode_time_from_sum step by step."""
+    scenario = load_scenario(SCENARIOS / "cphd-glm51.yaml", ["model=DeepSeek-V3"])
+    decode = next(p for p in scenario.spec.pools if p.role == "decode")
+    sm = step_model_for_pool(scenario.model, scenario.profiles[decode.name], decode)
+    one_by_one = [sm.decode_time_from_sum(48, 900_000 + 48 * i) for i in range(30)]
+    assert sm.decode_times_stepping(48, 900_000, 30) == one_by_one
+    assert sm.decode_times_from_sums(48, 900_000 + 48 * np.arange(30)).tolist() == one_by_one

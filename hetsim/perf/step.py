@@ -217,6 +217,39 @@ class StepModel:
             per_layer += kernel(k)[0]
         return self.model.num_layers * per_layer
 
+    def _decode_attention_over(
+        self, batch: int, attended: np.ndarray, capped: np.ndarray
+    ) -> np.ndarray | None:
+        """:meth:`_attention_time` of decode steps of ``batch`` sequences at each of these
+        attended and capped sums, the same floats: the kernels of
+        :meth:`~hetsim.perf.ops.OpInventory.attention_kernels` for a decode-only step, priced
+        as the plain roofline prices them, with the same operations in the same order over
+        arrays. None where a kernel's price depends on more than its flops and bytes (measured,
+        calibrated or transferred costs, measured MLA blocks): then each step is priced alone."""
+        ops, m, dp = self.ops, self.model, self.config.dp
+        rates = self.cost.roofline_rates(ops.attention_format)
+        if rates is None or self._mla_blocks:
+            return None
+        peak, bandwidth = rates
+        b = batch / dp
+        flops = ops.decode_flops_per_attended * capped / dp
+        nbytes = capped / dp * ops.kv_bytes_per_token_layer + (
+            4.0 * b * ops.heads_per_device * ops.decode_head_dim
+        )
+        compute, memory = flops / peak, nbytes / bandwidth
+        per_layer = 0.0 + np.where(compute >= memory, compute, memory)
+        if ops.mla_kv_b is not None:  # its rows are the batch's sequences: one price a run
+            per_layer = per_layer + self.cost.kernel(ops.mla_kv_b.kernel((batch + 0 + 0) / dp))[0]
+        if m.is_sparse_attention:  # the DSA indexer scores every cached token, fp8 keys
+            indexer = self.cost.roofline_rates(ops.gemm_format)
+            assert indexer is not None  # a plain roofline prices every format so
+            scored = (attended + 0) / dp
+            flops = 2 * m.index_n_heads * m.index_head_dim * scored
+            nbytes = (attended + 0 + 0) / dp * m.index_head_dim
+            compute, memory = flops / indexer[0], nbytes / indexer[1]
+            per_layer = per_layer + np.where(compute >= memory, compute, memory)
+        return m.num_layers * per_layer
+
     def _mla_block_time(self, work: AttentionWork) -> tuple[float, Source] | None:
         """Seconds per step of the measured MLA blocks of a batch (every layer, every phase), or
         None unless the predictor measured each phase."""
@@ -337,6 +370,11 @@ class StepModel:
         by a token a step (sums ``context_sum``, ``+ batch``, ...), the same floats: the
         closed form's operations in the same order, in one loop without per-step calls."""
         coefficients = self._decode_coefficients
+        if batch and coefficients is None and not self.model.is_sparse_attention:
+            sums = context_sum + batch * np.arange(k, dtype=np.int64)
+            found = self._decode_over_sums(batch, sums)
+            if found is not None:
+                return found.tolist()
         if batch == 0 or coefficients is None or self.model.is_sparse_attention:
             return [self.decode_time_from_sum(batch, context_sum + batch * i) for i in range(k)]
         flops_coef, kv_coef, qo_coef = coefficients
@@ -355,6 +393,19 @@ class StepModel:
             attended += batch
         return out
 
+    def _decode_over_sums(self, batch: int, sums: np.ndarray) -> np.ndarray | None:
+        """:meth:`decode_time_from_sum` at each context sum (a model without sparse attention
+        and without the closed form: MLA) over arrays, or None (see
+        :meth:`_decode_attention_over`)."""
+        attended = sums.astype(np.float64) + batch
+        attention = self._decode_attention_over(batch, attended, attended)
+        if attention is None:
+            return None
+        gpu = self._linear_time(batch, batch) + attention
+        if self.host is None:
+            return gpu
+        return np.array([self.with_host(g, batch, False) for g in gpu.tolist()], np.float64)
+
     def decode_times_growing(self, context: np.ndarray, k: int) -> list[float]:
         """:meth:`decode_time` of ``context + i`` for i in 0..k-1 (a batch whose contexts each
         grow by a token a step), the same floats: each step's attended and capped sums are
@@ -371,6 +422,14 @@ class StepModel:
         else:
             capped = sums + b
         linear = self._linear_time(b, b)
+        attention = self._decode_attention_over(
+            b, sums.astype(np.float64) + b, capped.astype(np.float64)
+        )
+        if attention is not None:
+            gpu = linear + attention
+            if self.host is None:
+                return gpu.tolist()
+            return [self.with_host(g, b, False) for g in gpu.tolist()]
         out = []
         for s, c in zip(sums.tolist(), capped.tolist(), strict=True):
             attended = float(s) + b
@@ -385,6 +444,10 @@ class StepModel:
         closed form runs the scalar's operations in the same order over the array."""
         sums = np.asarray(context_sums, dtype=np.int64)
         coefficients = self._decode_coefficients
+        if batch and coefficients is None and not self.model.is_sparse_attention:
+            found = self._decode_over_sums(batch, sums)
+            if found is not None:
+                return found
         if batch == 0 or coefficients is None or self.model.is_sparse_attention:
             return np.array([self.decode_time_from_sum(batch, int(s)) for s in sums], np.float64)
         flops_coef, kv_coef, qo_coef = coefficients
