@@ -183,3 +183,33 @@ def test_cli_import_of_an_unknown_file_is_an_input_error(tmp_path):
     result = CliRunner().invoke(app, ["bench", "import", str(path)])
     assert isinstance(result.exception, InputError)
     assert result.exception.field == "ttfts" and "genai-perf" in result.exception.render()
+
+
+def test_genai_perf_usage_without_completion_tokens_is_refused_not_counted_by_chunk(tmp_path):
+    doc = _genai(usage=True)
+    outputs = doc["experiments"][0]["requests"][0]["response_outputs"]
+    body = {"choices": [], "usage": {"prompt_tokens": 12}}
+    outputs[-1] = {"response": "data: " + json.dumps(body) + "\n\n"}
+    with pytest.raises(InputError, match="completion_tokens"):
+        read_bench(_write(tmp_path, doc))
+
+
+@pytest.mark.parametrize("bad", ["experiment", "request"])
+def test_genai_perf_parts_that_are_not_objects_name_their_field(tmp_path, bad):
+    doc = _genai(usage=True)
+    if bad == "experiment":
+        doc["experiments"] = [[1, 2]]
+    else:
+        doc["experiments"][0]["requests"] = ["not a request"]
+    with pytest.raises(InputError) as exc:
+        read_bench(_write(tmp_path, doc))
+    assert exc.value.field.startswith("experiments[0]")
+
+
+def test_llmservingsim_meta_that_is_not_an_object_is_an_input_error(tmp_path):
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / "meta.json").write_text("[1, 2]")
+    (folder / "requests.jsonl").write_text((RTX4090 / "requests.jsonl").read_text())
+    with pytest.raises(InputError, match="not a JSON object"):
+        read_bench(folder)

@@ -68,6 +68,10 @@ def test_error_is_simulated_over_measured_minus_one(run, scenario):
     assert table.loc["TTFT", "signed med %"] == pytest.approx(-50.0)
     assert table.loc["E2E", "mean err %"] == pytest.approx(-50.0)
     assert table.loc["TPOT", "requests"] == N
+    assert table.loc["TTFT", "unmatched"] == 0
+    # a request the simulation did not complete is counted, not silently left out
+    lost = compare(doubled, sim.assign(status=["failed"] + ["completed"] * (len(sim) - 1)))
+    assert lost.error_table().set_index("latency").loc["TTFT", "unmatched"] == 1
 
 
 def test_fit_recovers_a_run_that_hetsim_itself_produced(run, scenario):
@@ -200,3 +204,15 @@ def test_trace_order_needs_an_empirical_length():
 
     with pytest.raises(ValidationError, match="needs dist empirical"):
         LengthSpec.model_validate({"dist": "fixed", "value": 8, "order": "trace"})
+
+
+def test_a_pool_priced_by_measured_tables_is_not_fitted(run):
+    """A named runtime prices the pool's ops from measured tables, which the fitted
+    efficiencies would not move: the fit refuses instead of reporting defaults as fitted."""
+    pytest.importorskip("aiconfigurator_core")
+    measured = hetsim.load_scenario(
+        SCENARIO, ["pools.serve.accelerator=nvidia-h100-sxm", "pools.serve.runtime=vllm"]
+    )
+    with pytest.raises(InputError) as exc:
+        fit_end_to_end([run], measured)
+    assert exc.value.field == "pools.serve.runtime"

@@ -191,8 +191,7 @@ def _from_bench(
     read = [read_bench(p) for p in runs]
     posed = load_scenario(scenario)
     with render.count_progress("fit", scenario.name, "replays") as report:
-        budget = 60
-        result = fit_end_to_end(read, posed, pool, held, seed, budget, lambda n: report(n, budget))
+        result = fit_end_to_end(read, posed, pool, held, seed, progress=report)
     cal = result.calibration
     written = [write_end_to_end(cal, out)]
     written.append(calibrated_profile(cal, out.parent / f"{cal.accelerator}-e2e.yaml"))

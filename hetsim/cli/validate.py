@@ -329,6 +329,8 @@ def _bench_tables(comp: BenchComparison, label: str) -> None:
 
 def _pct(column: str, value: float) -> str:
     """Signed errors with their sign, magnitudes without."""
+    if column == "unmatched":
+        return f"{value:,.0f}"
     return f"{value:+.1f}" if "signed" in column or "err %" in column else f"{value:.1f}"
 
 

@@ -227,14 +227,25 @@ def _kv_bound(sm: StepModel, pool: PoolSpec, kv_tokens: int, sample: WorkloadSam
         return math.inf
     rates = []  # (sequence-steps per second / per_seq, context per second / per_context)
     for batch in range(1, cap + 1):
-        for kv in np.geomspace(batch * shortest, kv_tokens, 24):
-            step = _least_step(sm, batch, kv, shortest)
-            rates.append((batch / step / per_seq, kv / step / per_context))
+        kv = np.geomspace(batch * shortest, kv_tokens, 24)
+        step = np.array([_least_step(sm, batch, held, shortest) for held in kv])
+        seqs, context = batch / step / per_seq, kv / step / per_context
+        rates += zip(seqs.tolist(), context.tolist(), strict=True)
+        # between two sampled shapes the step grows with the context held, so sequences per
+        # second fall and context per second rises (the step grows less than in proportion):
+        # the corner of the two dominates every shape between them, keeping this a bound
+        rates += zip(seqs[:-1].tolist(), context[1:].tolist(), strict=True)
     return _best_mixture(np.array(rates))
 
 
 def _best_mixture(points: np.ndarray) -> float:
     """max over convex combinations of the rows (x, y) of min(x, y)."""
+    # a point another beats in both coordinates adds nothing to any mixture: keep the front
+    order = np.lexsort((-points[:, 1], -points[:, 0]))  # x falling, ties by y falling
+    ranked = points[order]
+    best_y = np.maximum.accumulate(ranked[:, 1])
+    keep = np.concatenate(([True], ranked[1:, 1] > best_y[:-1]))
+    points = ranked[keep]
     x, y = points[:, 0], points[:, 1]
     best = float(np.minimum(x, y).max())
     hi, lo = points[x > y], points[x < y]

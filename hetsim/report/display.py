@@ -51,7 +51,7 @@ _SCIENTIFIC = re.compile(r"(?<![\w.])\d+(?:\.\d+)?e[+-]?\d+(?![\w.])")
 
 
 #: a whole number of four or more digits without separators (not an id: those follow "#")
-_LONG_INTEGER = re.compile(r"(?<![\w.,#])\d{4,}(?![\w.,])")
+_LONG_INTEGER = re.compile(r"(?<![\w.,#-])\d{4,}(?![\w.,-])")
 
 
 def plain_numbers(text: str) -> str:

@@ -182,7 +182,7 @@ def _asked(result: PlanResult) -> Section:
         + ", ".join(f"{n} {v.value}" for v, n in counts.items() if n)
         + f"; {result.simulations:,} simulations ({result.backend}, {result.workers} "
         f"worker{'s' if result.workers != 1 else ''}).",
-        f"Goodput resolution: the rate grid's {settings.get('rel_tol', 0.1):.0%} step"
+        f"Goodput resolution: the rate grid's {settings['rel_tol']:.0%} step"
         + (
             f"; {settings['max_requests']:,} requests per simulation"
             if settings.get("max_requests")
@@ -208,7 +208,7 @@ def _versus(result: PlanResult, b: CandidateResult, other: CandidateResult, what
     theirs = objective.score(other.goodput, other.candidate.devices, other.cost_per_hour,
                              other.power_w)  # fmt: skip
     if objective is Objective.CHEAPEST_FOR_RATE:
-        change = f"{(-theirs) / (-mine) - 1:+.0%} cost vs it"
+        change = f"{(-mine) / (-theirs) - 1:+.0%} cost vs it"  # scores are minus the price
     else:
         change = f"{mine / theirs - 1:+.0%} {objective.unit} vs it" if theirs > 0 else ""
     tie = " (a tie: within the goodput grid's step)" if other.tie else ""
@@ -343,7 +343,7 @@ def _robust(result: PlanResult) -> Section | None:
     tied = [r for r in result.tied if r is not result.best]
     if tied:
         bullets.append(
-            f"Tie within the goodput grid's {result.settings.get('rel_tol', 0.1):.0%} step with "
+            f"Tie within the goodput grid's {result.settings['rel_tol']:.0%} step with "
             + ", ".join(f"#{r.id} ({result_label(r, aliases)})" for r in tied)
             + f"; broken by {result.settings.get('tie_break')}."
         )

@@ -362,7 +362,16 @@ def _read_genai_perf(path: Path, doc: dict[str, Any]) -> BenchRun:
             value=len(experiments) if isinstance(experiments, list) else experiments,
             allowed="a profile export with one experiment",
         )
-    load = experiments[0].get("experiment") or {}
+    experiment = experiments[0]
+    if not isinstance(experiment, dict):
+        raise InputError(
+            "not an object", file=path, field="experiments[0]", allowed="a JSON object"
+        )
+    load = experiment.get("experiment") or {}
+    if not isinstance(load, dict):
+        raise InputError(
+            "not an object", file=path, field="experiments[0].experiment", allowed="a JSON object"
+        )
     mode, value = load.get("mode"), load.get("value")
     if mode not in ("concurrency", "request_rate"):
         raise InputError(
@@ -372,9 +381,11 @@ def _read_genai_perf(path: Path, doc: dict[str, Any]) -> BenchRun:
             value=mode,
             allowed="concurrency, request_rate",
         )
-    rows = [_genai_request(path, i, r) for i, r in enumerate(experiments[0].get("requests") or [])]
+    rows = [_genai_request(path, i, r) for i, r in enumerate(experiment.get("requests") or [])]
     if not rows:
         raise InputError("no requests", file=path, field="experiments[0].requests")
+    # a closed loop's replay gives its k-th request the k-th lengths: issue order is send order
+    rows.sort(key=lambda row: row[0])
     sent, first, last, n_in, n_out, itl = (
         np.array(c, dtype=float) for c in zip(*rows, strict=True)
     )
@@ -392,13 +403,17 @@ def _read_genai_perf(path: Path, doc: dict[str, Any]) -> BenchRun:
 def _genai_request(path: Path, i: int, req: dict[str, Any]) -> tuple[float, ...]:
     """(sent, first token, last token, input tokens, output tokens, mean ITL), seconds."""
     where = f"experiments[0].requests[{i}]"
+    if not isinstance(req, dict):
+        raise InputError("not an object", file=path, field=where, allowed="a JSON object")
     stamps = req.get("response_timestamps")
     if not isinstance(req.get("timestamp"), (int, float)) or not isinstance(stamps, list):
         raise InputError("needs timestamp and response_timestamps (ns)", file=path, field=where)
     usage = _usage(req.get("response_outputs") or [])
-    if usage is None:
+    if usage is None or not usage[1]:
         raise InputError(
-            "no token counts: the stream carried no `usage`",
+            "no token counts: the stream carried no `usage` with prompt_tokens and "
+            "completion_tokens (streamed chunks may carry several tokens each, so they are "
+            "not counted instead)",
             file=path,
             field=f"{where}.response_outputs",
             allowed="a run with usage in the stream (genai-perf --extra-inputs "
@@ -410,8 +425,7 @@ def _genai_request(path: Path, i: int, req: dict[str, Any]) -> tuple[float, ...]
     t = np.array(_numbers(path, f"{where}.response_timestamps", content)) * 1e-9
     sent = float(req["timestamp"]) * 1e-9
     itl = float(np.diff(t).mean()) if len(t) > 1 else math.nan
-    # without completion_tokens, each streamed text chunk counts as one token
-    return sent, float(t[0]), float(t[-1]), usage[0], usage[1] or len(t), itl
+    return sent, float(t[0]), float(t[-1]), usage[0], usage[1], itl
 
 
 def _usage(outputs: list[Any]) -> tuple[int, int] | None:
@@ -458,6 +472,8 @@ def _read_llmservingsim(folder: Path) -> BenchRun:
         meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
     except json.JSONDecodeError as exc:
         raise InputError(f"not JSON ({exc.msg})", file=meta_path) from None
+    if not isinstance(meta, dict):
+        raise InputError("not a JSON object", file=meta_path, allowed="an object of run metadata")
     rows = _json_docs(req_path, req_path.read_text(encoding="utf-8", errors="replace"))
     cols: dict[str, list[float]] = {k: [] for k in _LSS_FIELDS}
     for i, row in enumerate(rows, 1):

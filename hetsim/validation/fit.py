@@ -55,6 +55,9 @@ BOUNDS = {"compute": (0.02, 1.0), "memory": (0.02, 1.0), "step_overhead": (1e-4,
 #: the first multiplicative move, and the smallest before the search stops
 FIRST_STEP, LAST_STEP = 2.0, 1.02
 
+#: replays one fit may spend (each simulates every run once)
+MAX_REPLAYS = 60
+
 
 @dataclass(frozen=True)
 class FitResult:
@@ -114,7 +117,36 @@ def _pools(scenario: Scenario, pool: str | None) -> tuple[list[str], str]:
             field="--pool",
             allowed=names,
         )
-    return [n for n in names if scenario.profiles[n].name == chosen], chosen
+    fitted = [n for n in names if scenario.profiles[n].name == chosen]
+    _priced_by_efficiencies(scenario, fitted)
+    return fitted, chosen
+
+
+def _priced_by_efficiencies(scenario: Scenario, pools: list[str]) -> None:
+    """The fit moves the profile's efficiencies, which price a pool's ops only where nothing
+    else does: a named runtime's measured tables or a calibration table would take precedence,
+    so the fit would score one pricing and write another."""
+    for name in pools:
+        pool = next(p for p in scenario.spec.pools if p.name == name)
+        profile = scenario.profiles[name]
+        if pool.runtime is not None:
+            raise InputError(
+                "this pool's ops are priced by measured kernel tables (runtime), which an "
+                "end-to-end fit of efficiencies cannot move",
+                file=scenario.path,
+                field=f"pools.{name}.runtime",
+                value=pool.runtime,
+                allowed="a pool without runtime: (priced by the profile's efficiencies)",
+            )
+        if profile.calibration:
+            raise InputError(
+                "this accelerator's ops are priced by its calibration table, which an "
+                "end-to-end fit of efficiencies cannot move",
+                file=scenario.path,
+                field=f"accelerator {profile.name}: calibration",
+                value=profile.calibration,
+                allowed="a profile without calibration:",
+            )
 
 
 def _score(comps: Sequence[BenchComparison], held_out: Sequence[np.ndarray]) -> float:
@@ -124,7 +156,11 @@ def _score(comps: Sequence[BenchComparison], held_out: Sequence[np.ndarray]) -> 
         for col in ("ttft_s", "tpot_s"):
             ratio = (train[f"sim_{col}"] / train[f"meas_{col}"]).dropna()
             ratio = ratio[ratio > 0]
-            total += float(np.median(np.abs(np.log(ratio)))) if len(ratio) else 10.0
+            # a measured request the simulation did not complete counts as 10x off, so a
+            # candidate cannot score better by failing the slowest requests
+            missed = int((train[f"meas_{col}"].notna() & train[f"sim_{col}"].isna()).sum())
+            logs = np.concatenate([np.abs(np.log(ratio.to_numpy())), np.full(missed, np.log(10))])
+            total += float(np.median(logs)) if len(logs) else 10.0
     return total / max(len(comps), 1)
 
 
@@ -141,8 +177,8 @@ def fit_end_to_end(
     pool: str | None = None,
     held_out: float = 0.5,
     seed: int = 0,
-    max_evaluations: int = 60,
-    progress: Callable[[int], None] | None = None,
+    max_evaluations: int = MAX_REPLAYS,
+    progress: Callable[[int, int], None] | None = None,
 ) -> FitResult:
     """Fit ``pool``'s profile (the scenario's only accelerator when None) to ``runs``."""
     if not runs:
@@ -211,7 +247,7 @@ def _search(
     start: dict[str, float],
     loss: Callable[[dict[str, float]], float],
     budget: int,
-    progress: Callable[[int], None] | None,
+    progress: Callable[[int, int], None] | None,
 ) -> tuple[dict[str, float], int]:
     """Coordinate search in log space within :data:`BOUNDS`; (best parameters, evaluations)."""
     best = {k: min(max(v, BOUNDS[k][0]), BOUNDS[k][1]) for k, v in start.items()}
@@ -229,7 +265,7 @@ def _search(
                     continue
                 value, used = loss(trial), used + 1
                 if progress is not None:
-                    progress(used)
+                    progress(used, budget)
                 if value < best_loss - 1e-9:
                     best, best_loss, improved = trial, value, True
                     break

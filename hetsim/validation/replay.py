@@ -54,14 +54,20 @@ class BenchComparison:
 
     def error_table(self) -> pd.DataFrame:
         """One row per latency: per-request |error| (median, p90), signed median, and the
-        error of the distribution's mean, p50 and p90 (percent)."""
+        error of the distribution's mean, p50 and p90 (percent); ``unmatched``: measured
+        requests the simulation did not complete (left out of the errors, so they are
+        counted here rather than dropped)."""
         rows = []
         for name, col in LATENCIES.items():
             meas, sim = self.measured[col].dropna(), self._sim(col)
             if meas.empty or sim.empty:
                 continue
             row = {"latency": name, "requests": len(meas)}
-            row.update(error_stats(self.requests[f"err_{col}"]))
+            joined = self.requests
+            row["unmatched"] = int(
+                (joined[f"meas_{col}"].notna() & joined[f"sim_{col}"].isna()).sum()
+            )
+            row.update(error_stats(joined[f"err_{col}"]))
             for stat, f in (("mean", np.mean), ("p50", np.median), ("p90", _p90)):
                 row[f"{stat} err %"] = 100.0 * (f(sim) / f(meas) - 1.0)
             rows.append(row)

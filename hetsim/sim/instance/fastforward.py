@@ -15,8 +15,10 @@ step under way, whose end becomes the wake-up (:meth:`Instance._cut`). A run nev
 step in which a sequence finishes or a step whose blocks would not fit, nor the horizon guard's
 limit. At a time equal to a step's end, what happens there goes first and the step's end after
 it: the order step-by-step simulation gives whenever that other event was scheduled before the
-step began (an exact float tie with one scheduled during the step is the case ordered
-differently; none of the drawn or bundled scenarios has one).
+step began. The one order that can differ is an exact float tie between a step's end and an
+event scheduled after that step's run was planned but before the step itself began (the run's
+last wake-up was queued when the run was planned); none of the drawn or bundled scenarios has
+one, and the property test compares every float exactly.
 
 Runs price their steps as the step loop would, float for float: the closed form of
 :meth:`~hetsim.perf.step.StepModel.decode_time_from_sum` over the run's context sums, or each
