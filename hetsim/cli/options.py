@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
-import click
 import typer
 
 from hetsim.errors import InputError
@@ -26,7 +25,8 @@ def _flags_take_no_value() -> None:
     if getattr(shown, "hetsim_flags", False):
         return
 
-    def display_type_rich(self: TyperOption, ctx: click.Context) -> str | None:
+    # ctx is click's Context; click is not imported here: typer bundles its own
+    def display_type_rich(self: TyperOption, ctx: object) -> str | None:
         if self.is_flag or self.count:
             return None
         return shown(self, ctx)
