@@ -28,6 +28,13 @@ def _declared() -> tuple[set[str], set[str]]:
     return _names(project["dependencies"]), optional
 
 
+def _lazy(node: ast.AST) -> bool:
+    """Whether imports under ``node`` run only when called (a function) or never (typing)."""
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        return True
+    return isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+
+
 def _imports(path: Path) -> list[tuple[str, bool]]:
     """(top-level module, imported at module level outside `if TYPE_CHECKING`) per import."""
     tree = ast.parse(path.read_text())
@@ -39,12 +46,8 @@ def _imports(path: Path) -> list[tuple[str, bool]]:
                 found.extend((a.name.split(".")[0], module_level) for a in child.names)
             elif isinstance(child, ast.ImportFrom) and child.level == 0 and child.module:
                 found.append((child.module.split(".")[0], module_level))
-            elif isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                visit(child, False)
-            elif isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test):
-                visit(child, False)
             else:
-                visit(child, module_level)
+                visit(child, module_level and not _lazy(child))
 
     visit(tree, True)
     return found
