@@ -216,3 +216,9 @@ def test_a_pool_priced_by_measured_tables_is_not_fitted(run):
     with pytest.raises(InputError) as exc:
         fit_end_to_end([run], measured)
     assert exc.value.field == "pools.serve.runtime"
+
+
+def test_a_burst_has_no_error_by_load(run, scenario):
+    burst = dataclasses.replace(run, requests=run.requests.assign(arrival_s=0.0))
+    comp = compare(burst, replay(burst, scenario))
+    assert comp.by_load().empty and "med |e| %" in comp.error_table().columns

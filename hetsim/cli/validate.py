@@ -319,7 +319,12 @@ def _bench_tables(comp: BenchComparison, label: str) -> None:
         t.add_row(str(r[0]), str(r[1]), *(_pct(c, v) for c, v in zip(cols[1:], r[2:], strict=True)))
     render.console.print(t)
     load = comp.by_load()
-    if not load.empty:
+    if load.empty:
+        render.note(
+            "no error-by-load table: the run has one load level (a closed loop keeps its "
+            "concurrency in flight; a burst sends every request at once)"
+        )
+    else:
         t = render.table("Median |error| by load (requests in flight at arrival)",
                          tuple(str(c) for c in load.columns), tuple(load.columns[1:]))  # fmt: skip
         for r in load.itertuples(index=False):

@@ -80,8 +80,10 @@ class BenchComparison:
 
     def by_load(self, bins: int = 4) -> pd.DataFrame:
         """Median |error| per latency against the requests in flight when each arrived (empty
-        for a run without send times: a closed loop keeps its concurrency in flight)."""
-        if not self.measured["arrival_s"].notna().all():
+        for a run with one load level: a closed loop keeps its concurrency in flight, a burst
+        sends every request at once)."""
+        arrivals = self.measured["arrival_s"]
+        if not arrivals.notna().all() or arrivals.nunique() < 2:
             return pd.DataFrame()
         r = self.requests.assign(load=in_flight(self.measured))
         edges = np.unique(np.quantile(r["load"], np.linspace(0, 1, bins + 1)))
