@@ -266,10 +266,12 @@ def decode_bound(
     attainment: float,
 ) -> float:
     """Requests/s one decode instance can serve at most with ``attainment`` of them within
-    ``tpot``, up to the sample. Two proofs, the lesser holds:
+    ``tpot``, up to the sample. Three proofs, the least holds:
 
     * **ceiling** — every output token is emitted by a step, and no batch emits more tokens
       per second than the best batch size at the shortest context;
+    * **KV occupancy** — what the steps must hold of every request's prompt, within KV
+      capacity (:func:`_kv_bound`);
     * **meeting tokens** — requests that meet the SLA are at least the ``attainment`` share of
       them with the fewest gaps (output tokens − 1), and their gaps cost the instance at least
       :func:`_meeting_token_time` each.
