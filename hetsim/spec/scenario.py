@@ -131,11 +131,17 @@ def _one_of(value: str, allowed: tuple[str, ...], what: str) -> str:
 
 
 class Batching(StrictModel):
-    """Scheduler limits of one instance (vLLM's names)."""
+    """Scheduler limits of one instance (vLLM's names). One instance schedules all its
+    data-parallel ranks together, so with ``dp`` > 1 these are vLLM's per-rank limits × dp."""
 
-    max_num_seqs: Count = Field(default=256, gt=0, description="requests in one batch")
+    max_num_seqs: Count = Field(
+        default=256, gt=0, description="requests in one batch of the instance (all dp ranks)"
+    )
     max_batched_tokens: Count = Field(
-        default=8192, gt=0, description="new tokens (prefill chunks + decodes) in one step"
+        default=8192,
+        gt=0,
+        description="new tokens (prefill chunks + decodes) in one step of the instance (all dp "
+        "ranks)",
     )
     chunk_size: Count | None = Field(
         default=None,
