@@ -64,6 +64,7 @@ session order, so the same spec and seed give identical arrays whatever the chun
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -328,15 +329,4 @@ def infer_sessions(
             session[i], turn[i], parent[i] = rule.add(ids[i], chunk.hashes(i), inputs[i])
         if counts is not None:
             counts.sessions = rule.sessions
-        yield RequestChunk(
-            request_id=chunk.request_id,
-            arrival_s=chunk.arrival_s,
-            input_tokens=chunk.input_tokens,
-            output_tokens=chunk.output_tokens,
-            hash_ids=chunk.hash_ids,
-            hash_offsets=chunk.hash_offsets,
-            session=session,
-            turn=turn,
-            parent=parent,
-            think_s=np.zeros(n),
-        )
+        yield replace(chunk, session=session, turn=turn, parent=parent, think_s=np.zeros(n))
