@@ -130,11 +130,6 @@ def _json(v: Any) -> Any:
     return None if isinstance(v, float) and not math.isfinite(v) else v
 
 
-def _deployment_key(c: Candidate) -> tuple:
-    """Everything that makes a deployment but its interconnect."""
-    return (c.kind, tuple(sorted(c.roles.items())), c.transfer_format, c.protocol)
-
-
 def _option(r: _Judged, subject: _Judged, objective: Objective) -> LinkOption:
     measured = r.verdict.measured and not math.isnan(r.objective)
     bound = math.nan
@@ -168,12 +163,12 @@ def network_notes(
     groups: dict[tuple, list[_Judged]] = {}
     for r in results:
         if r.candidate.interconnect:
-            groups.setdefault(_deployment_key(r.candidate), []).append(r)
+            groups.setdefault(r.candidate.deployment, []).append(r)
     notes = []
     for r in ranked:
         if not r.candidate.interconnect:
             continue
-        siblings = [s for s in groups[_deployment_key(r.candidate)] if s is not r]
+        siblings = [s for s in groups[r.candidate.deployment] if s is not r]
         sr = r.screen
         notes.append(
             NetworkNote(

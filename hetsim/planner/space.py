@@ -106,6 +106,12 @@ class Candidate:
     added: bool = False
 
     @property
+    def deployment(self) -> tuple:
+        """Everything that makes this deployment but its interconnect (see
+        :func:`deployment_key`)."""
+        return deployment_key(self.kind, self.roles, self.transfer_format, self.protocol)
+
+    @property
     def devices(self) -> int:
         return sum(r.devices for r in self.roles.values())
 
@@ -248,6 +254,14 @@ def _build(candidate: Candidate, base: Scenario) -> Candidate:
 _Draft = tuple[Kind, dict[str, RoleChoice], str | None, str | None, dict[str, Any]]
 
 
+def deployment_key(
+    kind: Kind, roles: dict[str, RoleChoice], wire: str | None, protocol: str | None
+) -> tuple:
+    """Everything that makes a deployment but its interconnect, hashable: candidates that
+    differ only in their links share it."""
+    return (kind, tuple(sorted(roles.items())), wire, protocol)
+
+
 def enumerate_candidates(base: Scenario, search: SearchSpec | None = None) -> list[Candidate]:
     """Every candidate of the search space, in a fixed order (ids are stable for a scenario).
 
@@ -283,18 +297,19 @@ def _with_own_deployment(
     if spec.disaggregated:
         (pair,) = pool_pairs(spec)
         roles = {"prefill": _own_choice(pair.producer), "decode": _own_choice(pair.consumer)}
-        key: tuple = ("disaggregated", roles, spec.kv.transfer_format, spec.lifecycle.protocol)
+        own: _Draft = ("disaggregated", roles, spec.kv.transfer_format, spec.lifecycle.protocol, {})
     else:
-        key = ("colocated", {"serve": _own_choice(spec.pools[0])}, None, None)
+        own = ("colocated", {"serve": _own_choice(spec.pools[0])}, None, None, {})
+    key = deployment_key(*own[:4])
     own_data = copy.deepcopy(data)
     own_data.pop("search", None)
     if spec.disaggregated:  # its links as the space names them ('as written' beside others)
         own_data["interconnect"] = _interconnects(base, data, search)[0]
     for i, draft in enumerate(drafts):
         same_links = draft[4].get("interconnect") == own_data.get("interconnect")
-        if draft[:4] == key and same_links:
+        if deployment_key(*draft[:4]) == key and same_links:
             return drafts, i
-    return [*drafts, (*key, own_data)], len(drafts)
+    return [*drafts, (*own[:4], own_data)], len(drafts)
 
 
 def _own_choice(pool: PoolSpec) -> RoleChoice:
