@@ -297,10 +297,10 @@ def _with_own_deployment(
     if spec.disaggregated:
         (pair,) = pool_pairs(spec)
         roles = {"prefill": _own_choice(pair.producer), "decode": _own_choice(pair.consumer)}
-        own: _Draft = ("disaggregated", roles, spec.kv.transfer_format, spec.lifecycle.protocol, {})
+        own: tuple = ("disaggregated", roles, spec.kv.transfer_format, spec.lifecycle.protocol)
     else:
-        own = ("colocated", {"serve": _own_choice(spec.pools[0])}, None, None, {})
-    key = deployment_key(*own[:4])
+        own = ("colocated", {"serve": _own_choice(spec.pools[0])}, None, None)
+    key = deployment_key(*own)
     own_data = copy.deepcopy(data)
     own_data.pop("search", None)
     if spec.disaggregated:  # its links as the space names them ('as written' beside others)
@@ -309,7 +309,7 @@ def _with_own_deployment(
         same_links = draft[4].get("interconnect") == own_data.get("interconnect")
         if deployment_key(*draft[:4]) == key and same_links:
             return drafts, i
-    return [*drafts, (*own[:4], own_data)], len(drafts)
+    return [*drafts, (*own, own_data)], len(drafts)
 
 
 def _own_choice(pool: PoolSpec) -> RoleChoice:
