@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from hetsim.perf.step import StepModel
 from hetsim.sim.state import Req
 
 __all__ = ["DecodeBatch"]
@@ -52,6 +53,13 @@ class DecodeBatch:
 
     def contexts(self) -> np.ndarray:
         return self.rel[: self.n] + self.step
+
+    def step_time(self, sm: StepModel) -> float:
+        """One decode step of this batch: from its size and context sum alone (O(1)), unless
+        sparse attention needs each context."""
+        if sm.model.is_sparse_attention:
+            return sm.decode_time(self.contexts())
+        return sm.decode_time_from_sum(self.n, self.context_sum())
 
     def blocks_needed(self) -> int:
         """New blocks for the token each sequence writes this step (its context is a multiple

@@ -105,20 +105,12 @@ class ColocatedInstance(Instance):
                     continue
                 # decode only (most steps): the decode pools' O(1) closed form (it may differ
                 # from the generic pricing below in the last place)
-                dt = self._decode_time()
+                dt = batch.step_time(self.step_model)
             else:
                 new = np.concatenate([np.ones(n_dec, np.int64), np.asarray(chunks, np.int64)])
                 dt = self.step_model.step_time(new, np.concatenate([batch.contexts(), computed]))
             yield self._step(dt)
             self._apply_step(self.env.now, n_dec, prefills, chunks)
-
-    def _decode_time(self) -> float:
-        """A decode-only step: from the batch size and context sum alone, unless sparse
-        attention needs each context."""
-        batch, sm = self.batch, self.step_model
-        if sm.model.is_sparse_attention:
-            return sm.decode_time(batch.contexts())
-        return sm.decode_time_from_sum(batch.n, batch.context_sum())
 
     def _make_room(self, now: float) -> int:
         """Preempt the newest sequences until this step's new decode blocks fit; returns them.

@@ -167,9 +167,7 @@ class DecodeInstance(Instance):
             new = np.concatenate([ones, [r.context for r in recompute]])
             cached = np.concatenate([batch.contexts(), np.zeros(len(recompute), np.int64)])
             return sm.step_time(new, cached)
-        if sm.model.is_sparse_attention:
-            return sm.decode_time(batch.contexts())
-        return sm.decode_time_from_sum(batch.n, batch.context_sum())
+        return batch.step_time(sm)
 
     def _loop(self):
         batch = self.batch
