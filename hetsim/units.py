@@ -40,6 +40,7 @@ __all__ = [
     "format_price_per_hour",
     "format_power",
     "format_rate",
+    "format_plain",
     "KINDS",
 ]
 
@@ -341,6 +342,16 @@ def format_power(value: float, digits: int = 4) -> str:
 def format_rate(value: float, digits: int = 4) -> str:
     """ "12 req/s" for 12.0 requests per second."""
     return _format("rate", value, digits)
+
+
+def format_plain(value: float, digits: int = 3) -> str:
+    """A number in plain digits: thousands separators, never scientific notation; ``digits``
+    significant digits below 10**digits, whole units above (18,070, not 1.807e+04)."""
+    if value == 0:
+        return "0"
+    magnitude = math.floor(math.log10(abs(value)))
+    decimals = max(digits - 1 - magnitude, 0)
+    return f"{value:,.{decimals}f}"
 
 
 def format_price_per_hour(value: float) -> str:

@@ -12,6 +12,7 @@ import math
 from enum import StrEnum
 
 from hetsim.metrics import requests_per_kwh, requests_per_usd
+from hetsim.units import format_plain
 
 __all__ = ["Objective"]
 
@@ -42,10 +43,7 @@ class Objective(StrEnum):
         price itself, not its negative."""
         if self is Objective.CHEAPEST_FOR_RATE:
             return f"${-score:,.2f}/h" if unit else f"{-score:,.2f}"
-        digits = 0
-        if math.isfinite(score) and score:
-            digits = max(0, 3 - math.floor(math.log10(abs(score))))
-        text = f"{score:,.{digits}f}" if math.isfinite(score) else str(score)
+        text = format_plain(score, 4) if math.isfinite(score) else str(score)
         return f"{text} {self.unit}" if unit else text
 
     def score(

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from hetsim.planner.objective import Objective
+from hetsim.units import format_plain
 
 if TYPE_CHECKING:
     from hetsim.planner.results import CandidateResult, PlanResult
@@ -40,11 +41,7 @@ def plain(value: float | None, digits: int = 3) -> str:
     1.807e+04)."""
     if value is None or not math.isfinite(value):
         return MISSING
-    if value == 0:
-        return "0"
-    magnitude = math.floor(math.log10(abs(value)))
-    decimals = max(digits - 1 - magnitude, 0)
-    return f"{value:,.{decimals}f}"
+    return format_plain(value, digits)
 
 
 _SCIENTIFIC = re.compile(r"(?<![\w.])\d+(?:\.\d+)?e[+-]?\d+(?![\w.])")
