@@ -777,11 +777,14 @@ class SearchSpec(StrictModel):
     @field_validator("interconnect")
     @classmethod
     def _interconnect_names(cls, v: list[InterconnectAlternative]) -> list[InterconnectAlternative]:
-        names = [x.name for x in v]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"interconnect names must be unique; repeated: {', '.join(dupes)}")
+        _unique_names("interconnect", [x.name for x in v])
         return v
+
+
+def _unique_names(what: str, names: list[str]) -> None:
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ValueError(f"{what} names must be unique; repeated: {', '.join(dupes)}")
 
 
 RoutingPolicy = Literal[
@@ -940,10 +943,7 @@ class ScenarioSpec(StrictModel):
     @classmethod
     def _pools(cls, pools: list[PoolSpec]) -> list[PoolSpec]:
         # a field validator, not a model one, so that the error names the field `pools`
-        names = [p.name for p in pools]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"pool names must be unique; repeated: {', '.join(dupes)}")
+        _unique_names("pool", [p.name for p in pools])
         roles = {p.role for p in pools}
         if "colocated" in roles and len(roles) > 1:
             raise ValueError(
