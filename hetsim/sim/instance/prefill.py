@@ -144,4 +144,5 @@ class PrefillInstance(Instance):
         if req.p_blocks:
             self.blocks.release(self.env.now, req.p_blocks, req.p_state)
             req.p_blocks = 0
-            self.kick()
+            if self.waiting:  # freed blocks matter to a prompt waiting for them, else to none
+                self.kick()
