@@ -42,6 +42,7 @@ from hetsim.checks.scenario import frontend_runtime
 from hetsim.kv.lifecycle import DECODE, PREFILL
 from hetsim.perf.runtimes import RuntimeOverheads, runtime_overheads
 from hetsim.sim.book import RequestBook
+from hetsim.sim.clock import processed_events
 from hetsim.sim.dispatch import Dispatcher
 from hetsim.sim.faults import FaultInjector
 from hetsim.sim.handoff import PROTOCOLS, Colocated, Handoff
@@ -328,7 +329,7 @@ class Simulation:
         window_end = book.last_departure
         return RunFacts(
             wall_s=wall,
-            events=_processed_events(self.env),
+            events=processed_events(self.env),
             steps=stats.steps,
             arrivals=stats.arrivals,
             end_time_s=end_time,
@@ -564,13 +565,6 @@ class Sessions:
     def _check_done(self) -> None:
         if not self.reading and not self.unsent:
             self.book.arrivals_done = True
-
-
-def _processed_events(env: simpy.Environment) -> int:
-    """Events simpy processed: every event it scheduled (it numbers each one as it queues it,
-    so the count costs the loop nothing) less those still queued when the run stopped."""
-    scheduled = next(env._eid)  # noqa: SLF001 - simpy's own count; no public counter exists
-    return scheduled - len(env._queue)  # noqa: SLF001
 
 
 def _frontend(scenario: Scenario) -> RuntimeOverheads | None:

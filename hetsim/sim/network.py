@@ -29,7 +29,6 @@ A link's direction is its identity: a full-duplex NIC used both ways is two link
 
 from __future__ import annotations
 
-import heapq
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -37,6 +36,8 @@ from enum import Enum
 from typing import Any
 
 import simpy
+
+from hetsim.sim.clock import cancel
 
 __all__ = ["Link", "Network", "Transfer", "TransferFailed", "TransferRecord"]
 
@@ -362,13 +363,7 @@ class Network:
         self._timeout = None
         if due - self.env.now < FAR_TIMEOUT_S or timeout.processed:
             return
-        queue = self.env._queue  # noqa: SLF001 - simpy has no way to cancel a timeout
-        for k, item in enumerate(queue):
-            if item[3] is timeout:
-                queue[k] = queue[-1]
-                queue.pop()
-                heapq.heapify(queue)
-                return
+        cancel(self.env, timeout)
 
     def _completion_due(self, event: simpy.Event) -> None:
         if event.value != self._generation:

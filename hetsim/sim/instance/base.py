@@ -12,6 +12,7 @@ import simpy
 from hetsim.kv.blocks import BlockPool, BlockState
 from hetsim.kv.tiers import Cascade
 from hetsim.perf.speculative import SpeculativeStep
+from hetsim.sim.clock import cancel
 from hetsim.sim.instance.fastforward import FIRST_RUN, MAX_RUN, MIN_RUN, At, Run, plan
 from hetsim.sim.ports import Handover, Ledger, Stats, Swap
 from hetsim.sim.state import Req
@@ -308,7 +309,7 @@ class Instance:
             return
         run.k = last + 1
         old = run.event
-        old.unschedule()
+        cancel(self.env, old)
         run.event = new = At(self.env, run.ends[last])
         resume = self.process._resume  # noqa: SLF001 - move the loop's wait to the new event
         old.callbacks.remove(resume)

@@ -28,7 +28,7 @@ time, the addition simpy's timeout makes.
 
 from __future__ import annotations
 
-from heapq import heapify, heappush
+from heapq import heappush
 
 import numpy as np
 import simpy
@@ -58,17 +58,6 @@ class At(simpy.Event):
         self._value = None
         self._ok = True
         heappush(env._queue, (t, NORMAL, next(env._eid), self))  # noqa: SLF001
-
-    def unschedule(self) -> None:
-        """Take this event out of the queue (a cut run ends earlier)."""
-        queue = self.env._queue  # noqa: SLF001
-        for i, entry in enumerate(queue):
-            if entry[3] is self:
-                queue[i] = queue[-1]
-                queue.pop()
-                heapify(queue)
-                return
-
 
 class Run:
     """The planned steps of one fast-forward: their times (``dts``, ``ends``), the blocks
