@@ -254,6 +254,12 @@ class Network:
             self._begin_flow(t)
         return t
 
+    @staticmethod
+    def fastest(nbytes: float, hops: Sequence[Link]) -> float:
+        """Seconds a transfer of ``nbytes`` over ``hops`` takes at the soonest: its latency plus
+        its bytes at the slowest hop's current bandwidth, alone on the path."""
+        return sum(h.latency for h in hops) + nbytes / min(h._bw for h in hops)
+
     def set_bandwidth(self, link: Link, bandwidth: float) -> None:
         """Change a link's current bandwidth (bytes/s, > 0) and re-plan."""
         if not bandwidth > 0 or not math.isfinite(bandwidth):

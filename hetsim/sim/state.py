@@ -36,7 +36,7 @@ class Req:
         "t_prefill_start", "t_prefill_end", "t_transfer_start", "t_transfer_end",
         "t_decode_start", "t_first", "t_finish", "prefill", "decode", "p_blocks", "d_blocks",
         "p_state", "d_state", "context", "preemptions", "recomputed_tokens", "retries",
-        "corrupted", "transfer", "spec_steps", "spec_accepted",
+        "corrupted", "transfer", "kv_eta", "spec_steps", "spec_accepted",
         "session", "turn",
         "loaded", "reusable", "evicted",
     )  # fmt: skip
@@ -70,6 +70,7 @@ class Req:
         self.retries = 0
         self.corrupted = False  # its KV was read after the producer freed it (a silent error)
         self.transfer = None  # the network transfer moving its KV, while one is under way
+        self.kv_eta = math.inf  # the earliest its KV may land on the decode side (a hint)
         self.spec_steps = 0  # speculative decode steps it took part in (over all attempts)
         self.spec_accepted = 0  # tokens those steps accepted: 1 + accepted drafts, unclipped
         self.session = session  # its session (hetsim.workload.sessions); -1: not a session's

@@ -137,6 +137,10 @@ class Instance:
             self._restart.succeed()
         return True
 
+    def next_delivery(self) -> float:
+        """The soonest a KV on its way here may land; inf: none is (only decode pools receive)."""
+        return math.inf
+
     def _drop_requests(self) -> list[tuple[Req, bool]]:  # pragma: no cover - overridden
         return []
 

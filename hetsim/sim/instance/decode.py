@@ -6,6 +6,7 @@ keep (:mod:`hetsim.sim.instance.speculative`)."""
 
 from __future__ import annotations
 
+import math
 from collections import deque
 
 import numpy as np
@@ -230,6 +231,14 @@ class DecodeInstance(Instance):
         req.d_state = BlockState.RESERVED
         self.incoming += 1
         self.receiving[req.id] = req
+        req.kv_eta = math.inf  # until its movement starts
+
+    def next_delivery(self) -> float:
+        """The soonest a KV on its way here may land (a lower bound: links may be shared or
+        slowed), or inf: a fast-forward plans its run to end in that step."""
+        if not self.receiving:
+            return math.inf
+        return min(req.kv_eta for req in self.receiving.values())
 
     def commit(self, req: Req) -> None:
         """The KV has landed in the reservation: the blocks are in use, the request joins the

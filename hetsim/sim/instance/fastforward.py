@@ -28,6 +28,7 @@ time, the addition simpy's timeout makes.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from heapq import heappush
 
 import numpy as np
@@ -58,6 +59,7 @@ class At(simpy.Event):
         self._value = None
         self._ok = True
         heappush(env._queue, (t, NORMAL, next(env._eid), self))  # noqa: SLF001
+
 
 class Run:
     """The planned steps of one fast-forward: their times (``dts``, ``ends``), the blocks
@@ -90,6 +92,9 @@ def plan(inst, now: float, cap: int) -> Run | None:
     else:
         needs, dts, ends = _long(inst, now, k)
     k = len(dts)
+    eta = inst.next_delivery()
+    if now < eta < ends[k - 1]:  # end with the step it may land in: its landing cuts nothing
+        k = bisect_left(ends, eta, 0, k) + 1
     # the guard's limit never decreases: ask it again only when a cached one cuts the run
     if ends[k - 1] > inst.horizon_limit:
         inst.horizon_limit = inst.horizon()
