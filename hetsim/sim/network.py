@@ -351,12 +351,27 @@ class Network:
                 h._rate = 0.0
 
     def _complete(self, t: Transfer) -> None:
+        """A zero-byte transfer is done: it succeeds as an event (its caller has not yet had
+        the handle to wait on it)."""
+        self._finish(t)
+        t.succeed(TransferRecord(t.start, self.env.now, t.nbytes, t.tag))
+
+    def _finish(self, t: Transfer) -> None:
         for h in t.hops:  # credit float residue, so that carried bytes add up exactly
             h._carried += t._left
         self._release(t)
         t._left = 0.0
         t._state = _DONE
-        t.succeed(TransferRecord(t.start, self.env.now, t.nbytes, t.tag))
+
+    def _land(self, t: Transfer) -> None:
+        """A flowing transfer's last byte is in: its waiters run now, inside the completion
+        event, as simpy would run them one event later at the same time (that event is one
+        per KV movement the loop need not process)."""
+        t._ok = True
+        t._value = TransferRecord(t.start, self.env.now, t.nbytes, t.tag)
+        callbacks, t.callbacks = t.callbacks, None
+        for callback in callbacks:
+            callback(t)
 
     def _drop_far_timeout(self) -> None:
         """Take the superseded completion timeout out of the event queue when it lies far
@@ -376,9 +391,12 @@ class Network:
             return  # superseded by a later re-plan
         self._settle()
         first = self._next
-        for t in [t for t in self._flowing if t is first or t._left <= _DONE_REL * t.nbytes]:
-            self._complete(t)
+        landed = [t for t in self._flowing if t is first or t._left <= _DONE_REL * t.nbytes]
+        for t in landed:
+            self._finish(t)
         self._replan()
+        for t in landed:
+            self._land(t)
 
     def _settle(self) -> None:
         """Advance every flowing transfer and busy link to now at the current rates."""

@@ -327,7 +327,7 @@ class Instance:
         assert run is not None
         self._ff = None
         if run.k < len(run.dts):  # cut: plan about as far as runs get
-            self._ff_cap = 2 * run.k
+            self._ff_cap = max(2 * run.k, MIN_RUN)
         elif run.k == self._ff_cap:  # ran uncut as far as it could: plan further
             self._ff_cap = min(4 * run.k, MAX_RUN)
         self._start(run, run.k)
