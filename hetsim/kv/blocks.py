@@ -85,6 +85,35 @@ class BlockPool:
         if self.allocated > self.peak:
             self.peak = self.allocated
 
+    def allocate_steps(self, times: list[float], counts: list[int], start: int, stop: int) -> None:
+        """Used blocks ``counts[s]`` taken at ``times[s - 1]`` for each ``s`` in ``[start, stop)``
+        with a count (``counts[0]`` is none: the steps of a decode run, each taking its blocks as
+        it starts, when the previous one ends). The same arithmetic as one :meth:`allocate` per
+        step, in one call: a run books hundreds of steps."""
+        start = max(start, 1)
+        total = sum(counts[start:stop])
+        if total > self.capacity - self.allocated:
+            raise KVAccountingError(f"allocate {total} blocks with {self.free} free")
+        used, last = self.used, self._last_t
+        used_s, reserved_s, held_s = self.used_block_s, self.reserved_block_s, self.held_block_s
+        reserved, held = self.reserved, self.held
+        for s in range(start, stop):
+            blocks = counts[s]
+            if blocks:
+                dt = times[s - 1] - last
+                if dt > 0:
+                    used_s += used * dt
+                    reserved_s += reserved * dt
+                    held_s += held * dt
+                    last = times[s - 1]
+                used += blocks
+        self.used_block_s, self.reserved_block_s, self.held_block_s = used_s, reserved_s, held_s
+        self._last_t = last
+        self.used = used
+        self.allocated += total
+        if self.allocated > self.peak:
+            self.peak = self.allocated
+
     def release(self, now: float, blocks: int, state: BlockState = BlockState.USED) -> None:
         have = getattr(self, state)
         if blocks < 0 or blocks > have:

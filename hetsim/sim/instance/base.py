@@ -267,15 +267,13 @@ class Instance:
         i = run.started
         if j <= i:
             return
-        needs, ends, dts = run.needs, run.ends, run.dts
-        blocks = self._blocks
+        # the first step's blocks were taken before the run (needs[0] is 0)
+        self._blocks.allocate_steps(run.ends, run.needs, i, j)
         busy = self._busy
-        for s in range(i, j):
-            if needs[s]:  # never the first step: its blocks were taken before the run
-                blocks.allocate(ends[s - 1], needs[s])
-            busy += dts[s]
+        for dt in run.dts[i:j]:
+            busy += dt
         self._busy = busy
-        self._step_end = ends[j - 1]
+        self._step_end = run.ends[j - 1]
         self._steps += j - i
         self.stats.steps += j - i
         run.started = j
