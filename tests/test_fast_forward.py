@@ -128,6 +128,38 @@ def test_long_outputs_take_a_tenth_of_the_events() -> None:
     assert fast.summary.events * 10 < slow.summary.events
 
 
+def test_disaggregated_long_outputs_take_a_tenth_of_the_events() -> None:
+    """The same through a prefill and a decode instance joined by a link: each request's KV
+    lands on the decode side while its batch is fast-forwarded; the run planned to end in the
+    step it may land in is not cut, and the movement itself costs a few events (conversion,
+    latency, completion), not a process."""
+    data = _one_instance(1000, "20 req/s", 8)
+    serve = data["pools"][0]
+    data["pools"] = [
+        {**serve, "name": "prefill", "role": "prefill"},
+        {**serve, "name": "decode", "role": "decode", "precision": {"kv": "fp8_e4m3"}},
+    ]
+    data["kv"] = {
+        "transfer_format": "fp8_e4m3",
+        "conversions": [{"kind": "dtype", "from": "bf16", "to": "fp8_e4m3", "where": "producer"}],
+    }
+    data["interconnect"] = {
+        "paths": [
+            {
+                "from": "prefill",
+                "to": "decode",
+                "hops": [
+                    {"name": "nic", "kind": "nic", "bandwidth": "100 Gbps", "latency": "5 us"}
+                ],
+            }
+        ]
+    }
+    fast, slow = _both_ways(data, 8)
+    _agree(fast, slow)
+    assert slow.summary.events > 1000
+    assert fast.summary.events * 10 < slow.summary.events
+
+
 def test_a_straggler_mid_run_slows_the_steps_after_it_only() -> None:
     """A straggler that starts while a long decode is being fast-forwarded cuts the run at
     the step under way: the steps that started before keep their length, as step by step."""

@@ -42,3 +42,26 @@ def test_releasing_more_than_a_state_holds_raises():
 
 def test_block_states_serialise_as_their_names():
     assert [str(s) for s in BlockState] == ["used", "reserved", "held"]
+
+
+def test_a_runs_blocks_taken_in_one_call_add_up_as_one_call_per_step():
+    """``allocate_steps`` books a decode run's blocks, each at the end of the step before:
+    the counters, block-second integrals and peak are those of one ``allocate`` per step."""
+    times = [0.5, 1.25, 2.0, 2.0, 3.5]  # step ends
+    counts = [0, 2, 0, 3, 1]  # the first step's blocks were taken before the run
+    one_call, per_step = BlockPool(capacity=12, page_tokens=16), BlockPool(12, 16)
+    for pool in (one_call, per_step):
+        pool.allocate(0.0, 4)
+        pool.move(0.25, 1, BlockState.USED, BlockState.HELD)
+    one_call.allocate_steps(times, counts, 0, 4)
+    for s in range(1, 4):
+        if counts[s]:
+            per_step.allocate(times[s - 1], counts[s])
+    assert (one_call.used, one_call.held, one_call.allocated, one_call.peak) == (8, 1, 9, 9)
+    for name in ("used_block_s", "held_block_s", "reserved_block_s", "_last_t"):
+        assert getattr(one_call, name) == getattr(per_step, name)
+    # by hand: 4 used blocks over 0..0.25, 3 over 0.25..0.5, 5 over 0.5..2; 1 held over 0.25..2
+    assert one_call.used_block_s == 4 * 0.25 + 3 * 0.25 + 5 * 1.5
+    assert one_call.held_block_s == 1.75
+    with pytest.raises(KVAccountingError):  # 3 blocks free
+        one_call.allocate_steps([9.0, 9.5], [0, 4], 0, 2)

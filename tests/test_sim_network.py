@@ -5,6 +5,7 @@ import simpy
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hetsim.sim.clock import processed_events
 from hetsim.sim.network import Network, TransferFailed, TransferRecord
 
 
@@ -280,3 +281,25 @@ def test_random_transfers_complete_no_sooner_than_physics_allows(specs):
         assert link.bytes_carried == pytest.approx(load, rel=1e-9, abs=1e-6)
     again = [(t.value.start, t.value.end) for t in simulate(specs)[1]]
     assert again == [(t.value.start, t.value.end) for t in transfers]
+
+
+def test_the_fastest_a_path_can_carry_bytes_is_latency_plus_the_slowest_hop():
+    """``Network.fastest`` (the hint a decode run plans its end by) is a lone transfer's
+    duration: here 1,000 B at 50 B/s plus 0.1 s and 0.2 s of latency."""
+    env, net, (x, y) = make(("pcie", 50.0, 0.1), ("nic", 200.0, 0.2))
+    assert net.fastest(1000, [x, y]) == 1000 / 50 + 0.3
+    t = net.transfer(1000, [x, y])
+    env.run()
+    assert end(t) == pytest.approx(net.fastest(1000, [x, y]), rel=1e-12)
+
+
+def test_a_landed_transfers_waiters_run_in_its_completion_event():
+    """Waiters of a flowing transfer run when its last byte lands, with its record, in the
+    completion event itself: no event follows for them."""
+    env, net, (link,) = make(("nic", 100.0, 0.0))
+    t = net.transfer(1000, [link], tag="r")
+    seen = []
+    t.callbacks.append(lambda event: seen.append((env.now, event.value, event.processed)))
+    env.run()
+    assert seen == [(10.0, TransferRecord(0, 10.0, 1000, "r"), True)]
+    assert processed_events(env) == 1  # the completion timeout alone (no latency to wait)
