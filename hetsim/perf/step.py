@@ -83,6 +83,10 @@ class StepBreakdown:
         return frame
 
 
+#: prefill steps :meth:`StepModel.chunks_time` remembers (about 200 bytes each)
+CHUNKS_CACHE = 1 << 16
+
+
 @dataclass(slots=True, eq=False)
 class StepModel:
     """Step-time model of one instance (model × accelerator × parallelism × precision).
@@ -114,6 +118,9 @@ class StepModel:
     _mla_blocks: bool = field(init=False, repr=False)
     _mla_gemm_cache: dict[int, float] = field(init=False, default_factory=dict, repr=False)
     _head_cache: dict[int, float] = field(init=False, default_factory=dict, repr=False)
+    _chunks_cache: dict[tuple[tuple[int, ...], tuple[int, ...]], float] = field(
+        init=False, default_factory=dict, repr=False
+    )
 
     def __post_init__(self, predictor: KernelCostPredictor | None) -> None:
         self.cost = (
@@ -466,6 +473,19 @@ class StepModel:
     def prefill_time(self, new: np.ndarray, cached: np.ndarray | None = None) -> float:
         """Seconds for one prefill step over chunks of ``new`` tokens after ``cached`` tokens."""
         return self.step_time(new, cached)
+
+    def chunks_time(self, new: tuple[int, ...], cached: tuple[int, ...]) -> float:
+        """:meth:`step_time` of prompt chunks given as tuples, memoised by them: a prefill
+        instance's steps repeat (one prompt of a length seen before, its chunks of a long one)
+        and pricing one costs about as much as a dozen simulator events."""
+        key = (new, cached)
+        seconds = self._chunks_cache.get(key)
+        if seconds is None:
+            if len(self._chunks_cache) >= CHUNKS_CACHE:  # bounded: start over
+                self._chunks_cache.clear()
+            seconds = self.step_time(np.array(new, np.int64), np.array(cached, np.int64))
+            self._chunks_cache[key] = seconds
+        return seconds
 
     def step_time(self, new: np.ndarray, cached: np.ndarray | None = None) -> float:
         """Seconds for one step of a batch mixing decode (``new == 1``) and prefill chunks."""

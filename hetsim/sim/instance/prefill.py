@@ -7,8 +7,6 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterator
 
-import numpy as np
-
 from hetsim.kv.blocks import BlockState
 from hetsim.kv.lifecycle import COMPUTING, PREFILL, QUEUED
 from hetsim.sim.instance.base import Instance
@@ -94,9 +92,7 @@ class PrefillInstance(Instance):
             if not batch:
                 yield self._sleep()
                 continue
-            new = np.fromiter(chunks, dtype=np.int64, count=len(chunks))
-            cached = np.fromiter((r.computed for r in batch), dtype=np.int64, count=len(batch))
-            dt = self.step_model.step_time(new, cached)
+            dt = self.step_model.chunks_time(tuple(chunks), tuple([r.computed for r in batch]))
             if self.handover.layerwise:
                 for req, n in zip(batch, chunks, strict=True):
                     if req.computed + n >= req.input:
