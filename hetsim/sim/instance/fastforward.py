@@ -20,6 +20,10 @@ event scheduled after that step's run was planned but before the step itself beg
 last wake-up was queued when the run was planned); none of the drawn or bundled scenarios has
 one, and the property test compares every float exactly.
 
+Where the step model has measured power, a run also holds what each step's measured ops draw
+below tdp (``below``, times the straggler factor, as :meth:`Instance._step` books it), priced
+as the step loop prices each step, so both book the same energy.
+
 Runs price their steps as the step loop would, float for float: the closed form of
 :meth:`~hetsim.perf.step.StepModel.decode_time_from_sum` over the run's context sums, or each
 step's contexts where sparse attention needs them; each step ends at the previous end plus its
@@ -73,11 +77,20 @@ class At(simpy.Event):
 class Run:
     """The planned steps of one fast-forward: their times (``dts``, ``ends``), the blocks
     each takes at its start (``needs``, the first already taken), the batch size ``n``; how
-    many steps are planned (``k``), started and ended as booked so far."""
+    many steps are planned (``k``), started and ended as booked so far; with measured power,
+    the joules each step draws below tdp (``below``; else None)."""
 
-    __slots__ = ("dts", "ends", "needs", "n", "k", "started", "ended", "event")
+    __slots__ = ("dts", "ends", "needs", "n", "k", "started", "ended", "event", "below")
 
-    def __init__(self, dts: list[float], ends: list[float], needs: list[int], n: int) -> None:
+    def __init__(
+        self,
+        dts: list[float],
+        ends: list[float],
+        needs: list[int],
+        n: int,
+        below: list[float] | None = None,
+    ) -> None:
+        self.below = below
         self.dts = dts
         self.ends = ends
         self.needs = needs
@@ -108,7 +121,19 @@ def plan(inst, now: float, cap: int) -> Run | None:
         k -= 1
     if k <= 1:
         return None
-    return Run(dts[:k], ends[:k], needs[:k], batch.n)
+    below = _below_tdp(inst, k) if inst.measured_power else None
+    return Run(dts[:k], ends[:k], needs[:k], batch.n, below)
+
+
+def _below_tdp(inst, k: int) -> list[float]:
+    """Joules each of the batch's next ``k`` decode steps draws below tdp, times the
+    straggler factor (what the step loop passes :meth:`Instance._step`, times the factor)."""
+    batch, sm, slow = inst.batch, inst.step_model, inst.slowdown
+    if sm.model.is_sparse_attention:
+        below = sm.decode_below_tdp_growing(batch.contexts(), k)
+    else:
+        below = sm.decode_below_tdp_stepping(batch.n, batch.context_sum(), k)
+    return [b * slow for b in below]
 
 
 def _short(inst, now: float, k: int) -> tuple[list[int], list[float], list[float]]:

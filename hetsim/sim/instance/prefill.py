@@ -102,7 +102,8 @@ class PrefillInstance(Instance):
                     if req.computed + n >= req.input:
                         self.handover.last_step_started(req, self, dt)
             attempts = [r.retries for r in batch]
-            yield self._step(dt)
+            below = self.step_model.below_tdp(new, cached) if self.measured_power else 0.0
+            yield self._step(dt, below)
             now = self.env.now
             for req, n, attempt in zip(batch, chunks, attempts, strict=True):
                 if req.retries != attempt or req not in self.running:
