@@ -360,6 +360,15 @@ class EnergyFigures:
             power_source=sources,
         )
 
+    def measured_power_note(self) -> str:
+        """``; <pool> busy power: <source>`` for each pool whose busy power rests on measured
+        kernel power (empty where every pool's is the tdp assumption), for the summaries."""
+        return "".join(
+            f"; {pool} busy power: {src}"
+            for pool, src in self.power_source.items()
+            if src != TDP_POWER
+        )
+
 
 # ---- the cost and energy metrics, defined once ----------------------------------------------
 
