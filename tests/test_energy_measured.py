@@ -18,7 +18,8 @@ from hetsim.spec.hardware import load_profile
 from hetsim.spec.model import load_model
 
 EXCERPT = Path(__file__).parent / "data" / "measured"
-RAW = EXCERPT / "b200_sxm"
+POWER_ROOT = EXCERPT / "b200_power"
+RAW = POWER_ROOT / "b200_sxm"
 POWER = "measured-power:b200_sxm/vllm-0.22.0"
 B200 = load_profile("nvidia-b200")
 LLAMA = load_model("Llama-3.1-8B")
@@ -26,7 +27,7 @@ LLAMA = load_model("Llama-3.1-8B")
 
 @pytest.fixture(scope="module")
 def tables():
-    return load_tables("b200_sxm", "vllm", root=EXCERPT)
+    return load_tables("b200_sxm", "vllm", root=POWER_ROOT)
 
 
 @pytest.fixture(scope="module")
