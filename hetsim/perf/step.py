@@ -77,6 +77,9 @@ __all__ = [
 
 #: the power source of ops no table measured: the profile's board power, an assumption
 TDP_POWER = "tdp (assumption)"
+#: attention prices a step model with measured power keeps for the energy of the steps it
+#: priced (a fast-forward run asks for up to MAX_RUN steps' energies after their times)
+PRICED_KEPT = 2048
 
 
 @dataclass(frozen=True)
@@ -133,6 +136,8 @@ class StepModel:
     power_sources: tuple[str, ...] = field(init=False)
     has_measured_power: bool = field(init=False)
     _below_cache: dict[int, float] = field(init=False, default_factory=dict, repr=False)
+    # attention kernels' prices by work, kept for the energy of the steps just priced
+    _priced: dict[AttentionWork, list] = field(init=False, default_factory=dict, repr=False)
 
     def __post_init__(self, predictor: KernelCostPredictor | None) -> None:
         self.cost = (
@@ -323,7 +328,22 @@ class StepModel:
             found = self._mla_block_time(work)
             if found is not None:
                 return found[0] - self._mla_gemm_time(tokens)
+        if self.has_measured_power:
+            return self._attention_time_kept(work)
         return self._attention_time(work)
+
+    def _attention_time_kept(self, work: AttentionWork) -> float:
+        """:meth:`_attention_time`, the same floats, keeping each kernel's price by the work:
+        the energy of the step (:meth:`_block_below`) is asked next and needs them."""
+        kernel = self.cost.kernel
+        priced = [(k, kernel(k)[0]) for k in self.ops.attention_kernels(work)]
+        if len(self._priced) >= PRICED_KEPT:
+            self._priced.clear()
+        self._priced[work] = priced
+        per_layer = 0.0
+        for _, t in priced:
+            per_layer += t
+        return self.model.num_layers * per_layer
 
     def _attention_ops(self, work: AttentionWork) -> list[OpCost]:
         layers = self.model.num_layers
@@ -522,8 +542,8 @@ class StepModel:
     # ---- energy: what measured-power ops draw below tdp (module docstring) --------------------
 
     def _kernel_below(self, k: Kernel, seconds: float) -> float:
-        found = self.cost.power(k)  # type: ignore[attr-defined]  # has_measured_power says so
-        return 0.0 if found is None else seconds * (self.tdp - found[0])
+        watts = self.cost.power(k)  # type: ignore[attr-defined]  # has_measured_power says so
+        return 0.0 if watts is None else seconds * (self.tdp - watts)
 
     def _linear_below(self, tokens: int) -> float:
         """What :meth:`_linear_time`'s ops draw below tdp: the fused MoE kernel alone has
@@ -544,9 +564,13 @@ class StepModel:
         measured power (all of it at tdp), attention kernels their own."""
         if self._mla_blocks and self._mla_block_time(work) is not None:
             return 0.0
-        kernel, below = self.cost.kernel, 0.0
-        for k in self.ops.attention_kernels(work):
-            below += self._kernel_below(k, kernel(k)[0])
+        priced = self._priced.get(work)
+        if priced is None:
+            kernel = self.cost.kernel
+            priced = [(k, kernel(k)[0]) for k in self.ops.attention_kernels(work)]
+        below = 0.0
+        for k, t in priced:
+            below += self._kernel_below(k, t)
         return self.model.num_layers * below
 
     def token_ops_below_tdp(self, tokens: int) -> float:
@@ -594,16 +618,6 @@ class StepModel:
         attended = float(context_sum + batch)
         work = AttentionWork(batch, attended, attended, 0, 0, 0, 0, 0)
         return self._linear_below(batch) + self._block_below(work)
-
-    def decode_below_tdp_stepping(self, batch: int, context_sum: int, k: int) -> list[float]:
-        """:meth:`decode_below_tdp_from_sum` of the ``k`` steps
-        :meth:`decode_times_stepping` prices."""
-        return [self.decode_below_tdp_from_sum(batch, context_sum + batch * i) for i in range(k)]
-
-    def decode_below_tdp_growing(self, context: np.ndarray, k: int) -> list[float]:
-        """:meth:`decode_below_tdp` of ``context + i`` for i in 0..k-1 (the steps
-        :meth:`decode_times_growing` prices)."""
-        return [self.decode_below_tdp(context + i) for i in range(k)]
 
     # ---- public: explanations -----------------------------------------------------------------
 

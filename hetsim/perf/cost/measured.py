@@ -88,9 +88,9 @@ class FusedExpertsPricer(Protocol):
 class PowerPricer(Protocol):
     """A predictor whose tables measured the board power of some kernels."""
 
-    def power(self, k: Kernel) -> tuple[float, str] | None:
-        """(watts, ``measured-power:<…>`` label) a call of ``k`` draws, or None where not
-        measured at that shape (the caller charges tdp)."""
+    def power(self, k: Kernel) -> float | None:
+        """Watts a call of ``k`` draws, or None where not measured at that shape (the caller
+        charges tdp); :meth:`power_source` labels it."""
         ...
 
     def power_source(self, k: Kernel) -> str | None:
@@ -212,13 +212,9 @@ class MeasuredPredictor(TableBacked):
         length = s["seq_len"] if k.family == "attention_prefill" else s["context"]
         return grid, name, (s["batch"], length)
 
-    def power(self, k: Kernel) -> tuple[float, str] | None:
+    def power(self, k: Kernel) -> float | None:
         found = self._power_grid(k)
-        if found is None:
-            return None
-        grid, name, point = found
-        watts = grid(*point)
-        return None if watts is None else (watts, self.tables.power_label(name))
+        return None if found is None else found[0](*found[2])
 
     def power_source(self, k: Kernel) -> str | None:
         found = self._power_grid(k)

@@ -314,7 +314,7 @@ class Instance:
         """Book the energy of the run's steps ``i`` to ``j - 1``, each as :meth:`_step` would."""
         tdp, dts, below = self._tdp, run.dts, run.below
         for s in range(i, j):
-            self._book_energy(tdp * dts[s] - below[s], dts[s])
+            self._book_energy(tdp * dts[s] - below(s), dts[s])
 
     def _end(self, run: Run, m: int) -> None:
         """Book the ends of a run's next ``m`` steps (no sequence finishes in them but the
