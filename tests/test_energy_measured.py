@@ -14,6 +14,7 @@ import pytest
 from hetsim import scenario_from_dict, simulate
 from hetsim.perf.measured import load_tables, read_tables_file, save_tables
 from hetsim.perf.step import TDP_POWER, InstanceConfig, StepModel
+from hetsim.sim.engine import Simulation
 from hetsim.spec.hardware import load_profile
 from hetsim.spec.model import load_model
 
@@ -160,7 +161,9 @@ def test_a_b200_moe_step_draws_its_fused_experts_at_the_measured_power(b200):
 # ---- the simulator ------------------------------------------------------------------------------
 
 
-def _scenario(tmp_path: Path, npz: Path, pools: list[dict], faults: list | None = None):
+def _scenario(
+    tmp_path: Path, npz: Path, pools: list[dict], faults: list | None = None, **workload
+):
     """A scenario whose pools run on a local copy of the B200 profile reading the excerpt."""
     profiles = tmp_path / "hardware_profiles"
     profiles.mkdir(exist_ok=True)
@@ -173,8 +176,8 @@ def _scenario(tmp_path: Path, npz: Path, pools: list[dict], faults: list | None 
         "name": "power",
         "model": "Llama-3.1-8B",
         "pools": pools,
-        "workload": {"synthetic": {"rate": "20 req/s", "requests": 10,
-                                   "input_tokens": 512, "output_tokens": 200}},
+        "workload": {"synthetic": {"rate": "20 req/s", "requests": 10, "input_tokens": 512,
+                                   "output_tokens": 200, **workload}},
         "sla": {"ttft": "2 s", "tpot": "50 ms"},
         "seed": 5,
     }  # fmt: skip
@@ -233,3 +236,25 @@ def test_disaggregated_pools_and_a_crash_book_the_same_energy_both_ways(tmp_path
     busy = summary.utilisation["decode2"].busy
     assert fast.per_pool_w["decode2"] == 700.0 * (0.3 + 0.7 * busy)  # H100 SXM: 700 W
     assert summary.faults  # the crash happened
+
+
+def test_a_crash_takes_back_the_energy_of_the_unserved_part_of_its_step(tmp_path, npz):
+    """One 16,000-token prompt in one prefill step (about 0.2 s on B200), which starts at 33 ms
+    (vLLM's frontend admits the prompt first): the prefill instance crashes 30 ms into it and
+    prefills it again after its restart. The cut step
+    counts its first 30 ms only, in busy time and in energy alike, so the busy energy stays
+    within tdp × busy time; were the whole cut step's energy kept, it would be ~1.7× that."""
+    prefill = {**_pool("prefill", "prefill"),
+               "batching": {"max_num_seqs": 16, "max_batched_tokens": 16384}}  # fmt: skip
+    crash = [{"kind": "instance_crash", "target": "prefill[0]", "at": "63 ms",
+              "duration": "1 s"}]  # fmt: skip
+    scenario = _scenario(tmp_path, npz, [prefill, _pool("decode", "decode")], crash,
+                         requests=1, input_tokens=16000, output_tokens=4)  # fmt: skip
+    sim = Simulation(scenario)
+    out = sim.run()
+    assert out.facts.faults["instance_crashes"] == 1 and out.facts.faults["retries"] == 1
+    inst = next(i for i in sim.topology.instances if i.name == "prefill[0]")
+    busy, energy = inst.busy_until(sim.env.now), inst.busy_energy_until(sim.env.now)
+    step = inst.step_model.step_time(np.array([16000]))
+    assert busy == pytest.approx(step + 0.03, rel=1e-6)  # the cut step's 30 ms, then the whole
+    assert 0.9 * 1000.0 * busy < energy <= 1000.0 * busy
