@@ -161,9 +161,7 @@ def test_a_b200_moe_step_draws_its_fused_experts_at_the_measured_power(b200):
 # ---- the simulator ------------------------------------------------------------------------------
 
 
-def _scenario(
-    tmp_path: Path, npz: Path, pools: list[dict], faults: list | None = None, **workload
-):
+def _scenario(tmp_path: Path, npz: Path, pools: list[dict], faults: list | None = None, **workload):
     """A scenario whose pools run on a local copy of the B200 profile reading the excerpt."""
     profiles = tmp_path / "hardware_profiles"
     profiles.mkdir(exist_ok=True)
