@@ -13,6 +13,7 @@ import pytest
 
 from hetsim import scenario_from_dict, simulate
 from hetsim.perf.measured import load_tables, read_tables_file, save_tables
+from hetsim.perf.speculative import SpeculativeStep
 from hetsim.perf.step import TDP_POWER, InstanceConfig, StepModel
 from hetsim.sim.engine import Simulation
 from hetsim.spec.hardware import load_profile
@@ -256,3 +257,16 @@ def test_a_crash_takes_back_the_energy_of_the_unserved_part_of_its_step(tmp_path
     step = inst.step_model.step_time(np.array([16000]))
     assert busy == pytest.approx(step + 0.03, rel=1e-6)  # the cut step's 30 ms, then the whole
     assert 0.9 * 1000.0 * busy < energy <= 1000.0 * busy
+
+
+def test_a_speculative_step_without_drafts_draws_what_the_decode_step_draws(b200):
+    """With no draft tokens the verify pass is the plain decode step (perf.speculative): the
+    same energy. With two drafts the verify pass's attention runs 3 × 32 query heads, a family
+    the excerpt lacks (tdp), and the drafts' one-layer passes their attention at the measured
+    power: some joules below tdp × time, far fewer than the plain step's 32 layers."""
+    sm = StepModel(LLAMA, b200, InstanceConfig(), runtime="vllm")
+    context = np.full(8, 1023)
+    assert SpeculativeStep(sm, 0).below_tdp(context) == sm.decode_below_tdp(context)
+    spec = SpeculativeStep(sm, 2)
+    below = spec.below_tdp(context)
+    assert 0.0 < below < sm.decode_below_tdp(context) / 8
