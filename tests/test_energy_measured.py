@@ -162,7 +162,14 @@ def test_a_b200_moe_step_draws_its_fused_experts_at_the_measured_power(b200):
 # ---- the simulator ------------------------------------------------------------------------------
 
 
-def _scenario(tmp_path: Path, npz: Path, pools: list[dict], faults: list | None = None, **workload):
+def _scenario(
+    tmp_path: Path,
+    npz: Path,
+    pools: list[dict],
+    faults: list | None = None,
+    warmup: int = 0,
+    **workload,
+):
     """A scenario whose pools run on a local copy of the B200 profile reading the excerpt."""
     profiles = tmp_path / "hardware_profiles"
     profiles.mkdir(exist_ok=True)
@@ -182,6 +189,8 @@ def _scenario(tmp_path: Path, npz: Path, pools: list[dict], faults: list | None 
     }  # fmt: skip
     if faults:
         data["faults"] = {"events": faults}
+    if warmup:
+        data["workload"]["warmup_requests"] = warmup
     decode = [p["name"] for p in pools if p["role"] == "decode"]
     if decode:
         data["interconnect"] = {"paths": [
@@ -270,3 +279,15 @@ def test_a_speculative_step_without_drafts_draws_what_the_decode_step_draws(b200
     spec = SpeculativeStep(sm, 2)
     below = spec.below_tdp(context)
     assert below == pytest.approx(2 * sm.decode_below_tdp(context) / 32, rel=1e-12)
+
+
+def test_a_straggler_and_a_warm_up_window_book_the_same_energy_both_ways(tmp_path, npz):
+    """A straggler cuts a fast-forward run mid-way (the steps after it draw at the same power
+    for three times as long), and the energy is counted from the first measured request on."""
+    straggler = [{"kind": "straggler", "target": "serve[0]", "at": "0.5 s",
+                  "duration": "0.3 s", "factor": 3.0}]  # fmt: skip
+    scenario = _scenario(tmp_path, npz, [_pool("serve", "colocated")], straggler, warmup=3)
+    fast, slow = _energies(scenario)
+    assert fast.energy_j == pytest.approx(slow.energy_j, rel=1e-9)
+    plain = _scenario(tmp_path, npz, [_pool("serve", "colocated")], warmup=3)
+    assert simulate(plain).summary.energy.energy_j < fast.energy_j  # the slowed steps drew more
