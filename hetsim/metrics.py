@@ -14,6 +14,10 @@ Definitions (those of DistServe, vLLM and SGLang benchmarks):
 * energy = Σ pools devices × board power (tdp) × (idle share + (1 − idle share) × busy share)
   × span: device power only (no host, no PUE), busy-weighted, with idle devices drawing
   ``costs.idle_power`` of their tdp (an assumption); tokens per joule = output tokens / energy.
+  A pool whose kernels' board power was measured (:attr:`EnergyFigures.power_source` names the
+  table set) has its busy part, ``tdp × busy share``, replaced by the energy its steps drew over
+  the measured window per second of it (each step: its measured ops at their measured power,
+  the rest of the step at tdp); its idle part is the same.
 * acceptance length (speculative decoding) = tokens accepted per sequence per decode step, 1 +
   accepted drafts, over the completed requests' speculative steps (vLLM's and SGLang's "mean
   acceptance length"; counted before a sequence's last step is clipped at its output length).
@@ -29,12 +33,13 @@ Definitions (those of DistServe, vLLM and SGLang benchmarks):
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from hetsim.perf.step import TDP_POWER
 from hetsim.sim.output import RunFacts
 from hetsim.spec.scenario import SLASpec
 
@@ -317,6 +322,8 @@ class EnergyFigures:
     energy_j: float
     tokens_per_joule: float | None  # output tokens; None: no energy
     per_pool_w: dict[str, float]
+    # per pool: what its busy power rests on, the tdp assumption or measured-power tables
+    power_source: dict[str, str] = field(default_factory=dict)
 
     @staticmethod
     def of(
@@ -325,12 +332,22 @@ class EnergyFigures:
         idle_power: float,
         span_s: float,
         output_tokens: float,
+        measured_busy_w: dict[str, float] | None = None,
+        power_source: dict[str, str] | None = None,
     ) -> EnergyFigures:
-        """``pool_tdp_w``: each pool's devices × tdp; busy shares from ``utilisation``."""
-        per_pool = {
-            name: tdp * (idle_power + (1 - idle_power) * utilisation[name].busy)
-            for name, tdp in pool_tdp_w.items()
-        }
+        """``pool_tdp_w``: each pool's devices × tdp; busy shares from ``utilisation``;
+        ``measured_busy_w``: for pools with measured power, their steps' energy over the
+        measured window per second of it (W, all devices), in place of tdp × busy share;
+        ``power_source``: what each of those rests on (the others: the tdp assumption)."""
+        measured = measured_busy_w or {}
+        per_pool = {}
+        for name, tdp in pool_tdp_w.items():
+            busy = utilisation[name].busy
+            if name in measured:
+                per_pool[name] = tdp * idle_power * (1 - busy) + measured[name]
+            else:
+                per_pool[name] = tdp * (idle_power + (1 - idle_power) * busy)
+        sources = {name: (power_source or {}).get(name, TDP_POWER) for name in pool_tdp_w}
         power = sum(per_pool.values())
         energy = power * span_s
         return EnergyFigures(
@@ -340,6 +357,16 @@ class EnergyFigures:
             energy_j=energy,
             tokens_per_joule=tokens_per_joule(output_tokens, energy),
             per_pool_w=per_pool,
+            power_source=sources,
+        )
+
+    def measured_power_note(self) -> str:
+        """``; <pool> busy power: <source>`` for each pool whose busy power rests on measured
+        kernel power (empty where every pool's is the tdp assumption), for the summaries."""
+        return "".join(
+            f"; {pool} busy power: {src}"
+            for pool, src in self.power_source.items()
+            if src != TDP_POWER
         )
 
 

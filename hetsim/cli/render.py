@@ -542,7 +542,7 @@ def _energy(s: RunSummary) -> str:
     return (
         f"; energy {e.energy_j / 3.6e6:,.3g} kWh at a mean {units.format_power(e.power_w)} "
         f"(board power, busy-weighted, idle at {e.idle_power:.0%} of tdp): "
-        f"{e.tokens_per_joule:.3g} output tokens/J"
+        f"{e.tokens_per_joule:.3g} output tokens/J{e.measured_power_note()}"
     )
 
 

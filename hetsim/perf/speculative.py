@@ -106,6 +106,18 @@ class SpeculativeStep:
         lengths and draft ``k`` more, beside optional prefill chunks of ``new`` tokens after
         ``cached`` (a colocated step's prompts, a preempted sequence's recompute), which do
         not speculate."""
+        tokens, seqs, kernels = self._step_kernels(context, new, cached)
+        if seqs == 0:
+            return 0.0
+        gpu = self.step_model.token_ops_time(tokens, seqs) + self._attention(kernels)
+        gpu += self.draft_time(context)
+        # a named runtime's host work, as for a plain step
+        return self.step_model.with_host(gpu, seqs, new is not None and bool(new.size))
+
+    def _step_kernels(
+        self, context: np.ndarray, new: np.ndarray | None, cached: np.ndarray | None
+    ) -> tuple[int, int, list[Kernel]]:
+        """A step's tokens, sequences (LM-head rows) and per-layer attention kernels."""
         q = self.tokens + 1
         tokens = seqs = int(context.size) * q
         kernels = self._verify_kernels(context) if context.size else []
@@ -115,12 +127,27 @@ class SpeculativeStep:
             tokens += int(new.sum())
             seqs += int(new.size)
             kernels += ops.attention_kernels(ops.work(new, cached))
+        return tokens, seqs, kernels
+
+    def below_tdp(
+        self,
+        context: np.ndarray,
+        new: np.ndarray | None = None,
+        cached: np.ndarray | None = None,
+    ) -> float:
+        """Joules per device the step :meth:`step_time` prices draws below ``tdp × its time``
+        (:meth:`~hetsim.perf.step.StepModel.below_tdp`): the verify pass's and the drafts'
+        ops with measured power; 0 without."""
+        sm = self.step_model
+        if not sm.has_measured_power:
+            return 0.0
+        tokens, seqs, kernels = self._step_kernels(context, new, cached)
         if seqs == 0:
             return 0.0
-        gpu = self.step_model.token_ops_time(tokens, seqs) + self._attention(kernels)
-        gpu += self.draft_time(context)
-        # a named runtime's host work, as for a plain step
-        return self.step_model.with_host(gpu, seqs, new is not None and bool(new.size))
+        below = sm.token_ops_below_tdp(tokens) + sm.attention_below_tdp(kernels)
+        if context.size and self.tokens:
+            below += self.tokens * self.module.decode_kernels_below_tdp(context)
+        return below
 
     def verify_time(self, context: np.ndarray) -> float:
         """Seconds of the target model alone over ``k + 1`` positions per sequence."""

@@ -14,6 +14,14 @@ per layer and, when every phase of a step is inside its tables, a dense MLA bloc
 ``kv_b``, attention) as one time per layer in place of those ops; elsewhere the ops stand as
 they are.
 
+Energy. A step draws, per device, Σ over its ops of op time × op power, where an op's power is
+the board power its kernel table measured at that shape (attention, fused MoE: see
+:mod:`hetsim.perf.cost.measured`) and the profile's tdp otherwise — an assumption, as are the
+step's overheads (host work, launch gaps) at tdp. So a step's energy is ``tdp × time`` less
+what its measured ops draw below tdp (:meth:`StepModel.below_tdp`), exactly ``tdp × time`` for
+a step model without measured power (:attr:`StepModel.has_measured_power` False), whose callers
+need not ask.
+
 The simulator calls :meth:`StepModel.step_time` and the decode paths millions of times, so the
 ops whose cost depends only on the token and sequence counts are memoised, and a roofline-priced
 GQA decode step has a closed form in the batch size and the sum of contexts. :class:`StepModels`
@@ -41,13 +49,14 @@ from hetsim.perf.cost import (
     predictor_for,
     price_collective,
 )
-from hetsim.perf.cost.measured import FusedExpertsPricer, MlaBlockPricer
+from hetsim.perf.cost.measured import FusedExpertsPricer, MlaBlockPricer, PowerPricer
 from hetsim.perf.ops import (
     MLA_BLOCK_GEMMS,
     AttentionWork,
     Collective,
     Gemm,
     InstanceConfig,
+    Kernel,
     OpInventory,
 )
 from hetsim.perf.runtimes import RuntimeOverheads, runtime_overheads
@@ -56,6 +65,7 @@ from hetsim.spec.model import ModelConfig
 from hetsim.spec.scenario import PoolSpec
 
 __all__ = [
+    "TDP_POWER",
     "InstanceConfig",
     "OpCost",
     "StepBreakdown",
@@ -63,6 +73,13 @@ __all__ = [
     "StepModels",
     "step_model_for_pool",
 ]
+
+
+#: the power source of ops no table measured: the profile's board power, an assumption
+TDP_POWER = "tdp (assumption)"
+#: attention prices a step model with measured power keeps for the energy of the steps it
+#: priced (a fast-forward run asks for up to MAX_RUN steps' energies after their times)
+PRICED_KEPT = 2048
 
 
 @dataclass(frozen=True)
@@ -121,6 +138,13 @@ class StepModel:
     _chunks_cache: dict[tuple[tuple[int, ...], tuple[int, ...]], float] = field(
         init=False, default_factory=dict, repr=False
     )
+    tdp: float = field(init=False)  # W per device: what ops without measured power draw
+    # the measured-power labels of the op families this model runs (empty: all at tdp)
+    power_sources: tuple[str, ...] = field(init=False)
+    has_measured_power: bool = field(init=False)
+    _below_cache: dict[int, float] = field(init=False, default_factory=dict, repr=False)
+    # attention kernels' prices by work, kept for the energy of the steps just priced
+    _priced: dict[AttentionWork, list] = field(init=False, default_factory=dict, repr=False)
 
     def __post_init__(self, predictor: KernelCostPredictor | None) -> None:
         self.cost = (
@@ -138,6 +162,28 @@ class StepModel:
         self.kernels_per_step = self.ops.serving_kernels_per_layer * self.model.num_layers
         self._decode_coefficients = self._closed_form_decode()
         self._mla_blocks = isinstance(self.cost, MlaBlockPricer) and self.ops.has_mla_block
+        self.tdp = self.profile.tdp.value
+        self.power_sources = self._power_sources()
+        self.has_measured_power = bool(self.power_sources)
+
+    def _power_sources(self) -> tuple[str, ...]:
+        """The labels of the power grids this model's attention and fused MoE kernels have."""
+        cost = self.cost
+        if not isinstance(cost, PowerPricer):
+            return ()
+        # one decode sequence and one prompt of two tokens: every attention kernel family
+        kernels = self.ops.attention_kernels(AttentionWork(1, 2.0, 2.0, 1, 2.0, 0.0, 3.0, 3.0))
+        if self.model.is_moe and isinstance(cost, FusedExpertsPricer):
+            kernels.append(self.ops.fused_experts(1, 1 / self.config.dp))
+        found = {cost.power_source(k) for k in kernels}
+        return tuple(sorted(label for label in found if label is not None))
+
+    @property
+    def power_source(self) -> str:
+        """Where a step's energy comes from: the measured-power labels, tdp elsewhere."""
+        if not self.power_sources:
+            return TDP_POWER
+        return f"{' + '.join(self.power_sources)} where measured, {TDP_POWER} elsewhere"
 
     def _closed_form_decode(self) -> tuple[float, float, float] | None:
         ops = self.ops
@@ -289,7 +335,22 @@ class StepModel:
             found = self._mla_block_time(work)
             if found is not None:
                 return found[0] - self._mla_gemm_time(tokens)
+        if self.has_measured_power:
+            return self._attention_time_kept(work)
         return self._attention_time(work)
+
+    def _attention_time_kept(self, work: AttentionWork) -> float:
+        """:meth:`_attention_time`, the same floats, keeping each kernel's price by the work:
+        the energy of the step (:meth:`_block_below`) is asked next and needs them."""
+        kernel = self.cost.kernel
+        priced = [(k, kernel(k)[0]) for k in self.ops.attention_kernels(work)]
+        if len(self._priced) >= PRICED_KEPT:
+            self._priced.clear()
+        self._priced[work] = priced
+        per_layer = 0.0
+        for _, t in priced:
+            per_layer += t
+        return self.model.num_layers * per_layer
 
     def _attention_ops(self, work: AttentionWork) -> list[OpCost]:
         layers = self.model.num_layers
@@ -497,6 +558,86 @@ class StepModel:
         gpu = self._linear_time(tokens, seqs) + self._block_time(self.ops.work(new, cached), tokens)
         # every sequence brings at least one token: more tokens than sequences is a prompt chunk
         return self.with_host(gpu, seqs, tokens > seqs)
+
+    # ---- energy: what measured-power ops draw below tdp (module docstring) --------------------
+
+    def _kernel_below(self, k: Kernel, seconds: float) -> float:
+        watts = self.cost.power(k)  # type: ignore[attr-defined]  # has_measured_power says so
+        return 0.0 if watts is None else seconds * (self.tdp - watts)
+
+    def _linear_below(self, tokens: int) -> float:
+        """What :meth:`_linear_time`'s ops draw below tdp: the fused MoE kernel alone has
+        measured power among them (memoised by tokens, as its time is)."""
+        below = self._below_cache.get(tokens)
+        if below is None:
+            below = 0.0
+            if self.model.is_moe and isinstance(self.cost, FusedExpertsPricer):
+                k = self.ops.fused_experts(tokens, tokens / self.config.dp)
+                found = self.cost.fused_experts(k)
+                if found is not None:  # _routed_experts charged the fused kernel
+                    below = self._kernel_below(k, found[0] * self.ops.expert_up.count)
+            self._below_cache[tokens] = below
+        return below
+
+    def _block_below(self, work: AttentionWork) -> float:
+        """What :meth:`_block_time`'s kernels draw below tdp: a measured MLA block has no
+        measured power (all of it at tdp), attention kernels their own."""
+        if self._mla_blocks and self._mla_block_time(work) is not None:
+            return 0.0
+        priced = self._priced.get(work)
+        if priced is None:
+            kernel = self.cost.kernel
+            priced = [(k, kernel(k)[0]) for k in self.ops.attention_kernels(work)]
+        below = 0.0
+        for k, t in priced:
+            below += self._kernel_below(k, t)
+        return self.model.num_layers * below
+
+    def token_ops_below_tdp(self, tokens: int) -> float:
+        """:meth:`below_tdp` of :meth:`token_ops_time`'s ops (per step, per device)."""
+        return self._linear_below(tokens) if self.has_measured_power else 0.0
+
+    def attention_below_tdp(self, kernels: list[Kernel]) -> float:
+        """Joules these per-layer attention kernels, run in every layer, draw below tdp."""
+        if not self.has_measured_power:
+            return 0.0
+        kernel = self.cost.kernel
+        return self.model.num_layers * sum(self._kernel_below(k, kernel(k)[0]) for k in kernels)
+
+    def below_tdp(self, new: np.ndarray, cached: np.ndarray | None = None) -> float:
+        """Joules per device that the step :meth:`step_time` prices draws below ``tdp × its
+        time``: Σ over its ops with measured power of op time × (tdp − power); 0 without."""
+        if not self.has_measured_power:
+            return 0.0
+        new = np.asarray(new)
+        if new.size == 0:
+            return 0.0
+        cached = np.zeros_like(new) if cached is None else np.asarray(cached)
+        tokens = int(new.sum())
+        return self._linear_below(tokens) + self._block_below(self.ops.work(new, cached))
+
+    def step_energy(self, new: np.ndarray, cached: np.ndarray | None = None) -> float:
+        """Joules per device of one step: ``tdp × step_time`` less :meth:`below_tdp`."""
+        return self.tdp * self.step_time(new, cached) - self.below_tdp(new, cached)
+
+    def decode_below_tdp(self, context: np.ndarray) -> float:
+        """:meth:`below_tdp` of the step :meth:`decode_time` prices."""
+        b = int(context.size)
+        if b == 0 or not self.has_measured_power:
+            return 0.0
+        return self._linear_below(b) + self._block_below(self.ops.decode_work(context))
+
+    def decode_kernels_below_tdp(self, context: np.ndarray) -> float:
+        """:meth:`below_tdp` of :meth:`decode_kernels_time`'s kernels (no overhead: at tdp)."""
+        return self.decode_below_tdp(context)
+
+    def decode_below_tdp_from_sum(self, batch: int, context_sum: int) -> float:
+        """:meth:`below_tdp` of the step :meth:`decode_time_from_sum` prices."""
+        if batch == 0 or not self.has_measured_power:
+            return 0.0
+        attended = float(context_sum + batch)
+        work = AttentionWork(batch, attended, attended, 0, 0, 0, 0, 0)
+        return self._linear_below(batch) + self._block_below(work)
 
     # ---- public: explanations -----------------------------------------------------------------
 

@@ -283,6 +283,7 @@ def _energy(e: EnergyFigures | None) -> str:
     return (
         f"{e.energy_j / 3.6e6:.3g} kWh at a mean {e.power_w / 1e3:.3g} kW (idle devices at "
         f"{e.idle_power:.0%} of tdp): {e.tokens_per_joule:.3g} output tokens/J"
+        f"{e.measured_power_note()}"
     )
 
 

@@ -31,6 +31,13 @@ How ops map onto tables:
 * elementwise passes, MoE all-to-all (the runtimes' measured all-to-all tables are DeepEP's, a
   backend vLLM runs only when asked to) and the step overhead stay on the roofline.
 
+Board power (:meth:`MeasuredPredictor.power`): where the table set carries measured power
+(:attr:`~hetsim.perf.measured.tables.MeasuredTables.power`, possibly from another version of
+the same runtime, which its label names), an attention kernel or the fused MoE kernel draws the
+power interpolated at its shape (log-space, exact at the measured points, never extrapolated);
+every other op, and those outside the power grids, draw the profile's tdp (an assumption the
+step model labels).
+
 Kernel floor: no kernel finishes faster than the shortest the tables measured on this system and
 runtime (the smallest GEMM's latency: launch and scheduling of one kernel inside a CUDA graph,
 ~2.4 us on H100/H200, ~1.8 us on B200). Roofline-priced ops, each one kernel call, are charged at
@@ -59,7 +66,7 @@ from hetsim.perf.measured.tables import MeasuredTables
 from hetsim.perf.ops import Collective, Kernel
 from hetsim.spec.hardware import AcceleratorProfile
 
-__all__ = ["FusedExpertsPricer", "MeasuredPredictor", "MlaBlockPricer"]
+__all__ = ["FusedExpertsPricer", "MeasuredPredictor", "MlaBlockPricer", "PowerPricer"]
 
 #: (compute format, weight format) of a fused MoE kernel or an MLA block's projections ->
 #: the format the MoE and MLA module tables name
@@ -74,6 +81,21 @@ class FusedExpertsPricer(Protocol):
     def fused_experts(self, k: Kernel) -> tuple[float, Source] | None:
         """(seconds, source) of one call of the fused MoE kernel ``k``
         (:meth:`~hetsim.perf.ops.OpInventory.fused_experts`), or None where not measured."""
+        ...
+
+
+@runtime_checkable
+class PowerPricer(Protocol):
+    """A predictor whose tables measured the board power of some kernels."""
+
+    def power(self, k: Kernel) -> float | None:
+        """Watts a call of ``k`` draws, or None where not measured at that shape (the caller
+        charges tdp); :meth:`power_source` labels it."""
+        ...
+
+    def power_source(self, k: Kernel) -> str | None:
+        """The ``measured-power:<…>`` label of ``k``'s power grid where its family, format and
+        geometry have one (at any shape), else None."""
         ...
 
 
@@ -169,6 +191,34 @@ class MeasuredPredictor(TableBacked):
         grid = grids.get((int(heads), str(s["kv"]), fmt))
         t = None if grid is None else grid(float(s["batch"]), float(s["length"]))
         return None if t is None else (t, self.source)
+
+    def _power_grid(self, k: Kernel):
+        """The power grid of ``k`` and the point it is read at, or None."""
+        s, grids = k.shape, self.tables.power
+        if k.family == "moe":
+            fmt = _QUANT_FORMATS.get((k.dtype, str(s["weights"])))
+            if fmt is None or "moe" not in grids:
+                return None
+            key = (fmt, *(int(s[a]) for a in ("hidden", "inter", "topk", "experts", "tp", "ep")))
+            grid = grids["moe"].get(key)
+            return None if grid is None else (grid, "moe", (float(s["tokens"]),))
+        if k.family not in ("attention_prefill", "attention_decode") or "kv_heads" not in s:
+            return None
+        family = _attention_family(s)
+        name = "context" if k.family == "attention_prefill" else "generation"
+        grid = None if family is None else grids.get(name, {}).get(family)
+        if grid is None:
+            return None
+        length = s["seq_len"] if k.family == "attention_prefill" else s["context"]
+        return grid, name, (s["batch"], length)
+
+    def power(self, k: Kernel) -> float | None:
+        found = self._power_grid(k)
+        return None if found is None else found[0](*found[2])
+
+    def power_source(self, k: Kernel) -> str | None:
+        found = self._power_grid(k)
+        return None if found is None else self.tables.power_label(found[1])
 
     def collective(self, c: Collective, ranks: int) -> tuple[float, Source]:
         if c.name == "tp_allreduce" and c.bytes:

@@ -37,6 +37,17 @@ maps onto its ops, and keeps each as :class:`~hetsim.perf.measured.grid.LogGrid`
 The optional tables are read where the version has them: a version without them loads, and its
 routed experts stay on the roofline.
 
+Board power. Some collections also measured ``power`` (W, the board's mean draw while the kernel
+ran, against ``power_limit``): in aiconfigurator-core 0.12.0 only b200_sxm vLLM 0.22.0's context
+and generation attention and MoE tables. The power of a table is read from the chosen version
+where it has the column, else from the newest version of the same system, runtime and op that
+has it — a different collection of the same kernel class at the same shapes, while the times
+stay the chosen version's. Each such table's power is kept apart (``<table>_power`` rows, and
+:attr:`MeasuredTables.power` grids over the same shape axes as latency) with the version it came
+from (:attr:`MeasuredTables.power_versions`), so what prices a joule always says where it came
+from (``measured-power:<system>/<runtime>-<version>``). Where one shape was measured by several
+kernels, the power of the fastest (the one the latency grid keeps) counts.
+
 The tables come either from the installed ``aiconfigurator_core`` package (the ``nvidia`` extra)
 or from a directory in the same layout (tests/data/measured holds an excerpt), or from the one
 ``.npz`` file ``hetsim calibrate --from aiconfigurator`` writes (:func:`save_tables`), which needs
@@ -53,6 +64,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
 from hetsim.errors import InputError
 from hetsim.perf.measured.grid import LogGrid
@@ -87,6 +99,12 @@ _FILES = {
     "mla_generation": ("mla", "mla_generation_module_perf.parquet"),
 }
 _REQUIRED = ("gemm", "context_attention", "generation_attention")
+#: tables whose collections may carry a ``power`` column -> the grid family they feed
+_POWER_TABLES = {
+    "context_attention": "context",
+    "generation_attention": "generation",
+    "moe": "moe",
+}
 _MOE_DTYPES = {"bfloat16": "bf16", "fp8_block": "fp8", "nvfp4": "fp4"}
 
 AttentionKey = tuple[int, int, int, str]  # (query heads, KV heads, head dim, KV format)
@@ -113,6 +131,10 @@ class MeasuredTables:
     moe: dict[MoeKey, LogGrid] = field(init=False, repr=False)  # (tokens,); empty without it
     mla_context: dict[MlaKey, LogGrid] = field(init=False, repr=False)  # (batch, isl)
     mla_generation: dict[MlaKey, LogGrid] = field(init=False, repr=False)  # (batch, attended)
+    #: table -> the version its ``<table>_power`` rows come from (empty: no measured power)
+    power_versions: dict[str, str] = field(default_factory=dict)
+    #: "context", "generation", "moe" -> board power (W) grids keyed as the latency grids
+    power: dict[str, dict] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         g = self.rows["gemm"]
@@ -130,20 +152,34 @@ class MeasuredTables:
         object.__setattr__(self, "generation", _attention_grids(self.rows["generation_attention"]))
         object.__setattr__(self, "allreduce", allreduce)
         moe = self.rows.get("moe")
-        moe_grids = {} if moe is None else {
-            (str(key[0]), *(int(v) for v in key[1:])): LogGrid.from_points(
-                [s.tokens.to_numpy()], s.latency.to_numpy()
-            )
-            for key, s in moe.groupby(_MOE_COLS)
-        }  # fmt: skip
-        object.__setattr__(self, "moe", moe_grids)
+        object.__setattr__(self, "moe", {} if moe is None else _moe_grids(moe))
         object.__setattr__(self, "mla_context", _mla_grids(self.rows.get("mla_context")))
         object.__setattr__(self, "mla_generation", _mla_grids(self.rows.get("mla_generation")))
+        object.__setattr__(self, "power", self._power_grids())
+
+    def _power_grids(self) -> dict[str, dict]:
+        out: dict[str, dict] = {}
+        for table, family in _POWER_TABLES.items():
+            rows = self.rows.get(f"{table}_power")
+            if rows is None:
+                continue
+            # one row per shape: the fastest kernel's, as the latency grid keeps it
+            keys = _MOE_COLS + ["tokens"] if table == "moe" else _ATTN_COLS[:-1]
+            rows = rows.sort_values("latency", kind="stable").drop_duplicates(keys)
+            rows = rows.assign(latency=rows["power"])  # the grids interpolate this column
+            out[family] = _moe_grids(rows) if table == "moe" else _attention_grids(rows)
+        return out
 
     @property
     def label(self) -> str:
         """``measured:<system>/<runtime>-<version>``, the provenance of what they price."""
         return f"measured:{self.system}/{self.runtime}-{self.version}"
+
+    def power_label(self, family: str) -> str:
+        """``measured-power:<system>/<runtime>-<version>``: where one grid family's board power
+        (``context``, ``generation``, ``moe``) comes from."""
+        table = next(t for t, f in _POWER_TABLES.items() if f == family)
+        return f"measured-power:{self.system}/{self.runtime}-{self.power_versions[table]}"
 
 
 def _attention_grids(rows: pd.DataFrame) -> dict[AttentionKey, LogGrid]:
@@ -153,6 +189,15 @@ def _attention_grids(rows: pd.DataFrame) -> dict[AttentionKey, LogGrid]:
         coords = [s.batch.to_numpy(), s.length.to_numpy()]
         out[(int(h), int(kvh), int(d), str(kv))] = LogGrid.from_points(coords, s.latency)
     return out
+
+
+def _moe_grids(rows: pd.DataFrame) -> dict[MoeKey, LogGrid]:
+    return {
+        (str(key[0]), *(int(v) for v in key[1:])): LogGrid.from_points(
+            [s.tokens.to_numpy()], s.latency.to_numpy()
+        )
+        for key, s in rows.groupby(_MOE_COLS)
+    }
 
 
 def _mla_grids(rows: pd.DataFrame | None) -> dict[MlaKey, LogGrid]:
@@ -251,7 +296,33 @@ def _load_cached(system: str, runtime: str, version: str | None, root: str) -> M
                 )
             continue
         rows[table] = _NORMALISE[table](pd.read_parquet(path))
-    return MeasuredTables(system, runtime, chosen, rows)
+    power_versions = {}
+    for table in _POWER_TABLES:
+        found = _power_version(base, system, runtime, table, chosen) if table in rows else None
+        if found is None:
+            continue
+        if found == chosen:
+            rows[f"{table}_power"] = rows[table]
+        else:
+            op, name = _FILES[table]
+            df = pd.read_parquet(base / system / op / runtime / found / name)
+            rows[f"{table}_power"] = _NORMALISE[table](df)
+        power_versions[table] = found
+    return MeasuredTables(system, runtime, chosen, rows, power_versions)
+
+
+def _power_version(base: Path, system: str, runtime: str, table: str, chosen: str) -> str | None:
+    """The version whose ``table`` measured board power: ``chosen`` where it did, else the
+    newest that did (the same kernel class at the same shapes, collected with another runtime
+    version); None where none did."""
+    op, name = _FILES[table]
+    folder = base / system / op / runtime
+    others = sorted((p.name for p in folder.iterdir() if p.is_dir()), key=_version_key)
+    for version in [chosen, *reversed([v for v in others if v != chosen])]:
+        path = folder / version / name
+        if path.is_file() and "power" in pq.read_schema(path).names:
+            return version
+    return None
 
 
 def _gemm_rows(df: pd.DataFrame) -> pd.DataFrame:
@@ -268,11 +339,18 @@ def _attention_rows(df: pd.DataFrame, attended_offset: int) -> pd.DataFrame:
     full = df.window_size == 0 if "window_size" in df.columns else True
     df = df[full & df.kv_cache_dtype.isin(list(_KV_DTYPES))]
     length = df.step + 1 if attended_offset else df.isl
-    return pd.DataFrame({
+    return _with_power(df, pd.DataFrame({
         "batch": df.batch_size, "length": length, "heads": df.num_heads,
         "kv_heads": df.num_key_value_heads, "head_dim": df.head_dim,
         "kv": df.kv_cache_dtype.map(_KV_DTYPES), "latency": df.latency * 1e-3,
-    }).reset_index(drop=True)  # fmt: skip
+    }))  # fmt: skip
+
+
+def _with_power(raw: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
+    """``rows`` with the collection's board power (W) where it measured it."""
+    if "power" in raw.columns:
+        rows["power"] = raw["power"].astype(np.float64)
+    return rows.reset_index(drop=True)
 
 
 def _allreduce_rows(df: pd.DataFrame) -> pd.DataFrame:
@@ -286,12 +364,12 @@ def _allreduce_rows(df: pd.DataFrame) -> pd.DataFrame:
 
 def _moe_rows(df: pd.DataFrame) -> pd.DataFrame:
     df = df[(df.distribution == "balanced") & df.moe_dtype.isin(list(_MOE_DTYPES))]
-    return pd.DataFrame({
+    return _with_power(df, pd.DataFrame({
         "dtype": df.moe_dtype.map(_MOE_DTYPES), "hidden": df.hidden_size,
         "inter": df.inter_size, "topk": df.topk, "experts": df.num_experts,
         "tp": df.moe_tp_size, "ep": df.moe_ep_size, "tokens": df.num_tokens,
         "latency": df.latency * 1e-3,
-    }).reset_index(drop=True)  # fmt: skip
+    }))  # fmt: skip
 
 
 def _mla_rows(df: pd.DataFrame, attended_offset: int) -> pd.DataFrame:
@@ -339,6 +417,7 @@ def save_tables(tables: MeasuredTables, path: Path | str) -> Path:
         "licence": LICENCE,
         "latency_unit": "s",
         "tables": sorted(tables.rows),
+        "power_versions": tables.power_versions,
     }
     arrays["meta"] = np.array(json.dumps(meta))
     path = Path(path)
@@ -364,4 +443,6 @@ def read_tables_file(path: Path | str) -> MeasuredTables:
     except (OSError, ValueError, KeyError) as e:
         msg = f"not a measured-table file written by hetsim calibrate: {e}"
         raise InputError(msg, file=path) from None
-    return MeasuredTables(meta["system"], meta["runtime"], meta["version"], rows)
+    # files written before power was read carry none
+    power_versions = meta.get("power_versions", {})
+    return MeasuredTables(meta["system"], meta["runtime"], meta["version"], rows, power_versions)

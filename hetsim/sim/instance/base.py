@@ -1,5 +1,13 @@
 """What every serving instance has: a step loop as a simpy process, KV blocks, a wake-up event,
-busy-time accounting, crash and restart."""
+busy-time accounting, crash and restart.
+
+Busy energy (joules per device) is booked with busy time where the step model has measured
+power (:attr:`~hetsim.perf.step.StepModel.has_measured_power`, read once per instance): each
+step draws ``tdp × time`` less what its measured ops draw below tdp, which the caller passes to
+:meth:`Instance._step`; a straggler's longer step draws at the same power. A step cut short (a
+crash) or counted up to a time inside it keeps the share of its energy its elapsed time is
+(constant power within a step). Instances without measured power book no energy: the summary
+charges them tdp while busy."""
 
 from __future__ import annotations
 
@@ -59,6 +67,12 @@ class Instance:
         self.gid = gid  # index over all instances, used in logs
         self.name = f"{pool.name}[{index}]"
         self.step_model = step_model
+        # whether steps book energy (else the summary charges tdp while busy): asked once here
+        self.measured_power = step_model.has_measured_power
+        self._tdp = step_model.tdp
+        self._energy = 0.0  # joules per device, each step counted whole from its start
+        self._power = 0.0  # watts per device of the current (or last) step
+        self.energy_before_window = 0.0
         self._blocks = BlockPool(footprint.kv_capacity_blocks, footprint.kv_page_tokens)
         self.page = footprint.kv_page_tokens
         self.max_seqs = pool.batching.max_num_seqs
@@ -118,6 +132,8 @@ class Instance:
         self.epoch += 1
         # the interrupted step stops now: its unserved remainder was never busy
         self._busy -= max(0.0, self._step_end - now)
+        if self.measured_power:
+            self._energy -= max(0.0, self._step_end - now) * self._power
         self._step_end = min(self._step_end, now)
         self._restart = self.env.event()
         affected = self._drop_requests()
@@ -191,17 +207,34 @@ class Instance:
             self._sync()
         return self._busy - max(0.0, self._step_end - t)
 
+    def busy_energy_until(self, t: float) -> float:
+        """Busy energy (J per device) up to ``t`` (not before the current step started), as
+        :meth:`busy_until`; 0 without measured power."""
+        if self._ff is not None:
+            self._sync()
+        return self._energy - max(0.0, self._step_end - t) * self._power
+
     def open_window(self) -> None:
         """The measured window opens now: busy time from here on is what utilisation counts."""
         self.busy_before_window = self.busy_until(self.env.now)
+        self.energy_before_window = self.busy_energy_until(self.env.now)
 
-    def _step(self, dt: float):
+    def _step(self, dt: float, below_tdp: float = 0.0):
+        """A step of ``dt`` seconds whose measured ops draw ``below_tdp`` joules per device
+        below ``tdp × dt`` (:meth:`~hetsim.perf.step.StepModel.below_tdp`; only read with
+        measured power)."""
         dt *= self.slowdown
         self._busy += dt
         self._step_end = self.env._now + dt  # noqa: SLF001 - the clock, no call
         self._steps += 1
         self.stats.steps += 1
+        if self.measured_power:
+            self._book_energy(self._tdp * dt - below_tdp * self.slowdown, dt)
         return self.env.timeout(dt)
+
+    def _book_energy(self, joules: float, dt: float) -> None:
+        self._energy += joules
+        self._power = joules / dt if dt > 0 else 0.0
 
     # -- what outside readers see: a fast-forward's steps booked up to the clock first (a
     # step's end before now is what there is to book: the next step's start comes with it) --
@@ -277,6 +310,14 @@ class Instance:
         self._steps += j - i
         self.stats.steps += j - i
         run.started = j
+        if run.below is not None:
+            self._start_energy(run, i, j)
+
+    def _start_energy(self, run: Run, i: int, j: int) -> None:
+        """Book the energy of the run's steps ``i`` to ``j - 1``, each as :meth:`_step` would."""
+        tdp, dts, below = self._tdp, run.dts, run.below
+        for s in range(i, j):
+            self._book_energy(tdp * dts[s] - below(s), dts[s])
 
     def _end(self, run: Run, m: int) -> None:
         """Book the ends of a run's next ``m`` steps (no sequence finishes in them but the

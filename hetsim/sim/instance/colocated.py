@@ -109,8 +109,22 @@ class ColocatedInstance(Instance):
             else:
                 new = np.concatenate([np.ones(n_dec, np.int64), np.asarray(chunks, np.int64)])
                 dt = self.step_model.step_time(new, np.concatenate([batch.contexts(), computed]))
-            yield self._step(dt)
+            below = self._below_tdp(chunks, computed) if self.measured_power else 0.0
+            yield self._step(dt, below)
             self._apply_step(self.env.now, n_dec, prefills, chunks)
+
+    def _below_tdp(self, chunks: list[int], computed: np.ndarray) -> float:
+        """Joules the step the loop just priced draws below tdp (measured power only), priced
+        the same way: speculative, decode only, or decodes beside prompt chunks."""
+        batch, sm = self.batch, self.step_model
+        if self.spec is not None:
+            return self.spec.below_tdp(batch.contexts(), np.asarray(chunks, np.int64), computed)
+        if not chunks:
+            if sm.model.is_sparse_attention:  # as DecodeBatch.step_time prices it
+                return sm.decode_below_tdp(batch.contexts())
+            return sm.decode_below_tdp_from_sum(batch.n, batch.context_sum())
+        new = np.concatenate([np.ones(batch.n, np.int64), np.asarray(chunks, np.int64)])
+        return sm.below_tdp(new, np.concatenate([batch.contexts(), computed]))
 
     def _make_room(self, now: float) -> int:
         """Preempt the newest sequences until this step's new decode blocks fit; returns them.

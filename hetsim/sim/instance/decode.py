@@ -170,6 +170,22 @@ class DecodeInstance(Instance):
             return sm.step_time(new, cached)
         return batch.step_time(sm)
 
+    def _below_tdp(self, recompute: list[Req]) -> float:
+        """Joules the step :meth:`_price` just priced draws below tdp (measured power only),
+        priced the same way."""
+        batch, sm, spec = self.batch, self.step_model, self.spec
+        if spec is not None:
+            rebuild = np.fromiter((r.context for r in recompute), np.int64, len(recompute))
+            return spec.below_tdp(batch.contexts(), rebuild)
+        if recompute:
+            ones = np.ones(batch.n, dtype=np.int64)
+            new = np.concatenate([ones, [r.context for r in recompute]])
+            cached = np.concatenate([batch.contexts(), np.zeros(len(recompute), np.int64)])
+            return sm.below_tdp(new, cached)
+        if sm.model.is_sparse_attention:  # as DecodeBatch.step_time prices it
+            return sm.decode_below_tdp(batch.contexts())
+        return sm.decode_below_tdp_from_sum(batch.n, batch.context_sum())
+
     def _loop(self):
         batch = self.batch
         blocks = self.blocks
@@ -200,7 +216,8 @@ class DecodeInstance(Instance):
             if self.fast_forward and steady and spec is None and not recompute:
                 run = self._run_steps(now)
             if run is None:
-                yield self._step(self._price(recompute))
+                dt = self._price(recompute)
+                yield self._step(dt, self._below_tdp(recompute) if self.measured_power else 0.0)
                 now = self.env.now
                 for req in batch.fresh:
                     req.t_first = now

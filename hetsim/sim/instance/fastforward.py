@@ -20,6 +20,11 @@ event scheduled after that step's run was planned but before the step itself beg
 last wake-up was queued when the run was planned); none of the drawn or bundled scenarios has
 one, and the property test compares every float exactly.
 
+Where the step model has measured power, a run also says what each step's measured ops draw
+below tdp (``below``, times the straggler factor, as :meth:`Instance._step` books it), priced
+as the step loop prices each step, so both book the same energy; each step's is priced when the
+step is booked, so a cut run prices none of the steps it throws away.
+
 Runs price their steps as the step loop would, float for float: the closed form of
 :meth:`~hetsim.perf.step.StepModel.decode_time_from_sum` over the run's context sums, or each
 step's contexts where sparse attention needs them; each step ends at the previous end plus its
@@ -35,7 +40,7 @@ import numpy as np
 import simpy
 from simpy.events import NORMAL
 
-__all__ = ["At", "Run", "FIRST_RUN", "MAX_RUN", "MIN_RUN", "plan"]
+__all__ = ["At", "BelowTdp", "Run", "FIRST_RUN", "MAX_RUN", "MIN_RUN", "plan"]
 
 #: steps one run plans at most (bounds its arrays; a longer steady stretch takes several runs)
 MAX_RUN = 512
@@ -64,11 +69,20 @@ class At(simpy.Event):
 class Run:
     """The planned steps of one fast-forward: their times (``dts``, ``ends``), the blocks
     each takes at its start (``needs``, the first already taken), the batch size ``n``; how
-    many steps are planned (``k``), started and ended as booked so far."""
+    many steps are planned (``k``), started and ended as booked so far; with measured power,
+    the joules step ``s`` draws below tdp (``below(s)``; else None)."""
 
-    __slots__ = ("dts", "ends", "needs", "n", "k", "started", "ended", "event")
+    __slots__ = ("dts", "ends", "needs", "n", "k", "started", "ended", "event", "below")
 
-    def __init__(self, dts: list[float], ends: list[float], needs: list[int], n: int) -> None:
+    def __init__(
+        self,
+        dts: list[float],
+        ends: list[float],
+        needs: list[int],
+        n: int,
+        below: BelowTdp | None = None,
+    ) -> None:
+        self.below = below
         self.dts = dts
         self.ends = ends
         self.needs = needs
@@ -102,7 +116,32 @@ def plan(inst, now: float, cap: int) -> Run | None:
         k -= 1
     if k <= 1:
         return None
-    return Run(dts[:k], ends[:k], needs[:k], batch.n)
+    below = BelowTdp(inst) if inst.measured_power else None
+    return Run(dts[:k], ends[:k], needs[:k], batch.n, below)
+
+
+class BelowTdp:
+    """Joules step ``s`` of a run from the batch as it is now draws below tdp, times the
+    straggler factor: what the step loop passes :meth:`Instance._step` for that step (its
+    context sum, or for sparse attention its contexts, grown by ``s`` tokens each), times the
+    factor, the same floats."""
+
+    __slots__ = ("step_model", "n", "context_sum", "contexts", "slowdown")
+
+    def __init__(self, inst) -> None:
+        batch = inst.batch
+        self.step_model = inst.step_model
+        self.n = batch.n
+        self.context_sum = batch.context_sum()
+        sparse = self.step_model.model.is_sparse_attention
+        self.contexts = batch.contexts() if sparse else None
+        self.slowdown = inst.slowdown
+
+    def __call__(self, s: int) -> float:
+        sm = self.step_model
+        if self.contexts is not None:
+            return sm.decode_below_tdp(self.contexts + s) * self.slowdown
+        return sm.decode_below_tdp_from_sum(self.n, self.context_sum + self.n * s) * self.slowdown
 
 
 def _short(inst, now: float, k: int) -> tuple[list[int], list[float], list[float]]:

@@ -7,6 +7,8 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterator
 
+import numpy as np
+
 from hetsim.kv.blocks import BlockState
 from hetsim.kv.lifecycle import COMPUTING, PREFILL, QUEUED
 from hetsim.sim.instance.base import Instance
@@ -92,13 +94,19 @@ class PrefillInstance(Instance):
             if not batch:
                 yield self._sleep()
                 continue
-            dt = self.step_model.chunks_time(tuple(chunks), tuple([r.computed for r in batch]))
+            computed = tuple([r.computed for r in batch])
+            dt = self.step_model.chunks_time(tuple(chunks), computed)
             if self.handover.layerwise:
                 for req, n in zip(batch, chunks, strict=True):
                     if req.computed + n >= req.input:
                         self.handover.last_step_started(req, self, dt)
             attempts = [r.retries for r in batch]
-            yield self._step(dt)
+            below = (
+                self.step_model.below_tdp(np.array(chunks), np.array(computed))
+                if self.measured_power
+                else 0.0
+            )
+            yield self._step(dt, below)
             now = self.env.now
             for req, n, attempt in zip(batch, chunks, attempts, strict=True):
                 if req.retries != attempt or req not in self.running:

@@ -1,4 +1,5 @@
-"""Cuts the excerpt in this folder from aiconfigurator-core 0.12.0's h200_sxm vLLM 0.24.0 tables.
+"""Cuts the excerpt in this folder from aiconfigurator-core 0.12.0's h200_sxm vLLM 0.24.0 tables,
+and from its b200_sxm vLLM 0.24.0 tables with the 0.22.0 tables that measured board power.
 
 Run with the ``nvidia`` extra installed: ``python tests/data/measured/excerpt.py``. Rows are
 copied unchanged (every column), only filtered; see NOTICE.
@@ -61,17 +62,57 @@ CUTS = {
 }
 
 
+# b200_sxm: Llama-3.1-8B at tp 1 (bf16 GEMMs; attention (32, 8, 128) with bf16 KV) and
+# Qwen3-30B-A3B's routed experts (bf16, moe tp 1, ep 1); the power-measuring 0.22.0 collection
+# for the attention and MoE tables beside 0.24.0 (which has no GEMM table at 0.22.0)
+B200_NK = [2048, 4096, 5120, 6144]
+
+
+def _b200_attention(df: pd.DataFrame) -> pd.DataFrame:
+    return df[
+        (df.window_size == 0) & (df.num_heads == 32) & (df.num_key_value_heads == 8)
+        & (df.head_dim == 128) & (df.kv_cache_dtype == "bfloat16")
+    ]  # fmt: skip
+
+
+def _b200_moe(df: pd.DataFrame) -> pd.DataFrame:
+    return df[
+        (df.hidden_size == 2048) & (df.inter_size == 768) & (df.topk == 8)
+        & (df.num_experts == 128) & (df.moe_dtype == "bfloat16") & (df.moe_tp_size == 1)
+        & (df.moe_ep_size == 1) & (df.distribution == "balanced")
+    ]  # fmt: skip
+
+
+B200_CUTS = {
+    ("gemm", "gemm_perf.parquet", "0.24.0"): lambda df: df[
+        (df.gemm_dtype == "bfloat16") & df.m.isin(M) & df.n.isin(B200_NK) & df.k.isin(B200_NK)
+    ],
+    ("attention", "context_attention_perf.parquet", "0.24.0"): _b200_attention,
+    ("attention", "generation_attention_perf.parquet", "0.24.0"): _b200_attention,
+    ("attention", "context_attention_perf.parquet", "0.22.0"): _b200_attention,
+    ("attention", "generation_attention_perf.parquet", "0.22.0"): _b200_attention,
+    ("moe", "moe_perf.parquet", "0.24.0"): _b200_moe,
+    ("moe", "moe_perf.parquet", "0.22.0"): _b200_moe,
+}
+
+
+def _cut(system: str, op: str, name: str, version: str, cut, root: str = ".") -> None:
+    src = Path(str(files("aiconfigurator_core"))) / "systems" / "data" / system
+    folder = Path(__file__).parent / root / system / op / RUNTIME / version
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = cut(pd.read_parquet(src / op / RUNTIME / version / name)).reset_index(drop=True)
+    rows.to_parquet(folder / name, index=False)
+    meta = (src / op / RUNTIME / version / "collection_meta.yaml").read_text()
+    (folder / "collection_meta.yaml").write_text(meta)
+    print(f"{system}/{op}/{version}/{name}: {len(rows)} rows")
+
+
 def main() -> None:
-    src = Path(str(files("aiconfigurator_core"))) / "systems" / "data" / SYSTEM
-    dst = Path(__file__).parent / SYSTEM
     for (op, name), cut in CUTS.items():
-        folder = dst / op / RUNTIME / VERSION
-        folder.mkdir(parents=True, exist_ok=True)
-        rows = cut(pd.read_parquet(src / op / RUNTIME / VERSION / name)).reset_index(drop=True)
-        rows.to_parquet(folder / name, index=False)
-        meta = (src / op / RUNTIME / VERSION / "collection_meta.yaml").read_text()
-        (folder / "collection_meta.yaml").write_text(meta)
-        print(f"{op}/{name}: {len(rows)} rows")
+        _cut(SYSTEM, op, name, VERSION, cut)
+    for (op, name, version), cut in B200_CUTS.items():
+        # a root of its own: the h200 tests list the systems under theirs
+        _cut("b200_sxm", op, name, version, cut, root="b200_power")
 
 
 if __name__ == "__main__":
