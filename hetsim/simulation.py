@@ -231,27 +231,24 @@ def _run_summary(
             scenario.spec.costs.idle_power,
             figures.span_s,
             figures.throughput_tokens_per_s * figures.span_s,
-            *_measured_power(facts, sim),
+            *_measured_power(facts),
         ),
     )
 
 
-def _measured_power(facts: RunFacts, sim: Simulation) -> tuple[dict[str, float], dict[str, str]]:
+def _measured_power(facts: RunFacts) -> tuple[dict[str, float], dict[str, str]]:
     """For pools whose steps booked measured energy: their busy energy inside the measured
     window over that window (W, all the pool's devices; :func:`_utilisation` counts busy time
     the same way), and the power source their step model names."""
-    span, window_end = facts.window_s, facts.last_departure_s  # the engine's measured window
+    span = facts.window_s
     busy_w: dict[str, float] = {}
     sources: dict[str, str] = {}
-    for inst in sim.topology.instances:
-        if not inst.measured_power:
+    for inst in facts.instances:
+        if inst.window_busy_energy_j is None or inst.power_source is None:
             continue
-        pool = inst.pool
-        joules = inst.busy_energy_until(window_end) - inst.energy_before_window
-        busy_w[pool.name] = busy_w.get(pool.name, 0.0) + (
-            joules * pool.devices / span if span > 0 else 0.0
-        )
-        sources[pool.name] = inst.step_model.power_source
+        watts = inst.window_busy_energy_j / span if span > 0 else 0.0
+        busy_w[inst.pool] = busy_w.get(inst.pool, 0.0) + watts
+        sources[inst.pool] = inst.power_source
     return busy_w, sources
 
 

@@ -353,6 +353,11 @@ class Simulation:
                     used_block_s=i.blocks.used_block_s,
                     reserved_block_s=i.blocks.reserved_block_s,
                     held_block_s=i.blocks.held_block_s,
+                    window_busy_energy_j=(i.busy_energy_until(window_end) - i.energy_before_window)
+                    * i.pool.devices
+                    if i.measured_power
+                    else None,
+                    power_source=i.step_model.power_source if i.measured_power else None,
                 )
                 for i in instances
             ),

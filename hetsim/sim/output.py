@@ -15,9 +15,9 @@ __all__ = ["InstanceFacts", "LinkFacts", "RunFacts", "SimOutput", "TierFacts"]
 
 @dataclass(frozen=True)
 class InstanceFacts:
-    """One instance over the run: time busy stepping inside the measured window, steps taken,
-    its KV block peak and capacity, and the block-seconds spent used, reserved for incoming KV
-    and held for readers."""
+    """One instance over the run: time (and, with measured power, energy) busy stepping inside
+    the measured window, steps taken, its KV block peak and capacity, and the block-seconds
+    spent used, reserved for incoming KV and held for readers."""
 
     name: str
     pool: str
@@ -29,6 +29,10 @@ class InstanceFacts:
     used_block_s: float
     reserved_block_s: float
     held_block_s: float
+    # busy energy (J, all its devices) inside the measured window, where the step model has
+    # measured power (its label in ``power_source``); None: the summary charges tdp while busy
+    window_busy_energy_j: float | None = None
+    power_source: str | None = None
 
 
 @dataclass(frozen=True)
