@@ -291,3 +291,26 @@ def test_a_straggler_and_a_warm_up_window_book_the_same_energy_both_ways(tmp_pat
     assert fast.energy_j == pytest.approx(slow.energy_j, rel=1e-9)
     plain = _scenario(tmp_path, npz, [_pool("serve", "colocated")], warmup=3)
     assert simulate(plain).summary.energy.energy_j < fast.energy_j  # the slowed steps drew more
+
+
+def test_a_kernel_the_roofline_times_draws_tdp_even_where_its_power_was_measured(
+    tables, b200, tmp_path
+):
+    """The latency grid without its largest batch, 2,048 (the roofline then times a decode
+    step of 2,048 sequences), beside a power grid that still has it: the measured draw pairs
+    with measured times only, so that step draws tdp throughout."""
+    rows = dict(tables.rows)
+    generation = rows["generation_attention"]
+    rows["generation_attention"] = generation[generation["batch"] < 2048]
+    holed = type(tables)(tables.system, tables.runtime, tables.version, rows,
+                         tables.power_versions)  # fmt: skip
+    assert holed.power["generation"][(32, 8, 128, "bf16")](2048, 128) is not None
+    assert holed.generation[(32, 8, 128, "bf16")](2048, 128) is None
+    profile = b200.model_copy(
+        update={"measured_tables": str(save_tables(holed, tmp_path / "holed.npz"))}
+    )
+    context = np.full(2048, 127)  # attending 128 tokens each
+    full = StepModel(LLAMA, b200, InstanceConfig(), runtime="vllm")
+    rooflined = StepModel(LLAMA, profile, InstanceConfig(), runtime="vllm")
+    assert full.decode_below_tdp(context) > 0
+    assert rooflined.decode_below_tdp(context) == 0.0

@@ -214,7 +214,12 @@ class MeasuredPredictor(TableBacked):
 
     def power(self, k: Kernel) -> float | None:
         found = self._power_grid(k)
-        return None if found is None else found[0](*found[2])
+        if found is None:
+            return None
+        # a draw is paired with a measured time only: where the roofline (or another version's
+        # wider grid) prices the kernel, its power stays the tdp assumption
+        timed = self.fused_experts(k) if k.family == "moe" else self._lookup(k)
+        return None if timed is None else found[0](*found[2])
 
     def power_source(self, k: Kernel) -> str | None:
         found = self._power_grid(k)

@@ -166,6 +166,8 @@ class MeasuredTables:
             # one row per shape: the fastest kernel's, as the latency grid keeps it
             keys = _MOE_COLS + ["tokens"] if table == "moe" else _ATTN_COLS[:-1]
             rows = rows.sort_values("latency", kind="stable").drop_duplicates(keys)
+            # a shape whose draw was not recorded (NaN, 0) has no measured power: never NaN joules
+            rows = rows[np.isfinite(rows["power"]) & (rows["power"] > 0)]
             rows = rows.assign(latency=rows["power"])  # the grids interpolate this column
             out[family] = _moe_grids(rows) if table == "moe" else _attention_grids(rows)
         return out
