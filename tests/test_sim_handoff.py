@@ -67,3 +67,41 @@ def test_store_lends_nothing_and_reserves_decode_blocks_only_for_the_fetch():
     # the reservation starts after the write into the store, so it is shorter than both legs
     both_legs = row["transfer_end_s"] - row["transfer_start_s"]
     assert 0.0 < util["decode"].reserved_block_s < blocks["decode"] * both_legs
+
+
+def _movement(nbytes: float, timeout: float) -> list[tuple[str, float]]:
+    """One KV movement over a 1 GB/s link with 1 ms of latency and a transfer timeout; what
+    happened to it, and when."""
+    import types
+
+    import simpy
+
+    from hetsim.sim.handoff.base import _Move
+    from hetsim.sim.network import Network
+
+    env = simpy.Environment()
+    net = Network(env)
+    link = net.add_link("nic", 1e9, 0.001)
+    seen: list[tuple[str, float]] = []
+    req = types.SimpleNamespace(
+        id=1, retries=0, t_transfer_start=math.nan, t_transfer_end=math.nan, transfer=None
+    )
+    handoff = types.SimpleNamespace(
+        env=env,
+        network=net,
+        transfer_timeout=timeout,
+        requests=types.SimpleNamespace(current=lambda r, attempt: True),
+        faults=types.SimpleNamespace(transfer_started=lambda *a: None),
+        _timed_out=lambda r, t, attempt: (net.abort(t), seen.append(("timed out", env.now))),
+        _failed=lambda *a: seen.append(("failed", env.now)),
+    )
+    _Move(handoff, req, nbytes, [link], 0.0, lambda: seen.append(("landed", env.now))).convert(0.0)
+    env.run()
+    return seen
+
+
+def test_a_kv_landing_exactly_at_its_transfer_timeout_lands():
+    """1 ms of latency plus 0.999 GB at 1 GB/s ends at 1 s, the timeout: the last byte is in
+    (as when the movement was a process waiting on either); a byte later, it times out."""
+    assert _movement(0.999e9, timeout=1.0) == [("landed", 1.0)]
+    assert _movement(0.999e9 + 1, timeout=1.0) == [("timed out", 1.0)]

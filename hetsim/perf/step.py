@@ -100,8 +100,9 @@ class StepBreakdown:
         return frame
 
 
-#: prefill steps :meth:`StepModel.chunks_time` remembers (about 200 bytes each)
-CHUNKS_CACHE = 1 << 16
+#: prefill steps :meth:`StepModel.chunks_time` remembers (about 500 bytes each: a step model
+#: lives on in its session's cache, up to 256 of them in a planner worker)
+CHUNKS_CACHE = 4096
 
 
 @dataclass(slots=True, eq=False)

@@ -365,8 +365,9 @@ class Network:
 
     def _land(self, t: Transfer) -> None:
         """A flowing transfer's last byte is in: its waiters run now, inside the completion
-        event, as simpy would run them one event later at the same time (that event is one
-        per KV movement the loop need not process)."""
+        event, rather than in an event of their own at the same time (one event less per KV
+        movement). Only the order against other events due at exactly this time can differ:
+        the waiters now go before those queued earlier."""
         t._ok = True
         t._value = TransferRecord(t.start, self.env.now, t.nbytes, t.tag)
         callbacks, t.callbacks = t.callbacks, None

@@ -224,6 +224,12 @@ class _Move:
     def _timeout(self, _: simpy.Event) -> None:
         transfer = self.transfer
         if transfer is not None and not transfer.triggered:
+            # decided one event later: a last byte landing at this very time still counts
+            self.handoff.env.timeout(0).callbacks.append(self._expired)
+
+    def _expired(self, _: simpy.Event) -> None:
+        transfer = self.transfer
+        if transfer is not None and not transfer.triggered:
             self.transfer = None
             self.handoff._timed_out(self.req, transfer, self.attempt)
 
@@ -239,7 +245,8 @@ class _Move:
                 raise failure
             self.handoff._failed(self.req, transfer, self.attempt, failure.reason)
             return
-        self.req.transfer = None
+        if self.req.transfer is transfer:
+            self.req.transfer = None
         if self.after:
             self.handoff.env.timeout(self.after).callbacks.append(self._converted)
         else:

@@ -153,8 +153,9 @@ class Instance:
             self._restart.succeed()
         return True
 
-    def next_delivery(self) -> float:
-        """The soonest a KV on its way here may land; inf: none is (only decode pools receive)."""
+    def next_delivery(self, now: float) -> float:
+        """The soonest after ``now`` a KV on its way here may land; inf: none is (only decode
+        pools receive)."""
         return math.inf
 
     def _drop_requests(self) -> list[tuple[Req, bool]]:  # pragma: no cover - overridden
@@ -283,11 +284,7 @@ class Instance:
     def _run_steps(self, now: float) -> tuple[simpy.Event, Run] | None:
         """Start a fast-forward from the step starting ``now`` (its blocks taken), or None to
         take this step alone."""
-        cap = self._ff_cap
-        if cap < MIN_RUN:  # runs here are cut short: a few steps one by one, then try again
-            self._ff_cap = cap + 1
-            return None
-        run = plan(self, now, cap)
+        run = plan(self, now, self._ff_cap)
         if run is None:
             return None
         self._start(run, 1)

@@ -250,12 +250,13 @@ class DecodeInstance(Instance):
         self.receiving[req.id] = req
         req.kv_eta = math.inf  # until its movement starts
 
-    def next_delivery(self) -> float:
-        """The soonest a KV on its way here may land (a lower bound: links may be shared or
-        slowed), or inf: a fast-forward plans its run to end in that step."""
+    def next_delivery(self, now: float) -> float:
+        """The soonest after ``now`` a KV on its way here may land (a lower bound: links may be
+        shared or slowed), or inf: a fast-forward plans its run to end in that step. A KV whose
+        bound has passed gives no hint (its landing cuts the run) and hides no later one."""
         if not self.receiving:
             return math.inf
-        return min(req.kv_eta for req in self.receiving.values())
+        return min((r.kv_eta for r in self.receiving.values() if r.kv_eta > now), default=math.inf)
 
     def commit(self, req: Req) -> None:
         """The KV has landed in the reservation: the blocks are in use, the request joins the

@@ -45,7 +45,8 @@ __all__ = ["At", "BelowTdp", "Run", "FIRST_RUN", "MAX_RUN", "MIN_RUN", "plan"]
 #: steps one run plans at most (bounds its arrays; a longer steady stretch takes several runs)
 MAX_RUN = 512
 #: the steps a first run plans; a run that ends uncut at its cap quadruples the next one's, a
-#: cut run sets it to twice the steps it took (pricing steps a cut throws away is wasted work)
+#: cut run sets it to twice the steps it took (pricing steps a cut throws away is wasted work),
+#: never below :data:`MIN_RUN`
 FIRST_RUN = 16
 #: fewer steps than this are not worth a run (planning one costs about what a few steps do)
 MIN_RUN = 6
@@ -96,7 +97,9 @@ class Run:
 def plan(inst, now: float, cap: int) -> Run | None:
     """The run a decode batch can take from the step starting ``now`` (its blocks taken), at
     most ``cap`` steps, or None when fewer than :data:`MIN_RUN` are sure before a sequence
-    finishes, or fewer than two before blocks run out or the horizon guard's limit."""
+    finishes, or fewer than two before blocks run out, the horizon guard's limit or the step a
+    KV on its way here may land in (:meth:`Instance.next_delivery`; a run ends with that step,
+    so as few as two)."""
     batch = inst.batch
     k = min(batch.steps_to_finish(), cap)
     if k < MIN_RUN:
@@ -106,8 +109,8 @@ def plan(inst, now: float, cap: int) -> Run | None:
     else:
         needs, dts, ends = _long(inst, now, k)
     k = len(dts)
-    eta = inst.next_delivery()
-    if now < eta < ends[k - 1]:  # end with the step it may land in: its landing cuts nothing
+    eta = inst.next_delivery(now)
+    if eta < ends[k - 1]:  # end with the step it may land in: its landing cuts nothing
         k = bisect_left(ends, eta, 0, k) + 1
     # the guard's limit never decreases: ask it again only when a cached one cuts the run
     if ends[k - 1] > inst.horizon_limit:
