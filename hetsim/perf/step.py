@@ -100,9 +100,9 @@ class StepBreakdown:
         return frame
 
 
-#: prefill steps :meth:`StepModel.chunks_time` remembers (about 500 bytes each: a step model
-#: lives on in its session's cache, up to 256 of them in a planner worker)
-CHUNKS_CACHE = 4096
+#: prefill steps :meth:`StepModel.chunks_time` remembers (about 500 bytes each; the simulator
+#: clears them when a run starts, so a long-lived process holds one run's at most)
+CHUNKS_CACHE = 1 << 16
 
 
 @dataclass(slots=True, eq=False)
@@ -548,6 +548,10 @@ class StepModel:
             seconds = self.step_time(np.array(new, np.int64), np.array(cached, np.int64))
             self._chunks_cache[key] = seconds
         return seconds
+
+    def forget_chunk_times(self) -> None:
+        """Drop what :meth:`chunks_time` remembers (a step model outlives the runs it prices)."""
+        self._chunks_cache.clear()
 
     def step_time(self, new: np.ndarray, cached: np.ndarray | None = None) -> float:
         """Seconds for one step of a batch mixing decode (``new == 1``) and prefill chunks."""

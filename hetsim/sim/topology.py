@@ -42,6 +42,7 @@ class Topology:
         self.colocated: list[ColocatedInstance] = []
         for pool in scenario.spec.pools:
             step_model = step_model_for_pool(scenario.model, scenario.profiles[pool.name], pool)
+            step_model.forget_chunk_times()  # a run's prompt steps, not every run's since start
             fp = scenario.footprints[pool.name]
             for i in range(pool.instances):
                 gid = len(self.instances)
