@@ -35,6 +35,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from heapq import heappush
+from math import inf as INF
 
 import numpy as np
 import simpy
@@ -104,12 +105,16 @@ def plan(inst, now: float, cap: int) -> Run | None:
     k = min(batch.steps_to_finish(), cap)
     if k < MIN_RUN:
         return None
+    eta = inst.next_delivery(now)
+    if eta < INF:
+        k = _steps_before(inst, now, eta, k)
+        if k <= 1:
+            return None
     if k <= SHORT_RUN:
         needs, dts, ends = _short(inst, now, k)
     else:
         needs, dts, ends = _long(inst, now, k)
     k = len(dts)
-    eta = inst.next_delivery(now)
     if eta < ends[k - 1]:  # end with the step it may land in: its landing cuts nothing
         k = bisect_left(ends, eta, 0, k) + 1
     # the guard's limit never decreases: ask it again only when a cached one cuts the run
@@ -145,6 +150,20 @@ class BelowTdp:
         if self.contexts is not None:
             return sm.decode_below_tdp(self.contexts + s) * self.slowdown
         return sm.decode_below_tdp_from_sum(self.n, self.context_sum + self.n * s) * self.slowdown
+
+
+def _steps_before(inst, now: float, eta: float, k: int) -> int:
+    """At most ``k`` steps, no more than the step ``eta`` falls in can need: a step takes no
+    less than the first (contexts only grow), so that step is at most ``(eta - now) / first``
+    steps on. Pricing steps the run would end before is wasted; where a later step is shorter
+    (a measured table's wrinkle) the run just ends sooner. Sparse attention: ``k``."""
+    batch, sm = inst.batch, inst.step_model
+    if sm.model.is_sparse_attention:
+        return k
+    first = sm.decode_time_from_sum(batch.n, batch.context_sum()) * inst.slowdown
+    if now + first >= eta:
+        return 1
+    return min(k, int((eta - now) / first) + 1)
 
 
 def _short(inst, now: float, k: int) -> tuple[list[int], list[float], list[float]]:
