@@ -160,14 +160,9 @@ class DecodeInstance(Instance):
         if spec is not None:
             batch.begin()
             # verify k + 1 positions per sequence and draft k; recomputes do not speculate
-            rebuild = np.fromiter((r.context for r in recompute), np.int64, len(recompute))
-            return spec.step_time(batch.contexts(), rebuild)
+            return spec.step_time(batch.contexts(), _contexts(recompute))
         if recompute:
-            # rebuild preempted sequences' KV in the same step as the decodes
-            ones = np.ones(batch.n, dtype=np.int64)
-            new = np.concatenate([ones, [r.context for r in recompute]])
-            cached = np.concatenate([batch.contexts(), np.zeros(len(recompute), np.int64)])
-            return sm.step_time(new, cached)
+            return sm.step_time(*self._with_recompute(recompute))
         return batch.step_time(sm)
 
     def _below_tdp(self, recompute: list[Req]) -> float:
@@ -175,16 +170,20 @@ class DecodeInstance(Instance):
         priced the same way."""
         batch, sm, spec = self.batch, self.step_model, self.spec
         if spec is not None:
-            rebuild = np.fromiter((r.context for r in recompute), np.int64, len(recompute))
-            return spec.below_tdp(batch.contexts(), rebuild)
+            return spec.below_tdp(batch.contexts(), _contexts(recompute))
         if recompute:
-            ones = np.ones(batch.n, dtype=np.int64)
-            new = np.concatenate([ones, [r.context for r in recompute]])
-            cached = np.concatenate([batch.contexts(), np.zeros(len(recompute), np.int64)])
-            return sm.below_tdp(new, cached)
+            return sm.below_tdp(*self._with_recompute(recompute))
         if sm.model.is_sparse_attention:  # as DecodeBatch.step_time prices it
             return sm.decode_below_tdp(batch.contexts())
         return sm.decode_below_tdp_from_sum(batch.n, batch.context_sum())
+
+    def _with_recompute(self, recompute: list[Req]) -> tuple[np.ndarray, np.ndarray]:
+        """(new tokens, cached tokens) of a step that rebuilds preempted sequences' KV beside
+        the decodes."""
+        batch = self.batch
+        new = np.concatenate([np.ones(batch.n, dtype=np.int64), _contexts(recompute)])
+        cached = np.concatenate([batch.contexts(), np.zeros(len(recompute), np.int64)])
+        return new, cached
 
     def _loop(self):
         batch = self.batch
@@ -285,3 +284,7 @@ class DecodeInstance(Instance):
             self.blocks.release(self.env.now, req.d_blocks, req.d_state)
             req.d_blocks = 0
             self.kick()
+
+
+def _contexts(reqs: list[Req]) -> np.ndarray:
+    return np.fromiter((r.context for r in reqs), np.int64, len(reqs))
