@@ -61,6 +61,13 @@ class DecodeBatch:
             return sm.decode_time(self.contexts())
         return sm.decode_time_from_sum(self.n, self.context_sum())
 
+    def below_tdp(self, sm: StepModel) -> float:
+        """What that step's measured ops draw below tdp (joules per device), priced as
+        :meth:`step_time` prices the step."""
+        if sm.model.is_sparse_attention:
+            return sm.decode_below_tdp(self.contexts())
+        return sm.decode_below_tdp_from_sum(self.n, self.context_sum())
+
     def blocks_needed(self) -> int:
         """New blocks for the token each sequence writes this step (its context is a multiple
         of the page size)."""

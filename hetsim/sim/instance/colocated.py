@@ -120,9 +120,7 @@ class ColocatedInstance(Instance):
         if self.spec is not None:
             return self.spec.below_tdp(batch.contexts(), np.asarray(chunks, np.int64), computed)
         if not chunks:
-            if sm.model.is_sparse_attention:  # as DecodeBatch.step_time prices it
-                return sm.decode_below_tdp(batch.contexts())
-            return sm.decode_below_tdp_from_sum(batch.n, batch.context_sum())
+            return batch.below_tdp(sm)
         new = np.concatenate([np.ones(batch.n, np.int64), np.asarray(chunks, np.int64)])
         return sm.below_tdp(new, np.concatenate([batch.contexts(), computed]))
 

@@ -173,9 +173,7 @@ class DecodeInstance(Instance):
             return spec.below_tdp(batch.contexts(), _contexts(recompute))
         if recompute:
             return sm.below_tdp(*self._with_recompute(recompute))
-        if sm.model.is_sparse_attention:  # as DecodeBatch.step_time prices it
-            return sm.decode_below_tdp(batch.contexts())
-        return sm.decode_below_tdp_from_sum(batch.n, batch.context_sum())
+        return batch.below_tdp(sm)
 
     def _with_recompute(self, recompute: list[Req]) -> tuple[np.ndarray, np.ndarray]:
         """(new tokens, cached tokens) of a step that rebuilds preempted sequences' KV beside
