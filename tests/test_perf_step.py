@@ -187,3 +187,31 @@ def test_decode_from_sums_equals_the_explained_step(name, contexts, tp):
     assert sm.decode_time_from_sum(len(ctx), int(ctx.sum())) == pytest.approx(
         sm.explain_decode(ctx).time, rel=1e-12
     )
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(
+    batch=st.lists(
+        st.tuples(st.sampled_from([1, 1, 2, 17, 512, 8192]), st.integers(0, 200_000)),
+        min_size=1,
+        max_size=8,
+    )
+)
+def test_a_few_sequences_attention_work_in_python_is_numpys_exactly(batch, monkeypatch_work):
+    """``work_of`` (plain Python, for a few sequences) and the numpy path give the same
+    AttentionWork, float for float, on mixes of decodes and prompt chunks."""
+    ops = monkeypatch_work
+    new = [n for n, _ in batch]
+    cached = [c for _, c in batch]
+    assert ops.work_of(new, cached) == ops.work(np.array(new), np.array(cached))
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_work():
+    """Llama-3.1-8B's op inventory with the Python path switched off in ``work``."""
+    import hetsim.perf.ops as ops_module
+
+    sm = StepModel(load_model("Llama-3.1-8B"), load_profile("nvidia-h100-sxm"), InstanceConfig())
+    saved, ops_module.SMALL_BATCH = ops_module.SMALL_BATCH, -1
+    yield sm.ops
+    ops_module.SMALL_BATCH = saved

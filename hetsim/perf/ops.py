@@ -15,7 +15,7 @@ busiest device's share under expert parallelism.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -138,6 +138,10 @@ class Collective:
     bytes: float
     count: int
     latencies: int
+
+
+#: batches of up to this many sequences get their attention work summed in plain Python
+SMALL_BATCH = 8
 
 
 class AttentionWork(NamedTuple):
@@ -467,6 +471,8 @@ class OpInventory:
 
     def work(self, new: np.ndarray, cached: np.ndarray) -> AttentionWork:
         """The attention work of a step mixing decode (``new == 1``) and prefill chunks."""
+        if new.size <= SMALL_BATCH and not self.model.is_sparse_attention:
+            return self.work_of(new.tolist(), cached.tolist())
         is_dec = new == 1
         dec_ctx_arr = cached[is_dec]
         dec_seqs = int(dec_ctx_arr.size)
@@ -484,6 +490,29 @@ class OpInventory:
             capped = pairs
         return AttentionWork(
             dec_seqs, dec_ctx, dec_capped, pre_seqs, float(pn.sum()), float(pc.sum()), pairs, capped
+        )
+
+    def work_of(self, new: Sequence[int], cached: Sequence[int]) -> AttentionWork:
+        """:meth:`work` of a few sequences given as ints, in plain Python (numpy's cost per
+        call outweighs its arithmetic there): the same integer sums, so the same floats (every
+        count and product here is an integer far below 2**53). Dense attention only."""
+        dec_seqs = dec_ctx = pre_seqs = pre_new = pre_cached = pairs2 = prod = 0
+        for n, c in zip(new, cached, strict=True):
+            if n == 1:
+                dec_seqs += 1
+                dec_ctx += c
+            else:
+                pre_seqs += 1
+                pre_new += n
+                pre_cached += c
+                prod += n * c
+                pairs2 += n * (n + 1)
+        attended = float(dec_ctx) + dec_seqs
+        if not pre_seqs:
+            return AttentionWork(dec_seqs, attended, attended, 0, 0.0, 0.0, 0.0, 0.0)
+        pairs = float(prod + pairs2 / 2)
+        return AttentionWork(
+            dec_seqs, attended, attended, pre_seqs, float(pre_new), float(pre_cached), pairs, pairs
         )
 
     def _capped_decode(self, context: np.ndarray, attended: float) -> float:

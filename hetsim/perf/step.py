@@ -545,7 +545,10 @@ class StepModel:
         if seconds is None:
             if len(self._chunks_cache) >= CHUNKS_CACHE:  # bounded: start over
                 self._chunks_cache.clear()
-            seconds = self.step_time(np.array(new, np.int64), np.array(cached, np.int64))
+            if self.model.is_sparse_attention:
+                seconds = self.step_time(np.array(new, np.int64), np.array(cached, np.int64))
+            else:
+                seconds = self._step_of(sum(new), len(new), self.ops.work_of(new, cached))
             self._chunks_cache[key] = seconds
         return seconds
 
@@ -559,8 +562,11 @@ class StepModel:
         cached = np.zeros_like(new) if cached is None else np.asarray(cached)
         if new.size == 0:
             return 0.0
-        tokens, seqs = int(new.sum()), int(new.size)
-        gpu = self._linear_time(tokens, seqs) + self._block_time(self.ops.work(new, cached), tokens)
+        return self._step_of(int(new.sum()), int(new.size), self.ops.work(new, cached))
+
+    def _step_of(self, tokens: int, seqs: int, work: AttentionWork) -> float:
+        """Seconds of a step of ``tokens`` over ``seqs`` sequences whose attention is ``work``."""
+        gpu = self._linear_time(tokens, seqs) + self._block_time(work, tokens)
         # every sequence brings at least one token: more tokens than sequences is a prompt chunk
         return self.with_host(gpu, seqs, tokens > seqs)
 
