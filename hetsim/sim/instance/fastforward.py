@@ -51,8 +51,9 @@ MAX_RUN = 512
 FIRST_RUN = 16
 #: fewer steps than this are not worth a run (planning one costs about what a few steps do)
 MIN_RUN = 6
-#: runs up to this many steps are priced one step at a time (arrays cost more for a few)
-SHORT_RUN = 24
+#: runs up to this many steps are priced one step at a time: numpy costs more per call than
+#: Python per step below about this many (measured on bench_sim's shapes: 24 cost 10% more CPU)
+SHORT_RUN = 192
 
 
 class At(simpy.Event):
