@@ -31,6 +31,7 @@ class DecodeBatch:
         self.rel_sum = 0
         self.residues = [0] * page
         self._finishing: dict[int, int] = {}
+        self._first: int | None = None  # min(_finishing) while known (asked before each step)
         self.fresh: list[Req] = []  # added with no output yet: their first token comes next
 
     def add(self, req: Req) -> None:
@@ -41,6 +42,8 @@ class DecodeBatch:
         end = step + max(req.output - req.generated, 1)
         self.finish_at[i] = end
         self._finishing[end] = self._finishing.get(end, 0) + 1
+        if self._first is not None and end < self._first:
+            self._first = end
         self.rel_sum += rel
         self.residues[rel % self.page] += 1
         self.reqs.append(req)
@@ -78,11 +81,15 @@ class DecodeBatch:
         self.step += 1
         if self._finishing.pop(self.step, 0) == 0:
             return []
+        self._first = None
         return np.flatnonzero(self.finish_at[: self.n] == self.step)[::-1].tolist()
 
     def steps_to_finish(self) -> int:
         """Steps until the first sequence finishes (it finishes at the end of that step)."""
-        return min(self._finishing) - self.step
+        first = self._first
+        if first is None:
+            first = self._first = min(self._finishing)
+        return first - self.step
 
     def needs(self, k: int) -> np.ndarray:
         """New blocks each of the next ``k`` steps takes (:meth:`blocks_needed` of each)."""
@@ -106,6 +113,8 @@ class DecodeBatch:
                 self._finishing[end] = left
             else:
                 del self._finishing[end]
+                if end == self._first:
+                    self._first = None
         if i != last:
             self.rel[i] = self.rel[last]
             self.gen[i] = self.gen[last]
