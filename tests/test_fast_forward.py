@@ -160,6 +160,65 @@ def test_disaggregated_long_outputs_take_a_tenth_of_the_events() -> None:
     assert fast.summary.events * 10 < slow.summary.events
 
 
+def _long_prompts(rate: str, requests: int) -> dict[str, Any]:
+    """A prefill and a decode instance of Llama-3.1-8B; 40,000-token prompts in 2,048-token
+    chunks (twenty prompt steps each) and short answers."""
+    data = _one_instance(16, rate, requests)
+    data["model"] = "Llama-3.1-8B"
+    serve = data["pools"][0]
+    batching = {"max_num_seqs": 16, "max_batched_tokens": 2048}
+    data["pools"] = [
+        {**serve, "name": "prefill", "role": "prefill", "batching": batching},
+        {**serve, "name": "decode", "role": "decode"},
+    ]
+    data["workload"]["synthetic"]["input_tokens"] = 40_000
+    data["interconnect"] = {
+        "paths": [
+            {
+                "from": "prefill",
+                "to": "decode",
+                "hops": [
+                    {
+                        "name": "nvlink",
+                        "kind": "scale_up",
+                        "bandwidth": "450 GB/s",
+                        "latency": "10 us",
+                    }
+                ],
+            }
+        ]
+    }
+    return data
+
+
+def test_a_long_prompts_chunks_take_one_event() -> None:
+    """Alone on its instance, a long prompt's chunks are known until it completes: one
+    event, where step by step takes one per chunk. Arrivals while one computes join at the
+    next step (the run is cut there), as step by step."""
+    sparse, dense = (
+        _both_ways(_long_prompts("0.5 req/s", 6), 6),
+        _both_ways(_long_prompts("200 req/s", 6), 6),
+    )
+    for fast, slow in (sparse, dense):
+        _agree(fast, slow)
+    fast, slow = sparse
+    assert slow.summary.events - fast.summary.events >= 6 * 15  # ~20 chunks, one event each
+
+
+def test_a_crash_and_a_straggler_mid_prompt_run_agree_with_step_by_step() -> None:
+    data = _long_prompts("1 req/s", 4)
+    data["faults"] = {
+        "events": [
+            {"kind": "straggler", "target": "prefill[0]", "at": "0.05 s", "duration": "1.3 s",
+             "factor": 2.5},
+            {"kind": "instance_crash", "target": "prefill[0]", "at": "2.02 s", "duration": "0.2 s"},
+        ]
+    }  # fmt: skip
+    fast, slow = _both_ways(data, 4)
+    _agree(fast, slow)
+    assert fast.summary.events < slow.summary.events
+
+
 def test_a_straggler_mid_run_slows_the_steps_after_it_only() -> None:
     """A straggler that starts while a long decode is being fast-forwarded cuts the run at
     the step under way: the steps that started before keep their length, as step by step."""

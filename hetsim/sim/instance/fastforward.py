@@ -20,6 +20,11 @@ event scheduled after that step's run was planned but before the step itself beg
 last wake-up was queued when the run was planned); none of the drawn or bundled scenarios has
 one, and the property test compares every float exactly.
 
+The same holds for a prefill instance with nothing waiting whose running prompts all take
+part in the next step: their chunks are known until one of them completes, so those steps
+(:class:`PromptRun`, :func:`plan_prompts`, that step included) are one event; an arrival cuts
+the run at the step under way, where step by step would have admitted it.
+
 Where the step model has measured power, a run also says what each step's measured ops draw
 below tdp (``below``, times the straggler factor, as :meth:`Instance._step` books it), priced
 as the step loop prices each step, so both book the same energy; each step's is priced when the
@@ -34,6 +39,7 @@ time, the addition simpy's timeout makes.
 from __future__ import annotations
 
 from bisect import bisect_left
+from collections.abc import Callable
 from heapq import heappush
 from math import inf as INF
 
@@ -41,7 +47,11 @@ import numpy as np
 import simpy
 from simpy.events import NORMAL
 
-__all__ = ["At", "BelowTdp", "Run", "FIRST_RUN", "MAX_RUN", "MIN_RUN", "plan"]
+from hetsim.sim.scheduler import prefill_chunks
+
+__all__ = [
+    "At", "BelowTdp", "PromptRun", "Run", "FIRST_RUN", "MAX_RUN", "MIN_RUN", "plan", "plan_prompts",
+]  # fmt: skip
 
 #: steps one run plans at most (bounds its arrays; a longer steady stretch takes several runs)
 MAX_RUN = 512
@@ -215,3 +225,65 @@ def _decode_times(inst, k: int) -> np.ndarray:
     if sm.model.is_sparse_attention:
         return np.array(sm.decode_times_growing(batch.contexts(), k), np.float64)
     return sm.decode_times_from_sums(n, batch.context_sum() + n * np.arange(k))
+
+
+class PromptRun(Run):
+    """A run of prompt chunks (:func:`plan_prompts`): each step's chunks, for the prompts
+    running when it was planned (``reqs``, in order; a step serves a prefix of them)."""
+
+    __slots__ = ("chunk_lists", "reqs")
+
+    def __init__(self, dts: list[float], ends: list[float], chunk_lists: list[list[int]],
+                 below: Callable[[int], float] | None) -> None:  # fmt: skip
+        super().__init__(dts, ends, [0] * len(dts), 0, below)
+        self.chunk_lists = chunk_lists
+        self.reqs: list = []
+
+
+def plan_prompts(
+    inst, computed: list[int], remaining: list[int], chunks: list[int]
+) -> PromptRun | None:
+    """The steps a prefill instance takes, from one starting now with ``chunks``, until one
+    completes a prompt (that step included), with nothing joining: each packed by the
+    chunked-prefill rule over what is left, priced as the step loop prices it (its chunks and
+    the tokens computed before them), times the straggler factor. None under two steps."""
+    sm, slow = inst.step_model, inst.slowdown
+    computed, remaining = list(computed), list(remaining)
+    chunk_lists: list[list[int]] = []
+    befores: list[tuple[int, ...]] = []
+    dts: list[float] = []
+    step = chunks
+    while len(dts) < MAX_RUN:
+        if dts:
+            step = prefill_chunks(remaining, (), token_budget=inst.max_tokens,
+                                  chunk=inst.chunk, max_seqs=inst.max_seqs)[0]  # fmt: skip
+        before = tuple(computed[: len(step)])
+        dts.append(sm.chunks_time(tuple(step), before) * slow)
+        chunk_lists.append(step)
+        befores.append(before)
+        done = False
+        for i, n in enumerate(step):
+            computed[i] += n
+            remaining[i] -= n
+            done = done or remaining[i] <= 0
+        if done:
+            break
+    ends, t = [], inst.env._now  # noqa: SLF001 - the clock, no call
+    for d in dts:
+        t += d
+        ends.append(t)
+    k = len(dts)
+    if ends[k - 1] > inst.horizon_limit:
+        inst.horizon_limit = inst.horizon()
+    while k and ends[k - 1] > inst.horizon_limit:
+        k -= 1
+    if k <= 1:
+        return None
+    below = None
+    if inst.measured_power:
+
+        def below(s: int) -> float:
+            new, cached = np.array(chunk_lists[s]), np.array(befores[s])
+            return sm.below_tdp(new, cached) * slow
+
+    return PromptRun(dts[:k], ends[:k], chunk_lists[:k], below)

@@ -12,6 +12,8 @@ import numpy as np
 from hetsim.kv.blocks import BlockState
 from hetsim.kv.lifecycle import COMPUTING, PREFILL, QUEUED
 from hetsim.sim.instance.base import Instance
+from hetsim.sim.instance.fastforward import At, PromptRun
+from hetsim.sim.instance.fastforward import plan_prompts as _plan_prompts
 from hetsim.sim.scheduler import prefill_chunks
 from hetsim.sim.state import Req
 
@@ -37,6 +39,8 @@ class PrefillInstance(Instance):
 
     def forget(self, req: Req) -> None:
         """Take a request out of this instance's queues (it is being retried or failed)."""
+        if self._ff is not None:
+            self._cut()
         if req in self.waiting:
             self.waiting.remove(req)
         if req in self.running:
@@ -94,19 +98,14 @@ class PrefillInstance(Instance):
             if not batch:
                 yield self._sleep()
                 continue
-            computed = tuple([r.computed for r in batch])
-            dt = self.step_model.chunks_time(tuple(chunks), computed)
-            if self.handover.layerwise:
-                for req, n in zip(batch, chunks, strict=True):
-                    if req.computed + n >= req.input:
-                        self.handover.last_step_started(req, self, dt)
             attempts = [r.retries for r in batch]
-            below = (
-                self.step_model.below_tdp(np.array(chunks), np.array(computed))
-                if self.measured_power
-                else 0.0
-            )
-            yield self._step(dt, below)
+            run = self._prompt_run(batch, chunks) if self.fast_forward else None
+            if run is None:
+                yield self._step(*self._priced(batch, chunks))
+            else:
+                yield run.event
+                batch, chunks = self._close_prompt_run(run)
+                attempts = attempts[: len(batch)]
             now = self.env.now
             for req, n, attempt in zip(batch, chunks, attempts, strict=True):
                 if req.retries != attempt or req not in self.running:
@@ -118,6 +117,62 @@ class PrefillInstance(Instance):
                     req.t_prefill_end = now
                     self._prompt_cached(req, self)
                     self.handover.prefill_finished(req, self)
+
+    def _priced(self, batch: list[Req], chunks: list[int]) -> tuple[float, float]:
+        """One step's seconds and the joules its measured ops draw below tdp; layer-wise
+        streaming hears of each prompt this step completes as it starts."""
+        computed = tuple([r.computed for r in batch])
+        dt = self.step_model.chunks_time(tuple(chunks), computed)
+        if self.handover.layerwise:
+            for req, n in zip(batch, chunks, strict=True):
+                if req.computed + n >= req.input:
+                    self.handover.last_step_started(req, self, dt)
+        below = (
+            self.step_model.below_tdp(np.array(chunks), np.array(computed))
+            if self.measured_power
+            else 0.0
+        )
+        return dt, below
+
+    # -- fast-forward of one long prompt's chunks (:mod:`hetsim.sim.instance.fastforward`) --
+
+    def _prompt_run(self, batch: list[Req], chunks: list[int]) -> PromptRun | None:
+        """With nothing waiting, the running prompts' next steps are known until one of them
+        completes (nothing joins: an arrival cuts the run): take them in one event. None when
+        the first step already completes a prompt, or with layer-wise streaming (it hears of
+        each step)."""
+        if self.waiting or self.handover.layerwise or len(batch) < len(self.running):
+            return None
+        remaining = [r.input - r.computed for r in batch]
+        if any(n >= left for n, left in zip(chunks, remaining, strict=True)):
+            return None
+        run = _plan_prompts(self, [r.computed for r in batch], remaining, chunks)
+        if run is None:
+            return None
+        run.reqs = list(batch)
+        self._start(run, 1)
+        run.event = At(self.env, run.ends[-1])
+        self._ff = run
+        return run
+
+    def _end(self, run: PromptRun, m: int) -> None:
+        """Book the ends of a prompt run's next ``m`` steps (none completes a prompt)."""
+        reqs = run.reqs
+        for s in range(run.ended, run.ended + m):
+            step = run.chunk_lists[s]
+            for req, n in zip(reqs, step, strict=False):
+                req.computed += n
+            self._outstanding -= sum(step)
+        run.ended += m
+
+    def _close_prompt_run(self, run: PromptRun) -> tuple[list[Req], list[int]]:
+        """The run's last step has ended: book the rest but that step's end, which the loop
+        books as a step's; returns that step's batch and chunks."""
+        self._ff = None
+        self._start(run, run.k)
+        self._end(run, run.k - 1 - run.ended)
+        last = run.chunk_lists[run.k - 1]
+        return run.reqs[: len(last)], last
 
     # -- block-state transitions, called by the lifecycle protocols and recovery --
 
