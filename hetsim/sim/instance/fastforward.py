@@ -128,11 +128,7 @@ def plan(inst, now: float, cap: int) -> Run | None:
     k = len(dts)
     if eta < ends[k - 1]:  # end with the step it may land in: its landing cuts nothing
         k = bisect_left(ends, eta, 0, k) + 1
-    # the guard's limit never decreases: ask it again only when a cached one cuts the run
-    if ends[k - 1] > inst.horizon_limit:
-        inst.horizon_limit = inst.horizon()
-    while k and ends[k - 1] > inst.horizon_limit:
-        k -= 1
+    k = _within_horizon(inst, ends, k)
     if k <= 1:
         return None
     below = BelowTdp(inst) if inst.measured_power else None
@@ -197,12 +193,27 @@ def _short(inst, now: float, k: int) -> tuple[list[int], list[float], list[float
         dts = [d * slow for d in sm.decode_times_growing(batch.contexts(), len(needs))]
     else:
         dts = [d * slow for d in sm.decode_times_stepping(n, batch.context_sum(), len(needs))]
+    return needs, dts, _ends(now, dts)
+
+
+def _ends(now: float, dts: list[float]) -> list[float]:
+    """Each step's end: the previous end plus its time, the addition a step's timeout makes."""
     ends = []
     t = now
     for d in dts:
         t += d
         ends.append(t)
-    return needs, dts, ends
+    return ends
+
+
+def _within_horizon(inst, ends: list[float], k: int) -> int:
+    """How many of the first ``k`` steps end by the horizon guard's limit (the limit never
+    decreases: ask the guard again only when the cached one cuts the run)."""
+    if ends[k - 1] > inst.horizon_limit:
+        inst.horizon_limit = inst.horizon()
+    while k and ends[k - 1] > inst.horizon_limit:
+        k -= 1
+    return k
 
 
 def _long(inst, now: float, k: int) -> tuple[list[int], list[float], list[float]]:
@@ -268,15 +279,8 @@ def plan_prompts(
             done = done or remaining[i] <= 0
         if done:
             break
-    ends, t = [], inst.env._now  # noqa: SLF001 - the clock, no call
-    for d in dts:
-        t += d
-        ends.append(t)
-    k = len(dts)
-    if ends[k - 1] > inst.horizon_limit:
-        inst.horizon_limit = inst.horizon()
-    while k and ends[k - 1] > inst.horizon_limit:
-        k -= 1
+    ends = _ends(inst.env._now, dts)  # noqa: SLF001 - the clock, no call
+    k = _within_horizon(inst, ends, len(dts))
     if k <= 1:
         return None
     below = None
