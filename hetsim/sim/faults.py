@@ -148,7 +148,7 @@ class FaultInjector:
 
     def transfer_started(self, req: Req, transfer: Transfer, nbytes: float, links) -> None:
         if self.abort_p and self.rng.random() < self.abort_p:
-            expected = nbytes / min(link.bandwidth for link in links)
+            expected = self.network.flow_time(nbytes, links)
             at = self.rng.random() * expected
             self.stats.count("client_aborts")
 

@@ -255,10 +255,16 @@ class Network:
         return t
 
     @staticmethod
+    def flow_time(nbytes: float, hops: Sequence[Link]) -> float:
+        """Seconds ``nbytes`` take to flow over ``hops`` alone: at the slowest hop's current
+        bandwidth (latency not included)."""
+        return nbytes / min(h._bw for h in hops)
+
+    @staticmethod
     def fastest(nbytes: float, hops: Sequence[Link]) -> float:
         """Seconds a transfer of ``nbytes`` over ``hops`` takes at the soonest: its latency plus
-        its bytes at the slowest hop's current bandwidth, alone on the path."""
-        return sum(h.latency for h in hops) + nbytes / min(h._bw for h in hops)
+        its :meth:`flow_time`, alone on the path."""
+        return sum(h.latency for h in hops) + Network.flow_time(nbytes, hops)
 
     def set_bandwidth(self, link: Link, bandwidth: float) -> None:
         """Change a link's current bandwidth (bytes/s, > 0) and re-plan."""
