@@ -94,6 +94,8 @@ class BlockPool:
         total = sum(counts[start:stop])
         if total > self.capacity - self.allocated:
             raise KVAccountingError(f"allocate {total} blocks with {self.free} free")
+        if not total:  # no step takes any (a prompt run; decode steps crossing no page)
+            return
         used, last = self.used, self._last_t
         used_s, reserved_s, held_s = self.used_block_s, self.reserved_block_s, self.held_block_s
         reserved, held = self.reserved, self.held
