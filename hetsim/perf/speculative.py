@@ -146,7 +146,7 @@ class SpeculativeStep:
             return 0.0
         below = sm.token_ops_below_tdp(tokens) + sm.attention_below_tdp(kernels)
         if context.size and self.tokens:
-            below += self.tokens * self.module.decode_kernels_below_tdp(context)
+            below += self.tokens * self.module.decode_below_tdp(context)
         return below
 
     def verify_time(self, context: np.ndarray) -> float:

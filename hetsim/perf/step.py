@@ -638,10 +638,6 @@ class StepModel:
             return 0.0
         return self._linear_below(b) + self._block_below(self.ops.decode_work(context))
 
-    def decode_kernels_below_tdp(self, context: np.ndarray) -> float:
-        """:meth:`below_tdp` of :meth:`decode_kernels_time`'s kernels (no overhead: at tdp)."""
-        return self.decode_below_tdp(context)
-
     def decode_below_tdp_from_sum(self, batch: int, context_sum: int) -> float:
         """:meth:`below_tdp` of the step :meth:`decode_time_from_sum` prices."""
         if batch == 0 or not self.has_measured_power:
