@@ -336,3 +336,35 @@ def test_colocated_instances_fill_their_prefix_cache():
     # either side (colocated hit exactly 0 before its instances inserted their prompts)
     assert split.summary.prefix_cached_share > 0.2
     assert colocated.summary.prefix_cached_share > 0.2
+
+
+def _queued_prefill(sim, *inputs):
+    """``sim``'s prefill instance, its HBM filled but for one 1,024-token prompt's blocks,
+    with prompts of ``inputs`` tokens queued there in order."""
+    from hetsim.sim.state import Req
+
+    p = sim.topology.prefill[0]
+    blocks = p.blocks
+    blocks.allocate(0.0, blocks.free - blocks.blocks_for(1024))
+    reqs = [Req(i, 0.0, n, 4, None) for i, n in enumerate(inputs)]
+    for req in reqs:
+        req.prefill = p
+        p.enqueue(req)
+    return p, reqs
+
+
+def test_a_prefill_whose_queue_head_does_not_fit_is_not_woken():
+    """A head-of-line prompt whose blocks are not free stays queued: waking the loop for it
+    would only put it back to sleep (an event for nothing, about one in ten of an overloaded
+    pull run). Once that head leaves the queue, the prompt behind it, which fits, starts at
+    once."""
+    sim = hetsim.sim.engine.Simulation(tiny_pd(), [], sample_interval=None)
+    sim.env.run(until=0.001)  # the loops start and sleep
+    p, (big, small) = _queued_prefill(sim, 4096, 1024)
+    assert not p._wake.triggered
+    sim.env.run(until=0.002)
+    assert p.waiting[0] is big and math.isnan(small.t_prefill_start)
+    p.forget(big)
+    assert p._wake.triggered
+    sim.env.run(until=0.003)
+    assert small.t_prefill_start == 0.002 and list(p.running) == [small]
