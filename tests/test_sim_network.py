@@ -303,3 +303,103 @@ def test_a_landed_transfers_waiters_run_in_its_completion_event():
     env.run()
     assert seen == [(10.0, TransferRecord(0, 10.0, 1000, "r"), True)]
     assert processed_events(env) == 1  # the completion timeout alone (no latency to wait)
+
+
+def test_a_transfer_alone_on_the_network_takes_one_event():
+    """Quiet: its join and its end are known when it starts, so one timeout stands for the
+    latency's and the completion's; its record and the link's accounting are those of the two
+    events (here 1,000 B at 100 B/s after 0.25 s)."""
+    results = []
+    for quiet in (True, False):
+        env = simpy.Environment()
+        net = Network(env, quiet=quiet)
+        link = net.add_link("nic", 100.0, 0.25)
+        t = net.transfer(1000, [link], tag="r")
+        env.run()
+        results.append((t.value, link.bytes_carried, link.utilisation, processed_events(env)))
+    record = TransferRecord(0, 10.25, 1000, "r")
+    assert results[0][:3] == results[1][:3] == (record, 1000, 10 / 10.25)  # latency is idle
+    assert (results[0][3], results[1][3]) == (1, 2)
+
+
+#: paths over LINKS: alone, sharing a hop, one without latency
+PATHS = [(0,), (1,), (2,), (3,), (0, 2), (1, 3), (0, 1, 2)]
+#: what a script does at a time: start a transfer (bytes, path), abort the i-th transfer
+#: started, read every link's progress, change a link (factor, down, up, fail its transfers)
+script_steps = st.lists(
+    st.tuples(
+        st.sampled_from([0.0, 0.01, 0.05, 0.1, 0.3, 0.5, 1.0, 2.0]),
+        st.one_of(
+            st.tuples(st.just("start"), st.integers(0, 3000), st.sampled_from(PATHS)),
+            st.tuples(st.just("abort"), st.integers(0, 9)),
+            st.tuples(st.just("read")),
+            st.tuples(st.just("factor"), st.integers(0, 2), st.sampled_from([0.25, 0.5, 1.0])),
+            st.tuples(st.sampled_from(["down", "up", "fail"]), st.integers(0, 2)),
+        ),
+    ),
+    min_size=1,
+    max_size=30,
+)
+
+
+def run_script(steps, quiet):
+    """Every outcome of the script: each transfer's end or failure (time, reason), every read,
+    and each link's final accounting."""
+    env = simpy.Environment()
+    net = Network(env, quiet=quiet)
+    links = [net.add_link(*spec) for spec in LINKS]
+    transfers, seen = [], []
+
+    def act(op):
+        kind = op[0]
+        if kind == "start":
+            t = net.transfer(op[1], [links[i] for i in op[2]])
+            t.defused = True
+            t.callbacks.append(
+                lambda e: seen.append(("end", env.now, e.value if e.ok else e.value.reason))
+            )
+            transfers.append(t)
+        elif kind == "abort" and op[1] < len(transfers):
+            seen.append(("abort", env.now, net.abort(transfers[op[1]])))
+        elif kind == "read":
+            seen.append(("read", env.now, net.snapshot()))
+        elif kind == "factor":
+            links[op[1]].set_bandwidth_factor(op[2])
+        elif kind == "fail":
+            victims = net.fail_transfers(links[op[1]])
+            seen.append(("fail", env.now, [transfers.index(v) for v in victims]))
+        elif kind in ("down", "up"):
+            getattr(links[op[1]], kind)()
+
+    for when, op in steps:
+        at(env, when, lambda op=op: act(op))
+    env.run(until=1e6)
+    return seen, net.snapshot(), [t.rate for t in transfers]
+
+
+@settings(max_examples=150, deadline=None)
+@given(script_steps)
+def test_quiet_transfers_change_nothing_but_the_events(steps):
+    """Whatever touches the network while a transfer is quiet (another transfer, an abort, a
+    read, a bandwidth change, a link down or up or failed), every outcome and every byte of
+    accounting is the same float as with two events per transfer."""
+    assert run_script(steps, quiet=True) == run_script(steps, quiet=False)
+
+
+def test_a_woken_quiet_transfer_joins_in_its_timeouts_place_among_same_time_events():
+    """A starts at 0 (quiet, joins at 0.5); at 0.1 something schedules a look at A for 0.5;
+    B's start at 0.2 wakes A. At 0.5 A's latency timeout, scheduled at 0, goes first, as it
+    does with two events per transfer: the look sees A flowing."""
+
+    def look(quiet):
+        env = simpy.Environment()
+        net = Network(env, quiet=quiet)
+        link = net.add_link("nic", 100.0, 0.5)
+        a = net.transfer(1000, [link])
+        looks = []
+        at(env, 0.1, lambda: env.timeout(0.4).callbacks.append(lambda _: looks.append(a.rate)))
+        at(env, 0.2, lambda: net.transfer(10, [link]))
+        env.run()
+        return looks
+
+    assert look(True) == look(False) == [100.0]

@@ -1,5 +1,6 @@
 """What hetsim needs of simpy's clock that simpy has no public call for: taking a scheduled event
-out of the queue, and the count of events processed.
+out of the queue, keeping an event's place in the queue's order before deciding whether to
+schedule it, and the count of events processed.
 
 simpy numbers every event it schedules (``env._eid``); the events processed are those numbered
 less those still queued and those taken out before their time (a fast-forward cut short, a
@@ -8,11 +9,12 @@ where leaving it would cost more (an extra event, or a clock held far ahead)."""
 
 from __future__ import annotations
 
-from heapq import heapify
+from heapq import heapify, heappush
 
 import simpy
+from simpy.events import NORMAL
 
-__all__ = ["cancel", "processed_events"]
+__all__ = ["cancel", "forgo", "processed_events", "reserve", "schedule_reserved"]
 
 #: the attribute of an environment that counts the events taken out of its queue
 _CANCELLED = "hetsim_cancelled"
@@ -29,6 +31,26 @@ def cancel(env: simpy.Environment, event: simpy.Event) -> bool:
             setattr(env, _CANCELLED, getattr(env, _CANCELLED, 0) + 1)
             return True
     return False
+
+
+def reserve(env: simpy.Environment) -> int:
+    """The number simpy would give an event scheduled now, taken without scheduling one: a
+    timeout decided on later keeps the place among events at its time that it would have had
+    (simpy runs events due at one time in the order they were scheduled). Each reserved number
+    is later either scheduled (:func:`schedule_reserved`) or given up (:func:`forgo`)."""
+    return next(env._eid)  # noqa: SLF001 - simpy's own numbering
+
+
+def schedule_reserved(env: simpy.Environment, event: simpy.Event, t: float, eid: int) -> None:
+    """Schedule ``event`` (its value already set) at the absolute time ``t`` with the number
+    :func:`reserve` gave: exactly where ``env.timeout(t - then)`` made back then would be."""
+    event._ok = True  # noqa: SLF001 - set up as simpy's own Timeout is
+    heappush(env._queue, (t, NORMAL, eid, event))  # noqa: SLF001
+
+
+def forgo(env: simpy.Environment) -> None:
+    """A reserved number will never be scheduled: the count of processed events leaves it out."""
+    setattr(env, _CANCELLED, getattr(env, _CANCELLED, 0) + 1)
 
 
 def processed_events(env: simpy.Environment) -> int:

@@ -98,7 +98,7 @@ class Simulation:
         self.heartbeat_s = heartbeat_s
         self.read_counts = ReadCounts()  # what a trace read kept and dropped, filled as it goes
         self.env = env = simpy.Environment()
-        self.network = Network(env)
+        self.network = Network(env, quiet=fast_forward)
         self.stats = Stats()
         has_decode = any(p.role == "decode" for p in spec.pools)
         self.protocol = spec.lifecycle.protocol if has_decode else "colocated"

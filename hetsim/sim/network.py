@@ -20,6 +20,16 @@ re-plan supersedes it through a generation counter (a stale timeout fires and is
 Cost of a re-plan: O(T·H + L·rounds) for T flowing transfers of H hops over L busy links, where
 a round freezes at least one bottleneck link.
 
+A transfer started while nothing else is on the network (nothing flowing, no other latency
+phase) is *quiet*: alone, its join and its rate are known, so one timeout at its last byte
+stands for both of its events (the join a latency timeout would begin, and the completion the
+re-plan at the join would schedule). Anything else that touches the network first (a transfer,
+a failure, a bandwidth change, a read of progress) turns it back into what those events would
+have made of it by then, float for float, its latency timeout in the place in the queue it
+would have had. One order can differ: events due at exactly its last byte's time that were
+scheduled during its latency now follow it. Most KV transfers of an overloaded or lightly
+loaded cluster cross an idle network: a tenth of their events.
+
 Failures: a link that is *down* carries nothing (its transfers keep their place at rate 0 and
 resume when it comes back up; latency phases run on regardless); :meth:`Network.fail_transfers`
 and :meth:`Network.abort` end transfers with :class:`TransferFailed` and release their bandwidth.
@@ -37,7 +47,7 @@ from typing import Any
 
 import simpy
 
-from hetsim.sim.clock import cancel
+from hetsim.sim.clock import cancel, forgo, reserve, schedule_reserved
 
 __all__ = ["Link", "Network", "Transfer", "TransferFailed", "TransferRecord"]
 
@@ -199,6 +209,8 @@ class Transfer(simpy.Event):
         self._net = network
         self._left = nbytes  # bytes not yet delivered, as of the network's last settle
         self._state = _LATENCY
+        self._join = 0.0  # quiet only: when its latency ends, and its latency timeout's number
+        self._eid = 0
 
     @property
     def bytes_delivered(self) -> float:
@@ -210,8 +222,9 @@ class Transfer(simpy.Event):
 class Network:
     """Links and the transfers in flight over them, in one simpy environment."""
 
-    def __init__(self, env: simpy.Environment):
+    def __init__(self, env: simpy.Environment, quiet: bool = True):
         self.env = env
+        self.quiet = quiet  # take a transfer alone on the network in one event (False: two)
         self.links: dict[str, Link] = {}
         self._flowing: dict[Transfer, None] = {}  # insertion order: deterministic float sums
         self._busy_links: dict[Link, None] = {}  # links with at least one flowing transfer
@@ -219,6 +232,9 @@ class Network:
         self._generation = 0  # identifies the one completion timeout that is still valid
         self._timeout: tuple[float, simpy.Event] | None = None  # (when it is due, it)
         self._next: Transfer | None = None  # the transfer that timeout completes
+        self._latent = 0  # latency timeouts queued
+        self._quiet: Transfer | None = None  # the quiet transfer, and the timeout of its end
+        self._quiet_end: simpy.Event | None = None
 
     def add_link(self, name: str, bandwidth: float, latency: float = 0.0) -> Link:
         """A new link: ``bandwidth`` in bytes/s per direction, ``latency`` in s per transfer."""
@@ -244,14 +260,19 @@ class Network:
                 raise ValueError(f"link {h.name!r} belongs to another network")
         if not nbytes >= 0 or not math.isfinite(nbytes):
             raise ValueError(f"a transfer's size must be >= 0 bytes, got {nbytes}")
+        if self._quiet is not None:
+            self._wake_quiet()
         t = Transfer(self, float(nbytes), hops, tag)
         for h in hops:
             h._transfers[t] = None
         latency = sum(h.latency for h in hops)
-        if latency > 0:
-            self.env.timeout(latency, value=t).callbacks.append(self._latency_over)
-        else:
+        if latency <= 0:
             self._begin_flow(t)
+        elif self.quiet and nbytes and self._idle() and all(h._up for h in hops):
+            self._go_quiet(t, latency)
+        else:
+            self._latent += 1
+            self.env.timeout(latency, value=t).callbacks.append(self._latency_over)
         return t
 
     @staticmethod
@@ -325,9 +346,68 @@ class Network:
             self._replan()
 
     def _latency_over(self, event: simpy.Event) -> None:
+        self._latent -= 1
         t = event.value
         if t._state is _LATENCY:  # not aborted or failed meanwhile
             self._begin_flow(t)
+
+    # -- quiet transfers (module docstring) --
+
+    def _idle(self) -> bool:
+        return not self._flowing and not self._latent and self._timeout is None
+
+    def _go_quiet(self, t: Transfer, latency: float) -> None:
+        """One timeout at ``t``'s last byte: at its join (where the latency timeout would be)
+        the re-plan gives it the slowest hop's bandwidth, alone."""
+        env = self.env
+        t._join = env._now + latency  # noqa: SLF001 - the time simpy's timeout would have
+        t._eid = reserve(env)
+        end = simpy.Event(env)
+        end.callbacks.append(self._quiet_over)
+        schedule_reserved(env, end, t._join + t.nbytes / min(h._bw for h in t.hops), reserve(env))
+        self._quiet, self._quiet_end = t, end
+
+    def _quiet_over(self, event: simpy.Event) -> None:
+        self._joined_quiet()
+        self._completion_due(event)
+
+    def _wake_quiet(self) -> None:
+        """Something else touches the network: the quiet transfer becomes what its events would
+        have made of it by now, in its latency (its timeout queued in its place) or flowing."""
+        t, end = self._quiet, self._quiet_end
+        assert t is not None and end is not None
+        if self.env._now >= t._join:  # noqa: SLF001
+            self._joined_quiet()
+            return
+        self._quiet = self._quiet_end = None
+        cancel(self.env, end)
+        latency_over = simpy.Event(self.env)
+        latency_over._value = t  # noqa: SLF001 - a timeout's value, set as simpy's own is
+        latency_over.callbacks.append(self._latency_over)
+        schedule_reserved(self.env, latency_over, t._join, t._eid)
+        self._latent += 1
+
+    def _joined_quiet(self) -> None:
+        """The state the quiet transfer's join left (a settle to it, then :meth:`_begin_flow`'s
+        re-plan of it alone), with its end as the completion timeout that re-plan schedules."""
+        t, end = self._quiet, self._quiet_end
+        assert t is not None and end is not None
+        self._quiet = self._quiet_end = None
+        forgo(self.env)  # its latency timeout
+        self._last = t._join
+        t._state = _FLOWING
+        t.rate = rate = min(h._bw for h in t.hops)
+        self._flowing[t] = None
+        for h in t.hops:
+            self._busy_links[h] = None
+            h._flows[t] = None
+            h._rate = rate
+        self._generation += 1
+        self._next = t
+        end._value = self._generation  # noqa: SLF001 - the value _completion_due checks
+        if end.callbacks is not None:  # still queued (else it is firing: _quiet_over goes on)
+            end.callbacks = [self._completion_due]
+        self._timeout = (t._join + t.nbytes / rate, end)
 
     def _begin_flow(self, t: Transfer) -> None:
         if t.nbytes == 0:
@@ -407,6 +487,8 @@ class Network:
 
     def _settle(self) -> None:
         """Advance every flowing transfer and busy link to now at the current rates."""
+        if self._quiet is not None:
+            self._wake_quiet()
         dt = self.env.now - self._last
         if dt <= 0:
             return
