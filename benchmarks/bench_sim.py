@@ -1,9 +1,10 @@
 """Simulator speed with and without fast-forward of steady decode, per workload shape.
 
 Each shape is simulated twice in the same run: step by step (``fast_forward=False``, one simpy
-event per batch step and two per KV transfer, the baseline) and with fast-forward (the default). The table gives events
-per request (simpy's own count of events processed), requests per wall-second, wall and CPU
-seconds, and the speed-up in CPU seconds (steadier than wall time on a shared machine);
+event per batch step and two per KV transfer, the baseline) and with fast-forward (the
+default). The table gives events per request (simpy's own count of events processed),
+requests per wall-second, wall and CPU seconds, and the speed-up in CPU seconds (steadier than
+wall time on a shared machine);
 the two runs' per-request rows are compared too (they must agree to relative 1e-9).
 
 Shapes: ``short-chat``, ``long-prompts`` and ``long-outputs`` (>= 1,000 output tokens) through a

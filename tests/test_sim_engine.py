@@ -368,3 +368,30 @@ def test_a_prefill_whose_queue_head_does_not_fit_is_not_woken():
     assert p._wake.triggered
     sim.env.run(until=0.003)
     assert small.t_prefill_start == 0.002 and list(p.running) == [small]
+
+
+def test_a_prefill_woken_late_at_one_time_wakes_in_the_first_kicks_place():
+    """Three events at 2 ms: a free too small for the head (a kick that does not wake), one
+    that queues another arrival for later at 2 ms, and a free that makes the head fit. The
+    loop wakes where the first kick's wake-up would have been, before the queued arrival: it
+    starts the head alone, as it did when every kick woke it."""
+    from hetsim.kv.blocks import BlockState
+
+    sim = hetsim.sim.engine.Simulation(tiny_pd(), [], sample_interval=None)
+    env = sim.env
+    env.run(until=0.001)
+    p, (big,) = _queued_prefill(sim, 2048)
+    p.max_seqs = 4
+    from hetsim.sim.state import Req
+
+    late = Req(1, 0.0, 128, 4, None)
+    late.prefill = p
+    short = p.blocks.blocks_for(2048) - p.blocks.blocks_for(1024)
+    for action in (
+        lambda: p.release_late(1, BlockState.USED),
+        lambda: env.timeout(0).callbacks.append(lambda _: p.enqueue(late)),
+        lambda: p.release_late(short + 10, BlockState.USED),
+    ):
+        env.timeout(0.001).callbacks.append(lambda _, action=action: action())
+    env.run(until=0.0021)
+    assert p.running == [big] and list(p.waiting) == [late]

@@ -14,10 +14,12 @@ from heapq import heapify, heappush
 import simpy
 from simpy.events import NORMAL
 
-__all__ = ["cancel", "forgo", "processed_events", "reserve", "schedule_reserved"]
+__all__ = ["cancel", "due_at", "processed_events", "reserve", "schedule_reserved"]
 
-#: the attribute of an environment that counts the events taken out of its queue
+#: the attributes of an environment that count the events taken out of its queue, and the
+#: numbers reserved and not (yet) scheduled
 _CANCELLED = "hetsim_cancelled"
+_RESERVED = "hetsim_reserved"
 
 
 def cancel(env: simpy.Environment, event: simpy.Event) -> bool:
@@ -36,8 +38,9 @@ def cancel(env: simpy.Environment, event: simpy.Event) -> bool:
 def reserve(env: simpy.Environment) -> int:
     """The number simpy would give an event scheduled now, taken without scheduling one: a
     timeout decided on later keeps the place among events at its time that it would have had
-    (simpy runs events due at one time in the order they were scheduled). Each reserved number
-    is later either scheduled (:func:`schedule_reserved`) or given up (:func:`forgo`)."""
+    (simpy runs events due at one time in the order they were scheduled). A number never
+    scheduled (:func:`schedule_reserved`) is no event processed."""
+    setattr(env, _RESERVED, getattr(env, _RESERVED, 0) + 1)
     return next(env._eid)  # noqa: SLF001 - simpy's own numbering
 
 
@@ -46,15 +49,17 @@ def schedule_reserved(env: simpy.Environment, event: simpy.Event, t: float, eid:
     :func:`reserve` gave: exactly where ``env.timeout(t - then)`` made back then would be."""
     event._ok = True  # noqa: SLF001 - set up as simpy's own Timeout is
     heappush(env._queue, (t, NORMAL, eid, event))  # noqa: SLF001
+    setattr(env, _RESERVED, getattr(env, _RESERVED) - 1)
 
 
-def forgo(env: simpy.Environment) -> None:
-    """A reserved number will never be scheduled: the count of processed events leaves it out."""
-    setattr(env, _CANCELLED, getattr(env, _CANCELLED, 0) + 1)
+def due_at(env: simpy.Environment, t: float) -> bool:
+    """Whether an event is queued for exactly ``t`` (O(queue): asked once per quiet transfer)."""
+    return any(entry[0] == t for entry in env._queue)  # noqa: SLF001
 
 
 def processed_events(env: simpy.Environment) -> int:
     """Events ``env`` has processed, read once at the end of a run (simpy's own numbering, so
     counting costs the loop nothing; reading it takes a number, which only orders events)."""
     scheduled = next(env._eid)  # noqa: SLF001 - simpy's own count; no public counter exists
-    return scheduled - len(env._queue) - getattr(env, _CANCELLED, 0)  # noqa: SLF001
+    unscheduled = getattr(env, _CANCELLED, 0) + getattr(env, _RESERVED, 0)
+    return scheduled - len(env._queue) - unscheduled  # noqa: SLF001

@@ -26,9 +26,11 @@ stands for both of its events (the join a latency timeout would begin, and the c
 re-plan at the join would schedule). Anything else that touches the network first (a transfer,
 a failure, a bandwidth change, a read of progress) turns it back into what those events would
 have made of it by then, float for float, its latency timeout in the place in the queue it
-would have had. One order can differ: events due at exactly its last byte's time that were
-scheduled during its latency now follow it. Most KV transfers of an overloaded or lightly
-loaded cluster cross an idle network: a tenth of their events.
+would have had (a transfer whose join falls on the time of an event already queued is not
+quiet: what wakes it then could not tell whether it had joined). One order can differ: events
+due at exactly its last byte's time that were scheduled during its latency now follow it. Most
+KV transfers of an overloaded or lightly loaded cluster cross an idle network: a tenth of their
+events.
 
 Failures: a link that is *down* carries nothing (its transfers keep their place at rate 0 and
 resume when it comes back up; latency phases run on regardless); :meth:`Network.fail_transfers`
@@ -47,7 +49,7 @@ from typing import Any
 
 import simpy
 
-from hetsim.sim.clock import cancel, forgo, reserve, schedule_reserved
+from hetsim.sim.clock import cancel, due_at, reserve, schedule_reserved
 
 __all__ = ["Link", "Network", "Transfer", "TransferFailed", "TransferRecord"]
 
@@ -268,9 +270,9 @@ class Network:
         latency = sum(h.latency for h in hops)
         if latency <= 0:
             self._begin_flow(t)
-        elif self.quiet and nbytes and self._idle() and all(h._up for h in hops):
-            self._go_quiet(t, latency)
-        else:
+            return t
+        quiet = self.quiet and nbytes and self._idle() and all(h._up for h in hops)
+        if not (quiet and self._go_quiet(t, latency)):
             self._latent += 1
             self.env.timeout(latency, value=t).callbacks.append(self._latency_over)
         return t
@@ -356,16 +358,23 @@ class Network:
     def _idle(self) -> bool:
         return not self._flowing and not self._latent and self._timeout is None
 
-    def _go_quiet(self, t: Transfer, latency: float) -> None:
+    def _go_quiet(self, t: Transfer, latency: float) -> bool:
         """One timeout at ``t``'s last byte: at its join (where the latency timeout would be)
-        the re-plan gives it the slowest hop's bandwidth, alone."""
+        the re-plan gives it the slowest hop's bandwidth, alone. Not when an event already
+        queued is due at the join: that one would go before the latency timeout, so whatever
+        wakes ``t`` at its join time would not know which of the two went first (an event
+        scheduled from now on goes after it)."""
         env = self.env
-        t._join = env._now + latency  # noqa: SLF001 - the time simpy's timeout would have
+        join = env._now + latency  # noqa: SLF001 - the time simpy's timeout would have
+        if due_at(env, join):
+            return False
+        t._join = join
         t._eid = reserve(env)
         end = simpy.Event(env)
         end.callbacks.append(self._quiet_over)
         schedule_reserved(env, end, t._join + t.nbytes / min(h._bw for h in t.hops), reserve(env))
         self._quiet, self._quiet_end = t, end
+        return True
 
     def _quiet_over(self, event: simpy.Event) -> None:
         self._joined_quiet()
@@ -393,7 +402,6 @@ class Network:
         t, end = self._quiet, self._quiet_end
         assert t is not None and end is not None
         self._quiet = self._quiet_end = None
-        forgo(self.env)  # its latency timeout
         self._last = t._join
         t._state = _FLOWING
         t.rate = rate = min(h._bw for h in t.hops)

@@ -8,9 +8,11 @@ from collections import deque
 from collections.abc import Iterator
 
 import numpy as np
+import simpy
 
 from hetsim.kv.blocks import BlockState
 from hetsim.kv.lifecycle import COMPUTING, PREFILL, QUEUED
+from hetsim.sim.clock import reserve, schedule_reserved
 from hetsim.sim.instance.base import Instance
 from hetsim.sim.instance.fastforward import At, PromptRun
 from hetsim.sim.instance.fastforward import plan_prompts as _plan_prompts
@@ -29,6 +31,8 @@ class PrefillInstance(Instance):
         # prompts computed here whose KV is still here for another side (pull: lent until
         # read; push/store: until written out)
         self.held: dict[int, Req] = {}
+        # the last kick that left the loop asleep: its wake-up event, time and queue place
+        self._kicked: tuple[simpy.Event, float, int] | None = None
         super().__init__(*args, **kwargs)
 
     def enqueue(self, req: Req) -> None:
@@ -49,11 +53,20 @@ class PrefillInstance(Instance):
         wake = self._wake
         if wake is None or wake.triggered:
             return
+        env = self.env
+        now = env._now  # noqa: SLF001 - the clock, no call
+        kicked = self._kicked
+        if kicked is None or kicked[0] is not wake or kicked[1] != now:
+            # the first kick of this sleep at this time: where the wake-up goes, now or at a
+            # later kick at this time (the loop then sees what the events before it did)
+            kicked = self._kicked = (wake, now, reserve(env))
         if not self.running:
             waiting, blocks = self.waiting, self._blocks
             if not waiting or not blocks.can_allocate(blocks.blocks_for(waiting[0].input)):
                 return
-        wake.succeed()
+        self._kicked = None
+        wake._value = None  # noqa: SLF001 - succeeded as simpy's Event.succeed does
+        schedule_reserved(env, wake, now, kicked[2])
 
     def forget(self, req: Req) -> None:
         """Take a request out of this instance's queues (it is being retried or failed)."""
