@@ -765,7 +765,6 @@ def _ranking_table(result: PlanResult, top: int) -> Table:
     from hetsim.report.display import (
         milliseconds,
         objective_heading,
-        objective_text,
         plain,
         plan_aliases,
         result_label,
@@ -806,7 +805,7 @@ def _ranking_table(result: PlanResult, top: int) -> Table:
             f"{r.cost_per_hour:,.2f}",
         ]
         if scored:
-            cells.insert(3, _objective(result, r, objective_text))
+            cells.insert(3, _objective(result, r))
         if width >= 120:
             cells.append(plain(r.row()["cost_per_million_tokens"]))
         if width >= 100:
@@ -815,15 +814,16 @@ def _ranking_table(result: PlanResult, top: int) -> Table:
     return t
 
 
-def _objective(result: PlanResult, r: CandidateResult, text: Callable[..., str]) -> str:
+def _objective(result: PlanResult, r: CandidateResult) -> str:
     """The row's objective; for a searched deployment without one (yours, below min_rate)
     what its goodput scores, in brackets, so it compares with the rows above."""
+    from hetsim.report.display import objective_text
+
     if not math.isnan(r.objective):
-        return text(result.objective, r.objective)
+        return objective_text(result.objective, r.objective)
     if math.isnan(r.goodput) or r.goodput <= 0:
         return "-"
-    score = result.objective.score(r.goodput, r.candidate.devices, r.cost_per_hour, r.power_w)
-    return f"({text(result.objective, score)})"
+    return f"({objective_text(result.objective, r.score(result.objective))})"
 
 
 def _tag(result: PlanResult, r: CandidateResult) -> str:

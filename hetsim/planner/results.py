@@ -107,6 +107,14 @@ class CandidateResult:
         objective charges it, as the per-dollar one charges its full price."""
         return deployment_power_w(self.candidate.scenario)
 
+    def score(self, objective: Objective) -> float:
+        """What its measured goodput scores on ``objective``: its ranked objective, or for one
+        kept out of the ranking (yours below ``min_rate``) what that goodput would score."""
+        if math.isfinite(self.objective):
+            return self.objective
+        return objective.score(self.goodput, self.candidate.devices, self.cost_per_hour,
+                               self.power_w)  # fmt: skip
+
     @property
     def goodput_tokens_per_s(self) -> float:
         """Output tokens/s at the goodput: its rate times the output tokens per completed

@@ -128,14 +128,6 @@ def _measured(r: CandidateResult) -> bool:
     return r.summary is not None and r.goodput > 0 and math.isfinite(r.goodput)
 
 
-def _score(r: CandidateResult, objective: Objective) -> float:
-    """What ``r``'s measured goodput scores (also for one kept out of the ranking, such as the
-    scenario's own deployment below ``min_rate``)."""
-    if math.isfinite(r.objective):
-        return r.objective
-    return objective.score(r.goodput, r.candidate.devices, r.cost_per_hour, r.power_w)
-
-
 def _nearest(candidates: list[BreakEven]) -> BreakEven | None:
     """The break-even nearest 1 on a log scale (the first the assumption would cross)."""
     return min(candidates, key=lambda b: abs(math.log(b.factor)), default=None)
@@ -168,7 +160,7 @@ def _step_time_break_evens(
         for o in others:
             if (accelerator in on[o.id]) == best_uses:
                 continue  # scaled alike: their order does not change
-            s_best, s_other = _score(best, objective), _score(o, objective)
+            s_best, s_other = best.score(objective), o.score(objective)
             if not (s_best > 0 and s_other > 0):
                 continue
             factor = s_best / s_other if best_uses else s_other / s_best

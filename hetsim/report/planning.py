@@ -8,7 +8,6 @@ ranking, the figures and every candidate's verdict. Every number comes from the
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -45,12 +44,16 @@ def _rate_sweep(r: CandidateResult) -> Figure | None:
     return latency_vs_rate(frame, r.summary.sla, r.goodput, lower_bound=r.goodput_at_limit)
 
 
+def _pareto(result: PlanResult) -> Figure:
+    """Cost vs goodput and TTFT vs TPOT of every simulated candidate, named by id."""
+    aliases = plan_aliases(result)
+    return pareto(result.to_frame(), {r.id: result_label(r, aliases) for r in result.results})
+
+
 def plan_figures(result: PlanResult) -> dict[str, Figure]:
     """pareto (cost vs goodput; TTFT vs TPOT) and the recommended deployment's rate sweep
     (every rate its goodput search simulated)."""
-    aliases = plan_aliases(result)
-    labels = {r.id: result_label(r, aliases) for r in result.results}
-    figures: dict[str, Figure] = {"pareto": pareto(result.to_frame(), labels)}
+    figures: dict[str, Figure] = {"pareto": _pareto(result)}
     if result.best is not None:
         sweep = _rate_sweep(result.best)
         if sweep is not None:
@@ -92,9 +95,8 @@ def candidate_table(result: PlanResult, rows: list[CandidateResult]) -> pd.DataF
     records = []
     for r in rows:
         s = r.summary
-        score = r.objective
-        if not math.isfinite(score) and r.goodput > 0:  # yours below min_rate: what it scores
-            score = objective.score(r.goodput, r.candidate.devices, r.cost_per_hour, r.power_w)
+        # yours below min_rate: what its goodput scores
+        score = r.score(objective) if r.goodput > 0 else r.objective
         goodput = plain(r.goodput) if r.goodput > 0 else "–"
         record: dict[str, Any] = {
             "#": r.id,
@@ -198,15 +200,14 @@ def _versus(result: PlanResult, b: CandidateResult, other: CandidateResult, what
     """How the recommendation compares with ``other`` on the objective."""
     aliases = plan_aliases(result)
     objective = result.objective
-    mine = objective.score(b.goodput, b.candidate.devices, b.cost_per_hour, b.power_w)
+    mine = b.score(objective)
     if other.verdict not in (Verdict.RECOMMENDED, Verdict.RANKED) or not other.goodput > 0:
         # not ranked (below min_rate, beaten early): its verdict, not a score beside ours
         return (
             f"{what} (#{other.id}, {result_label(other, aliases)}): {other.verdict.value}: "
             f"{plain_numbers(other.reason)}."
         )
-    theirs = objective.score(other.goodput, other.candidate.devices, other.cost_per_hour,
-                             other.power_w)  # fmt: skip
+    theirs = other.score(objective)
     if objective is Objective.CHEAPEST_FOR_RATE:
         change = f"{(-mine) / (-theirs) - 1:+.0%} cost vs it"  # scores are minus the price
     else:
@@ -388,10 +389,10 @@ def _assumed(result: PlanResult) -> Section:
         *(f"Price of {p}." for p in _prices(result)),
     ]
     provenance: dict[str, set[str]] = {}
+    aliases = plan_aliases(result)
     for r in result.ranked:
         if r.summary is None:
             continue
-        aliases = plan_aliases(result)
         for pool, label in r.summary.provenance.items():
             role = r.candidate.roles.get(pool) or r.candidate.roles.get("serve")
             name = aliases.get(role.accelerator, role.accelerator) if role else pool
@@ -450,11 +451,10 @@ def write_plan_report(result: PlanResult, path: str | Path) -> Path:
                 caption="Every rate its goodput search simulated, drawn as the recommendation's.",
             )
         )
-    figures = plan_figures(result)
     sections.append(
         Section(
             "Pareto front",
-            figure=figures["pareto"],
+            figure=_pareto(result),
             caption="Each point is a simulated candidate, named by its id (see the tables). "
             "(a): the staircase is the most goodput any budget buys. (b): the shaded box is "
             "the SLA.",
