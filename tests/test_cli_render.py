@@ -16,6 +16,7 @@ import hetsim
 from hetsim.cli import app, render
 from hetsim.errors import InputError
 from hetsim.planner.backends import RayBackend
+from hetsim.report.display import plain
 from hetsim.workload import trace_stats
 from hetsim.workload.stats import _full_minutes
 
@@ -55,7 +56,7 @@ def test_the_plan_table_fits_the_terminal_with_whole_accelerator_names(
     assert rows
     # the recommended row: its id and goodput in plain digits
     best = small_plan.best
-    assert f"#{best.id}" in text
+    assert f"#{best.id}" in text and plain(best.goodput) in text
     assert any("boundary" in line for line in table) is (width >= 100)
 
 
