@@ -107,8 +107,9 @@ def simulate(
     (``summary.sample_interval_s`` is the one used). Absurd horizons stop with an
     :class:`InputError` naming the cause (:mod:`hetsim.sim.horizon`).
     ``fast_forward`` (the default) takes a steady decode batch's steps several to an event,
-    and a KV transfer alone on the network to one event, with the same results; False
-    simulates one event per step and two per transfer (to check that).
+    as it does a long prompt's chunks while nothing else waits, and a KV transfer alone on
+    the network to one event, with the same results; False simulates one event per step and
+    two per transfer (to check that).
     """
     if not isinstance(scenario, Scenario):
         scenario = load_scenario(scenario, overrides or [])

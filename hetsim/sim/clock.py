@@ -1,11 +1,12 @@
-"""What hetsim needs of simpy's clock that simpy has no public call for: taking a scheduled event
-out of the queue, keeping an event's place in the queue's order before deciding whether to
-schedule it, and the count of events processed.
+"""What hetsim needs of simpy's clock that simpy has no public call for: an event at an absolute
+time, taking a scheduled event out of the queue, keeping an event's place in the queue's order
+before deciding whether to schedule it, and the count of events processed.
 
 simpy numbers every event it schedules (``env._eid``); the events processed are those numbered
-less those still queued and those taken out before their time (a fast-forward cut short, a
-superseded network timeout far ahead). Taking one out costs O(queue), so callers do it only
-where leaving it would cost more (an extra event, or a clock held far ahead)."""
+less those still queued, those taken out before their time (a fast-forward cut short, a
+superseded network timeout far ahead) and numbers reserved but never scheduled. Taking one
+out costs O(queue), so callers do it only where leaving it would cost more (an extra event, or
+a clock held far ahead)."""
 
 from __future__ import annotations
 
@@ -14,12 +15,25 @@ from heapq import heapify, heappush
 import simpy
 from simpy.events import NORMAL
 
-__all__ = ["cancel", "due_at", "processed_events", "reserve", "schedule_reserved"]
+__all__ = ["At", "cancel", "due_at", "processed_events", "reserve", "schedule_reserved"]
 
 #: the attributes of an environment that count the events taken out of its queue, and the
 #: numbers reserved and not (yet) scheduled
 _CANCELLED = "hetsim_cancelled"
 _RESERVED = "hetsim_reserved"
+
+
+class At(simpy.Event):
+    """An event at the absolute time ``t``: a timeout's ``now + delay`` might round to a
+    neighbouring float, and a fast-forward run must end exactly where its last step would
+    have, a quiet transfer where its last byte would have (set up as simpy's own Timeout is)."""
+
+    def __init__(self, env: simpy.Environment, t: float) -> None:
+        self.env = env
+        self.callbacks = []
+        self._value = None
+        self._ok = True
+        heappush(env._queue, (t, NORMAL, next(env._eid), self))  # noqa: SLF001
 
 
 def cancel(env: simpy.Environment, event: simpy.Event) -> bool:

@@ -49,7 +49,7 @@ from typing import Any
 
 import simpy
 
-from hetsim.sim.clock import cancel, due_at, reserve, schedule_reserved
+from hetsim.sim.clock import At, cancel, due_at, reserve, schedule_reserved
 
 __all__ = ["Link", "Network", "Transfer", "TransferFailed", "TransferRecord"]
 
@@ -198,7 +198,9 @@ class Transfer(simpy.Event):
 
     Succeeds with a :class:`TransferRecord` when its last byte arrives; fails with
     :class:`TransferFailed` if it is aborted or a link it crosses is failed. ``rate`` is its
-    current allocated rate in bytes/s (0 during the latency phase and while paused).
+    allocated rate in bytes/s as of the network's last change (0 during the latency phase and
+    while paused; a quiet transfer reads 0 until something touches the network, which the
+    simulator's parts always do through it, never through ``rate``).
     """
 
     def __init__(self, network: Network, nbytes: float, hops: tuple[Link, ...], tag: Any):
@@ -211,14 +213,26 @@ class Transfer(simpy.Event):
         self._net = network
         self._left = nbytes  # bytes not yet delivered, as of the network's last settle
         self._state = _LATENCY
-        self._join = 0.0  # quiet only: when its latency ends, and its latency timeout's number
-        self._eid = 0
 
     @property
     def bytes_delivered(self) -> float:
         """Bytes that have arrived so far (all of them once the transfer has succeeded)."""
         self._net._settle()
         return self.nbytes - self._left
+
+
+class _Quiet:
+    """A quiet transfer (module docstring): when it joins, its latency timeout's place in the
+    queue (a reserved number), when its last byte lands and the one event at that time."""
+
+    __slots__ = ("transfer", "join", "eid", "end", "event")
+
+    def __init__(self, transfer: Transfer, join: float, eid: int, end: float, event: At):
+        self.transfer = transfer
+        self.join = join
+        self.eid = eid
+        self.end = end
+        self.event = event
 
 
 class Network:
@@ -235,8 +249,7 @@ class Network:
         self._timeout: tuple[float, simpy.Event] | None = None  # (when it is due, it)
         self._next: Transfer | None = None  # the transfer that timeout completes
         self._latent = 0  # latency timeouts queued
-        self._quiet: Transfer | None = None  # the quiet transfer, and the timeout of its end
-        self._quiet_end: simpy.Event | None = None
+        self._quiet: _Quiet | None = None  # the transfer alone on the network, if one is
 
     def add_link(self, name: str, bandwidth: float, latency: float = 0.0) -> Link:
         """A new link: ``bandwidth`` in bytes/s per direction, ``latency`` in s per transfer."""
@@ -368,12 +381,11 @@ class Network:
         join = env._now + latency  # noqa: SLF001 - the time simpy's timeout would have
         if due_at(env, join):
             return False
-        t._join = join
-        t._eid = reserve(env)
-        end = simpy.Event(env)
-        end.callbacks.append(self._quiet_over)
-        schedule_reserved(env, end, t._join + t.nbytes / min(h._bw for h in t.hops), reserve(env))
-        self._quiet, self._quiet_end = t, end
+        eid = reserve(env)  # the latency timeout's place, should it be needed
+        end = join + self.flow_time(t.nbytes, t.hops)
+        event = At(env, end)
+        event.callbacks.append(self._quiet_over)
+        self._quiet = _Quiet(t, join, eid, end, event)
         return True
 
     def _quiet_over(self, event: simpy.Event) -> None:
@@ -383,26 +395,27 @@ class Network:
     def _wake_quiet(self) -> None:
         """Something else touches the network: the quiet transfer becomes what its events would
         have made of it by now, in its latency (its timeout queued in its place) or flowing."""
-        t, end = self._quiet, self._quiet_end
-        assert t is not None and end is not None
-        if self.env._now >= t._join:  # noqa: SLF001
+        q = self._quiet
+        assert q is not None
+        if self.env._now >= q.join:  # noqa: SLF001
             self._joined_quiet()
             return
-        self._quiet = self._quiet_end = None
-        cancel(self.env, end)
+        self._quiet = None
+        cancel(self.env, q.event)
         latency_over = simpy.Event(self.env)
-        latency_over._value = t  # noqa: SLF001 - a timeout's value, set as simpy's own is
+        latency_over._value = q.transfer  # noqa: SLF001 - a timeout's value, as simpy sets it
         latency_over.callbacks.append(self._latency_over)
-        schedule_reserved(self.env, latency_over, t._join, t._eid)
+        schedule_reserved(self.env, latency_over, q.join, q.eid)
         self._latent += 1
 
     def _joined_quiet(self) -> None:
         """The state the quiet transfer's join left (a settle to it, then :meth:`_begin_flow`'s
         re-plan of it alone), with its end as the completion timeout that re-plan schedules."""
-        t, end = self._quiet, self._quiet_end
-        assert t is not None and end is not None
-        self._quiet = self._quiet_end = None
-        self._last = t._join
+        q = self._quiet
+        assert q is not None
+        self._quiet = None
+        t, event = q.transfer, q.event
+        self._last = q.join
         t._state = _FLOWING
         t.rate = rate = min(h._bw for h in t.hops)
         self._flowing[t] = None
@@ -412,10 +425,10 @@ class Network:
             h._rate = rate
         self._generation += 1
         self._next = t
-        end._value = self._generation  # noqa: SLF001 - the value _completion_due checks
-        if end.callbacks is not None:  # still queued (else it is firing: _quiet_over goes on)
-            end.callbacks = [self._completion_due]
-        self._timeout = (t._join + t.nbytes / rate, end)
+        event._value = self._generation  # noqa: SLF001 - the value _completion_due checks
+        if event.callbacks is not None:  # still queued (else it is firing: _quiet_over goes on)
+            event.callbacks = [self._completion_due]
+        self._timeout = (q.end, event)
 
     def _begin_flow(self, t: Transfer) -> None:
         if t.nbytes == 0:

@@ -20,8 +20,8 @@ import simpy
 from hetsim.kv.blocks import BlockPool, BlockState
 from hetsim.kv.tiers import Cascade
 from hetsim.perf.speculative import SpeculativeStep
-from hetsim.sim.clock import cancel
-from hetsim.sim.instance.fastforward import FIRST_RUN, MAX_RUN, MIN_RUN, At, Run, plan
+from hetsim.sim.clock import At, cancel
+from hetsim.sim.instance.fastforward import FIRST_RUN, MAX_RUN, MIN_RUN, Run, plan
 from hetsim.sim.ports import Handover, Ledger, Stats, Swap
 from hetsim.sim.state import Req
 

@@ -40,17 +40,15 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Callable
-from heapq import heappush
 from math import inf as INF
 
 import numpy as np
-import simpy
-from simpy.events import NORMAL
 
+from hetsim.sim.clock import At
 from hetsim.sim.scheduler import prefill_chunks
 
 __all__ = [
-    "At", "BelowTdp", "PromptRun", "Run", "FIRST_RUN", "MAX_RUN", "MIN_RUN", "plan", "plan_prompts",
+    "BelowTdp", "PromptRun", "Run", "FIRST_RUN", "MAX_RUN", "MIN_RUN", "plan", "plan_prompts",
 ]  # fmt: skip
 
 #: steps one run plans at most (bounds its arrays; a longer steady stretch takes several runs)
@@ -64,19 +62,6 @@ MIN_RUN = 6
 #: runs up to this many steps are priced one step at a time: numpy costs more per call than
 #: Python per step below about this many (measured on bench_sim's shapes: 24 cost 10% more CPU)
 SHORT_RUN = 192
-
-
-class At(simpy.Event):
-    """An event at the absolute time ``t``: a timeout's ``now + delay`` might round to a
-    neighbouring float, and a run must end exactly where its last step would have (set up as
-    simpy's own Timeout is)."""
-
-    def __init__(self, env: simpy.Environment, t: float) -> None:
-        self.env = env
-        self.callbacks = []
-        self._value = None
-        self._ok = True
-        heappush(env._queue, (t, NORMAL, next(env._eid), self))  # noqa: SLF001
 
 
 class Run:

@@ -12,9 +12,9 @@ import simpy
 
 from hetsim.kv.blocks import BlockState
 from hetsim.kv.lifecycle import COMPUTING, PREFILL, QUEUED
-from hetsim.sim.clock import reserve, schedule_reserved
+from hetsim.sim.clock import At, reserve, schedule_reserved
 from hetsim.sim.instance.base import Instance
-from hetsim.sim.instance.fastforward import At, PromptRun
+from hetsim.sim.instance.fastforward import PromptRun
 from hetsim.sim.instance.fastforward import plan_prompts as _plan_prompts
 from hetsim.sim.scheduler import prefill_chunks
 from hetsim.sim.state import Req
