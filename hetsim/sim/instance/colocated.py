@@ -92,37 +92,36 @@ class ColocatedInstance(Instance):
                 blocks.allocate(now, need)
             prefills = self.prefilling[: len(chunks)]
             computed = np.fromiter((r.computed for r in prefills), np.int64, count=len(prefills))
-            if self.spec is not None:
-                batch.begin()
-                dt = self.spec.step_time(batch.contexts(), np.asarray(chunks, np.int64), computed)
-            elif not chunks:
+            if self.spec is None and not chunks and self.fast_forward:
                 # no prompt joins while nothing else happens: the queue's head stays blocked
                 # (blocks only shrink, the decodes' slots and budget stay the same)
-                run = self._run_steps(now) if self.fast_forward else None
+                run = self._run_steps(now)
                 if run is not None:
                     yield run[0]
                     self._apply_step(self.env.now, n_dec, [], [], run[1])
                     continue
-                # decode only (most steps): the decode pools' O(1) closed form (it may differ
-                # from the generic pricing below in the last place)
-                dt = batch.step_time(self.step_model)
-            else:
-                new = np.concatenate([np.ones(n_dec, np.int64), np.asarray(chunks, np.int64)])
-                dt = self.step_model.step_time(new, np.concatenate([batch.contexts(), computed]))
-            below = self._below_tdp(chunks, computed) if self.measured_power else 0.0
-            yield self._step(dt, below)
+            yield self._step(*self._priced(chunks, computed))
             self._apply_step(self.env.now, n_dec, prefills, chunks)
 
-    def _below_tdp(self, chunks: list[int], computed: np.ndarray) -> float:
-        """Joules the step the loop just priced draws below tdp (measured power only), priced
-        the same way: speculative, decode only, or decodes beside prompt chunks."""
-        batch, sm = self.batch, self.step_model
-        if self.spec is not None:
-            return self.spec.below_tdp(batch.contexts(), np.asarray(chunks, np.int64), computed)
+    def _priced(self, chunks: list[int], computed: np.ndarray) -> tuple[float, float]:
+        """Seconds of the step and the joules its measured ops draw below tdp (0 without
+        measured power; priced after the time, whose kernel prices the step model keeps for
+        it): speculative, decode only, or decodes beside prompt chunks."""
+        batch, sm, spec, measured = self.batch, self.step_model, self.spec, self.measured_power
+        if spec is not None:
+            batch.begin()
+            contexts, new = batch.contexts(), np.asarray(chunks, np.int64)
+            dt = spec.step_time(contexts, new, computed)
+            return dt, spec.below_tdp(contexts, new, computed) if measured else 0.0
         if not chunks:
-            return batch.below_tdp(sm)
+            # decode only (most steps): the decode pools' O(1) closed form (it may differ
+            # from the generic pricing below in the last place)
+            dt = batch.step_time(sm)
+            return dt, batch.below_tdp(sm) if measured else 0.0
         new = np.concatenate([np.ones(batch.n, np.int64), np.asarray(chunks, np.int64)])
-        return sm.below_tdp(new, np.concatenate([batch.contexts(), computed]))
+        cached = np.concatenate([batch.contexts(), computed])
+        dt = sm.step_time(new, cached)
+        return dt, sm.below_tdp(new, cached) if measured else 0.0
 
     def _make_room(self, now: float) -> int:
         """Preempt the newest sequences until this step's new decode blocks fit; returns them.

@@ -154,26 +154,23 @@ class DecodeInstance(Instance):
             self.preempted.appendleft(req)
             need = batch.blocks_needed()
 
-    def _price(self, recompute: list[Req]) -> float:
-        """Seconds of the step the batch (and ``recompute``) takes now."""
-        batch, sm, spec = self.batch, self.step_model, self.spec
+    def _priced(self, recompute: list[Req]) -> tuple[float, float]:
+        """Seconds of the step the batch (and ``recompute``) takes now, and the joules its
+        measured ops draw below tdp (0 without measured power; priced after the time, whose
+        kernel prices the step model keeps for it)."""
+        batch, sm, spec, measured = self.batch, self.step_model, self.spec, self.measured_power
         if spec is not None:
             batch.begin()
             # verify k + 1 positions per sequence and draft k; recomputes do not speculate
-            return spec.step_time(batch.contexts(), _contexts(recompute))
+            contexts, extra = batch.contexts(), _contexts(recompute)
+            dt = spec.step_time(contexts, extra)
+            return dt, spec.below_tdp(contexts, extra) if measured else 0.0
         if recompute:
-            return sm.step_time(*self._with_recompute(recompute))
-        return batch.step_time(sm)
-
-    def _below_tdp(self, recompute: list[Req]) -> float:
-        """Joules the step :meth:`_price` just priced draws below tdp (measured power only),
-        priced the same way."""
-        batch, sm, spec = self.batch, self.step_model, self.spec
-        if spec is not None:
-            return spec.below_tdp(batch.contexts(), _contexts(recompute))
-        if recompute:
-            return sm.below_tdp(*self._with_recompute(recompute))
-        return batch.below_tdp(sm)
+            new, cached = self._with_recompute(recompute)
+            dt = sm.step_time(new, cached)
+            return dt, sm.below_tdp(new, cached) if measured else 0.0
+        dt = batch.step_time(sm)
+        return dt, batch.below_tdp(sm) if measured else 0.0
 
     def _with_recompute(self, recompute: list[Req]) -> tuple[np.ndarray, np.ndarray]:
         """(new tokens, cached tokens) of a step that rebuilds preempted sequences' KV beside
@@ -213,8 +210,7 @@ class DecodeInstance(Instance):
             if self.fast_forward and steady and spec is None and not recompute:
                 run = self._run_steps(now)
             if run is None:
-                dt = self._price(recompute)
-                yield self._step(dt, self._below_tdp(recompute) if self.measured_power else 0.0)
+                yield self._step(*self._priced(recompute))
                 now = self.env.now
                 for req in batch.fresh:
                     req.t_first = now

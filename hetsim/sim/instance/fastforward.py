@@ -272,7 +272,6 @@ def plan_prompts(
     if inst.measured_power:
 
         def below(s: int) -> float:
-            new, cached = np.array(chunk_lists[s]), np.array(befores[s])
-            return sm.below_tdp(new, cached) * slow
+            return sm.chunks_below_tdp(chunk_lists[s], befores[s]) * slow
 
     return PromptRun(dts[:k], ends[:k], chunk_lists[:k], below)

@@ -7,7 +7,6 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterator
 
-import numpy as np
 import simpy
 
 from hetsim.kv.blocks import BlockState
@@ -60,10 +59,8 @@ class PrefillInstance(Instance):
             # the first kick of this sleep at this time: where the wake-up goes, now or at a
             # later kick at this time (the loop then sees what the events before it did)
             kicked = self._kicked = (wake, now, reserve(env))
-        if not self.running:
-            waiting, blocks = self.waiting, self._blocks
-            if not waiting or not blocks.can_allocate(blocks.blocks_for(waiting[0].input)):
-                return
+        if not self.running and not (self.waiting and self._fits(self.waiting[0])):
+            return
         self._kicked = None
         wake._value = None  # noqa: SLF001 - succeeded as simpy's Event.succeed does
         schedule_reserved(env, wake, now, kicked[2])
@@ -108,17 +105,19 @@ class PrefillInstance(Instance):
         # the rule serves a prefix of the running prompts, then the ones it admitted
         return self.running[: len(chunks)], chunks
 
+    def _fits(self, req: Req) -> bool:
+        """Whether blocks for ``req``'s whole prompt are free (what admits it)."""
+        blocks = self._blocks
+        return blocks.can_allocate(blocks.blocks_for(req.input))
+
     def _admit(self) -> Iterator[int]:
         """Admit waiting requests in order, each as the packing rule takes it, while KV blocks
         for its whole prompt are free (head-of-line); yields the tokens each has to compute."""
         now = self.env.now
         waiting, blocks = self.waiting, self.blocks
-        while waiting:
-            req = waiting[0]
+        while waiting and self._fits(waiting[0]):
+            req = waiting.popleft()
             need = blocks.blocks_for(req.input)
-            if not blocks.can_allocate(need):
-                return
-            waiting.popleft()
             blocks.allocate(now, need)
             req.p_blocks = need
             req.t_prefill_start = now
@@ -161,11 +160,7 @@ class PrefillInstance(Instance):
             for req, n in zip(batch, chunks, strict=True):
                 if req.computed + n >= req.input:
                     self.handover.last_step_started(req, self, dt)
-        below = (
-            self.step_model.below_tdp(np.array(chunks), np.array(computed))
-            if self.measured_power
-            else 0.0
-        )
+        below = self.step_model.chunks_below_tdp(chunks, computed) if self.measured_power else 0.0
         return dt, below
 
     # -- fast-forward of one long prompt's chunks (:mod:`hetsim.sim.instance.fastforward`) --
