@@ -117,7 +117,7 @@ def test_lengths_in_trace_order_refuse_more_requests_than_the_trace_has(run, sce
         run, arrivals=Arrivals.CLOSED_LOOP, concurrency=2, requests=run.requests.iloc[:5]
     )
     trace = tmp_path / "trace.jsonl"
-    closed.trace_frame().to_json(trace, orient="records", lines=True)
+    closed.write_trace(trace)
     data = scenario.spec.model_dump(mode="json", exclude_unset=True)
     data["workload"] = closed.workload(str(trace))
     data["workload"]["closed_loop"]["requests"] = 6

@@ -71,16 +71,14 @@ def import_(
         render.wrote(write_import(run, out), out, names=True)
 
 
-def _percentiles(run: BenchRun) -> dict[str, dict[str, float]]:
-    r = run.requests
+def _percentiles(run: BenchRun) -> dict[str, dict[str, float | None]]:
+    """Mean, p50 and p90 of each measured latency (None where no request defines it)."""
+    from hetsim.metrics import percentiles
+
     out = {}
-    for name, col in (("ttft_s", "ttft_s"), ("tpot_s", "tpot_s"), ("e2e_s", "e2e_s")):
-        v = r[col].dropna()
-        out[name] = {
-            "mean": float(v.mean()),
-            "p50": float(v.median()),
-            "p90": float(v.quantile(0.9)),
-        }
+    for col in ("ttft_s", "tpot_s", "e2e_s"):
+        stats = percentiles(run.requests[col])
+        out[col] = {"mean": stats.mean, "p50": stats.p50, "p90": stats.p90}
     return out
 
 

@@ -16,9 +16,9 @@ if TYPE_CHECKING:
 def _flags_take_no_value() -> None:
     """typer's rich help prints a flag's annotation (``--plots <bool>``) as if the flag took a
     value, and users then type ``--plots true``, which fails. A flag takes none: its help
-    shows nothing after the name, as click's plain help already does. Applied once, here,
-    because every command module imports this one (simulate, validate and calibrate too);
-    typer has no setting for it."""
+    shows nothing after the name, as click's plain help already does. Applied once, when the
+    CLI package imports this module (before any command's help is built); typer has no
+    setting for it."""
     from typer.core import TyperOption
 
     shown = TyperOption.display_type_rich

@@ -35,7 +35,6 @@ from hetsim.validation.protocols import INFERENCEX, UNRECORDED, BenchmarkProtoco
 from hetsim.validation.replay import (
     BenchComparison,
     compare,
-    compare_runs,
     replay,
     validate_bench,
 )
@@ -56,7 +55,6 @@ __all__ = [
     "FitResult",
     "calibrated_profile",
     "compare",
-    "compare_runs",
     "fit_end_to_end",
     "read_bench",
     "replay",

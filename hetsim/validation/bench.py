@@ -108,6 +108,12 @@ class BenchRun:
             }
         )
 
+    def write_trace(self, path: str | Path) -> None:
+        """:meth:`trace_frame` as the JSON-lines file :meth:`workload` replays."""
+        with Path(path).open("w") as f:
+            for rec in self.trace_frame().to_dict(orient="records"):
+                f.write(json.dumps(rec, default=_plain) + "\n")
+
     def workload(self, trace_path: str) -> dict[str, Any]:
         """The scenario ``workload:`` block that replays this run from ``trace_path``."""
         if self.arrivals is Arrivals.CLOSED_LOOP:
@@ -505,9 +511,7 @@ def write_import(run: BenchRun, out: str | Path) -> list[Path]:
 
     with staged(out) as stage:
         trace = stage.dir / "trace.jsonl"
-        with trace.open("w") as f:
-            for rec in run.trace_frame().to_dict(orient="records"):
-                f.write(json.dumps({k: _plain(v) for k, v in rec.items()}) + "\n")
+        run.write_trace(trace)
         measured = stage.dir / "measured.csv"
         run.requests.to_csv(measured, index=False)
         info = stage.dir / "run.json"
@@ -533,6 +537,7 @@ def describe(run: BenchRun) -> dict[str, Any]:
 
 
 def _plain(v: Any) -> Any:
+    """A numpy scalar as JSON takes it (pandas may hand them out of ``to_dict``)."""
     if isinstance(v, np.generic):
-        v = v.item()
-    return v
+        return v.item()
+    raise TypeError(f"{type(v).__name__} is not JSON serialisable")

@@ -13,7 +13,6 @@ Errors are relative and signed, ``simulated / measured - 1`` (positive: hetsim p
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,7 +30,6 @@ __all__ = [
     "BenchComparison",
     "LATENCIES",
     "compare",
-    "compare_runs",
     "error_stats",
     "in_flight",
     "replay",
@@ -156,7 +154,7 @@ def _with_profiles(new: Scenario, old: Scenario) -> Scenario:
 def _closed_loop(run: BenchRun, scenario: Scenario, seed: int | None) -> pd.DataFrame:
     with tempfile.TemporaryDirectory() as tmp:
         trace = Path(tmp) / "trace.jsonl"
-        run.trace_frame().to_json(trace, orient="records", lines=True)
+        run.write_trace(trace)
         data = scenario.spec.model_dump(mode="json", exclude_unset=True)
         data["workload"] = run.workload(str(trace))
         try:
@@ -187,13 +185,6 @@ def compare(run: BenchRun, simulated: pd.DataFrame) -> BenchComparison:
     joined["input_tokens"] = measured.set_index("request_id")["input_tokens"]
     joined["output_tokens"] = measured.set_index("request_id")["output_tokens"]
     return BenchComparison(run, measured, done, joined.reset_index())
-
-
-def compare_runs(
-    runs: Sequence[BenchRun], scenario: Scenario, seed: int | None = None
-) -> list[BenchComparison]:
-    """Replay and compare each run through the same scenario."""
-    return [validate_bench(run, scenario, seed) for run in runs]
 
 
 def validate_bench(run: BenchRun, scenario: Scenario, seed: int | None = None) -> BenchComparison:
