@@ -218,6 +218,20 @@ def test_a_pool_priced_by_measured_tables_is_not_fitted(run):
     assert exc.value.field == "pools.serve.runtime"
 
 
+def test_an_end_to_end_calibration_is_not_applied_to_a_pool_priced_by_measured_tables():
+    """``validate --bench --calibration`` applies the calibration through with_calibration:
+    on a pool whose runtime's tables price its ops, the calibrated efficiencies would change
+    only its step overhead and elementwise ops, so it is refused as the fit refuses it."""
+    pytest.importorskip("aiconfigurator_core")
+    measured = hetsim.load_scenario(
+        SCENARIO, ["pools.serve.accelerator=nvidia-h100-sxm", "pools.serve.runtime=vllm"]
+    )
+    cal = EndToEndCalibration("nvidia-h100-sxm", {"compute": 0.9}, {"compute": 0.7}, [])
+    with pytest.raises(InputError) as exc:
+        with_calibration(measured, cal, ["serve"])
+    assert exc.value.field == "pools.serve.runtime"
+
+
 def test_a_burst_has_no_error_by_load(run, scenario):
     burst = dataclasses.replace(run, requests=run.requests.assign(arrival_s=0.0))
     comp = compare(burst, replay(burst, scenario))

@@ -99,7 +99,9 @@ def split_requests(n: int, held_out: float, seed: int) -> np.ndarray:
 def with_calibration(
     scenario: Scenario, cal: EndToEndCalibration, pools: Sequence[str]
 ) -> Scenario:
-    """``scenario`` whose ``pools`` run on the calibrated profile."""
+    """``scenario`` whose ``pools`` run on the calibrated profile; refused for a pool whose ops
+    something else prices (the calibration's efficiencies would not take effect there)."""
+    _priced_by_efficiencies(scenario, list(pools))
     profiles = dict(scenario.profiles)
     for name in pools:
         profiles[name] = cal.apply(profiles[name])
@@ -125,7 +127,8 @@ def _pools(scenario: Scenario, pool: str | None) -> tuple[list[str], str]:
 def _priced_by_efficiencies(scenario: Scenario, pools: list[str]) -> None:
     """The fit moves the profile's efficiencies, which price a pool's ops only where nothing
     else does: a named runtime's measured tables or a calibration table would take precedence,
-    so the fit would score one pricing and write another."""
+    so the fit would score one pricing and write another, and an applied calibration would
+    change only part of the pricing."""
     for name in pools:
         pool = next(p for p in scenario.spec.pools if p.name == name)
         profile = scenario.profiles[name]
