@@ -341,15 +341,14 @@ class StepModel:
         return self._attention_time(work)
 
     def _attention_time_kept(self, work: AttentionWork) -> float:
-        """:meth:`_attention_time`, the same floats, keeping each kernel's price by the work:
-        the energy of the step (:meth:`_block_below`) is asked next and needs them."""
-        kernel = self.cost.kernel
-        priced = [(k, kernel(k)[0]) for k in self.ops.attention_kernels(work)]
+        """:meth:`_attention_time`, the same floats, keeping each kernel's time and draw by the
+        work: the energy of the step (:meth:`_block_below`) is asked next and needs them."""
+        priced = self._kernel_powers(self.ops.attention_kernels(work))
         if len(self._priced) >= PRICED_KEPT:
             self._priced.clear()
         self._priced[work] = priced
         per_layer = 0.0
-        for _, t in priced:
+        for t, _ in priced:
             per_layer += t
         return self.model.num_layers * per_layer
 
@@ -572,8 +571,8 @@ class StepModel:
 
     # ---- energy: what measured-power ops draw below tdp (module docstring) --------------------
 
-    def _kernel_below(self, k: Kernel, seconds: float) -> float:
-        watts = self.cost.power(k)  # type: ignore[attr-defined]  # has_measured_power says so
+    def _below(self, seconds: float, watts: float | None) -> float:
+        """Joules a kernel call of ``seconds`` drawing ``watts`` (None: tdp) draws below tdp."""
         return 0.0 if watts is None else seconds * (self.tdp - watts)
 
     def _linear_below(self, tokens: int) -> float:
@@ -586,7 +585,8 @@ class StepModel:
                 k = self.ops.fused_experts(tokens, tokens / self.config.dp)
                 found = self.cost.fused_experts(k)
                 if found is not None:  # _routed_experts charged the fused kernel
-                    below = self._kernel_below(k, found[0] * self.ops.expert_up.count)
+                    draw = self.cost.draw(k)  # type: ignore[attr-defined]  # measured power
+                    below = self._below(found[0] * self.ops.expert_up.count, draw)
             self._below_cache[tokens] = below
         return below
 
@@ -597,12 +597,16 @@ class StepModel:
             return 0.0
         priced = self._priced.get(work)
         if priced is None:
-            kernel = self.cost.kernel
-            priced = [(k, kernel(k)[0]) for k in self.ops.attention_kernels(work)]
+            priced = self._kernel_powers(self.ops.attention_kernels(work))
         below = 0.0
-        for k, t in priced:
-            below += self._kernel_below(k, t)
+        for t, watts in priced:
+            below += self._below(t, watts)
         return self.model.num_layers * below
+
+    def _kernel_powers(self, kernels: list[Kernel]) -> list[tuple[float, float | None]]:
+        """(seconds, watts or None) of each kernel, in one table lookup each."""
+        kernel_power = self.cost.kernel_power  # type: ignore[attr-defined]  # measured power
+        return [kernel_power(k) for k in kernels]
 
     def token_ops_below_tdp(self, tokens: int) -> float:
         """:meth:`below_tdp` of :meth:`token_ops_time`'s ops (per step, per device)."""
@@ -612,8 +616,7 @@ class StepModel:
         """Joules these per-layer attention kernels, run in every layer, draw below tdp."""
         if not self.has_measured_power:
             return 0.0
-        kernel = self.cost.kernel
-        return self.model.num_layers * sum(self._kernel_below(k, kernel(k)[0]) for k in kernels)
+        return self.model.num_layers * sum(self._below(*p) for p in self._kernel_powers(kernels))
 
     def below_tdp(self, new: np.ndarray, cached: np.ndarray | None = None) -> float:
         """Joules per device that the step :meth:`step_time` prices draws below ``tdp × its

@@ -31,12 +31,13 @@ How ops map onto tables:
 * elementwise passes, MoE all-to-all (the runtimes' measured all-to-all tables are DeepEP's, a
   backend vLLM runs only when asked to) and the step overhead stay on the roofline.
 
-Board power (:meth:`MeasuredPredictor.power`): where the table set carries measured power
+Board power (:meth:`MeasuredPredictor.kernel_power`): where the table set carries measured power
 (:attr:`~hetsim.perf.measured.tables.MeasuredTables.power`, possibly from another version of
 the same runtime, which its label names), an attention kernel or the fused MoE kernel draws the
 power interpolated at its shape (log-space, exact at the measured points, never extrapolated);
 every other op, and those outside the power grids, draw the profile's tdp (an assumption the
-step model labels).
+step model labels); so does a kernel whose time the tables did not measure (a draw pairs with a
+measured time only).
 
 Kernel floor: no kernel finishes faster than the shortest the tables measured on this system and
 runtime (the smallest GEMM's latency: launch and scheduling of one kernel inside a CUDA graph,
@@ -88,9 +89,15 @@ class FusedExpertsPricer(Protocol):
 class PowerPricer(Protocol):
     """A predictor whose tables measured the board power of some kernels."""
 
-    def power(self, k: Kernel) -> float | None:
-        """Watts a call of ``k`` draws, or None where not measured at that shape (the caller
-        charges tdp); :meth:`power_source` labels it."""
+    def kernel_power(self, k: Kernel) -> tuple[float, float | None]:
+        """``kernel(k)``'s seconds and the watts a call draws where the tables measured both
+        its time and its power at that shape, else None (the caller charges tdp);
+        :meth:`power_source` labels it."""
+        ...
+
+    def draw(self, k: Kernel) -> float | None:
+        """Watts the power grid gives ``k`` at its shape, or None, for a kernel whose measured
+        time the caller has (the fused MoE kernel, :meth:`FusedExpertsPricer.fused_experts`)."""
         ...
 
     def power_source(self, k: Kernel) -> str | None:
@@ -212,14 +219,17 @@ class MeasuredPredictor(TableBacked):
         length = s["seq_len"] if k.family == "attention_prefill" else s["context"]
         return grid, name, (s["batch"], length)
 
-    def power(self, k: Kernel) -> float | None:
-        found = self._power_grid(k)
-        if found is None:
-            return None
+    def kernel_power(self, k: Kernel) -> tuple[float, float | None]:
         # a draw is paired with a measured time only: where the roofline (or another version's
         # wider grid) prices the kernel, its power stays the tdp assumption
-        timed = self.fused_experts(k) if k.family == "moe" else self._lookup(k)
-        return None if timed is None else found[0](*found[2])
+        t = self._lookup(k)
+        if t is None:
+            return self.kernel(k)[0], None
+        return t, self.draw(k)
+
+    def draw(self, k: Kernel) -> float | None:
+        found = self._power_grid(k)
+        return None if found is None else found[0](*found[2])
 
     def power_source(self, k: Kernel) -> str | None:
         found = self._power_grid(k)
