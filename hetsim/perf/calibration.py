@@ -419,7 +419,9 @@ def read_table(path: str | Path) -> CalibrationTable:
 
 #: the ``format`` of an end-to-end calibration file
 END_TO_END_FORMAT = "hetsim end-to-end calibration"
-#: the provenance an end-to-end calibration carries, apart from the kernel tables above
+#: the provenance an end-to-end calibration carries, apart from the kernel tables above (the
+#: profile's ``efficiency_source`` once applied; the cost layer's Provenance.END_TO_END, which
+#: imports this module)
 END_TO_END = "end-to-end"
 #: the profile efficiencies an end-to-end calibration fits (``efficiency.<name>``)
 END_TO_END_PARAMETERS = ("compute", "memory", "step_overhead")
@@ -458,7 +460,7 @@ class EndToEndCalibration:
         return profile.model_copy(
             update={
                 "efficiency": type(profile.efficiency).model_validate(eff),
-                "efficiency_source": "end-to-end",
+                "efficiency_source": END_TO_END,
             }
         )
 

@@ -478,17 +478,17 @@ class StepModel:
         """:meth:`decode_time` of ``context + i`` for i in 0..k-1 (a batch whose contexts each
         grow by a token a step), the same floats: each step's attended and capped sums are
         whole numbers, computed for all ``k`` steps at once instead of over a new array per
-        step; the batch's token-count ops are priced once."""
+        step; the batch's token-count ops are priced once. Sparse attention only: without it
+        the sum of contexts is all a step's price needs (:meth:`decode_times_stepping`)."""
+        if not self.model.is_sparse_attention:
+            raise ValueError("without sparse attention, use decode_times_stepping")
         b = int(context.size)
         if b == 0 or k == 0:
             return [0.0] * k
         steps = np.arange(k, dtype=np.int64)
         sums = int(context.sum()) + b * steps
-        if self.model.is_sparse_attention:
-            grown = context[None, :] + (steps + 1)[:, None]
-            capped = np.minimum(grown, self.model.index_topk).sum(axis=1)
-        else:
-            capped = sums + b
+        grown = context[None, :] + (steps + 1)[:, None]
+        capped = np.minimum(grown, self.model.index_topk).sum(axis=1)
         linear = self._linear_time(b, b)
         attention = self._decode_attention_over(
             b, sums.astype(np.float64) + b, capped.astype(np.float64)
@@ -500,9 +500,7 @@ class StepModel:
             return [self.with_host(g, b, False) for g in gpu.tolist()]
         out = []
         for s, c in zip(sums.tolist(), capped.tolist(), strict=True):
-            attended = float(s) + b
-            work = AttentionWork(b, attended, float(c) if self.model.is_sparse_attention
-                                 else attended, 0, 0, 0, 0, 0)  # fmt: skip
+            work = AttentionWork(b, float(s) + b, float(c), 0, 0, 0, 0, 0)
             out.append(self.with_host(linear + self._block_time(work, b), b, False))
         return out
 

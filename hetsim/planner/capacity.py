@@ -163,9 +163,20 @@ def _token_times(
     """Seconds per output token at every batch size up to the cap, each sequence at the shortest
     context a sampled request decodes at (its prompt): the least a step of that batch can take.
     The cap is ``max_num_seqs`` and KV capacity at that context."""
-    context = int(max(int(sample.input.min()) if len(sample.input) else 1, 1))
-    cap = max(1, min(pool.batching.max_num_seqs, kv_tokens // context))
+    context = _shortest(sample)
+    cap = _batch_cap(pool, kv_tokens, context)
     return np.array([token_time(sm, pool, b, context) for b in range(1, cap + 1)])
+
+
+def _shortest(sample: WorkloadSample) -> int:
+    """The shortest context a sampled request decodes at: its prompt (at least one token)."""
+    return max(int(sample.input.min()), 1) if len(sample.input) else 1
+
+
+def _batch_cap(pool: PoolSpec, kv_tokens: int, context: float) -> int:
+    """The most sequences a decode step holds: ``max_num_seqs``, and what KV capacity holds
+    at ``context`` tokens each (at least one)."""
+    return max(1, min(pool.batching.max_num_seqs, int(kv_tokens // max(context, 1))))
 
 
 def _meeting_token_time(per_token: np.ndarray, tpot: float) -> float:
@@ -221,8 +232,8 @@ def _kv_bound(sm: StepModel, pool: PoolSpec, kv_tokens: int, sample: WorkloadSam
         return math.inf
     gaps = np.maximum(sample.output - 1, 0).astype(np.float64)
     per_seq, per_context = float(gaps.mean()), float((gaps * sample.input).mean())
-    shortest = max(int(sample.input.min()), 1)
-    cap = max(1, min(pool.batching.max_num_seqs, kv_tokens // shortest))
+    shortest = _shortest(sample)
+    cap = _batch_cap(pool, kv_tokens, shortest)
     if per_seq <= 0 or per_context <= 0:
         return math.inf
     rates = []  # (sequence-steps per second / per_seq, context per second / per_context)
@@ -296,7 +307,7 @@ def _decode_capacity(
     sm: StepModel, pool: PoolSpec, kv_tokens: int, sample: WorkloadSample, step_bound: float
 ) -> tuple[float, int, float]:
     context = float(np.mean(sample.input + sample.output / 2))
-    cap = max(1, min(pool.batching.max_num_seqs, int(kv_tokens // max(context, 1.0))))
+    cap = _batch_cap(pool, kv_tokens, context)
     if token_time(sm, pool, 1, context) > step_bound:
         return 0.0, 1, token_time(sm, pool, 1, context)
     # step time grows with the batch: the largest batch whose step meets the bound

@@ -33,6 +33,7 @@ import pandas as pd
 
 from hetsim.errors import InputError
 from hetsim.perf.calibration import (
+    END_TO_END,
     END_TO_END_PARAMETERS,
     EndToEndCalibration,
     efficiency_figures,
@@ -298,7 +299,7 @@ def calibrated_profile(cal: EndToEndCalibration, path: str | Path) -> Path:
     doc["name"] = path.stem
     doc["display_name"] = f"{doc.get('display_name', cal.accelerator)} (end-to-end calibrated)"
     doc["efficiency"].update(efficiency_figures(cal.fitted, cal.data))
-    doc["efficiency_source"] = "end-to-end"
+    doc["efficiency_source"] = END_TO_END
     doc.pop("calibration", None)
     runs = ", ".join(str(d.get("source")) for d in cal.data)
     doc["notes"] = (

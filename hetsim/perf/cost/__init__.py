@@ -121,7 +121,7 @@ def provenance(
         return MeasuredSource(measured_tables_for(profile, runtime).label)
     if calibration is not None or profile.calibration:
         return Provenance.CALIBRATED
-    if profile.efficiency_source == "end-to-end":
+    if profile.efficiency_source == Provenance.END_TO_END:
         return Provenance.END_TO_END
     if profile.transfers:
         return TransferredSource(load_surfaces(profile.transferred_from.system).label)

@@ -50,7 +50,7 @@ class RooflinePredictor:
             link=ScaleUpLink.of(profile),
             provenance=(
                 Provenance.END_TO_END
-                if profile.efficiency_source == "end-to-end"
+                if profile.efficiency_source == Provenance.END_TO_END
                 else Provenance.ROOFLINE_DEFAULT
             ),
         )

@@ -287,10 +287,14 @@ class Instance:
         run = plan(self, now, self._ff_cap)
         if run is None:
             return None
+        self._launch(run)
+        return run.event, run
+
+    def _launch(self, run: Run) -> None:
+        """The run is under way: its first step starts now, the loop waits for its last end."""
         self._start(run, 1)
         run.event = At(self.env, run.ends[-1])
         self._ff = run
-        return run.event, run
 
     def _start(self, run: Run, j: int) -> None:
         """Book the starts of the run's steps before step ``j``, each at its own time."""

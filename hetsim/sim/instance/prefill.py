@@ -11,7 +11,7 @@ import simpy
 
 from hetsim.kv.blocks import BlockState
 from hetsim.kv.lifecycle import COMPUTING, PREFILL, QUEUED
-from hetsim.sim.clock import At, reserve, schedule_reserved
+from hetsim.sim.clock import reserve, schedule_reserved
 from hetsim.sim.instance.base import Instance
 from hetsim.sim.instance.fastforward import PromptRun
 from hetsim.sim.instance.fastforward import plan_prompts as _plan_prompts
@@ -179,9 +179,7 @@ class PrefillInstance(Instance):
         if run is None:
             return None
         run.reqs = list(batch)
-        self._start(run, 1)
-        run.event = At(self.env, run.ends[-1])
-        self._ff = run
+        self._launch(run)
         return run
 
     def _end(self, run: PromptRun, m: int) -> None:
