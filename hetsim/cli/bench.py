@@ -73,13 +73,9 @@ def import_(
 
 def _percentiles(run: BenchRun) -> dict[str, dict[str, float | None]]:
     """Mean, p50 and p90 of each measured latency (None where no request defines it)."""
-    from hetsim.metrics import percentiles
-
-    out = {}
-    for col in ("ttft_s", "tpot_s", "e2e_s"):
-        stats = percentiles(run.requests[col])
-        out[col] = {"mean": stats.mean, "p50": stats.p50, "p90": stats.p90}
-    return out
+    return {
+        col: {"mean": s.mean, "p50": s.p50, "p90": s.p90} for col, s in run.latency_stats().items()
+    }
 
 
 def _summary(run: BenchRun) -> None:

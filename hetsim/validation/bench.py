@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 
 from hetsim.errors import InputError
+from hetsim.metrics import LatencyStats, percentiles
 
 __all__ = [
     "Arrivals",
@@ -107,6 +108,11 @@ class BenchRun:
                 "output_length": r["output_tokens"].to_numpy(),
             }
         )
+
+    def latency_stats(self) -> dict[str, LatencyStats]:
+        """Mean and percentiles of each measured latency (TTFT, TPOT, end to end), over the
+        requests that define it."""
+        return {col: percentiles(self.requests[col]) for col in ("ttft_s", "tpot_s", "e2e_s")}
 
     def write_trace(self, path: str | Path) -> None:
         """:meth:`trace_frame` as the JSON-lines file :meth:`workload` replays."""
