@@ -57,7 +57,8 @@ MAX_RUN = 512
 #: cut run sets it to twice the steps it took (pricing steps a cut throws away is wasted work),
 #: never below :data:`MIN_RUN`
 FIRST_RUN = 16
-#: fewer steps than this are not worth a run (planning one costs about what a few steps do)
+#: the fewest steps a cut run's successor plans (a run of fewer is still taken when that is all
+#: there is before a sequence finishes: two steps in one event beat two events)
 MIN_RUN = 6
 #: runs up to this many steps are priced one step at a time: numpy costs more per call than
 #: Python per step below about this many (measured on bench_sim's shapes: 24 cost 10% more CPU)
@@ -93,13 +94,12 @@ class Run:
 
 def plan(inst, now: float, cap: int) -> Run | None:
     """The run a decode batch can take from the step starting ``now`` (its blocks taken), at
-    most ``cap`` steps, or None when fewer than :data:`MIN_RUN` are sure before a sequence
-    finishes, or fewer than two before blocks run out, the horizon guard's limit or the step a
-    KV on its way here may land in (:meth:`Instance.next_delivery`; a run ends with that step,
-    so as few as two)."""
+    most ``cap`` steps, or None when fewer than two are sure before a sequence finishes, blocks
+    run out, the horizon guard's limit or the step a KV on its way here may land in
+    (:meth:`Instance.next_delivery`; a run ends with that step, so as few as two)."""
     batch = inst.batch
     k = min(batch.steps_to_finish(), cap)
-    if k < MIN_RUN:
+    if k < 2:
         return None
     eta = inst.next_delivery(now)
     if eta < INF:
