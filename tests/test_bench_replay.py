@@ -91,6 +91,19 @@ def test_fit_recovers_a_run_that_hetsim_itself_produced(run, scenario):
     assert data["train"] + data["held_out"] == N and data["sha256"] == run.sha256
 
 
+def test_fit_replays_each_parameter_set_once(run, scenario, monkeypatch):
+    """The before/after tables reuse the search's replays of the defaults and of its best."""
+    import hetsim.validation.fit as fit
+
+    calls = []
+    real = fit.replay
+    monkeypatch.setattr(fit, "replay", lambda r, s: calls.append(1) or real(r, s))
+    measured = _measured_as(run, real(run, scenario), scale=1.5)
+    result = fit_end_to_end([measured], scenario, max_evaluations=8)
+    assert result.evaluations == 8
+    assert len(calls) == result.evaluations  # one run: one replay per scored candidate
+
+
 def test_closed_loop_runs_send_the_files_requests_in_order_and_compare_each(run, scenario):
     """A --max-concurrency run's clients send the file's requests in order: the replay gives its
     k-th request the k-th lengths, so requests join by id; nothing joins by load."""
