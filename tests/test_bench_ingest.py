@@ -213,3 +213,89 @@ def test_llmservingsim_meta_that_is_not_an_object_is_an_input_error(tmp_path):
     (folder / "requests.jsonl").write_text((RTX4090 / "requests.jsonl").read_text())
     with pytest.raises(InputError, match="not a JSON object"):
         read_bench(folder)
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"start_times": [10.5, 10.0, 11.0]}, "start_times"),  # one short: not ignored
+        ({"latencies": [0.2]}, "latencies"),
+        ({"errors": 5}, "errors"),
+        ({"itls": ["12", [0.02], [], []]}, "itls[0]"),  # a string is not a list of gaps
+        ({"ttfts": [float("inf"), 0.2, 0.3, 0.0]}, "ttfts[0]"),
+        ({"ttfts": ["0.1", 0.2, 0.3, 0.0]}, "ttfts[0]"),
+        # the last token before the first: an end-to-end latency below the TTFT
+        ({"latencies": [0.05, 0.3, 0.4, 0.0]}, "end-to-end latency"),
+    ],
+)
+def test_vllm_lists_that_cannot_be_measurements_are_refused(tmp_path, change, field):
+    with pytest.raises(InputError) as exc:
+        read_bench(_write(tmp_path, _vllm(**change)))
+    assert exc.value.field == field
+
+
+def _genai_request(doc: dict) -> dict:
+    return doc["experiments"][0]["requests"][0]
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        (lambda r: r.update(response_timestamps=[]), "response_timestamps"),
+        (lambda r: r.update(response_outputs=5), "response_outputs"),
+        (lambda r: r["response_timestamps"].reverse(), "response_timestamps"),  # out of order
+        (lambda r: r.update(timestamp=9_000_000_000), "time to first token"),  # after the tokens
+        (lambda r: r.update(timestamp=True), "experiments[0].requests[0]"),
+    ],
+)
+def test_genai_perf_requests_that_cannot_be_measurements_are_refused(tmp_path, change, field):
+    doc = _genai(usage=True)
+    change(_genai_request(doc))
+    with pytest.raises(InputError) as exc:
+        read_bench(_write(tmp_path, doc))
+    assert exc.value.field.endswith(field)
+
+
+def test_genai_perf_negative_usage_and_missing_client_count_are_refused(tmp_path):
+    doc = _genai(usage=True)
+    body = {"choices": [], "usage": {"prompt_tokens": -12, "completion_tokens": 3}}
+    _genai_request(doc)["response_outputs"][-1] = {"response": "data: " + json.dumps(body)}
+    with pytest.raises(InputError) as exc:
+        read_bench(_write(tmp_path, doc))
+    assert exc.value.field == "prompt tokens" and exc.value.value == -12
+    doc = _genai(usage=True)
+    del doc["experiments"][0]["experiment"]["value"]
+    with pytest.raises(InputError) as exc:  # was silently a burst
+        read_bench(_write(tmp_path, doc))
+    assert exc.value.field == "experiments[0].experiment.value"
+    doc = _genai(usage=True)
+    doc["experiments"][0]["requests"] = 5
+    with pytest.raises(InputError) as exc:
+        read_bench(_write(tmp_path, doc))
+    assert exc.value.field == "experiments[0].requests"
+
+
+@pytest.mark.parametrize(
+    ("row", "field"),
+    [({"input_toks": 100.7}, "input_toks"), ({"input_toks": -100}, "input_toks"),
+     ({"queued_ts": float("nan")}, "queued_ts"),
+     ({"first_token_ts": 1.0, "last_token_ts": 0.5}, "end-to-end latency")],
+)  # fmt: skip
+def test_llmservingsim_rows_that_cannot_be_measurements_are_refused(tmp_path, row, field):
+    folder = tmp_path / "run"
+    folder.mkdir()
+    good = {"input_toks": 100, "output_toks": 10, "queued_ts": 0.0, "first_token_ts": 0.2,
+            "last_token_ts": 0.6}  # fmt: skip
+    (folder / "requests.jsonl").write_text(json.dumps(good | row) + "\n")
+    (folder / "meta.json").write_text(json.dumps({"engine_kwargs": {"max_num_seqs": 8}}))
+    with pytest.raises(InputError) as exc:
+        read_bench(folder)
+    assert exc.value.field == field
+    (folder / "requests.jsonl").write_text(json.dumps(good) + "\n")
+    (folder / "meta.json").write_text(json.dumps({"engine_kwargs": "abc"}))
+    with pytest.raises(InputError) as exc:
+        read_bench(folder)
+    assert exc.value.field == "engine_kwargs"
+    (folder / "meta.json").write_bytes(b"\xff\xfe{")
+    with pytest.raises(InputError, match="not UTF-8"):
+        read_bench(folder)

@@ -229,19 +229,22 @@ def _read_client_lists(path: Path, doc: dict[str, Any], fmt: BenchFormat) -> Ben
     outputs = _counts(path, "output_lens", _per_request(path, doc, "output_lens", n))
     ttfts = _per_request(path, doc, "ttfts", n)
     itls = _per_request(path, doc, "itls", n)
-    errors = doc.get("errors") or [""] * n
-    starts = doc.get("start_times")
+    # optional lists: absent (or null) is allowed, one of the wrong length or kind is not
+    errors = _per_request(path, doc, "errors", n) if doc.get("errors") else [""] * n
     ok = np.array([not e for e in errors], dtype=bool)
-    if len(errors) != n:
-        raise InputError(f"{len(errors)} entries", file=path, field="errors", allowed=f"{n}")
+    for i, g in enumerate(itls):
+        if not isinstance(g, list):
+            raise InputError(
+                "not a list of gaps", file=path, field=f"itls[{i}]", value=g, allowed="a list"
+            )
     gaps = [_numbers(path, f"itls[{i}]", g) for i, g in enumerate(itls)]
     ttft = np.array(_numbers(path, "ttfts", ttfts))
     e2e = ttft + np.array([sum(g) for g in gaps])
-    if "latencies" in doc and isinstance(doc["latencies"], list) and len(doc["latencies"]) == n:
-        e2e = np.array(_numbers(path, "latencies", doc["latencies"]))
+    if doc.get("latencies") is not None:
+        e2e = np.array(_numbers(path, "latencies", _per_request(path, doc, "latencies", n)))
     arrival = None
-    if isinstance(starts, list) and len(starts) == n:
-        arrival = np.array(_numbers(path, "start_times", starts))
+    if doc.get("start_times") is not None:
+        arrival = np.array(_numbers(path, "start_times", _per_request(path, doc, "start_times", n)))
     frame = _frame(inputs, outputs, ttft, e2e, [np.mean(g) if g else np.nan for g in gaps])
     rate = _rate(path, doc.get("request_rate"))
     concurrency = _concurrency(path, doc.get("max_concurrency"))
@@ -263,13 +266,13 @@ def _counts(path: Path, where: str, values: list[Any]) -> list[int]:
 
 
 def _numbers(path: Path, where: str, values: list[Any]) -> list[float]:
-    try:
-        out = [float(v) for v in values]
-    except (TypeError, ValueError):
-        raise InputError("not a number", file=path, field=where, allowed="numbers") from None
-    if any(math.isnan(v) or v < 0 for v in out):
-        raise InputError("a negative or NaN time", file=path, field=where, allowed=">= 0")
-    return out
+    """Times: finite numbers >= 0 (JSON's strings and booleans are not numbers)."""
+    for i, v in enumerate(values):
+        if isinstance(v, bool) or not isinstance(v, int | float) or not 0 <= v < math.inf:
+            raise InputError(
+                "not a time", file=path, field=f"{where}[{i}]", value=v, allowed="numbers >= 0"
+            )
+    return [float(v) for v in values]
 
 
 def _frame(
@@ -347,6 +350,7 @@ def _run(
     kept = frame[ok].reset_index(drop=True)
     if kept.empty:
         raise InputError("no request succeeded", file=path, field="errors")
+    _check_measured(path, kept)
     if arrivals is Arrivals.TIMED:
         kept = kept.sort_values("arrival_s", kind="stable").reset_index(drop=True)
     kept.insert(0, "request_id", np.arange(len(kept), dtype=np.int64))
@@ -362,6 +366,42 @@ def _run(
         failed=int((~ok).sum()),
         meta=small,
     )
+
+
+#: what a successful request's measurements must be: (column, what it is, allowed)
+_MEASURED_RULES = (
+    ("input_tokens", "prompt tokens", "whole numbers >= 1 (a prompt has a token)"),
+    ("output_tokens", "output tokens", "whole numbers >= 0"),
+    ("ttft_s", "time to first token", "a finite time >= 0: the first token after the send"),
+    ("e2e_s", "end-to-end latency", "a finite time, no shorter than the time to first token"),
+    ("itl_s", "inter-token latency", "a time >= 0: tokens arrive in order"),
+)
+
+
+def _check_measured(path: Path, kept: pd.DataFrame) -> None:
+    """A successful request's measurements are latencies: a prompt of at least one token, its
+    first token no sooner than its send, its last no sooner than its first. A file that says
+    otherwise (clocks mixed up, lists out of step) would be compared silently wrong."""
+    good = {
+        "input_tokens": kept["input_tokens"] >= 1,
+        "output_tokens": kept["output_tokens"] >= 0,
+        "ttft_s": np.isfinite(kept["ttft_s"]) & (kept["ttft_s"] >= 0),
+        "e2e_s": np.isfinite(kept["e2e_s"]) & (kept["e2e_s"] >= kept["ttft_s"]),
+        "itl_s": ~(kept["itl_s"] < 0),
+    }
+    for column, what, allowed in _MEASURED_RULES:
+        bad = np.flatnonzero(~good[column].to_numpy())
+        if bad.size:
+            row = kept.iloc[int(bad[0])]
+            more = f" (and {bad.size - 1} more)" if bad.size > 1 else ""
+            raise InputError(
+                f"a request ({int(row['input_tokens'])} prompt, {int(row['output_tokens'])} "
+                f"output tokens) has an impossible {what}{more}",
+                file=path,
+                field=what,
+                value=float(row[column]),
+                allowed=allowed,
+            )
 
 
 def _read_genai_perf(path: Path, doc: dict[str, Any]) -> BenchRun:
@@ -393,7 +433,19 @@ def _read_genai_perf(path: Path, doc: dict[str, Any]) -> BenchRun:
             value=mode,
             allowed="concurrency, request_rate",
         )
-    rows = [_genai_request(path, i, r) for i, r in enumerate(experiment.get("requests") or [])]
+    if mode == "concurrency" and value is None:
+        raise InputError(
+            "a concurrency run without its client count",
+            file=path,
+            field="experiments[0].experiment.value",
+            allowed="the run's --concurrency",
+        )
+    requests = experiment.get("requests") or []
+    if not isinstance(requests, list):
+        raise InputError(
+            "not a list", file=path, field="experiments[0].requests", allowed="a list of requests"
+        )
+    rows = [_genai_request(path, i, r) for i, r in enumerate(requests)]
     if not rows:
         raise InputError("no requests", file=path, field="experiments[0].requests")
     # a closed loop's replay gives its k-th request the k-th lengths: issue order is send order
@@ -418,9 +470,22 @@ def _genai_request(path: Path, i: int, req: dict[str, Any]) -> tuple[float, ...]
     if not isinstance(req, dict):
         raise InputError("not an object", file=path, field=where, allowed="a JSON object")
     stamps = req.get("response_timestamps")
-    if not isinstance(req.get("timestamp"), (int, float)) or not isinstance(stamps, list):
+    sent = req.get("timestamp")
+    if isinstance(sent, bool) or not isinstance(sent, int | float) or not isinstance(stamps, list):
         raise InputError("needs timestamp and response_timestamps (ns)", file=path, field=where)
-    usage = _usage(req.get("response_outputs") or [])
+    if not stamps:
+        raise InputError(
+            "no response: a successful request has at least one response timestamp",
+            file=path,
+            field=f"{where}.response_timestamps",
+            allowed="a non-empty list (ns)",
+        )
+    outputs = req.get("response_outputs") or []
+    if not isinstance(outputs, list):
+        raise InputError(
+            "not a list", file=path, field=f"{where}.response_outputs", allowed="a list"
+        )
+    usage = _usage(outputs)
     if usage is None or not usage[1]:
         raise InputError(
             "no token counts: the stream carried no `usage` with prompt_tokens and "
@@ -431,11 +496,16 @@ def _genai_request(path: Path, i: int, req: dict[str, Any]) -> tuple[float, ...]
             allowed="a run with usage in the stream (genai-perf --extra-inputs "
             'stream_options:{"include_usage":true})',
         )
-    content = [
-        t for t, o in zip(stamps, req.get("response_outputs") or [], strict=False) if _has_text(o)
-    ] or stamps
+    content = [t for t, o in zip(stamps, outputs, strict=False) if _has_text(o)] or stamps
     t = np.array(_numbers(path, f"{where}.response_timestamps", content)) * 1e-9
-    sent = float(req["timestamp"]) * 1e-9
+    if np.any(np.diff(t) < 0):
+        raise InputError(
+            "responses out of order",
+            file=path,
+            field=f"{where}.response_timestamps",
+            allowed="times in the order the responses came",
+        )
+    sent = float(sent) * 1e-9
     itl = float(np.diff(t).mean()) if len(t) > 1 else math.nan
     return sent, float(t[0]), float(t[-1]), usage[0], usage[1], itl
 
@@ -465,8 +535,12 @@ def _has_text(output: Any) -> bool:
     body = _chunk(output)
     if not isinstance(body, dict):
         return False
-    for choice in body.get("choices") or []:
+    choices = body.get("choices") or []
+    for choice in choices if isinstance(choices, list) else []:
+        if not isinstance(choice, dict):
+            continue
         delta = choice.get("delta") or {}
+        delta = delta if isinstance(delta, dict) else {}
         if choice.get("text") or delta.get("content"):
             return True
     return False
@@ -481,9 +555,11 @@ def _read_llmservingsim(folder: Path) -> BenchRun:
     engine's arrival), as LLMServingSim's own validation does."""
     meta_path, req_path = folder / "meta.json", folder / "requests.jsonl"
     try:
-        meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+        meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.is_file() else {}
     except json.JSONDecodeError as exc:
         raise InputError(f"not JSON ({exc.msg})", file=meta_path) from None
+    except UnicodeDecodeError:
+        raise InputError("not UTF-8 text (is it a binary file?)", file=meta_path) from None
     if not isinstance(meta, dict):
         raise InputError("not a JSON object", file=meta_path, allowed="an object of run metadata")
     rows = _json_docs(req_path, req_path.read_text(encoding="utf-8", errors="replace"))
@@ -491,18 +567,31 @@ def _read_llmservingsim(folder: Path) -> BenchRun:
     for i, row in enumerate(rows, 1):
         for k in _LSS_FIELDS:
             v = row.get(k)
-            if not isinstance(v, (int, float)) or isinstance(v, bool):
+            count = k.endswith("_toks")
+            if (
+                isinstance(v, bool)
+                or not isinstance(v, int | float)
+                or not math.isfinite(v)
+                or (count and (v < 0 or v != int(v)))
+            ):
+                allowed = "a whole number >= 0" if count else "a finite number (s)"
                 raise InputError(
-                    "missing or not a number", file=req_path, line=i, field=k, allowed="a number"
-                )
+                    "missing or not a number", file=req_path, line=i, field=k, value=v,
+                    allowed=allowed,
+                )  # fmt: skip
             cols[k].append(float(v))
     queued = np.array(cols["queued_ts"])
     first, last = np.array(cols["first_token_ts"]), np.array(cols["last_token_ts"])
     out = np.array(cols["output_toks"], dtype=np.int64)
     itl = np.where(out > 1, (last - first) / np.maximum(out - 1, 1), np.nan)
-    frame = _frame(cols["input_toks"], list(out), first - queued, last - queued, list(itl))
+    inputs = [int(v) for v in cols["input_toks"]]
+    frame = _frame(inputs, list(out), first - queued, last - queued, list(itl))
     ok = np.ones(len(frame), dtype=bool)
     kwargs = meta.get("engine_kwargs") or {}
+    if not isinstance(kwargs, dict):
+        raise InputError(
+            "not an object", file=meta_path, field="engine_kwargs", allowed="a JSON object"
+        )
     small = {k: v for k, v in meta.items() if k in ("vllm_version", "dataset_path", "started_at")}
     small.update({k: v for k, v in kwargs.items() if not isinstance(v, (list, dict))})
     return _run(
