@@ -914,6 +914,29 @@ CASES: list[Case] = [
         ("pools[1].tp", "got 5", "1, 2, 4, 8"),
         args=("--set", "pools.decode.tp=5"),
     ),
+    Case(  # check said valid; simulate raised "a transfer crosses each link at most once"
+        "hop-twice-in-one-path",
+        mutated(
+            fn=lambda d: d["interconnect"]["paths"][0]["hops"].append(
+                dict(d["interconnect"]["paths"][0]["hops"][0])
+            )
+        ),
+        ("{file}", "interconnect.paths[0].hops", "repeated: nvlink"),
+    ),
+    Case(  # one link: the path that built it first silently set it for the other
+        "hop-described-two-ways",
+        mutated(
+            {"interconnect.paths.0.hops.1.bandwidth": "1 Gbps"},
+            base=REPO / "scenarios" / "tiered-gpu.yaml",
+        ),
+        (
+            "{file}",
+            "interconnect.paths",
+            "'a40-nic'",
+            "paths[0] and paths[1]",
+            "bandwidth 125 MB/s vs 25 GB/s",
+        ),
+    ),  # fmt: skip
 ]
 
 

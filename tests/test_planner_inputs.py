@@ -60,3 +60,20 @@ def test_cli_ends_in_the_input_error_without_the_sla_verdict() -> None:
     assert result.exception.field == "search.inventory.nvidia-h100-sxm"
     assert "No candidate meets the SLA" not in result.output
     assert "Traceback" not in result.output
+
+
+def test_a_free_device_under_goodput_per_dollar_names_its_price() -> None:
+    # requests per dollar of a $0/h device are infinite: the plan crashed ranking them
+    sc = small("costs.prices={nvidia-h20: $0/h}")
+    with pytest.raises(InputError) as info:
+        plan(sc, workers=1)
+    assert info.value.field == "costs.prices.nvidia-h20"
+    assert "objective: goodput" in info.value.allowed
+    # the suggested min_rate is one the scenario accepts
+    sc = small("search.objective=cheapest_for_rate")
+    with pytest.raises(InputError) as info:
+        plan(sc, workers=1)
+    example = info.value.allowed.split("e.g. ")[1]
+    assert hetsim.load_scenario(
+        SMALL, [example.replace(": ", "=", 1).replace("min_rate", "search.min_rate")]
+    )

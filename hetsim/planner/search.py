@@ -363,8 +363,20 @@ def _search_spec(scenario: Scenario) -> SearchSpec:
             "the cheapest_for_rate objective needs the rate to serve",
             file=scenario.path,
             field="search.min_rate",
-            allowed="a request rate in requests/s, e.g. min_rate: 2.5",
+            allowed="a request rate, e.g. min_rate: 2.5 req/s",
         )
+    if search.objective == Objective.GOODPUT_PER_DOLLAR:
+        free = sorted(name for name, price in scenario.spec.costs.prices.items() if price <= 0)
+        if free:
+            # requests per dollar of a free device are infinite: nothing would rank
+            raise InputError(
+                "goodput_per_dollar divides by the deployment's price",
+                file=scenario.path,
+                field=f"costs.prices.{free[0]}",
+                value=scenario.spec.costs.prices[free[0]],
+                allowed="a price above $0/h (what the device costs you per hour, e.g. its "
+                "amortised cost), or objective: goodput",
+            )
     return search
 
 

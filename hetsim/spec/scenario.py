@@ -33,6 +33,7 @@ from hetsim.spec.precision import (
     gemm_compute_format,
 )
 from hetsim.spec.workload import WorkloadSpec
+from hetsim.units import format_bandwidth, format_time
 
 if TYPE_CHECKING:
     from hetsim.spec.hardware import AcceleratorProfile
@@ -383,6 +384,13 @@ class PathSpec(StrictModel):
     to: str = Field(description="consuming pool (decode)")
     hops: list[Hop] = Field(min_length=1)
 
+    @field_validator("hops")
+    @classmethod
+    def _hops_once(cls, v: list[Hop]) -> list[Hop]:
+        # a hop's name is its link: a transfer cannot cross one link twice
+        _unique_names("hop", [h.name for h in v])
+        return v
+
     def bottleneck_bandwidth(self) -> float:
         return min(h.bandwidth for h in self.hops)
 
@@ -406,6 +414,12 @@ class Interconnect(StrictModel):
         "include them (an assumption, like every price)",
     )
     paths: list[PathSpec] = Field(default_factory=list)
+
+    @field_validator("paths")
+    @classmethod
+    def _one_link_per_hop_name(cls, v: list[PathSpec]) -> list[PathSpec]:
+        _same_hop_settings(v)
+        return v
 
     def cost_per_hour(self, pools: list[PoolSpec]) -> float:
         """The price times the devices of every pool a path starts or ends at, each pool
@@ -779,6 +793,37 @@ class SearchSpec(StrictModel):
     def _interconnect_names(cls, v: list[InterconnectAlternative]) -> list[InterconnectAlternative]:
         _unique_names("interconnect", [x.name for x in v])
         return v
+
+
+def _same_hop_settings(paths: list[PathSpec]) -> None:
+    """Paths that name the same hop share one link (the simulator builds one per name and
+    scope), so they must describe it alike: otherwise whichever path built it first would
+    silently set it for the others."""
+    seen: dict[str, tuple[int, Hop]] = {}
+    for i, path in enumerate(paths):
+        for hop in path.hops:
+            first = seen.setdefault(hop.name, (i, hop))
+            if first[1] != hop:
+                j, other = first
+                fields = ", ".join(
+                    f"{k} {_shown(k, getattr(other, k))} vs {_shown(k, getattr(hop, k))}"
+                    for k in Hop.model_fields
+                    if getattr(other, k) != getattr(hop, k)
+                )
+                raise ValueError(
+                    f"hop {hop.name!r} is one link, but paths[{j}] and paths[{i}] describe it "
+                    f"differently ({fields}); allowed: the same settings on every path that "
+                    "names it, or different names for different links"
+                )
+
+
+def _shown(field: str, value: object) -> str:
+    """A hop setting in the units a scenario writes it in."""
+    if field == "bandwidth":
+        return format_bandwidth(value)  # type: ignore[arg-type]
+    if field == "latency":
+        return format_time(value)  # type: ignore[arg-type]
+    return repr(value)
 
 
 def _unique_names(what: str, names: list[str]) -> None:
