@@ -20,6 +20,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from hetsim.errors import InputError
 from hetsim.spec.hardware import AcceleratorProfile, available_profiles, load_profile
 from hetsim.spec.model import ModelConfig, load_model
 from hetsim.validation.protocols import BenchmarkProtocol, protocol_of
@@ -191,6 +192,7 @@ def pose(row: SiliconRow) -> Posed | Unposed:
     """The row as a scenario dict, or the first reason it cannot be one."""
     if row.concurrency is None:
         return Unposed(row, Reason.NO_CONCURRENCY, "silicon_data_source has no silicon_concurrency")
+    _check_concurrency(row.concurrency, row)
     profile_name = SYSTEM_PROFILES.get(row.system)
     profile = _profile(profile_name)
     domain = profile.scale_up.domain_size if profile and profile.scale_up else None
@@ -228,7 +230,7 @@ def pose(row: SiliconRow) -> Posed | Unposed:
                 Reason.INSTANCE_SPANS_DOMAIN,
                 f"an engine of {engine.devices} devices spans more than one {domain}-device domain",
             )
-    if (row.concurrency or 1) > 1 and not all(e.workers_recorded for e in engines):
+    if row.concurrency > 1 and not all(e.workers_recorded for e in engines):
         # with one client a worker count cannot matter; with more, assuming one worker per
         # role would be a silent guess at the deployment's size
         return Unposed(
@@ -240,6 +242,17 @@ def pose(row: SiliconRow) -> Posed | Unposed:
     protocol = protocol_of(row)
     scenario = _scenario(row, model, profile, formats, moe, protocol)
     return Posed(row, scenario, model, note, profile.name, protocol)
+
+
+def _check_concurrency(clients: int, row: SiliconRow) -> None:
+    # read_silicon refuses these; a row built in code must not be posed as some other count
+    if clients < 1:
+        raise InputError(
+            f"silicon row {row.id} (line {row.line}): concurrency must be at least one client",
+            field="silicon_concurrency",
+            value=clients,
+            allowed="a whole number >= 1",
+        )
 
 
 def _profile(name: str | None) -> AcceleratorProfile | None:
@@ -312,7 +325,8 @@ def _scenario(
     moe: bool,
     protocol: BenchmarkProtocol,
 ) -> dict[str, Any]:
-    n = row.concurrency or 1
+    n = row.concurrency
+    assert n is not None, "pose() returns Unposed for a row without concurrency"
     weights, activations, kv = formats
     precision = {"weights": weights, "activations": activations, "kv": kv}
 

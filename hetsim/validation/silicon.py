@@ -13,8 +13,11 @@ TTFT and TPOT are the median of the repeats; ``repeats`` says how many rows it s
 
 from __future__ import annotations
 
+import codecs
 import csv
 import enum
+import io
+import math
 import re
 import statistics
 from collections.abc import Callable, Iterable
@@ -67,7 +70,10 @@ REQUIRED_COLUMNS: tuple[str, ...] = (
     "silicon_ttft_ms",
     "silicon_tpot_ms",
 )
-_CONCURRENCY = re.compile(r"silicon_concurrency=(\d+)")
+_CONCURRENCY = re.compile(r"silicon_concurrency=([^;]*)")
+_WHOLE = "a whole number >= 0"
+_COUNT = "a whole number >= 1"
+_LATENCY = "a positive number"
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,21 +150,80 @@ def read_silicon(path: str | Path) -> list[SiliconRow]:
     """Every row of a silicon-sample CSV, typed; an InputError names the file, line and column
     of anything not in the format."""
     path = Path(path)
+    reader = csv.reader(io.StringIO(_text(path), newline=""))
+    rows: list[SiliconRow] = []
     try:
-        handle = path.open(newline="", encoding="utf-8")
+        header = next(reader, [])
+        _check_header(header, path)
+        for fields in reader:
+            if not fields:  # a blank line, e.g. a trailing one, holds no measurement
+                continue
+            if len(fields) != len(header):
+                raise InputError(
+                    f"the row has {len(fields)} fields where the header has {len(header)}",
+                    file=path,
+                    line=reader.line_num,
+                )
+            rows.append(_row(dict(zip(header, fields, strict=True)), path, reader.line_num))
+    except csv.Error as exc:
+        raise InputError(f"not readable as CSV: {exc}", file=path, line=reader.line_num) from None
+    if not rows:
+        raise InputError("the silicon sample has no rows, only a header", file=path)
+    return rows
+
+
+def _text(path: Path) -> str:
+    try:
+        data = path.read_bytes()
     except OSError as exc:
         raise InputError(f"cannot read the silicon sample: {exc.strerror}", file=path) from None
-    with handle:
-        reader = csv.DictReader(handle)
-        missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
-        if missing:
-            raise InputError(
-                "not a silicon-sample CSV (aiconfigurator-core systems/silicon_sample.csv): "
-                f"missing columns {', '.join(missing)}",
-                file=path,
-                field="header",
-            )
-        return [_row(raw, path, n) for n, raw in enumerate(reader, start=2)]
+    # spreadsheet exports often open with a byte-order mark, which would rename the first column
+    data = data.removeprefix(codecs.BOM_UTF8)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise InputError(
+            f"not UTF-8 text: byte 0x{data[exc.start]:02x} cannot be decoded",
+            file=path,
+            line=line,
+            allowed="UTF-8 text (re-save the CSV as UTF-8)",
+        ) from None
+
+
+def _check_header(header: list[str], path: Path) -> None:
+    if not header:
+        raise InputError("the silicon sample is empty: no header, no rows", file=path)
+    missing = [c for c in REQUIRED_COLUMNS if c not in header]
+    if missing:
+        raise InputError(
+            "not a silicon-sample CSV (aiconfigurator-core systems/silicon_sample.csv): "
+            f"missing columns {', '.join(missing)}",
+            file=path,
+            field="header",
+        )
+    # a column written twice would be read from whichever copy comes last: ambiguous
+    twice = [c for c in REQUIRED_COLUMNS if header.count(c) > 1]
+    if twice:
+        raise InputError(
+            "a column appears more than once", file=path, field="header", value=twice[0]
+        )
+
+
+def _whole(text: str) -> int | None:
+    """The whole number ``text`` writes (``8``, or ``8.0`` as a dataframe dump writes it), or
+    None when it is not a finite whole number."""
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    if not math.isfinite(value) or value != int(value):
+        return None
+    return int(value)
 
 
 def _row(raw: dict[str, str], path: Path, line: int) -> SiliconRow:
@@ -173,17 +238,23 @@ def _row(raw: dict[str, str], path: Path, line: int) -> SiliconRow:
         except ValueError:
             raise fail(column, f"unknown {column}", [m.value for m in kind]) from None
 
-    def number(column: str) -> float:
+    def count(column: str) -> int:
+        value = _whole(raw[column])
+        if value is None or value < 1:
+            raise fail(column, "not a whole number >= 1", _COUNT)
+        return value
+
+    def latency(column: str) -> float:
         try:
             value = float(raw[column])
         except ValueError:
-            raise fail(column, "not a number", "a positive number") from None
-        if not value > 0:
-            raise fail(column, "must be positive", "a positive number")
+            raise fail(column, "not a number", _LATENCY) from None
+        # an infinite, zero or NaN measurement would score as a -100% or NaN error
+        if not (value > 0 and math.isfinite(value)):
+            raise fail(column, "a measured latency must be finite and positive", _LATENCY)
         return value
 
     mode = enum_of(Mode, "mode")
-    found = _CONCURRENCY.search(raw["silicon_data_source"])
     return SiliconRow(
         id=raw["id"],
         source=raw["silicon_data_source"],
@@ -195,16 +266,36 @@ def _row(raw: dict[str, str], path: Path, line: int) -> SiliconRow:
         gemm_quant=raw["gemm_quant_mode"],
         moe_quant=raw["moe_quant_mode"],
         mode=mode,  # type: ignore[arg-type]
-        isl=int(number("isl")),
-        osl=int(number("osl")),
-        concurrency=int(found.group(1)) if found else None,
+        isl=count("isl"),
+        osl=count("osl"),
+        concurrency=_concurrency(raw["silicon_data_source"], path, line),
         agg=_parallelism(raw, "", fail) if mode is Mode.AGG else None,
         prefill=_parallelism(raw, "prefill_", fail) if mode is Mode.DISAGG else None,
         decode=_parallelism(raw, "decode_", fail) if mode is Mode.DISAGG else None,
-        ttft_s=number("silicon_ttft_ms") * 1e-3,
-        tpot_s=number("silicon_tpot_ms") * 1e-3,
+        ttft_s=latency("silicon_ttft_ms") * 1e-3,
+        tpot_s=latency("silicon_tpot_ms") * 1e-3,
         line=line,
     )
+
+
+def _concurrency(source: str, path: Path, line: int) -> int | None:
+    """The clients of ``silicon_concurrency=N`` in the data-source text; None where it has none.
+    Anything but one whole N >= 1 is an error: 0 clients would be simulated as some other count."""
+    found = _CONCURRENCY.findall(source)
+    if not found:
+        return None
+    value = _whole(found[0].strip()) if len(found) == 1 else None
+    if value is None or value < 1:
+        written = "; ".join(f"silicon_concurrency={f}" for f in found)
+        why = (
+            "silicon_concurrency given more than once"
+            if len(found) > 1
+            else "silicon_concurrency is not a client count"
+        )
+        raise InputError(
+            why, file=path, line=line, field="silicon_data_source", value=written, allowed=_COUNT
+        )
+    return value
 
 
 def _parallelism(
@@ -214,13 +305,10 @@ def _parallelism(
         text = raw[prefix + column].strip()
         if not text:
             return None
-        try:
-            value = float(text)
-        except ValueError:
-            raise fail(prefix + column, "not a number", "a whole number >= 0") from None
-        if value < 0 or value != int(value):
-            raise fail(prefix + column, "not a whole number >= 0", "a whole number >= 0")
-        return int(value)
+        value = _whole(text)
+        if value is None or value < 0:
+            raise fail(prefix + column, "not a whole number >= 0", _WHOLE)
+        return value
 
     def one(column: str) -> int:  # empty and 0 both mean "does not apply": 1
         return degree(column) or 1
