@@ -613,6 +613,15 @@ CASES: list[Case] = [
         ("trace.jsonl:1", "not JSON"),
         extra={"trace.jsonl": "timestamp,input_length\n"},
     ),
+    Case(  # check read only the first rows and said valid; simulate refused the file
+        "trace-bad-row-after-the-first",
+        mutated(fn=trace_workload(path="trace.jsonl", format="mooncake")),
+        ("trace.jsonl:2", "column 'input_length'", "got -3"),
+        extra={
+            "trace.jsonl": '{"timestamp": 0, "input_length": 10, "output_length": 5}\n'
+            '{"timestamp": 5, "input_length": -3, "output_length": 5}\n'
+        },
+    ),
     Case(
         "prefix-aware-on-a-mooncake-trace-without-hash-ids",
         mutated(

@@ -17,6 +17,7 @@ from hetsim.perf import provenance
 from hetsim.perf.cost.base import Provenance
 from hetsim.spec.resolve import Scenario
 from hetsim.spec.scenario import PoolSpec
+from hetsim.workload import count_requests
 
 __all__ = ["describe", "transfer_paths", "unmeasured_note"]
 
@@ -106,6 +107,11 @@ def _workload(scenario: Scenario) -> dict[str, Any]:
             "format": wl.trace.format,
             "path": str(scenario.resolve_path(wl.trace.path)),
             "sessions": wl.trace.sessions,
+            # a pass over the file, as simulate reads it: a trace simulate refuses is no valid
+            # scenario, so check refuses it with the same message
+            "requests": count_requests(
+                wl, scenario.base_dir, scenario.spec.seed, max_context=scenario.model.max_context
+            ),
         }
     if wl.closed_loop is not None:
         cl = wl.closed_loop

@@ -56,8 +56,17 @@ class LengthSummary:
             p99=float(p99),
             max=int(values.max()),
             min=int(values.min()),
-            total=int(values.sum()),
+            total=_exact_sum(values),
         )
+
+
+def _exact_sum(values: np.ndarray) -> int:
+    """The sum of non-negative int64 counts as a Python int. The reader takes counts up to
+    2**63 - 1, so a plain int64 sum of two can wrap to a negative total; summing the high and
+    low 32 bits apart cannot (below 2**31 rows)."""
+    high = int((values >> 32).sum())
+    low = int((values & 0xFFFFFFFF).sum())
+    return (high << 32) + low
 
 
 @dataclass
@@ -216,6 +225,7 @@ def trace_stats(
     inp = np.concatenate(inputs)
     out = np.concatenate(outputs)
     n = len(t)
+    inputs_summary = LengthSummary.of(inp)
     duration = float(t[-1] - t[0])
     per_minute = np.bincount(np.floor((t - t[0]) / 60.0).astype(np.int64))
     rate = n / duration if duration > 0 else float("nan")
@@ -229,15 +239,15 @@ def trace_stats(
         mean_rate_rps=rate,
         mean_per_minute=rate * 60.0,
         peak_per_minute=int(per_minute.max()),
-        input=LengthSummary.of(inp),
+        input=inputs_summary,
         output=LengthSummary.of(out),
         hash_blocks=blocks if has_hashes else None,
         prefix_reuse=(reused_blocks / blocks if blocks else 0.0) if has_hashes else None,
-        prefix_reuse_tokens=(reused_tokens / int(inp.sum())) if has_hashes else None,
+        prefix_reuse_tokens=(reused_tokens / inputs_summary.total) if has_hashes else None,
         block_tokens=block_tokens,
         sessions=turns.sessions if has_hashes else None,
         max_turns=turns.max_turn if has_hashes else None,
-        session_reuse_tokens=turns.reused_tokens / int(inp.sum()) if has_hashes else None,
+        session_reuse_tokens=turns.reused_tokens / inputs_summary.total if has_hashes else None,
         per_minute=per_minute,
         last_minute_s=duration - 60.0 * (len(per_minute) - 1),
         input_lengths=inp,

@@ -21,8 +21,10 @@ Formats (column names as the publishers spell them):
 Row policy, in this order:
 
 1. A row that cannot be read (wrong number of fields, not JSON, a missing field, a number that is
-   not a non-negative whole number of tokens, a bad timestamp) is an :class:`InputError` naming
-   the file, the line and the column; with ``on_bad_row: skip`` it is skipped and counted.
+   not a non-negative whole number of tokens, a bad timestamp, one too far from the first row's
+   to count in seconds, in Mooncake more ``hash_ids`` than ``block_tokens`` blocks cover) is an
+   :class:`InputError` naming the file, the line and the column; with ``on_bad_row: skip`` it is
+   skipped and counted. A CSV header naming a column it reads twice is an error.
 2. Timestamps must not decrease (the published Azure, Mooncake and BurstGPT traces are sorted;
    equal timestamps are fine). A row earlier than a previous row is an error naming the file, line
    and column; with ``on_bad_row: skip`` it is skipped and counted as out of order (it is never
@@ -42,6 +44,8 @@ Row policy, in this order:
    (requests / (last arrival - first arrival)) is the target; burstiness (the gaps' CV) is kept.
    It needs the kept set's count and span first: a first pass over the file, which is reused
    instead of re-reading when it was small.
+9. Two replayed arrivals more than :data:`MAX_ARRIVAL_GAP_S` apart are an error naming the
+   later row: no run simulates that wait.
 
 Arrival times come out in seconds from the first replayed request. A file that is not UTF-8
 text (a leading byte-order mark is fine), or a token count beyond a 64-bit integer, is an
@@ -68,6 +72,7 @@ from hetsim.spec.workload import TRACE_COLUMNS, TRACE_FORMATS, TRACE_TIME_UNITS,
 from hetsim.workload.chunk import RequestChunk
 
 __all__ = [
+    "MAX_ARRIVAL_GAP_S",
     "ReadCounts",
     "detect_format",
     "iter_trace",
@@ -78,6 +83,10 @@ DEFAULT_CHUNK = 65536
 _CACHE_BYTES = 64 * 2**20  # a first pass keeps its chunks for the second one below this size
 #: the most tokens a count may hold: the arrays are int64
 _MAX_TOKENS = int(np.iinfo(np.int64).max)
+#: the longest wait between two replayed arrivals: the simulator's horizon (hetsim.sim.horizon
+#: stops a run whose next arrival lies further ahead), checked here so that every command reading
+#: the trace (trace stats, check, simulate) refuses the same file with the same message
+MAX_ARRIVAL_GAP_S = 1e6
 #: bytes of a trace's start looked at to tell text from a binary file
 _SNIFF_BYTES = 8192
 _SKIP_HINT = (
@@ -265,11 +274,14 @@ class _Builder:
 
 
 class _BadRow(Exception):
-    def __init__(self, column: str | None, message: str, value: object = None) -> None:
+    def __init__(
+        self, column: str | None, message: str, value: object = None, allowed: str | None = None
+    ) -> None:
         super().__init__(message)
         self.column = column
         self.message = message
         self.value = value
+        self.allowed = allowed
 
 
 def _tokens_from_text(text: str) -> int:
@@ -319,6 +331,10 @@ def _hashes_from(value: object) -> list[int]:
     return value
 
 
+class _FarTime(ValueError):
+    """A finite timestamp whose distance from the trace's first one overflows a float."""
+
+
 class _Clock:
     """Arrival values → seconds from the first row parsed (keeps float precision)."""
 
@@ -338,7 +354,11 @@ class _Clock:
             raise ValueError("not a finite number")
         if self.origin is None:
             self.origin = number
-        return (number - self.origin) * self.factor
+        offset = (number - self.origin) * self.factor
+        if not math.isfinite(offset):
+            # two finite stamps can still be further apart than a float holds (-1e308, 1e308)
+            raise _FarTime(f"too far from the first row's {self.origin:g} to count in seconds")
+        return offset
 
     def _datetime(self, value: object) -> float:
         if not isinstance(value, str):
@@ -405,6 +425,7 @@ def _bad_row_error(
         line=line,
         field=f"column {bad.column!r}" if bad.column else None,
         value=bad.value,
+        allowed=bad.allowed,
     )
 
 
@@ -439,6 +460,8 @@ def _what(col: str, arrival: str, hashes: str | None, clock: _Clock, exc: Except
     if col == arrival:
         if clock.unit == "datetime":
             return f"not an ISO date-time ({exc})"
+        if isinstance(exc, _FarTime):
+            return f"a timestamp {exc}"
         return f"not a number of {clock.unit}"
     if col == hashes:
         return f"not a list of integer block ids ({exc})"
@@ -462,6 +485,22 @@ def _missing_columns(
     )
 
 
+def _no_duplicate_columns(path: Path, names: dict[str, str], found: list[str], line: int) -> None:
+    # a column named twice leaves no way to tell which of the two holds the values
+    twice = [c for c in dict.fromkeys(names.values()) if found.count(c) > 1]
+    if twice:
+        raise InputError(
+            f"the header names column {twice[0]!r} {found.count(twice[0])} times (columns "
+            + ", ".join(str(i + 1) for i, c in enumerate(found) if c == twice[0])
+            + "); rename or drop all but one",
+            file=path,
+            line=line,
+            field=f"column {twice[0]!r}",
+            value=twice[0],
+            allowed="each column the reader uses named once",
+        )
+
+
 def _read_csv(
     path: Path, trace: TraceSpec, chunk_size: int, counts: ReadCounts, clock: _Clock
 ) -> Iterator[_Raw]:
@@ -479,6 +518,7 @@ def _read_csv(
         missing = [c for c in names.values() if c not in found]
         if missing:
             _missing_columns(path, trace, missing, found, reader.line_num)
+        _no_duplicate_columns(path, names, found, reader.line_num)
         ia = found.index(names["arrival"])
         ii = found.index(names["input_tokens"])
         io = found.index(names["output_tokens"])
@@ -635,8 +675,14 @@ def _filtered(
     window = trace.time_window
     block = trace.block_tokens
     raw_chunks = reader(path, trace, chunk_size, counts, clock)
+    # only Mooncake defines what one id covers; a generic file's ids may hash any block size
+    sink = _RowSink(path, trace.on_bad_row, counts) if trace.format == "mooncake" else None
     try:
         for raw in raw_chunks:
+            if sink is not None:
+                raw = _hashes_fit_prompts(raw, block, sink, "hash_ids")
+                if not len(raw):
+                    continue
             # 2. non-decreasing timestamps (a skipped row never raises the running maximum)
             before = np.empty(len(raw))
             before[0] = prev_max
@@ -700,6 +746,28 @@ def _filtered(
         close = getattr(raw_chunks, "close", None)
         if close is not None:
             close()
+
+
+def _hashes_fit_prompts(raw: _Raw, block: int, sink: _RowSink, column: str) -> _Raw:
+    """Rows with more block ids than their prompt has blocks go the way of unreadable rows:
+    each id stands for ``block`` tokens, so the ids or the length are wrong, and either would
+    skew prefix reuse. Fewer ids than blocks stay: a trace may hash only a prefix."""
+    if raw.hash_offsets is None:
+        return raw
+    have = np.diff(raw.hash_offsets)
+    blocks = -(-raw.inp // block)
+    over = have > blocks
+    if not over.any():
+        return raw
+    for j in np.flatnonzero(over).tolist():
+        message = (
+            f"{int(have[j])} block ids for a prompt of {int(raw.inp[j]):,} tokens, which "
+            f"{int(blocks[j])} block(s) of {block} tokens cover (is the trace's block_tokens "
+            f"{block}?)"
+        )
+        allowed = f"at most {int(blocks[j])} (one id per {block}-token block of the prompt)"
+        sink.bad(int(raw.line[j]), _BadRow(column, message, f"{int(have[j])} ids", allowed))
+    return raw.select(~over)
 
 
 def _within_context(raw: _Raw, max_context: int | None, counts: ReadCounts) -> _Raw:
@@ -813,7 +881,7 @@ def _replay(
         else _filtered(trace, path, seed, chunk_size, counts, max_context)
     )
     next_id = 0
-    t0 = 0.0
+    t0 = last = 0.0
     for raw in chunks:
         n = len(raw)
         if next_id == 0:
@@ -821,6 +889,8 @@ def _replay(
         arrival = raw.t - t0
         if scale != 1.0:
             arrival *= scale
+        _check_gaps(arrival, float(arrival[0]) if next_id == 0 else last, raw, trace, path, field)
+        last = float(arrival[-1])
         yield RequestChunk(
             request_id=np.arange(next_id, next_id + n, dtype=np.int64),
             arrival_s=arrival,
@@ -831,6 +901,30 @@ def _replay(
         )
         next_id += n
     _check_some(path, next_id, counts)
+
+
+def _check_gaps(
+    arrival: np.ndarray, last: float, raw: _Raw, trace: TraceSpec, path: Path, field: str
+) -> None:
+    """Refuse replayed arrivals further apart than a run may simulate (``last``: the arrival
+    before this chunk)."""
+    gaps = np.diff(arrival, prepend=last)
+    far = ~(gaps <= MAX_ARRIVAL_GAP_S)  # NaN too: an arrival that is no time at all
+    if not far.any():
+        return
+    j = int(np.argmax(far))
+    rescaled = trace.target_rate is not None
+    raise InputError(
+        f"this request arrives {gaps[j]:.3g} s after the one before it"
+        + (" (after rescaling to target_rate)" if rescaled else "")
+        + "; a run simulates arrivals at most 10^6 s (11.6 days) apart, and a gap that long is "
+        "more likely a wrong timestamp or time unit",
+        file=path,
+        line=int(raw.line[j]),
+        field=f"{field}.target_rate" if rescaled else f"column {trace.column_map()['arrival']!r}",
+        value=f"{gaps[j]:.3g} s",
+        allowed=f"arrivals at most {MAX_ARRIVAL_GAP_S:.0e} s apart",
+    )
 
 
 def _check_some(path: Path, n: int, counts: ReadCounts) -> None:
