@@ -923,6 +923,41 @@ CASES: list[Case] = [
         ("pools[1].tp", "got 5", "1, 2, 4, 8"),
         args=("--set", "pools.decode.tp=5"),
     ),
+    # a parameter the chosen distribution or process does not read was ignored without a word
+    Case(
+        "length-bound-on-a-fixed-length",
+        mutated({"workload.synthetic.input_tokens": {"value": 4096, "max": 1024}}),
+        ("workload.synthetic.input_tokens", "dist 'fixed' does not use max", "reads value"),
+    ),
+    Case(  # every prompt came out at the bound
+        "length-mean-beyond-its-clip",
+        mutated({"workload.synthetic.input_tokens.mean": 20000}),
+        ("workload.synthetic.input_tokens", "mean (20000) is outside the clip bounds"),
+    ),
+    Case(
+        "arrival-cv-under-poisson",
+        mutated({"workload.synthetic.cv": 3}),
+        ("workload.synthetic", "arrival 'poisson' does not use cv", "cv: gamma"),
+    ),
+    Case(
+        "ramp-duration-without-a-ramp",
+        mutated(
+            fn=lambda d: (
+                d["workload"].update(
+                    synthetic=None,
+                    closed_loop={
+                        "concurrency": 4,
+                        "requests": 20,
+                        "input_tokens": 512,
+                        "output_tokens": 64,
+                        "ramp_up": {"strategy": "none", "duration": "5 s"},
+                    },
+                )
+                or d["workload"].pop("synthetic")
+            )
+        ),
+        ("workload.closed_loop.ramp_up", "strategy 'none'", "no duration"),
+    ),  # fmt: skip
     Case(  # check said valid; simulate raised "a transfer crosses each link at most once"
         "hop-twice-in-one-path",
         mutated(

@@ -346,7 +346,8 @@ def test_any_loop_sends_every_request_never_exceeds_n_and_obeys_littles_law(
         concurrency=n,
         requests=requests,
         think_time=f"{think_ms} ms",
-        ramp_up={"strategy": strategy, "duration": "50 ms"},
+        # strategy none has no duration (giving it one is an input error)
+        ramp_up={"strategy": strategy} | ({} if strategy == "none" else {"duration": "50 ms"}),
         input_tokens={"dist": "uniform", "min": 16, "max": 3000},
         output_tokens={"dist": "uniform", "min": 1, "max": 100},
     )

@@ -116,12 +116,17 @@ def scenarios(draw: st.DrawFn) -> dict[str, Any]:
     else:
         data["pools"] = [_pool(draw, "serve", "colocated", hit_rate > 0)]
     data.setdefault("kv", {})["prefix_cache"] = {"enabled": cache, "block_tokens": 256}
+    arrival = draw(st.sampled_from(["poisson", "gamma", "bursty"]))
+    # each process gets only its own parameters (another's is an input error)
+    shape = {
+        "poisson": {},
+        "gamma": {"cv": 2.0},  # burstier than poisson
+        "bursty": {"on": "2 s", "off": "1 s"},  # short periods, so a short run sees both
+    }[arrival]
     data["workload"] = {
         "synthetic": {
-            "arrival": draw(st.sampled_from(["poisson", "gamma", "bursty"])),
-            "cv": 2.0,  # gamma: burstier than poisson
-            "on": "2 s",  # bursty: short on/off periods, so a short run sees both
-            "off": "1 s",
+            "arrival": arrival,
+            **shape,
             "rate": f"{draw(st.sampled_from([0.5, 4, 40]))} req/s",
             "requests": 1000,
             "input_tokens": {"dist": "lognormal", "mean": draw(st.sampled_from([256, 2048])),

@@ -3,6 +3,7 @@ a closed loop of clients."""
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 from pydantic import Field, model_validator
@@ -197,9 +198,32 @@ class LengthSpec(StrictModel):
             raise ValueError(f"dist {self.dist!r} needs {', '.join(missing)}")
         if self.order == "trace" and self.dist != "empirical":
             raise ValueError("order 'trace' takes a trace's rows in order: it needs dist empirical")
+        # a parameter the distribution does not read would be ignored without a word
+        unused = [k for k in _LENGTH_PARAMETERS if k not in _READS[self.dist]]
+        unused = [k for k in unused if getattr(self, k) is not None]
+        if unused:
+            reads = ", ".join(_READS[self.dist])
+            raise ValueError(
+                f"dist {self.dist!r} does not use {', '.join(unused)} (it reads {reads})"
+            )
         if self.min is not None and self.max is not None and self.min > self.max:
             raise ValueError(f"min ({self.min}) is larger than max ({self.max})")
+        if self.mean is not None and not (self.min or 0) <= self.mean <= (self.max or math.inf):
+            raise ValueError(
+                f"mean ({self.mean:g}) is outside the clip bounds [{self.min or 1}, "
+                f"{self.max or 'none'}]: most lengths would be the bound, not the distribution"
+            )
         return self
+
+
+_LENGTH_PARAMETERS = ("value", "min", "max", "mean", "cv", "trace")
+#: the parameters each length distribution reads (min and max clip lognormal and empirical)
+_READS = {
+    "fixed": ("value",),
+    "uniform": ("min", "max"),
+    "lognormal": ("mean", "cv", "min", "max"),
+    "empirical": ("trace", "min", "max"),
+}
 
 
 class ThinkTimeSpec(StrictModel):
@@ -323,7 +347,21 @@ class SyntheticSpec(StrictModel):
             )
         if self.sessions is not None and self.arrival == "bursty":
             raise ValueError("sessions arrive `poisson` or `gamma`, not `bursty`")
+        # a process's parameter given to another would be ignored without a word
+        # (at its default it changes nothing, and a dumped spec carries every default)
+        unused = [k for k, arrival in _ARRIVAL_PARAMETERS.items() if arrival != self.arrival]
+        defaults = type(self).model_fields
+        unused = [k for k in unused if getattr(self, k) != defaults[k].default]
+        if unused:
+            owners = ", ".join(f"{k}: {_ARRIVAL_PARAMETERS[k]}" for k in unused)
+            raise ValueError(
+                f"arrival {self.arrival!r} does not use {', '.join(unused)} ({owners})"
+            )
         return self
+
+
+#: the arrival process each synthetic parameter belongs to
+_ARRIVAL_PARAMETERS = {"cv": "gamma", "on": "bursty", "off": "bursty"}
 
 
 class RampUpSpec(StrictModel):
@@ -346,6 +384,13 @@ class RampUpSpec(StrictModel):
         "equal lengths the phases set here persist through the run; a duration near one "
         "request's end-to-end time starts the clients already out of step",
     )
+
+    @model_validator(mode="after")
+    def _duration_used(self) -> RampUpSpec:
+        default = type(self).model_fields["duration"].default
+        if self.strategy == "none" and self.duration != default:
+            raise ValueError("strategy 'none' starts every client at t = 0: it has no duration")
+        return self
 
 
 class ClosedLoopSpec(StrictModel):
