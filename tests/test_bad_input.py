@@ -923,6 +923,23 @@ CASES: list[Case] = [
         ("pools[1].tp", "got 5", "1, 2, 4, 8"),
         args=("--set", "pools.decode.tp=5"),
     ),
+    Case(  # the link took whichever source pool's efficiency.network built it first
+        "shared-hop-without-its-own-efficiency",
+        mutated(
+            {
+                "interconnect.paths.0.hops.1.efficiency": DELETE,
+                "interconnect.paths.1.hops.2.efficiency": DELETE,
+            },
+            base=REPO / "scenarios" / "tiered-gpu.yaml",
+        ),
+        (
+            "{file}",
+            "'a40-nic'",
+            "'prefill-a100' and 'prefill-4090'",
+            "0.8 vs 0.75",
+            "an efficiency on the hop",
+        ),
+    ),  # fmt: skip
     # a parameter the chosen distribution or process does not read was ignored without a word
     Case(
         "length-bound-on-a-fixed-length",

@@ -48,6 +48,7 @@ def check_scenario(scenario: Scenario) -> None:
         *_portability_problems(scenario),
         *_frontend_problems(scenario.spec),
         *_fault_problems(scenario.spec),
+        *_shared_hop_problems(scenario),
     ]
     if len(problems) == 1:
         raise problems[0].with_context(file=scenario.path)
@@ -170,6 +171,35 @@ def _fault_problems(spec: ScenarioSpec) -> list[InputError]:
                 allowed=allowed_targets(fault.kind, instances, hops),
             )
         )
+    return out
+
+
+def _shared_hop_problems(scenario: Scenario) -> list[InputError]:
+    """A hop shared by a destination instance or the whole cluster is one link for every path
+    that names it, so its effective bandwidth must not depend on the path: a hop without its own
+    efficiency takes the source pool's ``efficiency.network``, and two source pools that differ
+    would each describe the link, the first path the simulator builds setting it for all."""
+    if not scenario.spec.disaggregated:
+        return []
+    seen: dict[tuple[str, str], tuple[str, float]] = {}
+    out = []
+    for (producer, consumer), plan in handoff_plans(scenario).items():
+        for hop in plan.hops:
+            if hop.shared_by not in ("destination_instance", "cluster"):
+                continue  # one link per source instance or per path: one source pool each
+            key = (hop.name, consumer if hop.shared_by == "destination_instance" else "")
+            first = seen.setdefault(key, (producer, hop.efficiency))
+            if first[1] != hop.efficiency and not any(e.value == hop.name for e in out):
+                out.append(
+                    InputError(
+                        f"hop {hop.name!r} is one link for the paths from {first[0]!r} and "
+                        f"{producer!r}, but without an efficiency of its own it takes each "
+                        f"source pool's efficiency.network ({first[1]:g} vs {hop.efficiency:g})",
+                        field="interconnect.paths",
+                        value=hop.name,
+                        allowed="an efficiency on the hop (the same on every path naming it)",
+                    )
+                )
     return out
 
 
