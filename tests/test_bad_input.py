@@ -940,6 +940,23 @@ CASES: list[Case] = [
             "an efficiency on the hop",
         ),
     ),  # fmt: skip
+    Case(  # every hit was scaled by 16/512 without a word
+        "prefix-cache-block-size-unlike-the-hashes",
+        mutated(
+            {
+                "kv.prefix_cache": {"enabled": True, "block_tokens": 16},
+                "workload.synthetic.prefix_hit_rate": 0.5,
+            },
+        ),
+        (
+            "{file}",
+            "kv.prefix_cache.block_tokens",
+            "512-token blocks",
+            "workload.synthetic.block_tokens",
+            "got 16",
+            "allowed: 512",
+        ),
+    ),  # fmt: skip
     # a parameter the chosen distribution or process does not read was ignored without a word
     Case(
         "length-bound-on-a-fixed-length",

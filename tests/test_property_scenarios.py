@@ -134,6 +134,7 @@ def scenarios(draw: st.DrawFn) -> dict[str, Any]:
             "output_tokens": {"dist": "lognormal", "mean": draw(st.sampled_from([32, 160])),
                               "cv": 0.6, "min": 2, "max": 512},
             "prefix_hit_rate": hit_rate,
+            "block_tokens": 256,  # the prefix cache's (a mismatch is an input error)
         }
     }  # fmt: skip
     data["sla"] = {"ttft": "2 s", "tpot": "50 ms", "percentile": 90, "attainment": 0.9}

@@ -149,10 +149,32 @@ def _resolve(spec: ScenarioSpec, path: Path | None) -> Scenario:
     _check_context(spec, model)
     _check_costs_and_search(spec, extra_dirs)
     _check_search_interconnect(spec)
+    have: list[str] = []
     if spec.workload.trace is not None:
         have = check_trace_header(spec.workload.trace, base, "workload.trace")
         _check_trace_hashes(spec, have)
+    _check_hash_blocks(spec, have)
     return scenario
+
+
+def _check_hash_blocks(spec: ScenarioSpec, have: list[str]) -> None:
+    """The prefix cache and the hash-aware routers count a hit of k block hashes as k ×
+    ``kv.prefix_cache.block_tokens`` tokens: the requests' hashes must be of blocks that size,
+    or every hit is silently scaled (16-token blocks over a Mooncake trace's 512 found none)."""
+    if not (spec.kv.prefix_cache.enabled or _hash_router(spec) is not None):
+        return
+    trace = spec.workload.trace
+    column = trace.column_map().get("hash_ids") if trace is not None else None
+    blocks = spec.workload.hash_blocks(column is not None and column in have)
+    cache = spec.kv.prefix_cache.block_tokens
+    if blocks is not None and blocks[0] != cache:
+        raise InputError(
+            f"the requests' prefix hashes are of {blocks[0]}-token blocks ({blocks[1]}), but the "
+            f"prefix cache counts {cache} tokens per hash",
+            field="kv.prefix_cache.block_tokens",
+            value=cache,
+            allowed=f"{blocks[0]}, the workload's block size",
+        )
 
 
 def _check_trace_hashes(spec: ScenarioSpec, have: list[str]) -> None:

@@ -446,3 +446,29 @@ class WorkloadSpec(StrictModel):
         if len(given) != 1:
             raise ValueError("set exactly one of `trace`, `synthetic` or `closed_loop`")
         return self
+
+    def hash_blocks(self, trace_has_hashes: bool) -> tuple[int, str] | None:
+        """(tokens per prefix hash block, the field that sets it) of the requests' block
+        hashes, None when they carry none (``trace_has_hashes``: whether the trace file has
+        its hash column; the spec alone cannot tell)."""
+        if self.trace is not None:
+            return (
+                (self.trace.block_tokens, "workload.trace.block_tokens")
+                if trace_has_hashes
+                else None
+            )
+        closed = self.closed_loop is not None
+        spec = self.closed_loop if closed else self.synthetic
+        assert spec is not None
+        if spec.sessions is not None and spec.sessions.block_tokens is not None:
+            where = "closed_loop" if closed else "synthetic"
+            return spec.sessions.block_tokens, f"workload.{where}.sessions.block_tokens"
+        if isinstance(spec, SyntheticSpec) and (spec.sessions or spec.prefix_hit_rate > 0):
+            return spec.block_tokens, "workload.synthetic.block_tokens"
+        if spec.sessions is not None:  # a closed loop's sessions without a size of their own
+            return CLOSED_LOOP_BLOCK_TOKENS, "workload.closed_loop.sessions.block_tokens"
+        return None
+
+
+#: the hash block size of a closed loop's sessions that set none (Mooncake's)
+CLOSED_LOOP_BLOCK_TOKENS = 512

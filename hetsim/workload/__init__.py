@@ -86,6 +86,8 @@ def iter_requests(
     assert spec is not None
     if spec.sessions is not None:
         closed = workload.closed_loop is not None
+        blocks = workload.hash_blocks(trace_has_hashes=False)
+        assert blocks is not None  # sessions always hash their prompts
         return iter_sessions(
             spec.sessions,
             spec.input_tokens,
@@ -94,7 +96,7 @@ def iter_requests(
             Path(base_dir),
             seed,
             arrivals=None if closed else spec,
-            block_tokens=spec.sessions.block_tokens or getattr(spec, "block_tokens", 512),
+            block_tokens=blocks[0],
             chunk_size=chunk_size,
             max_context=max_context,
             counts=counts,
