@@ -7,7 +7,8 @@ The public Python API (the CLI and the notebooks use only this):
 - :func:`load_profile` — an accelerator profile by name.
 - :func:`simulate` — replay a scenario's workload; returns a result with ``.requests``,
   ``.summary`` (a typed :class:`RunSummary`, ``.to_dict()`` for JSON) and ``.to_frame()``.
-- :func:`compare_lifecycles` — the same workload under each KV lifecycle protocol, side by side.
+- :func:`compare_lifecycles` — the same workload under each KV lifecycle protocol, side by side
+  (:func:`with_protocol`: one of them, less the faults it cannot have).
 - :func:`goodput` — the highest request rate a deployment serves within its SLA.
 - :func:`calibrate` / :func:`validate` — time microkernels on this machine; check the
   step-time model against held-out kernels and a real transformer.
@@ -40,7 +41,7 @@ def __getattr__(name: str):  # noqa: ANN202 - lazy: simpy and pandas load only w
         from hetsim import metrics
 
         return getattr(metrics, name)
-    if name in ("compare_lifecycles", "LifecycleComparison"):
+    if name in ("compare_lifecycles", "LifecycleComparison", "with_protocol"):
         from hetsim import lifecycles
 
         return getattr(lifecycles, name)
@@ -93,6 +94,7 @@ __all__ = [
     "SimulationResult",
     "compare_lifecycles",
     "LifecycleComparison",
+    "with_protocol",
     "default_scenario_path",
     "goodput",
     "GoodputResult",

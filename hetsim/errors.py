@@ -73,3 +73,12 @@ class InputError(Exception):
             allowed=self.allowed,
             line=self.line,
         )
+
+    @classmethod
+    def all_of(cls, problems: list[InputError], file: str | Path | None) -> InputError:
+        """One error for every problem found in ``file``: the problem itself when there is
+        one, else a numbered list of them (so a scenario's mistakes are fixed in one pass)."""
+        if len(problems) == 1:
+            return problems[0].with_context(file=file)
+        listed = "\n".join(f"  {k}. {p.render()}" for k, p in enumerate(problems, 1))
+        return cls(f"{len(problems)} problems:\n{listed}", file=file)

@@ -13,12 +13,14 @@ from typing import Any
 
 import pandas as pd
 
-from hetsim.checks import scenario_from_dict
+from hetsim.checks import drop_absent_faults, scenario_from_dict
 from hetsim.metrics import RunSummary
 from hetsim.simulation import simulate
 from hetsim.spec.resolve import Scenario
 
-__all__ = ["LifecycleComparison", "LifecycleOutcome", "PoolKV", "compare_lifecycles"]
+__all__ = [
+    "LifecycleComparison", "LifecycleOutcome", "PoolKV", "compare_lifecycles", "with_protocol",
+]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -50,9 +52,13 @@ class LifecycleOutcome:
     lease_expiries: int
     silent_corruptions: int
     summary: RunSummary  # the run's full summary
+    #: the scenario's faults this protocol cannot have, left out of its run (``kind (why)``)
+    skipped_faults: tuple[str, ...] = ()
 
     @classmethod
-    def from_summary(cls, protocol: str, summary: RunSummary) -> LifecycleOutcome:
+    def from_summary(
+        cls, protocol: str, summary: RunSummary, skipped_faults: tuple[str, ...] = ()
+    ) -> LifecycleOutcome:
         faults = summary.faults
         return cls(
             protocol=protocol,
@@ -73,6 +79,7 @@ class LifecycleOutcome:
             lease_expiries=faults.get("lease_expiries", 0),
             silent_corruptions=summary.silent_corruptions,
             summary=summary,
+            skipped_faults=skipped_faults,
         )
 
     def pool(self, name: str) -> PoolKV:
@@ -95,6 +102,7 @@ class LifecycleComparison:
         rows = []
         for o in self.outcomes:
             row = {k: v for k, v in vars(o).items() if k not in ("protocol", "pools", "summary")}
+            row["skipped_faults"] = "; ".join(o.skipped_faults)
             for name in self.pools:
                 kv = o.pool(name)
                 row |= {
@@ -109,7 +117,10 @@ class LifecycleComparison:
 
     def to_dict(self) -> dict[str, Any]:
         """Each protocol's full run summary, as JSON-ready values."""
-        return {o.protocol: o.summary.to_json() for o in self.outcomes}
+        return {
+            o.protocol: o.summary.to_json() | {"skipped_faults": list(o.skipped_faults)}
+            for o in self.outcomes
+        }
 
 
 def compare_lifecycles(
@@ -135,21 +146,27 @@ def compare_lifecycles(
     for protocol in protocols:
         if progress is not None:
             progress(protocol)
+        posed, skipped = with_protocol(scenario, protocol)
         run = simulate(
-            _with_protocol(scenario, protocol),
+            posed,
             max_requests=max_requests,
             seed=seed,
             heartbeat=heartbeat,
             heartbeat_s=heartbeat_s,
             fast_forward=fast_forward,
         )
-        outcomes.append(LifecycleOutcome.from_summary(protocol, run.summary))
+        outcomes.append(LifecycleOutcome.from_summary(protocol, run.summary, skipped))
     pools = tuple(p.name for p in scenario.spec.pools)
     return LifecycleComparison(scenario.name, pools, tuple(outcomes))
 
 
-def _with_protocol(scenario: Scenario, protocol: str) -> Scenario:
+def with_protocol(scenario: Scenario, protocol: str) -> tuple[Scenario, tuple[str, ...]]:
+    """The scenario under ``protocol`` (``pull``, ``push`` or ``store``), less the faults it
+    cannot have (a lost 'read done' notification exists only under pull), and those faults as
+    ``kind (why)``. Setting the protocol with ``--set`` instead keeps such a fault: an input
+    error."""
     # re-validated from plain data, as a --set override would be, so the protocol's own rules apply
     data = scenario.spec.model_dump(by_alias=True, exclude_none=True)
     data["lifecycle"]["protocol"] = protocol
-    return scenario_from_dict(data, path=scenario.path)
+    skipped = drop_absent_faults(data)
+    return scenario_from_dict(data, path=scenario.path), skipped

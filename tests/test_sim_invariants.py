@@ -4,6 +4,7 @@ every KV block comes back, and the same seed gives the same rows."""
 import pandas as pd
 import pytest
 
+import hetsim
 from hetsim.simulation import simulate
 
 SCENARIO = "scenarios/lifecycle-faults.yaml"
@@ -12,7 +13,9 @@ REQUESTS = 900
 
 
 def run(protocol: str, seed: int | None = None):
-    return simulate(SCENARIO, [f"lifecycle.protocol={protocol}"], max_requests=REQUESTS, seed=seed)
+    # the scenario under each protocol, less the lost notification only pull can have
+    posed, _ = hetsim.with_protocol(hetsim.load_scenario(SCENARIO), protocol)
+    return simulate(posed, max_requests=REQUESTS, seed=seed)
 
 
 @pytest.mark.parametrize("protocol", ["pull", "push", "store"])

@@ -17,6 +17,7 @@ from hetsim.checks.handoff import (
 from hetsim.checks.scenario import (
     absent_fault_targets,
     check_scenario,
+    drop_absent_faults,
     load_scenario,
     scenario_from_dict,
 )
@@ -30,6 +31,7 @@ __all__ = [
     "handoff_plans",
     "handoff_plan",
     "absent_fault_targets",
+    "drop_absent_faults",
     "check_scenario",
     "load_scenario",
     "scenario_from_dict",

@@ -11,6 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from hetsim.checks.handoff import HandoffPlan, handoff_plans, pool_pairs
 from hetsim.errors import InputError
 from hetsim.kv.portability import Conversion
@@ -25,6 +27,7 @@ __all__ = [
     "apply_runtime_kv_budgets",
     "check_scenario",
     "absent_fault_targets",
+    "drop_absent_faults",
     "frontend_runtime",
     "load_scenario",
     "routing_summary",
@@ -50,11 +53,8 @@ def check_scenario(scenario: Scenario) -> None:
         *_fault_problems(scenario.spec),
         *_shared_hop_problems(scenario),
     ]
-    if len(problems) == 1:
-        raise problems[0].with_context(file=scenario.path)
     if problems:
-        listed = "\n".join(f"  {k}. {p.render()}" for k, p in enumerate(problems, 1))
-        raise InputError(f"{len(problems)} problems:\n{listed}", file=scenario.path)
+        raise InputError.all_of(problems, scenario.path)
 
 
 def apply_runtime_kv_budgets(scenario: Scenario) -> None:
@@ -108,7 +108,7 @@ def load_scenario(path: str | Path, overrides: list[str] | None = None) -> Scena
 
 
 def scenario_from_dict(
-    data: dict[str, Any], path: Path | None = None, overrides: list[str] | None = None
+    data: dict[str, Any], path: str | Path | None = None, overrides: list[str] | None = None
 ) -> Scenario:
     """:func:`hetsim.spec.resolve.scenario_from_dict`, then :func:`check_scenario`."""
     scenario = resolve.scenario_from_dict(data, path=path, overrides=overrides)
@@ -152,9 +152,45 @@ def _fault_targets(spec: ScenarioSpec) -> tuple[dict[str, int], list[str]]:
 
 
 def absent_fault_targets(spec: ScenarioSpec) -> list[int]:
-    """Indices into ``faults.events`` of the faults whose target this deployment lacks."""
+    """Indices into ``faults.events`` of the faults this deployment cannot have: their target
+    is not in it, or what they break is (:func:`_cannot_happen`)."""
     instances, hops = _fault_targets(spec)
-    return [i for i, f in enumerate(spec.faults.events) if not target_exists(f, instances, hops)]
+    return [
+        i
+        for i, f in enumerate(spec.faults.events)
+        if not target_exists(f, instances, hops) or _cannot_happen(f.kind, spec)
+    ]
+
+
+def drop_absent_faults(data: dict[str, Any]) -> tuple[str, ...]:
+    """Remove from scenario ``data`` the faults this deployment cannot have
+    (:func:`absent_fault_targets`: a planner candidate or another lifecycle protocol than the
+    scenario's); returns each as ``kind target``, or ``kind (why)`` without a target."""
+    try:
+        spec = ScenarioSpec.model_validate(data)
+    except ValidationError:
+        return ()  # scenario_from_dict reports it with the field path
+    absent = absent_fault_targets(spec)
+    events = data.get("faults", {}).get("events", [])
+    data["faults"]["events"] = [e for i, e in enumerate(events) if i not in absent]
+    return tuple(
+        f"{events[i]['kind']} {events[i]['target']}"
+        if events[i].get("target") is not None
+        else f"{events[i]['kind']} ({_cannot_happen(events[i]['kind'], spec)})"
+        for i in absent
+    )
+
+
+def _cannot_happen(kind: str, spec: ScenarioSpec) -> str | None:
+    """Why a fault of ``kind`` has nothing to break in this deployment, or None."""
+    if kind in ("abort_mid_transfer", "lost_notification") and not spec.disaggregated:
+        return "a colocated deployment moves no KV between instances"
+    if kind == "lost_notification" and spec.lifecycle.protocol != "pull":
+        return (
+            "only pull's decode side tells prefill it has read the KV; "
+            f"{spec.lifecycle.protocol} sends no such notification"
+        )
+    return None
 
 
 def _fault_problems(spec: ScenarioSpec) -> list[InputError]:
@@ -162,6 +198,18 @@ def _fault_problems(spec: ScenarioSpec) -> list[InputError]:
     out = []
     for i in absent_fault_targets(spec):
         fault = spec.faults.events[i]
+        why = _cannot_happen(fault.kind, spec)
+        if why is not None:
+            out.append(
+                InputError(
+                    f"{fault.kind} cannot happen here: {why}",
+                    field=f"faults.events[{i}].kind",
+                    value=fault.kind,
+                    allowed="faults this deployment can have (pull and disaggregated for "
+                    "lost_notification, disaggregated for abort_mid_transfer)",
+                )
+            )
+            continue
         what = "a hop of a transfer path" if "link" in fault.kind else "a pool or pool[index]"
         out.append(
             InputError(

@@ -648,6 +648,9 @@ def lifecycles(comparison: LifecycleComparison) -> None:
     for label, fmt in rows:
         t.add_row(label, *(fmt(o) for o in comparison.outcomes))
     console.print(t)
+    for o in comparison.outcomes:
+        for fault in o.skipped_faults:
+            console.print(f"[yellow]faults:[/] {o.protocol} ran without {escape(fault)}")
 
 
 # --- hetsim plan ----------------------------------------------------------------------------

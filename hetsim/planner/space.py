@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
-from hetsim.checks import EXAMPLE_TOKENS, absent_fault_targets, pool_pairs, scenario_from_dict
+from hetsim.checks import EXAMPLE_TOKENS, drop_absent_faults, pool_pairs, scenario_from_dict
 from hetsim.errors import InputError
 from hetsim.kv.portability import portability
 from hetsim.kv.state import KVState
@@ -225,23 +225,11 @@ def _declare_conversions(data: dict[str, Any], base: Scenario) -> None:
     data["kv"]["conversions"] = kept
 
 
-def _skip_absent_faults(data: dict[str, Any]) -> tuple[str, ...]:
-    """Remove from ``data`` the faults whose targets the candidate lacks; returns them."""
-    try:
-        spec = ScenarioSpec.model_validate(data)
-    except ValidationError:
-        return ()  # scenario_from_dict reports it with the field path
-    absent = absent_fault_targets(spec)
-    events = data.get("faults", {}).get("events", [])
-    data["faults"]["events"] = [e for i, e in enumerate(events) if i not in absent]
-    return tuple(f"{events[i]['kind']} {events[i]['target']}" for i in absent)
-
-
 def _build(candidate: Candidate, base: Scenario) -> Candidate:
     try:
         if candidate.kind == "disaggregated":
             _declare_conversions(candidate.data, base)
-        candidate.skipped_faults = _skip_absent_faults(candidate.data)
+        candidate.skipped_faults = drop_absent_faults(candidate.data)
         candidate.scenario = scenario_from_dict(candidate.data, path=base.path)
     except InputError as exc:
         candidate.error = exc.render()

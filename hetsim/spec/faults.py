@@ -135,6 +135,7 @@ class FaultSpec(StrictModel):
     @model_validator(mode="after")
     def _complete(self) -> FaultSpec:
         k = self.kind
+        self._only_its_fields()
         if k in ("abort_mid_transfer", "lost_notification"):
             if self.probability is None:
                 raise ValueError(f"{k} needs `probability` (share of requests affected)")
@@ -154,6 +155,23 @@ class FaultSpec(StrictModel):
         if k == "straggler" and not (self.factor and self.factor > 1):
             raise ValueError("straggler needs a `factor` above 1 (step-time multiplier)")
         return self
+
+    def _only_its_fields(self) -> None:
+        """A field this kind of fault does not read would be ignored without a word (an abort
+        probability with `at` still hit requests at any time)."""
+        if self.kind in ("abort_mid_transfer", "lost_notification"):
+            reads, how = ("probability",), "a share of every request's transfers, at any time"
+        elif self.mtbf is not None:
+            reads, how = ("target", "mtbf", "mttr"), "random crashes"
+        else:
+            factor = ("factor",) if self.kind in ("link_degraded", "straggler") else ()
+            reads, how = ("target", "at", "duration", *factor), f"a scheduled {self.kind}"
+        fields = ("target", "at", "duration", "factor", "mtbf", "mttr", "probability")
+        unused = [f for f in fields if f not in reads and getattr(self, f) is not None]
+        if unused:
+            raise ValueError(
+                f"{self.kind} ({how}) does not use {', '.join(unused)}; it reads {', '.join(reads)}"
+            )
 
 
 class FaultsSpec(StrictModel):
