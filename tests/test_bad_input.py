@@ -957,6 +957,74 @@ CASES: list[Case] = [
             "allowed: 512",
         ),
     ),  # fmt: skip
+    Case(  # no max: prompts of up to 130K tokens ran for a 40K-context model
+        "lognormal-tail-beyond-the-context",
+        mutated({"workload.synthetic.input_tokens": {"dist": "lognormal", "mean": 20000, "cv": 3}}),
+        (
+            "{file}",
+            "beyond the 40,960-token context",
+            "lognormal input_tokens without max",
+            "longest of 2,000 draws",
+        ),
+    ),  # fmt: skip
+    Case(  # check said valid; simulate refused it, naming no file
+        "sessions-outgrowing-the-context",
+        mutated(
+            {"workload.synthetic.sessions.turns": 1000},
+            base=REPO / "scenarios" / "sessions-agent-loop.yaml",
+        ),
+        ("{file}", "workload.synthetic.sessions.turns", "a session can grow to 5,008,096 tokens"),
+    ),
+    # the first of several mistakes was all a check reported
+    Case(
+        "tp-wrong-in-both-pools",
+        mutated({"pools.0.tp": 5, "pools.1.tp": 3}),
+        ("pools[0].tp", "got 5", "pools[1].tp", "got 3"),
+        problems=2,
+    ),
+    Case(
+        "two-unknown-accelerators",
+        mutated({"pools.0.accelerator": "nvidia-h1000", "pools.1.accelerator": "nvidia-h2O"}),
+        ("pools[0].accelerator", "'nvidia-h1000'", "pools[1].accelerator", "'nvidia-h2O'"),
+        problems=2,
+    ),
+    # faults that could not happen were accepted and did nothing
+    Case(
+        "abort-probability-with-a-schedule",
+        mutated(
+            {
+                "faults": {
+                    "events": [
+                        {
+                            "kind": "abort_mid_transfer",
+                            "probability": 0.5,
+                            "at": "1000 s",
+                            "duration": "1 s",
+                        }
+                    ]
+                }
+            }
+        ),
+        ("faults.events[0]", "does not use at, duration", "it reads probability"),
+    ),
+    Case(
+        "lost-notification-under-push",
+        mutated(
+            {
+                "lifecycle": "push",
+                "faults": {"events": [{"kind": "lost_notification", "probability": 0.5}]},
+            }
+        ),
+        ("{file}", "faults.events[0].kind", "only pull's decode side", "push sends no such"),
+    ),
+    Case(
+        "transfer-abort-in-a-colocated-deployment",
+        mutated(
+            {"faults": {"events": [{"kind": "abort_mid_transfer", "probability": 0.9}]}},
+            base=COLOCATED_SCENARIO,
+        ),
+        ("{file}", "faults.events[0].kind", "moves no KV between instances"),
+    ),
     # a parameter the chosen distribution or process does not read was ignored without a word
     Case(
         "length-bound-on-a-fixed-length",

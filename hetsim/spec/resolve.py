@@ -14,9 +14,12 @@ from __future__ import annotations
 import copy
 import csv
 import json
+import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from statistics import NormalDist
+from typing import Any, TypeVar
 
 from hetsim.errors import InputError
 from hetsim.spec.footprint import MemoryFootprint, footprint
@@ -24,7 +27,13 @@ from hetsim.spec.hardware import AcceleratorProfile, load_profile
 from hetsim.spec.loader import apply_overrides, read_yaml, validate_model
 from hetsim.spec.model import ModelConfig, load_model
 from hetsim.spec.scenario import AS_WRITTEN, ROLE_POLICIES, PoolSpec, RoleRouting, ScenarioSpec
-from hetsim.spec.workload import TRACE_COLUMNS, LengthSpec, TraceSpec
+from hetsim.spec.workload import (
+    TRACE_COLUMNS,
+    LengthSpec,
+    TraceSpec,
+    check_session_context,
+    lognormal_params,
+)
 
 __all__ = [
     "Scenario",
@@ -80,9 +89,13 @@ def load_scenario(path: str | Path, overrides: list[str] | None = None) -> Scena
     return scenario_from_dict(data, path=path, overrides=overrides)
 
 
+_T = TypeVar("_T")
+
+
 def scenario_from_dict(
-    data: dict[str, Any], path: Path | None = None, overrides: list[str] | None = None
+    data: dict[str, Any], path: str | Path | None = None, overrides: list[str] | None = None
 ) -> Scenario:
+    path = Path(path) if path is not None else None  # a notebook passes the file as a str
     data = _expand_shorthands(copy.deepcopy(data))
     try:
         # one at a time: `--set lifecycle=store --set lifecycle.store_tier=x` must reach inside
@@ -114,10 +127,60 @@ def _expand_shorthands(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def _resolve(spec: ScenarioSpec, path: Path | None) -> Scenario:
+    """The spec with its model and profiles, every check run: all problems in one error (those
+    of the model and profiles first, which the other checks need)."""
     base = path.parent if path else Path.cwd()
     extra_dirs = [base / "hardware_profiles"]
+    problems: list[InputError] = []
+    model = _collected(problems, lambda: _load_model(spec, base))
+    profiles: dict[str, AcceleratorProfile] = {}
+    for i, pool in enumerate(spec.pools):
+        profile = _collected(
+            problems, lambda i=i, pool=pool: _load_pool_profile(i, pool, extra_dirs)
+        )
+        if profile is not None:
+            profiles[pool.name] = profile
+    if problems:
+        raise InputError.all_of(problems, path)
+    assert model is not None
+    scenario = Scenario(spec=spec, model=model, profiles=profiles, path=path)
+    checks = [
+        *(
+            lambda i=i, pool=pool: _check_pool(scenario, i, pool)
+            for i, pool in enumerate(spec.pools)
+        ),
+        lambda: _check_routing(spec),
+        lambda: _check_kv(spec, profiles),
+        lambda: _check_prefix_tiers(scenario),
+        lambda: _check_context(spec, model),
+        lambda: _check_costs_and_search(spec, extra_dirs),
+        lambda: _check_search_interconnect(spec),
+    ]
+    for check in checks:
+        _collected(problems, check)
+    have: list[str] = []
+    if spec.workload.trace is not None:
+        trace = spec.workload.trace
+        have = _collected(problems, lambda: check_trace_header(trace, base, "workload.trace")) or []
+        _collected(problems, lambda: _check_trace_hashes(spec, have))
+    _collected(problems, lambda: _check_hash_blocks(spec, have))
+    if problems:
+        raise InputError.all_of(problems, path)
+    return scenario
+
+
+def _collected(problems: list[InputError], check: Callable[[], _T]) -> _T | None:
+    """``check()``, or None with its InputError added to ``problems``."""
     try:
-        model = load_model(spec.model, base_dir=base)
+        return check()
+    except InputError as exc:
+        problems.append(exc)
+        return None
+
+
+def _load_model(spec: ScenarioSpec, base: Path) -> ModelConfig:
+    try:
+        return load_model(spec.model, base_dir=base)
     except InputError as exc:
         if exc.file:  # the config.json itself is broken: keep its location
             raise
@@ -125,36 +188,19 @@ def _resolve(spec: ScenarioSpec, path: Path | None) -> Scenario:
             exc.message, field="model", value=spec.model, allowed=exc.allowed
         ) from None
 
-    profiles: dict[str, AcceleratorProfile] = {}
-    for i, pool in enumerate(spec.pools):
-        where = f"pools[{i}]"
-        try:
-            profiles[pool.name] = load_profile(pool.accelerator, extra_dirs)
-        except InputError as exc:
-            if exc.file:  # the profile file itself is broken: keep its location
-                raise
-            raise InputError(
-                exc.message,
-                field=f"{where}.accelerator",
-                value=pool.accelerator,
-                allowed=exc.allowed,
-            ) from None
-    scenario = Scenario(spec=spec, model=model, profiles=profiles, path=path)
 
-    for i, pool in enumerate(spec.pools):
-        _check_pool(scenario, i, pool)
-    _check_routing(spec)
-    _check_kv(spec, profiles)
-    _check_prefix_tiers(scenario)
-    _check_context(spec, model)
-    _check_costs_and_search(spec, extra_dirs)
-    _check_search_interconnect(spec)
-    have: list[str] = []
-    if spec.workload.trace is not None:
-        have = check_trace_header(spec.workload.trace, base, "workload.trace")
-        _check_trace_hashes(spec, have)
-    _check_hash_blocks(spec, have)
-    return scenario
+def _load_pool_profile(i: int, pool: PoolSpec, extra_dirs: list[Path]) -> AcceleratorProfile:
+    try:
+        return load_profile(pool.accelerator, extra_dirs)
+    except InputError as exc:
+        if exc.file:  # the profile file itself is broken: keep its location
+            raise
+        raise InputError(
+            exc.message,
+            field=f"pools[{i}].accelerator",
+            value=pool.accelerator,
+            allowed=exc.allowed,
+        ) from None
 
 
 def _check_hash_blocks(spec: ScenarioSpec, have: list[str]) -> None:
@@ -434,12 +480,17 @@ def _check_rules(spec: ScenarioSpec, role: str, given: RoleRouting) -> None:
         )
 
 
-def _longest(length: LengthSpec) -> int | None:
-    """The longest length ``length`` can draw, or None where nothing bounds it (a lognormal or
-    an empirical trace without ``max``)."""
-    if length.dist == "fixed":
-        return length.value
-    return length.max
+def _longest(length: LengthSpec, draws: int) -> int | None:
+    """The longest length ``length`` can draw, or None where nothing bounds it (an empirical
+    trace without ``max``). A lognormal without ``max`` has no longest: the length its
+    ``draws`` requests reach once (its 1 - 1/draws quantile) stands for it, so a tail that
+    typically runs past the context is caught here, not met request by request at run time."""
+    if length.dist == "lognormal" and length.max is None:
+        assert length.mean is not None and length.cv is not None
+        mu, sigma = lognormal_params(length.mean, length.cv)
+        z = NormalDist().inv_cdf(1 - 1 / (draws + 1))
+        return math.ceil(math.exp(mu + sigma * z))
+    return length.bound
 
 
 def _check_context(spec: ScenarioSpec, model: ModelConfig) -> None:
@@ -449,12 +500,24 @@ def _check_context(spec: ScenarioSpec, model: ModelConfig) -> None:
     for section, lengths in (("synthetic", w.synthetic), ("closed_loop", w.closed_loop)):
         if lengths is None:
             continue
-        inp, out = _longest(lengths.input_tokens), _longest(lengths.output_tokens)
+        if lengths.sessions is not None:  # a session's turns grow; unbounded ones stop in time
+            where = f"workload.{section}"
+            lengths_ = (lengths.input_tokens, lengths.output_tokens)
+            check_session_context(lengths.sessions, *lengths_, model.max_context, where)
+            continue
+        n = lengths.requests
+        inp, out = _longest(lengths.input_tokens, n), _longest(lengths.output_tokens, n)
         if inp is None or out is None or inp + out <= model.max_context:
             continue
+        unbounded = [
+            name for name in ("input_tokens", "output_tokens")
+            if getattr(lengths, name).dist == "lognormal" and getattr(lengths, name).max is None
+        ]  # fmt: skip
+        tail = f" (lognormal {', '.join(unbounded)} without max: its longest of {n:,} draws)"
         raise InputError(
             f"a request can reach {inp:,} prompt + {out:,} output = {inp + out:,} tokens, beyond "
-            f"the {model.max_context:,}-token context of {model.name} (max_position_embeddings)",
+            f"the {model.max_context:,}-token context of {model.name} (max_position_embeddings)"
+            + (tail if unbounded else ""),
             field=f"workload.{section}.input_tokens, workload.{section}.output_tokens",
             value=f"max {inp} + max {out}",
             allowed=f"input max + output max ≤ {model.max_context}",

@@ -6,8 +6,10 @@ from __future__ import annotations
 import math
 from typing import Literal
 
+import numpy as np
 from pydantic import Field, model_validator
 
+from hetsim.errors import InputError
 from hetsim.spec._types import MAX_CLIENTS, Count, RequestRate, Seconds, StrictModel
 
 __all__ = [
@@ -21,6 +23,8 @@ __all__ = [
     "SessionsSpec",
     "ThinkTimeSpec",
     "WorkloadSpec",
+    "check_session_context",
+    "lognormal_params",
 ]
 
 #: required and optional columns per trace format, in the trace's own names
@@ -185,6 +189,12 @@ class LengthSpec(StrictModel):
             return {"dist": "fixed", "value": data}
         return data
 
+    @property
+    def bound(self) -> int | None:
+        """The longest length this draws, or None where nothing bounds it (a lognormal or an
+        empirical trace without ``max``)."""
+        return self.value if self.dist == "fixed" else self.max
+
     @model_validator(mode="after")
     def _parameters(self) -> LengthSpec:
         need = {
@@ -214,6 +224,13 @@ class LengthSpec(StrictModel):
                 f"{self.max or 'none'}]: most lengths would be the bound, not the distribution"
             )
         return self
+
+
+def lognormal_params(mean: float, cv: float) -> tuple[float, float]:
+    """(μ, σ) of the underlying normal for a lognormal with this mean and CV."""
+    # numpy's functions, float for float what the generators always drew with
+    sigma2 = float(np.log1p(cv * cv))
+    return float(np.log(mean) - sigma2 / 2), float(np.sqrt(sigma2))
 
 
 _LENGTH_PARAMETERS = ("value", "min", "max", "mean", "cv", "trace")
@@ -472,3 +489,25 @@ class WorkloadSpec(StrictModel):
 
 #: the hash block size of a closed loop's sessions that set none (Mooncake's)
 CLOSED_LOOP_BLOCK_TOKENS = 512
+
+
+def check_session_context(
+    shape: SessionsSpec, first: LengthSpec, output: LengthSpec, max_context: int, field: str
+) -> None:
+    """A session that can be bounded and can outgrow the context is an input error."""
+    bounds = [x.bound for x in (shape.turns, first, output, shape.new_tokens)]
+    if any(b is None for b in bounds):
+        return  # unbounded: sessions end at the context limit while generated
+    turns, f, o, n = (int(b) for b in bounds)  # type: ignore[arg-type]
+    worst = shape.system_prompt_tokens + f + (turns - 1) * (o + n) + o
+    if worst > max_context:
+        raise InputError(
+            f"a session can grow to {worst:,} tokens (system prompt + first prompt + "
+            f"(turns − 1)·(output + new tokens) + output), beyond the model's {max_context:,}"
+            "-token context (max_position_embeddings)",
+            field=f"{field}.sessions.turns, {field}.input_tokens, {field}.output_tokens, "
+            f"{field}.sessions.new_tokens",
+            value=f"{shape.system_prompt_tokens} + {f} + ({turns} − 1)·({o} + {n}) + {o}",
+            allowed=f"at most {max_context} (fewer turns or shorter lengths; or an unbounded "
+            "distribution, whose sessions end at the context limit)",
+        )

@@ -70,7 +70,7 @@ from pathlib import Path
 import numpy as np
 
 from hetsim.errors import InputError
-from hetsim.spec.workload import LengthSpec, SessionsSpec, ThinkTimeSpec
+from hetsim.spec.workload import LengthSpec, SessionsSpec, ThinkTimeSpec, check_session_context
 from hetsim.workload.chunk import RequestChunk
 from hetsim.workload.synthetic import (
     Arrivals,
@@ -108,33 +108,6 @@ def _think_sampler(spec: ThinkTimeSpec, rng: np.random.Generator) -> Callable[[i
     assert spec.cv is not None
     mu, sigma = lognormal_params(spec.mean, spec.cv)
     return lambda n: rng.lognormal(mu, sigma, n)
-
-
-def _longest(length: LengthSpec) -> int | None:
-    """The longest length ``length`` draws, or None where nothing bounds it."""
-    return length.value if length.dist == "fixed" else length.max
-
-
-def check_context(
-    shape: SessionsSpec, first: LengthSpec, output: LengthSpec, max_context: int, field: str
-) -> None:
-    """A session that can be bounded and can outgrow the context is an input error."""
-    bounds = [_longest(x) for x in (shape.turns, first, output, shape.new_tokens)]
-    if any(b is None for b in bounds):
-        return  # unbounded: sessions end at the context limit while generated
-    turns, f, o, n = (int(b) for b in bounds)  # type: ignore[arg-type]
-    worst = shape.system_prompt_tokens + f + (turns - 1) * (o + n) + o
-    if worst > max_context:
-        raise InputError(
-            f"a session can grow to {worst:,} tokens (system prompt + first prompt + "
-            f"(turns − 1)·(output + new tokens) + output), beyond the model's {max_context:,}"
-            "-token context (max_position_embeddings)",
-            field=f"{field}.sessions.turns, {field}.input_tokens, {field}.output_tokens, "
-            f"{field}.sessions.new_tokens",
-            value=f"{shape.system_prompt_tokens} + {f} + ({turns} − 1)·({o} + {n}) + {o}",
-            allowed=f"at most {max_context} (fewer turns or shorter lengths; or an unbounded "
-            "distribution, whose sessions end at the context limit)",
-        )
 
 
 def _session_hashes(
@@ -175,7 +148,7 @@ def iter_sessions(
     if chunk_size < 1:
         raise ValueError("chunk_size must be at least 1")
     if max_context is not None:
-        check_context(shape, first, output, max_context, field)
+        check_session_context(shape, first, output, max_context, field)
     streams = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(6)]
     rng_arrival, rng_turns, rng_in, rng_out, rng_new, rng_think = streams
     lengths = length_sampler(first, output, base_dir, seed, (rng_in, rng_out), field)

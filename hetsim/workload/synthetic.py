@@ -48,7 +48,7 @@ from pathlib import Path
 import numpy as np
 
 from hetsim.errors import InputError
-from hetsim.spec.workload import LengthSpec, SyntheticSpec, TraceSpec
+from hetsim.spec.workload import LengthSpec, SyntheticSpec, TraceSpec, lognormal_params
 from hetsim.workload.chunk import RequestChunk
 from hetsim.workload.traces import DEFAULT_CHUNK, iter_trace
 
@@ -66,12 +66,6 @@ __all__ = [
 #: a request's own blocks count up from 0
 SHARED_ID_BASE = 1 << 62
 _GROUP_STRIDE = 1 << 32
-
-
-def lognormal_params(mean: float, cv: float) -> tuple[float, float]:
-    """(μ, σ) of the underlying normal for a lognormal with this mean and CV."""
-    sigma2 = float(np.log1p(cv * cv))
-    return float(np.log(mean) - sigma2 / 2), float(np.sqrt(sigma2))
 
 
 class Arrivals:
