@@ -975,6 +975,16 @@ CASES: list[Case] = [
         ),
         ("{file}", "workload.synthetic.sessions.turns", "a session can grow to 5,008,096 tokens"),
     ),
+    Case(  # loaded fine; check then failed naming neither file nor pool
+        "runtime-on-a-profile-without-tables",
+        mutated({"pools.1.runtime": "vllm", "pools.1.accelerator": "nvidia-h20"}),
+        ("{file}", "pools[1].runtime", "'nvidia-h20' names none", "nvidia-h100-sxm"),
+    ),
+    Case(  # said what was wrong, not what would do
+        "attainment-as-a-percentage",
+        mutated({"sla.attainment": "90%"}),
+        ("sla.attainment", "'90%'", "a number (no unit or % sign) > 0 and <= 1"),
+    ),
     # the first of several mistakes was all a check reported
     Case(
         "tp-wrong-in-both-pools",

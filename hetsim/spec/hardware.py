@@ -43,6 +43,7 @@ from hetsim.spec.precision import (
 )
 
 __all__ = [
+    "no_measured_tables",
     "PRICE_BASES",
     "TRANSFER_SYSTEMS",
     "AcceleratorProfile",
@@ -456,3 +457,18 @@ def _load_cached(path: Path) -> AcceleratorProfile:
             )
         _CACHE[path] = profile
     return _CACHE[path]
+
+
+def no_measured_tables(profile: AcceleratorProfile, runtime: str, field: str) -> Exception:
+    """A pool names a serving ``runtime`` (which selects measured kernel tables) on a profile
+    that has none: what the bundled profiles with tables are is what is allowed."""
+    from hetsim.errors import InputError
+
+    measured = [n for n in available_profiles() if load_profile(n).measured_tables is not None]
+    return InputError(
+        f"runtime {runtime!r} selects measured kernel tables, but profile {profile.name!r} "
+        "names none (measured_tables)",
+        field=field,
+        value=runtime,
+        allowed="drop `runtime:`, or an accelerator with measured tables: " + ", ".join(measured),
+    )

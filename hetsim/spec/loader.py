@@ -244,6 +244,21 @@ _BOUNDS = {"greater_than": ("gt", "> {}"), "greater_than_equal": ("ge", ">= {}")
            "less_than": ("lt", "< {}"), "less_than_equal": ("le", "<= {}")}  # fmt: skip
 
 
+#: pydantic's "not a number" errors: the message says what was wrong, not what would do
+_NUMBER_TYPES = ("float_parsing", "float_type", "int_parsing", "int_type", "int_from_float")
+
+
+def _number_range(field_info: FieldInfo | None, whole: bool) -> str:
+    """What a numeric field takes, from its bounds: 'a number >= 0 and <= 1'."""
+    bounds = []
+    for item in field_info.metadata if field_info is not None else []:
+        for key, form in (("gt", "> {}"), ("ge", ">= {}"), ("lt", "< {}"), ("le", "<= {}")):
+            if getattr(item, key, None) is not None:
+                bounds.append(form.format(getattr(item, key)))
+    kind = "a whole number" if whole else "a number (no unit or % sign)"
+    return " and ".join([f"{kind} {bounds[0]}", *bounds[1:]]) if bounds else kind
+
+
 def _one_problem(error: Any, model: type[BaseModel]) -> tuple[InputError, str | None]:
     """One pydantic error as an InputError (without a file), and the key an unknown key was
     probably meant to be."""
@@ -282,6 +297,8 @@ def _one_problem(error: Any, model: type[BaseModel]) -> tuple[InputError, str | 
         bound = (error.get("ctx") or {}).get(key)
         if bound is not None:
             allowed = form.format(bound)
+    elif kind in _NUMBER_TYPES:
+        allowed = _number_range(_field_at(model, loc), whole=kind.startswith("int"))
     kwargs: dict[str, Any] = {"field": field, "allowed": allowed}
     if kind != "missing" and loc:
         # (an error about the whole document would print the whole document)

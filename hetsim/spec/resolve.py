@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 from hetsim.errors import InputError
 from hetsim.spec.footprint import MemoryFootprint, footprint
-from hetsim.spec.hardware import AcceleratorProfile, load_profile
+from hetsim.spec.hardware import AcceleratorProfile, load_profile, no_measured_tables
 from hetsim.spec.loader import apply_overrides, read_yaml, validate_model
 from hetsim.spec.model import ModelConfig, load_model
 from hetsim.spec.scenario import AS_WRITTEN, ROLE_POLICIES, PoolSpec, RoleRouting, ScenarioSpec
@@ -310,6 +310,8 @@ def _check_pool(scenario: Scenario, i: int, pool: PoolSpec) -> None:
             field=f"{where}.tp",
             value=pool.tp,
         )
+    if pool.runtime is not None and profile.measured_tables is None:
+        raise no_measured_tables(profile, pool.runtime, f"{where}.runtime")
     if pool.speculative is not None:
         _check_speculative(scenario, where, pool)
     # whether it fits is judged in hetsim.checks, with the other cross-layer checks

@@ -35,7 +35,7 @@ from hetsim.perf.cost.roofline import RooflinePredictor
 from hetsim.perf.cost.transferred import TransferredPredictor
 from hetsim.perf.measured.tables import EXTRA_FIX, MeasuredTables, load_tables, read_tables_file
 from hetsim.perf.transferred import load_surfaces
-from hetsim.spec.hardware import AcceleratorProfile
+from hetsim.spec.hardware import AcceleratorProfile, no_measured_tables
 
 __all__ = [
     "Bound",
@@ -81,14 +81,8 @@ def measured_tables_for(profile: AcceleratorProfile, runtime: str) -> MeasuredTa
     written by ``hetsim calibrate --from aiconfigurator``. Never a silent fallback: a profile
     without tables, a runtime the tables do not cover or a missing extra is an InputError."""
     named = profile.measured_tables
-    if named is None:
-        raise InputError(
-            f"runtime {runtime!r} selects measured kernel tables, but profile {profile.name!r} "
-            "names none (measured_tables)",
-            field="runtime",
-            value=runtime,
-            allowed="drop `runtime:`, or use a profile with measured_tables",
-        )
+    if named is None:  # the scenario's checks name the pool; an API caller gets this
+        raise no_measured_tables(profile, runtime, "runtime")
     if named.endswith(".npz"):
         tables = read_tables_file(Path(named))
         if tables.runtime != runtime:
