@@ -985,6 +985,16 @@ CASES: list[Case] = [
         mutated({"sla.attainment": "90%"}),
         ("sla.attainment", "'90%'", "a number (no unit or % sign) > 0 and <= 1"),
     ),
+    Case(  # the second rule was accepted and never matched
+        "routing-rule-behind-a-broader-one",
+        mutated(
+            fn=lambda d: d["routing"]["prefill"]["rules"].insert(
+                1, {"when": {"input_tokens": ">16000"}, "to": "prefill-4090"}
+            ),
+            base=REPO / "scenarios" / "tiered-gpu.yaml",
+        ),
+        ("routing.prefill.rules[1].when", "rule 1 can never match", "rule 0 before it"),
+    ),
     # the first of several mistakes was all a check reported
     Case(
         "tp-wrong-in-both-pools",

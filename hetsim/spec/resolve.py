@@ -432,6 +432,22 @@ def _check_role_routing(spec: ScenarioSpec, role: str, given: RoleRouting) -> No
         _check_rules(spec, role, given)
 
 
+def _shadowing(rules: list, k: int) -> int | None:
+    """The earlier rule whose prompt-length range holds all of rule ``k``'s, or None (a
+    catch-all is left to the catch-all check)."""
+    if rules[k].when is None:
+        return None
+    low, high = rules[k].when.bounds
+    for j in range(k):
+        when = rules[j].when
+        if when is None:
+            continue
+        lo, hi = when.bounds
+        if lo <= low and (hi is None or (high is not None and hi >= high)):
+            return j
+    return None
+
+
 def _check_rules(spec: ScenarioSpec, role: str, given: RoleRouting) -> None:
     """Rules name pools of the role, end in exactly one catch-all (a request matching nothing
     must never be dropped) and leave no pool of the role unreachable (an idle, costed pool)."""
@@ -455,6 +471,15 @@ def _check_rules(spec: ScenarioSpec, role: str, given: RoleRouting) -> None:
                     value=name,
                     allowed=names,
                 )
+        shadow = _shadowing(rules, k)
+        if shadow is not None:
+            raise InputError(
+                f"rule {k} can never match: every prompt length it takes, rule {shadow} "
+                "before it takes first (the first matching rule routes)",
+                field=f"{where}[{k}].when",
+                value=rule.when.model_dump(exclude_none=True) if rule.when is not None else None,
+                allowed=f"a range rule {shadow} does not cover, or the rule before rule {shadow}",
+            )
         if rule.when is None and k != len(rules) - 1:
             raise InputError(
                 f"rule {k} has no `when` and takes every request: the rules after it "
