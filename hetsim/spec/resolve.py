@@ -319,16 +319,12 @@ def _check_pool(scenario: Scenario, i: int, pool: PoolSpec) -> None:
 
 
 def workload_hash_source(spec: ScenarioSpec) -> str | None:
-    """What gives the workload's requests prefix block hashes, or None where nothing does."""
-    w = spec.workload
-    if w.synthetic is not None and w.synthetic.prefix_hit_rate > 0:
-        return "workload.synthetic.prefix_hit_rate"
-    if w.trace is not None and w.trace.column_map().get("hash_ids") is not None:
-        return f"the {w.trace.format} trace's hash_ids"
-    for section in ("synthetic", "closed_loop"):
-        if getattr(getattr(w, section), "sessions", None) is not None:
-            return f"workload.{section}.sessions (the growing context's blocks)"
-    return None
+    """The field that sets the block size of the requests' prefix hashes, or None where they
+    carry none (a trace by its format's column map: its file is read later)."""
+    trace = spec.workload.trace
+    named = trace is not None and trace.column_map().get("hash_ids") is not None
+    blocks = spec.workload.hash_blocks(trace_has_hashes=named)
+    return blocks[1] if blocks is not None else None
 
 
 #: routers that rank instances by the prompt blocks their prefix caches hold
