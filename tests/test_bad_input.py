@@ -964,7 +964,7 @@ CASES: list[Case] = [
             "{file}",
             "beyond the 40,960-token context",
             "lognormal input_tokens without max",
-            "longest of 2,000 draws",
+            "longest of 1,000 draws",
         ),
     ),  # fmt: skip
     Case(  # check said valid; simulate refused it, naming no file
@@ -994,6 +994,25 @@ CASES: list[Case] = [
             base=REPO / "scenarios" / "tiered-gpu.yaml",
         ),
         ("routing.prefill.rules[1].when", "rule 1 can never match", "rule 0 before it"),
+    ),
+    Case(  # sessions of unbounded turns: check said valid, simulate gave up naming no file
+        "session-first-turn-beyond-the-context",
+        mutated(
+            {
+                "workload.synthetic.input_tokens": 200000,
+                "workload.synthetic.sessions.turns": {"dist": "lognormal", "mean": 3, "cv": 0.5},
+            },
+            base=REPO / "scenarios" / "sessions-agent-loop.yaml",
+        ),
+        ("{file}", "200,000 prompt", "beyond the 131,072-token context"),
+    ),
+    Case(  # one problem, not a second about the columns of a file that was not read
+        "trace-missing-under-a-prefix-aware-router",
+        mutated(
+            {"pools.0.router": "prefix_aware"},
+            fn=trace_workload(path="nope.jsonl", format="mooncake"),
+        ),
+        ("trace file not found",),
     ),
     # the first of several mistakes was all a check reported
     Case(
@@ -1054,7 +1073,7 @@ CASES: list[Case] = [
     Case(  # every prompt came out at the bound
         "length-mean-beyond-its-clip",
         mutated({"workload.synthetic.input_tokens.mean": 20000}),
-        ("workload.synthetic.input_tokens", "mean (20000) is outside the clip bounds"),
+        ("workload.synthetic.input_tokens", "the median length", "clip bounds [128, 16384]"),
     ),
     Case(
         "arrival-cv-under-poisson",

@@ -83,7 +83,9 @@ def _disaggregated(draw: st.DrawFn, data: dict[str, Any], hashed: bool) -> None:
                          "store_tier": "kv_pool"}  # fmt: skip
 
 
-def _faults(draw: st.DrawFn, pools: list[dict[str, Any]], hop: str | None) -> dict[str, Any]:
+def _faults(
+    draw: st.DrawFn, pools: list[dict[str, Any]], hop: str | None, protocol: str | None
+) -> dict[str, Any]:
     """None, one or two faults, starting while a run of a few dozen requests is still going
     (at 40 req/s it lasts about a second, at 0.5 req/s about a minute)."""
     target = f"{draw(st.sampled_from([p['name'] for p in pools]))}[0]"
@@ -93,11 +95,14 @@ def _faults(draw: st.DrawFn, pools: list[dict[str, Any]], hop: str | None) -> di
     others: list[dict[str, Any] | None] = [
         None,
         {"kind": "straggler", "target": target, "at": at, "duration": lasts, "factor": 3.0},
-        {"kind": "lost_notification", "probability": 0.3},
-        {"kind": "abort_mid_transfer", "probability": 0.3},
     ]
+    # faults a deployment cannot have are input errors: KV moves only between pools, and only
+    # pull's decode side sends prefill the notification that can be lost
     if hop is not None:
         others.append({"kind": "link_down", "target": hop, "at": at, "duration": lasts})
+        others.append({"kind": "abort_mid_transfer", "probability": 0.3})
+    if protocol == "pull":
+        others.append({"kind": "lost_notification", "probability": 0.3})
     # a crash drawn on its own: it is the fault that makes requests retry
     events = [crash] if draw(st.booleans()) else []
     other = draw(st.sampled_from(others))
@@ -139,7 +144,8 @@ def scenarios(draw: st.DrawFn) -> dict[str, Any]:
     }  # fmt: skip
     data["sla"] = {"ttft": "2 s", "tpot": "50 ms", "percentile": 90, "attainment": 0.9}
     hop = "fabric" if disaggregated else None
-    data["faults"] = _faults(draw, data["pools"], hop)
+    protocol = data.get("lifecycle", {}).get("protocol") if disaggregated else None
+    data["faults"] = _faults(draw, data["pools"], hop, protocol)
     data["seed"] = draw(st.integers(0, 2**16))
     return data
 

@@ -171,7 +171,9 @@ def drop_absent_faults(data: dict[str, Any]) -> tuple[str, ...]:
     except ValidationError:
         return ()  # scenario_from_dict reports it with the field path
     absent = absent_fault_targets(spec)
-    events = data.get("faults", {}).get("events", [])
+    if not absent:
+        return ()
+    events = data["faults"]["events"]
     data["faults"]["events"] = [e for i, e in enumerate(events) if i not in absent]
     return tuple(
         f"{events[i]['kind']} {events[i]['target']}"

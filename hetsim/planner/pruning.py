@@ -23,7 +23,10 @@ __all__ = ["judge_unsimulated", "over_limits", "search_task", "with_search"]
 
 
 def _invalid(c: Candidate, scenario: Scenario) -> CandidateResult:
-    reason = (c.error or "does not validate").splitlines()[0]
+    lines = (c.error or "does not validate").splitlines()
+    reason = lines[0]
+    if len(lines) > 1 and reason.endswith("problems:"):  # every problem, on the one line
+        reason = "; ".join(line.strip().split(". ", 1)[-1] for line in lines[1:])
     # the scenario file's name prefixes every message; the candidate is not that file
     if scenario.path is not None:
         reason = reason.removeprefix(f"{scenario.path}: ")

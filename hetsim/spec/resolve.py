@@ -158,12 +158,15 @@ def _resolve(spec: ScenarioSpec, path: Path | None) -> Scenario:
     ]
     for check in checks:
         _collected(problems, check)
-    have: list[str] = []
+    have: list[str] | None = []
     if spec.workload.trace is not None:
         trace = spec.workload.trace
-        have = _collected(problems, lambda: check_trace_header(trace, base, "workload.trace")) or []
-        _collected(problems, lambda: _check_trace_hashes(spec, have))
-    _collected(problems, lambda: _check_hash_blocks(spec, have))
+        have = _collected(problems, lambda: check_trace_header(trace, base, "workload.trace"))
+    if have is not None:  # an unreadable trace has one problem, not one per check of its columns
+        columns = have
+        if spec.workload.trace is not None:
+            _collected(problems, lambda: _check_trace_hashes(spec, columns))
+        _collected(problems, lambda: _check_hash_blocks(spec, columns))
     if problems:
         raise InputError.all_of(problems, path)
     return scenario
@@ -503,40 +506,50 @@ def _check_rules(spec: ScenarioSpec, role: str, given: RoleRouting) -> None:
         )
 
 
-def _longest(length: LengthSpec, draws: int) -> int | None:
+#: an unbounded lognormal length stands in the context check as its longest of this many
+#: draws: fixed, not the workload's count, so a goodput search that sends more requests or
+#: clients poses no new problem mid-search
+TAIL_DRAWS = 1000
+
+
+def _longest(length: LengthSpec, sessions: bool) -> int | None:
     """The longest length ``length`` can draw, or None where nothing bounds it (an empirical
-    trace without ``max``). A lognormal without ``max`` has no longest: the length its
-    ``draws`` requests reach once (its 1 - 1/draws quantile) stands for it, so a tail that
-    typically runs past the context is caught here, not met request by request at run time."""
-    if length.dist == "lognormal" and length.max is None:
+    trace without ``max``, or any unbounded length of a session, which the generator ends at
+    the context). A lognormal without ``max`` has no longest: its longest of
+    :data:`TAIL_DRAWS` draws (its 1 - 1/1000 quantile) stands for it, so a tail that runs past
+    the context is caught here, not met request by request at run time."""
+    if length.dist == "lognormal" and length.max is None and not sessions:
         assert length.mean is not None and length.cv is not None
         mu, sigma = lognormal_params(length.mean, length.cv)
-        z = NormalDist().inv_cdf(1 - 1 / (draws + 1))
+        z = NormalDist().inv_cdf(1 - 1 / TAIL_DRAWS)
         return math.ceil(math.exp(mu + sigma * z))
     return length.bound
 
 
 def _check_context(spec: ScenarioSpec, model: ModelConfig) -> None:
     """A request's prompt and output must fit in the model's context window
-    (max_position_embeddings): no engine serves a longer one, and hetsim would cost it."""
+    (max_position_embeddings): no engine serves a longer one, and hetsim would cost it. A
+    session's first turn must too, and the turns it can grow to (:func:`check_session_context`)."""
     w = spec.workload
     for section, lengths in (("synthetic", w.synthetic), ("closed_loop", w.closed_loop)):
         if lengths is None:
             continue
-        if lengths.sessions is not None:  # a session's turns grow; unbounded ones stop in time
+        sessions = lengths.sessions is not None
+        if sessions:
             where = f"workload.{section}"
             lengths_ = (lengths.input_tokens, lengths.output_tokens)
             check_session_context(lengths.sessions, *lengths_, model.max_context, where)
-            continue
-        n = lengths.requests
-        inp, out = _longest(lengths.input_tokens, n), _longest(lengths.output_tokens, n)
+        inp = _longest(lengths.input_tokens, sessions)
+        out = _longest(lengths.output_tokens, sessions)
         if inp is None or out is None or inp + out <= model.max_context:
             continue
         unbounded = [
             name for name in ("input_tokens", "output_tokens")
             if getattr(lengths, name).dist == "lognormal" and getattr(lengths, name).max is None
         ]  # fmt: skip
-        tail = f" (lognormal {', '.join(unbounded)} without max: its longest of {n:,} draws)"
+        tail = (
+            f" (lognormal {', '.join(unbounded)} without max: its longest of {TAIL_DRAWS:,} draws)"
+        )
         raise InputError(
             f"a request can reach {inp:,} prompt + {out:,} output = {inp + out:,} tokens, beyond "
             f"the {model.max_context:,}-token context of {model.name} (max_position_embeddings)"

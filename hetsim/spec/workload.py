@@ -6,7 +6,6 @@ from __future__ import annotations
 import math
 from typing import Literal
 
-import numpy as np
 from pydantic import Field, model_validator
 
 from hetsim.errors import InputError
@@ -218,17 +217,23 @@ class LengthSpec(StrictModel):
             )
         if self.min is not None and self.max is not None and self.min > self.max:
             raise ValueError(f"min ({self.min}) is larger than max ({self.max})")
-        if self.mean is not None and not (self.min or 0) <= self.mean <= (self.max or math.inf):
-            raise ValueError(
-                f"mean ({self.mean:g}) is outside the clip bounds [{self.min or 1}, "
-                f"{self.max or 'none'}]: most lengths would be the bound, not the distribution"
-            )
+        if self.dist == "lognormal" and self.mean is not None and self.cv is not None:
+            median = math.exp(lognormal_params(self.mean, self.cv)[0])
+            if not (self.min or 0) <= median <= (self.max or math.inf):
+                raise ValueError(
+                    f"the median length ({median:,.0f}; mean {self.mean:g}, cv {self.cv:g}) is "
+                    f"outside the clip bounds [{self.min or 1}, {self.max or 'none'}]: more "
+                    "than half of the lengths would be the bound, not the distribution"
+                )
         return self
 
 
 def lognormal_params(mean: float, cv: float) -> tuple[float, float]:
     """(μ, σ) of the underlying normal for a lognormal with this mean and CV."""
-    # numpy's functions, float for float what the generators always drew with
+    # numpy's functions, float for float what the generators always drew with (imported here:
+    # reading a scenario, or `hetsim --help`, loads no numpy)
+    import numpy as np
+
     sigma2 = float(np.log1p(cv * cv))
     return float(np.log(mean) - sigma2 / 2), float(np.sqrt(sigma2))
 

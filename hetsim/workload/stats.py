@@ -63,7 +63,9 @@ class LengthSummary:
 def _exact_sum(values: np.ndarray) -> int:
     """The sum of non-negative int64 counts as a Python int. The reader takes counts up to
     2**63 - 1, so a plain int64 sum of two can wrap to a negative total; summing the high and
-    low 32 bits apart cannot (below 2**31 rows)."""
+    low 32 bits apart cannot (below 2**31 rows). Other arrays sum as they are."""
+    if values.dtype.kind not in "iu":
+        return int(values.sum())
     high = int((values >> 32).sum())
     low = int((values & 0xFFFFFFFF).sum())
     return (high << 32) + low

@@ -110,7 +110,7 @@ def empirical_pool(
     trace: TraceSpec, base_dir: Path, seed: int, field: str
 ) -> tuple[np.ndarray, np.ndarray]:
     inputs, outputs = [], []
-    for chunk in iter_trace(trace, base_dir, seed, field=field):
+    for chunk in iter_trace(trace, base_dir, seed, field=field, lengths_only=True):
         inputs.append(chunk.input_tokens)
         outputs.append(chunk.output_tokens)
     return np.concatenate(inputs), np.concatenate(outputs)

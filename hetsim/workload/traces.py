@@ -660,6 +660,7 @@ def _filtered(
     chunk_size: int,
     counts: ReadCounts,
     max_context: int | None = None,
+    lengths_only: bool = False,
 ) -> Iterator[_Raw]:
     """Parsed rows after the ordering, failure, window, sampling, cap and context rules (times
     unshifted)."""
@@ -676,7 +677,8 @@ def _filtered(
     block = trace.block_tokens
     raw_chunks = reader(path, trace, chunk_size, counts, clock)
     # only Mooncake defines what one id covers; a generic file's ids may hash any block size
-    sink = _RowSink(path, trace.on_bad_row, counts) if trace.format == "mooncake" else None
+    hashed = trace.format == "mooncake" and not lengths_only
+    sink = _RowSink(path, trace.on_bad_row, counts) if hashed else None
     try:
         for raw in raw_chunks:
             if sink is not None:
@@ -822,11 +824,14 @@ def iter_trace(
     *,
     field: str = "workload.trace",
     max_context: int | None = None,
+    lengths_only: bool = False,
 ) -> Iterator[RequestChunk]:
     """Replay a trace as chunks of at most ``chunk_size`` requests (see the module docstring).
 
     ``counts``, when given, is filled in with what was kept, skipped, dropped and capped.
     ``max_context``: the model's context in tokens; longer rows are dropped (None: no limit).
+    ``lengths_only``: the caller reads the rows' lengths alone (an empirical length
+    distribution), so arrival gaps and block hashes, which it never uses, are not checked.
     Raises :class:`InputError` for a missing file, missing columns, an unreadable row (unless
     skipped), or a trace with no request left to replay.
     """
@@ -834,7 +839,7 @@ def iter_trace(
         raise ValueError("chunk_size must be at least 1")
     path = resolve_trace_path(trace, base_dir, field)
     counts = counts if counts is not None else ReadCounts()
-    return _replay(trace, path, seed, chunk_size, counts, field, max_context)
+    return _replay(trace, path, seed, chunk_size, counts, field, max_context, lengths_only)
 
 
 def _replay(
@@ -845,6 +850,7 @@ def _replay(
     counts: ReadCounts,
     field: str,
     max_context: int | None,
+    lengths_only: bool = False,
 ) -> Iterator[RequestChunk]:
     scale = 1.0
     cached: list[_Raw] | None = None
@@ -853,7 +859,7 @@ def _replay(
         cached = []
         size = n = 0
         t_lo = t_hi = 0.0
-        for raw in _filtered(trace, path, seed, chunk_size, first, max_context):
+        for raw in _filtered(trace, path, seed, chunk_size, first, max_context, lengths_only):
             if n == 0:
                 t_lo = float(raw.t[0])
             n += len(raw)
@@ -878,7 +884,7 @@ def _replay(
     chunks: Iterator[_Raw] = (
         iter(cached)
         if cached is not None
-        else _filtered(trace, path, seed, chunk_size, counts, max_context)
+        else _filtered(trace, path, seed, chunk_size, counts, max_context, lengths_only)
     )
     next_id = 0
     t0 = last = 0.0
@@ -889,7 +895,8 @@ def _replay(
         arrival = raw.t - t0
         if scale != 1.0:
             arrival *= scale
-        _check_gaps(arrival, float(arrival[0]) if next_id == 0 else last, raw, trace, path, field)
+        if not lengths_only:
+            _check_gaps(arrival, arrival[0] if next_id == 0 else last, raw, trace, path, field)
         last = float(arrival[-1])
         yield RequestChunk(
             request_id=np.arange(next_id, next_id + n, dtype=np.int64),
