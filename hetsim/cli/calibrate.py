@@ -88,7 +88,9 @@ def calibrate(
         float,
         typer.Option("--held-out", help="With --bench: share of each run's requests held out."),
     ] = 0.5,
-    seed: Annotated[int, typer.Option("--seed", help="With --bench: seed of the split.")] = 0,
+    seed: Annotated[
+        int, typer.Option("--seed", help="With --bench: seed of the split.", min=0)
+    ] = 0,
 ) -> None:
     """Time GEMM, attention and memory-copy microkernels on this device and write a calibration
     table that hardware profiles can reference (`calibration:`); or, with `--from aiconfigurator`,
@@ -104,19 +106,24 @@ def calibrate(
     calib/h200-vllm.npz[/]; [bold]hetsim calibrate --bench run.json --scenario deploy.yaml
     --out calib/deploy-e2e.json[/]
     """
+    given = {
+        "--scenario": scenario is not None, "--pool": pool is not None,
+        "--held-out": held_out != 0.5, "--seed": seed != 0,
+        "--system": system is not None, "--runtime": runtime is not None,
+        "--version": version is not None, "--tables": tables is not None,
+        "--backend": backend != "numpy", "--device": device != "cpu", "--quick": quick,
+        "--allow-contended": allow_contended,
+    }  # fmt: skip
+    if source not in ("microkernels", "aiconfigurator"):
+        raise InputError("unknown calibration source", field="--from", value=source,
+                         allowed=("microkernels", "aiconfigurator"))  # fmt: skip
+    _refuse_other_modes("--bench" if bench else source, given)
     if bench:
         _from_bench(out, bench, scenario, pool, held_out, seed)
         return
-    for name, given in (("--scenario", scenario), ("--pool", pool)):
-        if given is not None:
-            raise InputError(f"{name} is for an end-to-end fit", field=name,
-                             allowed="--bench FILE --scenario SCENARIO")  # fmt: skip
     if source == "aiconfigurator":
         _from_aiconfigurator(out, system, runtime, version, tables)
         return
-    if source != "microkernels":
-        raise InputError("unknown calibration source", field="--from", value=source,
-                         allowed=("microkernels", "aiconfigurator"))  # fmt: skip
     from hetsim import calibrate as run_calibration
     from hetsim.perf.calibration import check_table_path, write_table
 
@@ -126,6 +133,30 @@ def calibrate(
     refuse_contended(table, out, allow_contended)
     write_table(table, out)
     render.calibration(table, out)
+
+
+#: the flags each way of calibrating reads (a flag given to another would be ignored)
+_MODE_FLAGS = {
+    "--bench": ("--scenario", "--pool", "--held-out", "--seed"),
+    "aiconfigurator": ("--system", "--runtime", "--version", "--tables"),
+    "microkernels": ("--backend", "--device", "--quick", "--allow-contended"),
+}
+_MODE_USE = {
+    "--bench": "an end-to-end fit (--bench FILE --scenario SCENARIO)",
+    "aiconfigurator": "NVIDIA's measured tables (--from aiconfigurator)",
+    "microkernels": "timing this device's microkernels (the default --from microkernels)",
+}
+
+
+def _refuse_other_modes(mode: str, given: dict[str, bool]) -> None:
+    for other, flags in _MODE_FLAGS.items():
+        for flag in flags:
+            if other != mode and given[flag]:
+                raise InputError(
+                    f"belongs to {_MODE_USE[other]}, not this calibration",
+                    field=flag,
+                    allowed=", ".join(_MODE_FLAGS.get(mode, ())) or "--out",
+                )
 
 
 def refuse_contended(table: CalibrationTable, out: Path, allowed: bool) -> None:

@@ -97,6 +97,14 @@ def stats(
     """
     from hetsim.workload import plot_trace_stats, trace_stats
 
+    if plot is not None and (plot.suffix.lower() != ".png" or not plot.parent.is_dir()):
+        # before the read: a long trace's minutes are not lost to a path it cannot write
+        raise InputError(
+            "the plot is a PNG written into an existing folder",
+            field="--plot",
+            value=str(plot),
+            allowed="a path ending in .png whose folder exists",
+        )
     result = trace_stats(
         file,
         fmt,

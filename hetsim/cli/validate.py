@@ -113,6 +113,13 @@ def validate(
 
         prepare(out)  # before the runs: a folder that cannot take the outputs fails at once
     _bench_options(bench, scenario, calibration, silicon)
+    mode = "--bench" if bench is not None else "--silicon" if silicon is not None else "kernels"
+    given = {
+        "--systems": systems is not None, "--runtimes": runtimes is not None,
+        "--limit": limit is not None, "--table": table_path is not None,
+        "--backend": backend is not None, "--quick": quick, "--no-model": not model_check,
+    }  # fmt: skip
+    _refuse_other_modes(mode, given)
     if bench is not None:
         assert scenario is not None
         _bench(bench, scenario, calibration, out)
@@ -120,12 +127,30 @@ def validate(
     if silicon is not None:
         _silicon(silicon, systems, runtimes, limit, out)
         return
-    for name, given in (("--systems", systems), ("--runtimes", runtimes), ("--limit", limit)):
-        if given is not None:
-            raise InputError(
-                f"{name} selects silicon-sample rows", field=name, allowed="--silicon FILE"
-            )
     _kernels(table_path, backend, quick, model_check, out)
+
+
+#: the flags each comparison reads (a flag given to another would be ignored)
+_MODE_FLAGS = {
+    "--silicon": ("--systems", "--runtimes", "--limit"),
+    "kernels": ("--table", "--backend", "--quick", "--no-model"),
+    "--bench": (),
+}
+_MODE_USE = {
+    "--silicon": "the silicon-sample comparison (--silicon FILE)",
+    "kernels": "the step model against kernels (hetsim validate without --silicon or --bench)",
+}
+
+
+def _refuse_other_modes(mode: str, given: dict[str, bool]) -> None:
+    for other, flags in _MODE_FLAGS.items():
+        for flag in flags:
+            if other != mode and given[flag]:
+                raise InputError(
+                    f"belongs to {_MODE_USE[other]}, not this comparison",
+                    field=flag,
+                    allowed=", ".join(_MODE_FLAGS[mode]) or "--out (and --calibration)",
+                )
 
 
 def _kernels(

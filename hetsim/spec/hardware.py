@@ -247,7 +247,8 @@ class AcceleratorProfile(StrictModel):
         default=None,
         description="measured per-op kernel tables a pool with `runtime:` uses: an "
         "aiconfigurator system (e.g. h200_sxm; needs `pip install -e '.[nvidia]'`) or a .npz file "
-        "written by `hetsim calibrate --from aiconfigurator`",
+        "written by `hetsim calibrate --from aiconfigurator`, relative to the profile file "
+        "(absolute once loaded)",
     )
     transferred_from: TransferSource | None = Field(
         default=None,
@@ -383,10 +384,15 @@ class AcceleratorProfile(StrictModel):
         from hetsim.spec.loader import load_yaml_model
 
         profile = load_yaml_model(cls, path)
-        if profile.calibration is None or Path(profile.calibration).is_absolute():
-            return profile
-        table = Path(path).resolve().parent / profile.calibration
-        return profile.model_copy(update={"calibration": str(table)})
+        # a .npz of measured tables is a file next to the profile too (a system name is not)
+        here = Path(path).resolve().parent
+        update = {}
+        if profile.calibration is not None and not Path(profile.calibration).is_absolute():
+            update["calibration"] = str(here / profile.calibration)
+        tables = profile.measured_tables
+        if tables is not None and tables.endswith(".npz") and not Path(tables).is_absolute():
+            update["measured_tables"] = str(here / tables)
+        return profile.model_copy(update=update) if update else profile
 
 
 # ---- the profile catalogue -------------------------------------------------------------------
@@ -423,16 +429,26 @@ def available_profiles(extra: list[Path] | None = None) -> dict[str, Path]:
 _CACHE: dict[Path, AcceleratorProfile] = {}
 
 
-def load_profile(name: str, extra: list[Path] | None = None) -> AcceleratorProfile:
-    """A profile by name (or by path to a YAML file); an unknown name lists the known ones."""
+def load_profile(
+    name: str, extra: list[Path] | None = None, base: Path | None = None
+) -> AcceleratorProfile:
+    """A profile by name, or by path to a YAML file relative to ``base`` (the scenario's folder;
+    None: the working directory) or to a folder of ``extra``; an unknown name lists the known
+    ones, a path that names no file says so."""
     from hetsim.errors import InputError
 
     candidate = Path(name)
     if name.endswith((".yaml", ".yml")):
-        for base in [Path.cwd(), *(extra or [])]:
-            p = candidate if candidate.is_absolute() else base / candidate
+        # the scenario's folder, not wherever the command runs: a scenario means one profile
+        for folder in [base if base is not None else Path.cwd(), *(extra or [])]:
+            p = candidate if candidate.is_absolute() else folder / candidate
             if p.exists():
                 return _load_cached(p)
+        raise InputError(
+            "profile file not found",
+            value=name,
+            allowed=f"a path relative to {base or Path.cwd()}, or a bundled accelerator name",
+        )
     known = available_profiles(extra)
     if name not in known:
         raise InputError(

@@ -194,7 +194,7 @@ def _load_model(spec: ScenarioSpec, base: Path) -> ModelConfig:
 
 def _load_pool_profile(i: int, pool: PoolSpec, extra_dirs: list[Path]) -> AcceleratorProfile:
     try:
-        return load_profile(pool.accelerator, extra_dirs)
+        return load_profile(pool.accelerator, extra_dirs, base=extra_dirs[0].parent)
     except InputError as exc:
         if exc.file:  # the profile file itself is broken: keep its location
             raise

@@ -121,6 +121,17 @@ class TraceSpec(StrictModel):
         return self
 
     @model_validator(mode="after")
+    def _unit_of_a_generic_trace(self) -> TraceSpec:
+        # a published format fixes its timestamps' unit: another would be ignored
+        if self.time_unit != "s" and self.format not in ("csv", "jsonl"):
+            raise ValueError(
+                f"time_unit {self.time_unit!r} is for csv and jsonl traces: the {self.format} "
+                "format's timestamps have their own unit (mooncake ms, azure datetime, "
+                "burstgpt s)"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _sessions_need_hashes(self) -> TraceSpec:
         if self.sessions and self.column_map().get("hash_ids") is None:
             raise ValueError(
