@@ -78,6 +78,8 @@ class InputError(Exception):
     def all_of(cls, problems: list[InputError], file: str | Path | None) -> InputError:
         """One error for every problem found in ``file``: the problem itself when there is
         one, else a numbered list of them (so a scenario's mistakes are fixed in one pass)."""
+        # one broken file shared by several fields (a profile two pools use) is one problem
+        problems = list({p.render(): p for p in problems}.values())
         if len(problems) == 1:
             return problems[0].with_context(file=file)
         listed = "\n".join(f"  {k}. {p.render()}" for k, p in enumerate(problems, 1))

@@ -756,6 +756,60 @@ CASES: list[Case] = [
             )
         },
     ),
+    # a config.json hetsim read wrongly without a word
+    Case(
+        "model-config-window-as-a-string",
+        mutated({"model": "my-model"}),
+        ("config.json", "sliding_window", "'4096'", "a number of tokens, or null"),
+        extra={"my-model/config.json": tiny_config(model_type="mistral", sliding_window="4096")},
+    ),
+    Case(  # the string "false" read as true: the LM head went missing
+        "model-config-tied-embeddings-as-a-string",
+        mutated({"model": "my-model"}),
+        ("config.json", "tie_word_embeddings", "'false'", "true, false"),
+        extra={"my-model/config.json": tiny_config(tie_word_embeddings="false")},
+    ),
+    Case(  # a missing expert count made the MoE a dense model
+        "model-config-moe-without-experts",
+        mutated({"model": "my-model"}),
+        ("config.json", "num_experts", "must set 'num_experts'"),
+        extra={
+            "my-model/config.json": {
+                k: v
+                for k, v in json.loads(
+                    (REPO / "hetsim" / "model_configs" / "Qwen3-30B-A3B.json").read_text()
+                ).items()
+                if k not in ("num_experts", "_hetsim_meta")
+            }
+        },
+    ),
+    Case(  # an FP8 checkpoint was sized and timed as bf16
+        "model-config-quantized-checkpoint-served-otherwise",
+        mutated({"model": "my-model"}),
+        (
+            "pools[0].precision.weights",
+            "checkpoint stores its weights in fp8_e4m3 (fp8)",
+            "got 'bf16'",
+            "allowed: fp8_e4m3",
+        ),
+        extra={
+            "my-model/config.json": tiny_config(
+                max_position_embeddings=131072,
+                quantization_config={"quant_method": "fp8", "fmt": "e4m3"},
+            )
+        },
+        problems=2,  # both pools
+    ),
+    Case(
+        "model-config-quantized-in-a-format-hetsim-lacks",
+        mutated({"model": "my-model"}),
+        ("model", "quantized (mxfp4)", "without quantization_config"),
+        extra={
+            "my-model/config.json": tiny_config(
+                max_position_embeddings=131072, quantization_config={"quant_method": "mxfp4"}
+            )
+        },
+    ),
     Case(
         "model-config-hidden-below-heads",
         mutated({"model": "my-model"}),

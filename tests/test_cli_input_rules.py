@@ -86,3 +86,30 @@ def test_a_relative_profile_path_is_the_scenario_folders_wherever_the_command_ru
     (tmp_path / "mine" / "hw" / "myh100.yaml").unlink()
     with pytest.raises(InputError, match="profile file not found"):
         hetsim.load_scenario(mine)
+
+
+@pytest.mark.parametrize(
+    ("args", "flag"),
+    [
+        (("plan", "tests/data/plan-small.yaml", "--workers", "1", "--backend", "ray"), "--workers"),
+        (("plan", "tests/data/plan-small.yaml", "--address", "10.0.0.1:6379"), "--address"),
+        (("plan", "tests/data/plan-small.yaml", "--backend", "bogus"), "--backend"),
+        (("simulate", "scenarios/qwen3-32b-colocated.yaml", "--csv"), "--out"),
+        (("simulate", "scenarios/qwen3-32b-colocated.yaml", "--out", ""), "--out"),
+    ],
+)
+def test_settings_a_run_would_ignore_are_refused_before_it_starts(args, flag) -> None:
+    result = CliRunner().invoke(app, list(args))
+    assert isinstance(result.exception, InputError), result.output
+    assert result.exception.field == flag
+    assert result.output.strip() == ""  # nothing ran: no progress printed before the refusal
+
+
+def test_a_profile_whose_calibration_file_is_missing_is_refused_at_load(tmp_path: Path) -> None:
+    scenario = _scenario_with_profile(tmp_path, "3.35 TB/s")
+    profile = tmp_path / "hw" / "myh100.yaml"
+    data = yaml.safe_load(profile.read_text())
+    data["calibration"] = "nosuch.csv"
+    profile.write_text(yaml.safe_dump(data))
+    with pytest.raises(InputError, match="names a calibration file that does not exist"):
+        hetsim.load_scenario(scenario)

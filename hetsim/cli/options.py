@@ -57,11 +57,19 @@ def load(path: Path, overrides: list[str] | None) -> Scenario:
     return load_scenario(path, overrides or [])
 
 
-def need_out(out: Path | None, plots: bool, html: bool) -> None:
-    """Figures and reports are files: asking for them without a folder is an input error."""
-    if out is None and (plots or html):
+def need_out(out: Path | None, plots: bool, html: bool, csv: bool = False) -> None:
+    """Figures, reports and tables are files: asking for them without a folder is an input
+    error; so is an empty folder name (it would mean the working directory)."""
+    if out is None and (plots or html or csv):
         raise InputError(
-            "--plots and --report write files and need a folder",
+            "--plots, --report and --csv write files and need a folder",
             field="--out",
             allowed="--out DIR",
+        )
+    if out is not None and str(out).strip() in ("", "."):
+        raise InputError(
+            "name the folder to write into",
+            field="--out",
+            value=str(out),
+            allowed="--out DIR (a folder of its own: the files a run writes replace its own)",
         )

@@ -82,7 +82,7 @@ def simulate(
     if compare_lifecycles:
         _compare(load(scenario, set_), requests, seed, as_json, out, not step_by_step)
         return
-    need_out(out, plots, html)
+    need_out(out, plots, html, csv)
     loaded = load(scenario, set_)
     with _progress(loaded.name) as (report, beat, every):
         result = run_simulation(

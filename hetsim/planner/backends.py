@@ -164,8 +164,25 @@ def _connection_error(ray: Any, address: str | None, exc: Exception) -> Exceptio
     return exc
 
 
+def check_backend(name: str, workers: int | None, address: str | None) -> None:
+    """The settings :func:`make_backend` would refuse or ignore, refused before any work."""
+    if name not in ("local", "ray", "inline"):
+        raise InputError("unknown backend", field="--backend", value=name, allowed="local, ray")
+    if address is not None and name != "ray":
+        raise InputError("an address is a Ray cluster's", field="--address", value=address,
+                         allowed="--backend ray --address HOST:PORT")  # fmt: skip
+    if workers == 1 and name == "ray":
+        raise InputError(
+            "one worker runs every simulation in this process, not on Ray",
+            field="--workers",
+            value=1,
+            allowed="--backend local, or no --workers",
+        )
+
+
 def make_backend(name: str, workers: int | None = None, address: str | None = None) -> Backend:
     """``local`` (default: all cores; one worker runs in this process), ``ray``, or ``inline``."""
+    check_backend(name, workers, address)
     if name == "ray":
         return RayBackend(address)
     if name == "inline":

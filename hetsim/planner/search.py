@@ -44,7 +44,7 @@ from typing import Any
 
 from hetsim.checks import load_scenario
 from hetsim.errors import InputError
-from hetsim.planner.backends import Backend, make_backend
+from hetsim.planner.backends import Backend, check_backend, make_backend
 from hetsim.planner.capacity import PoolCosts
 from hetsim.planner.goodput import ConcurrencyGrid, requests_per_client
 from hetsim.planner.objective import Objective
@@ -413,6 +413,7 @@ def plan(
     """
     started = time.perf_counter()
     _check_settings(workers, wave)
+    check_backend(backend, workers, address)  # before the screening prints its progress
     if not isinstance(scenario, Scenario):
         scenario = load_scenario(scenario, overrides or [])
     elif overrides:
@@ -422,7 +423,7 @@ def plan(
         max_requests = search.max_requests
     state = _Search(scenario, search, max_requests, progress or (lambda counts: None))
     pending = state.screen_all(exhaustive)
-    chosen = make_backend("inline" if workers == 1 else backend, workers, address)
+    chosen = make_backend(backend, workers, address)
     try:
         state.run_waves(pending, chosen, wave, exhaustive)
         baseline = state.colocated_baseline(chosen)

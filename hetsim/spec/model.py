@@ -394,15 +394,15 @@ class ModelConfig:
             max_context=need("max_position_embeddings")
             if has("max_position_embeddings") is not None
             else 4096,
-            tie_word_embeddings=bool(config.get("tie_word_embeddings", False)),
+            tie_word_embeddings=_flag(config, "tie_word_embeddings", where),
             source=source,
             raw=config,
         )
         if model_type in ("mixtral", "minimax_m2"):
             # every layer MoE, intermediate_size is one expert's; MiniMax-M2 has no shared expert
             text.update(
-                num_experts=num("num_local_experts"),
-                experts_per_token=num("num_experts_per_tok"),
+                num_experts=need("num_local_experts"),
+                experts_per_token=need("num_experts_per_tok"),
                 moe_intermediate_size=text["intermediate_size"],
             )
         elif model_type in ("qwen2_moe", "qwen3_moe"):
@@ -422,10 +422,11 @@ class ModelConfig:
                 for i in range(text["num_layers"])
                 if i in mlp_only or (step > 1 and (i + 1) % step != 0)
             )
+            # a missing size would make the MoE a dense model or its experts empty, silently
             text.update(
-                num_experts=num("num_experts"),
-                experts_per_token=num("num_experts_per_tok"),
-                moe_intermediate_size=num("moe_intermediate_size"),
+                num_experts=need("num_experts"),
+                experts_per_token=need("num_experts_per_tok"),
+                moe_intermediate_size=need("moe_intermediate_size"),
                 shared_expert_intermediate_size=num("shared_expert_intermediate_size"),
                 num_shared_experts=1 if num("shared_expert_intermediate_size") else 0,
                 num_dense_layers=dense_layers,
@@ -441,8 +442,8 @@ class ModelConfig:
             shared = num("n_shared_experts")
             moe_inter = num("moe_intermediate_size")
             text.update(
-                num_experts=num("n_routed_experts"),
-                experts_per_token=num("num_experts_per_tok"),
+                num_experts=need("n_routed_experts"),
+                experts_per_token=need("num_experts_per_tok"),
                 moe_intermediate_size=moe_inter,
                 num_shared_experts=shared,
                 shared_expert_intermediate_size=shared * moe_inter,
@@ -512,6 +513,11 @@ def _check_full_attention(config: dict[str, Any], model_type: str, where: str) -
     whose layers attend a sliding window would be costed wrongly, so it is an error."""
     window = config.get("sliding_window")
     context = config.get("max_position_embeddings")
+    if window is not None and (isinstance(window, bool) or not isinstance(window, int | float)):
+        raise InputError(
+            "not a window length", file=where, field="sliding_window", value=window,
+            allowed="a number of tokens, or null",
+        )  # fmt: skip
     # a window as long as the context never slides
     slides = isinstance(window, int | float) and not (
         isinstance(context, int | float) and window >= context
@@ -534,6 +540,33 @@ def _check_full_attention(config: dict[str, Any], model_type: str, where: str) -
         allowed="full attention: sliding_window null or use_sliding_window false, no "
         "sliding_attention layers",
     )
+
+
+def checkpoint_weights(config: dict[str, Any]) -> tuple[str | None, str | None]:
+    """(the weight format a config.json's ``quantization_config`` declares, how it says so):
+    (None, None) without one; (None, method) for a quantization hetsim has no format for
+    (mxfp4, compressed-tensors, mixed precision)."""
+    q = config.get("quantization_config")
+    if not isinstance(q, dict):
+        return None, None
+    method, algo = q.get("quant_method"), q.get("quant_algo")
+    said = " ".join(str(x) for x in (method, algo) if x is not None) or "quantization_config"
+    if method == "fp8" and algo is None or method is None and algo == "FP8":
+        return "fp8_e4m3", said
+    if method == "modelopt" and algo in ("FP8", "NVFP4"):
+        return ("fp8_e4m3" if algo == "FP8" else "fp4"), said
+    if method in ("awq", "gptq") and q.get("bits") in (4, 8):
+        return ("w4a16" if q["bits"] == 4 else "int8"), f"{said} {q['bits']}-bit"
+    return None, said
+
+
+def _flag(config: dict[str, Any], key: str, where: str) -> bool:
+    """A true/false setting; a string such as "false" would read as true."""
+    value = config.get(key, False)
+    if not isinstance(value, bool):
+        raise InputError("not true or false", file=where, field=key, value=value,
+                         allowed="true, false")  # fmt: skip
+    return value
 
 
 def _capped_context_sum(first: int, last: int, cap: int) -> float:

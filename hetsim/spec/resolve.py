@@ -25,7 +25,7 @@ from hetsim.errors import InputError
 from hetsim.spec.footprint import MemoryFootprint, footprint
 from hetsim.spec.hardware import AcceleratorProfile, load_profile, no_measured_tables
 from hetsim.spec.loader import apply_overrides, read_yaml, validate_model
-from hetsim.spec.model import ModelConfig, load_model
+from hetsim.spec.model import ModelConfig, checkpoint_weights, load_model
 from hetsim.spec.scenario import AS_WRITTEN, ROLE_POLICIES, PoolSpec, RoleRouting, ScenarioSpec
 from hetsim.spec.workload import (
     TRACE_COLUMNS,
@@ -313,6 +313,17 @@ def _check_pool(scenario: Scenario, i: int, pool: PoolSpec) -> None:
             field=f"{where}.tp",
             value=pool.tp,
         )
+    _check_checkpoint(scenario, where, pool)
+    for name in ("calibration", "measured_tables"):
+        table = getattr(profile, name)
+        # an absolute path once loaded (a system name for measured tables is not a path)
+        if table is not None and Path(table).is_absolute() and not Path(table).is_file():
+            raise InputError(
+                f"profile {profile.name!r} names a {name} file that does not exist",
+                field=f"{where}.accelerator",
+                value=table,
+                allowed=f"a {name} path relative to the profile file",
+            )
     if pool.runtime is not None and profile.measured_tables is None:
         raise no_measured_tables(profile, pool.runtime, f"{where}.runtime")
     if pool.speculative is not None:
@@ -557,6 +568,30 @@ def _check_context(spec: ScenarioSpec, model: ModelConfig) -> None:
             field=f"workload.{section}.input_tokens, workload.{section}.output_tokens",
             value=f"max {inp} + max {out}",
             allowed=f"input max + output max ≤ {model.max_context}",
+        )
+
+
+def _check_checkpoint(scenario: Scenario, where: str, pool: PoolSpec) -> None:
+    """A quantized checkpoint's weights are in its format: a pool serving them in another
+    would be sized and timed for weights the checkpoint does not have."""
+    declared, said = checkpoint_weights(scenario.model.raw)
+    if said is None:
+        return
+    if declared is None:
+        raise InputError(
+            f"{scenario.model.name}'s checkpoint is quantized ({said}), a format hetsim cannot "
+            "size its weights by",
+            field="model",
+            value=scenario.spec.model,
+            allowed="its config.json without quantization_config, each pool's "
+            "precision.weights then saying how the weights are served",
+        )
+    if pool.precision.weights != declared:
+        raise InputError(
+            f"{scenario.model.name}'s checkpoint stores its weights in {declared} ({said})",
+            field=f"{where}.precision.weights",
+            value=pool.precision.weights,
+            allowed=declared,
         )
 
 
