@@ -39,6 +39,9 @@ def refused(*args: str) -> InputError:
         (("validate", "--bench", str(LSS), str(LSS_SCENARIO), "--limit", "3"), "--limit"),
         (("trace", "stats", str(AZURE), "--plot", "/no/such/folder/x.png"), "--plot"),
         (("trace", "stats", str(AZURE), "--plot", "OUT/x.txt"), "--plot"),
+        (("trace", "stats", str(AZURE), "--plot", str(REPO / "tests")), "--plot"),  # a folder
+        (("calibrate", "--out", "OUT/t.json", "--from", "aiconfigurator", "--bench", str(LSS),
+          "--scenario", str(LSS_SCENARIO)), "--from"),
     ],
 )  # fmt: skip
 def test_a_flag_the_command_would_ignore_or_fail_on_is_refused(args, flag) -> None:
@@ -95,7 +98,6 @@ def test_a_relative_profile_path_is_the_scenario_folders_wherever_the_command_ru
         (("plan", "tests/data/plan-small.yaml", "--address", "10.0.0.1:6379"), "--address"),
         (("plan", "tests/data/plan-small.yaml", "--backend", "bogus"), "--backend"),
         (("simulate", "scenarios/qwen3-32b-colocated.yaml", "--csv"), "--out"),
-        (("simulate", "scenarios/qwen3-32b-colocated.yaml", "--out", ""), "--out"),
     ],
 )
 def test_settings_a_run_would_ignore_are_refused_before_it_starts(args, flag) -> None:
@@ -113,3 +115,9 @@ def test_a_profile_whose_calibration_file_is_missing_is_refused_at_load(tmp_path
     profile.write_text(yaml.safe_dump(data))
     with pytest.raises(InputError, match="names a calibration file that does not exist"):
         hetsim.load_scenario(scenario)
+
+
+def test_a_refused_validate_creates_no_output_folder(tmp_path: Path) -> None:
+    out = tmp_path / "cmp"
+    refused("validate", "--bench", str(LSS), str(LSS_SCENARIO), "--limit", "3", "--out", str(out))
+    assert not out.exists()

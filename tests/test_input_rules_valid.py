@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 import yaml
 
 import hetsim
@@ -63,3 +64,16 @@ def test_fault_dropping_and_length_summaries_take_what_they_took_before() -> Non
     data = scenario_data("qwen3-32b-6p2d.yaml")  # no faults section at all
     assert drop_absent_faults(data) == ()
     assert LengthSummary.of(np.array([1.5, 2.5])).total == 4
+
+
+def test_measured_tables_a_pool_does_not_read_need_not_exist(tmp_path: Path) -> None:
+    # only a pool with `runtime:` reads them (an end-to-end calibrated copy keeps the field)
+    profile = yaml.safe_load((REPO / "hardware_profiles" / "nvidia-h200-sxm.yaml").read_text())
+    profile.update(name="myh200", measured_tables="missing.npz")
+    (tmp_path / "myh200.yaml").write_text(yaml.safe_dump(profile))
+    data = scenario_data("qwen3-32b-colocated.yaml")
+    data["pools"][0]["accelerator"] = "myh200.yaml"
+    hetsim.scenario_from_dict(data, path=tmp_path / "s.yaml")
+    data["pools"][0]["runtime"] = "vllm"
+    with pytest.raises(hetsim.InputError, match="measured_tables file that does not exist"):
+        hetsim.scenario_from_dict(data, path=tmp_path / "s.yaml")

@@ -20,13 +20,13 @@ def never(*args, **kwargs):
     raise AssertionError("ran although --out cannot take the outputs")
 
 
-@pytest.mark.parametrize("extra", [[], ["--silicon", "silicon.csv"]])
+@pytest.mark.parametrize("extra", [["--no-model"], ["--silicon", "silicon.csv"]])
 def test_out_that_is_a_file_fails_first(tmp_path, monkeypatch, extra):
     for name in ("calibrate", "validate"):
         monkeypatch.setattr(hetsim, name, never)
     a_file = tmp_path / "validation.csv"
     a_file.write_text("keep")
-    result = CliRunner().invoke(app, ["validate", "--no-model", "--out", str(a_file), *extra])
+    result = CliRunner().invoke(app, ["validate", "--out", str(a_file), *extra])
     assert isinstance(result.exception, InputError), result.output
     assert result.exception.field == "--out"
     assert a_file.read_text() == "keep"

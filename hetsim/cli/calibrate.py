@@ -117,6 +117,9 @@ def calibrate(
     if source not in ("microkernels", "aiconfigurator"):
         raise InputError("unknown calibration source", field="--from", value=source,
                          allowed=("microkernels", "aiconfigurator"))  # fmt: skip
+    if bench and source != "microkernels":
+        raise InputError("an end-to-end fit reads your runs, not another source", field="--from",
+                         value=source, allowed="--bench without --from")  # fmt: skip
     _refuse_other_modes("--bench" if bench else source, given)
     if bench:
         _from_bench(out, bench, scenario, pool, held_out, seed)
@@ -229,7 +232,8 @@ def _from_bench(
     _fit_tables(result)
     render.console.print(f"[dim]wrote {', '.join(str(p) for p in written)}[/]")
     render.note(
-        f"use it: `accelerator: {written[1]}` in a pool, or "
+        # absolute: a pool resolves a relative profile path from its scenario's folder
+        f"use it: `accelerator: {written[1].resolve()}` in a pool, or "
         f"`hetsim validate --bench RUN {scenario} --calibration {out}`"
     )
 

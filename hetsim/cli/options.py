@@ -57,19 +57,11 @@ def load(path: Path, overrides: list[str] | None) -> Scenario:
     return load_scenario(path, overrides or [])
 
 
-def need_out(out: Path | None, plots: bool, html: bool, csv: bool = False) -> None:
+def need_out(out: Path | None, plots: bool, html: bool, csv: bool | None = None) -> None:
     """Figures, reports and tables are files: asking for them without a folder is an input
-    error; so is an empty folder name (it would mean the working directory)."""
+    error (``csv`` None: the command has no --csv)."""
     if out is None and (plots or html or csv):
+        flags = "--plots, --report" + (" and --csv" if csv is not None else "")
         raise InputError(
-            "--plots, --report and --csv write files and need a folder",
-            field="--out",
-            allowed="--out DIR",
-        )
-    if out is not None and str(out).strip() in ("", "."):
-        raise InputError(
-            "name the folder to write into",
-            field="--out",
-            value=str(out),
-            allowed="--out DIR (a folder of its own: the files a run writes replace its own)",
+            f"{flags} write files and need a folder", field="--out", allowed="--out DIR"
         )

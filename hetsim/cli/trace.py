@@ -97,7 +97,9 @@ def stats(
     """
     from hetsim.workload import plot_trace_stats, trace_stats
 
-    if plot is not None and (plot.suffix.lower() != ".png" or not plot.parent.is_dir()):
+    if plot is not None and (
+        plot.suffix.lower() != ".png" or not plot.parent.is_dir() or plot.is_dir()
+    ):
         # before the read: a long trace's minutes are not lost to a path it cannot write
         raise InputError(
             "the plot is a PNG written into an existing folder",

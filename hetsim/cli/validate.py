@@ -108,10 +108,6 @@ def validate(
     Examples: [bold]hetsim validate --silicon silicon_sample.csv --systems h200_sxm --limit 50[/];
     [bold]hetsim validate --bench vllm-result.json my-deployment.yaml --out cmp/[/]
     """
-    if out is not None:
-        from hetsim.outputs import prepare
-
-        prepare(out)  # before the runs: a folder that cannot take the outputs fails at once
     _bench_options(bench, scenario, calibration, silicon)
     mode = "--bench" if bench is not None else "--silicon" if silicon is not None else "kernels"
     given = {
@@ -120,6 +116,10 @@ def validate(
         "--backend": backend is not None, "--quick": quick, "--no-model": not model_check,
     }  # fmt: skip
     _refuse_other_modes(mode, given)
+    if out is not None:
+        from hetsim.outputs import prepare
+
+        prepare(out)  # before the runs: a folder that cannot take the outputs fails at once
     if bench is not None:
         assert scenario is not None
         _bench(bench, scenario, calibration, out)

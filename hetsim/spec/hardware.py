@@ -447,7 +447,8 @@ def load_profile(
         raise InputError(
             "profile file not found",
             value=name,
-            allowed=f"a path relative to {base or Path.cwd()}, or a bundled accelerator name",
+            allowed=f"a path relative to {(base or Path.cwd()).resolve()}, or a bundled "
+            "accelerator name",
         )
     known = available_profiles(extra)
     if name not in known:

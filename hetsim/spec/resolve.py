@@ -314,7 +314,8 @@ def _check_pool(scenario: Scenario, i: int, pool: PoolSpec) -> None:
             value=pool.tp,
         )
     _check_checkpoint(scenario, where, pool)
-    for name in ("calibration", "measured_tables"):
+    # measured tables are read by a pool with a runtime only
+    for name in ("calibration", "measured_tables") if pool.runtime else ("calibration",):
         table = getattr(profile, name)
         # an absolute path once loaded (a system name for measured tables is not a path)
         if table is not None and Path(table).is_absolute() and not Path(table).is_file():

@@ -308,6 +308,10 @@ def calibrated_profile(cal: EndToEndCalibration, path: str | Path) -> Path:
     doc["efficiency"].update(efficiency_figures(cal.fitted, cal.data))
     doc["efficiency_source"] = END_TO_END
     doc.pop("calibration", None)
+    tables = doc.get("measured_tables")
+    if isinstance(tables, str) and tables.endswith(".npz") and not Path(tables).is_absolute():
+        # a file next to the copied profile: the new one lives elsewhere
+        doc["measured_tables"] = str((base.parent / tables).resolve())
     runs = ", ".join(str(d.get("source")) for d in cal.data)
     doc["notes"] = (
         f"{cal.accelerator} with compute, memory and step_overhead fitted end to end "
