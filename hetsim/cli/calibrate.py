@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from hetsim.cli import render
+from hetsim.cli.options import refuse_other_modes
 from hetsim.errors import InputError
 
 if TYPE_CHECKING:
@@ -120,7 +121,7 @@ def calibrate(
     if bench and source != "microkernels":
         raise InputError("an end-to-end fit reads your runs, not another source", field="--from",
                          value=source, allowed="--bench without --from")  # fmt: skip
-    _refuse_other_modes("--bench" if bench else source, given)
+    refuse_other_modes("--bench" if bench else source, given, _MODES, "--out")
     if bench:
         _from_bench(out, bench, scenario, pool, held_out, seed)
         return
@@ -138,28 +139,21 @@ def calibrate(
     render.calibration(table, out)
 
 
-#: the flags each way of calibrating reads (a flag given to another would be ignored)
-_MODE_FLAGS = {
-    "--bench": ("--scenario", "--pool", "--held-out", "--seed"),
-    "aiconfigurator": ("--system", "--runtime", "--version", "--tables"),
-    "microkernels": ("--backend", "--device", "--quick", "--allow-contended"),
+#: the flags each way of calibrating reads, and what it is
+_MODES = {
+    "--bench": (
+        ("--scenario", "--pool", "--held-out", "--seed"),
+        "an end-to-end fit (--bench FILE --scenario SCENARIO)",
+    ),
+    "aiconfigurator": (
+        ("--system", "--runtime", "--version", "--tables"),
+        "NVIDIA's measured tables (--from aiconfigurator)",
+    ),
+    "microkernels": (
+        ("--backend", "--device", "--quick", "--allow-contended"),
+        "timing this device's microkernels (the default --from microkernels)",
+    ),
 }
-_MODE_USE = {
-    "--bench": "an end-to-end fit (--bench FILE --scenario SCENARIO)",
-    "aiconfigurator": "NVIDIA's measured tables (--from aiconfigurator)",
-    "microkernels": "timing this device's microkernels (the default --from microkernels)",
-}
-
-
-def _refuse_other_modes(mode: str, given: dict[str, bool]) -> None:
-    for other, flags in _MODE_FLAGS.items():
-        for flag in flags:
-            if other != mode and given[flag]:
-                raise InputError(
-                    f"belongs to {_MODE_USE[other]}, not this calibration",
-                    field=flag,
-                    allowed=", ".join(_MODE_FLAGS.get(mode, ())) or "--out",
-                )
 
 
 def refuse_contended(table: CalibrationTable, out: Path, allowed: bool) -> None:

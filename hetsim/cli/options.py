@@ -65,3 +65,19 @@ def need_out(out: Path | None, plots: bool, html: bool, csv: bool | None = None)
         raise InputError(
             f"{flags} write files and need a folder", field="--out", allowed="--out DIR"
         )
+
+
+def refuse_other_modes(
+    mode: str, given: dict[str, bool], modes: dict[str, tuple[tuple[str, ...], str]], rest: str
+) -> None:
+    """A flag of another way of running a command (``modes``: mode -> (its flags, what it
+    is)) would be ignored: an input error naming it; ``rest``: what a mode without flags of
+    its own takes."""
+    for other, (flags, what) in modes.items():
+        for flag in flags:
+            if other != mode and given[flag]:
+                raise InputError(
+                    f"belongs to {what}, not this run",
+                    field=flag,
+                    allowed=", ".join(modes[mode][0]) or rest,
+                )

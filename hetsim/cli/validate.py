@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from hetsim.cli import render
+from hetsim.cli.options import refuse_other_modes
 from hetsim.errors import InputError
 
 if TYPE_CHECKING:
@@ -115,7 +116,7 @@ def validate(
         "--limit": limit is not None, "--table": table_path is not None,
         "--backend": backend is not None, "--quick": quick, "--no-model": not model_check,
     }  # fmt: skip
-    _refuse_other_modes(mode, given)
+    refuse_other_modes(mode, given, _MODES, "--out (and --calibration)")
     if out is not None:
         from hetsim.outputs import prepare
 
@@ -130,27 +131,18 @@ def validate(
     _kernels(table_path, backend, quick, model_check, out)
 
 
-#: the flags each comparison reads (a flag given to another would be ignored)
-_MODE_FLAGS = {
-    "--silicon": ("--systems", "--runtimes", "--limit"),
-    "kernels": ("--table", "--backend", "--quick", "--no-model"),
-    "--bench": (),
+#: the flags each comparison reads, and what it is
+_MODES = {
+    "--silicon": (
+        ("--systems", "--runtimes", "--limit"),
+        "the silicon-sample comparison (--silicon FILE)",
+    ),
+    "kernels": (
+        ("--table", "--backend", "--quick", "--no-model"),
+        "the step model against kernels (hetsim validate without --silicon or --bench)",
+    ),
+    "--bench": ((), "a benchmark comparison (--bench FILE SCENARIO)"),
 }
-_MODE_USE = {
-    "--silicon": "the silicon-sample comparison (--silicon FILE)",
-    "kernels": "the step model against kernels (hetsim validate without --silicon or --bench)",
-}
-
-
-def _refuse_other_modes(mode: str, given: dict[str, bool]) -> None:
-    for other, flags in _MODE_FLAGS.items():
-        for flag in flags:
-            if other != mode and given[flag]:
-                raise InputError(
-                    f"belongs to {_MODE_USE[other]}, not this comparison",
-                    field=flag,
-                    allowed=", ".join(_MODE_FLAGS[mode]) or "--out (and --calibration)",
-                )
 
 
 def _kernels(
