@@ -314,7 +314,16 @@ def _check_pool(scenario: Scenario, i: int, pool: PoolSpec) -> None:
             value=pool.tp,
         )
     _check_checkpoint(scenario, where, pool)
-    # measured tables are read by a pool with a runtime only
+    _check_profile_tables(profile, where, pool)
+    if pool.speculative is not None:
+        _check_speculative(scenario, where, pool)
+    # whether it fits is judged in hetsim.checks, with the other cross-layer checks
+    scenario.footprints[pool.name] = footprint(model, profile, pool)
+
+
+def _check_profile_tables(profile: AcceleratorProfile, where: str, pool: PoolSpec) -> None:
+    """The tables that price the pool's ops exist: its profile's calibration table, and with
+    a runtime (the one pool that reads them) its measured tables."""
     for name in ("calibration", "measured_tables") if pool.runtime else ("calibration",):
         table = getattr(profile, name)
         # an absolute path once loaded (a system name for measured tables is not a path)
@@ -327,10 +336,6 @@ def _check_pool(scenario: Scenario, i: int, pool: PoolSpec) -> None:
             )
     if pool.runtime is not None and profile.measured_tables is None:
         raise no_measured_tables(profile, pool.runtime, f"{where}.runtime")
-    if pool.speculative is not None:
-        _check_speculative(scenario, where, pool)
-    # whether it fits is judged in hetsim.checks, with the other cross-layer checks
-    scenario.footprints[pool.name] = footprint(model, profile, pool)
 
 
 def workload_hash_source(spec: ScenarioSpec) -> str | None:
