@@ -121,3 +121,18 @@ def test_a_refused_validate_creates_no_output_folder(tmp_path: Path) -> None:
     out = tmp_path / "cmp"
     refused("validate", "--bench", str(LSS), str(LSS_SCENARIO), "--limit", "3", "--out", str(out))
     assert not out.exists()
+
+
+def test_measured_tables_of_an_unknown_system_name_the_profiles_field(tmp_path: Path) -> None:
+    pytest.importorskip("aiconfigurator_core")  # installed: the fix is the name, not the extra
+    scenario = _scenario_with_profile(tmp_path, "3.35 TB/s")
+    profile = tmp_path / "hw" / "myh100.yaml"
+    data = yaml.safe_load(profile.read_text())
+    data["measured_tables"] = "nosuch_sys"
+    profile.write_text(yaml.safe_dump(data))
+    sc = hetsim.load_scenario(scenario, ["pools.serve.runtime=vllm"])
+    with pytest.raises(InputError) as info:
+        hetsim.simulate(sc, max_requests=5)
+    err = info.value
+    assert err.field == "measured_tables" and err.value == "nosuch_sys"
+    assert "h200_sxm" in err.allowed and "pip install" not in err.render()

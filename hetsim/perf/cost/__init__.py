@@ -33,7 +33,7 @@ from hetsim.perf.cost.calibrated import CalibratedPredictor
 from hetsim.perf.cost.measured import MeasuredPredictor
 from hetsim.perf.cost.roofline import RooflinePredictor
 from hetsim.perf.cost.transferred import TransferredPredictor
-from hetsim.perf.measured.tables import EXTRA_FIX, MeasuredTables, load_tables, read_tables_file
+from hetsim.perf.measured.tables import MeasuredTables, load_tables, read_tables_file
 from hetsim.perf.transferred import load_surfaces
 from hetsim.spec.hardware import AcceleratorProfile, no_measured_tables
 
@@ -96,8 +96,14 @@ def measured_tables_for(profile: AcceleratorProfile, runtime: str) -> MeasuredTa
     try:
         return load_tables(named, runtime)
     except InputError as e:
-        e.message += f" ({EXTRA_FIX})"
-        raise InputError(e.message, field="runtime", value=runtime, allowed=e.allowed) from None
+        # the tables are missing (the extra: its fix is in `allowed`) or name no such system
+        # or version: either way the profile's field says which tables
+        raise InputError(
+            f"profile {profile.name!r} (runtime {runtime!r}): {e.message}",
+            field="measured_tables",
+            value=named,
+            allowed=e.allowed,
+        ) from None
 
 
 def provenance(
