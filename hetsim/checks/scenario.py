@@ -20,7 +20,7 @@ from hetsim.spec import resolve
 from hetsim.spec.faults import allowed_targets, target_exists
 from hetsim.spec.footprint import footprint
 from hetsim.spec.resolve import Scenario
-from hetsim.spec.scenario import PathSpec, ScenarioSpec
+from hetsim.spec.scenario import PathSpec, ScenarioSpec, link_of
 from hetsim.units import format_bytes
 
 __all__ = [
@@ -231,13 +231,12 @@ def _shared_hop_problems(scenario: Scenario) -> list[InputError]:
     would each describe the link, the first path the simulator builds setting it for all."""
     if not scenario.spec.disaggregated:
         return []
-    seen: dict[tuple[str, str], tuple[str, float]] = {}
+    seen: dict[tuple, tuple[str, float]] = {}
     out = []
     for (producer, consumer), plan in handoff_plans(scenario).items():
         for hop in plan.hops:
-            if hop.shared_by not in ("destination_instance", "cluster"):
-                continue  # one link per source instance or per path: one source pool each
-            key = (hop.name, consumer if hop.shared_by == "destination_instance" else "")
+            # a link per source instance or per path has one source pool: never two figures
+            key = link_of(hop.name, hop.shared_by, producer, consumer)
             first = seen.setdefault(key, (producer, hop.efficiency))
             if first[1] != hop.efficiency and not any(e.value == hop.name for e in out):
                 out.append(

@@ -173,10 +173,7 @@ def validation_error_to_input_error(
         if close is not None:
             meant.add((*loc[:-1], close))
         problems.append(problem)
-    if len(problems) == 1:
-        return problems[0].with_context(file=file)
-    listed = "\n".join(f"  {k}. {p.render()}" for k, p in enumerate(problems, 1))
-    return InputError(f"{len(problems)} problems:\n{listed}", file=file)
+    return InputError.all_of(problems, file)
 
 
 def _merge_union_branches(errors: list[Any], model: type[BaseModel]) -> list[Any]:

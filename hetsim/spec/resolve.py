@@ -136,7 +136,7 @@ def _resolve(spec: ScenarioSpec, path: Path | None) -> Scenario:
     profiles: dict[str, AcceleratorProfile] = {}
     for i, pool in enumerate(spec.pools):
         profile = _collected(
-            problems, lambda i=i, pool=pool: _load_pool_profile(i, pool, extra_dirs)
+            problems, lambda i=i, pool=pool: _load_pool_profile(i, pool, base, extra_dirs)
         )
         if profile is not None:
             profiles[pool.name] = profile
@@ -149,6 +149,7 @@ def _resolve(spec: ScenarioSpec, path: Path | None) -> Scenario:
             lambda i=i, pool=pool: _check_pool(scenario, i, pool)
             for i, pool in enumerate(spec.pools)
         ),
+        lambda: _check_checkpoint_format(scenario),
         lambda: _check_routing(spec),
         lambda: _check_kv(spec, profiles),
         lambda: _check_prefix_tiers(scenario),
@@ -192,9 +193,11 @@ def _load_model(spec: ScenarioSpec, base: Path) -> ModelConfig:
         ) from None
 
 
-def _load_pool_profile(i: int, pool: PoolSpec, extra_dirs: list[Path]) -> AcceleratorProfile:
+def _load_pool_profile(
+    i: int, pool: PoolSpec, base: Path, extra_dirs: list[Path]
+) -> AcceleratorProfile:
     try:
-        return load_profile(pool.accelerator, extra_dirs, base=extra_dirs[0].parent)
+        return load_profile(pool.accelerator, extra_dirs, base=base)
     except InputError as exc:
         if exc.file:  # the profile file itself is broken: keep its location
             raise
@@ -577,13 +580,10 @@ def _check_context(spec: ScenarioSpec, model: ModelConfig) -> None:
         )
 
 
-def _check_checkpoint(scenario: Scenario, where: str, pool: PoolSpec) -> None:
-    """A quantized checkpoint's weights are in its format: a pool serving them in another
-    would be sized and timed for weights the checkpoint does not have."""
+def _check_checkpoint_format(scenario: Scenario) -> None:
+    """A quantized checkpoint in a format hetsim has none for is the model's problem, once."""
     declared, said = checkpoint_weights(scenario.model.raw)
-    if said is None:
-        return
-    if declared is None:
+    if said is not None and declared is None:
         raise InputError(
             f"{scenario.model.name}'s checkpoint is quantized ({said}), a format hetsim cannot "
             "size its weights by",
@@ -592,7 +592,13 @@ def _check_checkpoint(scenario: Scenario, where: str, pool: PoolSpec) -> None:
             allowed="its config.json without quantization_config, each pool's "
             "precision.weights then saying how the weights are served",
         )
-    if pool.precision.weights != declared:
+
+
+def _check_checkpoint(scenario: Scenario, where: str, pool: PoolSpec) -> None:
+    """A quantized checkpoint's weights are in its format: a pool serving them in another
+    would be sized and timed for weights the checkpoint does not have."""
+    declared, said = checkpoint_weights(scenario.model.raw)
+    if declared is not None and pool.precision.weights != declared:
         raise InputError(
             f"{scenario.model.name}'s checkpoint stores its weights in {declared} ({said})",
             field=f"{where}.precision.weights",

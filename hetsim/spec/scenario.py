@@ -63,6 +63,7 @@ __all__ = [
     "RoleRouting",
     "RoutingSpec",
     "ScenarioSpec",
+    "link_of",
 ]
 
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]*$")
@@ -795,27 +796,27 @@ class SearchSpec(StrictModel):
         return v
 
 
-def _link_of(hop: Hop, path: PathSpec) -> tuple[str, ...]:
+def link_of(name: str, shared_by: str, source_pool: str, destination_pool: str) -> tuple:
     """Which paths' hops of this name are one link (the simulator builds one per name and
     scope): all of them for ``cluster``, those into one pool's instances for
     ``destination_instance``, out of one pool's for ``source_instance``, one path's alone for
     ``path``."""
     scope = {
         "cluster": (),
-        "destination_instance": (path.to,),
-        "source_instance": (path.from_,),
-        "path": (path.from_, path.to),
-    }[hop.shared_by]
-    return (hop.name, hop.shared_by, *scope)
+        "destination_instance": (destination_pool,),
+        "source_instance": (source_pool,),
+        "path": (source_pool, destination_pool),
+    }[shared_by]
+    return (name, shared_by, *scope)
 
 
 def _same_hop_settings(paths: list[PathSpec]) -> None:
-    """Paths whose hops are one link (:func:`_link_of`) must describe it alike: otherwise
+    """Paths whose hops are one link (:func:`link_of`) must describe it alike: otherwise
     whichever path built it first would silently set it for the others."""
     seen: dict[tuple[str, ...], tuple[int, Hop]] = {}
     for i, path in enumerate(paths):
         for hop in path.hops:
-            first = seen.setdefault(_link_of(hop, path), (i, hop))
+            first = seen.setdefault(link_of(hop.name, hop.shared_by, path.from_, path.to), (i, hop))
             if first[1] != hop:
                 j, other = first
                 fields = ", ".join(
