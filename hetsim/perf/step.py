@@ -628,13 +628,6 @@ class StepModel:
         tokens = int(new.sum())
         return self._linear_below(tokens) + self._block_below(self.ops.work(new, cached))
 
-    def chunks_below_tdp(self, new: list[int] | tuple[int, ...], cached: tuple[int, ...]) -> float:
-        """:meth:`below_tdp` of the prompt chunks :meth:`chunks_time` prices (the tokens each
-        computes, those it computed before)."""
-        if not self.has_measured_power:
-            return 0.0
-        return self.below_tdp(np.array(new), np.array(cached))
-
     def step_energy(self, new: np.ndarray, cached: np.ndarray | None = None) -> float:
         """Joules per device of one step: ``tdp × step_time`` less :meth:`below_tdp`."""
         return self.tdp * self.step_time(new, cached) - self.below_tdp(new, cached)

@@ -416,12 +416,9 @@ class Network:
         self._quiet = None
         t, event = q.transfer, q.event
         self._last = q.join
-        t._state = _FLOWING
+        self._register_flow(t)
         t.rate = rate = min(h._bw for h in t.hops)
-        self._flowing[t] = None
         for h in t.hops:
-            self._busy_links[h] = None
-            h._flows[t] = None
             h._rate = rate
         self._generation += 1
         self._next = t
@@ -435,13 +432,17 @@ class Network:
             self._complete(t)
             return
         self._settle()
+        self._register_flow(t)
+        self._replan()
+
+    def _register_flow(self, t: Transfer) -> None:
+        """``t`` flows from now: on the network's and its hops' books (rates come after)."""
         t._state = _FLOWING
         self._flowing[t] = None
         for h in t.hops:
             if not h._flows:
                 self._busy_links[h] = None
             h._flows[t] = None
-        self._replan()
 
     def _release(self, t: Transfer) -> None:
         """Take ``t`` off its links (call after settling)."""

@@ -221,11 +221,10 @@ class MeasuredPredictor(TableBacked):
 
     def kernel_power(self, k: Kernel) -> tuple[float, float | None]:
         # a draw is paired with a measured time only: where the roofline (or another version's
-        # wider grid) prices the kernel, its power stays the tdp assumption
-        t = self._lookup(k)
-        if t is None:
-            return self.kernel(k)[0], None
-        return t, self.draw(k)
+        # wider grid) prices the kernel, its power stays the tdp assumption. The memoised price
+        # says which: a measured time carries the tables' source
+        t, _, source = self.kernel(k)
+        return t, (self.draw(k) if source == self.source else None)
 
     def draw(self, k: Kernel) -> float | None:
         found = self._power_grid(k)

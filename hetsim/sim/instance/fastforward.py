@@ -272,6 +272,6 @@ def plan_prompts(
     if inst.measured_power:
 
         def below(s: int) -> float:
-            return sm.chunks_below_tdp(chunk_lists[s], befores[s]) * slow
+            return sm.below_tdp(chunk_lists[s], befores[s]) * slow
 
     return PromptRun(dts[:k], ends[:k], chunk_lists[:k], below)

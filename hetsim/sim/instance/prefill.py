@@ -115,9 +115,11 @@ class PrefillInstance(Instance):
         for its whole prompt are free (head-of-line); yields the tokens each has to compute."""
         now = self.env.now
         waiting, blocks = self.waiting, self.blocks
-        while waiting and self._fits(waiting[0]):
+        while waiting:
+            need = blocks.blocks_for(waiting[0].input)
+            if not blocks.can_allocate(need):
+                return
             req = waiting.popleft()
-            need = blocks.blocks_for(req.input)
             blocks.allocate(now, need)
             req.p_blocks = need
             req.t_prefill_start = now
@@ -160,7 +162,7 @@ class PrefillInstance(Instance):
             for req, n in zip(batch, chunks, strict=True):
                 if req.computed + n >= req.input:
                     self.handover.last_step_started(req, self, dt)
-        below = self.step_model.chunks_below_tdp(chunks, computed) if self.measured_power else 0.0
+        below = self.step_model.below_tdp(chunks, computed) if self.measured_power else 0.0
         return dt, below
 
     # -- fast-forward of one long prompt's chunks (:mod:`hetsim.sim.instance.fastforward`) --
