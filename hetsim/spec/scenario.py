@@ -151,6 +151,38 @@ class Batching(StrictModel):
         description="longest prefill chunk of one request per step (chunked prefill); null: a "
         "prompt is prefilled in one step, up to max_batched_tokens",
     )
+    batch_wait_timeout_iters: Count = Field(
+        default=0,
+        ge=0,
+        description="TensorRT-LLM batch waiting (colocated pools): while sequences decode, "
+        "prompts the scheduler would start are held back for up to this many steps, unless "
+        "the step's tokens (the prompts' and one per decode) reach batch_wait_max_tokens_ratio "
+        "x max_batched_tokens; 0: off (TensorRT-LLM's default). Needs both settings",
+    )
+    batch_wait_max_tokens_ratio: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        allow_inf_nan=False,
+        description="TensorRT-LLM batch waiting: the share of max_batched_tokens at which "
+        "held prompts start at once; 0: off (TensorRT-LLM's default)",
+    )
+
+    @model_validator(mode="after")
+    def _both_or_neither(self) -> Batching:
+        # TensorRT-LLM waits only while the count is below the timeout and the tokens below
+        # the ratio: with either at 0 it never waits, so one alone is a setting with no effect
+        if (self.batch_wait_timeout_iters > 0) != (self.batch_wait_max_tokens_ratio > 0):
+            raise ValueError(
+                "batch waiting needs both batch_wait_timeout_iters and "
+                "batch_wait_max_tokens_ratio above 0 (TensorRT-LLM holds prompts only while "
+                "under both); set both, or neither"
+            )
+        return self
+
+    @property
+    def batch_waits(self) -> bool:
+        return self.batch_wait_timeout_iters > 0
 
 
 SPECULATIVE_METHODS = ("mtp",)
@@ -278,6 +310,17 @@ class PoolSpec(StrictModel):
         description="speculative decoding on decode steps (decode and colocated pools), e.g. "
         "{method: mtp, tokens: 2, acceptance: [0.8, 0.6]}; null: one token per step",
     )
+
+    @field_validator("batching")
+    @classmethod
+    def _batch_waiting_pool(cls, v: Batching, info: ValidationInfo) -> Batching:
+        role = info.data.get("role")  # None: the role is invalid, and reported as such
+        if v.batch_waits and role not in ("colocated", None):
+            raise ValueError(
+                "batch waiting holds prompts back while sequences decode beside them; a "
+                f"{role} pool never runs both in one step; allowed on colocated pools only"
+            )
+        return v
 
     @field_validator("name")
     @classmethod

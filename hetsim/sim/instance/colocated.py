@@ -40,6 +40,14 @@ class ColocatedInstance(Instance):
             if spec is None
             else SpeculativeBatch(self.max_seqs, self.page, spec, self.gid, self.seed)
         )
+        batching = self.pool.batching
+        # (steps, share of the token budget) of TensorRT-LLM's batch waiting; None: off
+        self.batch_wait = (
+            (batching.batch_wait_timeout_iters, batching.batch_wait_max_tokens_ratio)
+            if batching.batch_waits
+            else None
+        )
+        self._waited = 0  # decode-only steps in a row that held prompts back
 
     @property
     def queue_len(self) -> int:
@@ -92,9 +100,10 @@ class ColocatedInstance(Instance):
                 blocks.allocate(now, need)
             prefills = self.prefilling[: len(chunks)]
             computed = np.fromiter((r.computed for r in prefills), np.int64, count=len(prefills))
-            if self.spec is None and not chunks and self.fast_forward:
+            if self.spec is None and not chunks and self.fast_forward and not self._waited:
                 # no prompt joins while nothing else happens: the queue's head stays blocked
-                # (blocks only shrink, the decodes' slots and budget stay the same)
+                # (blocks only shrink, the decodes' slots and budget stay the same); prompts
+                # held by batch waiting go after a count of steps: those are taken one by one
                 run = self._run_steps(now)
                 if run is not None:
                     yield run[0]
@@ -142,15 +151,50 @@ class ColocatedInstance(Instance):
 
     def _schedule(self, now: float, n_dec: int, need: int) -> list[int]:
         """Prefill chunks in the token budget and the sequence slots the decodes leave, packed
-        by the chunked-prefill rule; waiting requests are admitted as the rule takes them."""
+        by the chunked-prefill rule; waiting requests are admitted as the rule takes them.
+        Empty while batch waiting holds the prompts back (a decode-only step)."""
+        if self.batch_wait is not None and n_dec and self._held(n_dec, need):
+            return []
+        return self._pack(n_dec, self._admit(now, need))
+
+    def _pack(self, n_dec: int, joining: Iterator[int]) -> list[int]:
         chunks, _ = prefill_chunks(
             [self._prefill_target(req) - req.computed for req in self.prefilling],
-            self._admit(now, need),
+            joining,
             token_budget=self.max_tokens - n_dec * self.per_decode,
             chunk=self.chunk,
             max_seqs=self.max_seqs - n_dec,
         )
         return chunks
+
+    def _held(self, n_dec: int, need: int) -> bool:
+        """TensorRT-LLM's batch waiting (``PyExecutor._waiting_requests``): a step that would
+        start prompts beside decodes runs the decodes alone instead, until it has done so
+        ``timeout`` times in a row or the step's tokens (the prompts' chunks, one per decode)
+        reach ``ratio`` x the token budget; then the prompts go and the count starts over.
+        A step with no prompt to start, or no decode, neither waits nor counts."""
+        free = self.blocks.free - need
+
+        def fitting() -> Iterator[int]:  # what _admit would take, taking nothing
+            nonlocal free
+            for req in self.waiting:
+                target = self._prefill_target(req)
+                blocks = self.blocks.blocks_for(target)
+                if blocks > free:
+                    return
+                free -= blocks
+                yield target - req.computed
+
+        chunks = self._pack(n_dec, fitting())
+        if not chunks:
+            return False
+        timeout, ratio = self.batch_wait
+        tokens = sum(chunks) + n_dec * self.per_decode
+        if self._waited >= timeout or tokens >= ratio * self.max_tokens:
+            self._waited = 0
+            return False
+        self._waited += 1
+        return True
 
     def _admit(self, now: float, need: int) -> Iterator[int]:
         """Admit waiting requests in order, each as the packing rule takes it, while blocks for

@@ -1,0 +1,102 @@
+"""TensorRT-LLM's batch waiting on colocated pools: while sequences decode, prompts the scheduler
+would start are held for up to ``batch_wait_timeout_iters`` steps unless the step's tokens reach
+``batch_wait_max_tokens_ratio`` x the token budget (``PyExecutor._waiting_requests``)."""
+
+from __future__ import annotations
+
+import pytest
+
+import hetsim
+from hetsim.errors import InputError
+from hetsim.perf.step import step_model_for_pool
+from hetsim.simulation import simulate
+
+LONG, SHORT = 0, 1  # request ids: one decoding, one arriving while it decodes
+COLUMNS = {"arrival": "arrival_s", "input_tokens": "input_tokens", "output_tokens": "output_tokens"}
+
+
+def scenario(tmp_path, wait: dict | None = None, role: str = "colocated", arrival_s=0.004):
+    trace = tmp_path / "two.csv"
+    trace.write_text(
+        f"arrival_s,input_tokens,output_tokens\n0,64,400\n{arrival_s},64,8\n", encoding="utf-8"
+    )
+    batching = {"max_num_seqs": 16, "max_batched_tokens": 1024, **(wait or {})}
+    data = {
+        "name": "batch-wait",
+        "model": "tiny-llama",
+        "pools": [
+            {"name": "serve", "role": role, "accelerator": "nvidia-h100-sxm", "batching": batching}
+        ],
+        "workload": {"trace": {"path": str(trace), "format": "csv", "columns": COLUMNS}},
+        "sla": {"ttft": "1 s", "tpot": "50 ms"},
+        "seed": 1,
+    }
+    return hetsim.scenario_from_dict(data)
+
+
+def rows(sc, fast_forward: bool = True):
+    out = simulate(sc, sample_interval=None, fast_forward=fast_forward).requests
+    return out.set_index("request_id")
+
+
+@pytest.mark.parametrize("timeout", [1, 5, 20])
+def test_a_prompt_beside_decodes_waits_the_timeout_in_decode_steps(tmp_path, timeout):
+    """The short request arrives while the long one decodes alone: without waiting it starts
+    at the next step; with waiting (a token threshold it cannot reach) it starts ``timeout``
+    decode-only steps of the long request later, each priced by the step model."""
+    plain = rows(scenario(tmp_path))
+    held_sc = scenario(tmp_path, {"batch_wait_timeout_iters": timeout,
+                                  "batch_wait_max_tokens_ratio": 1.0})  # fmt: skip
+    held = rows(held_sc)
+    pool = held_sc.spec.pools[0]
+    sm = step_model_for_pool(held_sc.model, held_sc.profiles[pool.name], pool)
+    start = plain.loc[SHORT, "prefill_start_s"]
+    # walk the long request's decode steps from its first token to that step boundary ...
+    t, context = plain.loc[LONG, "first_token_s"], 64
+    while t < start * (1 - 1e-12):
+        t += sm.decode_time_from_sum(1, context)
+        context += 1
+    assert t == pytest.approx(start, rel=1e-12)
+    # ... then the held steps, the long request still alone
+    for _ in range(timeout):
+        t += sm.decode_time_from_sum(1, context)
+        context += 1
+    assert held.loc[SHORT, "prefill_start_s"] == pytest.approx(t, rel=1e-12)
+    assert held.loc[LONG, "first_token_s"] == plain.loc[LONG, "first_token_s"]
+
+
+def test_enough_tokens_start_the_prompt_at_once(tmp_path):
+    """A threshold the step reaches (64 prompt tokens + 1 decode >= 0.05 x 1024) never holds:
+    the same run as without batch waiting."""
+    plain = rows(scenario(tmp_path))
+    held = rows(scenario(tmp_path, {"batch_wait_timeout_iters": 50,
+                                    "batch_wait_max_tokens_ratio": 0.05}))  # fmt: skip
+    assert held.equals(plain)
+
+
+def test_a_prompt_with_nothing_decoding_never_waits(tmp_path):
+    """The first request finds no decodes: TensorRT-LLM does not wait then (it would wait for
+    nothing); its prefill starts on arrival either way."""
+    held = rows(scenario(tmp_path, {"batch_wait_timeout_iters": 50,
+                                    "batch_wait_max_tokens_ratio": 1.0}))  # fmt: skip
+    assert held.loc[LONG, "prefill_start_s"] == 0.0
+
+
+def test_fast_forward_gives_the_same_rows_while_prompts_are_held(tmp_path):
+    sc = scenario(tmp_path, {"batch_wait_timeout_iters": 7, "batch_wait_max_tokens_ratio": 0.9})
+    assert rows(sc, fast_forward=True).equals(rows(sc, fast_forward=False))
+
+
+@pytest.mark.parametrize(
+    "wait",
+    [{"batch_wait_timeout_iters": 20}, {"batch_wait_max_tokens_ratio": 0.5}],
+)
+def test_one_batch_waiting_setting_alone_is_refused(tmp_path, wait):
+    with pytest.raises(InputError, match="set both, or neither"):
+        scenario(tmp_path, wait)
+
+
+def test_batch_waiting_on_a_decode_pool_is_refused(tmp_path):
+    wait = {"batch_wait_timeout_iters": 20, "batch_wait_max_tokens_ratio": 0.5}
+    with pytest.raises(InputError, match="allowed on colocated pools only"):
+        scenario(tmp_path, wait, role="decode")
