@@ -168,6 +168,15 @@ class Batching(StrictModel):
         "held prompts start at once; 0: off (TensorRT-LLM's default)",
     )
 
+    scheduler_recv_interval: Count = Field(
+        default=1,
+        ge=1,
+        description="SGLang's --scheduler-recv-interval (colocated pools): while the engine "
+        "only decodes, the scheduler takes in newly arrived requests every this many decode "
+        "steps (at once after a step that computed prompt tokens, and when idle); 1: before "
+        "every step (SGLang's default)",
+    )
+
     @model_validator(mode="after")
     def _both_or_neither(self) -> Batching:
         # TensorRT-LLM waits only while the count is below the timeout and the tokens below
@@ -319,6 +328,11 @@ class PoolSpec(StrictModel):
             raise ValueError(
                 "batch waiting holds prompts back while sequences decode beside them; a "
                 f"{role} pool never runs both in one step; allowed on colocated pools only"
+            )
+        if v.scheduler_recv_interval > 1 and role not in ("colocated", None):
+            raise ValueError(
+                "scheduler_recv_interval delays new requests while the engine decodes beside "
+                f"them, modelled on colocated pools only (a {role} pool); allowed here: 1"
             )
         return v
 

@@ -48,26 +48,54 @@ class ColocatedInstance(Instance):
             else None
         )
         self._waited = 0  # decode-only steps in a row that held prompts back
+        # SGLang's scheduler_recv_interval: arrivals wait in the inbox until the scheduler
+        # takes them in, every `recv_interval` decode steps counted from `_recv_anchor` (the
+        # step count when it last took them in after a prompt step or idling)
+        self.recv_interval = batching.scheduler_recv_interval
+        self.inbox: deque[Req] = deque()
+        self._recv_anchor = 0
+        self._recv_now = True
 
     @property
     def queue_len(self) -> int:
-        return len(self.waiting)
+        return len(self.waiting) + len(self.inbox)
 
     def enqueue(self, req: Req) -> None:
+        self.outstanding_tokens += req.input - req.cached + req.output
+        self._mark(req, PREFILL, QUEUED)
+        if self.recv_interval > 1:
+            # the steps until the scheduler takes it in are taken one by one
+            self.inbox.append(req)
+            self.kick()
+            return
         # behind a queue that no prompt joins from (its head does not fit, or the decodes
         # leave no budget) it changes nothing until the batch does: a fast-forward goes on
         behind = bool(self.waiting)
         self.waiting.append(req)
-        self.outstanding_tokens += req.input - req.cached + req.output
-        self._mark(req, PREFILL, QUEUED)
         if not (behind and self._ff is not None):
             self.kick()
+
+    def _receive(self) -> None:
+        """SGLang's ``SchedulerRecvSkipper`` at the top of a scheduler iteration: a decode step
+        weighs 1 and a prompt step 1000, and the scheduler takes in new requests whenever the
+        weights since it last did reach the interval. An idle engine spins through its
+        iterations in microseconds: it takes them in at once (taken as immediate)."""
+        steps = self._steps
+        if self._recv_now:
+            self._recv_now = False
+            self._recv_anchor = steps
+        elif (steps - self._recv_anchor) % self.recv_interval:
+            return
+        self.waiting.extend(self.inbox)
+        self.inbox.clear()
 
     def forget(self, req: Req) -> None:
         if self._ff is not None:
             self._cut()
         if req in self.waiting:
             self.waiting.remove(req)
+        if req in self.inbox:
+            self.inbox.remove(req)
         if req in self.prefilling:
             self.prefilling.remove(req)
         if req in self.batch.reqs:
@@ -75,8 +103,10 @@ class ColocatedInstance(Instance):
             req.p_blocks = self.blocks.blocks_for(req.context)
 
     def _drop_requests(self) -> list[tuple[Req, bool]]:
-        out = [(r, False) for r in self.waiting] + [(r, True) for r in self.prefilling]
+        out = [(r, False) for r in (*self.inbox, *self.waiting)]
+        out += [(r, True) for r in self.prefilling]
         out += [(r, True) for r in self.batch.drain()]
+        self.inbox.clear()
         self.waiting.clear()
         self.prefilling.clear()
         for req, _ in out:
@@ -90,17 +120,22 @@ class ColocatedInstance(Instance):
         blocks = self.blocks
         while True:
             now = self.env.now
+            if self.recv_interval > 1:
+                self._receive()
             need = self._make_room(now)
             n_dec = batch.n
             chunks = self._schedule(now, n_dec, need)
             if n_dec == 0 and not chunks:
+                self._recv_now = True  # idle: what arrives is taken in at once
+                if self.inbox:
+                    continue
                 yield self._sleep()
                 continue
             if need:
                 blocks.allocate(now, need)
             prefills = self.prefilling[: len(chunks)]
             computed = np.fromiter((r.computed for r in prefills), np.int64, count=len(prefills))
-            if self.spec is None and not chunks and self.fast_forward and not self._waited:
+            if self.spec is None and not chunks and self.fast_forward and not self._holding:
                 # no prompt joins while nothing else happens: the queue's head stays blocked
                 # (blocks only shrink, the decodes' slots and budget stay the same); prompts
                 # held by batch waiting go after a count of steps: those are taken one by one
@@ -110,7 +145,14 @@ class ColocatedInstance(Instance):
                     self._apply_step(self.env.now, n_dec, [], [], run[1])
                     continue
             yield self._step(*self._priced(chunks, computed))
+            self._recv_now = self._recv_now or bool(chunks)
             self._apply_step(self.env.now, n_dec, prefills, chunks)
+
+    @property
+    def _holding(self) -> bool:
+        """Whether arrivals wait for the scheduler to take them in, or batch waiting holds
+        prompts back: each step until then is taken alone."""
+        return bool(self.inbox) or self._waited > 0
 
     def _priced(self, chunks: list[int], computed: np.ndarray) -> tuple[float, float]:
         """Seconds of the step and the joules its measured ops draw below tdp (0 without

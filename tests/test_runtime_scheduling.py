@@ -1,6 +1,7 @@
-"""TensorRT-LLM's batch waiting on colocated pools: while sequences decode, prompts the scheduler
-would start are held for up to ``batch_wait_timeout_iters`` steps unless the step's tokens reach
-``batch_wait_max_tokens_ratio`` x the token budget (``PyExecutor._waiting_requests``)."""
+"""Runtime scheduler behaviours that delay prompts on colocated pools, each as its runtime
+implements it: TensorRT-LLM's batch waiting (``batch_wait_timeout_iters``,
+``batch_wait_max_tokens_ratio``: ``PyExecutor._waiting_requests``) and SGLang's
+``--scheduler-recv-interval`` (``SchedulerRecvSkipper``)."""
 
 from __future__ import annotations
 
@@ -100,3 +101,55 @@ def test_batch_waiting_on_a_decode_pool_is_refused(tmp_path):
     wait = {"batch_wait_timeout_iters": 20, "batch_wait_max_tokens_ratio": 0.5}
     with pytest.raises(InputError, match="allowed on colocated pools only"):
         scenario(tmp_path, wait, role="decode")
+
+
+# ---- SGLang's scheduler_recv_interval ------------------------------------------------------
+
+
+def _walk(sm, t: float, context: int, until: float) -> tuple[float, int, int]:
+    """Decode steps of one sequence from ``t`` until a step ends at or after ``until``:
+    (that end, the context then, steps taken)."""
+    steps = 0
+    while t < until * (1 - 1e-12):
+        t += sm.decode_time_from_sum(1, context)
+        context += 1
+        steps += 1
+    return t, context, steps
+
+
+@pytest.mark.parametrize("interval", [2, 7, 30])
+def test_an_arrival_is_taken_in_at_the_next_multiple_of_the_interval(tmp_path, interval):
+    """The long request's prompt step is the last before the short one arrives, so its decode
+    steps count from there: the short one is taken in at the end of the first decode step whose
+    number is a multiple of the interval at or after its arrival (not at the next step)."""
+    plain = rows(scenario(tmp_path))
+    sc = scenario(tmp_path, {"scheduler_recv_interval": interval})
+    pool = sc.spec.pools[0]
+    sm = step_model_for_pool(sc.model, sc.profiles[pool.name], pool)
+    t, context, steps = _walk(sm, plain.loc[LONG, "first_token_s"], 64, 0.004)
+    assert t == pytest.approx(plain.loc[SHORT, "prefill_start_s"], rel=1e-12)
+    while steps % interval:
+        t += sm.decode_time_from_sum(1, context)
+        context += 1
+        steps += 1
+    assert rows(sc).loc[SHORT, "prefill_start_s"] == pytest.approx(t, rel=1e-12)
+
+
+def test_an_engine_going_idle_takes_in_what_waits(tmp_path):
+    """The long request ends before the interval comes round: the idle engine takes the new one
+    in at once, at the long one's last step, instead of leaving it waiting."""
+    sc = scenario(tmp_path, {"scheduler_recv_interval": 1000})
+    out = rows(sc)
+    assert out.loc[SHORT, "prefill_start_s"] == out.loc[LONG, "finish_s"]
+    assert out.loc[SHORT, "status"] == "completed"
+
+
+def test_fast_forward_gives_the_same_rows_with_a_recv_interval(tmp_path):
+    for arrival in (0.004, 0.0101, 0.02):
+        sc = scenario(tmp_path, {"scheduler_recv_interval": 30}, arrival_s=arrival)
+        assert rows(sc, fast_forward=True).equals(rows(sc, fast_forward=False))
+
+
+def test_a_recv_interval_on_a_decode_pool_is_refused(tmp_path):
+    with pytest.raises(InputError, match="modelled on colocated pools only"):
+        scenario(tmp_path, {"scheduler_recv_interval": 30}, role="decode")
