@@ -67,6 +67,7 @@ class RowResult:
     reason: str
     detail: str
     provenance: str
+    launch: str = ""  # where the server's scheduler settings come from (posed rows)
 
     @property
     def ttft_error(self) -> float:
@@ -121,7 +122,7 @@ def _one(row: SiliconRow) -> RowResult:
     except InputError as exc:  # a scenario hetsim's schema or checks refuse: reported, not fatal
         return _result(row, Outcome.FAILED, "scenario_rejected", exc.render())
     detail = "" if posed.model_note == "bundled" else f"{posed.model}: {posed.model_note}"
-    return _result(row, Outcome.PREDICTED, "", detail, ttft, tpot, provenance)
+    return _result(row, Outcome.PREDICTED, "", detail, ttft, tpot, provenance, posed.launch.label)
 
 
 def _simulate(posed: Posed) -> tuple[float, float, str]:
@@ -145,6 +146,7 @@ def _result(
     ttft: float = math.nan,
     tpot: float = math.nan,
     provenance: str = "",
+    launch: str = "",
 ) -> RowResult:
     return RowResult(
         id=row.id,
@@ -166,6 +168,7 @@ def _result(
         reason=reason,
         detail=detail,
         provenance=provenance,
+        launch=launch,
     )
 
 

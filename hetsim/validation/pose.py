@@ -23,6 +23,7 @@ from typing import Any
 from hetsim.errors import InputError
 from hetsim.spec.hardware import AcceleratorProfile, available_profiles, load_profile
 from hetsim.spec.model import ModelConfig, load_model
+from hetsim.validation.launches import Launch, LaunchRule, launch_of
 from hetsim.validation.protocols import BenchmarkProtocol, protocol_of
 from hetsim.validation.silicon import Parallelism, SiliconRow
 
@@ -65,6 +66,7 @@ class Posed:
     model_note: str
     profile: str
     protocol: BenchmarkProtocol
+    launch: Launch
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,8 +190,9 @@ def contradiction(row: SiliconRow, domain: int | None) -> str | None:
     return None
 
 
-def pose(row: SiliconRow) -> Posed | Unposed:
-    """The row as a scenario dict, or the first reason it cannot be one."""
+def pose(row: SiliconRow, launches: tuple[LaunchRule, ...] | None = None) -> Posed | Unposed:
+    """The row as a scenario dict, or the first reason it cannot be one; its server launched
+    as ``launches`` say (the bundled InferenceX rules by default)."""
     if row.concurrency is None:
         return Unposed(row, Reason.NO_CONCURRENCY, "silicon_data_source has no silicon_concurrency")
     _check_concurrency(row.concurrency, row)
@@ -240,8 +243,9 @@ def pose(row: SiliconRow) -> Posed | Unposed:
             f"{row.concurrency}: the deployment's size is not known",
         )
     protocol = protocol_of(row)
-    scenario = _scenario(row, model, profile, formats, moe, protocol)
-    return Posed(row, scenario, model, note, profile.name, protocol)
+    launch = launch_of(row, launches)
+    scenario = _scenario(row, model, profile, formats, moe, protocol, launch)
+    return Posed(row, scenario, model, note, profile.name, protocol, launch)
 
 
 def _check_concurrency(clients: int, row: SiliconRow) -> None:
@@ -324,6 +328,7 @@ def _scenario(
     formats: tuple[str, str, str],
     moe: bool,
     protocol: BenchmarkProtocol,
+    launch: Launch,
 ) -> dict[str, Any]:
     n = row.concurrency
     assert n is not None, "pose() returns Unposed for a row without concurrency"
@@ -355,7 +360,9 @@ def _scenario(
         }
 
     if row.agg is not None:
-        pools = [pool("engine", "colocated", row.agg, prefill=True)]
+        engine = pool("engine", "colocated", row.agg, prefill=True)
+        engine["batching"].update(launch.batching)  # what the row's launch script sets
+        pools = [engine]
         interconnect: dict[str, Any] = {"paths": []}
     else:
         assert row.prefill is not None and row.decode is not None
