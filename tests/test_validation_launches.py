@@ -29,12 +29,12 @@ RULES = """
   isl: 1024
   min_concurrency: 16
   measured: [2026-03-01, 2026-03-31]
-  batching: {scheduler_recv_interval: 30}
+  settings: {batching: {scheduler_recv_interval: 30}, memory_utilization: 0.82}
   source: "benchmarks/x.sh@abc: --scheduler-recv-interval 30"
 - runtime: sglang
   models: [deepseek-ai/DeepSeek-R1]
   measured: [2026-03-20, null]
-  batching: {max_batched_tokens: 16384, chunk_size: 16384}
+  settings: {batching: {max_batched_tokens: 16384, chunk_size: 16384}, precision: {kv: bf16}}
   source: "benchmarks/x.sh@def: --chunked-prefill-size 16384"
 """
 
@@ -54,10 +54,14 @@ def rules(tmp_path):
 
 def test_every_rule_in_force_on_the_measured_day_applies(row, rules):
     launch = launch_of(row, rules)
-    assert launch.batching == {
-        "scheduler_recv_interval": 30,
-        "max_batched_tokens": 16384,
-        "chunk_size": 16384,
+    assert launch.settings == {
+        "batching": {
+            "scheduler_recv_interval": 30,
+            "max_batched_tokens": 16384,
+            "chunk_size": 16384,
+        },
+        "memory_utilization": 0.82,
+        "precision": {"kv": "bf16"},
     }
     assert launch.label == (
         "benchmarks/x.sh@abc: --scheduler-recv-interval 30; "
@@ -71,7 +75,7 @@ def test_a_rule_applies_only_to_the_servers_its_script_launches(row, rules):
         dataclasses.replace(row, system="b200_sxm"),
         dataclasses.replace(row, isl=8192),
     ):
-        assert "scheduler_recv_interval" not in launch_of(other, rules).batching
+        assert "scheduler_recv_interval" not in launch_of(other, rules).settings["batching"]
     assert launch_of(dataclasses.replace(row, measured_on=("2026-02-10",)), rules).label == (
         DEFAULTS
     )
@@ -80,7 +84,7 @@ def test_a_rule_applies_only_to_the_servers_its_script_launches(row, rules):
 def test_a_row_measured_under_different_settings_keeps_the_defaults_and_says_so(row, rules):
     straddling = dataclasses.replace(row, measured_on=("2026-03-25", "2026-04-02"))
     launch = launch_of(straddling, rules)
-    assert launch.batching == {} and launch.label == AMBIGUOUS
+    assert launch.settings == {} and launch.label == AMBIGUOUS
 
 
 def test_rows_of_other_clients_and_disaggregated_rows_are_not_read(row, rules):
@@ -96,12 +100,17 @@ def test_the_posed_engine_runs_with_the_launch_settings(row, rules):
     (engine,) = posed.scenario["pools"]
     assert engine["batching"]["scheduler_recv_interval"] == 30
     assert engine["batching"]["max_batched_tokens"] == 16384
+    assert engine["batching"]["max_num_seqs"] == 64  # the row's own, kept
+    assert engine["memory_utilization"] == 0.82
+    assert engine["precision"] == {"weights": "fp8_e4m3", "activations": "fp8_e4m3", "kv": "bf16"}
     assert posed.launch.label.startswith("benchmarks/x.sh@abc")
 
 
 def test_the_bundled_rules_are_settings_hetsim_models_for_models_it_poses():
     for rule in launch_rules():
-        Batching(**dict(rule.batching))  # each a valid batching setting
+        settings = dict(rule.settings)
+        assert set(settings) <= {"batching", "precision", "memory_utilization"}, rule.source
+        Batching(**settings.get("batching", {}))  # each a valid batching setting
         assert set(rule.models) <= set(MODEL_ARCHITECTURES), rule.source
         assert rule.runtime in ("vllm", "sglang", "trtllm")
         assert rule.since is None or rule.until is None or rule.since <= rule.until

@@ -44,7 +44,7 @@ class LaunchRule:
 
     runtime: str
     models: tuple[str, ...]
-    batching: tuple[tuple[str, Any], ...]  # the pool's batching settings it sets
+    settings: tuple[tuple[str, Any], ...]  # pool settings it sets (batching, precision nested)
     source: str  # script@commit: the line that sets it
     systems: tuple[str, ...] | None = None
     isl: int | None = None
@@ -78,11 +78,20 @@ class LaunchRule:
 
 @dataclass(frozen=True, slots=True)
 class Launch:
-    """The batching settings a row's server ran with beyond the runtime's defaults, and their
-    provenance (``DEFAULTS`` or ``AMBIGUOUS`` with no settings)."""
+    """The pool settings a row's server ran with beyond the runtime's defaults (``batching``
+    and ``precision`` hold only the keys set), and their provenance (``DEFAULTS`` or
+    ``AMBIGUOUS`` with no settings)."""
 
-    batching: dict[str, Any]
+    settings: dict[str, Any]
     label: str
+
+    def apply(self, pool: dict[str, Any]) -> None:
+        """Set them on a posed pool dict."""
+        for key, value in self.settings.items():
+            if isinstance(value, dict):
+                pool[key] = {**pool.get(key, {}), **value}
+            else:
+                pool[key] = value
 
 
 def launch_of(row: SiliconRow, rules: tuple[LaunchRule, ...] | None = None) -> Launch:
@@ -95,16 +104,17 @@ def launch_of(row: SiliconRow, rules: tuple[LaunchRule, ...] | None = None) -> L
     days = [dt.date.fromisoformat(d) for d in row.measured_on]
     if not rules or not days:
         return Launch({}, DEFAULTS)
-    per_day = {tuple(r for r in rules if r.in_force(day)) for day in days}
+    per_day = {tuple(i for i, r in enumerate(rules) if r.in_force(day)) for day in days}
     if len(per_day) > 1:
         return Launch({}, AMBIGUOUS)
-    (applied,) = per_day
+    applied = [rules[i] for i in per_day.pop()]
     if not applied:
         return Launch({}, DEFAULTS)
-    batching: dict[str, Any] = {}
+    settings: dict[str, Any] = {}
     for rule in applied:
-        batching.update(rule.batching)
-    return Launch(batching, "; ".join(r.source for r in applied))
+        for key, value in rule.settings:
+            settings[key] = {**settings.get(key, {}), **value} if isinstance(value, dict) else value
+    return Launch(settings, "; ".join(r.source for r in applied))
 
 
 @cache
@@ -120,7 +130,7 @@ def _rule(entry: dict[str, Any]) -> LaunchRule:
     return LaunchRule(
         runtime=entry["runtime"],
         models=tuple(entry["models"]),
-        batching=tuple(entry["batching"].items()),
+        settings=tuple(entry["settings"].items()),
         source=entry["source"],
         systems=tuple(systems) if systems is not None else None,
         isl=entry.get("isl"),

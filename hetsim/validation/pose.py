@@ -361,7 +361,7 @@ def _scenario(
 
     if row.agg is not None:
         engine = pool("engine", "colocated", row.agg, prefill=True)
-        engine["batching"].update(launch.batching)  # what the row's launch script sets
+        launch.apply(engine)  # what the row's launch script sets
         pools = [engine]
         interconnect: dict[str, Any] = {"paths": []}
     else:
