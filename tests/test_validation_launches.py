@@ -26,7 +26,11 @@ RULES = """
 - runtime: sglang
   models: [deepseek-ai/DeepSeek-R1]
   systems: [h200_sxm]
+  precision: fp8
   isl: 1024
+  tp: 8
+  ep: 1
+  dp_attention: false
   min_concurrency: 16
   measured: [2026-03-01, 2026-03-31]
   settings: {batching: {scheduler_recv_interval: 30}, memory_utilization: 0.82}
@@ -74,6 +78,10 @@ def test_a_rule_applies_only_to_the_servers_its_script_launches(row, rules):
         dataclasses.replace(row, concurrency=8),  # below the script's concurrency
         dataclasses.replace(row, system="b200_sxm"),
         dataclasses.replace(row, isl=8192),
+        dataclasses.replace(row, precision="fp4"),
+        dataclasses.replace(row, agg=dataclasses.replace(row.agg, tp=4, moe_tp=4)),
+        dataclasses.replace(row, agg=dataclasses.replace(row.agg, moe_ep=8, moe_tp=1)),
+        dataclasses.replace(row, agg=dataclasses.replace(row.agg, tp=1, dp=8)),
     ):
         assert "scheduler_recv_interval" not in launch_of(other, rules).settings["batching"]
     assert launch_of(dataclasses.replace(row, measured_on=("2026-02-10",)), rules).label == (

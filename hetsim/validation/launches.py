@@ -47,27 +47,33 @@ class LaunchRule:
     settings: tuple[tuple[str, Any], ...]  # pool settings it sets (batching, precision nested)
     source: str  # script@commit: the line that sets it
     systems: tuple[str, ...] | None = None
+    precision: str | None = None  # the row's precision column (fp8, fp4, ...)
     isl: int | None = None
     osl: int | None = None
     min_concurrency: int = 1
     max_concurrency: int | None = None
-    tp_below: int | None = None  # the engine's tensor parallelism is below this
+    tp: int | None = None  # the engine's tensor parallelism (the row's tp column)
+    ep: int | None = None  # its expert parallelism (moe_ep)
+    dp_attention: bool | None = None  # whether it runs attention data-parallel (dp > 1)
     since: dt.date | None = None
     until: dt.date | None = None  # inclusive
 
     def matches_engine(self, row: SiliconRow) -> bool:
         """Whether the row's server is one this rule's script launches (dates aside)."""
-        clients = row.concurrency or 0
-        tp = row.agg.tp if row.agg is not None else None
+        engine, clients = row.agg, row.concurrency or 0
         return (
-            row.runtime.value == self.runtime
+            engine is not None
+            and row.runtime.value == self.runtime
             and row.model in self.models
             and (self.systems is None or row.system in self.systems)
+            and (self.precision is None or row.precision == self.precision)
             and (self.isl is None or row.isl == self.isl)
             and (self.osl is None or row.osl == self.osl)
             and self.min_concurrency <= clients
             and (self.max_concurrency is None or clients <= self.max_concurrency)
-            and (self.tp_below is None or (tp is not None and tp < self.tp_below))
+            and (self.tp is None or engine.tp == self.tp)
+            and (self.ep is None or engine.moe_ep == self.ep)
+            and (self.dp_attention is None or (engine.dp > 1) == self.dp_attention)
         )
 
     def in_force(self, day: dt.date) -> bool:
@@ -133,11 +139,14 @@ def _rule(entry: dict[str, Any]) -> LaunchRule:
         settings=tuple(entry["settings"].items()),
         source=entry["source"],
         systems=tuple(systems) if systems is not None else None,
+        precision=entry.get("precision"),
         isl=entry.get("isl"),
         osl=entry.get("osl"),
         min_concurrency=entry.get("min_concurrency", 1),
         max_concurrency=entry.get("max_concurrency"),
-        tp_below=entry.get("tp_below"),
+        tp=entry.get("tp"),
+        ep=entry.get("ep"),
+        dp_attention=entry.get("dp_attention"),
         since=_day(since),
         until=_day(until),
     )
