@@ -1,4 +1,4 @@
-"""Silicon rows posed with the scheduler settings their launch scripts document
+"""Silicon rows posed with the launch settings their benchmark scripts gave the server
 (hetsim.validation.launches), never with settings read from the measured values."""
 
 from __future__ import annotations
@@ -10,36 +10,17 @@ import pytest
 
 from hetsim.spec.scenario import Batching
 from hetsim.validation import read_silicon
-from hetsim.validation.launches import (
-    AMBIGUOUS,
-    DEFAULTS,
-    launch_of,
-    launch_rules,
-)
-from hetsim.validation.pose import MODEL_ARCHITECTURES, Posed, pose
+from hetsim.validation.launches import AMBIGUOUS, DEFAULTS, launch_of, launch_table
+from hetsim.validation.pose import Posed, pose
+from hetsim.validation.protocols import INFERENCEX, protocol_of
 
 EXCERPT = Path(__file__).parent / "data" / "silicon" / "silicon_sample_excerpt.csv"
 # an InferenceX run: DeepSeek-R1 FP8 on 8 H200 with SGLang, 64 clients, 1k/1k, 2026-03-25
 ROW_ID = "2026_03_25_deepseek_r1_h200_sxm_sglang_fp8_agg_1024x1024_c64_tp8_0_ep1_0_256"
-
-RULES = """
-- runtime: sglang
-  models: [deepseek-ai/DeepSeek-R1]
-  systems: [h200_sxm]
-  precision: fp8
-  isl: 1024
-  tp: 8
-  ep: 1
-  dp_attention: false
-  min_concurrency: 16
-  measured: [2026-03-01, 2026-03-31]
-  settings: {batching: {scheduler_recv_interval: 30}, memory_utilization: 0.82}
-  source: "benchmarks/x.sh@abc: --scheduler-recv-interval 30"
-- runtime: sglang
-  models: [deepseek-ai/DeepSeek-R1]
-  measured: [2026-03-20, null]
-  settings: {batching: {max_batched_tokens: 16384, chunk_size: 16384}, precision: {kv: bf16}}
-  source: "benchmarks/x.sh@def: --chunked-prefill-size 16384"
+TABLE = f"""# a comment line
+id,launch,max_batched_tokens,max_num_seqs,memory_utilization,kv,scheduler_recv_interval,batch_wait_timeout_iters,batch_wait_max_tokens_ratio,unmodelled
+{ROW_ID},benchmarks/x.sh@abc,16384,,0.82,fp8_e4m3,30,,,
+other_repeat,benchmarks/x.sh@def,8192,,,,,,,
 """
 
 
@@ -50,76 +31,68 @@ def row():
 
 
 @pytest.fixture
-def rules(tmp_path):
-    path = tmp_path / "launches.yaml"
-    path.write_text(RULES, encoding="utf-8")
-    return launch_rules(path)
+def table(tmp_path):
+    path = tmp_path / "launches.csv"
+    path.write_text(TABLE, encoding="utf-8")
+    return launch_table(path)
 
 
-def test_every_rule_in_force_on_the_measured_day_applies(row, rules):
-    launch = launch_of(row, rules)
+def test_a_listed_row_gets_its_scripts_settings(row, table):
+    launch = launch_of(row, table)
     assert launch.settings == {
         "batching": {
-            "scheduler_recv_interval": 30,
             "max_batched_tokens": 16384,
             "chunk_size": 16384,
+            "scheduler_recv_interval": 30,
         },
         "memory_utilization": 0.82,
-        "precision": {"kv": "bf16"},
+        "precision": {"kv": "fp8_e4m3"},
     }
-    assert launch.label == (
-        "benchmarks/x.sh@abc: --scheduler-recv-interval 30; "
-        "benchmarks/x.sh@def: --chunked-prefill-size 16384"
-    )
+    assert launch.label == "benchmarks/x.sh@abc"
 
 
-def test_a_rule_applies_only_to_the_servers_its_script_launches(row, rules):
-    for other in (
-        dataclasses.replace(row, concurrency=8),  # below the script's concurrency
-        dataclasses.replace(row, system="b200_sxm"),
-        dataclasses.replace(row, isl=8192),
-        dataclasses.replace(row, precision="fp4"),
-        dataclasses.replace(row, agg=dataclasses.replace(row.agg, tp=4, moe_tp=4)),
-        dataclasses.replace(row, agg=dataclasses.replace(row.agg, moe_ep=8, moe_tp=1)),
-        dataclasses.replace(row, agg=dataclasses.replace(row.agg, tp=1, dp=8)),
-    ):
-        assert "scheduler_recv_interval" not in launch_of(other, rules).settings["batching"]
-    assert launch_of(dataclasses.replace(row, measured_on=("2026-02-10",)), rules).label == (
-        DEFAULTS
-    )
-
-
-def test_a_row_measured_under_different_settings_keeps_the_defaults_and_says_so(row, rules):
-    straddling = dataclasses.replace(row, measured_on=("2026-03-25", "2026-04-02"))
-    launch = launch_of(straddling, rules)
-    assert launch.settings == {} and launch.label == AMBIGUOUS
-
-
-def test_rows_of_other_clients_and_disaggregated_rows_are_not_read(row, rules):
-    unrecorded = dataclasses.replace(row, source="source_file=/data/h200_sxm/x.csv")
-    assert launch_of(unrecorded, rules).label == DEFAULTS
-    disagg = dataclasses.replace(row, agg=None)
-    assert launch_of(disagg, rules).label == DEFAULTS
-
-
-def test_the_posed_engine_runs_with_the_launch_settings(row, rules):
-    posed = pose(row, rules)
+def test_the_posed_engine_runs_with_them(row, table):
+    posed = pose(row, table)
     assert isinstance(posed, Posed)
     (engine,) = posed.scenario["pools"]
-    assert engine["batching"]["scheduler_recv_interval"] == 30
-    assert engine["batching"]["max_batched_tokens"] == 16384
-    assert engine["batching"]["max_num_seqs"] == 64  # the row's own, kept
+    assert engine["batching"] == {
+        "max_num_seqs": 64,  # the row's own, which the script leaves as it is
+        "max_batched_tokens": 16384,
+        "chunk_size": 16384,
+        "scheduler_recv_interval": 30,
+    }
     assert engine["memory_utilization"] == 0.82
-    assert engine["precision"] == {"weights": "fp8_e4m3", "activations": "fp8_e4m3", "kv": "bf16"}
-    assert posed.launch.label.startswith("benchmarks/x.sh@abc")
+    assert engine["precision"] == {
+        "weights": "fp8_e4m3",
+        "activations": "fp8_e4m3",
+        "kv": "fp8_e4m3",
+    }
 
 
-def test_the_bundled_rules_are_settings_hetsim_models_for_models_it_poses():
-    for rule in launch_rules():
-        settings = dict(rule.settings)
-        assert set(settings) <= {"batching", "precision", "memory_utilization"}, rule.source
-        Batching(**settings.get("batching", {}))  # each a valid batching setting
-        assert set(rule.models) <= set(MODEL_ARCHITECTURES), rule.source
-        assert rule.runtime in ("vllm", "sglang", "trtllm")
-        assert rule.since is None or rule.until is None or rule.since <= rule.until
-        assert "@" in rule.source  # a script at a commit
+def test_repeats_run_under_different_settings_keep_the_defaults_and_say_so(row, table):
+    both = dataclasses.replace(row, repeat_ids=(ROW_ID, "other_repeat"))
+    assert launch_of(both, table).settings == {}
+    assert launch_of(both, table).label == AMBIGUOUS
+    unlisted = dataclasses.replace(row, repeat_ids=(ROW_ID, "never_listed"))
+    assert launch_of(unlisted, table).label == AMBIGUOUS
+
+
+def test_unlisted_other_client_and_disaggregated_rows_keep_the_defaults(row, table):
+    assert launch_of(dataclasses.replace(row, id="never_listed"), table).label == DEFAULTS
+    unrecorded = dataclasses.replace(row, source="source_file=/data/h200_sxm/x.csv")
+    assert launch_of(unrecorded, table).label == DEFAULTS
+    assert launch_of(dataclasses.replace(row, agg=None), table).label == DEFAULTS
+
+
+def test_the_bundled_table_lists_settings_hetsim_models_for_inferencex_rows():
+    table = launch_table()
+    assert len(table) > 2000
+    for row_id, launch in table.items():
+        assert "@" in launch.label and launch.label.startswith("benchmarks/"), row_id
+        assert set(launch.settings) <= {"batching", "memory_utilization", "precision"}
+        Batching(**launch.settings.get("batching", {}))  # valid batching settings
+        assert 0 < launch.settings.get("memory_utilization", 0.5) <= 1
+        assert launch.settings.get("precision", {}).get("kv", "fp8_e4m3") == "fp8_e4m3"
+    excerpt = {r.id: r for r in read_silicon(EXCERPT)}
+    listed = [excerpt[i] for i in table.keys() & excerpt.keys()]
+    assert listed and all(protocol_of(r) is INFERENCEX for r in listed)

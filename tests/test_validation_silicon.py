@@ -144,9 +144,14 @@ def test_an_agg_row_is_one_colocated_engine_under_a_closed_loop_at_its_concurren
             "dp": 1,
             "ep": 1,  # moe_tp 8 x moe_ep 1: experts split by tp
             "precision": FP8,
-            "batching": {"max_num_seqs": 4, "max_batched_tokens": 8192, "chunk_size": 8192},
+            # its launch script (benchmarks/single_node/dsr1_fp8_h200.sh at its run's commit):
+            # --max-running-requests 512, --chunked-prefill-size 32768,
+            # --mem-fraction-static 0.82 (hetsim.validation.launches)
+            "batching": {"max_num_seqs": 512, "max_batched_tokens": 32768, "chunk_size": 32768},
+            "memory_utilization": 0.82,
         }
     ]
+    assert posed.launch.label == "benchmarks/single_node/dsr1_fp8_h200.sh@12ba0ae072"
     assert scenario["interconnect"] == {"paths": []}
     # an InferenceX run (db-dump source): lengths uniform in [0.8 L, L], ten requests per
     # client, every client at once, every request measured

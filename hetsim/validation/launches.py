@@ -1,158 +1,111 @@
-"""How the server that measured a silicon-sample row was launched: the scheduler settings its
-benchmark recipe documents, where hetsim models them.
+"""How the server that measured a silicon-sample row was launched: the scheduler and memory
+settings its benchmark recipe gave it, where hetsim models them.
 
 A row's TTFT depends on the server's scheduler as much as on its kernels. InferenceX
 (SemiAnalysis, Apache-2.0) launches each runtime from a per-model shell script under
-``benchmarks/``, and some of those scripts set scheduler options whose effect on TTFT is large:
-TensorRT-LLM's batch waiting (prompts held for up to N decode steps), SGLang's
-``--scheduler-recv-interval`` (arrivals taken in every N decode steps), a step token budget other
-than the runtime's default. Posing those rows with the runtimes' defaults would be posing a
-different server. The settings and where each comes from are data
-(``inferencex_launches.yaml``: the script, the commit, the line); a rule applies to a row when
-the row's runtime, model, system, lengths, concurrency and tensor parallelism match and every
-day the row was measured on lies in the rule's dates (the scripts changed over time). A row
-measured on days under different settings is left at the defaults and says so.
+``benchmarks/`` whose settings changed from run to run: TensorRT-LLM's batch waiting (prompts
+held for up to N decode steps), SGLang's ``--scheduler-recv-interval`` (arrivals taken in every
+N decode steps), step token budgets other than the runtime's default (vLLM
+``--max-num-batched-tokens`` of twice the ISL, TensorRT-LLM ``max_num_tokens`` of
+concurrency + ISL + 64), memory fractions and KV dtypes. Posing those rows with the runtimes'
+defaults poses a different server.
 
-Nothing here is read from the measured values: the rules come from the launch scripts alone.
+``inferencex_launches.csv`` holds, per InferenceX row id, the script and the InferenceX commit
+its run executed (read from the repository's history by the run's workflow id or date) and the
+settings that script gives that engine at that concurrency, mapped to hetsim's pool settings:
+
+- ``max_batched_tokens`` (vLLM ``--max-num-batched-tokens``, SGLang ``--chunked-prefill-size``,
+  TensorRT-LLM ``max_num_tokens``; the longest prompt chunk is the same budget, as posed rows
+  use for the runtimes' defaults), ``max_num_seqs`` (``--max-num-seqs``,
+  ``--max-running-requests``, ``max_batch_size``);
+- ``memory_utilization`` (``--gpu-memory-utilization``, ``--mem-fraction-static``,
+  ``free_gpu_memory_fraction``: each read by its runtime's own rule), ``kv`` (an explicit FP8
+  KV cache dtype);
+- ``scheduler_recv_interval``, ``batch_wait_timeout_iters``, ``batch_wait_max_tokens_ratio``;
+- ``unmodelled``: a setting the script gives that hetsim does not model (named in the output).
+
+Only rows whose run is tied to one commit and whose script gives one value per setting are
+listed; runs on branches the history does not hold, or settings the script leaves to the
+runtime, keep the runtime's defaults. Runs that may have decoded speculatively (an MTP script
+of the same configuration) are left out too: hetsim poses every row without speculation. A
+collapsed row whose repeats ran under different settings keeps the defaults and says so.
+Nothing here is read from the measured TTFT or TPOT.
 """
 
 from __future__ import annotations
 
-import datetime as dt
+import csv
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from hetsim.validation.protocols import INFERENCEX, protocol_of
 from hetsim.validation.silicon import SiliconRow
 
-__all__ = ["Launch", "LaunchRule", "launch_of", "launch_rules", "DEFAULTS", "AMBIGUOUS"]
+__all__ = ["AMBIGUOUS", "DEFAULTS", "Launch", "launch_of", "launch_table"]
 
-RULES_FILE = Path(__file__).with_name("inferencex_launches.yaml")
+TABLE_FILE = Path(__file__).with_name("inferencex_launches.csv")
 #: the label of a row posed with the runtime's defaults
 DEFAULTS = "runtime defaults"
-#: the label of a row whose measurement days fall under different launch settings
-AMBIGUOUS = "runtime defaults (measured on days under different launch settings)"
+#: the label of a collapsed row whose repeats ran under different settings
+AMBIGUOUS = "runtime defaults (its repeats ran under different launch settings)"
 
-
-@dataclass(frozen=True, slots=True)
-class LaunchRule:
-    """One documented launch setting group and the rows it applies to (None: any)."""
-
-    runtime: str
-    models: tuple[str, ...]
-    settings: tuple[tuple[str, Any], ...]  # pool settings it sets (batching, precision nested)
-    source: str  # script@commit: the line that sets it
-    systems: tuple[str, ...] | None = None
-    precision: str | None = None  # the row's precision column (fp8, fp4, ...)
-    isl: int | None = None
-    osl: int | None = None
-    min_concurrency: int = 1
-    max_concurrency: int | None = None
-    tp: int | None = None  # the engine's tensor parallelism (the row's tp column)
-    ep: int | None = None  # its expert parallelism (moe_ep)
-    dp_attention: bool | None = None  # whether it runs attention data-parallel (dp > 1)
-    since: dt.date | None = None
-    until: dt.date | None = None  # inclusive
-
-    def matches_engine(self, row: SiliconRow) -> bool:
-        """Whether the row's server is one this rule's script launches (dates aside)."""
-        engine, clients = row.agg, row.concurrency or 0
-        return (
-            engine is not None
-            and row.runtime.value == self.runtime
-            and row.model in self.models
-            and (self.systems is None or row.system in self.systems)
-            and (self.precision is None or row.precision == self.precision)
-            and (self.isl is None or row.isl == self.isl)
-            and (self.osl is None or row.osl == self.osl)
-            and self.min_concurrency <= clients
-            and (self.max_concurrency is None or clients <= self.max_concurrency)
-            and (self.tp is None or engine.tp == self.tp)
-            and (self.ep is None or engine.moe_ep == self.ep)
-            and (self.dp_attention is None or (engine.dp > 1) == self.dp_attention)
-        )
-
-    def in_force(self, day: dt.date) -> bool:
-        return (self.since is None or self.since <= day) and (
-            self.until is None or day <= self.until
-        )
+_BATCHING = {
+    "max_batched_tokens": int,
+    "max_num_seqs": int,
+    "scheduler_recv_interval": int,
+    "batch_wait_timeout_iters": int,
+    "batch_wait_max_tokens_ratio": float,
+}
 
 
 @dataclass(frozen=True, slots=True)
 class Launch:
     """The pool settings a row's server ran with beyond the runtime's defaults (``batching``
-    and ``precision`` hold only the keys set), and their provenance (``DEFAULTS`` or
-    ``AMBIGUOUS`` with no settings)."""
+    and ``precision`` hold only the keys set), where they come from (``label``: the script at
+    its commit, or ``DEFAULTS`` / ``AMBIGUOUS``) and what the script set that hetsim does not
+    model (``unmodelled``, empty when nothing)."""
 
     settings: dict[str, Any]
     label: str
+    unmodelled: str = ""
 
     def apply(self, pool: dict[str, Any]) -> None:
         """Set them on a posed pool dict."""
         for key, value in self.settings.items():
-            if isinstance(value, dict):
-                pool[key] = {**pool.get(key, {}), **value}
-            else:
-                pool[key] = value
+            pool[key] = {**pool.get(key, {}), **value} if isinstance(value, dict) else value
 
 
-def launch_of(row: SiliconRow, rules: tuple[LaunchRule, ...] | None = None) -> Launch:
-    """The documented launch settings of an aggregated InferenceX row under ``rules`` (the
-    bundled ones by default); disaggregated rows are launched through other recipes, not read
-    here."""
+def launch_of(row: SiliconRow, table: dict[str, Launch] | None = None) -> Launch:
+    """The launch of an aggregated InferenceX row under ``table`` (the bundled one by
+    default); disaggregated rows are launched through other recipes, not read here."""
     if row.agg is None or protocol_of(row) is not INFERENCEX:
         return Launch({}, DEFAULTS)
-    rules = [r for r in (launch_rules() if rules is None else rules) if r.matches_engine(row)]
-    days = [dt.date.fromisoformat(d) for d in row.measured_on]
-    if not rules or not days:
-        return Launch({}, DEFAULTS)
-    per_day = {tuple(i for i, r in enumerate(rules) if r.in_force(day)) for day in days}
-    if len(per_day) > 1:
+    table = launch_table() if table is None else table
+    launch, *repeats = (table.get(i) for i in row.repeat_ids or (row.id,))
+    if any(other != launch for other in repeats):
         return Launch({}, AMBIGUOUS)
-    applied = [rules[i] for i in per_day.pop()]
-    if not applied:
-        return Launch({}, DEFAULTS)
-    settings: dict[str, Any] = {}
-    for rule in applied:
-        for key, value in rule.settings:
-            settings[key] = {**settings.get(key, {}), **value} if isinstance(value, dict) else value
-    return Launch(settings, "; ".join(r.source for r in applied))
+    return Launch({}, DEFAULTS) if launch is None else launch
 
 
 @cache
-def launch_rules(path: Path = RULES_FILE) -> tuple[LaunchRule, ...]:
-    """The rules of a launch-settings file (the bundled InferenceX one by default)."""
-    entries = yaml.safe_load(path.read_text(encoding="utf-8")) or []
-    return tuple(_rule(entry) for entry in entries)
+def launch_table(path: Path = TABLE_FILE) -> dict[str, Launch]:
+    """Row id -> its launch, from a table in the format of the bundled one."""
+    with path.open(newline="", encoding="utf-8") as fh:
+        lines = (line for line in fh if not line.startswith("#"))
+        return {r["id"]: _launch(r) for r in csv.DictReader(lines)}
 
 
-def _rule(entry: dict[str, Any]) -> LaunchRule:
-    systems = entry.get("systems")
-    since, until = entry.get("measured", [None, None])
-    return LaunchRule(
-        runtime=entry["runtime"],
-        models=tuple(entry["models"]),
-        settings=tuple(entry["settings"].items()),
-        source=entry["source"],
-        systems=tuple(systems) if systems is not None else None,
-        precision=entry.get("precision"),
-        isl=entry.get("isl"),
-        osl=entry.get("osl"),
-        min_concurrency=entry.get("min_concurrency", 1),
-        max_concurrency=entry.get("max_concurrency"),
-        tp=entry.get("tp"),
-        ep=entry.get("ep"),
-        dp_attention=entry.get("dp_attention"),
-        since=_day(since),
-        until=_day(until),
-    )
-
-
-def _day(value: object) -> dt.date | None:
-    if value is None or isinstance(value, dt.date):
-        return value  # type: ignore[return-value]
-    return dt.date.fromisoformat(str(value))
+def _launch(record: dict[str, str]) -> Launch:
+    batching: dict[str, Any] = {
+        key: kind(record[key]) for key, kind in _BATCHING.items() if record.get(key)
+    }
+    if "max_batched_tokens" in batching:
+        batching["chunk_size"] = batching["max_batched_tokens"]
+    settings: dict[str, Any] = {"batching": batching} if batching else {}
+    if record.get("memory_utilization"):
+        settings["memory_utilization"] = float(record["memory_utilization"])
+    if record.get("kv"):
+        settings["precision"] = {"kv": record["kv"]}
+    return Launch(settings, record["launch"], record.get("unmodelled") or "")

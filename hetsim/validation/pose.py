@@ -23,7 +23,7 @@ from typing import Any
 from hetsim.errors import InputError
 from hetsim.spec.hardware import AcceleratorProfile, available_profiles, load_profile
 from hetsim.spec.model import ModelConfig, load_model
-from hetsim.validation.launches import Launch, LaunchRule, launch_of
+from hetsim.validation.launches import Launch, launch_of
 from hetsim.validation.protocols import BenchmarkProtocol, protocol_of
 from hetsim.validation.silicon import Parallelism, SiliconRow
 
@@ -190,9 +190,9 @@ def contradiction(row: SiliconRow, domain: int | None) -> str | None:
     return None
 
 
-def pose(row: SiliconRow, launches: tuple[LaunchRule, ...] | None = None) -> Posed | Unposed:
+def pose(row: SiliconRow, launches: dict[str, Launch] | None = None) -> Posed | Unposed:
     """The row as a scenario dict, or the first reason it cannot be one; its server launched
-    as ``launches`` say (the bundled InferenceX rules by default)."""
+    as ``launches`` say (the bundled InferenceX table by default)."""
     if row.concurrency is None:
         return Unposed(row, Reason.NO_CONCURRENCY, "silicon_data_source has no silicon_concurrency")
     _check_concurrency(row.concurrency, row)

@@ -71,7 +71,6 @@ REQUIRED_COLUMNS: tuple[str, ...] = (
     "silicon_tpot_ms",
 )
 _CONCURRENCY = re.compile(r"silicon_concurrency=([^;]*)")
-_MEASURED = re.compile(r"measured=(\d{4}-\d{2}-\d{2})")
 _WHOLE = "a whole number >= 0"
 _COUNT = "a whole number >= 1"
 _LATENCY = "a positive number"
@@ -125,9 +124,8 @@ class SiliconRow:
     tpot_s: float
     line: int
     repeats: int = 1
-    #: the days the measurement (every repeat of it) was taken, from ``measured=`` in the
-    #: data-source text, sorted; empty where the source records none
-    measured_on: tuple[str, ...] = ()
+    #: the ids of every repeat of the measurement, this row's first (empty: only this one)
+    repeat_ids: tuple[str, ...] = ()
 
     def key(self) -> tuple[object, ...]:
         """What makes two rows the same measurement: everything but the id, the provenance
@@ -279,7 +277,6 @@ def _row(raw: dict[str, str], path: Path, line: int) -> SiliconRow:
         ttft_s=latency("silicon_ttft_ms") * 1e-3,
         tpot_s=latency("silicon_tpot_ms") * 1e-3,
         line=line,
-        measured_on=tuple(sorted(set(_MEASURED.findall(raw["silicon_data_source"])))),
     )
 
 
@@ -349,5 +346,5 @@ def _merge(group: list[SiliconRow]) -> SiliconRow:
         ttft_s=statistics.median(r.ttft_s for r in group),
         tpot_s=statistics.median(r.tpot_s for r in group),
         repeats=len(group),
-        measured_on=tuple(sorted({day for r in group for day in r.measured_on})),
+        repeat_ids=tuple(r.id for r in group),
     )
