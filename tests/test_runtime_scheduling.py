@@ -153,3 +153,77 @@ def test_fast_forward_gives_the_same_rows_with_a_recv_interval(tmp_path):
 def test_a_recv_interval_on_a_decode_pool_is_refused(tmp_path):
     with pytest.raises(InputError, match="modelled on colocated pools only"):
         scenario(tmp_path, {"scheduler_recv_interval": 30}, role="decode")
+
+
+# ---- TensorRT-LLM's attention-DP balancing -------------------------------------------------
+
+
+def dp_scenario(tmp_path, balance: dict | None = None, rows_csv: str | None = None):
+    trace = tmp_path / "dp.csv"
+    trace.write_text(rows_csv or "arrival_s,input_tokens,output_tokens\n0,64,400\n0,64,400\n"
+                     "0.004,64,8\n", encoding="utf-8")  # fmt: skip
+    batching = {"max_num_seqs": 16, "max_batched_tokens": 1024, **(balance or {})}
+    data = {
+        "name": "adp",
+        "model": "tiny-llama",
+        "pools": [
+            {
+                "name": "serve",
+                "role": "colocated",
+                "accelerator": "nvidia-h100-sxm",
+                "dp": 2,
+                "batching": batching,
+            }
+        ],  # fmt: skip
+        "workload": {"trace": {"path": str(trace), "format": "csv", "columns": COLUMNS}},
+        "sla": {"ttft": "1 s", "tpot": "50 ms"},
+        "seed": 1,
+    }
+    return hetsim.scenario_from_dict(data)
+
+
+BALANCE = {"attention_dp_balance_timeout_iters": 60, "attention_dp_batching_wait_iters": 0}
+
+
+def test_a_lone_prompt_waits_for_the_timeout_count_when_every_rank_decodes(tmp_path):
+    """Two sequences decode (one per rank of two); a third prompt alone leaves one rank without
+    a prompt: it waits until the count, running since the two started, reaches 60 steps."""
+    plain = rows(dp_scenario(tmp_path))
+    held = rows(dp_scenario(tmp_path, BALANCE))
+    first = plain.loc[0, "first_token_s"]  # both long prompts start together, at once
+    assert held.loc[0, "first_token_s"] == first and held.loc[1, "first_token_s"] == first
+    # the count ticks at every step from the first with both ranks decoding (the top right
+    # after the prompts' step), with no prompt to start at first: its 60th tick, the one that
+    # times out and lets the third prompt go, comes after 59 decode-only steps
+    assert held.loc[2, "prefill_start_s"] > plain.loc[2, "prefill_start_s"]
+    start = held.loc[2, "prefill_start_s"]
+    assert _decode_steps_between(dp_scenario(tmp_path), first, start) == 59
+
+
+def _decode_steps_between(sc, t0: float, t1: float) -> int:
+    """Decode-only steps of the two long sequences from ``t0`` until one ends at ``t1``."""
+    pool = sc.spec.pools[0]
+    sm = step_model_for_pool(sc.model, sc.profiles[pool.name], pool)
+    t, context, n = t0, 64, 0
+    while t < t1 * (1 - 1e-12):
+        t += sm.decode_time_from_sum(2, 2 * context)
+        context += 1
+        n += 1
+    assert t == pytest.approx(t1, rel=1e-12)
+    return n
+
+
+def test_prompts_for_every_rank_start_at_once(tmp_path):
+    """Two prompts arriving together while both ranks decode: every rank has one, no wait."""
+    rows_csv = "arrival_s,input_tokens,output_tokens\n0,64,400\n0,64,400\n0.004,64,8\n0.004,64,8\n"
+    plain = rows(dp_scenario(tmp_path, rows_csv=rows_csv))
+    held = rows(dp_scenario(tmp_path, BALANCE, rows_csv=rows_csv))
+    assert held.equals(plain)
+
+
+def test_attention_dp_balancing_needs_several_ranks_and_batch_waiting_none(tmp_path):
+    with pytest.raises(InputError, match="this pool has dp 1"):
+        scenario(tmp_path, BALANCE)
+    wait = {"batch_wait_timeout_iters": 20, "batch_wait_max_tokens_ratio": 0.5}
+    with pytest.raises(InputError, match="skips batch waiting under attention DP"):
+        dp_scenario(tmp_path, wait)

@@ -18,9 +18,10 @@ EXCERPT = Path(__file__).parent / "data" / "silicon" / "silicon_sample_excerpt.c
 # an InferenceX run: DeepSeek-R1 FP8 on 8 H200 with SGLang, 64 clients, 1k/1k, 2026-03-25
 ROW_ID = "2026_03_25_deepseek_r1_h200_sxm_sglang_fp8_agg_1024x1024_c64_tp8_0_ep1_0_256"
 TABLE = f"""# a comment line
-id,launch,max_batched_tokens,max_num_seqs,memory_utilization,kv,scheduler_recv_interval,batch_wait_timeout_iters,batch_wait_max_tokens_ratio,unmodelled
-{ROW_ID},benchmarks/x.sh@abc,16384,,0.82,fp8_e4m3,30,,,
-other_repeat,benchmarks/x.sh@def,8192,,,,,,,
+id,launch,max_batched_tokens,max_num_seqs,memory_utilization,kv,scheduler_recv_interval,batch_wait_timeout_iters,batch_wait_max_tokens_ratio,attention_dp_balance_timeout_iters,attention_dp_batching_wait_iters
+{ROW_ID},benchmarks/x.sh@abc,16384,,0.82,fp8_e4m3,30,,,,
+other_repeat,benchmarks/x.sh@def,8192,,,,,,,,
+balanced,benchmarks/y.sh@ghi,8192,,,,,,,60,0
 """
 
 
@@ -96,3 +97,14 @@ def test_the_bundled_table_lists_settings_hetsim_models_for_inferencex_rows():
     excerpt = {r.id: r for r in read_silicon(EXCERPT)}
     listed = [excerpt[i] for i in table.keys() & excerpt.keys()]
     assert listed and all(protocol_of(r) is INFERENCEX for r in listed)
+
+
+def test_balancing_where_the_row_records_one_rank_is_named_not_modelled(row, table):
+    one_rank = dataclasses.replace(row, id="balanced")  # its engine records dp 1
+    launch = launch_of(one_rank, table)
+    assert launch.settings["batching"] == {"max_batched_tokens": 8192, "chunk_size": 8192}
+    assert "attention DP" in launch.unmodelled
+    ranks = dataclasses.replace(one_rank, agg=dataclasses.replace(row.agg, tp=1, dp=8))
+    balanced = launch_of(ranks, table)
+    assert balanced.settings["batching"]["attention_dp_balance_timeout_iters"] == 60
+    assert balanced.unmodelled == ""

@@ -168,6 +168,20 @@ class Batching(StrictModel):
         "held prompts start at once; 0: off (TensorRT-LLM's default)",
     )
 
+    attention_dp_balance_timeout_iters: Count = Field(
+        default=0,
+        ge=0,
+        description="TensorRT-LLM attention_dp_config {enable_balance: true, timeout_iters: N} "
+        "(colocated pools with dp > 1): prompts start only in a step where every attention-DP "
+        "rank has one, or after N steps without (ranks taken as evenly loaded); 0: off",
+    )
+    attention_dp_batching_wait_iters: Count = Field(
+        default=10,
+        ge=0,
+        description="TensorRT-LLM attention_dp_config batching_wait_iters: with balancing on and "
+        "every rank decoding, steps that hold prompts back once every rank has one (10, "
+        "TensorRT-LLM's default)",
+    )
     scheduler_recv_interval: Count = Field(
         default=1,
         ge=1,
@@ -328,6 +342,22 @@ class PoolSpec(StrictModel):
             raise ValueError(
                 "batch waiting holds prompts back while sequences decode beside them; a "
                 f"{role} pool never runs both in one step; allowed on colocated pools only"
+            )
+        if v.attention_dp_balance_timeout_iters and role not in ("colocated", None):
+            raise ValueError(
+                "attention-DP balancing holds prompts back while sequences decode beside them, "
+                f"modelled on colocated pools only (a {role} pool); allowed here: 0"
+            )
+        dp = info.data.get("dp", 1)
+        if v.attention_dp_balance_timeout_iters and dp == 1:
+            raise ValueError(
+                "attention-DP balancing waits for every attention-DP rank; this pool has dp 1 "
+                "(one rank); allowed here: 0, or dp > 1"
+            )
+        if v.batch_waits and dp > 1:
+            raise ValueError(
+                f"TensorRT-LLM skips batch waiting under attention DP (this pool has dp {dp}); "
+                "use attention_dp_balance_timeout_iters there, or dp 1"
             )
         if v.scheduler_recv_interval > 1 and role not in ("colocated", None):
             raise ValueError(

@@ -21,8 +21,11 @@ settings that script gives that engine at that concurrency, mapped to hetsim's p
 - ``memory_utilization`` (``--gpu-memory-utilization``, ``--mem-fraction-static``,
   ``free_gpu_memory_fraction``: each read by its runtime's own rule), ``kv`` (an explicit FP8
   KV cache dtype);
-- ``scheduler_recv_interval``, ``batch_wait_timeout_iters``, ``batch_wait_max_tokens_ratio``;
-- ``unmodelled``: a setting the script gives that hetsim does not model (named in the output).
+- ``scheduler_recv_interval``, ``batch_wait_timeout_iters``, ``batch_wait_max_tokens_ratio``,
+  ``attention_dp_balance_timeout_iters`` and ``attention_dp_batching_wait_iters``
+  (TensorRT-LLM's ``attention_dp_config`` with ``enable_balance``; 50 and 10, its defaults,
+  where the script sets only ``enable_balance``). A row whose columns record one rank where the
+  script ran attention DP keeps no balancing, and its output says so.
 
 Only rows whose run is tied to one commit and whose script gives one value per setting are
 listed; runs on branches the history does not hold, or settings the script leaves to the
@@ -57,7 +60,10 @@ _BATCHING = {
     "scheduler_recv_interval": int,
     "batch_wait_timeout_iters": int,
     "batch_wait_max_tokens_ratio": float,
+    "attention_dp_balance_timeout_iters": int,
+    "attention_dp_batching_wait_iters": int,
 }
+_BALANCING = ("attention_dp_balance_timeout_iters", "attention_dp_batching_wait_iters")
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +92,15 @@ def launch_of(row: SiliconRow, table: dict[str, Launch] | None = None) -> Launch
     launch, *repeats = (table.get(i) for i in row.repeat_ids or (row.id,))
     if any(other != launch for other in repeats):
         return Launch({}, AMBIGUOUS)
-    return Launch({}, DEFAULTS) if launch is None else launch
+    if launch is None:
+        return Launch({}, DEFAULTS)
+    batching = launch.settings.get("batching", {})
+    if row.agg.dp == 1 and _BALANCING[0] in batching:
+        # the script ran attention DP where the row's columns record one rank
+        kept = {k: v for k, v in batching.items() if k not in _BALANCING}
+        said = "TensorRT-LLM attention DP with balancing, where the row records dp 1"
+        return Launch({**launch.settings, "batching": kept}, launch.label, said)
+    return launch
 
 
 @cache
@@ -108,4 +122,4 @@ def _launch(record: dict[str, str]) -> Launch:
         settings["memory_utilization"] = float(record["memory_utilization"])
     if record.get("kv"):
         settings["precision"] = {"kv": record["kv"]}
-    return Launch(settings, record["launch"], record.get("unmodelled") or "")
+    return Launch(settings, record["launch"])

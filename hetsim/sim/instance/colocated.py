@@ -48,6 +48,15 @@ class ColocatedInstance(Instance):
             else None
         )
         self._waited = 0  # decode-only steps in a row that held prompts back
+        # (timeout, batching wait) steps of TensorRT-LLM's attention-DP balancing; None: off.
+        # Its count runs through every step, so such a pool takes its steps one by one
+        self.adp_balance = (
+            (batching.attention_dp_balance_timeout_iters, batching.attention_dp_batching_wait_iters)
+            if batching.attention_dp_balance_timeout_iters
+            else None
+        )
+        self.dp = self.pool.dp
+        self._adp_waited = self._adp_batched = 0
         # SGLang's scheduler_recv_interval: arrivals wait in the inbox until the scheduler
         # takes them in, every `recv_interval` decode steps counted from `_recv_anchor` (the
         # step count when it last took them in after a prompt step or idling)
@@ -152,7 +161,7 @@ class ColocatedInstance(Instance):
     def _holding(self) -> bool:
         """Whether arrivals wait for the scheduler to take them in, or batch waiting holds
         prompts back: each step until then is taken alone."""
-        return bool(self.inbox) or self._waited > 0
+        return bool(self.inbox) or self._waited > 0 or self.adp_balance is not None
 
     def _priced(self, chunks: list[int], computed: np.ndarray) -> tuple[float, float]:
         """Seconds of the step and the joules its measured ops draw below tdp (0 without
@@ -197,6 +206,8 @@ class ColocatedInstance(Instance):
         Empty while batch waiting holds the prompts back (a decode-only step)."""
         if self.batch_wait is not None and n_dec and self._held(n_dec, need):
             return []
+        if self.adp_balance is not None and self._balance_held(n_dec, need):
+            return []
         return self._pack(n_dec, self._admit(now, need))
 
     def _pack(self, n_dec: int, joining: Iterator[int]) -> list[int]:
@@ -209,15 +220,12 @@ class ColocatedInstance(Instance):
         )
         return chunks
 
-    def _held(self, n_dec: int, need: int) -> bool:
-        """TensorRT-LLM's batch waiting (``PyExecutor._waiting_requests``): a step that would
-        start prompts beside decodes runs the decodes alone instead, until it has done so
-        ``timeout`` times in a row or the step's tokens (the prompts' chunks, one per decode)
-        reach ``ratio`` x the token budget; then the prompts go and the count starts over.
-        A step with no prompt to start, or no decode, neither waits nor counts."""
+    def _would_start(self, n_dec: int, need: int) -> list[int]:
+        """The prompt chunks the next step would start, admitting nobody (what
+        :meth:`_admit` would take)."""
         free = self.blocks.free - need
 
-        def fitting() -> Iterator[int]:  # what _admit would take, taking nothing
+        def fitting() -> Iterator[int]:
             nonlocal free
             for req in self.waiting:
                 target = self._prefill_target(req)
@@ -227,7 +235,15 @@ class ColocatedInstance(Instance):
                 free -= blocks
                 yield target - req.computed
 
-        chunks = self._pack(n_dec, fitting())
+        return self._pack(n_dec, fitting())
+
+    def _held(self, n_dec: int, need: int) -> bool:
+        """TensorRT-LLM's batch waiting (``PyExecutor._waiting_requests``): a step that would
+        start prompts beside decodes runs the decodes alone instead, until it has done so
+        ``timeout`` times in a row or the step's tokens (the prompts' chunks, one per decode)
+        reach ``ratio`` x the token budget; then the prompts go and the count starts over.
+        A step with no prompt to start, or no decode, neither waits nor counts."""
+        chunks = self._would_start(n_dec, need)
         if not chunks:
             return False
         timeout, ratio = self.batch_wait
@@ -236,6 +252,30 @@ class ColocatedInstance(Instance):
             self._waited = 0
             return False
         self._waited += 1
+        return True
+
+    def _balance_held(self, n_dec: int, need: int) -> bool:
+        """TensorRT-LLM's attention-DP balancing (``PyExecutor._balance_adp_requests``),
+        asked at every step: prompts start only in a step where every rank has one to start
+        and a free slot, or after ``timeout`` steps without (the count runs on through steps
+        with no prompt at all), or when some rank has nothing decoding; and, where every rank
+        decodes, only after ``batching_wait`` such steps. hetsim does not place requests on
+        ranks: the ranks are taken as evenly loaded, as the runtime's request assignment keeps
+        them (every rank has a prompt when ``dp`` prompts would start, decodes when ``dp``
+        sequences decode)."""
+        timeout, batching_wait = self.adp_balance
+        dp, all_decode = self.dp, n_dec >= self.dp
+        if n_dec < self.max_seqs and len(self._would_start(n_dec, need)) >= dp:
+            self._adp_waited = 0
+            if all_decode and self._adp_batched < batching_wait:
+                self._adp_batched += 1
+                return True
+            self._adp_batched = 0
+            return False
+        self._adp_waited += 1
+        if self._adp_waited >= timeout or not all_decode:
+            self._adp_waited = 0
+            return False
         return True
 
     def _admit(self, now: float, need: int) -> Iterator[int]:
