@@ -167,7 +167,6 @@ class Batching(StrictModel):
         description="TensorRT-LLM batch waiting: the share of max_batched_tokens at which "
         "held prompts start at once; 0: off (TensorRT-LLM's default)",
     )
-
     attention_dp_balance_timeout_iters: Count = Field(
         default=0,
         ge=0,

@@ -159,8 +159,8 @@ class ColocatedInstance(Instance):
 
     @property
     def _holding(self) -> bool:
-        """Whether arrivals wait for the scheduler to take them in, or batch waiting holds
-        prompts back: each step until then is taken alone."""
+        """Whether arrivals wait for the scheduler to take them in, batch waiting holds prompts
+        back, or attention-DP balancing counts steps: each step until then is taken alone."""
         return bool(self.inbox) or self._waited > 0 or self.adp_balance is not None
 
     def _priced(self, chunks: list[int], computed: np.ndarray) -> tuple[float, float]:
@@ -203,7 +203,8 @@ class ColocatedInstance(Instance):
     def _schedule(self, now: float, n_dec: int, need: int) -> list[int]:
         """Prefill chunks in the token budget and the sequence slots the decodes leave, packed
         by the chunked-prefill rule; waiting requests are admitted as the rule takes them.
-        Empty while batch waiting holds the prompts back (a decode-only step)."""
+        Empty while batch waiting or attention-DP balancing holds the prompts back (a
+        decode-only step)."""
         if self.batch_wait is not None and n_dec and self._held(n_dec, need):
             return []
         if self.adp_balance is not None and self._balance_held(n_dec, need):
