@@ -6,6 +6,8 @@ implements it: TensorRT-LLM's batch waiting (``batch_wait_timeout_iters``,
 from __future__ import annotations
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import hetsim
 from hetsim.errors import InputError
@@ -227,3 +229,56 @@ def test_attention_dp_balancing_needs_several_ranks_and_batch_waiting_none(tmp_p
     wait = {"batch_wait_timeout_iters": 20, "batch_wait_max_tokens_ratio": 0.5}
     with pytest.raises(InputError, match="skips batch waiting under attention DP"):
         dp_scenario(tmp_path, wait)
+
+
+# ---- fast-forward agrees with step-by-step under every setting -----------------------------
+
+
+def _drawn(setting: str, value: int, rate: float, output: int, seed: int) -> dict:
+    batching: dict = {"max_num_seqs": 16, "max_batched_tokens": 1024}
+    dp = 1
+    if setting == "recv":
+        batching["scheduler_recv_interval"] = value
+    elif setting == "wait":
+        batching |= {"batch_wait_timeout_iters": value, "batch_wait_max_tokens_ratio": 0.6}
+    else:
+        dp = 2
+        batching |= {"attention_dp_balance_timeout_iters": value,
+                     "attention_dp_batching_wait_iters": value % 3}  # fmt: skip
+    return {
+        "name": "drawn",
+        "model": "tiny-llama",
+        "pools": [{"name": "serve", "role": "colocated", "accelerator": "nvidia-h100-sxm",
+                   "dp": dp, "batching": batching}],  # fmt: skip
+        "workload": {"synthetic": {"rate": f"{rate} req/s", "requests": 40,
+                                   "input_tokens": {"dist": "uniform", "min": 32, "max": 600},
+                                   "output_tokens": {"dist": "uniform", "min": 1, "max": output}}},
+        "sla": {"ttft": "1 s", "tpot": "50 ms"},
+        "seed": seed,
+    }  # fmt: skip
+
+
+@settings(max_examples=24, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow])  # fmt: skip
+@given(
+    setting=st.sampled_from(["recv", "wait", "balance"]),
+    value=st.integers(2, 40),
+    rate=st.sampled_from([5.0, 50.0, 400.0]),
+    output=st.sampled_from([8, 300]),
+    seed=st.integers(0, 5),
+)
+def test_fast_forward_gives_step_by_step_results_under_each_setting(
+    setting, value, rate, output, seed
+):
+    sc = hetsim.scenario_from_dict(_drawn(setting, value, rate, output, seed))
+    fast = simulate(sc, sample_interval=1.0)
+    slow = simulate(sc, sample_interval=1.0, fast_forward=False)
+    assert fast.requests.equals(slow.requests)
+    assert fast.lifecycle.equals(slow.lifecycle)
+    assert fast.timeseries.equals(slow.timeseries)
+    skip = {"wall_s", "events"}
+    a, b = fast.summary.to_dict(), slow.summary.to_dict()
+    assert {k: v for k, v in a.items() if k not in skip} == {
+        k: v for k, v in b.items() if k not in skip
+    }
+    assert (slow.requests["status"] == "completed").all()
