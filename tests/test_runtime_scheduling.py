@@ -18,10 +18,13 @@ LONG, SHORT = 0, 1  # request ids: one decoding, one arriving while it decodes
 COLUMNS = {"arrival": "arrival_s", "input_tokens": "input_tokens", "output_tokens": "output_tokens"}
 
 
-def scenario(tmp_path, wait: dict | None = None, role: str = "colocated", arrival_s=0.004):
+def scenario(
+    tmp_path, wait: dict | None = None, role: str = "colocated", arrival_s=0.004, prompt=64
+):
     trace = tmp_path / "two.csv"
     trace.write_text(
-        f"arrival_s,input_tokens,output_tokens\n0,64,400\n{arrival_s},64,8\n", encoding="utf-8"
+        f"arrival_s,input_tokens,output_tokens\n0,64,400\n{arrival_s},{prompt},8\n",
+        encoding="utf-8",
     )
     batching = {"max_num_seqs": 16, "max_batched_tokens": 1024, **(wait or {})}
     data = {
@@ -74,6 +77,21 @@ def test_enough_tokens_start_the_prompt_at_once(tmp_path):
     plain = rows(scenario(tmp_path))
     held = rows(scenario(tmp_path, {"batch_wait_timeout_iters": 50,
                                     "batch_wait_max_tokens_ratio": 0.05}))  # fmt: skip
+    assert held.equals(plain)
+
+
+def test_a_chunked_prompt_counts_whole_toward_the_threshold(tmp_path):
+    """TensorRT-LLM counts a prompt's whole length (``len(get_tokens(0))``), not the chunk it
+    computes: a 2,000-token prompt in 128-token chunks reaches 0.5 x 1024 and never waits."""
+    wait = {"chunk_size": 128}
+    plain = rows(scenario(tmp_path, wait, prompt=2000))
+    held = rows(
+        scenario(
+            tmp_path,
+            {**wait, "batch_wait_timeout_iters": 20, "batch_wait_max_tokens_ratio": 0.5},
+            prompt=2000,
+        )
+    )
     assert held.equals(plain)
 
 
@@ -150,6 +168,11 @@ def test_fast_forward_gives_the_same_rows_with_a_recv_interval(tmp_path):
     for arrival in (0.004, 0.0101, 0.02):
         sc = scenario(tmp_path, {"scheduler_recv_interval": 30}, arrival_s=arrival)
         assert rows(sc, fast_forward=True).equals(rows(sc, fast_forward=False))
+
+
+def test_a_recv_interval_with_attention_dp_is_refused(tmp_path):
+    with pytest.raises(InputError, match="does not run with DP attention"):
+        dp_scenario(tmp_path, {"scheduler_recv_interval": 30})
 
 
 def test_a_recv_interval_on_a_decode_pool_is_refused(tmp_path):

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from hetsim.spec.scenario import Batching
-from hetsim.validation import read_silicon
+from hetsim.validation import Runtime, read_silicon
 from hetsim.validation.launches import AMBIGUOUS, DEFAULTS, launch_of, launch_table
 from hetsim.validation.pose import Posed, pose
 from hetsim.validation.protocols import INFERENCEX, protocol_of
@@ -22,6 +22,7 @@ id,launch,max_batched_tokens,max_num_seqs,memory_utilization,kv,scheduler_recv_i
 {ROW_ID},benchmarks/x.sh@abc,16384,,0.82,fp8_e4m3,30,,,,
 other_repeat,benchmarks/x.sh@def,8192,,,,,,,,
 balanced,benchmarks/y.sh@ghi,8192,,,,,,,60,0
+per_rank,benchmarks/z.sh@jkl,1152,32,,,,,,,
 """
 
 
@@ -108,3 +109,21 @@ def test_balancing_where_the_row_records_one_rank_is_named_not_modelled(row, tab
     balanced = launch_of(ranks, table)
     assert balanced.settings["batching"]["attention_dp_balance_timeout_iters"] == 60
     assert balanced.unmodelled == ""
+
+
+@pytest.mark.parametrize(
+    ("runtime", "tokens", "seqs"),
+    [
+        (Runtime.TRTLLM, 8 * 1152, 8 * 32),
+        (Runtime.VLLM, 8 * 1152, 8 * 32),
+        (Runtime.SGLANG, 1152, 32),
+    ],
+)
+def test_per_rank_limits_are_the_engines_times_its_ranks(row, table, runtime, tokens, seqs):
+    """TensorRT-LLM's max_num_tokens and vLLM's --max-num-batched-tokens are each attention-DP
+    rank's; SGLang divides its chunk among the ranks (its value is the engine's)."""
+    ranks = dataclasses.replace(row, id="per_rank", runtime=runtime,
+                                agg=dataclasses.replace(row.agg, tp=1, dp=8))  # fmt: skip
+    batching = launch_of(ranks, table).settings["batching"]
+    assert (batching["max_batched_tokens"], batching["max_num_seqs"]) == (tokens, seqs)
+    assert batching["chunk_size"] == 1152  # one prompt's chunk is one rank's

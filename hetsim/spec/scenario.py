@@ -363,6 +363,11 @@ class PoolSpec(StrictModel):
                 "scheduler_recv_interval delays new requests while the engine decodes beside "
                 f"them, modelled on colocated pools only (a {role} pool); allowed here: 1"
             )
+        if v.scheduler_recv_interval > 1 and dp > 1:
+            raise ValueError(
+                "SGLang's scheduler_recv_interval does not run with DP attention (this pool "
+                f"has dp {dp}); allowed here: 1, or dp 1"
+            )
         return v
 
     @field_validator("name")

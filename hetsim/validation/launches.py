@@ -17,7 +17,9 @@ settings that script gives that engine at that concurrency, mapped to hetsim's p
 - ``max_batched_tokens`` (vLLM ``--max-num-batched-tokens``, SGLang ``--chunked-prefill-size``,
   TensorRT-LLM ``max_num_tokens``; the longest prompt chunk is the same budget, as posed rows
   use for the runtimes' defaults), ``max_num_seqs`` (``--max-num-seqs``,
-  ``--max-running-requests``, ``max_batch_size``);
+  ``--max-running-requests``, ``max_batch_size``); vLLM's and TensorRT-LLM's are per
+  attention-DP rank, so an engine of ``dp`` ranks gets ``dp`` times them (its chunk stays one
+  rank's); SGLang's are the engine's;
 - ``memory_utilization`` (``--gpu-memory-utilization``, ``--mem-fraction-static``,
   ``free_gpu_memory_fraction``: each read by its runtime's own rule), ``kv`` (an explicit FP8
   KV cache dtype);
@@ -95,7 +97,16 @@ def launch_of(row: SiliconRow, table: dict[str, Launch] | None = None) -> Launch
     if launch is None:
         return Launch({}, DEFAULTS)
     batching = launch.settings.get("batching", {})
-    if row.agg.dp == 1 and _BALANCING[0] in batching:
+    dp = row.agg.dp
+    if dp > 1 and row.runtime.value in ("vllm", "trtllm") and batching:
+        # vLLM's and TensorRT-LLM's limits are each rank's (SGLang divides its chunk among the
+        # ranks): the engine's are dp times theirs; a prompt's chunk stays one rank's
+        batching = {
+            k: v * dp if k in ("max_batched_tokens", "max_num_seqs") else v
+            for k, v in batching.items()
+        }
+        launch = Launch({**launch.settings, "batching": batching}, launch.label)
+    if dp == 1 and _BALANCING[0] in batching:
         # the script ran attention DP where the row's columns record one rank
         kept = {k: v for k, v in batching.items() if k not in _BALANCING}
         said = "TensorRT-LLM attention DP with balancing, where the row records dp 1"

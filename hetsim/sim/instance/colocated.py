@@ -241,14 +241,20 @@ class ColocatedInstance(Instance):
     def _held(self, n_dec: int, need: int) -> bool:
         """TensorRT-LLM's batch waiting (``PyExecutor._waiting_requests``): a step that would
         start prompts beside decodes runs the decodes alone instead, until it has done so
-        ``timeout`` times in a row or the step's tokens (the prompts' chunks, one per decode)
-        reach ``ratio`` x the token budget; then the prompts go and the count starts over.
+        ``timeout`` times in a row or the step's tokens (each prompt's whole length, one per
+        decode) reach ``ratio`` x the token budget; then the prompts go and the count starts
+        over.
         A step with no prompt to start, or no decode, neither waits nor counts."""
         chunks = self._would_start(n_dec, need)
         if not chunks:
             return False
         timeout, ratio = self.batch_wait
-        tokens = sum(chunks) + n_dec * self.per_decode
+        # it counts each prompt whole (``len(req.get_tokens(0))``), not the chunk it would
+        # compute: the running prompts served first, then the queue's head in order
+        served = len(self.prefilling)
+        starting = self.prefilling[: len(chunks)]
+        starting += [self.waiting[i] for i in range(max(0, len(chunks) - served))]
+        tokens = sum(self._prefill_target(r) for r in starting) + n_dec * self.per_decode
         if self._waited >= timeout or tokens >= ratio * self.max_tokens:
             self._waited = 0
             return False
