@@ -5,6 +5,8 @@ implements it: TensorRT-LLM's batch waiting (``batch_wait_timeout_iters``,
 
 from __future__ import annotations
 
+import math
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -45,6 +47,23 @@ def rows(sc, fast_forward: bool = True):
     return out.set_index("request_id")
 
 
+def _step_model(sc):
+    pool = sc.spec.pools[0]
+    return step_model_for_pool(sc.model, sc.profiles[pool.name], pool)
+
+
+def _walk(sm, t: float, context: int, *, until: float = math.inf, steps: int | None = None,
+          batch: int = 1) -> tuple[float, int, int]:  # fmt: skip
+    """Decode steps of ``batch`` sequences at one context each from ``t``, until a step ends
+    at or after ``until`` or for ``steps`` steps: (that end, the context then, steps taken)."""
+    n = 0
+    while n < steps if steps is not None else t < until * (1 - 1e-12):
+        t += sm.decode_time_from_sum(batch, batch * context)
+        context += 1
+        n += 1
+    return t, context, n
+
+
 @pytest.mark.parametrize("timeout", [1, 5, 20])
 def test_a_prompt_beside_decodes_waits_the_timeout_in_decode_steps(tmp_path, timeout):
     """The short request arrives while the long one decodes alone: without waiting it starts
@@ -54,19 +73,13 @@ def test_a_prompt_beside_decodes_waits_the_timeout_in_decode_steps(tmp_path, tim
     held_sc = scenario(tmp_path, {"batch_wait_timeout_iters": timeout,
                                   "batch_wait_max_tokens_ratio": 1.0})  # fmt: skip
     held = rows(held_sc)
-    pool = held_sc.spec.pools[0]
-    sm = step_model_for_pool(held_sc.model, held_sc.profiles[pool.name], pool)
     start = plain.loc[SHORT, "prefill_start_s"]
     # walk the long request's decode steps from its first token to that step boundary ...
-    t, context = plain.loc[LONG, "first_token_s"], 64
-    while t < start * (1 - 1e-12):
-        t += sm.decode_time_from_sum(1, context)
-        context += 1
+    sm = _step_model(held_sc)
+    t, context, _ = _walk(sm, plain.loc[LONG, "first_token_s"], 64, until=start)
     assert t == pytest.approx(start, rel=1e-12)
     # ... then the held steps, the long request still alone
-    for _ in range(timeout):
-        t += sm.decode_time_from_sum(1, context)
-        context += 1
+    t, _, _ = _walk(sm, t, context, steps=timeout)
     assert held.loc[SHORT, "prefill_start_s"] == pytest.approx(t, rel=1e-12)
     assert held.loc[LONG, "first_token_s"] == plain.loc[LONG, "first_token_s"]
 
@@ -126,17 +139,6 @@ def test_batch_waiting_on_a_decode_pool_is_refused(tmp_path):
 # ---- SGLang's scheduler_recv_interval ------------------------------------------------------
 
 
-def _walk(sm, t: float, context: int, until: float) -> tuple[float, int, int]:
-    """Decode steps of one sequence from ``t`` until a step ends at or after ``until``:
-    (that end, the context then, steps taken)."""
-    steps = 0
-    while t < until * (1 - 1e-12):
-        t += sm.decode_time_from_sum(1, context)
-        context += 1
-        steps += 1
-    return t, context, steps
-
-
 @pytest.mark.parametrize("interval", [2, 7, 30])
 def test_an_arrival_is_taken_in_at_the_next_multiple_of_the_interval(tmp_path, interval):
     """The long request's prompt step is the last before the short one arrives, so its decode
@@ -144,14 +146,10 @@ def test_an_arrival_is_taken_in_at_the_next_multiple_of_the_interval(tmp_path, i
     number is a multiple of the interval at or after its arrival (not at the next step)."""
     plain = rows(scenario(tmp_path))
     sc = scenario(tmp_path, {"scheduler_recv_interval": interval})
-    pool = sc.spec.pools[0]
-    sm = step_model_for_pool(sc.model, sc.profiles[pool.name], pool)
-    t, context, steps = _walk(sm, plain.loc[LONG, "first_token_s"], 64, 0.004)
+    sm = _step_model(sc)
+    t, context, steps = _walk(sm, plain.loc[LONG, "first_token_s"], 64, until=0.004)
     assert t == pytest.approx(plain.loc[SHORT, "prefill_start_s"], rel=1e-12)
-    while steps % interval:
-        t += sm.decode_time_from_sum(1, context)
-        context += 1
-        steps += 1
+    t, _, _ = _walk(sm, t, context, steps=-steps % interval)
     assert rows(sc).loc[SHORT, "prefill_start_s"] == pytest.approx(t, rel=1e-12)
 
 
@@ -222,20 +220,9 @@ def test_a_lone_prompt_waits_for_the_timeout_count_when_every_rank_decodes(tmp_p
     # times out and lets the third prompt go, comes after 59 decode-only steps
     assert held.loc[2, "prefill_start_s"] > plain.loc[2, "prefill_start_s"]
     start = held.loc[2, "prefill_start_s"]
-    assert _decode_steps_between(dp_scenario(tmp_path), first, start) == 59
-
-
-def _decode_steps_between(sc, t0: float, t1: float) -> int:
-    """Decode-only steps of the two long sequences from ``t0`` until one ends at ``t1``."""
-    pool = sc.spec.pools[0]
-    sm = step_model_for_pool(sc.model, sc.profiles[pool.name], pool)
-    t, context, n = t0, 64, 0
-    while t < t1 * (1 - 1e-12):
-        t += sm.decode_time_from_sum(2, 2 * context)
-        context += 1
-        n += 1
-    assert t == pytest.approx(t1, rel=1e-12)
-    return n
+    t, _, steps = _walk(_step_model(dp_scenario(tmp_path)), first, 64, until=start, batch=2)
+    assert t == pytest.approx(start, rel=1e-12)
+    assert steps == 59
 
 
 def test_prompts_for_every_rank_start_at_once(tmp_path):

@@ -122,11 +122,9 @@ def _one(row: SiliconRow) -> RowResult:
     except InputError as exc:  # a scenario hetsim's schema or checks refuse: reported, not fatal
         return _result(row, Outcome.FAILED, "scenario_rejected", exc.render())
     detail = "" if posed.model_note == "bundled" else f"{posed.model}: {posed.model_note}"
-    launch = posed.launch
-    said = (
-        f"{launch.label} (not modelled: {launch.unmodelled})" if launch.unmodelled else launch.label
+    return _result(
+        row, Outcome.PREDICTED, "", detail, ttft, tpot, provenance, posed.launch.description
     )
-    return _result(row, Outcome.PREDICTED, "", detail, ttft, tpot, provenance, said)
 
 
 def _simulate(posed: Posed) -> tuple[float, float, str]:

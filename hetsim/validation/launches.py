@@ -79,6 +79,13 @@ class Launch:
     label: str
     unmodelled: str = ""
 
+    @property
+    def description(self) -> str:
+        """Where the settings come from, and what the script set that is not modelled."""
+        if not self.unmodelled:
+            return self.label
+        return f"{self.label} (not modelled: {self.unmodelled})"
+
     def apply(self, pool: dict[str, Any]) -> None:
         """Set them on a posed pool dict."""
         for key, value in self.settings.items():

@@ -55,7 +55,6 @@ class ColocatedInstance(Instance):
             if batching.attention_dp_balance_timeout_iters
             else None
         )
-        self.dp = self.pool.dp
         self._adp_waited = self._adp_batched = 0
         # SGLang's scheduler_recv_interval: arrivals wait in the inbox until the scheduler
         # takes them in, every `recv_interval` decode steps counted from `_recv_anchor` (the
@@ -271,7 +270,8 @@ class ColocatedInstance(Instance):
         them (every rank has a prompt when ``dp`` prompts would start, decodes when ``dp``
         sequences decode)."""
         timeout, batching_wait = self.adp_balance
-        dp, all_decode = self.dp, n_dec >= self.dp
+        dp = self.pool.dp
+        all_decode = n_dec >= dp
         if n_dec < self.max_seqs and len(self._would_start(n_dec, need)) >= dp:
             self._adp_waited = 0
             if all_decode and self._adp_batched < batching_wait:
