@@ -134,6 +134,9 @@ def test_a_colocated_winner_gets_aggregated_servers(tmp_path):
     (serve,) = _serve_lines(vllm, "vllm serve")
     assert "--kv-transfer-config" not in serve and "--enable-chunked-prefill" in serve
     assert "--disaggregation-mode" not in sglang
+    # simulated with prompt chunks beside the decodes (no runtime): SGLang must be told to mix
+    (sglang_serve,) = _serve_lines(sglang, "python -m sglang.launch_server")
+    assert "--enable-mixed-chunk" in sglang_serve
     services = yaml.safe_load((tmp_path / "launch/dynamo.yaml").read_text())["spec"]["services"]
     assert set(services) == {"Frontend", "VllmWorker"}
     assert services["VllmWorker"]["replicas"] == result.best.candidate.roles["serve"].instances

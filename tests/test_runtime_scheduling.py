@@ -1,18 +1,21 @@
-"""Runtime scheduler behaviours that delay prompts on colocated pools, each as its runtime
-implements it: TensorRT-LLM's batch waiting (``batch_wait_timeout_iters``,
-``batch_wait_max_tokens_ratio``: ``PyExecutor._waiting_requests``) and SGLang's
-``--scheduler-recv-interval`` (``SchedulerRecvSkipper``)."""
+"""Runtime scheduler behaviours that decide when prompts run on colocated pools, each as its
+runtime implements it: TensorRT-LLM's batch waiting (``batch_wait_timeout_iters``,
+``batch_wait_max_tokens_ratio``: ``PyExecutor._waiting_requests``) and attention-DP balancing,
+SGLang's ``--scheduler-recv-interval`` (``SchedulerRecvSkipper``) and its prompt-only steps
+(``mixed_chunk`` false: ``Scheduler.get_next_batch_to_run``)."""
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import hetsim
 from hetsim.errors import InputError
+from hetsim.perf.runtimes import mixes_prompts
 from hetsim.perf.step import step_model_for_pool
 from hetsim.simulation import simulate
 
@@ -178,6 +181,105 @@ def test_a_recv_interval_on_a_decode_pool_is_refused(tmp_path):
         scenario(tmp_path, {"scheduler_recv_interval": 30}, role="decode")
 
 
+# ---- SGLang's prompt-only steps (mixed_chunk false) -----------------------------------------
+
+
+def _prompt_steps(sm, chunks: list[int]) -> float:
+    """Seconds of a prompt's prompt-only steps, one chunk each, after the chunks before it."""
+    before = np.cumsum([0, *chunks[:-1]])
+    steps = zip(chunks, before, strict=True)
+    return sum(sm.step_time(np.array([c]), np.array([b])) for c, b in steps)
+
+
+@pytest.mark.parametrize(("prompt", "chunks"), [(64, [64]), (2500, [1024, 1024, 452])])
+def test_without_mixed_chunks_a_prompt_runs_alone_while_the_decodes_wait(tmp_path, prompt, chunks):
+    """SHORT arrives while LONG decodes: the next step computes SHORT's prompt alone, in chunks
+    of the whole 1024-token budget back to back, and LONG emits nothing until it is done; then
+    both decode, SHORT's 7 tokens left, then LONG alone to its 400th token."""
+    sc = scenario(tmp_path, {"mixed_chunk": False}, prompt=prompt)
+    sm = _step_model(sc)
+    got = rows(sc)
+    t = _prompt_steps(sm, [64])  # LONG's prompt, nothing decoding
+    t, long_context, decoded = _walk(sm, t, 64, until=0.004)  # the step under way at arrival
+    assert got.loc[SHORT, "prefill_start_s"] == pytest.approx(t, rel=1e-12)
+    t += _prompt_steps(sm, chunks)
+    assert got.loc[SHORT, "first_token_s"] == pytest.approx(t, rel=1e-12)
+    for short_context in range(prompt, prompt + 7):
+        t += sm.decode_time_from_sum(2, long_context + short_context)
+        long_context += 1
+    assert got.loc[SHORT, "finish_s"] == pytest.approx(t, rel=1e-12)
+    t, _, _ = _walk(sm, t, long_context, steps=399 - decoded - 7)
+    assert got.loc[LONG, "finish_s"] == pytest.approx(t, rel=1e-12)
+    assert rows(sc, fast_forward=False).equals(got)
+
+
+def test_mixed_chunks_put_the_prompt_beside_the_decode(tmp_path):
+    """The same arrival with mixed chunks (no runtime: vLLM's rule): LONG's decode shares
+    SHORT's prompt step, which the prompt-only walk above would not give."""
+    mixed = rows(scenario(tmp_path))
+    assert rows(scenario(tmp_path, {"mixed_chunk": True})).equals(mixed)
+    sc = scenario(tmp_path, {"mixed_chunk": False})
+    assert mixed.loc[LONG, "finish_s"] < rows(sc).loc[LONG, "finish_s"]
+
+
+def test_each_runtime_mixes_prompts_as_it_does_by_default():
+    assert mixes_prompts(None, None, dp=1)
+    assert mixes_prompts("vllm", None, dp=1) and mixes_prompts("trtllm", None, dp=1)
+    assert not mixes_prompts("sglang", None, dp=1)
+    # under attention DP the ranks with no prompt decode in the same iteration
+    assert mixes_prompts("sglang", None, dp=8)
+    assert mixes_prompts("sglang", True, dp=1) and not mixes_prompts("vllm", False, dp=1)
+
+
+@pytest.mark.parametrize(
+    ("setting", "role", "match"),
+    [
+        ({"mixed_chunk": False}, "decode", "allowed here: null"),
+        ({"mixed_chunk": True}, "prefill", "allowed here: null"),
+        (
+            {
+                "mixed_chunk": False,
+                "batch_wait_timeout_iters": 5,
+                "batch_wait_max_tokens_ratio": 0.5,
+            },
+            "colocated",
+            "with mixed_chunk false no step",
+        ),
+    ],  # fmt: skip
+)
+def test_mixed_chunk_where_it_cannot_hold_is_refused(tmp_path, setting, role, match):
+    with pytest.raises(InputError, match=match):
+        scenario(tmp_path, setting, role=role)
+
+
+def test_prompt_only_steps_under_attention_dp_are_refused(tmp_path):
+    with pytest.raises(InputError, match="which hetsim models as mixed"):
+        dp_scenario(tmp_path, {"mixed_chunk": False})
+
+
+def test_batch_waiting_on_an_sglang_pool_is_refused_unless_it_mixes(tmp_path):
+    pytest.importorskip("aiconfigurator_core")  # runtime: sglang prices with its tables
+    wait = {"batch_wait_timeout_iters": 5, "batch_wait_max_tokens_ratio": 0.5}
+    data = _runtime_scenario(wait)
+    with pytest.raises(InputError) as e:
+        hetsim.scenario_from_dict(data)
+    assert "pools[0].batching" in e.value.render() and "prompt-only steps" in e.value.render()
+    data["pools"][0]["batching"]["mixed_chunk"] = True
+    hetsim.scenario_from_dict(data)
+
+
+def _runtime_scenario(batching: dict) -> dict:
+    return {
+        "name": "sglang", "model": "Llama-3.1-8B",
+        "pools": [{"name": "serve", "role": "colocated", "accelerator": "nvidia-h200-sxm",
+                   "runtime": "sglang", "batching": {"max_num_seqs": 16, **batching}}],
+        "workload": {"synthetic": {"rate": "1 req/s", "requests": 2,
+                                   "input_tokens": {"dist": "fixed", "value": 100},
+                                   "output_tokens": {"dist": "fixed", "value": 4}}},
+        "sla": {"ttft": "1 s", "tpot": "50 ms"}, "seed": 0,
+    }  # fmt: skip
+
+
 # ---- TensorRT-LLM's attention-DP balancing -------------------------------------------------
 
 
@@ -249,6 +351,8 @@ def _drawn(setting: str, value: int, rate: float, output: int, seed: int) -> dic
     dp = 1
     if setting == "recv":
         batching["scheduler_recv_interval"] = value
+    elif setting == "separate":  # prompt-only steps, with or without a receive interval
+        batching |= {"mixed_chunk": False, "scheduler_recv_interval": 1 + value % 2 * value}
     elif setting == "wait":
         batching |= {"batch_wait_timeout_iters": value, "batch_wait_max_tokens_ratio": 0.6}
     else:
@@ -268,10 +372,10 @@ def _drawn(setting: str, value: int, rate: float, output: int, seed: int) -> dic
     }  # fmt: skip
 
 
-@settings(max_examples=24, deadline=None, derandomize=True,
+@settings(max_examples=32, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.too_slow])  # fmt: skip
 @given(
-    setting=st.sampled_from(["recv", "wait", "balance"]),
+    setting=st.sampled_from(["recv", "wait", "balance", "separate"]),
     value=st.integers(2, 40),
     rate=st.sampled_from([5.0, 50.0, 400.0]),
     output=st.sampled_from([8, 300]),

@@ -11,13 +11,13 @@ from hetsim.perf.runtimes import RUNTIME_FILE, RuntimeOverheads, runtime_overhea
 from hetsim.simulation import simulate
 
 VLLM = RuntimeOverheads("t", step_host=2e-3, overlap=True, launch=10e-6, graph_max_batch=4,
-                        request_fixed=1e-3, tokenize_rate=500_000.0)  # fmt: skip
+                        request_fixed=1e-3, tokenize_rate=500_000.0, mixed_chunk=True)  # fmt: skip
 
 
 def test_overlapped_host_work_hides_behind_a_longer_gpu_step_and_bounds_a_shorter_one():
     assert VLLM.step(5e-3, kernels=100, batch=2, prefill=False) == 5e-3
     assert VLLM.step(1e-3, kernels=100, batch=2, prefill=False) == 2e-3
-    serial = RuntimeOverheads("s", 2e-3, False, 10e-6, 4, 1e-3, 500_000.0)
+    serial = RuntimeOverheads("s", 2e-3, False, 10e-6, 4, 1e-3, 500_000.0, True)
     assert serial.step(5e-3, kernels=100, batch=2, prefill=False) == pytest.approx(7e-3)
 
 

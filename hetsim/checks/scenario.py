@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from hetsim.checks.handoff import HandoffPlan, handoff_plans, pool_pairs
 from hetsim.errors import InputError
 from hetsim.kv.portability import Conversion
+from hetsim.perf.runtimes import mixes_prompts
 from hetsim.spec import resolve
 from hetsim.spec.faults import allowed_targets, target_exists
 from hetsim.spec.footprint import footprint
@@ -50,6 +51,7 @@ def check_scenario(scenario: Scenario) -> None:
         *_memory_problems(scenario),
         *_portability_problems(scenario),
         *_frontend_problems(scenario.spec),
+        *_mixing_problems(scenario.spec),
         *_fault_problems(scenario.spec),
         *_shared_hop_problems(scenario),
     ]
@@ -141,6 +143,29 @@ def _frontend_problems(spec: ScenarioSpec) -> list[InputError]:
     except InputError as e:
         return [e]
     return []
+
+
+def _mixing_problems(spec: ScenarioSpec) -> list[InputError]:
+    """Batch waiting or attention-DP balancing on a colocated pool whose runtime runs
+    prompt-only steps by default (an explicit ``mixed_chunk: false`` is refused by the spec)."""
+    problems = []
+    for i, pool in enumerate(spec.pools):
+        b = pool.batching
+        holds = b.batch_waits or b.attention_dp_balance_timeout_iters
+        if pool.role != "colocated" or not holds:
+            continue
+        if not mixes_prompts(pool.runtime, b.mixed_chunk, pool.dp):
+            problems.append(
+                InputError(
+                    f"{pool.runtime} runs prompt-only steps by default, and batch waiting and "
+                    "attention-DP balancing hold prompts back from steps they would share "
+                    "with decodes",
+                    field=f"pools[{i}].batching",
+                    value=f"runtime {pool.runtime}, mixed_chunk unset",
+                    allowed="mixed_chunk: true, or neither batch waiting nor balancing",
+                )
+            )
+    return problems
 
 
 def _fault_targets(spec: ScenarioSpec) -> tuple[dict[str, int], list[str]]:

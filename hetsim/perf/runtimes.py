@@ -40,6 +40,7 @@ __all__ = [
     "RUNTIME_FILE",
     "RuntimeMemory",
     "RuntimeOverheads",
+    "mixes_prompts",
     "runtime_memory",
     "runtime_overheads",
 ]
@@ -58,6 +59,7 @@ class RuntimeOverheads:
     graph_max_batch: int
     request_fixed: float
     tokenize_rate: float
+    mixed_chunk: bool
 
     def step(self, gpu: float, kernels: int, batch: int, prefill: bool) -> float:
         """Seconds of one step whose kernels take ``gpu`` on the device: ``kernels`` launches,
@@ -88,6 +90,7 @@ def _table(path: Path) -> dict[str, RuntimeOverheads]:
             graph_max_batch=int(value["graph_max_batch"]),
             request_fixed=parse_time(value["request_fixed"]),
             tokenize_rate=float(value["tokenize_rate"]),
+            mixed_chunk=bool(value["mixed_chunk"]),
         )
     return out
 
@@ -95,6 +98,18 @@ def _table(path: Path) -> dict[str, RuntimeOverheads]:
 def runtime_overheads(runtime: str) -> RuntimeOverheads:
     """The overheads of ``runtime`` (``vllm``, ``sglang``, ``trtllm``)."""
     return _entry(_table(RUNTIME_FILE), runtime, "runtime overheads")
+
+
+def mixes_prompts(runtime: str | None, setting: bool | None, dp: int) -> bool:
+    """Whether a colocated pool's prompt chunks run in the same step as its decodes: its
+    ``batching.mixed_chunk`` when set, else its runtime's default (``mixed_chunk`` in
+    ``runtimes.yaml``); vLLM's rule (mixed) without a runtime, and under attention DP
+    (``dp`` > 1), where ranks with no prompt decode in the same iteration."""
+    if setting is not None:
+        return setting
+    if runtime is None or dp > 1:
+        return True
+    return runtime_overheads(runtime).mixed_chunk
 
 
 _T = TypeVar("_T")

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING
 import yaml
 
 from hetsim.outputs import staged
+from hetsim.perf.runtimes import mixes_prompts
 from hetsim.report.best import write_best
 
 if TYPE_CHECKING:
@@ -195,9 +196,25 @@ def _batching(role: RoleLaunch) -> None:
             f"{pool.name}: chunk_size {b.chunk_size} (one request's prefill chunk) has no "
             "exact vLLM flag; --max-num-batched-tokens bounds a step's tokens"
         )
+    if pool.role == "colocated":
+        _mixing(role)
     role.sglang_notes.append(
         f"{pool.name}: SGLang's --mem-fraction-static counts weights and KV; hetsim's "
         f"memory_utilization {pool.memory_utilization:g} was the vLLM-style share"
+    )
+
+
+def _mixing(role: RoleLaunch) -> None:
+    """Prompts beside decodes in one step, as simulated: SGLang mixes only when told; vLLM
+    always does (a pool simulated with prompt-only steps is SGLang's default)."""
+    pool = role.pool
+    if mixes_prompts(pool.runtime, pool.batching.mixed_chunk, pool.dp):
+        if pool.dp == 1:  # under DP attention hetsim's mixed steps are SGLang's default
+            role.sglang.append("--enable-mixed-chunk")
+        return
+    role.notes.append(
+        f"{pool.name}: simulated with prompt-only steps (SGLang's default, sglang.sh); vLLM "
+        "always runs prompt chunks beside the decodes, so its vllm.sh serves differently"
     )
 
 

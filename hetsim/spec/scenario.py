@@ -189,6 +189,15 @@ class Batching(StrictModel):
         "steps (at once after a step that computed prompt tokens, and when idle); 1: before "
         "every step (SGLang's default)",
     )
+    mixed_chunk: bool | None = Field(
+        default=None,
+        description="colocated pools: whether prompt chunks run in the same step as the "
+        "decodes, sharing max_batched_tokens (vLLM, TensorRT-LLM, SGLang "
+        "--enable-mixed-chunk), or in prompt-only steps of up to max_batched_tokens that go "
+        "before decoding whenever a prompt can start (false: SGLang's default); null: the "
+        "pool runtime's default (true without a runtime, and with dp > 1, where attention-DP "
+        "ranks with no prompt decode in the same step)",
+    )
 
     @model_validator(mode="after")
     def _both_or_neither(self) -> Batching:
@@ -268,6 +277,31 @@ class SpeculativeSpec(StrictModel):
             run *= p
             total += run
         return total
+
+
+def _check_mixing(v: Batching, role: str | None, dp: int) -> Batching:
+    """An explicit ``mixed_chunk`` where hetsim cannot honour it. (A runtime default that
+    conflicts with batch waiting or balancing is a scenario check: the default is the perf
+    layer's.)"""
+    if v.mixed_chunk is None:
+        return v
+    if role not in ("colocated", None):
+        raise ValueError(
+            f"mixed_chunk says whether prompts share steps with decodes; a {role} pool never "
+            "runs both; allowed here: null (colocated pools only)"
+        )
+    if v.mixed_chunk is False and dp > 1:
+        raise ValueError(
+            f"under attention DP (this pool has dp {dp}) the ranks with no prompt decode in the "
+            "same step, which hetsim models as mixed; allowed here: true or null, or dp 1"
+        )
+    if v.mixed_chunk is False and (v.batch_waits or v.attention_dp_balance_timeout_iters):
+        raise ValueError(
+            "batch waiting and attention-DP balancing hold prompts back from steps they "
+            "would share with decodes; with mixed_chunk false no step does; allowed here: "
+            "mixed_chunk true or null, or neither setting"
+        )
+    return v
 
 
 class PoolSpec(StrictModel):
@@ -368,7 +402,7 @@ class PoolSpec(StrictModel):
                 "SGLang's scheduler_recv_interval does not run with DP attention (this pool "
                 f"has dp {dp}); allowed here: 1, or dp 1"
             )
-        return v
+        return _check_mixing(v, role, dp)
 
     @field_validator("name")
     @classmethod

@@ -1,7 +1,9 @@
 """A colocated instance, the aggregated baseline: decodes first, then prefill chunks in the
-remaining token budget, in one step (vLLM V1's scheduler). With ``speculative`` on the pool the
-decodes verify ``k + 1`` positions each (and take that much of the token budget); prefill chunks
-do not speculate."""
+remaining token budget, in one step (vLLM V1's scheduler); or, where prompts do not mix with
+decodes (``mixed_chunk``, SGLang's default), a prompt-only step of up to the whole budget
+whenever a prompt can start and a decode-only step otherwise (SGLang's
+``get_next_batch_to_run``). With ``speculative`` on the pool the decodes verify ``k + 1``
+positions each (and take that much of the token budget); prefill chunks do not speculate."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from hetsim.kv.lifecycle import COMPUTING, PREFILL, QUEUED
+from hetsim.perf.runtimes import mixes_prompts
 from hetsim.perf.speculative import speculative_step
 from hetsim.sim.instance.base import Instance
 from hetsim.sim.instance.batch import DecodeBatch
@@ -40,7 +43,9 @@ class ColocatedInstance(Instance):
             if spec is None
             else SpeculativeBatch(self.max_seqs, self.page, spec, self.gid, self.seed)
         )
-        batching = self.pool.batching
+        pool = self.pool
+        batching = pool.batching
+        self.mixed = mixes_prompts(pool.runtime, batching.mixed_chunk, pool.dp)
         # (steps, share of the token budget) of TensorRT-LLM's batch waiting; None: off
         self.batch_wait = (
             (batching.batch_wait_timeout_iters, batching.batch_wait_max_tokens_ratio)
@@ -130,9 +135,12 @@ class ColocatedInstance(Instance):
             now = self.env.now
             if self.recv_interval > 1:
                 self._receive()
-            need = self._make_room(now)
+            if self.mixed:
+                need = self._make_room(now)
+                chunks = self._schedule(now, batch.n, need)
+            else:
+                chunks, need = self._prompts_first(now)
             n_dec = batch.n
-            chunks = self._schedule(now, n_dec, need)
             if n_dec == 0 and not chunks:
                 self._recv_now = True  # idle: what arrives is taken in at once
                 if self.inbox:
@@ -152,6 +160,11 @@ class ColocatedInstance(Instance):
                     yield run[0]
                     self._apply_step(self.env.now, n_dec, [], [], run[1])
                     continue
+            if chunks and not self.mixed:  # the decodes wait out a prompt-only step
+                yield self._step(*self._priced_prompts(chunks, computed))
+                self._recv_now = True
+                self._advance_prompts(self.env.now, prefills, chunks)
+                continue
             yield self._step(*self._priced(chunks, computed))
             self._recv_now = self._recv_now or bool(chunks)
             self._apply_step(self.env.now, n_dec, prefills, chunks)
@@ -182,6 +195,22 @@ class ColocatedInstance(Instance):
         dt = sm.step_time(new, cached)
         return dt, sm.below_tdp(new, cached) if measured else 0.0
 
+    def _prompts_first(self, now: float) -> tuple[list[int], int]:
+        """SGLang's order without mixed chunks: (the chunks of a prompt-only step, 0) when a
+        prompt can start or continue, admitted only where the decodes' next blocks still fit
+        beside it (as SGLang reserves room for the running decodes); else ([], the decode
+        step's new blocks), preempting for them."""
+        chunks = self._pack(0, self._admit(now, self.batch.blocks_needed()))
+        if chunks:
+            return chunks, 0
+        return [], self._make_room(now)
+
+    def _priced_prompts(self, chunks: list[int], computed: np.ndarray) -> tuple[float, float]:
+        """A prompt-only step: its chunks after the tokens each prompt computed before."""
+        new, sm = np.asarray(chunks, np.int64), self.step_model
+        dt = sm.step_time(new, computed)
+        return dt, sm.below_tdp(new, computed) if self.measured_power else 0.0
+
     def _make_room(self, now: float) -> int:
         """Preempt the newest sequences until this step's new decode blocks fit; returns them.
         Recompute preemption: back to the head of the queue, KV dropped."""
@@ -211,12 +240,15 @@ class ColocatedInstance(Instance):
         return self._pack(n_dec, self._admit(now, need))
 
     def _pack(self, n_dec: int, joining: Iterator[int]) -> list[int]:
+        """The next step's prompt chunks beside ``n_dec`` decodes (0: a prompt-only step, whose
+        prompts still take only the sequence slots the running decodes leave)."""
+        decoding = self.batch.n
         chunks, _ = prefill_chunks(
             [self._prefill_target(req) - req.computed for req in self.prefilling],
             joining,
             token_budget=self.max_tokens - n_dec * self.per_decode,
             chunk=self.chunk,
-            max_seqs=self.max_seqs - n_dec,
+            max_seqs=self.max_seqs - decoding,
         )
         return chunks
 
@@ -321,6 +353,10 @@ class ColocatedInstance(Instance):
             blocks.release(now, blocks.blocks_for(req.context))
             req.p_blocks = 0
             self._finish(req)
+        self._advance_prompts(now, prefills, chunks)
+
+    def _advance_prompts(self, now: float, prefills: list[Req], chunks: list[int]) -> None:
+        """The prompts' part of a step's end: chunks computed, finished prompts decoding."""
         # requests taken away during the step (retried or failed) are skipped
         kept = [(r, c) for r, c in zip(prefills, chunks, strict=True) if r in self.prefilling]
         for req, c in kept:
