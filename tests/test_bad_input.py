@@ -312,6 +312,12 @@ CASES: list[Case] = [
         ("workload.synthetic.output_tokens", "finite"),
     ),
     Case("percentile-out-of-range", mutated({"sla.percentile": 150}), ("sla.percentile", "150")),
+    # a share where a percent belongs (attainment is 0.9, percentile 90): judged at p0.9 before
+    Case(
+        "percentile-as-a-share",
+        mutated({"sla.percentile": 0.9}),
+        ("sla.percentile", "0.9", "write 90"),
+    ),  # fmt: skip
     Case(
         "hop-kind-unknown",
         mutated({"interconnect.paths.0.hops.0.kind": "nvlink"}),

@@ -770,11 +770,26 @@ class SLASpec(StrictModel):
     ttft: Seconds = Field(gt=0, description="time-to-first-token bound, e.g. '2 s'")
     tpot: StepSeconds = Field(gt=0, description="time-per-output-token bound, e.g. '50 ms'")
     percentile: float = Field(
-        default=90, gt=0, le=100, description="percentile at which the bounds are reported"
+        default=90,
+        gt=0,
+        le=100,
+        description="percentile at which the bounds are reported, in percent (90: p90)",
     )
     attainment: float = Field(
         default=0.9, gt=0, le=1, description="target share of requests meeting both bounds"
     )
+
+    @field_validator("percentile")
+    @classmethod
+    def _in_percent(cls, v: float) -> float:
+        # attainment is a share (0.9) and percentile a percent (90): 0.9 here would judge the
+        # 0.9th percentile, a bound almost every run meets
+        if v < 1:
+            raise ValueError(
+                f"percentile is in percent (90 means p90); {v:g} would be the {v:g}th "
+                f"percentile. Allowed: 1 to 100 (for p{v * 100:g}, write {v * 100:g})"
+            )
+        return v
 
 
 #: the provider margin a tco price gets to compare with rental ones (and a rental one loses
