@@ -222,6 +222,13 @@ def test_mixed_chunks_put_the_prompt_beside_the_decode(tmp_path):
     assert mixed.loc[LONG, "finish_s"] < rows(sc).loc[LONG, "finish_s"]
 
 
+def test_check_says_how_a_colocated_pool_schedules_prompts(tmp_path):
+    from hetsim.report.describe import describe
+
+    assert describe(scenario(tmp_path, {"mixed_chunk": False}))["pools"][0]["mixed_chunk"] is False
+    assert describe(scenario(tmp_path))["pools"][0]["mixed_chunk"] is True
+
+
 def test_each_runtime_mixes_prompts_as_it_does_by_default():
     assert mixes_prompts(None, None, dp=1)
     assert mixes_prompts("vllm", None, dp=1) and mixes_prompts("trtllm", None, dp=1)

@@ -398,6 +398,11 @@ def _check_notes(pools: list[dict[str, Any]], paths: list[dict[str, Any]]) -> li
         notes.append(f"{p['name']}: step-time provenance {p['provenance']}")
         if p["memory"].get("kv_rule"):
             notes.append(f"{p['name']}: KV pool: {p['memory']['kv_rule']}")
+        if p.get("mixed_chunk") is False:
+            notes.append(
+                f"{p['name']}: prompt-only steps, the decodes waiting them out (SGLang's "
+                "scheduling; batching.mixed_chunk: true mixes them)"
+            )
     return list(dict.fromkeys(notes))
 
 

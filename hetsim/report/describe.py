@@ -15,6 +15,7 @@ from hetsim.checks import EXAMPLE_TOKENS, HandoffPlan, handoff_plans
 from hetsim.checks.scenario import routing_summary
 from hetsim.perf import provenance
 from hetsim.perf.cost.base import Provenance
+from hetsim.perf.runtimes import mixes_prompts
 from hetsim.spec.resolve import Scenario
 from hetsim.spec.scenario import PoolSpec
 from hetsim.workload import count_requests
@@ -96,6 +97,12 @@ def _pool(scenario: Scenario, pool: PoolSpec) -> dict[str, Any]:
         "uncertain_figures": profile.uncertain_figures(),
         # perf owns the label; the step model is the one the simulator will use
         "provenance": provenance(profile, runtime=pool.runtime),
+        # whether prompt chunks share steps with decodes (colocated pools; None otherwise)
+        "mixed_chunk": (
+            mixes_prompts(pool.runtime, pool.batching.mixed_chunk, pool.dp)
+            if pool.role == "colocated"
+            else None
+        ),
     }
 
 
