@@ -139,6 +139,12 @@ class Collective:
     count: int
     latencies: int
 
+    @property
+    def is_allreduce(self) -> bool:
+        """A tensor-parallel ring all-reduce, whose ``bytes`` are 2(n-1)/n of its message (the
+        all-reduce tables price it by the message)."""
+        return self.name in ("tp_allreduce", "qk_norm_allreduce")
+
 
 #: batches of up to this many sequences get their attention work summed in plain Python
 SMALL_BATCH = 8
@@ -254,7 +260,7 @@ class OpInventory:
         fused elementwise passes and, with tensor parallelism, two all-reduces."""
         layers = self.model.num_layers
         gemms = len({g.name for g in self.gemms if g.count == layers})
-        allreduces = 2 if self.config.tp > 1 else 0
+        allreduces = (2 + self.model.qk_norm_across_heads) if self.config.tp > 1 else 0
         return gemms + 1 + FUSED_ELEMENTWISE_KERNELS + allreduces
 
     # ---- the ops of a step --------------------------------------------------------------------
@@ -344,6 +350,15 @@ class OpInventory:
         message = per_rank * self.model.hidden_size * 2.0
         sent = ring_allreduce_bytes(message, self.config.tp)
         return Collective("tp_allreduce", sent, 2 * self.model.num_layers, 1)
+
+    def qk_norm_allreduce(self, per_rank: float) -> Collective | None:
+        """A q/k norm over all heads with the heads split over tensor-parallel ranks: each layer
+        all-reduces every token's partial sums of squares of q and of k (two fp32 values; vLLM
+        ``minimax_qk_norm_fusion``, SGLang ``MiniMaxM2RMSNormTP``). None where there is none."""
+        if not self.model.qk_norm_across_heads or self.config.tp == 1:
+            return None
+        sent = ring_allreduce_bytes(per_rank * 2 * 4.0, self.config.tp)
+        return Collective("qk_norm_allreduce", sent, self.model.num_layers, 1)
 
     def elementwise_kernels(self, tokens: float, eager: bool) -> list[tuple[int, Kernel]]:
         """Norms, residual adds, rotary embedding, the gated activation and the KV cache write:

@@ -76,6 +76,9 @@ class ModelConfig:
     index_topk: int = 0
     index_n_heads: int = 0
     index_head_dim: int = 0
+    # RMSNorm of q and k over all heads at once (MiniMax-M2 ``qk_norm_type: per_layer``): with
+    # the heads split over tensor-parallel ranks, each layer all-reduces the partial sums
+    qk_norm_across_heads: bool = False
     source: str = ""
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
@@ -404,6 +407,7 @@ class ModelConfig:
                 num_experts=need("num_local_experts"),
                 experts_per_token=need("num_experts_per_tok"),
                 moe_intermediate_size=text["intermediate_size"],
+                qk_norm_across_heads=_qk_norm_across_heads(config, model_type, where),
             )
         elif model_type in ("qwen2_moe", "qwen3_moe"):
             mlp_only = config.get("mlp_only_layers") or []
@@ -558,6 +562,19 @@ def checkpoint_weights(config: dict[str, Any]) -> tuple[str | None, str | None]:
     if method in ("awq", "gptq") and q.get("bits") in (4, 8):
         return ("w4a16" if q["bits"] == 4 else "int8"), f"{said} {q['bits']}-bit"
     return None, said
+
+
+def _qk_norm_across_heads(config: dict[str, Any], model_type: str, where: str) -> bool:
+    """Whether q and k are normalised over all heads together (MiniMax-M2's ``use_qk_norm``
+    with ``qk_norm_type: per_layer``, vLLM's and SGLang's ``MiniMaxText01RMSNormTP``) rather
+    than per head."""
+    if model_type != "minimax_m2" or not _flag(config, "use_qk_norm", where):
+        return False
+    kind = config.get("qk_norm_type", "per_layer")
+    if kind not in ("per_layer", "per_head"):
+        raise InputError("unknown q/k norm type", file=where, field="qk_norm_type", value=kind,
+                         allowed="per_layer, per_head")  # fmt: skip
+    return kind == "per_layer"
 
 
 def _flag(config: dict[str, Any], key: str, where: str) -> bool:
