@@ -31,8 +31,8 @@ ROWS, SEED = 60, 13
 #: TTFT 31 % / 80 %, TPOT 13 % / 29 % on its 38 predicted rows, each row posed with the client
 #: protocol that measured it and, for InferenceX rows, its launch settings, SGLang pools with
 #: prompt-only steps; 32 % / 82 % and 14 % / 31 % before those steps and MiniMax's q/k-norm
-#: all-reduce, 35 % / 84 % without launch settings, 66 % / 129 % and 16 % / 31 % with every row at fixed
-#: lengths)
+#: all-reduce, 35 % / 84 % without launch settings, 66 % / 129 % and 16 % / 31 % with every
+#: row at fixed lengths)
 GUARDS = {"ttft": (0.45, 1.05), "tpot": (0.20, 0.40)}
 
 

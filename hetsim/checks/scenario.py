@@ -16,7 +16,6 @@ from pydantic import ValidationError
 from hetsim.checks.handoff import HandoffPlan, handoff_plans, pool_pairs
 from hetsim.errors import InputError
 from hetsim.kv.portability import Conversion
-from hetsim.perf.runtimes import mixes_prompts
 from hetsim.spec import resolve
 from hetsim.spec.faults import allowed_targets, target_exists
 from hetsim.spec.footprint import footprint
@@ -148,6 +147,9 @@ def _frontend_problems(spec: ScenarioSpec) -> list[InputError]:
 def _mixing_problems(spec: ScenarioSpec) -> list[InputError]:
     """Batch waiting or attention-DP balancing on a colocated pool whose runtime runs
     prompt-only steps by default (an explicit ``mixed_chunk: false`` is refused by the spec)."""
+    # imported here: the perf package loads numpy, which ``hetsim --help`` must not
+    from hetsim.perf.runtimes import mixes_prompts
+
     problems = []
     for i, pool in enumerate(spec.pools):
         b = pool.batching
