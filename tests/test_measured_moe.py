@@ -67,7 +67,7 @@ def test_only_balanced_routing_is_read_and_per_tensor_fp8_is_left_out(tables):
     raw = pd.read_parquet(MOE_RAW)
     assert (raw.distribution != "balanced").any()  # the excerpt holds a power-law split
     assert len(moe) == int((raw.distribution == "balanced").sum())
-    assert set(moe.dtype) == {"bf16", "fp8"}
+    assert set(moe.dtype) == {"bf16", "fp8", "w4a16"}  # int4_wo: int4 weights, bf16 compute
 
 
 def test_moe_latency_rises_with_tokens_between_table_points(tables):
@@ -151,6 +151,21 @@ def test_outside_the_moe_grid_routed_experts_fall_back_to_the_roofline(h200):
     # a split the excerpt did not measure: tensor-parallel experts over 16 devices
     wide = StepModel(model, h200, InstanceConfig(tp=16, **FP8), runtime="vllm")
     assert routed_experts(wide, np.array([512]), np.array([0])).source == "roofline-default"
+
+
+def test_int4_weight_only_experts_read_the_int4_wo_table_as_w4a16(h200, tables):
+    """Kimi-K2.5's int4 experts (vLLM's Marlin ``int4_wo`` kernel): exact at a table point at
+    1024 tokens (every expert touched at tp 8 by 8,192 assignments, so balanced and random
+    routing read the same weights), where the roofline had them 2-3x faster."""
+    model = load_model("Kimi-K2.5")
+    config = InstanceConfig(tp=8, weights="w4a16", activations="bf16")
+    sm = StepModel(model, h200, config, runtime="vllm")
+    got = routed_experts(sm, np.array([1024]), np.array([0]))
+    row = balanced_rows("int4_wo", 7168, 8, 1).set_index("num_tokens").latency
+    assert got.source == LABEL
+    assert got.time == pytest.approx(row[1024] * 1e-3 * model.num_moe_layers, rel=1e-9)
+    roof = routed_experts(StepModel(model, H200, config), np.array([1024]), np.array([0]))
+    assert got.time > roof.time
 
 
 def test_weight_only_fp8_has_no_moe_table_and_stays_on_the_roofline(h200):

@@ -74,6 +74,8 @@ __all__ = ["FusedExpertsPricer", "MeasuredPredictor", "MlaBlockPricer", "PowerPr
 #: (compute format, weight format) of a fused MoE kernel or an MLA block's projections ->
 #: the format the MoE and MLA module tables name
 _QUANT_FORMATS = {("bf16", "bf16"): "bf16", ("fp8", "fp8_e4m3"): "fp8", ("fp4", "fp4"): "fp4"}
+#: the fused MoE table also measured int4 weight-only experts (bf16 compute): hetsim's w4a16
+_MOE_FORMATS = {**_QUANT_FORMATS, ("bf16", "w4a16"): "w4a16"}
 
 
 @runtime_checkable
@@ -174,7 +176,7 @@ class MeasuredPredictor(TableBacked):
 
     def fused_experts(self, k: Kernel) -> tuple[float, Source] | None:
         s = k.shape
-        fmt = _QUANT_FORMATS.get((k.dtype, str(s["weights"])))
+        fmt = _MOE_FORMATS.get((k.dtype, str(s["weights"])))
         if fmt is None:
             return None
         key = (fmt, *(int(s[a]) for a in ("hidden", "inter", "topk", "experts", "tp", "ep")))

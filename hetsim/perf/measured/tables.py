@@ -20,7 +20,10 @@ maps onto its ops, and keeps each as :class:`~hetsim.perf.measured.grid.LogGrid`
   ``moe_ep_size``); ``num_tokens`` is what enters one MoE layer (aiconfigurator's convention:
   all tokens of the attention data-parallel group, before routing). ``moe_dtype`` ``bfloat16``
   → ``bf16``, ``fp8_block`` → ``fp8`` (hetsim's fp8 weights carry one scale per 128×128 block,
-  :mod:`hetsim.spec.precision`; the per-tensor ``fp8`` rows are left out). Only the
+  :mod:`hetsim.spec.precision`; the per-tensor ``fp8`` rows are left out), ``nvfp4`` → ``fp4``,
+  ``int4_wo`` (int4 weights, bf16 activations: vLLM's and SGLang's Marlin experts) → ``w4a16``
+  (the table's int4 group size is the checkpoint's; hetsim sizes w4a16 weights at group 128).
+  Only the
   ``balanced`` routing distribution is kept: hetsim routes uniformly at random and charges the
   busiest device's excess itself (``expert_imbalance``); the ``power_law`` tables would count a
   skew twice. Balanced routing touches every expert as soon as there are as many assignments;
@@ -106,6 +109,9 @@ _POWER_TABLES = {
     "moe": "moe",
 }
 _MOE_DTYPES = {"bfloat16": "bf16", "fp8_block": "fp8", "nvfp4": "fp4"}
+#: weight-only formats the fused MoE table measured besides those (vLLM and SGLang run int4
+#: weight-only experts with bf16 activations on Marlin kernels: hetsim's w4a16)
+_MOE_WEIGHT_ONLY = {"int4_wo": "w4a16"}
 
 AttentionKey = tuple[int, int, int, str]  # (query heads, KV heads, head dim, KV format)
 #: (compute format, hidden, expert intermediate, top-k, experts, moe tp, moe ep)
@@ -365,9 +371,10 @@ def _allreduce_rows(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _moe_rows(df: pd.DataFrame) -> pd.DataFrame:
-    df = df[(df.distribution == "balanced") & df.moe_dtype.isin(list(_MOE_DTYPES))]
+    formats = {**_MOE_DTYPES, **_MOE_WEIGHT_ONLY}
+    df = df[(df.distribution == "balanced") & df.moe_dtype.isin(list(formats))]
     return _with_power(df, pd.DataFrame({
-        "dtype": df.moe_dtype.map(_MOE_DTYPES), "hidden": df.hidden_size,
+        "dtype": df.moe_dtype.map(formats), "hidden": df.hidden_size,
         "inter": df.inter_size, "topk": df.topk, "experts": df.num_experts,
         "tp": df.moe_tp_size, "ep": df.moe_ep_size, "tokens": df.num_tokens,
         "latency": df.latency * 1e-3,

@@ -15,10 +15,11 @@ M = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192]
 NK = [1024, 2048, 3072, 3584, 4096, 6144, 7168, 8192, 12288, 16384, 51200]
 # (query heads, KV heads, head dim) of Llama-3.1-8B at tp 1 and 2, and of Llama-3.1-70B at tp 8
 FAMILIES = [(32, 8, 128), (16, 4, 128), (8, 1, 128)]
-# (hidden, expert intermediate, top-k, experts, moe_dtype) of DeepSeek-V3 (block fp8) and
-# Qwen3-235B-A22B (bf16 and block fp8); (moe_tp_size, moe_ep_size) of tp 1, 2, 4, 8 and ep 4, 8
+# (hidden, expert intermediate, top-k, experts, moe_dtype) of DeepSeek-V3 (block fp8),
+# Qwen3-235B-A22B (bf16 and block fp8) and Kimi-K2.5 (int4 weight-only experts);
+# (moe_tp_size, moe_ep_size) of tp 1, 2, 4, 8 and ep 4, 8
 MOE_SHAPES = [(7168, 2048, 8, 256, "fp8_block"), (4096, 1536, 8, 128, "bfloat16"),
-              (4096, 1536, 8, 128, "fp8_block")]  # fmt: skip
+              (4096, 1536, 8, 128, "fp8_block"), (7168, 2048, 8, 384, "int4_wo")]  # fmt: skip
 MOE_SPLITS = [(1, 1), (2, 1), (4, 1), (8, 1), (1, 4), (1, 8)]
 
 
