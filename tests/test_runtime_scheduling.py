@@ -229,6 +229,16 @@ def test_check_says_how_a_colocated_pool_schedules_prompts(tmp_path):
     assert describe(scenario(tmp_path))["pools"][0]["mixed_chunk"] is True
 
 
+def test_launch_scripts_follow_how_the_pool_was_simulated(tmp_path):
+    from hetsim.report.launch import launch_roles
+
+    (mixed,) = launch_roles(scenario(tmp_path))
+    assert "--enable-mixed-chunk" in mixed.sglang and not mixed.notes
+    (alone,) = launch_roles(scenario(tmp_path, {"mixed_chunk": False}))
+    assert "--enable-mixed-chunk" not in alone.sglang
+    assert any("prompt-only steps" in note and "vLLM" in note for note in alone.notes)
+
+
 def test_each_runtime_mixes_prompts_as_it_does_by_default():
     assert mixes_prompts(None, None, dp=1)
     assert mixes_prompts("vllm", None, dp=1) and mixes_prompts("trtllm", None, dp=1)
