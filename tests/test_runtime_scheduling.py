@@ -229,6 +229,14 @@ def test_check_says_how_a_colocated_pool_schedules_prompts(tmp_path):
     assert describe(scenario(tmp_path))["pools"][0]["mixed_chunk"] is True
 
 
+def test_the_report_pools_table_says_how_prompts_were_stepped(tmp_path):
+    from hetsim.report.html import _pools_table
+
+    table = _pools_table(scenario(tmp_path, {"mixed_chunk": False}))
+    assert table.loc[0, "prompt steps"] == "prompt-only"
+    assert _pools_table(scenario(tmp_path)).loc[0, "prompt steps"] == "beside decodes"
+
+
 def test_launch_scripts_follow_how_the_pool_was_simulated(tmp_path):
     from hetsim.report.launch import launch_roles
 

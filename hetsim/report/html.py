@@ -19,12 +19,14 @@ from jinja2 import Environment, PackageLoader
 from matplotlib.figure import Figure
 
 from hetsim.metrics import EnergyFigures, LatencyStats, RunSummary
+from hetsim.perf.runtimes import mixes_prompts
 from hetsim.report.describe import transfer_paths, unmeasured_note
 from hetsim.report.plots import simulation_figures
 
 if TYPE_CHECKING:
     from hetsim.simulation import SimulationResult
     from hetsim.spec.resolve import Scenario
+    from hetsim.spec.scenario import PoolSpec
     from hetsim.spec.workload import LengthSpec
 
 __all__ = ["Section", "html_report", "write_simulation_report"]
@@ -191,12 +193,21 @@ def _pools_table(scenario: Scenario) -> pd.DataFrame:
                 "KV tokens / instance": footprint.kv_capacity_tokens if footprint else None,
                 "max seqs": pool.batching.max_num_seqs,
                 "max batched tokens": pool.batching.max_batched_tokens,
+                "prompt steps": _prompt_steps(pool),
                 "$/h": scenario.price_per_device_hour(pool.name) * pool.total_devices,
                 "price": ("assumed" if scenario.price_is_assumption(pool.name) else "scenario")
                 + f", {scenario.spec.costs.basis}",
             }
         )
     return pd.DataFrame(rows)
+
+
+def _prompt_steps(pool: PoolSpec) -> str | None:
+    """How a colocated pool's steps hold prompts (None for prefill and decode pools)."""
+    if pool.role != "colocated":
+        return None
+    mixed = mixes_prompts(pool.runtime, pool.batching.mixed_chunk, pool.dp)
+    return "beside decodes" if mixed else "prompt-only"
 
 
 def _paths_table(scenario: Scenario) -> pd.DataFrame | None:
