@@ -18,7 +18,8 @@ How ops map onto tables:
   elements).
 * routed experts → the fused MoE table (:meth:`MeasuredPredictor.fused_experts`), one kernel
   per layer at (tokens entering the layer, hidden, expert intermediate, top-k, experts, moe tp,
-  moe ep) for bf16 weights and activations or block-scaled fp8 ones, from the same runtime
+  moe ep) for bf16 weights and activations, block-scaled fp8 or nvfp4 ones, or int4 weights
+  with bf16 activations (w4a16, the table's ``int4_wo``), from the same runtime
   version as the other tables (a version without the MoE table prices them on the roofline as
   ``touched`` grouped GEMMs). The dense GEMM table never prices them: it would charge each
   expert's small GEMM a launch of its own.
