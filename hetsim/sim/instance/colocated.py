@@ -150,7 +150,6 @@ class ColocatedInstance(Instance):
             if need:
                 blocks.allocate(now, need)
             prefills = self.prefilling[: len(chunks)]
-            computed = np.fromiter((r.computed for r in prefills), np.int64, count=len(prefills))
             if self.spec is None and not chunks and self.fast_forward and not self._holding:
                 # no prompt joins while nothing else happens: the queue's head stays blocked
                 # (blocks only shrink, the decodes' slots and budget stay the same); prompts
@@ -161,10 +160,11 @@ class ColocatedInstance(Instance):
                     self._apply_step(self.env.now, n_dec, [], [], run[1])
                     continue
             if chunks and not self.mixed:  # the decodes wait out a prompt-only step
-                yield self._step(*self._priced_prompts(chunks, computed))
+                yield self._step(*self._priced_prompts(prefills, chunks))
                 self._recv_now = True
                 self._advance_prompts(self.env.now, prefills, chunks)
                 continue
+            computed = np.fromiter((r.computed for r in prefills), np.int64, count=len(prefills))
             yield self._step(*self._priced(chunks, computed))
             self._recv_now = self._recv_now or bool(chunks)
             self._apply_step(self.env.now, n_dec, prefills, chunks)
@@ -205,11 +205,12 @@ class ColocatedInstance(Instance):
             return chunks, 0
         return [], self._make_room(now)
 
-    def _priced_prompts(self, chunks: list[int], computed: np.ndarray) -> tuple[float, float]:
-        """A prompt-only step: its chunks after the tokens each prompt computed before."""
-        new, sm = np.asarray(chunks, np.int64), self.step_model
-        dt = sm.step_time(new, computed)
-        return dt, sm.below_tdp(new, computed) if self.measured_power else 0.0
+    def _priced_prompts(self, prefills: list[Req], chunks: list[int]) -> tuple[float, float]:
+        """A prompt-only step: its chunks after the tokens each prompt computed before, priced
+        as a prefill instance prices its steps (memoised: a prompt's chunks repeat)."""
+        computed, sm = tuple([r.computed for r in prefills]), self.step_model
+        dt = sm.chunks_time(tuple(chunks), computed)
+        return dt, sm.below_tdp(chunks, computed) if self.measured_power else 0.0
 
     def _make_room(self, now: float) -> int:
         """Preempt the newest sequences until this step's new decode blocks fit; returns them.
