@@ -145,8 +145,8 @@ def _frontend_problems(spec: ScenarioSpec) -> list[InputError]:
 
 
 def _mixing_problems(spec: ScenarioSpec) -> list[InputError]:
-    """Batch waiting or attention-DP balancing on a colocated pool whose runtime runs
-    prompt-only steps by default (an explicit ``mixed_chunk: false`` is refused by the spec)."""
+    """Batch waiting or attention-DP balancing on a colocated pool whose steps are prompt-only
+    (``mixed_chunk: false``, or unset on a runtime whose default that is)."""
     # imported here: the perf package loads numpy, which ``hetsim --help`` must not
     from hetsim.perf.runtimes import mixes_prompts
 
@@ -157,13 +157,17 @@ def _mixing_problems(spec: ScenarioSpec) -> list[InputError]:
         if pool.role != "colocated" or not holds:
             continue
         if not mixes_prompts(pool.runtime, b.mixed_chunk, pool.dp):
+            said = (
+                "false"
+                if b.mixed_chunk is False
+                else f"unset: {pool.runtime} runs prompt-only steps"
+            )
             problems.append(
                 InputError(
-                    f"{pool.runtime} runs prompt-only steps by default, and batch waiting and "
-                    "attention-DP balancing hold prompts back from steps they would share "
-                    "with decodes",
+                    "batch waiting and attention-DP balancing hold prompts back from steps "
+                    "they would share with decodes; with mixed_chunk false no step does",
                     field=f"pools[{i}].batching",
-                    value=f"runtime {pool.runtime}, mixed_chunk unset",
+                    value=f"mixed_chunk {said}",
                     allowed="mixed_chunk: true, or neither batch waiting nor balancing",
                 )
             )

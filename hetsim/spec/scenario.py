@@ -280,9 +280,9 @@ class SpeculativeSpec(StrictModel):
 
 
 def _check_mixing(v: Batching, role: str | None, dp: int) -> Batching:
-    """An explicit ``mixed_chunk`` where hetsim cannot honour it. (A runtime default that
-    conflicts with batch waiting or balancing is a scenario check: the default is the perf
-    layer's.)"""
+    """An explicit ``mixed_chunk`` where hetsim cannot honour it. (Prompt-only steps beside
+    batch waiting are a scenario check, explicit or by the runtime's default: the default is
+    the perf layer's.)"""
     if v.mixed_chunk is None:
         return v
     if role not in ("colocated", None):
@@ -294,12 +294,6 @@ def _check_mixing(v: Batching, role: str | None, dp: int) -> Batching:
         raise ValueError(
             f"under attention DP (this pool has dp {dp}) the ranks with no prompt decode in the "
             "same step, which hetsim models as mixed; allowed here: true or null, or dp 1"
-        )
-    if v.mixed_chunk is False and (v.batch_waits or v.attention_dp_balance_timeout_iters):
-        raise ValueError(
-            "batch waiting and attention-DP balancing hold prompts back from steps they "
-            "would share with decodes; with mixed_chunk false no step does; allowed here: "
-            "mixed_chunk true or null, or neither setting"
         )
     return v
 
