@@ -145,6 +145,14 @@ class Collective:
         all-reduce tables price it by the message)."""
         return self.name in ("tp_allreduce", "qk_norm_allreduce")
 
+    def table_message(self, ranks: int, smallest: float) -> float:
+        """The all-reduce's message in bf16 elements, the all-reduce tables' axis (an fp32
+        message of B bytes counts as B / 2 elements), and never below ``smallest``, the
+        tables' smallest message: they are flat there (launch- and latency-bound; 128 to
+        4,096 elements within a few percent), so a smaller one costs what it costs, where a
+        link roofline would make a step dearer with fewer tokens."""
+        return max(self.bytes * ranks / (2.0 * (ranks - 1)) / 2.0, smallest)
+
 
 #: batches of up to this many sequences get their attention work summed in plain Python
 SMALL_BATCH = 8

@@ -65,7 +65,6 @@ from hetsim.perf.cost.base import (
 )
 from hetsim.perf.cost.roofline import RooflinePredictor
 from hetsim.perf.cost.tabled import GROUPED_GEMMS, TableBacked
-from hetsim.perf.measured.grid import LogGrid
 from hetsim.perf.measured.tables import MeasuredTables
 from hetsim.perf.ops import Collective, Kernel
 from hetsim.spec.hardware import AcceleratorProfile
@@ -240,13 +239,9 @@ class MeasuredPredictor(TableBacked):
         return None if found is None else self.tables.power_label(found[1])
 
     def collective(self, c: Collective, ranks: int) -> tuple[float, Source]:
-        # an all-reduce of another message is priced on the same table by its bytes (an fp32
-        # message of B bytes as B / 2 bf16 elements)
         if c.is_allreduce and c.bytes:
             grid = self.tables.allreduce.get(ranks)
-            # Collective carries the ring bytes each rank sends, 2(n-1)/n of the bf16 message
-            elements = c.bytes * ranks / (2.0 * (ranks - 1)) / 2.0
-            t = None if grid is None else grid(_at_least_smallest(grid, elements))
+            t = None if grid is None else grid(c.table_message(ranks, grid.axes[0][0]))
             if t is not None:
                 return t, self.source
         return self.link.time(c.bytes, c.latencies), Provenance.ROOFLINE_DEFAULT
@@ -257,13 +252,6 @@ class MeasuredPredictor(TableBacked):
     def step_overhead(self, modeled_kernels_per_layer: int, layers: int) -> tuple[float, Source]:
         # the kernel tables hold no per-step runtime overhead: the profile's assumed one stands
         return self.fallback.step_overhead(modeled_kernels_per_layer, layers)
-
-
-def _at_least_smallest(grid: LogGrid, elements: float) -> float:
-    """An all-reduce message below the smallest one measured costs what that one costs: the
-    tables are flat there (launch- and latency-bound; 128 to 4,096 elements within a few
-    percent), and a link roofline instead would make a step dearer with fewer tokens."""
-    return max(elements, grid.axes[0][0])
 
 
 def _attention_family(s: dict[str, float]) -> tuple[int, int, int, str] | None:

@@ -128,11 +128,8 @@ class TransferredPredictor(TableBacked):
 
     def collective(self, c: Collective, ranks: int) -> tuple[float, Source]:
         if c.is_allreduce and c.bytes and self.profile.scale_up is not None:
-            # Collective carries the ring bytes each rank sends, 2(n-1)/n of the bf16 message
-            elements = c.bytes * ranks / (2.0 * (ranks - 1)) / 2.0
             grid = self.surfaces.allreduce.get(ranks)
-            # below the smallest message measured: its efficiency (a latency-bound call)
-            eff = None if grid is None else grid(max(elements, grid.axes[0][0]))
+            eff = None if grid is None else grid(c.table_message(ranks, grid.axes[0][0]))
             if eff is not None:
                 full_rate = peak_link_time(self.profile, c.bytes, c.latencies)
                 cap = self.profile.efficiency.network.value
