@@ -145,16 +145,16 @@ def _frontend_problems(spec: ScenarioSpec) -> list[InputError]:
 
 
 def _mixing_problems(spec: ScenarioSpec) -> list[InputError]:
-    """Batch waiting or attention-DP balancing on a colocated pool whose steps are prompt-only
-    (``mixed_chunk: false``, or unset on a runtime whose default that is)."""
+    """Batch waiting on a colocated pool whose steps are prompt-only (``mixed_chunk: false``,
+    or unset on a runtime whose default that is). Attention-DP balancing cannot meet them: it
+    needs dp > 1, where pools mix."""
     # imported here: the perf package loads numpy, which ``hetsim --help`` must not
     from hetsim.perf.runtimes import mixes_prompts
 
     problems = []
     for i, pool in enumerate(spec.pools):
         b = pool.batching
-        holds = b.batch_waits or b.attention_dp_balance_timeout_iters
-        if pool.role != "colocated" or not holds:
+        if pool.role != "colocated" or not b.batch_waits:
             continue
         if not mixes_prompts(pool.runtime, b.mixed_chunk, pool.dp):
             said = (
@@ -164,11 +164,11 @@ def _mixing_problems(spec: ScenarioSpec) -> list[InputError]:
             )
             problems.append(
                 InputError(
-                    "batch waiting and attention-DP balancing hold prompts back from steps "
-                    "they would share with decodes; with mixed_chunk false no step does",
+                    "batch waiting holds prompts back from steps they would share with "
+                    "decodes; with mixed_chunk false no step does",
                     field=f"pools[{i}].batching",
                     value=f"mixed_chunk {said}",
-                    allowed="mixed_chunk: true, or neither batch waiting nor balancing",
+                    allowed="mixed_chunk: true, or no batch waiting",
                 )
             )
     return problems

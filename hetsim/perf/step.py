@@ -262,9 +262,9 @@ class StepModel:
         out.append(self._elementwise(per_rank))
         if c.tp > 1:
             out.append(self._collective(ops.tp_allreduce(per_rank)))
-            qk_norm = ops.qk_norm_allreduce(per_rank)
-            if qk_norm is not None:
-                out.append(self._collective(qk_norm))
+        qk_norm = ops.qk_norm_allreduce(per_rank)  # None without tp or a full-width q/k norm
+        if qk_norm is not None:
+            out.append(self._collective(qk_norm))
         return out
 
     def _attention_time(self, work: AttentionWork) -> float:

@@ -65,7 +65,8 @@ _BATCHING = {
     "attention_dp_balance_timeout_iters": int,
     "attention_dp_batching_wait_iters": int,
 }
-_BALANCING = ("attention_dp_balance_timeout_iters", "attention_dp_batching_wait_iters")
+_BALANCE = "attention_dp_balance_timeout_iters"
+_BALANCING = (_BALANCE, "attention_dp_batching_wait_iters")
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +114,7 @@ def launch_of(row: SiliconRow, table: dict[str, Launch] | None = None) -> Launch
             for k, v in batching.items()
         }
         launch = Launch({**launch.settings, "batching": batching}, launch.label)
-    if dp == 1 and _BALANCING[0] in batching:
+    if dp == 1 and _BALANCE in batching:
         # the script ran attention DP where the row's columns record one rank
         kept = {k: v for k, v in batching.items() if k not in _BALANCING}
         said = "TensorRT-LLM attention DP with balancing, where the row records dp 1"

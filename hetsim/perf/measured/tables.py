@@ -112,6 +112,7 @@ _MOE_DTYPES = {"bfloat16": "bf16", "fp8_block": "fp8", "nvfp4": "fp4"}
 #: weight-only formats the fused MoE table measured besides those (vLLM and SGLang run int4
 #: weight-only experts with bf16 activations on Marlin kernels: hetsim's w4a16)
 _MOE_WEIGHT_ONLY = {"int4_wo": "w4a16"}
+_MOE_FORMATS = {**_MOE_DTYPES, **_MOE_WEIGHT_ONLY}
 
 AttentionKey = tuple[int, int, int, str]  # (query heads, KV heads, head dim, KV format)
 #: (compute format, hidden, expert intermediate, top-k, experts, moe tp, moe ep)
@@ -371,10 +372,9 @@ def _allreduce_rows(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _moe_rows(df: pd.DataFrame) -> pd.DataFrame:
-    formats = {**_MOE_DTYPES, **_MOE_WEIGHT_ONLY}
-    df = df[(df.distribution == "balanced") & df.moe_dtype.isin(list(formats))]
+    df = df[(df.distribution == "balanced") & df.moe_dtype.isin(list(_MOE_FORMATS))]
     return _with_power(df, pd.DataFrame({
-        "dtype": df.moe_dtype.map(formats), "hidden": df.hidden_size,
+        "dtype": df.moe_dtype.map(_MOE_FORMATS), "hidden": df.hidden_size,
         "inter": df.inter_size, "topk": df.topk, "experts": df.num_experts,
         "tp": df.moe_tp_size, "ep": df.moe_ep_size, "tokens": df.num_tokens,
         "latency": df.latency * 1e-3,
