@@ -342,3 +342,18 @@ def test_decode_experts_convert_the_tables_balanced_routing_to_random_routing(h2
     # (the fp8 weights' block scales, ignored here, move the ratio by 1e-7)
     assert got.time == pytest.approx(grid(assignments) * ratio * 58, rel=1e-5)
     assert got.source == LABEL
+
+
+def test_a_dense_gemm_of_a_routed_experts_shape_keeps_its_table_price(h200):
+    """DeepSeek's shared expert is one routed expert's shape: the routed experts' grouped GEMM
+    (roofline by design) priced first must not become the shared expert's price."""
+    config = InstanceConfig(tp=4, **FP8)
+    model = load_model("DeepSeek-V3")
+    sm = StepModel(model, h200, config, runtime="vllm")
+    shared = next(g for g in sm.ops.gemms if g.name == "shared_expert_gate_up")
+    routed = sm.ops.routed_experts(64, 64.0).up
+    assert routed.kernel(64.0).shape == shared.kernel(64.0).shape  # one expert's GEMM
+    alone = StepModel(model, h200, config, runtime="vllm").cost.kernel(shared.kernel(64.0))
+    sm.cost.kernel(routed.kernel(64.0))
+    assert sm.cost.kernel(shared.kernel(64.0)) == alone
+    assert alone[2] == LABEL

@@ -27,7 +27,10 @@ def memoised(memo: dict[tuple, Priced], k: Kernel, price: Callable[[Kernel], Pri
     attention is priced afresh: its mean context changes every step, a memo would only grow."""
     if k.family == "attention_decode":
         return price(k)
-    key = (k.family, k.dtype, k.flops, k.bytes, *k.shape.values())
+    # a grouped GEMM (the routed experts) is priced apart from a dense GEMM of the same shape
+    # (a DeepSeek shared expert is one routed expert's shape): the key says which it is, or the
+    # price depends on which of the two was asked first
+    key = (k.name in GROUPED_GEMMS, k.family, k.dtype, k.flops, k.bytes, *k.shape.values())
     found = memo.get(key)
     if found is None:
         if len(memo) >= MEMO_SIZE:
