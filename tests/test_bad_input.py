@@ -341,6 +341,24 @@ CASES: list[Case] = [
         mutated({"pools.0.precision": "fp9"}),
         ("pools[0].precision", "'fp9'", "w8a8", "bf16"),
     ),
+    Case(  # the scaling of fp8 weights on weights that are not fp8
+        "fp8-scales-on-bf16-weights",
+        mutated({"pools.1.precision.fp8_scales": "tensor"}),
+        ("pools[1].precision", "fp8_scales=tensor", "weights are bf16", "fp8_e4m3"),
+    ),
+    Case(
+        "fp8-scales-unknown",
+        mutated(
+            {
+                "pools.0.precision": {
+                    "weights": "fp8_e4m3",
+                    "activations": "fp8_e4m3",
+                    "fp8_scales": "channel",
+                }
+            }
+        ),
+        ("pools[0].precision.fp8_scales", "'channel'", "'block'", "'tensor'", "'tensor_dynamic'"),
+    ),
     Case(
         "kv-format-unknown",
         mutated({"pools.1.precision.kv": "fp6"}),
@@ -802,6 +820,35 @@ CASES: list[Case] = [
             "my-model/config.json": tiny_config(
                 max_position_embeddings=131072,
                 quantization_config={"quant_method": "fp8", "fmt": "e4m3"},
+            )
+        },
+        problems=2,  # both pools
+    ),
+    Case(  # a ModelOpt FP8 checkpoint (static per-tensor scales) timed as block-scaled
+        "model-config-fp8-checkpoint-scaled-otherwise",
+        mutated(
+            {
+                "model": "my-model",
+                "pools.0.precision": "fp8",
+                "pools.1.precision": {
+                    "weights": "fp8_e4m3",
+                    "activations": "fp8_e4m3",
+                    "fp8_scales": "tensor_dynamic",
+                },
+            }
+        ),
+        (
+            "pools[0].precision.fp8_scales",
+            "pools[1].precision.fp8_scales",
+            "scales its fp8 weights tensor (ModelOpt FP8",
+            "got 'unset (block)'",
+            "got 'tensor_dynamic'",
+            "allowed: tensor",
+        ),
+        extra={
+            "my-model/config.json": tiny_config(
+                max_position_embeddings=131072,
+                quantization_config={"quant_method": "modelopt", "quant_algo": "FP8"},
             )
         },
         problems=2,  # both pools

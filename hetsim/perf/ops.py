@@ -16,7 +16,7 @@ busiest device's share under expert parallelism.
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import NamedTuple
 
 import numpy as np
@@ -61,6 +61,9 @@ class InstanceConfig:
     activations: str = "bf16"
     kv: str = "bf16"
     expert_imbalance: float = 1.2
+    #: how fp8 weights are scaled (:data:`~hetsim.spec.precision.FP8_SCALINGS`); ignored for
+    #: other weights
+    fp8_scales: str = "block"
 
     @classmethod
     def from_pool(cls, pool: PoolSpec) -> InstanceConfig:
@@ -72,6 +75,7 @@ class InstanceConfig:
             activations=pool.precision.activations,
             kv=pool.precision.kv,
             expert_imbalance=pool.expert_imbalance,
+            fp8_scales=pool.precision.fp8_scaling or "block",
         )
 
     @property
@@ -107,6 +111,8 @@ class Gemm:
     weight_bytes_per_param: float
     compute_format: str
     activation_bytes: float
+    #: an fp8 GEMM's weight and activation scaling (which kernel runs it); empty otherwise
+    scales: str = ""
 
     def kernel(self, m: float) -> Kernel:
         """Reads the weights and ``m × k`` activations, writes ``m × n`` 16-bit outputs."""
@@ -116,8 +122,14 @@ class Gemm:
             + m * self.k * self.activation_bytes
             + m * self.n * 2.0
         )
-        shape = {"m": m, "n": self.n, "k": self.k}
+        shape: dict[str, float | str] = {"m": m, "n": self.n, "k": self.k}
+        if self.scales:
+            shape["scales"] = self.scales
         return Kernel(self.name, "gemm", self.compute_format, flops, nbytes, shape)
+
+    def scaled(self, scales: str) -> Gemm:
+        """This GEMM with fp8 ``scales`` where it computes in fp8 (the others have none)."""
+        return replace(self, scales=scales) if self.compute_format == "fp8" else self
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,9 +237,11 @@ class OpInventory:
         wbpp = _weight_bytes_per_param(c.weights)
         gemms = _layer_gemms(m, c, wbpp, gemm_format, act)
         gemms.append(_lm_head(m, c, gemm_format, act))
+        gemms = [g.scaled(c.fp8_scales) for g in gemms]
         heads = m.num_attention_heads / c.tp
         widths = _attention_widths(m, heads)
         up, down = _expert_gemms(m, c, wbpp, gemm_format, act)
+        kv_b = _mla_kv_b(m, heads, wbpp, gemm_format, act)
         return cls(
             model=m,
             config=c,
@@ -245,9 +259,9 @@ class OpInventory:
             prefill_flops_per_pair=widths[3],
             gemms=tuple(gemms),
             lm_head=gemms[-1],
-            mla_kv_b=_mla_kv_b(m, heads, wbpp, gemm_format, act),
-            expert_up=up,
-            expert_down=down,
+            mla_kv_b=_scaled(kv_b, c),
+            expert_up=_scaled(up, c),
+            expert_down=_scaled(down, c),
             attention_family={}
             if m.is_mla
             else {"kv_heads": max(1.0, m.num_kv_heads / c.tp), "kv": c.kv},
@@ -312,6 +326,7 @@ class OpInventory:
             "tp": c.moe_tp,
             "ep": c.ep,
             "weights": c.weights,
+            **_fp8_scales(self.gemm_format, c),
         }
         flops = (up.flops + down.flops) * r.touched
         nbytes = (up.bytes + down.bytes) * r.touched
@@ -640,7 +655,17 @@ def _mla_block_shape(m: ModelConfig, c: InstanceConfig, heads: float) -> dict | 
         "heads": heads,
         "kv": c.kv,
         "weights": c.weights,
+        **_fp8_scales(_gemm_format(c.weights, c.activations), c),
     }
+
+
+def _scaled(gemm: Gemm | None, c: InstanceConfig) -> Gemm | None:
+    return None if gemm is None else gemm.scaled(c.fp8_scales)
+
+
+def _fp8_scales(gemm_format: str, c: InstanceConfig) -> dict[str, str]:
+    """The scaling entry of a fused kernel's shape: fp8 kernels only, as :meth:`Gemm.scaled`."""
+    return {"scales": c.fp8_scales} if gemm_format == "fp8" else {}
 
 
 def _attention_widths(m: ModelConfig, heads: float) -> tuple[float, float, float, float]:

@@ -86,6 +86,8 @@ def _pool(scenario: Scenario, pool: PoolSpec) -> dict[str, Any]:
         "devices_per_instance": pool.devices,
         "precision": pool.precision.model_dump(),
         "compute_format": pool.precision.compute_format,
+        # how fp8 weights are scaled, block unless said (None for other weights)
+        "fp8_scaling": pool.precision.fp8_scaling,
         "peak_flops_per_device": profile.peak_flops(pool.precision.compute_format),
         "kv_bytes_per_token": scenario.model.kv_bytes_per_token(pool.precision.kv),
         "kv_layout": pool.kv_layout,

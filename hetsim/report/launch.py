@@ -85,7 +85,9 @@ _KV_DTYPE = {
 _QUANT = {
     ("bf16", "bf16"): (None, None),
     ("fp16", "fp16"): (None, None),
-    ("fp8_e4m3", "fp8_e4m3"): ("fp8", "fp8"),  # both quantize a bf16 checkpoint online
+    # both quantize a bf16 checkpoint online, per tensor with dynamic activation scales: only
+    # that scaling (precision fp8_scales tensor_dynamic); the others are a checkpoint's own
+    ("fp8_e4m3", "fp8_e4m3"): ("fp8", "fp8"),
 }
 
 _DTYPE = {"bf16": "bfloat16", "fp16": "float16"}  # --dtype of the unquantized weights
@@ -149,7 +151,13 @@ def _parallel(role: RoleLaunch) -> None:
 def _formats(role: RoleLaunch) -> None:
     p = role.pool.precision
     quant = _QUANT.get((p.weights, p.activations))
-    if quant is None:
+    if p.fp8_scaling in ("block", "tensor"):
+        role.notes.append(
+            f"{role.pool.name}: fp8 weights scaled {p.fp8_scaling} need a checkpoint quantized "
+            "that way (the runtimes read its quantization_config); no --quantization flag "
+            "emitted (it would quantize online per tensor with dynamic scales)"
+        )
+    elif quant is None:
         role.notes.append(
             f"{role.pool.name}: weights {p.weights} / activations {p.activations} need a "
             "checkpoint quantized that way (the runtimes read its quantization from it); "

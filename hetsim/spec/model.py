@@ -564,6 +564,20 @@ def checkpoint_weights(config: dict[str, Any]) -> tuple[str | None, str | None]:
     return None, said
 
 
+def checkpoint_fp8_scales(config: dict[str, Any]) -> tuple[str | None, str | None]:
+    """(how a config.json's fp8 ``quantization_config`` scales weights and activations, how it
+    says so), :data:`~hetsim.spec.precision.FP8_SCALINGS`; (None, None) for other checkpoints."""
+    if checkpoint_weights(config)[0] != "fp8_e4m3":
+        return None, None
+    q = config["quantization_config"]
+    if q.get("quant_method") == "modelopt" or q.get("quant_algo") == "FP8":
+        return "tensor", "ModelOpt FP8: per-tensor, static activation scales"
+    if q.get("weight_block_size"):
+        return "block", f"weight_block_size {q['weight_block_size']}"
+    scheme = q.get("activation_scheme", "dynamic")
+    return ("tensor" if scheme == "static" else "tensor_dynamic"), f"activation_scheme {scheme}"
+
+
 def _qk_norm_across_heads(config: dict[str, Any], model_type: str, where: str) -> bool:
     """Whether q and k are normalised over all heads together (MiniMax-M2's ``use_qk_norm``
     with ``qk_norm_type: per_layer``, vLLM's and SGLang's ``MiniMaxText01RMSNormTP``) rather

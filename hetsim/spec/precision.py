@@ -28,6 +28,7 @@ __all__ = [
     "COMPUTE_FORMATS",
     "get_format",
     "gemm_compute_format",
+    "FP8_SCALINGS",
     "PRECISION_SHORTHANDS",
 ]
 
@@ -98,6 +99,19 @@ _WEIGHT_SCALES = {
 _KV_SCALES = {
     "int8": dict(scale_group=-1, scale_bytes=2, zero_point=True),
     "int4": dict(scale_group=-1, scale_bytes=2, zero_point=True),
+}
+
+#: how an fp8 checkpoint scales its weights and activations, which picks the GEMM kernel a runtime
+#: runs (and the measured table that times it). Weights are sized with block scales whichever it
+#: is: 4 bytes per 16,384 weights, 0.02 % of them.
+FP8_SCALINGS: dict[str, str] = {
+    "block": "one fp32 scale per 128x128 weight block, activations scaled per 128-element token "
+    "group at run time (config.json weight_block_size [128, 128]: DeepSeek-V3, Qwen3-FP8, "
+    "MiniMax-M2, GLM-5-FP8)",
+    "tensor": "one scale per weight tensor and a static, calibrated activation scale (ModelOpt "
+    "FP8 such as nvidia/Llama-3.3-70B-Instruct-FP8, activation_scheme static)",
+    "tensor_dynamic": "one scale per weight tensor, the activations' scale computed at every "
+    "step (activation_scheme dynamic without weight_block_size, vLLM --quantization fp8)",
 }
 
 WEIGHT_FORMATS = ("bf16", "fp16", "fp8_e4m3", "int8", "w4a16", "fp4", "fp32")

@@ -25,7 +25,7 @@ from hetsim.errors import InputError
 from hetsim.spec.footprint import MemoryFootprint, footprint
 from hetsim.spec.hardware import AcceleratorProfile, load_profile, no_measured_tables
 from hetsim.spec.loader import apply_overrides, read_yaml, validate_model
-from hetsim.spec.model import ModelConfig, checkpoint_weights, load_model
+from hetsim.spec.model import ModelConfig, checkpoint_fp8_scales, checkpoint_weights, load_model
 from hetsim.spec.scenario import AS_WRITTEN, ROLE_POLICIES, PoolSpec, RoleRouting, ScenarioSpec
 from hetsim.spec.workload import (
     TRACE_COLUMNS,
@@ -604,6 +604,15 @@ def _check_checkpoint(scenario: Scenario, where: str, pool: PoolSpec) -> None:
             field=f"{where}.precision.weights",
             value=pool.precision.weights,
             allowed=declared,
+        )
+    scaling, said = checkpoint_fp8_scales(scenario.model.raw)
+    if scaling is not None and pool.precision.fp8_scaling != scaling:
+        raise InputError(
+            f"{scenario.model.name}'s checkpoint scales its fp8 weights {scaling} ({said}): "
+            "the runtime runs that kernel",
+            field=f"{where}.precision.fp8_scales",
+            value=pool.precision.fp8_scales or "unset (block)",
+            allowed=scaling,
         )
 
 

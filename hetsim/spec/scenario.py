@@ -27,6 +27,7 @@ from hetsim.spec._types import (
 from hetsim.spec.faults import FaultsSpec
 from hetsim.spec.precision import (
     ACTIVATION_FORMATS,
+    FP8_SCALINGS,
     KV_FORMATS,
     PRECISION_SHORTHANDS,
     WEIGHT_FORMATS,
@@ -78,6 +79,13 @@ class PrecisionPolicy(StrictModel):
     weights: str = Field(default="bf16", description=f"one of {', '.join(WEIGHT_FORMATS)}")
     activations: str = Field(default="bf16", description=f"one of {', '.join(ACTIVATION_FORMATS)}")
     kv: str = Field(default="bf16", description=f"KV cache storage; one of {', '.join(KV_FORMATS)}")
+    fp8_scales: Literal["block", "tensor", "tensor_dynamic"] | None = Field(
+        default=None,
+        description="fp8 weights only: how the checkpoint scales them and the activations, "
+        "which picks the GEMM kernel: "
+        + "; ".join(f"{k}: {v}" for k, v in FP8_SCALINGS.items())
+        + ". Unset: block",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -114,7 +122,19 @@ class PrecisionPolicy(StrictModel):
                 "engine runs; use matching formats (w8a8 int8, fp8 × fp8, fp4 × fp4) or "
                 "weight-only quantization with bf16/fp16 activations"
             )
+        if self.fp8_scales is not None and self.weights != "fp8_e4m3":
+            raise ValueError(
+                f"fp8_scales={self.fp8_scales} says how fp8 weights are scaled; these weights "
+                f"are {self.weights}: drop fp8_scales or use weights fp8_e4m3"
+            )
         return self
+
+    @property
+    def fp8_scaling(self) -> str | None:
+        """How the fp8 weights are scaled (``block`` unless said), None for other weights."""
+        if self.weights != "fp8_e4m3":
+            return None
+        return self.fp8_scales or "block"
 
     @property
     def compute_format(self) -> str:
@@ -123,7 +143,8 @@ class PrecisionPolicy(StrictModel):
         return key
 
     def label(self) -> str:
-        return f"W:{self.weights} A:{self.activations} KV:{self.kv}"
+        scaled = f"/{self.fp8_scales}" if self.fp8_scales not in (None, "block") else ""
+        return f"W:{self.weights}{scaled} A:{self.activations} KV:{self.kv}"
 
 
 def _one_of(value: str, allowed: tuple[str, ...], what: str) -> str:

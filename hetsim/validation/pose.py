@@ -113,6 +113,24 @@ MODEL_ARCHITECTURES: dict[str, tuple[str, str]] = {
     "nvidia/MiniMax-M2.5-NVFP4": ("MiniMax-M2.5", "NVFP4 checkpoint of MiniMax-M2.5 (same shapes)"),
 }
 
+#: how the fp8 checkpoint a row served scales its weights and activations (precision
+#: ``fp8_scales``), by the sample's model id, which is not always the checkpoint served. Any other
+#: fp8 row is ``block``: DeepSeek-V3/R1, Qwen3-235B-A22B-FP8 and MiniMax-M2.5 declare
+#: weight_block_size [128, 128] in config.json; vLLM's GLM-5 recipe needs DeepGEMM, its
+#: block-scaled kernel, for GLM-5-FP8
+FP8_SCALES: dict[str, tuple[str, str]] = {
+    "meta-llama/Llama-3.1-70B": (
+        "tensor",
+        "InferenceX's fp8 70B runs serve nvidia/Llama-3.3-70B-Instruct-FP8 "
+        "(.github/workflows/70b-tmpl.yml at ac1998a504), ModelOpt FP8: per-tensor weight and "
+        "static activation scales",
+    ),
+    "nvidia/Llama-3.1-8B-Instruct-FP8": (
+        "tensor",
+        "ModelOpt FP8: per-tensor weight and static activation scales",
+    ),
+}
+
 #: HF ids whose architecture needs a feature hetsim's model spec and cost model do not have:
 #: posing them on the nearest bundled shape would be a silent approximation, so they are a reason
 _GPT_OSS = (
@@ -334,6 +352,8 @@ def _scenario(
     assert n is not None, "pose() returns Unposed for a row without concurrency"
     weights, activations, kv = formats
     precision = {"weights": weights, "activations": activations, "kv": kv}
+    if weights == "fp8_e4m3":
+        precision["fp8_scales"] = FP8_SCALES.get(row.model, ("block", ""))[0]
 
     def pool(name: str, role: str, engine: Parallelism, prefill: bool) -> dict[str, Any]:
         # the sample's batch size is per attention-dp rank; no batch size: the clients bound it

@@ -8,8 +8,15 @@ falls back to the roofline at the profile's default efficiencies and records
 
 How ops map onto tables:
 
-* ``gemm`` (``m, n, k``, compute format ``bf16``/``fp8``) → the GEMM table; ``m`` may be
-  fractional (tokens per data-parallel rank) and is interpolated like any point.
+* ``gemm`` (``m, n, k``, compute format ``bf16``/``fp8``/``fp4``) → the GEMM table; ``m`` may
+  be fractional (tokens per data-parallel rank) and is interpolated like any point. An fp8 GEMM
+  is read as its checkpoint scales the weights (:data:`~hetsim.spec.precision.FP8_SCALINGS`):
+  ``block`` on the ``fp8_block`` rows (vLLM's were not read, see
+  :mod:`~hetsim.perf.measured.tables`: there the dynamic ``fp8`` rows stand in),
+  ``tensor_dynamic`` on the ``fp8`` rows, ``tensor`` (static activation scales) on the ``fp8``
+  rows less the activation-scale computation they include
+  (:meth:`~hetsim.perf.measured.tables.MeasuredTables.scale_computation`), never below the
+  datasheet roofline; without the quantize tables such a GEMM falls back to the roofline.
 * ``attention_prefill`` → context attention at (``batch``, ``seq_len``) for the exact
   (``heads``, ``kv_heads``, ``head_dim``, ``kv``) family; ``attention_decode`` → generation
   attention at (``batch``, ``context``). Needs ``kv_heads`` and ``kv`` in the kernel's shape;
@@ -18,7 +25,8 @@ How ops map onto tables:
   elements).
 * routed experts → the fused MoE table (:meth:`MeasuredPredictor.fused_experts`), one kernel
   per layer at (tokens entering the layer, hidden, expert intermediate, top-k, experts, moe tp,
-  moe ep) for bf16 weights and activations, block-scaled fp8 or nvfp4 ones, or int4 weights
+  moe ep) for bf16 weights and activations, block-scaled fp8 or nvfp4 ones (per-tensor fp8
+  weights stay on the roofline: the table's per-tensor rows are not read), or int4 weights
   with bf16 activations (w4a16, the table's ``int4_wo``), from the same runtime
   version as the other tables (a version without the MoE table prices them on the roofline as
   ``touched`` grouped GEMMs). The dense GEMM table never prices them: it would charge each
@@ -67,6 +75,7 @@ from hetsim.perf.cost.roofline import RooflinePredictor
 from hetsim.perf.cost.tabled import GROUPED_GEMMS, TableBacked
 from hetsim.perf.measured.tables import MeasuredTables
 from hetsim.perf.ops import Collective, Kernel
+from hetsim.perf.transferred import peak_time
 from hetsim.spec.hardware import AcceleratorProfile
 
 __all__ = ["FusedExpertsPricer", "MeasuredPredictor", "MlaBlockPricer", "PowerPricer"]
@@ -138,6 +147,7 @@ class MeasuredPredictor(TableBacked):
     tables: MeasuredTables
     fallback: RooflinePredictor
     source: MeasuredSource
+    profile: AcceleratorProfile  # its datasheet peaks bound what a table difference may claim
     eager_elementwise: bool = False
     floor: float = 0.0  # seconds: the shortest kernel the tables measured
     _memo: dict[tuple, tuple[float, Bound, Source]] = field(
@@ -147,7 +157,8 @@ class MeasuredPredictor(TableBacked):
     @classmethod
     def of(cls, profile: AcceleratorProfile, tables: MeasuredTables) -> MeasuredPredictor:
         floor = float(tables.rows["gemm"]["latency"].min())
-        return cls(tables, RooflinePredictor.of(profile), MeasuredSource(tables.label), floor=floor)
+        fallback, source = RooflinePredictor.of(profile), MeasuredSource(tables.label)
+        return cls(tables, fallback, source, profile, floor=floor)
 
     def _price(self, k: Kernel) -> tuple[float, Bound, Source]:
         t = self._lookup(k)
@@ -159,10 +170,7 @@ class MeasuredPredictor(TableBacked):
     def _lookup(self, k: Kernel) -> float | None:
         s, tables = k.shape, self.tables
         if k.family == "gemm":
-            if k.name in GROUPED_GEMMS:
-                return None
-            grid = tables.gemm.get(k.dtype)
-            return None if grid is None else grid(s["m"], s["n"], s["k"])
+            return None if k.name in GROUPED_GEMMS else self._gemm(k)
         if k.family not in ("attention_prefill", "attention_decode") or "kv_heads" not in s:
             return None
         family = _attention_family(s)
@@ -174,9 +182,26 @@ class MeasuredPredictor(TableBacked):
         grid = tables.generation.get(family)
         return None if grid is None else grid(s["batch"], s["context"])
 
+    def _gemm(self, k: Kernel) -> float | None:
+        """A dense GEMM: an fp8 one as its weights are scaled (``scales``). Block-scaled on the
+        block rows where the runtime's were read (vLLM's were not: its dynamic rows, the
+        nearest graph-timed fp8 kernel, stand in), static per-tensor on the dynamic rows less
+        their scale computation (never below the datasheet roofline), dynamic on those rows."""
+        s, tables = k.shape, self.tables
+        scales = s.get("scales")
+        block = scales == "block" and "fp8_block" in tables.gemm
+        grid = tables.gemm.get("fp8_block" if block else k.dtype)
+        t = None if grid is None else grid(s["m"], s["n"], s["k"])
+        if t is None or scales != "tensor":
+            return t
+        computing = tables.scale_computation(s["m"], s["k"])
+        if computing is None:
+            return None
+        return max(t - computing, peak_time(self.profile, k.dtype, k.flops, k.bytes))
+
     def fused_experts(self, k: Kernel) -> tuple[float, Source] | None:
         s = k.shape
-        fmt = _MOE_FORMATS.get((k.dtype, str(s["weights"])))
+        fmt = _table_format(k, _MOE_FORMATS)
         if fmt is None:
             return None
         key = (fmt, *(int(s[a]) for a in ("hidden", "inter", "topk", "experts", "tp", "ep")))
@@ -191,7 +216,7 @@ class MeasuredPredictor(TableBacked):
 
     def mla_block(self, k: Kernel) -> tuple[float, Source] | None:
         s = k.shape
-        fmt = _QUANT_FORMATS.get((k.dtype, str(s["weights"])))
+        fmt = _table_format(k, _QUANT_FORMATS)
         heads = float(s["heads"])
         if fmt is None or heads != int(heads):
             return None
@@ -207,7 +232,7 @@ class MeasuredPredictor(TableBacked):
         """The power grid of ``k`` and the point it is read at, or None."""
         s, grids = k.shape, self.tables.power
         if k.family == "moe":
-            fmt = _QUANT_FORMATS.get((k.dtype, str(s["weights"])))
+            fmt = _table_format(k, _QUANT_FORMATS)
             if fmt is None or "moe" not in grids:
                 return None
             key = (fmt, *(int(s[a]) for a in ("hidden", "inter", "topk", "experts", "tp", "ep")))
@@ -252,6 +277,14 @@ class MeasuredPredictor(TableBacked):
     def step_overhead(self, modeled_kernels_per_layer: int, layers: int) -> tuple[float, Source]:
         # the kernel tables hold no per-step runtime overhead: the profile's assumed one stands
         return self.fallback.step_overhead(modeled_kernels_per_layer, layers)
+
+
+def _table_format(k: Kernel, formats: dict[tuple[str, str], str]) -> str | None:
+    """The format the MoE and MLA module tables name for a fused kernel: their fp8 rows are
+    block-scaled (the per-tensor ones are not read), so per-tensor fp8 weights have none."""
+    if k.shape.get("scales", "block") != "block":
+        return None
+    return formats.get((k.dtype, str(k.shape["weights"])))
 
 
 def _attention_family(s: dict[str, float]) -> tuple[int, int, int, str] | None:

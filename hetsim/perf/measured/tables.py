@@ -6,8 +6,22 @@ Parquet tables of measured kernel latencies (ms) under
 maps onto its ops, and keeps each as :class:`~hetsim.perf.measured.grid.LogGrid` per shape family:
 
 * ``gemm/gemm_perf.parquet`` — ``m, n, k`` per ``gemm_dtype``: ``bfloat16`` → hetsim ``bf16``,
-  ``fp8`` (per-tensor scaled) → ``fp8``; where several kernels measured one shape the fastest
-  counts (the one the runtime picks).
+  ``fp8`` → ``fp8``, ``fp8_block`` → ``fp8_block``, ``nvfp4`` → ``fp4``; where several kernels
+  measured one shape the fastest counts (the one the runtime picks). Each collector times the
+  activations' quantization with the GEMM, as a runtime runs it: ``fp8`` scales them at run
+  time (TensorRT-LLM per tensor, computing the scale first; vLLM per tensor; SGLang per token),
+  ``fp8_block`` per 128-element token group against 128×128-block weights. vLLM's
+  ``fp8_block`` rows are left out: its collector timed them without CUDA graphs
+  (``collector/vllm/collect_gemm.py``, aiconfigurator at 095f58a), so at decode sizes they
+  measure host dispatch (173–540 µs for an 8192² GEMM at m ≤ 64 on Blackwell, where the
+  graph-timed ``fp8`` kernel takes 19 µs), not what a served step, replayed from a graph, takes.
+* ``quantize/computescale_perf.parquet`` and ``scale_matrix_perf.parquet`` (optional, both or
+  neither) — at ``m, k``: quantizing the activations with a given scale (``scale_matrix``), and
+  what computing that scale first adds (``compute_scale``: the dynamic quantize kernel's time
+  less the static one's, 0 where not slower). A dynamic ``fp8`` GEMM row includes that scale
+  computation; a checkpoint with static activation scales skips it
+  (:meth:`MeasuredTables.scale_computation`). SGLang's per-token quantization computes its
+  scales in the same kernel: its ``compute_scale`` rows are 0.
 * ``attention/context_attention_perf.parquet`` — ``batch_size × isl`` per (query heads, KV heads,
   head dim, KV format), full attention (``window_size`` 0) only.
 * ``attention/generation_attention_perf.parquet`` — ``batch_size × (step + 1)``: ``step`` is the
@@ -88,7 +102,7 @@ LICENCE = "aiconfigurator-core 0.12.0 (NVIDIA), Apache-2.0"
 
 #: NVFP4 (16-element groups, fp8 scales: hetsim's fp4, :mod:`hetsim.spec.precision`) was measured
 #: on Blackwell only; MXFP4 variants (32-element groups) are not hetsim's fp4 and are left out
-_GEMM_DTYPES = {"bfloat16": "bf16", "fp8": "fp8", "nvfp4": "fp4"}
+_GEMM_DTYPES = {"bfloat16": "bf16", "fp8": "fp8", "fp8_block": "fp8_block", "nvfp4": "fp4"}
 _KV_DTYPES = {"bfloat16": "bf16", "fp8": "fp8_e4m3"}
 _ATTN_COLS = ["batch", "length", "heads", "kv_heads", "head_dim", "kv", "latency"]
 #: (table, op folder, file, columns hetsim keeps); ``latency`` in seconds
@@ -100,6 +114,8 @@ _FILES = {
     "moe": ("moe", "moe_perf.parquet"),
     "mla_context": ("mla", "mla_context_module_perf.parquet"),
     "mla_generation": ("mla", "mla_generation_module_perf.parquet"),
+    "compute_scale": ("quantize", "computescale_perf.parquet"),
+    "scale_matrix": ("quantize", "scale_matrix_perf.parquet"),
 }
 _REQUIRED = ("gemm", "context_attention", "generation_attention")
 #: tables whose collections may carry a ``power`` column -> the grid family they feed
@@ -138,6 +154,8 @@ class MeasuredTables:
     moe: dict[MoeKey, LogGrid] = field(init=False, repr=False)  # (tokens,); empty without it
     mla_context: dict[MlaKey, LogGrid] = field(init=False, repr=False)  # (batch, isl)
     mla_generation: dict[MlaKey, LogGrid] = field(init=False, repr=False)  # (batch, attended)
+    #: (dynamic, static) fp8 activation quantization at (m, k); None without the tables
+    quantize: tuple[LogGrid, LogGrid] | None = field(init=False, repr=False)
     #: table -> the version its ``<table>_power`` rows come from (empty: no measured power)
     power_versions: dict[str, str] = field(default_factory=dict)
     #: "context", "generation", "moe" -> board power (W) grids keyed as the latency grids
@@ -162,6 +180,7 @@ class MeasuredTables:
         object.__setattr__(self, "moe", {} if moe is None else _moe_grids(moe))
         object.__setattr__(self, "mla_context", _mla_grids(self.rows.get("mla_context")))
         object.__setattr__(self, "mla_generation", _mla_grids(self.rows.get("mla_generation")))
+        object.__setattr__(self, "quantize", self._quantize_grids())
         object.__setattr__(self, "power", self._power_grids())
 
     def _power_grids(self) -> dict[str, dict]:
@@ -178,6 +197,28 @@ class MeasuredTables:
             rows = rows.assign(latency=rows["power"])  # the grids interpolate this column
             out[family] = _moe_grids(rows) if table == "moe" else _attention_grids(rows)
         return out
+
+    def _quantize_grids(self) -> tuple[LogGrid, LogGrid] | None:
+        # the scale computation is a difference, often 0: interpolated as the difference of
+        # the two positive quantize times, it stays exact at the measured points
+        cs, sm = self.rows.get("compute_scale"), self.rows.get("scale_matrix")
+        if cs is None or sm is None:
+            return None
+        both = cs.merge(sm, on=["m", "k"], suffixes=("_scale", "_quantize"))
+        coords = [both.m.to_numpy(), both.k.to_numpy()]
+        static = both.latency_quantize.to_numpy()
+        dynamic = static + both.latency_scale.to_numpy()
+        return LogGrid.from_points(coords, dynamic), LogGrid.from_points(coords, static)
+
+    def scale_computation(self, m: float, k: float) -> float | None:
+        """Seconds a dynamic per-tensor fp8 GEMM of ``m`` rows over ``k`` spends computing its
+        activations' scale, which static scales skip; None without the tables or outside them."""
+        if self.quantize is None:
+            return None
+        dynamic, static = (grid(m, k) for grid in self.quantize)
+        if dynamic is None or static is None:
+            return None
+        return max(0.0, dynamic - static)
 
     @property
     def label(self) -> str:
@@ -335,7 +376,8 @@ def _power_version(base: Path, system: str, runtime: str, table: str, chosen: st
 
 
 def _gemm_rows(df: pd.DataFrame) -> pd.DataFrame:
-    df = df[df.gemm_dtype.isin(list(_GEMM_DTYPES))]
+    eager = (df.framework == "VLLM") & (df.gemm_dtype == "fp8_block")  # see the module doc
+    df = df[df.gemm_dtype.isin(list(_GEMM_DTYPES)) & ~eager]
     return pd.DataFrame({
         "dtype": df.gemm_dtype.map(_GEMM_DTYPES),
         "m": df.m, "n": df.n, "k": df.k,
@@ -396,6 +438,11 @@ def _mla_rows(df: pd.DataFrame, attended_offset: int) -> pd.DataFrame:
     }).reset_index(drop=True)  # fmt: skip
 
 
+def _quantize_rows(df: pd.DataFrame) -> pd.DataFrame:
+    df = df[df.quant_dtype == "fp8"]
+    return pd.DataFrame({"m": df.m, "k": df.k, "latency": df.latency * 1e-3}).reset_index(drop=True)
+
+
 _NORMALISE = {
     "gemm": _gemm_rows,
     "context_attention": lambda df: _attention_rows(df, 0),
@@ -404,6 +451,8 @@ _NORMALISE = {
     "moe": _moe_rows,
     "mla_context": lambda df: _mla_rows(df, 0),
     "mla_generation": lambda df: _mla_rows(df, 1),
+    "compute_scale": _quantize_rows,
+    "scale_matrix": _quantize_rows,
 }
 
 

@@ -16,7 +16,10 @@ What transfers and what does not: an efficiency folds the source's fixed launch 
 synchronisation costs into a ratio, so on a slower device those costs scale with its roofline
 time (a launch-bound decode kernel on a device with half the bandwidth costs twice the source's
 launch time). The step overhead, elementwise passes, grouped MoE GEMMs and MLA attention are not
-in the tables: they stay on the profile's roofline and say ``roofline-default``. What does
+in the tables: they stay on the profile's roofline and say ``roofline-default``. fp8 GEMMs carry
+the efficiency of vLLM's per-tensor ``fp8`` rows whatever the checkpoint's scaling (precision
+``fp8_scales``; vLLM computes a dynamic scale in about 1 µs, and its block rows are not read,
+:mod:`~hetsim.perf.measured.tables`). What does
 transfer as an absolute time is the source's kernel floor (its shortest measured GEMM: one
 launch inside a CUDA graph), the least any kernel is charged, as the measured predictor does.
 

@@ -1,5 +1,6 @@
 """Cuts the excerpt in this folder from aiconfigurator-core 0.12.0's h200_sxm vLLM 0.24.0 tables,
-and from its b200_sxm vLLM 0.24.0 tables with the 0.22.0 tables that measured board power.
+from its b200_sxm vLLM 0.24.0 tables with the 0.22.0 tables that measured board power, and from
+its h200_sxm TensorRT-LLM 1.3.0rc20 tables (fp8 GEMMs by scaling, and their quantize tables).
 
 Run with the ``nvidia`` extra installed: ``python tests/data/measured/excerpt.py``. Rows are
 copied unchanged (every column), only filtered; see NOTICE.
@@ -49,10 +50,22 @@ def _attention(df: pd.DataFrame) -> pd.DataFrame:
     return df[keep & fam]
 
 
+#: GEMM shapes whose block-scaled fp8 rows are cut too (vLLM's are left out by hetsim)
+BLOCK_NK = [4096, 8192]
+
+
+def _gemm(df: pd.DataFrame) -> pd.DataFrame:
+    grid = df.m.isin(M) & df.n.isin(NK) & df.k.isin(NK)
+    block = (df.gemm_dtype == "fp8_block") & df.n.isin(BLOCK_NK) & df.k.isin(BLOCK_NK)
+    return df[grid & (df.gemm_dtype.isin(["bfloat16", "fp8"]) | block)]
+
+
+def _quantize(df: pd.DataFrame) -> pd.DataFrame:
+    return df[df.m.isin(M) & df.k.isin(NK)]
+
+
 CUTS = {
-    ("gemm", "gemm_perf.parquet"): lambda df: df[
-        df.gemm_dtype.isin(["bfloat16", "fp8"]) & df.m.isin(M) & df.n.isin(NK) & df.k.isin(NK)
-    ],
+    ("gemm", "gemm_perf.parquet"): _gemm,
     ("attention", "context_attention_perf.parquet"): _attention,
     ("attention", "generation_attention_perf.parquet"): _attention,
     ("comm", "custom_allreduce_perf.parquet"): lambda df: df,
@@ -60,6 +73,29 @@ CUTS = {
     # DeepSeek-V3's MLA block at tp 8 (16 query heads per device)
     ("mla", "mla_context_module_perf.parquet"): lambda df: df[df.num_heads == 16],
     ("mla", "mla_generation_module_perf.parquet"): lambda df: df[df.num_heads == 16],
+    ("quantize", "computescale_perf.parquet"): _quantize,
+    ("quantize", "scale_matrix_perf.parquet"): _quantize,
+}
+
+# h200_sxm TensorRT-LLM 1.3.0rc20: fp8 GEMMs (dynamic per-tensor and block-scaled) on the
+# block shapes, the quantize tables, and Llama-3.1-70B's attention family at tp 8 (the least a
+# table set needs to load)
+TRT_VERSION = "1.3.0rc20"
+TRT_CUTS = {
+    ("gemm", "gemm_perf.parquet"): lambda df: df[
+        df.gemm_dtype.isin(["fp8", "fp8_block"])
+        & df.m.isin(M)
+        & df.n.isin(BLOCK_NK)
+        & df.k.isin(BLOCK_NK)
+    ],  # fmt: skip
+    ("attention", "context_attention_perf.parquet"): lambda df: _attention(df)[
+        lambda a: (a.num_heads == 8) & (a.kv_cache_dtype == "fp8")
+    ],
+    ("attention", "generation_attention_perf.parquet"): lambda df: _attention(df)[
+        lambda a: (a.num_heads == 8) & (a.kv_cache_dtype == "fp8")
+    ],
+    ("quantize", "computescale_perf.parquet"): lambda df: df[df.m.isin(M) & df.k.isin(BLOCK_NK)],
+    ("quantize", "scale_matrix_perf.parquet"): lambda df: df[df.m.isin(M) & df.k.isin(BLOCK_NK)],
 }
 
 
@@ -97,15 +133,17 @@ B200_CUTS = {
 }
 
 
-def _cut(system: str, op: str, name: str, version: str, cut, root: str = ".") -> None:
+def _cut(
+    system: str, op: str, name: str, version: str, cut, root: str = ".", runtime: str = RUNTIME
+) -> None:
     src = Path(str(files("aiconfigurator_core"))) / "systems" / "data" / system
-    folder = Path(__file__).parent / root / system / op / RUNTIME / version
+    folder = Path(__file__).parent / root / system / op / runtime / version
     folder.mkdir(parents=True, exist_ok=True)
-    rows = cut(pd.read_parquet(src / op / RUNTIME / version / name)).reset_index(drop=True)
+    rows = cut(pd.read_parquet(src / op / runtime / version / name)).reset_index(drop=True)
     rows.to_parquet(folder / name, index=False)
-    meta = (src / op / RUNTIME / version / "collection_meta.yaml").read_text()
+    meta = (src / op / runtime / version / "collection_meta.yaml").read_text()
     (folder / "collection_meta.yaml").write_text(meta)
-    print(f"{system}/{op}/{version}/{name}: {len(rows)} rows")
+    print(f"{system}/{op}/{runtime}/{version}/{name}: {len(rows)} rows")
 
 
 def main() -> None:
@@ -114,6 +152,8 @@ def main() -> None:
     for (op, name, version), cut in B200_CUTS.items():
         # a root of its own: the h200 tests list the systems under theirs
         _cut("b200_sxm", op, name, version, cut, root="b200_power")
+    for (op, name), cut in TRT_CUTS.items():
+        _cut(SYSTEM, op, name, TRT_VERSION, cut, root="trtllm", runtime="trtllm")
 
 
 if __name__ == "__main__":
