@@ -68,6 +68,7 @@ def test_the_posed_engine_runs_with_them(row, table):
         "weights": "fp8_e4m3",
         "activations": "fp8_e4m3",
         "kv": "fp8_e4m3",
+        "fp8_scales": "block",  # DeepSeek's checkpoint declares 128 x 128 blocks
     }
 
 

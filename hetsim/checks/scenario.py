@@ -149,14 +149,14 @@ def _mixing_problems(spec: ScenarioSpec) -> list[InputError]:
     or unset on a runtime whose default that is). Attention-DP balancing cannot meet them: it
     needs dp > 1, where pools mix."""
     # imported here: the perf package loads numpy, which ``hetsim --help`` must not
-    from hetsim.perf.runtimes import mixes_prompts
+    from hetsim.perf.runtimes import pool_mixes_prompts
 
     problems = []
     for i, pool in enumerate(spec.pools):
         b = pool.batching
         if pool.role != "colocated" or not b.batch_waits:
             continue
-        if not mixes_prompts(pool.runtime, b.mixed_chunk, pool.dp):
+        if not pool_mixes_prompts(pool):
             said = (
                 "false"
                 if b.mixed_chunk is False

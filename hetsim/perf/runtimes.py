@@ -41,6 +41,7 @@ __all__ = [
     "RuntimeMemory",
     "RuntimeOverheads",
     "mixes_prompts",
+    "pool_mixes_prompts",
     "runtime_memory",
     "runtime_overheads",
 ]
@@ -110,6 +111,11 @@ def mixes_prompts(runtime: str | None, setting: bool | None, dp: int) -> bool:
     if runtime is None or dp > 1:
         return True
     return runtime_overheads(runtime).mixed_chunk
+
+
+def pool_mixes_prompts(pool: PoolSpec) -> bool:
+    """:func:`mixes_prompts` for ``pool``, as every reader of a pool's scheduling asks it."""
+    return mixes_prompts(pool.runtime, pool.batching.mixed_chunk, pool.dp)
 
 
 _T = TypeVar("_T")

@@ -15,7 +15,7 @@ from hetsim.checks import EXAMPLE_TOKENS, HandoffPlan, handoff_plans
 from hetsim.checks.scenario import routing_summary
 from hetsim.perf import provenance
 from hetsim.perf.cost.base import Provenance
-from hetsim.perf.runtimes import mixes_prompts
+from hetsim.perf.runtimes import pool_mixes_prompts
 from hetsim.spec.resolve import Scenario
 from hetsim.spec.scenario import PoolSpec
 from hetsim.workload import count_requests
@@ -100,11 +100,7 @@ def _pool(scenario: Scenario, pool: PoolSpec) -> dict[str, Any]:
         # perf owns the label; the step model is the one the simulator will use
         "provenance": provenance(profile, runtime=pool.runtime),
         # whether prompt chunks share steps with decodes (colocated pools; None otherwise)
-        "mixed_chunk": (
-            mixes_prompts(pool.runtime, pool.batching.mixed_chunk, pool.dp)
-            if pool.role == "colocated"
-            else None
-        ),
+        "mixed_chunk": (pool_mixes_prompts(pool) if pool.role == "colocated" else None),
     }
 
 

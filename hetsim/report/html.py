@@ -19,7 +19,7 @@ from jinja2 import Environment, PackageLoader
 from matplotlib.figure import Figure
 
 from hetsim.metrics import EnergyFigures, LatencyStats, RunSummary
-from hetsim.perf.runtimes import mixes_prompts
+from hetsim.perf.runtimes import pool_mixes_prompts
 from hetsim.report.describe import transfer_paths, unmeasured_note
 from hetsim.report.plots import simulation_figures
 
@@ -207,7 +207,7 @@ def _prompt_steps(pool: PoolSpec) -> str | None:
     """How a colocated pool's steps hold prompts (None for prefill and decode pools)."""
     if pool.role != "colocated":
         return None
-    mixed = mixes_prompts(pool.runtime, pool.batching.mixed_chunk, pool.dp)
+    mixed = pool_mixes_prompts(pool)
     return "beside decodes" if mixed else "prompt-only"
 
 

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 import yaml
 
 from hetsim.outputs import staged
-from hetsim.perf.runtimes import mixes_prompts
+from hetsim.perf.runtimes import pool_mixes_prompts
 from hetsim.report.best import write_best
 
 if TYPE_CHECKING:
@@ -216,7 +216,7 @@ def _mixing(role: RoleLaunch) -> None:
     """Prompts beside decodes in one step, as simulated: SGLang mixes only when told; vLLM
     always does (a pool simulated with prompt-only steps is SGLang's default)."""
     pool = role.pool
-    if mixes_prompts(pool.runtime, pool.batching.mixed_chunk, pool.dp):
+    if pool_mixes_prompts(pool):
         if pool.dp == 1:  # under DP attention hetsim's mixed steps are SGLang's default
             role.sglang.append("--enable-mixed-chunk")
         return

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from hetsim.kv.lifecycle import COMPUTING, PREFILL, QUEUED
-from hetsim.perf.runtimes import mixes_prompts
+from hetsim.perf.runtimes import pool_mixes_prompts
 from hetsim.perf.speculative import speculative_step
 from hetsim.sim.instance.base import Instance
 from hetsim.sim.instance.batch import DecodeBatch
@@ -45,7 +45,7 @@ class ColocatedInstance(Instance):
         )
         pool = self.pool
         batching = pool.batching
-        self.mixed = mixes_prompts(pool.runtime, batching.mixed_chunk, pool.dp)
+        self.mixed = pool_mixes_prompts(pool)
         # (steps, share of the token budget) of TensorRT-LLM's batch waiting; None: off
         self.batch_wait = (
             (batching.batch_wait_timeout_iters, batching.batch_wait_max_tokens_ratio)
