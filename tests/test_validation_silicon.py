@@ -125,7 +125,8 @@ def test_a_bad_value_names_line_column_value_and_what_is_allowed(tmp_path, colum
 
 # --- posing rows as scenarios ----------------------------------------------------------------
 
-FP8 = {"weights": "fp8_e4m3", "activations": "fp8_e4m3", "kv": "fp8_e4m3"}
+# DeepSeek's fp8 checkpoint declares 128 x 128 weight blocks
+FP8 = {"weights": "fp8_e4m3", "activations": "fp8_e4m3", "kv": "fp8_e4m3", "fp8_scales": "block"}
 
 
 def test_an_agg_row_is_one_colocated_engine_under_a_closed_loop_at_its_concurrency(rows):
