@@ -223,3 +223,20 @@ def test_a_launch_quantizes_online_only_for_dynamic_per_tensor_scales(scales, fl
         assert any("need a checkpoint quantized that way" in n for n in role.notes)
     else:
         assert role.vllm[role.vllm.index("--quantization") + 1] == flag
+
+
+def test_check_names_a_pools_fp8_scaling_in_its_table_and_json():
+    import json
+
+    from typer.testing import CliRunner
+
+    from hetsim.cli import app
+
+    tensor = "pools.decode.precision.fp8_scales=tensor"
+    args = ["check", "scenarios/cphd-glm51.yaml", "--set", tensor]
+    runner = CliRunner()
+    text = runner.invoke(app, args, env={"COLUMNS": "250"})
+    assert text.exit_code == 0 and "fp8_e4m3 (tensor)/fp8_e4m3/fp8_e4m3" in text.output
+    described = json.loads(runner.invoke(app, [*args, "--json"]).output)
+    pools = {p["name"]: p for p in described["pools"]}
+    assert pools["decode"]["fp8_scaling"] == "tensor" and pools["prefill"]["fp8_scaling"] is None

@@ -243,7 +243,8 @@ def _pools_table(pools: list[dict[str, Any]]) -> Table:
                 "accelerator": p["accelerator"],
                 "inst × dev": f"{p['instances']} × {p['devices_per_instance']}",
                 "tp/dp/ep": f"{p['tp']}/{p['dp']}/{p['ep']}",
-                "precision W/A/KV": f"{prec['weights']}/{prec['activations']}/{prec['kv']}",
+                "precision W/A/KV": f"{prec['weights']}{_scaled(p)}/{prec['activations']}/"
+                f"{prec['kv']}",
                 "weights": size(mem["weights_per_device"]),
                 "activations*": size(mem["activations_per_device"]),
                 "KV room": size(mem["kv_room_per_device"]),
@@ -377,6 +378,12 @@ def _conversion_rows(verdict: dict[str, Any]) -> list[tuple[str, ...]]:
         )
         for c in verdict["conversions"]
     ]
+
+
+def _scaled(pool: dict[str, Any]) -> str:
+    """How fp8 weights are scaled, after their format, where not the default block scales."""
+    scaling = pool.get("fp8_scaling")
+    return f" ({scaling})" if scaling not in (None, "block") else ""
 
 
 def _check_notes(pools: list[dict[str, Any]], paths: list[dict[str, Any]]) -> list[str]:
