@@ -215,7 +215,8 @@ class OpInventory:
     expert_up: Gemm | None
     expert_down: Gemm | None
     #: what names a measured attention kernel besides its heads and head size: KV heads per
-    #: device and the KV format (GQA; MLA's latent attention has no such family, so empty)
+    #: device and the KV format (GQA); a dense MLA layer's latent geometry and KV format (its
+    #: latent attention has no KV heads); empty for sparse attention, whose kernel is another
     attention_family: dict[str, float | str]
     #: a dense MLA block's geometry, heads per device, KV and weight formats (None without one)
     mla_block_shape: dict[str, float | str] | None
@@ -262,9 +263,7 @@ class OpInventory:
             mla_kv_b=_scaled(kv_b, c),
             expert_up=_scaled(up, c),
             expert_down=_scaled(down, c),
-            attention_family={}
-            if m.is_mla
-            else {"kv_heads": max(1.0, m.num_kv_heads / c.tp), "kv": c.kv},
+            attention_family=_attention_family(m, c),
             mla_block_shape=_mla_block_shape(m, c, heads),
         )
 
@@ -640,6 +639,20 @@ def _mla_kv_b(m: ModelConfig, heads: float, w: float, fmt: str, act: float) -> G
         return None
     n = heads * (m.qk_nope_head_dim + m.v_head_dim)
     return Gemm("mla_kv_b_proj", n, m.kv_lora_rank, m.num_layers, w, fmt, act)
+
+
+def _attention_family(m: ModelConfig, c: InstanceConfig) -> dict[str, float | str]:
+    if not m.is_mla:
+        return {"kv_heads": max(1.0, m.num_kv_heads / c.tp), "kv": c.kv}
+    if m.is_sparse_attention:
+        return {}
+    return {
+        "kv_lora_rank": m.kv_lora_rank,
+        "qk_rope_head_dim": m.qk_rope_head_dim,
+        "qk_nope_head_dim": m.qk_nope_head_dim,
+        "v_head_dim": m.v_head_dim,
+        "kv": c.kv,
+    }
 
 
 def _mla_block_shape(m: ModelConfig, c: InstanceConfig, heads: float) -> dict | None:

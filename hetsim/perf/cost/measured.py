@@ -20,7 +20,10 @@ How ops map onto tables:
 * ``attention_prefill`` → context attention at (``batch``, ``seq_len``) for the exact
   (``heads``, ``kv_heads``, ``head_dim``, ``kv``) family; ``attention_decode`` → generation
   attention at (``batch``, ``context``). Needs ``kv_heads`` and ``kv`` in the kernel's shape;
-  a prefill chunk after a cached prefix is priced as a full prompt of ``seq_len`` tokens.
+  a prefill chunk after a cached prefix is priced as a full prompt of ``seq_len`` tokens. A
+  dense MLA layer's attention (its shape names the latent geometry instead of KV heads) reads
+  the MLA attention tables the same way, per (heads per device, ``kv``), where its geometry
+  is the one they measured (DeepSeek-V3's).
 * ``tp_allreduce`` and ``qk_norm_allreduce`` → the custom all-reduce table at (ranks, message
   elements).
 * routed experts → the fused MoE table (:meth:`MeasuredPredictor.fused_experts`), one kernel
@@ -130,6 +133,10 @@ _MLA_MODULE_GEOMETRY = (
 )
 
 
+#: the MLA latent geometry the attention-only tables measured (their collectors fix it)
+_MLA_ATTENTION_GEOMETRY = _MLA_MODULE_GEOMETRY[2:]
+
+
 @runtime_checkable
 class MlaBlockPricer(Protocol):
     """A predictor that measured whole MLA attention blocks (projections and attention)."""
@@ -171,9 +178,11 @@ class MeasuredPredictor(TableBacked):
         s, tables = k.shape, self.tables
         if k.family == "gemm":
             return None if k.name in GROUPED_GEMMS else self._gemm(k)
-        if k.family not in ("attention_prefill", "attention_decode") or "kv_heads" not in s:
+        if k.family not in ("attention_prefill", "attention_decode"):
             return None
-        family = _attention_family(s)
+        if "kv_lora_rank" in s:
+            return self._mla_attention(k)
+        family = _attention_family(s) if "kv_heads" in s else None
         if family is None:
             return None
         if k.family == "attention_prefill":
@@ -198,6 +207,20 @@ class MeasuredPredictor(TableBacked):
         if computing is None:
             return None
         return max(t - computing, peak_time(self.profile, k.dtype, k.flops, k.bytes))
+
+    def _mla_attention(self, k: Kernel) -> float | None:
+        """A dense MLA layer's attention kernel from the MLA attention tables, for the
+        geometry they measured (DeepSeek-V3's latent) at whole heads per device."""
+        s = k.shape
+        heads = float(s["heads"])
+        if heads != int(heads) or any(s[n] != v for n, v in _MLA_ATTENTION_GEOMETRY):
+            return None
+        key = (int(heads), str(s["kv"]))
+        if k.family == "attention_prefill":
+            grid = self.tables.mla_context_attention.get(key)
+            return None if grid is None else grid(s["batch"], s["seq_len"])
+        grid = self.tables.mla_generation_attention.get(key)
+        return None if grid is None else grid(s["batch"], s["context"])
 
     def fused_experts(self, k: Kernel) -> tuple[float, Source] | None:
         s = k.shape

@@ -51,6 +51,13 @@ maps onto its ops, and keeps each as :class:`~hetsim.perf.measured.grid.LogGrid`
   ``kv_cache_dtype``, ``gemm_type``): ``bfloat16`` → ``bf16``, ``fp8_block`` → ``fp8`` as for
   MoE. Only DeepSeek-V3's geometry was measured (``model`` column); the predictor checks it.
 
+* ``mla/context_mla_perf.parquet`` and ``generation_mla_perf.parquet`` (optional) — MLA's
+  attention kernel alone (latent KV of one head, DeepSeek-V3's geometry: the collectors fix
+  ``kv_lora_rank`` 512, rope 64, nope 128), at ``batch_size × isl`` (context) and
+  ``batch_size × (step + 1)`` (generation, as the GQA table), per (query heads per device,
+  ``kv_cache_dtype``). SGLang's collections have only these (no module tables); they price an
+  MLA layer's attention where no module table prices its block.
+
 The optional tables are read where the version has them: a version without them loads, and its
 routed experts stay on the roofline.
 
@@ -114,6 +121,8 @@ _FILES = {
     "moe": ("moe", "moe_perf.parquet"),
     "mla_context": ("mla", "mla_context_module_perf.parquet"),
     "mla_generation": ("mla", "mla_generation_module_perf.parquet"),
+    "mla_context_attention": ("mla", "context_mla_perf.parquet"),
+    "mla_generation_attention": ("mla", "generation_mla_perf.parquet"),
     "compute_scale": ("quantize", "computescale_perf.parquet"),
     "scale_matrix": ("quantize", "scale_matrix_perf.parquet"),
 }
@@ -154,6 +163,9 @@ class MeasuredTables:
     moe: dict[MoeKey, LogGrid] = field(init=False, repr=False)  # (tokens,); empty without it
     mla_context: dict[MlaKey, LogGrid] = field(init=False, repr=False)  # (batch, isl)
     mla_generation: dict[MlaKey, LogGrid] = field(init=False, repr=False)  # (batch, attended)
+    #: MLA attention kernels alone, (heads per device, KV format) -> (batch, isl or attended)
+    mla_context_attention: dict[tuple[int, str], LogGrid] = field(init=False, repr=False)
+    mla_generation_attention: dict[tuple[int, str], LogGrid] = field(init=False, repr=False)
     #: (dynamic, static) fp8 activation quantization at (m, k); None without the tables
     quantize: tuple[LogGrid, LogGrid] | None = field(init=False, repr=False)
     #: table -> the version its ``<table>_power`` rows come from (empty: no measured power)
@@ -180,6 +192,9 @@ class MeasuredTables:
         object.__setattr__(self, "moe", {} if moe is None else _moe_grids(moe))
         object.__setattr__(self, "mla_context", _mla_grids(self.rows.get("mla_context")))
         object.__setattr__(self, "mla_generation", _mla_grids(self.rows.get("mla_generation")))
+        for phase in ("context", "generation"):
+            table = f"mla_{phase}_attention"
+            object.__setattr__(self, table, _mla_attention_grids(self.rows.get(table)))
         object.__setattr__(self, "quantize", self._quantize_grids())
         object.__setattr__(self, "power", self._power_grids())
 
@@ -258,6 +273,17 @@ def _mla_grids(rows: pd.DataFrame | None) -> dict[MlaKey, LogGrid]:
         coords = [s.batch.to_numpy(), s.length.to_numpy()]
         out[(int(heads), str(kv), str(dtype))] = LogGrid.from_points(coords, s.latency)
     return out
+
+
+def _mla_attention_grids(rows: pd.DataFrame | None) -> dict[tuple[int, str], LogGrid]:
+    if rows is None:
+        return {}
+    return {
+        (int(heads), str(kv)): LogGrid.from_points(
+            [s.batch.to_numpy(), s.length.to_numpy()], s.latency
+        )
+        for (heads, kv), s in rows.groupby(["heads", "kv"])
+    }
 
 
 # ---- the aiconfigurator layout ----------------------------------------------------------------
@@ -438,6 +464,15 @@ def _mla_rows(df: pd.DataFrame, attended_offset: int) -> pd.DataFrame:
     }).reset_index(drop=True)  # fmt: skip
 
 
+def _mla_attention_rows(df: pd.DataFrame, attended_offset: int) -> pd.DataFrame:
+    df = df[(df.mla_dtype == "bfloat16") & df.kv_cache_dtype.isin(list(_KV_DTYPES))]
+    length = df.step + 1 if attended_offset else df.isl
+    return pd.DataFrame({
+        "heads": df.num_heads, "kv": df.kv_cache_dtype.map(_KV_DTYPES),
+        "batch": df.batch_size, "length": length, "latency": df.latency * 1e-3,
+    }).reset_index(drop=True)  # fmt: skip
+
+
 def _quantize_rows(df: pd.DataFrame) -> pd.DataFrame:
     df = df[df.quant_dtype == "fp8"]
     return pd.DataFrame({"m": df.m, "k": df.k, "latency": df.latency * 1e-3}).reset_index(drop=True)
@@ -451,6 +486,8 @@ _NORMALISE = {
     "moe": _moe_rows,
     "mla_context": lambda df: _mla_rows(df, 0),
     "mla_generation": lambda df: _mla_rows(df, 1),
+    "mla_context_attention": lambda df: _mla_attention_rows(df, 0),
+    "mla_generation_attention": lambda df: _mla_attention_rows(df, 1),
     "compute_scale": _quantize_rows,
     "scale_matrix": _quantize_rows,
 }

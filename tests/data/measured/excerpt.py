@@ -1,6 +1,7 @@
 """Cuts the excerpt in this folder from aiconfigurator-core 0.12.0's h200_sxm vLLM 0.24.0 tables,
 from its b200_sxm vLLM 0.24.0 tables with the 0.22.0 tables that measured board power, and from
-its h200_sxm TensorRT-LLM 1.3.0rc20 tables (fp8 GEMMs by scaling, and their quantize tables).
+its h200_sxm TensorRT-LLM 1.3.0rc20 tables (fp8 GEMMs by scaling, their quantize tables, MLA's
+attention kernel).
 
 Run with the ``nvidia`` extra installed: ``python tests/data/measured/excerpt.py``. Rows are
 copied unchanged (every column), only filtered; see NOTICE.
@@ -96,6 +97,13 @@ TRT_CUTS = {
     ],
     ("quantize", "computescale_perf.parquet"): lambda df: df[df.m.isin(M) & df.k.isin(BLOCK_NK)],
     ("quantize", "scale_matrix_perf.parquet"): lambda df: df[df.m.isin(M) & df.k.isin(BLOCK_NK)],
+    # MLA's attention kernel alone: DeepSeek-V3 at tp 8 (16 query heads per device), fp8 KV
+    ("mla", "context_mla_perf.parquet"): lambda df: df[
+        (df.num_heads == 16) & (df.kv_cache_dtype == "fp8")
+    ],
+    ("mla", "generation_mla_perf.parquet"): lambda df: df[
+        (df.num_heads == 16) & (df.kv_cache_dtype == "fp8")
+    ],
 }
 
 
