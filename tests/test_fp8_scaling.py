@@ -204,6 +204,10 @@ def test_the_validation_rows_pose_each_fp8_checkpoint_with_its_scaling():
     # NVIDIA's ModelOpt checkpoint scales per tensor; DeepSeek's declares 128 x 128 blocks
     assert seen["nvidia/Llama-3.1-8B-Instruct-FP8"] == {"tensor"}
     assert seen["deepseek-ai/DeepSeek-V3"] == seen["deepseek-ai/DeepSeek-R1"] == {"block"}
+    # a bf16 base served in fp8 takes what the row records: Qwen3-32B's TensorRT-LLM row "fp8"
+    # (aiconfigurator's dynamic per-tensor mode), Llama-3.1-8B's SGLang row "fp8_block"
+    assert seen["Qwen/Qwen3-32B"] == {"tensor_dynamic"}
+    assert seen["meta-llama/Llama-3.1-8B-Instruct"] == {"block"}
 
 
 @pytest.mark.parametrize(

@@ -114,10 +114,10 @@ MODEL_ARCHITECTURES: dict[str, tuple[str, str]] = {
 }
 
 #: how the fp8 checkpoint a row served scales its weights and activations (precision
-#: ``fp8_scales``), by the sample's model id, which is not always the checkpoint served. Any other
-#: fp8 row is ``block``: DeepSeek-V3/R1, Qwen3-235B-A22B-FP8 and MiniMax-M2.5 declare
-#: weight_block_size [128, 128] in config.json; vLLM's GLM-5 recipe needs DeepGEMM, its
-#: block-scaled kernel, for GLM-5-FP8
+#: ``fp8_scales``), by the sample's model id, where the checkpoint served is known: its own
+#: config.json, or the checkpoint the run's launch workflow names (the sample's id is not always
+#: the checkpoint served). Rows whose id names an unquantized base model served in fp8 take
+#: the quantization the row records instead (:data:`RECORDED_FP8_SCALES`).
 FP8_SCALES: dict[str, tuple[str, str]] = {
     "meta-llama/Llama-3.1-70B": (
         "tensor",
@@ -129,7 +129,34 @@ FP8_SCALES: dict[str, tuple[str, str]] = {
         "tensor",
         "ModelOpt FP8: per-tensor weight and static activation scales",
     ),
+    **{
+        model: ("block", "config.json weight_block_size [128, 128]")
+        for model in (
+            "deepseek-ai/DeepSeek-V3",
+            "deepseek-ai/DeepSeek-R1",
+            "Qwen/Qwen3-235B-A22B-FP8",
+            "MiniMaxAI/MiniMax-M2.5",
+        )
+    },
+    "zhipuai/GLM-5": (
+        "block",
+        "InferenceX serves zai-org/GLM-5-FP8 (.github/configs/nvidia-master.yaml at "
+        "13930ca61f), which vLLM's GLM-5 recipe runs on DeepGEMM, its block-scaled fp8 kernel",
+    ),
 }
+#: the sample's ``gemm_quant_mode`` (aiconfigurator's names) -> ``fp8_scales``: for rows whose
+#: checkpoint is not known otherwise
+RECORDED_FP8_SCALES = {"fp8": "tensor_dynamic", "fp8_static": "tensor", "fp8_block": "block"}
+
+
+def fp8_scales(row: SiliconRow) -> str:
+    """How the row's fp8 weights are scaled: the served checkpoint's scaling where it is known
+    (:data:`FP8_SCALES`), else what the row records (:data:`RECORDED_FP8_SCALES`), else block
+    (hetsim's default)."""
+    if row.model in FP8_SCALES:
+        return FP8_SCALES[row.model][0]
+    return RECORDED_FP8_SCALES.get(row.gemm_quant, "block")
+
 
 #: HF ids whose architecture needs a feature hetsim's model spec and cost model do not have:
 #: posing them on the nearest bundled shape would be a silent approximation, so they are a reason
@@ -353,7 +380,7 @@ def _scenario(
     weights, activations, kv = formats
     precision = {"weights": weights, "activations": activations, "kv": kv}
     if weights == "fp8_e4m3":
-        precision["fp8_scales"] = FP8_SCALES.get(row.model, ("block", ""))[0]
+        precision["fp8_scales"] = fp8_scales(row)
 
     def pool(name: str, role: str, engine: Parallelism, prefill: bool) -> dict[str, Any]:
         # the sample's batch size is per attention-dp rank; no batch size: the clients bound it
