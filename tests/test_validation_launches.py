@@ -128,3 +128,18 @@ def test_per_rank_limits_are_the_engines_times_its_ranks(row, table, runtime, to
     batching = launch_of(ranks, table).settings["batching"]
     assert (batching["max_batched_tokens"], batching["max_num_seqs"]) == (tokens, seqs)
     assert batching["chunk_size"] == 1152  # one prompt's chunk is one rank's
+
+
+def test_a_known_script_that_sets_no_kv_dtype_runs_the_runtimes_bf16_kv(row, tmp_path):
+    # SGLang's --kv-cache-dtype auto is the model's dtype: DeepSeek's block-scaled fp8
+    # checkpoint quantizes its weights only, so the KV stays bf16 where the script says nothing
+    header = TABLE.splitlines()[1]
+    path = tmp_path / "launches.csv"
+    path.write_text(f"{header}\n{ROW_ID},benchmarks/x.sh@abc,16384,,0.82,,,,,,\n")
+    posed = pose(row, launch_table(path))
+    assert isinstance(posed, Posed)
+    assert posed.scenario["pools"][0]["precision"]["kv"] == "bf16"
+    # a script not known: the FP8 KV hetsim assumes for quantized rows stays
+    unknown = pose(row, {})
+    assert isinstance(unknown, Posed) and unknown.launch.label == DEFAULTS
+    assert unknown.scenario["pools"][0]["precision"]["kv"] == "fp8_e4m3"

@@ -144,7 +144,8 @@ def test_an_agg_row_is_one_colocated_engine_under_a_closed_loop_at_its_concurren
             "tp": 8,
             "dp": 1,
             "ep": 1,  # moe_tp 8 x moe_ep 1: experts split by tp
-            "precision": FP8,
+            # the script sets no --kv-cache-dtype: SGLang's auto, the model's bf16
+            "precision": {**FP8, "kv": "bf16"},
             # its launch script (benchmarks/single_node/dsr1_fp8_h200.sh at its run's commit):
             # --max-running-requests 512, --chunked-prefill-size 32768,
             # --mem-fraction-static 0.82 (hetsim.validation.launches)

@@ -23,7 +23,7 @@ from typing import Any
 from hetsim.errors import InputError
 from hetsim.spec.hardware import AcceleratorProfile, available_profiles, load_profile
 from hetsim.spec.model import ModelConfig, load_model
-from hetsim.validation.launches import Launch, launch_of
+from hetsim.validation.launches import AMBIGUOUS, DEFAULTS, Launch, launch_of
 from hetsim.validation.protocols import BenchmarkProtocol, protocol_of
 from hetsim.validation.silicon import Parallelism, SiliconRow
 
@@ -149,6 +149,27 @@ FP8_SCALES: dict[str, tuple[str, str]] = {
 RECORDED_FP8_SCALES = {"fp8": "tensor_dynamic", "fp8_static": "tensor", "fp8_block": "block"}
 
 
+#: runtimes whose ``--kv-cache-dtype`` defaults to ``auto``, the model's own dtype (bf16 for
+#: every checkpoint posed) unless the checkpoint quantizes its KV cache (vLLM
+#: ``CacheConfig.cache_dtype``, SGLang ``ServerArgs.kv_cache_dtype``)
+KV_AUTO_RUNTIMES = ("vllm", "sglang")
+
+
+def _runtime_kv_default(row: SiliconRow, launch: Launch) -> bool:
+    """Whether the row's KV cache is the runtime's bf16 default rather than the FP8 that
+    :data:`FORMATS` assumes for quantized rows: its launch script is known and sets no KV
+    dtype, its runtime resolves ``auto`` to the model's dtype, and its checkpoint is
+    block-scaled fp8, whose ``quantization_config`` quantizes weights only (NVIDIA's ModelOpt
+    checkpoints also declare an FP8 KV cache: those keep FP8)."""
+    return (
+        launch.label not in (DEFAULTS, AMBIGUOUS)
+        and "kv" not in launch.settings.get("precision", {})
+        and row.runtime.value in KV_AUTO_RUNTIMES
+        and row.precision == "fp8"
+        and fp8_scales(row) == "block"
+    )
+
+
 def fp8_scales(row: SiliconRow) -> str:
     """How the row's fp8 weights are scaled: the served checkpoint's scaling where it is known
     (:data:`FP8_SCALES`), else what the row records (:data:`RECORDED_FP8_SCALES`), else block
@@ -188,8 +209,10 @@ def family(model: str) -> str:
 
 #: the row's precision -> (weights, activations, KV). The sample does not record the KV dtype;
 #: the quantised deployments it measures (TRT-LLM FP8/NVFP4 checkpoints, SGLang/vLLM FP8) store
-#: KV in FP8, weight-only int4 keeps a bf16 KV. fp8_block is FP8 with per-block scales: the same
-#: tensor-core format, so the same hetsim format.
+#: KV in FP8, weight-only int4 keeps a bf16 KV (where a known launch script sets no KV dtype,
+#: vLLM and SGLang run a block-scaled fp8 checkpoint's KV in bf16: :func:`_runtime_kv_default`).
+#: fp8_block is FP8 with per-block scales: the same tensor-core format, so the same hetsim
+#: format.
 FORMATS: dict[str, tuple[str, str, str]] = {
     # no precision and no quantisation recorded (366 rows, all of Qwen/Qwen3-32B and
     # meta-llama/Llama-3.1-8B-Instruct): the checkpoint's own dtype, bf16 for both
@@ -409,6 +432,8 @@ def _scenario(
     if row.agg is not None:
         engine = pool("engine", "colocated", row.agg, prefill=True)
         launch.apply(engine)  # what the row's launch script sets
+        if _runtime_kv_default(row, launch):
+            engine["precision"]["kv"] = "bf16"
         pools = [engine]
         interconnect: dict[str, Any] = {"paths": []}
     else:
