@@ -244,3 +244,22 @@ def test_check_names_a_pools_fp8_scaling_in_its_table_and_json():
     described = json.loads(runner.invoke(app, [*args, "--json"]).output)
     pools = {p["name"]: p for p in described["pools"]}
     assert pools["decode"]["fp8_scaling"] == "tensor" and pools["prefill"]["fp8_scaling"] is None
+
+
+def test_the_planner_keeps_the_pools_fp8_scaling_on_every_fp8_candidate():
+    import hetsim
+    from hetsim.planner.space import enumerate_candidates
+
+    scenario = hetsim.load_scenario(
+        "scenarios/cphd-glm51.yaml", ["pools.decode.precision.fp8_scales=tensor"]
+    )
+    candidates = [c for c in enumerate_candidates(scenario) if c.scenario is not None]
+    fp8 = [
+        pool.precision
+        for c in candidates
+        for pool in c.scenario.spec.pools
+        if pool.precision.weights == "fp8_e4m3"
+    ]
+    assert fp8 and {p.fp8_scaling for p in fp8} == {"tensor"}
+    decode = next(c for c in candidates if c.kind == "disaggregated").roles["decode"]
+    assert decode.weights != "fp8_e4m3" or "/tensor" in decode.label()

@@ -50,6 +50,8 @@ class RoleChoice:
     kv: str
     chunk_size: int | None
     max_num_seqs: int
+    #: how fp8 weights are scaled where the policy or the scenario's pool says (else block)
+    fp8_scales: str | None = None
 
     @property
     def devices(self) -> int:
@@ -61,8 +63,12 @@ class RoleChoice:
         for name, formats in PRECISION_SHORTHANDS.items():
             # fp16/fp32 also name a KV format: the label is about weights and activations
             if (formats["weights"], formats["activations"]) == (self.weights, self.activations):
-                return name
-        return f"w:{self.weights}/a:{self.activations}"
+                return name + self._scaled
+        return f"w:{self.weights}{self._scaled}/a:{self.activations}"
+
+    @property
+    def _scaled(self) -> str:
+        return f"/{self.fp8_scales}" if self.fp8_scales not in (None, "block") else ""
 
     def label(self) -> str:
         ep = f" ep{self.ep}" if self.ep > 1 else ""
@@ -78,6 +84,7 @@ class RoleChoice:
             "weights": self.weights,
             "activations": self.activations,
             "kv": self.kv,
+            "fp8_scales": self.fp8_scales,
             "chunk_size": self.chunk_size,
             "max_num_seqs": self.max_num_seqs,
             "devices": self.devices,
@@ -146,34 +153,50 @@ class Candidate:
         return f"P {p.label()} | D {d.label()} |{wire} {self.protocol}{net}"
 
 
-def _policies(search: RoleSearch, pool: PoolSpec) -> list[tuple[str, str, str]]:
-    """(weights, activations, kv) triples: precision policies crossed with KV formats."""
+Policy = tuple[str, str, str, str | None]  # weights, activations, kv, fp8_scales
+
+
+def _scenario_fp8_scales(spec: ScenarioSpec) -> str | None:
+    """How the scenario's pools say fp8 weights are scaled (the checkpoint's fact, which every
+    role serving fp8 weights shares), or None where none says."""
+    return next((p.precision.fp8_scales for p in spec.pools if p.precision.fp8_scales), None)
+
+
+def _policies(search: RoleSearch, pool: PoolSpec, fp8_scales: str | None) -> list[Policy]:
+    """(weights, activations, kv, fp8 scaling) of the precision policies crossed with KV
+    formats. fp8 weights keep the policy's scaling, else the scenario's ``fp8_scales``."""
     policies = search.precision or [pool.precision]
-    out: list[tuple[str, str, str]] = []
+    out: list[Policy] = []
     for policy in policies:
         kv_set = "kv" in policy.model_fields_set and policy is not pool.precision
         kvs = search.kv or [policy.kv if kv_set else pool.precision.kv]
+        fp8 = policy.weights == "fp8_e4m3"
+        scales = (policy.fp8_scales or fp8_scales) if fp8 else None
         for kv in kvs:
-            triple = (policy.weights, policy.activations, kv)
-            if triple not in out:
-                out.append(triple)
+            found = (policy.weights, policy.activations, kv, scales)
+            if found not in out:
+                out.append(found)
     return out
 
 
 def _role_choices(
-    search: RoleSearch, pool: PoolSpec, accelerators: list[str] | None = None
+    search: RoleSearch,
+    pool: PoolSpec,
+    accelerators: list[str] | None = None,
+    fp8_scales: str | None = None,
 ) -> list[RoleChoice]:
     moe_ep = pool.ep > 1
     out = []
-    for acc, n, tp, (w, a, kv), chunk, seqs in itertools.product(
+    for acc, n, tp, (w, a, kv, scales), chunk, seqs in itertools.product(
         accelerators or search.accelerators or [pool.accelerator],
         search.instances or [pool.instances],
         search.tp or [pool.tp],
-        _policies(search, pool),
+        _policies(search, pool, fp8_scales or pool.precision.fp8_scales),
         search.chunk_size or [pool.batching.chunk_size],
         search.max_num_seqs or [pool.batching.max_num_seqs],
     ):
-        out.append(RoleChoice(acc, n, tp, tp if moe_ep else 1, w, a, kv, chunk, seqs))
+        ep = tp if moe_ep else 1
+        out.append(RoleChoice(acc, n, tp, ep, w, a, kv, chunk, seqs, fp8_scales=scales))
     return out
 
 
@@ -187,6 +210,8 @@ def _pool_dict(base: dict[str, Any], choice: RoleChoice, **extra: Any) -> dict[s
         precision={"weights": choice.weights, "activations": choice.activations, "kv": choice.kv},
         **extra,
     )
+    if choice.fp8_scales is not None:
+        pool["precision"]["fp8_scales"] = choice.fp8_scales
     batching = pool.setdefault("batching", {})
     batching["max_num_seqs"] = choice.max_num_seqs
     if choice.chunk_size is None:
@@ -312,7 +337,7 @@ def _colocated_variants(
     # (interconnect alternatives on a colocated scenario were refused with it: spec.resolve)
     pool = base.spec.pools[0]
     base_pool = data["pools"][0]
-    for choice in _role_choices(search.decode, pool):
+    for choice in _role_choices(search.decode, pool, fp8_scales=_scenario_fp8_scales(base.spec)):
         cand = copy.deepcopy(data)
         cand["pools"] = [_pool_dict(base_pool, choice)]
         cand.pop("search", None)
@@ -331,8 +356,9 @@ def _disaggregated(base: Scenario, data: dict[str, Any], search: SearchSpec) -> 
     p_pool, d_pool = pair.producer, pair.consumer
     p_base = next(p for p in data["pools"] if p["name"] == p_pool.name)
     d_base = next(p for p in data["pools"] if p["name"] == d_pool.name)
-    prefills = _role_choices(search.prefill, p_pool)
-    decodes = _role_choices(search.decode, d_pool)
+    scales = _scenario_fp8_scales(spec)
+    prefills = _role_choices(search.prefill, p_pool, fp8_scales=scales)
+    decodes = _role_choices(search.decode, d_pool, fp8_scales=scales)
     wires = search.transfer_format or [spec.kv.transfer_format]
     protocols = search.lifecycle or [spec.lifecycle.protocol]
     nets = _interconnects(base, data, search)
@@ -393,7 +419,8 @@ def _colocated_baselines(
         max_batched_tokens=p_pool.batching.max_batched_tokens,
     )
     one_each = search.decode.model_copy(update={"instances": [1]})
-    for choice in _role_choices(one_each, d_pool, accelerators):
+    scales = _scenario_fp8_scales(base.spec)
+    for choice in _role_choices(one_each, d_pool, accelerators, fp8_scales=scales):
         for total in totals:
             if total % choice.tp:
                 continue

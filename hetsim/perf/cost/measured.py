@@ -193,9 +193,10 @@ class MeasuredPredictor(TableBacked):
 
     def _gemm(self, k: Kernel) -> float | None:
         """A dense GEMM: an fp8 one as its weights are scaled (``scales``). Block-scaled on the
-        block rows where the runtime's were read (vLLM's were not: its dynamic rows, the
-        nearest graph-timed fp8 kernel, stand in), static per-tensor on the dynamic rows less
-        their scale computation (never below the datasheet roofline), dynamic on those rows."""
+        block rows where the version has them (vLLM's were not read, and collections before
+        them measured none: there the dynamic rows, the nearest graph-timed fp8 kernel, stand
+        in), static per-tensor on the dynamic rows less their scale computation (never below
+        the datasheet roofline), dynamic on those rows."""
         s, tables = k.shape, self.tables
         scales = s.get("scales")
         block = scales == "block" and "fp8_block" in tables.gemm
