@@ -3,6 +3,7 @@
 have only these. Runs on the TensorRT-LLM excerpt under tests/data/measured (which carries the
 attention tables and no module tables); expected times are read from the raw Parquet rows."""
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -28,8 +29,13 @@ def predictor():
     return MeasuredPredictor.of(H200, load_tables("h200_sxm", "trtllm", root=ROOT))
 
 
-def raw(name: str, batch: int, **at: int) -> float:
+#: 24 heads' weight on the 32-head grid when interpolating in log heads between 16 and 32
+W = math.log(24 / 16) / math.log(2)
+
+
+def raw(name: str, batch: int, num_heads: int = 16, **at: int) -> float:
     df = pd.read_parquet(MLA / name)
+    df = df[df.num_heads == num_heads]
     hit = df[(df.batch_size == batch) & np.logical_and.reduce([df[c] == v for c, v in at.items()])]
     return float(hit.latency.min()) * 1e-3
 
@@ -65,13 +71,27 @@ def test_the_tables_price_mla_attention_well_above_its_roofline_at_small_sizes(p
     assert predictor.kernel(kern)[0] > 3 * predictor.fallback.kernel(kern)[0]
 
 
-def test_heads_the_tables_did_not_measure_and_sparse_attention_stay_on_the_roofline(predictor):
+def test_head_counts_between_measured_ones_interpolate_and_beyond_them_say_roofline(predictor):
+    # a speculative verify step attends with heads x positions checked: 16 heads checking 1.5
+    # positions on average lie between the measured 16 and 32, in log space
     work = AttentionWork(4, 4 * 1024, 4 * 1024, 0, 0, 0, 0, 0)
-    (tp4,) = attention("DeepSeek-V3", work, tp=4)  # 32 heads per device: not in the excerpt
+    (kern,) = attention("DeepSeek-V3", work)
+    at = {h: predictor.kernel(kern._replace(shape={**kern.shape, "heads": h}))[0]
+          for h in (16.0, 24.0, 32.0)}  # fmt: skip
+    assert at[16.0] == pytest.approx(raw("generation_mla_perf.parquet", 4, step=1023, num_heads=16))
+    assert at[32.0] == pytest.approx(raw("generation_mla_perf.parquet", 4, step=1023, num_heads=32))
+    assert at[24.0] == pytest.approx(at[16.0] ** (1 - W) * at[32.0] ** W, rel=1e-9)
+    # 64 heads (tp 2) lie beyond the excerpt's counts: never extrapolated
+    (tp2,) = attention("DeepSeek-V3", work, tp=2)
+    assert predictor.kernel(tp2)[0] == max(predictor.fallback.kernel(tp2)[0], predictor.floor)
+
+
+def test_sparse_attention_stays_on_the_roofline(predictor):
+    work = AttentionWork(4, 4 * 1024, 4 * 1024, 0, 0, 0, 0, 0)
     # DeepSeek-V3.2's sparse attention attends its top-k tokens: not the dense kernel
     sparse = [k for k in attention("DeepSeek-V3.2", work) if k.name == "attention_decode"]
     assert sparse and "kv_lora_rank" not in sparse[0].shape
-    for kern in (tp4, sparse[0]):
+    for kern in sparse[:1]:
         # the roofline, or one launch where that is shorter
         roofline = predictor.fallback.kernel(kern)[0]
         assert predictor.kernel(kern)[0] == max(roofline, predictor.floor)

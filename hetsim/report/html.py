@@ -188,7 +188,7 @@ def _pools_table(scenario: Scenario) -> pd.DataFrame:
                 "ep": pool.ep,
                 "dp": pool.dp,
                 "weights": pool.precision.weights
-                + (f" ({pool.precision.fp8_scaling})" if pool.precision.fp8_scaling else ""),
+                + (f" ({pool.precision.named_scaling})" if pool.precision.named_scaling else ""),
                 "activations": pool.precision.activations,
                 "KV dtype": pool.precision.kv,
                 "KV tokens / instance": footprint.kv_capacity_tokens if footprint else None,

@@ -142,8 +142,13 @@ class PrecisionPolicy(StrictModel):
         assert key is not None
         return key
 
+    @property
+    def named_scaling(self) -> str | None:
+        """The fp8 scaling where it is not the default block one (what labels show)."""
+        return self.fp8_scales if self.fp8_scales not in (None, "block") else None
+
     def label(self) -> str:
-        scaled = f"/{self.fp8_scales}" if self.fp8_scales not in (None, "block") else ""
+        scaled = f"/{self.named_scaling}" if self.named_scaling else ""
         return f"W:{self.weights}{scaled} A:{self.activations} KV:{self.kv}"
 
 

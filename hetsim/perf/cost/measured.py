@@ -65,6 +65,7 @@ loaded, even though some of its ops may be ``roofline-default``; each op of
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -76,6 +77,7 @@ from hetsim.perf.cost.base import (
 )
 from hetsim.perf.cost.roofline import RooflinePredictor
 from hetsim.perf.cost.tabled import GROUPED_GEMMS, TableBacked
+from hetsim.perf.measured.grid import LogGrid
 from hetsim.perf.measured.tables import MeasuredTables
 from hetsim.perf.ops import Collective, Kernel
 from hetsim.perf.transferred import peak_time
@@ -211,17 +213,15 @@ class MeasuredPredictor(TableBacked):
 
     def _mla_attention(self, k: Kernel) -> float | None:
         """A dense MLA layer's attention kernel from the MLA attention tables, for the
-        geometry they measured (DeepSeek-V3's latent) at whole heads per device."""
+        geometry they measured (DeepSeek-V3's latent)."""
         s = k.shape
-        heads = float(s["heads"])
-        if heads != int(heads) or any(s[n] != v for n, v in _MLA_ATTENTION_GEOMETRY):
+        if any(s[n] != v for n, v in _MLA_ATTENTION_GEOMETRY):
             return None
-        key = (int(heads), str(s["kv"]))
         if k.family == "attention_prefill":
-            grid = self.tables.mla_context_attention.get(key)
-            return None if grid is None else grid(s["batch"], s["seq_len"])
-        grid = self.tables.mla_generation_attention.get(key)
-        return None if grid is None else grid(s["batch"], s["context"])
+            grids, point = self.tables.mla_context_attention, (s["batch"], s["seq_len"])
+        else:
+            grids, point = self.tables.mla_generation_attention, (s["batch"], s["context"])
+        return _across_heads(grids, float(s["heads"]), str(s["kv"]), point)
 
     def fused_experts(self, k: Kernel) -> tuple[float, Source] | None:
         s = k.shape
@@ -301,6 +301,28 @@ class MeasuredPredictor(TableBacked):
     def step_overhead(self, modeled_kernels_per_layer: int, layers: int) -> tuple[float, Source]:
         # the kernel tables hold no per-step runtime overhead: the profile's assumed one stands
         return self.fallback.step_overhead(modeled_kernels_per_layer, layers)
+
+
+def _across_heads(
+    grids: dict[tuple[int, str], LogGrid], heads: float, kv: str, point: tuple[float, float]
+) -> float | None:
+    """The time at ``point`` for ``heads`` query heads: the grid of that head count, else
+    log-interpolated between the nearest measured counts around it (a speculative verify step
+    attends with the heads times the positions it checks), never beyond them."""
+    found = grids.get((int(heads), kv)) if heads == int(heads) else None
+    if found is not None:
+        return found(*point)
+    counts = sorted(h for h, f in grids if f == kv)
+    below = [h for h in counts if h < heads]
+    above = [h for h in counts if h > heads]
+    if not below or not above:
+        return None
+    lo, hi = below[-1], above[0]
+    t_lo, t_hi = grids[(lo, kv)](*point), grids[(hi, kv)](*point)
+    if t_lo is None or t_hi is None:
+        return None
+    w = (math.log(heads) - math.log(lo)) / (math.log(hi) - math.log(lo))
+    return math.exp((1 - w) * math.log(t_lo) + w * math.log(t_hi))
 
 
 def _table_format(k: Kernel, formats: dict[tuple[str, str], str]) -> str | None:

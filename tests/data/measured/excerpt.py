@@ -97,12 +97,13 @@ TRT_CUTS = {
     ],
     ("quantize", "computescale_perf.parquet"): lambda df: df[df.m.isin(M) & df.k.isin(BLOCK_NK)],
     ("quantize", "scale_matrix_perf.parquet"): lambda df: df[df.m.isin(M) & df.k.isin(BLOCK_NK)],
-    # MLA's attention kernel alone: DeepSeek-V3 at tp 8 (16 query heads per device), fp8 KV
+    # MLA's attention kernel alone: DeepSeek-V3 at tp 8 and 4 (16 and 32 query heads per
+    # device), fp8 KV
     ("mla", "context_mla_perf.parquet"): lambda df: df[
-        (df.num_heads == 16) & (df.kv_cache_dtype == "fp8")
+        df.num_heads.isin([16, 32]) & (df.kv_cache_dtype == "fp8")
     ],
     ("mla", "generation_mla_perf.parquet"): lambda df: df[
-        (df.num_heads == 16) & (df.kv_cache_dtype == "fp8")
+        df.num_heads.isin([16, 32]) & (df.kv_cache_dtype == "fp8")
     ],
 }
 
