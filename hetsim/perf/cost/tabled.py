@@ -30,7 +30,8 @@ def memoised(memo: dict[tuple, Priced], k: Kernel, price: Callable[[Kernel], Pri
     # a grouped GEMM (the routed experts) is priced apart from a dense GEMM of the same shape
     # (a DeepSeek shared expert is one routed expert's shape): the key says which it is, or the
     # price depends on which of the two was asked first
-    key = (k.name in GROUPED_GEMMS, k.family, k.dtype, k.flops, k.bytes, *k.shape.values())
+    # shapes of different kernels carry different keys (fp8 scaling, MLA geometry): named
+    key = (k.name in GROUPED_GEMMS, k.family, k.dtype, k.flops, k.bytes, *k.shape.items())
     found = memo.get(key)
     if found is None:
         if len(memo) >= MEMO_SIZE:
