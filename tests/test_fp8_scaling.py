@@ -261,5 +261,9 @@ def test_the_planner_keeps_the_pools_fp8_scaling_on_every_fp8_candidate():
         if pool.precision.weights == "fp8_e4m3"
     ]
     assert fp8 and {p.fp8_scaling for p in fp8} == {"tensor"}
-    decode = next(c for c in candidates if c.kind == "disaggregated").roles["decode"]
-    assert decode.weights != "fp8_e4m3" or "/tensor" in decode.label()
+    decode = next(
+        c.roles["decode"]
+        for c in candidates
+        if c.kind == "disaggregated" and c.roles["decode"].weights == "fp8_e4m3"
+    )
+    assert "fp8/tensor" in decode.label()
