@@ -28,7 +28,7 @@ from hetsim.checks import EXAMPLE_TOKENS, drop_absent_faults, pool_pairs, scenar
 from hetsim.errors import InputError
 from hetsim.kv.portability import portability
 from hetsim.kv.state import KVState
-from hetsim.spec.precision import PRECISION_SHORTHANDS
+from hetsim.spec.precision import PRECISION_SHORTHANDS, named_fp8_scaling
 from hetsim.spec.resolve import Scenario
 from hetsim.spec.scenario import AS_WRITTEN, PoolSpec, RoleSearch, ScenarioSpec, SearchSpec
 
@@ -68,7 +68,8 @@ class RoleChoice:
 
     @property
     def _scaled(self) -> str:
-        return f"/{self.fp8_scales}" if self.fp8_scales not in (None, "block") else ""
+        scaling = named_fp8_scaling(self.fp8_scales)
+        return f"/{scaling}" if scaling else ""
 
     def label(self) -> str:
         ep = f" ep{self.ep}" if self.ep > 1 else ""

@@ -29,6 +29,7 @@ __all__ = [
     "get_format",
     "gemm_compute_format",
     "FP8_SCALINGS",
+    "named_fp8_scaling",
     "PRECISION_SHORTHANDS",
 ]
 
@@ -113,6 +114,12 @@ FP8_SCALINGS: dict[str, str] = {
     "tensor_dynamic": "one scale per weight tensor, the activations' scale computed at every "
     "step (activation_scheme dynamic without weight_block_size, vLLM --quantization fp8)",
 }
+
+
+def named_fp8_scaling(fp8_scales: str | None) -> str | None:
+    """The fp8 scaling labels name: any but the default ``block`` (None for that and unset)."""
+    return fp8_scales if fp8_scales not in (None, "block") else None
+
 
 WEIGHT_FORMATS = ("bf16", "fp16", "fp8_e4m3", "int8", "w4a16", "fp4", "fp32")
 ACTIVATION_FORMATS = ("bf16", "fp16", "fp8_e4m3", "int8", "fp4", "fp32")

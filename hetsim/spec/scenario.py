@@ -32,6 +32,7 @@ from hetsim.spec.precision import (
     PRECISION_SHORTHANDS,
     WEIGHT_FORMATS,
     gemm_compute_format,
+    named_fp8_scaling,
 )
 from hetsim.spec.workload import WorkloadSpec
 from hetsim.units import format_bandwidth, format_time
@@ -145,7 +146,7 @@ class PrecisionPolicy(StrictModel):
     @property
     def named_scaling(self) -> str | None:
         """The fp8 scaling where it is not the default block one (what labels show)."""
-        return self.fp8_scales if self.fp8_scales not in (None, "block") else None
+        return named_fp8_scaling(self.fp8_scales)
 
     def label(self) -> str:
         scaled = f"/{self.named_scaling}" if self.named_scaling else ""
