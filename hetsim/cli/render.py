@@ -382,10 +382,9 @@ def _conversion_rows(verdict: dict[str, Any]) -> list[tuple[str, ...]]:
 
 def _scaled(pool: dict[str, Any]) -> str:
     """How fp8 weights are scaled, after their format, where not the default block scales."""
-    from hetsim.spec.precision import named_fp8_scaling
-
-    scaling = named_fp8_scaling(pool.get("fp8_scaling"))
-    return f" ({scaling})" if scaling else ""
+    # the CLI reads the described pool, not spec internals (hetsim.spec.precision owns the rule)
+    scaling = pool.get("fp8_scaling")
+    return f" ({scaling})" if scaling not in (None, "block") else ""
 
 
 def _check_notes(pools: list[dict[str, Any]], paths: list[dict[str, Any]]) -> list[str]:
