@@ -111,12 +111,21 @@ class LifecycleLog:
         self.allowed = TRANSITIONS[protocol]
         # side -> from-state -> states it may go to (a flat lookup on the hot path; a side the
         # protocol never touches has an empty table)
-        self._next: dict[Side, dict[LifecycleState, frozenset[LifecycleState]]] = {}
+        # side -> from-state -> to-state -> the log's (side, state) codes, for every move the
+        # protocol allows, failure and restart included (one lookup on the hot path; a side
+        # the protocol never touches allows only those)
+        self._moves: dict[Side, dict[LifecycleState, dict[LifecycleState, tuple[int, int]]]] = {}
         for side in Side:
-            table: dict[LifecycleState, set[LifecycleState]] = {}
-            for a, b in self.allowed.get(side, ()):
-                table.setdefault(a, set()).add(b)
-            self._next[side] = {a: frozenset(b) for a, b in table.items()}
+            pairs = set(self.allowed.get(side, ()))
+            for now in _STATES:
+                pairs.update((now, to) for to in _ENDINGS)  # failure from anywhere
+                if now in (*_ENDINGS, FREED):  # a retry starts over; a re-route queues again
+                    pairs.update((now, to) for to in _STARTS)
+            pairs.update((to, to) for to in _STARTS)
+            table: dict[LifecycleState, dict[LifecycleState, tuple[int, int]]] = {}
+            for a, b in pairs:
+                table.setdefault(a, {})[b] = (_SIDE_CODE[side], _CODE[b])
+            self._moves[side] = {a: table.get(a, {}) for a in _STATES}
         self.current: dict[tuple[int, Side], LifecycleState] = {}
         # columns of compact machine types: a 1M-request run logs ~10M transitions
         self._rid = array("q")
@@ -130,17 +139,16 @@ class LifecycleLog:
     def move(self, rid: int, t: float, side: Side, to: LifecycleState) -> None:
         key = (rid, side)
         now = self.current.get(key, NONE)
-        if to not in self._next[side].get(now, ()) and not (
-            to in _ENDINGS or (to in _STARTS and now in (*_ENDINGS, FREED, to))
-        ):  # failure from anywhere; a retry starts over; a re-route queues again
+        codes = self._moves[side][now].get(to)
+        if codes is None:
             raise LifecycleError(
                 f"{self.protocol}: request {rid} side {side} cannot go {now} -> {to}"
             )
         self.current[key] = to
         self._rid.append(rid)
         self._t.append(t)
-        self._side.append(_SIDE_CODE[side])
-        self._state.append(_CODE[to])
+        self._side.append(codes[0])
+        self._state.append(codes[1])
 
     @property
     def counts(self) -> dict[LifecycleState, int]:
