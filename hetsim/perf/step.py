@@ -438,31 +438,45 @@ class StepModel:
 
     def decode_times_stepping(self, batch: int, context_sum: int, k: int) -> list[float]:
         """:meth:`decode_time_from_sum` of ``k`` steps of one batch whose contexts each grow
-        by a token a step (sums ``context_sum``, ``+ batch``, ...), the same floats: the
-        closed form's operations in the same order, in one loop without per-step calls."""
+        by a token a step (sums ``context_sum``, ``+ batch``, ...), the same floats."""
+        return self.decode_run(batch, context_sum, k, 0.0, 1.0)[0]
+
+    def decode_run(
+        self, batch: int, context_sum: int, k: int, start: float, slow: float
+    ) -> tuple[list[float], list[float]]:
+        """:meth:`decode_times_stepping`'s ``k`` steps times ``slow`` (a straggler's factor;
+        times 1.0 is the same float), and each one's end from ``start``: the previous end plus
+        its time, as a step's timeout adds it. The closed form runs the scalar's operations in
+        the same order, in one loop that also sums the ends (a steady decode run is planned
+        once per batch change)."""
         coefficients = self._decode_coefficients
         if batch and coefficients is None and not self.model.is_sparse_attention:
             sums = context_sum + batch * np.arange(k, dtype=np.int64)
             found = self._decode_over_sums(batch, sums)
             if found is not None:
-                return found.tolist()
+                return _run_ends(found.tolist(), start, slow)
         if batch == 0 or coefficients is None or self.model.is_sparse_attention:
-            return [self.decode_time_from_sum(batch, context_sum + batch * i) for i in range(k)]
+            times = [self.decode_time_from_sum(batch, context_sum + batch * i) for i in range(k)]
+            return _run_ends(times, start, slow)
         flops_coef, kv_coef, qo_coef = coefficients
         dp, layers = self.config.dp, self.model.num_layers
         qo = qo_coef * batch / dp
         linear = self._linear_time(batch, batch)
         host, kernels = self.host, self.kernels_per_step
-        out = []
+        dts, ends = [], []
+        t = start
         attended = context_sum + batch
         for _ in range(k):
             a = float(attended) / dp
             compute = flops_coef * a
             memory = kv_coef * a + qo
             gpu = linear + (compute if compute >= memory else memory) * layers
-            out.append(gpu if host is None else host.step(gpu, kernels, batch, False))
+            dt = (gpu if host is None else host.step(gpu, kernels, batch, False)) * slow
+            t += dt
+            dts.append(dt)
+            ends.append(t)
             attended += batch
-        return out
+        return dts, ends
 
     def _decode_over_sums(self, batch: int, sums: np.ndarray) -> np.ndarray | None:
         """:meth:`decode_time_from_sum` at each context sum (a model without sparse attention
@@ -830,3 +844,16 @@ def step_model_for_pool(
     """The memoised step model of a pool's instances (one per distinct configuration), from a
     bounded module-wide :class:`StepModels`."""
     return _DEFAULT.for_pool(model, profile, pool, calibration)
+
+
+def _run_ends(times: list[float], start: float, slow: float) -> tuple[list[float], list[float]]:
+    """(each time times ``slow``, each end from ``start``): :meth:`StepModel.decode_run`'s
+    result from steps priced one by one."""
+    dts, ends = [], []
+    t = start
+    for d in times:
+        dt = d * slow
+        t += dt
+        dts.append(dt)
+        ends.append(t)
+    return dts, ends

@@ -173,12 +173,12 @@ def _short(inst, now: float, k: int) -> tuple[list[int], list[float], list[float
         if taken > free:
             break
         needs.append(need)
-    n, slow = batch.n, inst.slowdown
+    slow = inst.slowdown
     if sm.model.is_sparse_attention:
         dts = [d * slow for d in sm.decode_times_growing(batch.contexts(), len(needs))]
-    else:
-        dts = [d * slow for d in sm.decode_times_stepping(n, batch.context_sum(), len(needs))]
-    return needs, dts, _ends(now, dts)
+        return needs, dts, _ends(now, dts)
+    dts, ends = sm.decode_run(batch.n, batch.context_sum(), len(needs), now, slow)
+    return needs, dts, ends
 
 
 def _ends(now: float, dts: list[float]) -> list[float]:
