@@ -26,6 +26,8 @@ class RequestStatus(StrEnum):
 
 
 NAN = math.nan
+#: ended requests' rows kept as tuples before they are written into the log's columns together
+ROWS_BUFFERED = 4096
 
 
 class Req:
@@ -121,7 +123,11 @@ LOG_COLUMNS = {
 
 
 class RequestLog:
-    """Columnar rows of ended requests; status and failure reasons as small integer codes."""
+    """Columnar rows of ended requests; status and failure reasons as small integer codes.
+
+    Rows gather as tuples and go into the columns :data:`ROWS_BUFFERED` at a time: one numpy
+    write per column per batch rather than one per cell (a row is written per request, on the
+    simulator's hot path)."""
 
     def __init__(self, capacity: int = 1024) -> None:
         self.n = 0
@@ -130,63 +136,61 @@ class RequestLog:
         self._reason = np.empty(capacity, dtype=np.int16)
         self.reasons: list[str] = [""]
         self._reason_code = {"": 0}
+        self._rows: list[tuple] = []  # not yet in the columns: LOG_COLUMNS' values, then codes
+        self._written = 0  # rows in the columns
 
-    def _grow(self) -> None:
-        size = 2 * len(self._status)
+    def _grow(self, size: int) -> None:
         for k, col in self._cols.items():
             new = np.empty(size, dtype=col.dtype)
-            new[: self.n] = col[: self.n]
+            new[: self._written] = col[: self._written]
             self._cols[k] = new
         for name in ("_status", "_reason"):
             old = getattr(self, name)
             new = np.empty(size, dtype=old.dtype)
-            new[: self.n] = old[: self.n]
+            new[: self._written] = old[: self._written]
             setattr(self, name, new)
 
+    def _flush(self) -> None:
+        """Write the gathered rows into the columns (grown by doubling)."""
+        rows, self._rows = self._rows, []
+        if not rows:
+            return
+        start, stop = self._written, self._written + len(rows)
+        size = len(self._status)
+        if stop > size:
+            while size < stop:
+                size *= 2
+            self._grow(size)
+        cells = list(zip(*rows, strict=True))
+        for col, values in zip(self._cols.values(), cells, strict=False):
+            col[start:stop] = values
+        self._status[start:stop] = cells[-2]
+        self._reason[start:stop] = cells[-1]
+        self._written = stop
+
     def add(self, r: Req, failed_reason: str | None = None) -> None:
-        if self.n == len(self._status):
-            self._grow()
-        i = self.n
-        c = self._cols
-        c["request_id"][i] = r.id
-        c["arrival_s"][i] = r.arrival
-        c["prefill_start_s"][i] = r.t_prefill_start
-        c["prefill_end_s"][i] = r.t_prefill_end
-        c["transfer_start_s"][i] = r.t_transfer_start
-        c["transfer_end_s"][i] = r.t_transfer_end
-        c["decode_start_s"][i] = r.t_decode_start
-        c["first_token_s"][i] = r.t_first
-        c["finish_s"][i] = r.t_finish
-        c["input_tokens"][i] = r.input
-        c["cached_tokens"][i] = r.cached
-        c["output_tokens"][i] = r.output
-        c["prefill_instance"][i] = r.prefill.gid if r.prefill is not None else -1
-        c["decode_instance"][i] = r.decode.gid if r.decode is not None else -1
-        c["preemptions"][i] = r.preemptions
-        c["recomputed_tokens"][i] = r.recomputed_tokens
-        c["retries"][i] = r.retries
-        c["corrupted"][i] = r.corrupted
-        c["speculative_steps"][i] = r.spec_steps
-        c["accepted_tokens"][i] = r.spec_accepted
-        c["session"][i] = r.session
-        c["turn"][i] = r.turn
-        c["loaded_tokens"][i] = r.loaded
-        c["reusable_tokens"][i] = r.reusable
-        c["evicted_tokens"][i] = r.evicted
-        if failed_reason is None:
-            self._status[i] = 0
-            self._reason[i] = 0
-        else:
-            code = self._reason_code.get(failed_reason)
-            if code is None:
-                code = len(self.reasons)
+        status = reason = 0
+        if failed_reason is not None:
+            status = 1
+            reason = self._reason_code.get(failed_reason)
+            if reason is None:
+                reason = len(self.reasons)
                 self.reasons.append(failed_reason)
-                self._reason_code[failed_reason] = code
-            self._status[i] = 1
-            self._reason[i] = code
-        self.n = i + 1
+                self._reason_code[failed_reason] = reason
+        self._rows.append((
+            r.id, r.arrival, r.t_prefill_start, r.t_prefill_end, r.t_transfer_start,
+            r.t_transfer_end, r.t_decode_start, r.t_first, r.t_finish, r.input, r.cached,
+            r.output, -1 if r.prefill is None else r.prefill.gid,
+            -1 if r.decode is None else r.decode.gid, r.preemptions, r.recomputed_tokens,
+            r.retries, r.corrupted, r.spec_steps, r.spec_accepted, r.session, r.turn, r.loaded,
+            r.reusable, r.evicted, status, reason,
+        ))  # fmt: skip  (LOG_COLUMNS' order, then the codes)
+        self.n += 1
+        if len(self._rows) >= ROWS_BUFFERED:
+            self._flush()
 
     def to_frame(self) -> pd.DataFrame:
+        self._flush()
         frame = pd.DataFrame({k: v[: self.n] for k, v in self._cols.items()})
         status = np.where(
             self._status[: self.n] == 0, RequestStatus.COMPLETED.value, RequestStatus.FAILED.value
