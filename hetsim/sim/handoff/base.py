@@ -148,10 +148,11 @@ class Handoff(Wired):
         """Waiting requests in order, each with the blocks it needs, while a slot and those
         blocks (plus ``headroom``) are free; stops at the first that does not fit, as the
         engines' FIFO admission does. The caller takes each one off the queue."""
-        while d.waiting and d.slots_taken < d.max_seqs:
-            req = d.waiting[0]
-            need = d.blocks.blocks_for(req.input)
-            if need + headroom > d.blocks.free:
+        waiting, blocks = d.waiting, d.blocks  # one read books any run: the clock stands still
+        while waiting and d.slots_taken < d.max_seqs:
+            req = waiting[0]
+            need = blocks.blocks_for(req.input)
+            if need + headroom > blocks.free:
                 return
             yield req, need
 
