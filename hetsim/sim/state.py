@@ -177,6 +177,8 @@ class RequestLog:
                 reason = len(self.reasons)
                 self.reasons.append(failed_reason)
                 self._reason_code[failed_reason] = reason
+        # LOG_COLUMNS' order, then the codes
+        # fmt: off
         self._rows.append((
             r.id, r.arrival, r.t_prefill_start, r.t_prefill_end, r.t_transfer_start,
             r.t_transfer_end, r.t_decode_start, r.t_first, r.t_finish, r.input, r.cached,
@@ -184,7 +186,8 @@ class RequestLog:
             -1 if r.decode is None else r.decode.gid, r.preemptions, r.recomputed_tokens,
             r.retries, r.corrupted, r.spec_steps, r.spec_accepted, r.session, r.turn, r.loaded,
             r.reusable, r.evicted, status, reason,
-        ))  # fmt: skip  (LOG_COLUMNS' order, then the codes)
+        ))
+        # fmt: on
         self.n += 1
         if len(self._rows) >= ROWS_BUFFERED:
             self._flush()
